@@ -1,0 +1,2 @@
+/** Portcullis library entry point. */
+export { GatewayError } from './errors.js';
