@@ -1,0 +1,3 @@
+/** Shared evaluation helpers (dataset loading, split rule, metrics, tables). */
+export * from './datasets.js';
+export * from './metrics.js';
