@@ -1,0 +1,35 @@
+/** Money: price lookup per model glob and the cost of one request's usage. */
+import { DEFAULT_PRICING, type LimitsConfig, type ModelPrice } from './config.js';
+import { globTable, type GlobTable } from './glob.js';
+import type { Usage } from './types.js';
+
+const tables = new WeakMap<object, GlobTable<ModelPrice>>();
+
+/** The price of a model under this config (config entries over shipped defaults), or undefined if unpriced. */
+export function priceFor(model: string, config: LimitsConfig): ModelPrice | undefined {
+  let t = tables.get(config.pricing);
+  if (!t) {
+    t = globTable({ ...DEFAULT_PRICING, ...config.pricing });
+    tables.set(config.pricing, t);
+  }
+  return t.get(model);
+}
+
+/** Nano-dollars (1e-9 USD): integer unit used by budget counters so sums stay exact. */
+export const NANO_PER_USD = 1e9;
+
+/** Cost of usage in nano-dollars (integer, rounded up). Unpriced models cost 0. */
+export function costNanoUsd(model: string, usage: Usage, config: LimitsConfig): number {
+  const p = priceFor(model, config);
+  if (!p) return 0;
+  const cached = Math.min(Math.max(0, usage.cachedInputTokens ?? 0), usage.inputTokens);
+  const fresh = Math.max(0, usage.inputTokens - cached);
+  // price per MTok in USD == price per token in micro-USD == 1000 × nano-USD per token
+  const nano = 1000 * (fresh * p.inputPerMTok + cached * (p.cachedInputPerMTok ?? p.inputPerMTok) + Math.max(0, usage.outputTokens) * p.outputPerMTok);
+  return Math.ceil(nano - 1e-6);
+}
+
+/** Cost of usage in US dollars. `cachedInputTokens` is the part of `inputTokens` billed at the cached rate. */
+export function costUsd(model: string, usage: Usage, config: LimitsConfig): number {
+  return costNanoUsd(model, usage, config) / NANO_PER_USD;
+}

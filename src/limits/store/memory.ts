@@ -1,0 +1,153 @@
+/**
+ * In-process counter store: the embedded default, the IPC host's backing store, and the
+ * local fallback when Redis is down and failMode is open. Every operation is synchronous
+ * inside one call, hence atomic.
+ */
+import { gcraAdjust, gcraTake } from '../gcra.js';
+import type { AdmitOutcome, AdmitPlan, CounterStore, RateState, SettlePlan } from '../types.js';
+
+/** Options of the memory store. */
+export interface MemoryStoreOptions {
+  /** How often expired entries are swept (ms); 0 disables the timer. Default 60 s. */
+  sweepMs?: number;
+}
+
+/** The memory store plus introspection used by tests and the IPC host. */
+export interface MemoryCounterStore extends CounterStore {
+  /** Number of live entries (rates + slot sets + budgets), for tests and metrics. */
+  size(): number;
+  /** Drops expired entries now (`now` in ms). */
+  sweep(now: number): void;
+  /** Current value of a budget counter (0 if absent). */
+  budgetValue(key: string, now: number): number;
+  /** Live leases of a concurrency key. */
+  slotCount(key: string, now: number): number;
+}
+
+/** Creates an in-memory CounterStore. */
+export function createMemoryCounterStore(opts: MemoryStoreOptions = {}): MemoryCounterStore {
+  const tats = new Map<string, number>(); // µs
+  const slots = new Map<string, Map<string, number>>(); // leaseId → expiry ms
+  const budgets = new Map<string, { v: number; exp: number }>();
+  let lastNow = 0;
+
+  function liveSlots(key: string, now: number): Map<string, number> | undefined {
+    const m = slots.get(key);
+    if (!m) return undefined;
+    for (const [id, exp] of m) if (exp <= now) m.delete(id);
+    if (m.size === 0) {
+      slots.delete(key);
+      return undefined;
+    }
+    return m;
+  }
+  function budget(key: string, now: number): number {
+    const b = budgets.get(key);
+    if (!b) return 0;
+    if (b.exp <= now) {
+      budgets.delete(key);
+      return 0;
+    }
+    return b.v;
+  }
+
+  function sweep(now: number): void {
+    const nowUs = now * 1000;
+    for (const [k, t] of tats) if (t <= nowUs) tats.delete(k);
+    for (const k of slots.keys()) liveSlots(k, now);
+    for (const [k, b] of budgets) if (b.exp <= now) budgets.delete(k);
+  }
+  const sweepMs = opts.sweepMs ?? 60_000;
+  const timer = sweepMs > 0 ? setInterval(() => sweep(Math.max(lastNow, Date.now())), sweepMs) : undefined;
+  timer?.unref();
+
+  function admitSync(plan: AdmitPlan): AdmitOutcome {
+    const now = plan.now;
+    lastNow = now;
+    const nowUs = Math.round(now * 1000);
+    const rates: RateState[] = [];
+    const newTats: number[] = [];
+    let failed: AdmitOutcome['failed'];
+    plan.rates.forEach((r, i) => {
+      const step = gcraTake(tats.get(r.key), nowUs, r.cost, r.limit, r.periodMs);
+      rates.push({ fillMs: step.fillUs / 1000, retryMs: step.retryUs / 1000 });
+      newTats.push(step.tat);
+      if (!step.allowed && !failed) failed = { kind: 'rate', index: i };
+    });
+    if (!failed) {
+      plan.slots.forEach((s, i) => {
+        if (failed) return;
+        if ((liveSlots(s.key, now)?.size ?? 0) >= s.limit) failed = { kind: 'slot', index: i };
+      });
+    }
+    const values = plan.budgets.map((b) => budget(b.key, now));
+    if (!failed) {
+      plan.budgets.forEach((b, i) => {
+        if (!failed && values[i] + b.amount > b.limit) failed = { kind: 'budget', index: i };
+      });
+    }
+    if (failed) {
+      // Nothing was applied: report the current state of every rate limiter.
+      plan.rates.forEach((r, i) => {
+        const t = tats.get(r.key);
+        rates[i].fillMs = t !== undefined && t > nowUs ? (t - nowUs) / 1000 : 0;
+      });
+      return { ok: false, failed, rates, budgets: values };
+    }
+    plan.rates.forEach((r, i) => tats.set(r.key, newTats[i]));
+    for (const s of plan.slots) {
+      let m = slots.get(s.key);
+      if (!m) slots.set(s.key, (m = new Map()));
+      m.set(s.leaseId, now + s.ttlMs);
+    }
+    plan.budgets.forEach((b, i) => {
+      values[i] += b.amount;
+      const cur = budgets.get(b.key);
+      if (cur) cur.v = values[i];
+      else budgets.set(b.key, { v: values[i], exp: now + b.ttlMs });
+    });
+    return { ok: true, rates, budgets: values };
+  }
+
+  function settleSync(plan: SettlePlan): void {
+    const now = plan.now;
+    lastNow = now;
+    const nowUs = Math.round(now * 1000);
+    for (const r of plan.rates) {
+      if (r.delta === 0) continue;
+      const t = gcraAdjust(tats.get(r.key), nowUs, r.delta, r.limit, r.periodMs);
+      if (t === undefined) tats.delete(r.key);
+      else tats.set(r.key, t);
+    }
+    for (const s of plan.slots) {
+      const m = slots.get(s.key);
+      if (m) {
+        m.delete(s.leaseId);
+        if (m.size === 0) slots.delete(s.key);
+      }
+    }
+    for (const b of plan.budgets) {
+      if (b.delta === 0) continue;
+      const cur = budgets.get(b.key);
+      if (cur && cur.exp > now) cur.v = Math.max(0, cur.v + b.delta);
+      else if (b.delta > 0) budgets.set(b.key, { v: b.delta, exp: now + b.ttlMs });
+    }
+  }
+
+  return {
+    kind: 'memory',
+    async admit(plan) {
+      return admitSync(plan);
+    },
+    async settle(plan) {
+      settleSync(plan);
+    },
+    async close() {
+      if (timer) clearInterval(timer);
+    },
+    size: () => tats.size + slots.size + budgets.size,
+    sweep,
+    budgetValue: budget,
+    slotCount: (key, now) => liveSlots(key, now)?.size ?? 0,
+  };
+}

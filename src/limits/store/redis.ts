@@ -1,0 +1,268 @@
+/**
+ * Redis counter store for cluster mode: one Lua script per admission and one per
+ * settlement (EVALSHA with automatic EVAL fallback via ioredis defineCommand), so each is a
+ * single atomic round trip. All keys of one request share the tenant's hash tag
+ * (`{t:<tenant>}`), so the scripts also run on Redis Cluster.
+ */
+import { Redis, type Cluster, type RedisOptions } from 'ioredis';
+import type { AdmitOutcome, AdmitPlan, CounterStore, SettlePlan } from '../types.js';
+
+/**
+ * Admission. KEYS: rate keys, slot keys, budget keys. ARGV: now(ms), nRates, nSlots, nBudgets,
+ * then (limit, periodMs, cost) per rate, (limit, leaseId, ttlMs) per slot, (limit, amount, ttlMs)
+ * per budget. Checks everything first; applies only if all pass.
+ * Returns {failKind(0 ok,1 rate,2 slot,3 budget), failIndex, fillUs/retryUs per rate…, value per budget…}.
+ */
+const ADMIT_LUA = `
+local now = tonumber(ARGV[1])
+local nowUs = now * 1000
+local nR, nS, nB = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local a = 5
+local failKind, failIdx = 0, 0
+local out = {0, 0}
+local newTats = {}
+local prevFill = {}
+for i = 1, nR do
+  local limit, periodUs, cost = tonumber(ARGV[a]), tonumber(ARGV[a + 1]) * 1000, tonumber(ARGV[a + 2])
+  a = a + 3
+  local tat = tonumber(redis.call('GET', KEYS[i]))
+  if tat == nil or tat < nowUs then tat = nowUs end
+  prevFill[i] = tat - nowUs
+  local newTat = tat + math.ceil(cost * periodUs / limit)
+  local over = newTat - nowUs - periodUs
+  if over > 0 then
+    if failKind == 0 then failKind = 1; failIdx = i end
+    out[#out + 1] = tat - nowUs
+    out[#out + 1] = over
+  else
+    newTats[i] = newTat
+    out[#out + 1] = newTat - nowUs
+    out[#out + 1] = 0
+  end
+end
+local slots = {}
+for j = 1, nS do
+  local k = KEYS[nR + j]
+  local limit, lease, ttl = tonumber(ARGV[a]), ARGV[a + 1], tonumber(ARGV[a + 2])
+  a = a + 3
+  redis.call('ZREMRANGEBYSCORE', k, '-inf', now)
+  if failKind == 0 and redis.call('ZCARD', k) >= limit then failKind = 2; failIdx = j end
+  slots[j] = {k, lease, ttl}
+end
+local budgets = {}
+for j = 1, nB do
+  local k = KEYS[nR + nS + j]
+  local limit, amount, ttl = tonumber(ARGV[a]), ARGV[a + 1], ARGV[a + 2]
+  a = a + 3
+  local raw = redis.call('GET', k)
+  local v = tonumber(raw) or 0
+  if failKind == 0 and v + tonumber(amount) > limit then failKind = 3; failIdx = j end
+  budgets[j] = {k, raw, amount, ttl, v}
+end
+if failKind ~= 0 then
+  out[1] = failKind
+  out[2] = failIdx
+  for i = 1, nR do out[1 + 2 * i] = prevFill[i] end
+  for j = 1, nB do out[#out + 1] = budgets[j][5] end
+  return out
+end
+for i = 1, nR do
+  local ttlMs = math.ceil((newTats[i] - nowUs) / 1000) + 1
+  redis.call('SET', KEYS[i], string.format('%.0f', newTats[i]), 'PX', ttlMs)
+end
+for j = 1, nS do
+  local s = slots[j]
+  redis.call('ZADD', s[1], string.format('%.0f', now + s[3]), s[2])
+  if redis.call('PTTL', s[1]) < s[3] then redis.call('PEXPIRE', s[1], s[3]) end
+end
+for j = 1, nB do
+  local b = budgets[j]
+  if b[2] then
+    out[#out + 1] = redis.call('INCRBY', b[1], b[3])
+  else
+    redis.call('SET', b[1], b[3], 'PX', b[4])
+    out[#out + 1] = tonumber(b[3])
+  end
+end
+return out
+`;
+
+/**
+ * Settlement / release. KEYS: rate keys, slot keys, budget keys. ARGV: now(ms), nRates,
+ * nSlots, nBudgets, then (limit, periodMs, delta) per rate, (leaseId) per slot,
+ * (delta, ttlMs) per budget.
+ */
+const SETTLE_LUA = `
+local now = tonumber(ARGV[1])
+local nowUs = now * 1000
+local nR, nS, nB = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local a = 5
+for i = 1, nR do
+  local limit, periodUs, delta = tonumber(ARGV[a]), tonumber(ARGV[a + 1]) * 1000, tonumber(ARGV[a + 2])
+  a = a + 3
+  local tat = tonumber(redis.call('GET', KEYS[i]))
+  local inc = math.ceil(math.abs(delta) * periodUs / limit)
+  if delta > 0 then
+    if tat == nil or tat < nowUs then tat = nowUs end
+    local t = tat + inc
+    redis.call('SET', KEYS[i], string.format('%.0f', t), 'PX', math.ceil((t - nowUs) / 1000) + 1)
+  elseif tat ~= nil then
+    local t = tat - inc
+    if t > nowUs then
+      redis.call('SET', KEYS[i], string.format('%.0f', t), 'PX', math.ceil((t - nowUs) / 1000) + 1)
+    else
+      redis.call('DEL', KEYS[i])
+    end
+  end
+end
+for j = 1, nS do
+  redis.call('ZREM', KEYS[nR + j], ARGV[a])
+  a = a + 1
+end
+for j = 1, nB do
+  local k = KEYS[nR + nS + j]
+  local delta, ttl = ARGV[a], ARGV[a + 1]
+  a = a + 2
+  if redis.call('EXISTS', k) == 1 then
+    local v = redis.call('INCRBY', k, delta)
+    if v < 0 then redis.call('SET', k, '0', 'KEEPTTL') end
+  elseif tonumber(delta) > 0 then
+    redis.call('SET', k, delta, 'PX', ttl)
+  end
+end
+return 1
+`;
+
+/** Options of the Redis store. */
+export interface RedisStoreOptions {
+  /** Prefix of every key (no braces). Default `pcl:lim`. */
+  keyPrefix?: string;
+  /** Per-command timeout in ms; a dead Redis fails an admission after at most this long. Default 250. */
+  commandTimeoutMs?: number;
+  /** How long the first admission may wait for the initial connection. Default 2000. */
+  connectTimeoutMs?: number;
+  /** Extra ioredis options when a URL is given. */
+  redisOptions?: RedisOptions;
+}
+
+type ScriptClient = (Redis | Cluster) & {
+  pclAdmit(...args: (string | number)[]): Promise<number[]>;
+  pclSettle(...args: (string | number)[]): Promise<number>;
+};
+
+/** A Redis-backed CounterStore (pass a URL to let the store own the connection, or an ioredis client). */
+export function createRedisCounterStore(target: string | Redis | Cluster, opts: RedisStoreOptions = {}): CounterStore & { client: Redis | Cluster } {
+  const prefix = opts.keyPrefix ?? 'pcl:lim';
+  if (/[{}]/.test(prefix)) throw new Error('limits: Redis key prefix must not contain { or }');
+  const owned = typeof target === 'string';
+  const timeout = opts.commandTimeoutMs ?? 250;
+  const client = (
+    owned
+      ? new Redis(target, {
+          commandTimeout: timeout,
+          maxRetriesPerRequest: 1,
+          enableOfflineQueue: false,
+          connectTimeout: opts.connectTimeoutMs ?? 2000,
+          retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
+          ...opts.redisOptions,
+        })
+      : target
+  ) as ScriptClient;
+  if (owned) client.on('error', () => {}); // failures surface per command; the limiter logs them
+  client.defineCommand('pclAdmit', { lua: ADMIT_LUA });
+  client.defineCommand('pclSettle', { lua: SETTLE_LUA });
+
+  let everReady = client.status === 'ready';
+  let readyWait: Promise<void> | undefined;
+  const connectTimeout = opts.connectTimeoutMs ?? 2000;
+
+  /** Waits for the first connection only; afterwards a disconnected client fails fast. */
+  function ensureReady(): Promise<void> | undefined {
+    if (everReady || client.status === 'ready') {
+      everReady = true;
+      return undefined;
+    }
+    if (!['wait', 'connecting', 'connect'].includes(client.status)) return Promise.reject(new Error(`redis not connected (${client.status})`));
+    readyWait ??= new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        cleanup();
+        readyWait = undefined;
+        reject(new Error('redis connect timeout'));
+      }, connectTimeout);
+      const onReady = () => {
+        cleanup();
+        everReady = true;
+        resolve();
+      };
+      const onEnd = () => {
+        cleanup();
+        readyWait = undefined;
+        reject(new Error('redis connection closed'));
+      };
+      const cleanup = () => {
+        clearTimeout(timer);
+        client.off('ready', onReady);
+        client.off('end', onEnd);
+      };
+      client.on('ready', onReady);
+      client.on('end', onEnd);
+      if (client.status === 'wait') client.connect().catch(() => {});
+    });
+    return readyWait;
+  }
+
+  const k = (key: string) => `${prefix}:${key}`;
+
+  return {
+    kind: 'redis',
+    client,
+    async admit(plan: AdmitPlan): Promise<AdmitOutcome> {
+      const wait = ensureReady();
+      if (wait) await wait;
+      const keys: string[] = [];
+      const args: (string | number)[] = [Math.round(plan.now), plan.rates.length, plan.slots.length, plan.budgets.length];
+      for (const r of plan.rates) {
+        keys.push(k(r.key));
+        args.push(r.limit, r.periodMs, r.cost);
+      }
+      for (const s of plan.slots) {
+        keys.push(k(s.key));
+        args.push(s.limit, s.leaseId, s.ttlMs);
+      }
+      for (const b of plan.budgets) {
+        keys.push(k(b.key));
+        args.push(b.limit, b.amount, Math.ceil(b.ttlMs));
+      }
+      const res = await client.pclAdmit(keys.length, ...keys, ...args);
+      const failKind = Number(res[0]);
+      const rates = plan.rates.map((_, i) => ({ fillMs: Number(res[2 + 2 * i]) / 1000, retryMs: Number(res[3 + 2 * i]) / 1000 }));
+      const off = 2 + 2 * plan.rates.length;
+      const budgets = plan.budgets.map((_, j) => Number(res[off + j]));
+      if (failKind === 0) return { ok: true, rates, budgets };
+      const kind = failKind === 1 ? 'rate' : failKind === 2 ? 'slot' : 'budget';
+      return { ok: false, failed: { kind, index: Number(res[1]) - 1 }, rates, budgets };
+    },
+    async settle(plan: SettlePlan): Promise<void> {
+      const wait = ensureReady();
+      if (wait) await wait;
+      const keys: string[] = [];
+      const args: (string | number)[] = [Math.round(plan.now), plan.rates.length, plan.slots.length, plan.budgets.length];
+      for (const r of plan.rates) {
+        keys.push(k(r.key));
+        args.push(r.limit, r.periodMs, r.delta);
+      }
+      for (const s of plan.slots) {
+        keys.push(k(s.key));
+        args.push(s.leaseId);
+      }
+      for (const b of plan.budgets) {
+        keys.push(k(b.key));
+        args.push(b.delta, Math.ceil(b.ttlMs));
+      }
+      await client.pclSettle(keys.length, ...keys, ...args);
+    },
+    async close() {
+      if (owned) client.disconnect();
+    },
+  };
+}

@@ -1,0 +1,109 @@
+/**
+ * Input token estimation before forwarding: a real BPE tokenizer (gpt-tokenizer) for
+ * OpenAI-family models, a documented characters-per-token approximation for the rest.
+ */
+import { createRequire } from 'node:module';
+import { DEFAULT_TOKENIZERS, type LimitsConfig, type TokenizerSpec } from './config.js';
+import { globTable, type GlobTable } from './glob.js';
+
+type CountFn = (text: string, opts?: { disallowedSpecial?: Set<string> }) => number;
+
+const require = createRequire(import.meta.url);
+const encoders = new Map<'o200k' | 'cl100k', CountFn>();
+/** Special-token strings in user text are counted as plain text instead of throwing. */
+const PLAIN = { disallowedSpecial: new Set<string>() };
+
+function encoder(kind: 'o200k' | 'cl100k'): CountFn {
+  let fn = encoders.get(kind);
+  if (!fn) {
+    // Loaded lazily (the o200k tables take ~0.5 s to load) and synchronously via the CJS build.
+    const mod = require(kind === 'o200k' ? 'gpt-tokenizer/cjs/encoding/o200k_base' : 'gpt-tokenizer/cjs/encoding/cl100k_base') as {
+      countTokens: CountFn;
+    };
+    fn = mod.countTokens;
+    encoders.set(kind, fn);
+  }
+  return fn;
+}
+
+/** Loads the BPE tables now (call at start-up so the first request does not pay for it). */
+export function warmTokenizers(kinds: ('o200k' | 'cl100k')[] = ['o200k', 'cl100k']): void {
+  for (const k of kinds) encoder(k);
+}
+
+const tables = new WeakMap<object, GlobTable<TokenizerSpec>>();
+function tokenizerTable(config: LimitsConfig): GlobTable<TokenizerSpec> {
+  let t = tables.get(config.tokenizers);
+  if (!t) {
+    t = globTable({ ...DEFAULT_TOKENIZERS, ...config.tokenizers });
+    tables.set(config.tokenizers, t);
+  }
+  return t;
+}
+
+/** The tokenizer used for a model under this config. */
+export function tokenizerFor(model: string, config: LimitsConfig): TokenizerSpec {
+  return tokenizerTable(config).get(model) ?? { kind: 'chars', charsPerToken: 3.5 };
+}
+
+/**
+ * Approximate token count: ASCII characters at `charsPerToken` each, every other code point
+ * one token (conservative for CJK and emoji, which BPE vocabularies split finely).
+ */
+export function approxTokens(text: string, charsPerToken = 3.5): number {
+  let ascii = 0;
+  let other = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) ascii++;
+    else if (c >= 0xdc00 && c <= 0xdfff) continue; // low surrogate: counted with its high half
+    else other++;
+  }
+  return Math.ceil(ascii / charsPerToken) + other;
+}
+
+/**
+ * Estimated input tokens of a request: each text (one per message, tool definition, …)
+ * counted with the model's tokenizer, plus `perMessageOverheadTokens` per text and once more
+ * for the reply priming. Only the first `maxExactTokenizeChars` characters of a request are
+ * tokenized exactly; the rest is extrapolated from the observed tokens-per-character ratio,
+ * never below the 4-characters-per-token approximation (keeps admission time bounded).
+ */
+export function estimateInputTokens(model: string, texts: string[], config: LimitsConfig): number {
+  const spec = tokenizerFor(model, config);
+  const overhead = config.perMessageOverheadTokens;
+  let total = texts.length > 0 ? overhead : 0;
+  if (spec.kind === 'chars') {
+    for (const t of texts) total += approxTokens(t, spec.charsPerToken) + overhead;
+    return total;
+  }
+  const count = encoder(spec.kind);
+  let budget = config.maxExactTokenizeChars;
+  let exactChars = 0;
+  let exactTokens = 0;
+  for (const t of texts) {
+    total += overhead;
+    if (t.length === 0) continue;
+    if (t.length <= budget) {
+      const n = count(t, PLAIN);
+      total += n;
+      exactChars += t.length;
+      exactTokens += n;
+      budget -= t.length;
+      continue;
+    }
+    let rest = t;
+    if (budget > 0) {
+      const head = t.slice(0, budget);
+      const n = count(head, PLAIN);
+      total += n;
+      exactChars += head.length;
+      exactTokens += n;
+      rest = t.slice(budget);
+      budget = 0;
+    }
+    const ratio = exactChars > 0 ? exactTokens / exactChars : 0;
+    total += Math.max(Math.ceil(ratio * rest.length), approxTokens(rest, 4));
+  }
+  return total;
+}
