@@ -199,13 +199,21 @@ export function createRedisCounterStore(target: string | Redis | Cluster, opts: 
         readyWait = undefined;
         reject(new Error('redis connection closed'));
       };
+      // A refused first connection fails now rather than after the connect timeout.
+      const onRetry = () => {
+        cleanup();
+        readyWait = undefined;
+        reject(new Error('redis unreachable'));
+      };
       const cleanup = () => {
         clearTimeout(timer);
         client.off('ready', onReady);
         client.off('end', onEnd);
+        client.off('reconnecting', onRetry);
       };
       client.on('ready', onReady);
       client.on('end', onEnd);
+      client.on('reconnecting', onRetry);
       if (client.status === 'wait') client.connect().catch(() => {});
     });
     return readyWait;
