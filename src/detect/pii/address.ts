@@ -1,0 +1,35 @@
+/** Street address recognizer: US/UK number-first addresses, continental street-name-first addresses, UK postcodes. */
+import type { RawMatch, Recognizer, ScanInput } from './types.js';
+
+const SUFFIX =
+  'Street|St|Avenue|Ave|Av|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Terrace|Ter|Circle|Cir|Parkway|Pkwy|Highway|Hwy|' +
+  'Square|Sq|Trail|Trl|Crescent|Close|Grove|Gardens|Gdns|Hill|Row|Walk|Mews|Park|Green|Loop|Pike|Plaza|Alley|Causeway|Expressway|Freeway|Ridge|Run|Point|Pt|Crossing|Xing|Bend|Cove|Glen|Heights|Hts|Landing|Path|Pass|Vale|View|Village|Wharf';
+const UNIT = '(?:,?\\s(?:Apt|Apartment|Suite|Ste|Unit|Fl|Floor|Flat|Room|Rm|Bldg|Building|#)\\.?\\s?#?[A-Za-z0-9-]{1,6})?';
+const UK_POSTCODE = '[A-Z]{1,2}\\d[A-Z\\d]?\\s?\\d[A-Z]{2}';
+const US_TAIL = `(?:,?\\s[A-Z][A-Za-z.'-]{1,20}(?:\\s[A-Z][A-Za-z.'-]{1,20}){0,2},?\\s(?:[A-Z]{2}\\s\\d{5}(?:-\\d{4})?|${UK_POSTCODE}))?`;
+const WORD = "[A-Z][A-Za-z'.-]{1,24}|\\d{1,3}(?:st|nd|rd|th)";
+const NUMBER_FIRST = `(?<![\\w-])\\d{1,6}[A-Za-z]?(?:\\s(?:${WORD})){1,4}\\s(?:${SUFFIX})\\b\\.?${UNIT}${US_TAIL}`;
+const STREET_WORDS_EU =
+  'straße|strasse|str\\.|weg|gasse|platz|allee|ring|damm|ufer|katu|tie|polku|vej|gade|laan|straat|plein|gracht|väg|vägen|gatan|gata|veien|vegen|utca|ulica|ul\\.';
+const NAME_FIRST_EU = `(?<![\\w-])[A-ZÀ-Ý][a-zß-ÿ]{1,30}(?:${STREET_WORDS_EU})\\s\\d{1,4}[a-z]?(?![\\w])`;
+const ROMANCE =
+  '(?<![\\w-])(?:\\d{1,4},?\\s)?(?:Rue|Avenue|Boulevard|Chemin|Place|Via|Viale|Piazza|Corso|Calle|Avenida|Camino|Carrer|Plaza|Paseo|Rua|Travessa|Largo)\\s(?:(?:de|del|de la|des|du|della|di|do|da|dos|das|la|le|les)\\s)?[A-ZÀ-Ý][\\w\'-]{1,24}(?:\\s[A-ZÀ-Ý][\\w\'-]{1,24}){0,3}(?:,?\\s\\d{1,4}[a-z]?(?![\\w]))?';
+const ADDRESS = new RegExp(`${NUMBER_FIRST}|${NAME_FIRST_EU}|${ROMANCE}`, 'g');
+const POSTCODE_ONLY = new RegExp(`(?<![A-Za-z0-9])${UK_POSTCODE}(?![A-Za-z0-9])`, 'g');
+
+/** Finds street addresses in US/UK and common European formats. */
+export const addressRecognizer: Recognizer = {
+  entities: ['STREET_ADDRESS'],
+  detect({ text }: ScanInput): RawMatch[] {
+    const out: RawMatch[] = [];
+    for (const m of text.matchAll(ADDRESS)) {
+      const v = m[0];
+      const hasNumber = /\d/.test(v);
+      out.push({ entity: 'STREET_ADDRESS', start: m.index, end: m.index + v.length, score: hasNumber ? 0.7 : 0.45, reason: 'street address pattern' });
+    }
+    for (const m of text.matchAll(POSTCODE_ONLY)) {
+      out.push({ entity: 'STREET_ADDRESS', start: m.index, end: m.index + m[0].length, score: 0.4, reason: 'UK postcode' });
+    }
+    return out;
+  },
+};

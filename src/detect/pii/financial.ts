@@ -1,0 +1,84 @@
+/** Payment card, IBAN and crypto wallet recognizers, each checksum-validated. */
+import type { RawMatch, Recognizer, ScanInput } from './types.js';
+import { base58CheckValid, bech32Valid, cardIssuer, eip55Valid, ibanValid, luhnValid } from './validators.js';
+
+// 12-19 digits, optionally grouped by single spaces or dashes. Each repetition consumes a digit: linear.
+const CARD = /(?<![\d\w.,-])\d(?:[ -]?\d){11,18}(?![\d\w]|[.,-]\d)/g;
+const IBAN = /(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}(?: ?[A-Za-z0-9]{4}){2,7}(?: ?[A-Za-z0-9]{1,3})?(?![A-Za-z0-9])/g;
+const BTC_B58 = /(?<![A-Za-z0-9])[13][1-9A-HJ-NP-Za-km-z]{25,34}(?![A-Za-z0-9])/g;
+const BTC_BECH32 = /(?<![A-Za-z0-9])(?:bc1|BC1|tb1|TB1)[02-9AC-HJ-NP-Zac-hj-np-z]{11,71}(?![A-Za-z0-9])/g;
+const ETH = /(?<![A-Za-z0-9])0x[0-9a-fA-F]{40}(?![A-Za-z0-9])/g;
+
+function validCard(raw: string): string | undefined {
+  const seps = raw.replace(/\d/g, '');
+  if (seps.length > 0 && new Set(seps).size > 1) return undefined;
+  const digits = raw.replace(/\D/g, '');
+  if (digits.length < 12 || !luhnValid(digits) || /^(\d)\1+$/.test(digits)) return undefined;
+  return cardIssuer(digits);
+}
+
+/** Finds payment card numbers: 12-19 digits, consistent grouping, Luhn-valid, known issuer range. */
+export const cardRecognizer: Recognizer = {
+  entities: ['CREDIT_CARD'],
+  detect({ text }: ScanInput): RawMatch[] {
+    const out: RawMatch[] = [];
+    for (const m of text.matchAll(CARD)) {
+      let raw = m[0];
+      let issuer = validCard(raw);
+      // A trailing group (e.g. an expiry) may have been swallowed: retry at earlier group boundaries.
+      while (!issuer) {
+        const cut = Math.max(raw.lastIndexOf(' '), raw.lastIndexOf('-'));
+        if (cut <= 0) break;
+        raw = raw.slice(0, cut);
+        issuer = validCard(raw);
+      }
+      if (!issuer) continue;
+      out.push({ entity: 'CREDIT_CARD', start: m.index, end: m.index + raw.length, score: issuer === 'maestro' || issuer === 'diners' ? 0.75 : 0.9, reason: `Luhn-valid ${issuer} card number` });
+    }
+    return out;
+  },
+};
+
+/** Finds IBANs: known country, per-country length, mod-97 checksum (case-insensitive, spaces allowed). */
+export const ibanRecognizer: Recognizer = {
+  entities: ['IBAN'],
+  detect({ text }: ScanInput): RawMatch[] {
+    const out: RawMatch[] = [];
+    for (const m of text.matchAll(IBAN)) {
+      let raw = m[0];
+      // The greedy tail may swallow a following word fragment; shrink until valid.
+      let ok = ibanValid(raw);
+      while (!ok && raw.length > 15) {
+        raw = raw.slice(0, -1).trimEnd();
+        ok = ibanValid(raw);
+      }
+      if (!ok) continue;
+      out.push({ entity: 'IBAN', start: m.index, end: m.index + raw.length, score: 0.95, reason: 'IBAN with valid mod-97 checksum' });
+    }
+    return out;
+  },
+};
+
+/** Finds crypto wallet addresses: Bitcoin base58check and bech32/bech32m, Ethereum (EIP-55 when mixed case). */
+export const cryptoRecognizer: Recognizer = {
+  entities: ['CRYPTO_WALLET'],
+  detect({ text }: ScanInput): RawMatch[] {
+    const out: RawMatch[] = [];
+    for (const m of text.matchAll(BTC_B58)) {
+      if (base58CheckValid(m[0])) out.push({ entity: 'CRYPTO_WALLET', start: m.index, end: m.index + m[0].length, score: 0.9, reason: 'Bitcoin address with valid base58check' });
+    }
+    for (const m of text.matchAll(BTC_BECH32)) {
+      if (bech32Valid(m[0])) out.push({ entity: 'CRYPTO_WALLET', start: m.index, end: m.index + m[0].length, score: 0.9, reason: 'Bitcoin bech32 address with valid checksum' });
+    }
+    for (const m of text.matchAll(ETH)) {
+      const hex = m[0].slice(2);
+      const mixed = hex !== hex.toLowerCase() && hex !== hex.toUpperCase();
+      if (mixed) {
+        if (eip55Valid(m[0])) out.push({ entity: 'CRYPTO_WALLET', start: m.index, end: m.index + m[0].length, score: 0.9, reason: 'Ethereum address with valid EIP-55 checksum' });
+      } else {
+        out.push({ entity: 'CRYPTO_WALLET', start: m.index, end: m.index + m[0].length, score: 0.45, reason: 'Ethereum-shaped address (no checksum case)' });
+      }
+    }
+    return out;
+  },
+};
