@@ -1,2 +1,100 @@
-/** Portcullis library entry point. */
+/**
+ * Portcullis: the composition root. `createGateway(config)` wires stores, identity, routing,
+ * steps and the HTTP app; nothing else holds global state.
+ */
+import pino, { type Logger } from 'pino';
+import type { FastifyInstance } from 'fastify';
+import type { Config } from './config/schema.js';
+import { openDb, type Db } from './store/db.js';
+import { bootstrap, loadPepper } from './identity/keys.js';
+import { createIdentity, type Identity } from './identity/service.js';
+import { createRouter, type Router } from './providers/router.js';
+import { buildApp, type RouteRegistrar } from './server/app.js';
+import type { ProxySteps } from './server/context.js';
+
 export { GatewayError } from './errors.js';
+export { loadConfig, validateConfig, ConfigError } from './config/load.js';
+export type { Config } from './config/schema.js';
+
+/** A running (or ready to listen) gateway. */
+export interface Gateway {
+  app: FastifyInstance;
+  config: Config;
+  db: Db;
+  identity: Identity;
+  router: Router;
+  logger: Logger;
+  /** The bootstrap key created on the very first start (null on later starts). */
+  bootstrapKey: { id: string; key: string; tenant: string } | null;
+  listen(): Promise<{ url: string; port: number; host: string }>;
+  close(): Promise<void>;
+}
+
+/** Options that are not configuration (wiring for tests and embedding). */
+export interface GatewayOptions {
+  logger?: Logger;
+  /** Skip creating the bootstrap key (e.g. in cluster workers where the primary did it). */
+  skipBootstrap?: boolean;
+  /** PostgreSQL schema (tests). */
+  pgSchema?: string;
+  env?: Record<string, string | undefined>;
+}
+
+/** Creates a pino logger that never logs request bodies or credentials. */
+export function createLogger(level: string): Logger {
+  return pino({
+    level,
+    base: { pid: process.pid },
+    redact: { paths: ['req.headers.authorization', 'req.headers["x-api-key"]', '*.apiKey', '*.key', '*.pepper'], censor: '[redacted]' },
+  });
+}
+
+/** Wires a gateway from a validated config. */
+export async function createGateway(config: Config, opts: GatewayOptions = {}): Promise<Gateway> {
+  const logger = opts.logger ?? createLogger(config.log.level);
+  const env = opts.env ?? process.env;
+  const cluster = config.store.kind === 'cluster';
+  if (cluster && !config.store.postgresUrl) throw new Error('store.kind is cluster but store.postgresUrl is not set');
+  const db = await openDb(cluster ? { postgresUrl: config.store.postgresUrl!, ...(opts.pgSchema ? { pgSchema: opts.pgSchema } : {}) } : { dataDir: config.dataDir });
+  const pepper = loadPepper(config.dataDir, env);
+  const identity = createIdentity({ db: db.kysely, pepper });
+  const router = createRouter(config);
+  const bootstrapKey = opts.skipBootstrap ? null : await bootstrap(db.kysely, pepper);
+
+  const steps: ProxySteps = {};
+  const registrars: RouteRegistrar[] = [];
+  const app = await buildApp({
+    config,
+    identity,
+    router,
+    steps,
+    logger,
+    log: logger,
+    registrars,
+    ready: () => db.ping(),
+  });
+
+  let closed = false;
+  return {
+    app,
+    config,
+    db,
+    identity,
+    router,
+    logger,
+    bootstrapKey,
+    async listen() {
+      await app.listen({ port: config.server.port, host: config.server.host });
+      const addr = app.server.address() as { port: number; address: string };
+      const host = addr.address.includes(':') ? `[${addr.address}]` : addr.address;
+      return { url: `http://${host}:${addr.port}`, port: addr.port, host: addr.address };
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      await app.close();
+      await router.close();
+      await db.close();
+    },
+  };
+}

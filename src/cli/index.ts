@@ -1,1 +1,19 @@
-console.log('portcullis');
+#!/usr/bin/env node
+/** The `portcullis` command. */
+import { Command } from 'commander';
+import { registerConfigCommand } from './config.js';
+import { registerDemoCommand } from './demo.js';
+import { registerKeysCommand } from './keys.js';
+import { registerServeCommand } from './serve.js';
+
+const program = new Command();
+program.name('portcullis').description('Portcullis: a security gateway for AI APIs').version('0.1.0');
+registerServeCommand(program);
+registerKeysCommand(program);
+registerConfigCommand(program);
+registerDemoCommand(program);
+
+program.parseAsync(process.argv).catch((e) => {
+  process.stderr.write(`portcullis: ${(e as Error).message}\n`);
+  process.exit(2);
+});

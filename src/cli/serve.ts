@@ -1,0 +1,87 @@
+/** `portcullis serve`: runs the gateway, optionally as N worker processes (node:cluster). */
+import cluster from 'node:cluster';
+import type { Command } from 'commander';
+import { createGateway, createLogger } from '../index.js';
+import { openDb } from '../store/db.js';
+import { bootstrap, loadPepper } from '../identity/keys.js';
+import type { Config } from '../config/schema.js';
+import { configFromOptions, fail, type CommonOptions } from './common.js';
+
+function printBootstrapKey(k: { key: string; tenant: string }): void {
+  process.stdout.write(
+    `\n  Bootstrap API key for tenant "${k.tenant}" (shown once; it is stored only as a keyed hash):\n\n    ${k.key}\n\n` +
+      `  Try it:  curl -s http://HOST:PORT/v1/chat/completions -H "Authorization: Bearer ${k.key.slice(0, 8)}…" ...\n\n`,
+  );
+}
+
+async function bootstrapOnce(config: Config): Promise<void> {
+  const db = await openDb(config.store.kind === 'cluster' ? { postgresUrl: config.store.postgresUrl! } : { dataDir: config.dataDir });
+  try {
+    const k = await bootstrap(db.kysely, loadPepper(config.dataDir));
+    if (k) printBootstrapKey(k);
+  } finally {
+    await db.close();
+  }
+}
+
+async function runWorker(config: Config, skipBootstrap: boolean): Promise<void> {
+  const logger = createLogger(config.log.level);
+  const gw = await createGateway(config, { logger, skipBootstrap });
+  if (gw.bootstrapKey) printBootstrapKey(gw.bootstrapKey);
+  const { url } = await gw.listen();
+  logger.info({ url, workers: config.server.workers }, 'portcullis listening');
+  if (!cluster.isWorker) process.stdout.write(`  Portcullis listening on ${url}  (demo models: demo, demo-vulnerable)\n`);
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    await gw.close().catch(() => {});
+    process.exit(0);
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
+/** Starts the gateway in this process or as a cluster of workers. */
+export async function serve(config: Config): Promise<void> {
+  if (config.server.workers <= 1) return runWorker(config, false);
+  if (cluster.isPrimary) {
+    await bootstrapOnce(config);
+    for (let i = 0; i < config.server.workers; i++) cluster.fork();
+    let stopping = false;
+    cluster.on('exit', (w, code, signal) => {
+      if (stopping) return;
+      process.stderr.write(`portcullis: worker ${w.process.pid} exited (${signal ?? code}); restarting\n`);
+      cluster.fork();
+    });
+    const stop = () => {
+      stopping = true;
+      for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGTERM');
+      setTimeout(() => process.exit(0), 2000).unref();
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+    process.stdout.write(`  Portcullis primary ${process.pid} started ${config.server.workers} workers on http://${config.server.host}:${config.server.port}\n`);
+    return;
+  }
+  return runWorker(config, true);
+}
+
+/** Registers `serve`. */
+export function registerServeCommand(program: Command): void {
+  program
+    .command('serve')
+    .description('run the gateway (embedded default: SQLite under ./data, in-memory counters, demo upstream)')
+    .option('-c, --config <file>', 'YAML config file (or PORTCULLIS_CONFIG)')
+    .option('-p, --port <port>', 'port to listen on (or PORTCULLIS_PORT; default 8080)')
+    .option('--host <host>', 'address to bind (default 127.0.0.1)')
+    .option('--data-dir <dir>', 'data directory (or PORTCULLIS_DATA_DIR; default ./data)')
+    .option('-w, --workers <n>', 'worker processes (node:cluster; default 1)')
+    .action(async (o: CommonOptions) => {
+      try {
+        await serve(configFromOptions(o));
+      } catch (e) {
+        fail(e);
+      }
+    });
+}

@@ -1,0 +1,124 @@
+/**
+ * The one configuration schema. Every section is strict: unknown keys are rejected with
+ * their path. Types are derived from the schema (`Config = z.infer<typeof configSchema>`).
+ */
+import { z } from 'zod';
+
+const ms = (def: number) => z.number().int().positive().max(3_600_000).default(def);
+
+/** Size like 4194304, "4mb", "512kb". */
+export const sizeSchema = z.union([
+  z.number().int().positive(),
+  z
+    .string()
+    .regex(/^\d+(\.\d+)?\s*(b|kb|kib|mb|mib|gb|gib)?$/i, 'expected a size such as 4mb or 4194304')
+    .transform((s) => {
+      const m = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(s.trim())!;
+      const unit = (m[2] || 'b').toLowerCase();
+      const mult = unit.startsWith('g') ? 1024 ** 3 : unit.startsWith('m') ? 1024 ** 2 : unit.startsWith('k') ? 1024 : 1;
+      return Math.floor(Number(m[1]) * mult);
+    }),
+]);
+
+export const providerSchema = z.discriminatedUnion('type', [
+  z
+    .object({
+      type: z.literal('openai'),
+      /** Base URL including the version path, e.g. https://api.openai.com/v1 or http://127.0.0.1:8000/v1 */
+      baseUrl: z.string().url(),
+      /** Name of the env variable holding the upstream key. */
+      apiKeyEnv: z.string().optional(),
+      /** Path of a file holding the upstream key (e.g. a mounted secret). */
+      apiKeyFile: z.string().optional(),
+      /** Azure OpenAI: adds `api-version` to every URL and sends the key as `api-key`. */
+      azure: z.object({ apiVersion: z.string().min(1) }).strict().optional(),
+      /** Extra static headers sent upstream (never from the client). */
+      headers: z.record(z.string()).default({}),
+    })
+    .strict(),
+  z
+    .object({
+      type: z.literal('anthropic'),
+      baseUrl: z.string().url().default('https://api.anthropic.com'),
+      apiKeyEnv: z.string().optional(),
+      apiKeyFile: z.string().optional(),
+      version: z.string().default('2023-06-01'),
+      headers: z.record(z.string()).default({}),
+    })
+    .strict(),
+  z.object({ type: z.literal('demo') }).strict(),
+]);
+
+export const routeSchema = z
+  .object({
+    /** Model name or glob (`gpt-*`). */
+    model: z.string().min(1).max(256),
+    /** Provider name from `providers`. */
+    provider: z.string().min(1),
+    /** Rewrite the model name sent upstream (e.g. an Azure deployment name). */
+    upstreamModel: z.string().min(1).optional(),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    server: z
+      .object({
+        host: z.string().default('127.0.0.1'),
+        port: z.number().int().min(0).max(65535).default(8080),
+        /** Largest accepted request body (default 4 MiB → 413 above). */
+        bodyLimit: sizeSchema.default(4 * 1024 * 1024),
+        /** Deepest accepted JSON nesting. */
+        maxJsonDepth: z.number().int().min(2).max(1000).default(64),
+        /** Worker processes (node:cluster); 1 = single process. */
+        workers: z.number().int().min(1).max(64).default(1),
+        /** Trust X-Forwarded-For from these proxies (fastify trustProxy). */
+        trustProxy: z.union([z.boolean(), z.string(), z.array(z.string())]).default(false),
+        requestTimeoutMs: ms(600_000),
+      })
+      .strict()
+      .default({}),
+    /** Where the embedded default keeps its SQLite file and generated secrets. */
+    dataDir: z.string().default('./data'),
+    store: z
+      .object({
+        kind: z.enum(['embedded', 'cluster']).default('embedded'),
+        postgresUrl: z.string().optional(),
+        redisUrl: z.string().optional(),
+      })
+      .strict()
+      .default({}),
+    providers: z.record(providerSchema).default({ demo: { type: 'demo' } }),
+    /** Model → provider routes, first match wins. */
+    routes: z.array(routeSchema).default([{ model: 'demo*', provider: 'demo' }]),
+    upstream: z
+      .object({
+        connectTimeoutMs: ms(5_000),
+        /** Time until the upstream's response headers arrive. */
+        firstByteTimeoutMs: ms(60_000),
+        /** Whole non-streamed exchange, or a whole stream. */
+        totalTimeoutMs: ms(600_000),
+        /** Longest silence between two chunks of a stream. */
+        streamIdleTimeoutMs: ms(60_000),
+        /** Largest non-streamed upstream body accepted. */
+        maxResponseBytes: sizeSchema.default(64 * 1024 * 1024),
+        /** Keep-alive connections per upstream origin. */
+        connections: z.number().int().min(1).max(10_000).default(128),
+      })
+      .strict()
+      .default({}),
+    log: z
+      .object({
+        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+      })
+      .strict()
+      .default({}),
+  })
+  .strict();
+
+/** The validated, frozen configuration. */
+export type Config = z.infer<typeof configSchema>;
+/** Configuration as written by a user (before defaults). */
+export type ConfigInput = z.input<typeof configSchema>;
+export type ProviderConfig = z.infer<typeof providerSchema>;
+export type RouteConfig = z.infer<typeof routeSchema>;

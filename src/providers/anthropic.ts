@@ -1,0 +1,24 @@
+/** Anthropic Messages API upstream. */
+import type { ProviderConfig } from '../config/schema.js';
+import { createAgent, postJson, readCredential, type UpstreamTimeouts } from './http.js';
+import type { Api, Provider } from './types.js';
+
+type AnthropicConfig = Extract<ProviderConfig, { type: 'anthropic' }>;
+
+/** Builds an Anthropic provider. */
+export function createAnthropicProvider(name: string, cfg: AnthropicConfig, timeouts: UpstreamTimeouts): Provider {
+  const agent = createAgent(timeouts);
+  const base = cfg.baseUrl.replace(/\/+$/, '').replace(/\/v1$/, '');
+  return {
+    name,
+    type: 'anthropic',
+    apis: new Set<Api>(['messages']),
+    send(req) {
+      const key = readCredential(cfg);
+      const headers: Record<string, string> = { ...cfg.headers, 'anthropic-version': cfg.version };
+      if (key) headers['x-api-key'] = key;
+      return postJson(agent, `${base}/v1/messages`, headers, req.body, req.signal);
+    },
+    close: () => agent.close(),
+  };
+}

@@ -1,0 +1,44 @@
+/** Provider adapters: what the gateway needs to call an upstream LLM API. */
+
+/** The client-facing APIs the gateway serves. */
+export type Api = 'chat' | 'completions' | 'embeddings' | 'responses' | 'messages';
+
+/** Upstream path (relative to the provider's base URL) for each API. */
+export const API_PATHS: Record<Api, string> = {
+  chat: '/chat/completions',
+  completions: '/completions',
+  embeddings: '/embeddings',
+  responses: '/responses',
+  messages: '/messages',
+};
+
+/** One call to an upstream. */
+export interface UpstreamRequest {
+  api: Api;
+  /** The JSON body to send (already rewritten by the gateway). */
+  body: Record<string, unknown>;
+  stream: boolean;
+  /** Aborted when the client goes away or a timeout fires. */
+  signal: AbortSignal;
+  requestId: string;
+}
+
+/** An upstream answer; `body` yields raw bytes (JSON or SSE). */
+export interface UpstreamResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: AsyncIterable<Uint8Array>;
+  /** Releases the connection early (called when the gateway stops reading). */
+  dump(): void;
+}
+
+/** A provider: data plus small functions. */
+export interface Provider {
+  /** Configured name (e.g. `openai`). */
+  name: string;
+  type: 'openai' | 'anthropic' | 'demo';
+  /** The client-facing APIs this provider can serve natively. */
+  apis: ReadonlySet<Api>;
+  send(req: UpstreamRequest): Promise<UpstreamResponse>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,165 @@
+/** The fastify application: body parsing, request context, routes, error mapping, request logs. */
+import { randomBytes } from 'node:crypto';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { GatewayError } from '../errors.js';
+import type { Api } from '../providers/types.js';
+import { parseJsonBody } from './body.js';
+import type { RequestContext } from './context.js';
+import { errorEnvelope, toGatewayError } from './errors.js';
+import { handleProxy, identify, type ProxyDeps } from './proxy.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    pcl: RequestContext;
+  }
+}
+
+/** Extra route registrations contributed by modules (admin API, guard check API, …). */
+export type RouteRegistrar = (app: FastifyInstance, deps: AppDeps) => void | Promise<void>;
+
+/** What the app needs. */
+export interface AppDeps extends ProxyDeps {
+  logger: Logger;
+  /** Readiness check of the stores. */
+  ready(): Promise<boolean>;
+  /** Additional routes. */
+  registrars?: RouteRegistrar[];
+}
+
+const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** Proxied endpoints: path → API. */
+export const PROXY_ROUTES: ReadonlyArray<[string, Api]> = [
+  ['/v1/chat/completions', 'chat'],
+  ['/v1/completions', 'completions'],
+  ['/v1/embeddings', 'embeddings'],
+  ['/v1/responses', 'responses'],
+  ['/v1/messages', 'messages'],
+];
+
+/** Builds the fastify app (not listening). */
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const { config } = deps;
+  const app = Fastify({
+    loggerInstance: deps.logger as unknown as FastifyBaseLogger,
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: config.server.bodyLimit,
+    trustProxy: config.server.trustProxy,
+    requestTimeout: config.server.requestTimeoutMs,
+    return503OnClosing: true,
+    forceCloseConnections: true,
+    routerOptions: { maxParamLength: 200 },
+    genReqId(req) {
+      const h = req.headers['x-request-id'];
+      return typeof h === 'string' && REQUEST_ID_RE.test(h) ? h : 'req_' + randomBytes(12).toString('hex');
+    },
+  });
+
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit: config.server.bodyLimit }, (_req, body, done) => {
+    try {
+      done(null, parseJsonBody(body as Buffer, config.server.maxJsonDepth));
+    } catch (e) {
+      done(e as Error, undefined);
+    }
+  });
+  app.addContentTypeParser('*', (_req, _payload, done) => done(new GatewayError('PCL_BAD_CONTENT_TYPE'), undefined));
+
+  app.decorateRequest('pcl', null as unknown as RequestContext);
+  app.addHook('onRequest', (req, reply, done) => {
+    const ctx: RequestContext = {
+      requestId: String(req.id),
+      api: 'chat',
+      route: req.routeOptions.url ?? req.url.split('?')[0]!.slice(0, 200),
+      startedAt: performance.now(),
+      clientIp: req.ip,
+      stream: false,
+      body: {},
+      responseHeaders: {},
+      state: {},
+    };
+    req.pcl = ctx;
+    reply.header('x-request-id', ctx.requestId);
+    reply.raw.once('close', () => {
+      finish(deps, req.method, ctx, reply.raw.statusCode, !reply.raw.writableFinished);
+    });
+    done();
+  });
+
+  app.setErrorHandler((err, req, reply) => {
+    const ge = toGatewayError(err);
+    const ctx = req.pcl;
+    if (ctx) {
+      ctx.errorCode = ge.publicCode;
+      ctx.state.error = { code: ge.code, internal: ge.internal ?? (ge.code === 'PCL_INTERNAL' ? String((err as Error)?.stack ?? err) : undefined) };
+    }
+    if (ge.status >= 500) req.log.error({ reqId: req.id, code: ge.code, detail: ge.internal ?? (err as Error)?.message }, 'request failed');
+    if (reply.sent || reply.raw.headersSent) return;
+    reply.code(ge.status).headers({ ...(ctx?.responseHeaders ?? {}), ...ge.headers }).header('content-type', 'application/json; charset=utf-8');
+    reply.send(JSON.stringify(errorEnvelope(ge, String(req.id))));
+  });
+
+  app.setNotFoundHandler((req, reply) => {
+    const ge = new GatewayError('PCL_ROUTE_NOT_FOUND', { message: `Unknown request URL: ${req.method} ${req.url.split('?')[0]!.slice(0, 100)}.` });
+    reply.code(404).header('content-type', 'application/json; charset=utf-8').send(JSON.stringify(errorEnvelope(ge, String(req.id))));
+  });
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/readyz', async (_req, reply) => {
+    const ok = await deps.ready();
+    reply.code(ok ? 200 : 503);
+    return { status: ok ? 'ready' : 'unavailable' };
+  });
+
+  app.get('/v1/models', async (req) => {
+    req.pcl.principal = await identify(deps, req);
+    const created = 1_700_000_000;
+    return {
+      object: 'list',
+      data: deps.router.listModels().map((id) => ({ id, object: 'model', created, owned_by: deps.router.resolve(id)?.provider.name ?? 'portcullis' })),
+    };
+  });
+
+  for (const [path, api] of PROXY_ROUTES) {
+    app.post(path, (req, reply) => handleProxy(deps, api, req, reply));
+  }
+
+  for (const r of deps.registrars ?? []) await r(app, deps);
+  return app as unknown as FastifyInstance;
+}
+
+function finish(deps: AppDeps, method: string, ctx: RequestContext, status: number, aborted: boolean): void {
+  if (aborted) ctx.aborted = true;
+  const totalMs = performance.now() - ctx.startedAt;
+  const upstreamMs = ctx.upstreamMs ?? 0;
+  const line = {
+    reqId: ctx.requestId,
+    method,
+    route: ctx.route,
+    status,
+    model: ctx.model,
+    provider: ctx.provider?.name,
+    tenant: ctx.principal?.tenantId,
+    keyId: ctx.principal?.keyId,
+    stream: ctx.stream || undefined,
+    latencyMs: round(totalMs),
+    gatewayMs: round(totalMs - upstreamMs),
+    upstreamMs: ctx.upstreamMs === undefined ? undefined : round(upstreamMs),
+    ttfbMs: ctx.ttfbMs === undefined ? undefined : round(ctx.ttfbMs),
+    tokensIn: ctx.usage?.inputTokens,
+    tokensOut: ctx.usage?.outputTokens,
+    error: ctx.errorCode,
+    aborted: ctx.aborted || undefined,
+  };
+  deps.logger.info(line, 'request');
+  if (deps.steps.done) {
+    Promise.resolve()
+      .then(() => deps.steps.done!(ctx))
+      .catch((e) => deps.logger.error({ reqId: ctx.requestId, err: (e as Error)?.message }, 'post-request step failed'));
+  }
+}
+
+function round(n: number): number {
+  return Math.round(n * 100) / 100;
+}

@@ -1,0 +1,73 @@
+/** The typed context one proxied request carries through identify → … → settle. */
+import type { Principal } from '../identity/types.js';
+import type { Api, Provider } from '../providers/types.js';
+
+/** Token usage reported by the provider. */
+export interface TokenUsage {
+  inputTokens: number;
+  outputTokens: number;
+  cachedInputTokens?: number;
+}
+
+/** An SSE event as relayed to the client. */
+export interface SseEvent {
+  event?: string;
+  data: string;
+}
+
+/**
+ * A per-request transformer of a streamed response: sees each upstream event (already
+ * parsed) and returns the events to send on; `end` may emit final events.
+ */
+export interface StreamTransform {
+  onEvent(ev: SseEvent, parsed: unknown): SseEvent[] | Promise<SseEvent[]>;
+  end(): SseEvent[] | Promise<SseEvent[]>;
+}
+
+/** Everything known about one proxied request. */
+export interface RequestContext {
+  requestId: string;
+  api: Api;
+  route: string;
+  startedAt: number;
+  clientIp: string;
+  principal?: Principal;
+  model?: string;
+  provider?: Provider;
+  upstreamModel?: string;
+  stream: boolean;
+  /** The parsed client body (after request-stage transforms, what goes upstream). */
+  body: Record<string, unknown>;
+  /** Response headers to add (rate-limit headers, guard decision headers). */
+  responseHeaders: Record<string, string>;
+  /** Time spent waiting on the upstream (first byte for streams, whole body otherwise) and in total. */
+  upstreamMs?: number;
+  ttfbMs?: number;
+  usage?: TokenUsage;
+  status?: number;
+  /** Error code when the request failed. */
+  errorCode?: string;
+  /** Set when the client went away before the response completed. */
+  aborted?: boolean;
+  /** Arbitrary per-module state (tickets, verdicts, cost …), keyed by module name. */
+  state: Record<string, unknown>;
+}
+
+/**
+ * Optional steps the composition root plugs in as modules land. Each step may throw a
+ * GatewayError to refuse the request; `done` always runs (success, error or abort).
+ */
+export interface ProxySteps {
+  /** Authorization (operation, model, tools). */
+  authorize?(ctx: RequestContext): Promise<void> | void;
+  /** Admission: rate limits, concurrency, budgets (reserve). */
+  admit?(ctx: RequestContext): Promise<void> | void;
+  /** Request-stage guards; may rewrite ctx.body. */
+  requestGuards?(ctx: RequestContext): Promise<void> | void;
+  /** Response-stage guards on a whole JSON body; returns the body to send. */
+  responseGuards?(ctx: RequestContext, body: Record<string, unknown>): Promise<Record<string, unknown>> | Record<string, unknown>;
+  /** Stream-stage guards: a transformer per streamed request (or undefined). */
+  streamGuards?(ctx: RequestContext): StreamTransform | undefined;
+  /** Settlement, audit, metrics: always called once at the end. */
+  done?(ctx: RequestContext): Promise<void> | void;
+}

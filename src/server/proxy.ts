@@ -1,0 +1,224 @@
+/**
+ * The proxy: identify → validate → route → authorize → admit → request guards → upstream
+ * → response/stream guards → settle/audit. Every step is a plain call on the context.
+ */
+import { PassThrough } from 'node:stream';
+import { once } from 'node:events';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { createParser, type EventSourceMessage } from 'eventsource-parser';
+import { GatewayError } from '../errors.js';
+import { credentialFrom, type Identity } from '../identity/service.js';
+import type { Principal } from '../identity/types.js';
+import { mapTransportError } from '../providers/http.js';
+import type { Router } from '../providers/router.js';
+import type { Api, UpstreamResponse } from '../providers/types.js';
+import type { Config } from '../config/schema.js';
+import type { ProxySteps, RequestContext, SseEvent } from './context.js';
+import { mapUpstreamStatus, readBounded } from './upstream-errors.js';
+import { isTerminalEvent, usageFromBody, usageFromEvent } from './usage.js';
+import { validateBody } from './validate.js';
+
+/** What the proxy needs from the composition root. */
+export interface ProxyDeps {
+  config: Config;
+  identity: Identity;
+  router: Router;
+  steps: ProxySteps;
+  log: { warn(o: object, m: string): void; error(o: object, m: string): void };
+}
+
+/** Authenticates the caller or throws 401. */
+export async function identify(deps: Pick<ProxyDeps, 'identity'>, req: FastifyRequest): Promise<Principal> {
+  const cred = credentialFrom(req.headers);
+  if (!cred) throw new GatewayError('PCL_UNAUTHENTICATED', { message: 'Missing API key. Send it as `Authorization: Bearer <key>` or `x-api-key`.' });
+  const p = await deps.identity.authenticateKey(cred);
+  if (!p) throw new GatewayError('PCL_UNAUTHENTICATED');
+  return p;
+}
+
+/** The stream error event in each API's own format. */
+export function streamErrorEvent(api: Api, err: GatewayError, requestId: string): SseEvent {
+  const message = `${err.message} (request id: ${requestId})`;
+  if (api === 'messages') return { event: 'error', data: JSON.stringify({ type: 'error', error: { type: err.status >= 500 ? 'api_error' : err.type, message } }) };
+  if (api === 'responses') return { event: 'error', data: JSON.stringify({ type: 'error', code: err.publicCode, message, param: null }) };
+  return { data: JSON.stringify({ error: { message, type: err.type, param: null, code: err.publicCode } }) };
+}
+
+/** Serialises one SSE event. */
+export function formatSse(ev: SseEvent): string {
+  return (ev.event ? `event: ${ev.event}\n` : '') + `data: ${ev.data}\n\n`;
+}
+
+/** Handles one proxied API call. */
+export async function handleProxy(deps: ProxyDeps, api: Api, req: FastifyRequest, reply: FastifyReply): Promise<unknown> {
+  const ctx = req.pcl;
+  ctx.api = api;
+  try {
+    ctx.principal = await identify(deps, req);
+    const body = req.body as Record<string, unknown>;
+    if (!body || typeof body !== 'object') throw new GatewayError('PCL_INVALID_REQUEST', { message: 'The request body must be a JSON object.' });
+    validateBody(api, body);
+    const model = body.model as string;
+    ctx.model = model;
+    const route = deps.router.resolve(model);
+    if (!route) throw new GatewayError('PCL_MODEL_NOT_FOUND', { message: `The model '${model.slice(0, 100)}' does not exist or is not routed by this gateway.`, param: 'model' });
+    if (!route.provider.apis.has(api)) throw new GatewayError('PCL_MODEL_UNSUPPORTED_ROUTE', { param: 'model' });
+    ctx.provider = route.provider;
+    ctx.upstreamModel = route.upstreamModel;
+    ctx.stream = body.stream === true;
+    ctx.body = body;
+    if (ctx.principal && typeof body.user === 'string') ctx.principal = { ...ctx.principal, user: body.user.slice(0, 256) };
+
+    await deps.steps.authorize?.(ctx);
+    await deps.steps.admit?.(ctx);
+    await deps.steps.requestGuards?.(ctx);
+
+    const upstreamBody: Record<string, unknown> = { ...ctx.body, model: route.upstreamModel };
+    let clientWantsUsage = true;
+    if (ctx.stream && (api === 'chat' || api === 'completions')) {
+      const so = (ctx.body.stream_options ?? {}) as Record<string, unknown>;
+      clientWantsUsage = so.include_usage === true;
+      upstreamBody.stream_options = { ...so, include_usage: true }; // settle budgets on real usage
+    }
+
+    const ac = new AbortController();
+    const onClose = () => {
+      if (!reply.raw.writableFinished) {
+        ctx.aborted = true;
+        ac.abort(new GatewayError('PCL_UPSTREAM_ERROR', { internal: 'client closed the connection' }));
+      }
+    };
+    reply.raw.once('close', onClose);
+    const total = setTimeout(() => ac.abort(new GatewayError('PCL_UPSTREAM_TIMEOUT', { internal: 'total timeout' })), deps.config.upstream.totalTimeoutMs);
+    total.unref();
+
+    const t0 = performance.now();
+    let res: UpstreamResponse;
+    try {
+      res = await route.provider.send({ api, body: upstreamBody, stream: ctx.stream, signal: ac.signal, requestId: ctx.requestId });
+    } catch (e) {
+      clearTimeout(total);
+      throw mapTransportError(e, route.provider.name);
+    }
+    ctx.ttfbMs = performance.now() - t0;
+
+    if (res.status >= 400) {
+      clearTimeout(total);
+      let text = '';
+      try {
+        text = (await readBounded(res.body, 64 * 1024)).toString('utf8');
+      } catch {
+        res.dump();
+      }
+      throw mapUpstreamStatus(res.status, res.headers, text);
+    }
+
+    const ctype = String(res.headers['content-type'] ?? '');
+    if (ctx.stream && ctype.includes('text/event-stream')) {
+      return relayStream(deps, ctx, res, reply, ac, total, clientWantsUsage);
+    }
+
+    let buf: Buffer;
+    try {
+      buf = await readBounded(res.body, deps.config.upstream.maxResponseBytes);
+    } catch (e) {
+      throw mapTransportError(e, route.provider.name);
+    } finally {
+      clearTimeout(total);
+    }
+    ctx.upstreamMs = performance.now() - t0;
+    let parsed: Record<string, unknown>;
+    try {
+      parsed = JSON.parse(buf.toString('utf8'));
+      if (!parsed || typeof parsed !== 'object') throw new Error('not an object');
+    } catch {
+      throw new GatewayError('PCL_UPSTREAM_BAD_RESPONSE', { internal: { upstreamStatus: res.status, bodyPrefix: buf.subarray(0, 200).toString('utf8') } });
+    }
+    ctx.usage = usageFromBody(api, parsed);
+    const out = deps.steps.responseGuards ? await deps.steps.responseGuards(ctx, parsed) : parsed;
+    ctx.status = res.status;
+    reply.headers(ctx.responseHeaders);
+    reply.code(res.status).header('content-type', 'application/json; charset=utf-8');
+    return reply.send(JSON.stringify(out));
+  } catch (e) {
+    throw e;
+  }
+}
+
+async function relayStream(
+  deps: ProxyDeps,
+  ctx: RequestContext,
+  res: UpstreamResponse,
+  reply: FastifyReply,
+  ac: AbortController,
+  total: NodeJS.Timeout,
+  clientWantsUsage: boolean,
+): Promise<unknown> {
+  const api = ctx.api;
+  const out = new PassThrough();
+  const transform = deps.steps.streamGuards?.(ctx);
+  ctx.status = 200;
+  reply.headers(ctx.responseHeaders);
+  reply.code(200).header('content-type', 'text/event-stream; charset=utf-8').header('cache-control', 'no-cache').header('x-accel-buffering', 'no');
+  reply.send(out);
+
+  const t0 = performance.now() - (ctx.ttfbMs ?? 0);
+  let pending: Array<{ ev: SseEvent; parsed: unknown }> = [];
+  let terminal = false;
+  const parser = createParser({
+    onEvent(msg: EventSourceMessage) {
+      let parsed: unknown = undefined;
+      if (msg.data !== '[DONE]') {
+        try {
+          parsed = JSON.parse(msg.data);
+        } catch {
+          parsed = undefined;
+        }
+      }
+      pending.push({ ev: msg.event ? { event: msg.event, data: msg.data } : { data: msg.data }, parsed });
+    },
+  });
+
+  const write = async (evs: SseEvent[]) => {
+    if (evs.length === 0 || out.destroyed) return;
+    const ok = out.write(evs.map(formatSse).join(''));
+    if (!ok && !out.destroyed) await Promise.race([once(out, 'drain'), once(out, 'close')]);
+  };
+
+  let failure: GatewayError | undefined;
+  try {
+    const decoder = new TextDecoder('utf-8');
+    for await (const chunk of res.body) {
+      parser.feed(decoder.decode(chunk, { stream: true }));
+      const batch = pending;
+      pending = [];
+      for (const { ev, parsed } of batch) {
+        ctx.usage = usageFromEvent(api, parsed, ctx.usage);
+        if (isTerminalEvent(api, ev.data, parsed)) terminal = true;
+        // Usage-only chunk the gateway asked for on the client's behalf: keep it to ourselves.
+        if (!clientWantsUsage && (parsed as any)?.usage && Array.isArray((parsed as any).choices) && (parsed as any).choices.length === 0) continue;
+        const evs = transform ? await transform.onEvent(ev, parsed) : [ev];
+        await write(evs);
+      }
+      if (out.destroyed) break;
+    }
+    if (!terminal && !ctx.aborted) throw new GatewayError('PCL_UPSTREAM_BAD_RESPONSE', { message: 'The upstream stream ended early.', internal: 'truncated stream' });
+    if (transform) await write(await transform.end());
+  } catch (e) {
+    failure = e instanceof GatewayError ? e : mapTransportError(e, ctx.provider?.name ?? 'upstream');
+    if (ctx.aborted) {
+      ctx.errorCode = 'client_aborted';
+    } else {
+      ctx.errorCode = failure.publicCode;
+      deps.log.warn({ reqId: ctx.requestId, code: failure.code, detail: failure.internal }, 'stream failed');
+      if (!out.destroyed) out.write(formatSse(streamErrorEvent(api, failure, ctx.requestId)));
+    }
+    res.dump();
+  } finally {
+    clearTimeout(total);
+    ctx.upstreamMs = performance.now() - t0;
+    if (!out.destroyed) out.end();
+    if (!ac.signal.aborted && failure) ac.abort();
+  }
+  return reply;
+}

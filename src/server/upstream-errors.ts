@@ -1,0 +1,54 @@
+/** Turns an upstream error response into a sanitised client error; the detail is logged only. */
+import { GatewayError } from '../errors.js';
+
+/** Reads at most `max` bytes of a body; throws PCL_UPSTREAM_BAD_RESPONSE above it. */
+export async function readBounded(body: AsyncIterable<Uint8Array>, max: number): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  let n = 0;
+  for await (const chunk of body) {
+    n += chunk.length;
+    if (n > max) throw new GatewayError('PCL_UPSTREAM_BAD_RESPONSE', { internal: `upstream body over ${max} bytes` });
+    parts.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+  }
+  return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+}
+
+function header(h: Record<string, string | string[] | undefined>, name: string): string | undefined {
+  const v = h[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/**
+ * Maps an upstream status to a client error. 4xx that describe the client's request are
+ * relayed with a generic message; auth/config problems of the gateway itself become 502.
+ */
+export function mapUpstreamStatus(status: number, headers: Record<string, string | string[] | undefined>, bodyText: string): GatewayError {
+  const internal = { upstreamStatus: status, upstreamBody: bodyText.slice(0, 2000) };
+  switch (status) {
+    case 400:
+      return new GatewayError('PCL_INVALID_REQUEST', { message: 'The upstream provider rejected the request as invalid.', internal });
+    case 404:
+      return new GatewayError('PCL_MODEL_NOT_FOUND', { message: 'The upstream provider does not know this model or resource.', internal });
+    case 409:
+    case 422:
+      return new GatewayError('PCL_INVALID_REQUEST', { status, message: 'The upstream provider could not process the request.', internal });
+    case 413:
+      return new GatewayError('PCL_BODY_TOO_LARGE', { message: 'The upstream provider refused the request as too large.', internal });
+    case 429: {
+      const ra = header(headers, 'retry-after');
+      return new GatewayError('PCL_RATE_LIMITED', {
+        message: 'The upstream provider is rate limiting requests; retry later.',
+        headers: ra && /^\d{1,6}$/.test(ra) ? { 'retry-after': ra } : {},
+        internal,
+      });
+    }
+    case 408:
+    case 504:
+      return new GatewayError('PCL_UPSTREAM_TIMEOUT', { internal });
+    case 503:
+    case 529:
+      return new GatewayError('PCL_UPSTREAM_ERROR', { status: 503, message: 'The upstream provider is overloaded; retry later.', internal });
+    default:
+      return new GatewayError('PCL_UPSTREAM_ERROR', { internal });
+  }
+}

@@ -1,0 +1,119 @@
+/**
+ * Database access for both deployment shapes: SQLite (better-sqlite3) for the embedded
+ * default and PostgreSQL (pg) for cluster mode, both behind Kysely with one set of migrations.
+ */
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import SqliteDatabase from 'better-sqlite3';
+import pg from 'pg';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type Migration, type MigrationProvider } from 'kysely';
+import { migrations } from './migrations/index.js';
+import type { Database } from './schema.js';
+
+/** Which SQL engine backs the store. */
+export type Dialect = 'sqlite' | 'postgres';
+
+/** An open database with its dialect. */
+export interface Db {
+  kysely: Kysely<Database>;
+  dialect: Dialect;
+  /** Cheap reachability check for /readyz. */
+  ping(): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+/** Options to open a database. */
+export interface OpenDbOptions {
+  /** Embedded default: the data directory holding `portcullis.db`. */
+  dataDir?: string;
+  /** Cluster mode: a PostgreSQL connection string. */
+  postgresUrl?: string;
+  /** PostgreSQL schema to use (created if missing); tests use one per run. */
+  pgSchema?: string;
+  /** Pool size for PostgreSQL. */
+  poolSize?: number;
+}
+
+/** Opens (and migrates) the database. */
+export async function openDb(opts: OpenDbOptions): Promise<Db> {
+  let db: Db;
+  if (opts.postgresUrl) {
+    const schema = opts.pgSchema;
+    if (schema && !/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) throw new Error('invalid PostgreSQL schema name');
+    const pool = new pg.Pool({
+      connectionString: opts.postgresUrl,
+      max: opts.poolSize ?? 10,
+      connectionTimeoutMillis: 5000,
+      ...(schema ? { options: `-c search_path=${schema}` } : {}),
+    });
+    pool.on('error', () => {}); // idle client errors surface on the next query instead of crashing
+    if (schema) {
+      const c = await pool.connect();
+      try {
+        await c.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
+      } finally {
+        c.release();
+      }
+    }
+    const kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    db = {
+      kysely,
+      dialect: 'postgres',
+      async ping() {
+        try {
+          await sql`select 1`.execute(kysely);
+          return true;
+        } catch {
+          return false;
+        }
+      },
+      close: () => kysely.destroy(),
+    };
+  } else {
+    const dir = resolve(opts.dataDir ?? './data');
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const file = join(dir, 'portcullis.db');
+    const sqlite = new SqliteDatabase(file);
+    sqlite.pragma('journal_mode = WAL');
+    sqlite.pragma('busy_timeout = 5000');
+    sqlite.pragma('synchronous = NORMAL');
+    sqlite.pragma('foreign_keys = ON');
+    const kysely = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+    db = {
+      kysely,
+      dialect: 'sqlite',
+      async ping() {
+        try {
+          sqlite.prepare('select 1').get();
+          return true;
+        } catch {
+          return false;
+        }
+      },
+      close: () => kysely.destroy(),
+    };
+  }
+  await migrate(db);
+  return db;
+}
+
+class StaticProvider implements MigrationProvider {
+  constructor(private readonly dialect: Dialect) {}
+  async getMigrations(): Promise<Record<string, Migration>> {
+    const out: Record<string, Migration> = {};
+    for (const [name, m] of Object.entries(migrations)) {
+      out[name] = { up: (db) => m.up(db, this.dialect), ...(m.down ? { down: (db) => m.down!(db, this.dialect) } : {}) };
+    }
+    return out;
+  }
+}
+
+/** Runs every pending migration; throws with the failing migration's name. */
+export async function migrate(db: Db): Promise<void> {
+  const migrator = new Migrator({ db: db.kysely as Kysely<any>, provider: new StaticProvider(db.dialect) });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) {
+    const failed = results?.find((r) => r.status === 'Error');
+    throw new Error(`database migration ${failed?.migrationName ?? ''} failed: ${(error as Error).message ?? String(error)}`);
+  }
+}

@@ -1,0 +1,18 @@
+/**
+ * The ordered list of migrations, shared by SQLite and PostgreSQL. Add a new file per
+ * change (`NNN-name.ts`) and register it here; never edit a migration that has shipped.
+ */
+import type { Kysely } from 'kysely';
+import type { Dialect } from '../db.js';
+import { m001 } from './001-tenants-keys.js';
+
+/** One migration; `dialect` lets a step use engine-specific column types. */
+export interface DbMigration {
+  up(db: Kysely<any>, dialect: Dialect): Promise<void>;
+  down?(db: Kysely<any>, dialect: Dialect): Promise<void>;
+}
+
+/** Migrations by name; names sort in the order they run. */
+export const migrations: Record<string, DbMigration> = {
+  '001-tenants-keys': m001,
+};
