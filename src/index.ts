@@ -10,7 +10,12 @@ import { bootstrap, loadPepper } from './identity/keys.js';
 import { createIdentity, type Identity } from './identity/service.js';
 import { createRouter, type Router } from './providers/router.js';
 import { buildApp, type RouteRegistrar } from './server/app.js';
-import type { ProxySteps } from './server/context.js';
+import { composeSteps, type GatewayModule, type ModuleFactory } from './server/modules.js';
+
+/**
+ * The modules of the gateway, in the order their steps run. Each concern adds one line here.
+ */
+const MODULES: ModuleFactory[] = [];
 
 export { GatewayError } from './errors.js';
 export { loadConfig, validateConfig, ConfigError } from './config/load.js';
@@ -20,6 +25,8 @@ export type { Config } from './config/schema.js';
 export interface Gateway {
   app: FastifyInstance;
   config: Config;
+  /** The modules, by name. */
+  modules: ReadonlyMap<string, GatewayModule>;
   db: Db;
   identity: Identity;
   router: Router;
@@ -61,8 +68,22 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
   const router = createRouter(config);
   const bootstrapKey = opts.skipBootstrap ? null : await bootstrap(db.kysely, pepper);
 
-  const steps: ProxySteps = {};
-  const registrars: RouteRegistrar[] = [];
+  const mods: GatewayModule[] = [];
+  const byName = new Map<string, GatewayModule>();
+  try {
+    for (const factory of MODULES) {
+      const m = await factory({ config, db, logger, identity, router, env, modules: byName, ...(opts.pgSchema ? { pgSchema: opts.pgSchema } : {}) });
+      mods.push(m);
+      byName.set(m.name, m);
+    }
+  } catch (e) {
+    for (const m of mods.reverse()) await m.close?.().catch(() => {});
+    await router.close();
+    await db.close();
+    throw e;
+  }
+  const steps = composeSteps(mods, logger);
+  const registrars: RouteRegistrar[] = mods.filter((m) => m.routes).map((m) => (app) => m.routes!(app));
   const app = await buildApp({
     config,
     identity,
@@ -71,13 +92,14 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
     logger,
     log: logger,
     registrars,
-    ready: () => db.ping(),
+    ready: async () => (await db.ping()) && (await Promise.all(mods.map((m) => (m.ready ? m.ready() : true)))).every(Boolean),
   });
 
   let closed = false;
   return {
     app,
     config,
+    modules: byName,
     db,
     identity,
     router,
@@ -93,6 +115,7 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
       if (closed) return;
       closed = true;
       await app.close();
+      for (const m of [...mods].reverse()) await m.close?.().catch((e) => logger.error({ module: m.name, err: (e as Error)?.message }, 'module close failed'));
       await router.close();
       await db.close();
     },

@@ -1,0 +1,108 @@
+/**
+ * Gateway modules: each concern (policy, limits, guards, audit, metrics…) contributes proxy
+ * steps, routes and a close hook. The composition root lists them in order; steps run in
+ * that order (authorize/admit/guards), `done` runs for every module even when one fails.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { Config } from '../config/schema.js';
+import type { Db } from '../store/db.js';
+import type { Identity } from '../identity/service.js';
+import type { Router } from '../providers/router.js';
+import type { ProxySteps, RequestContext, SseEvent, StreamTransform } from './context.js';
+
+/** What a module factory receives. */
+export interface ModuleContext {
+  config: Config;
+  db: Db;
+  logger: Logger;
+  identity: Identity;
+  router: Router;
+  env: Record<string, string | undefined>;
+  /** Other modules created before this one, by name (e.g. metrics used by limits). */
+  modules: ReadonlyMap<string, GatewayModule>;
+  /** PostgreSQL schema in tests, when set. */
+  pgSchema?: string;
+}
+
+/** A module of the gateway. */
+export interface GatewayModule {
+  name: string;
+  steps?: ProxySteps;
+  /** Registers extra HTTP routes (admin API, guard check API, metrics…). */
+  routes?(app: FastifyInstance): void | Promise<void>;
+  /** Readiness (e.g. Redis reachable). */
+  ready?(): Promise<boolean>;
+  close?(): Promise<void>;
+}
+
+/** A module factory. */
+export type ModuleFactory = (ctx: ModuleContext) => GatewayModule | Promise<GatewayModule>;
+
+function chainTransforms(ts: StreamTransform[]): StreamTransform {
+  return {
+    async onEvent(ev, parsed) {
+      let evs: Array<{ ev: SseEvent; parsed: unknown }> = [{ ev, parsed }];
+      for (const t of ts) {
+        const next: Array<{ ev: SseEvent; parsed: unknown }> = [];
+        for (const x of evs) for (const y of await t.onEvent(x.ev, x.parsed)) next.push({ ev: y, parsed: y === x.ev ? x.parsed : safeParse(y.data) });
+        evs = next;
+      }
+      return evs.map((x) => x.ev);
+    },
+    async end() {
+      const out: SseEvent[] = [];
+      for (const t of ts) out.push(...(await t.end()));
+      return out;
+    },
+  };
+}
+
+function safeParse(s: string): unknown {
+  if (s === '[DONE]') return undefined;
+  try {
+    return JSON.parse(s);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Composes the modules' steps into one ProxySteps, in module order. */
+export function composeSteps(mods: readonly GatewayModule[], logger: Logger): ProxySteps {
+  const withStep = <K extends keyof ProxySteps>(k: K) => mods.filter((m) => m.steps?.[k]).map((m) => m.steps![k]!) as NonNullable<ProxySteps[K]>[];
+  const authorize = withStep('authorize');
+  const admit = withStep('admit');
+  const requestGuards = withStep('requestGuards');
+  const responseGuards = withStep('responseGuards');
+  const streamGuards = withStep('streamGuards');
+  const done = mods.filter((m) => m.steps?.done);
+  const steps: ProxySteps = {};
+  if (authorize.length) steps.authorize = async (ctx) => { for (const f of authorize) await f(ctx); };
+  if (admit.length) steps.admit = async (ctx) => { for (const f of admit) await f(ctx); };
+  if (requestGuards.length) steps.requestGuards = async (ctx) => { for (const f of requestGuards) await f(ctx); };
+  if (responseGuards.length) {
+    steps.responseGuards = async (ctx, body) => {
+      let b = body;
+      for (const f of responseGuards) b = await f(ctx, b);
+      return b;
+    };
+  }
+  if (streamGuards.length) {
+    steps.streamGuards = (ctx: RequestContext) => {
+      const ts = streamGuards.map((f) => f(ctx)).filter((t): t is StreamTransform => t !== undefined);
+      return ts.length === 0 ? undefined : ts.length === 1 ? ts[0] : chainTransforms(ts);
+    };
+  }
+  if (done.length) {
+    steps.done = async (ctx) => {
+      for (const m of done) {
+        try {
+          await m.steps!.done!(ctx);
+        } catch (e) {
+          logger.error({ reqId: ctx.requestId, module: m.name, err: (e as Error)?.message }, 'module done step failed');
+        }
+      }
+    };
+  }
+  return steps;
+}
