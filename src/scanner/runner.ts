@@ -118,8 +118,14 @@ async function sendChat(target: Target, attack: PreparedAttack, signal?: AbortSi
   return replies;
 }
 
+/** The attacker-controlled text of a request (user and tool turns). */
+export function attackTextOf(attack: PreparedAttack): string {
+  return (attack.request?.messages ?? []).filter((m) => m.role !== 'assistant').map((m) => m.content).join('\n');
+}
+
 function chatResult(attack: PreparedAttack, replies: ChatReply[], opts: RunOptions): ProbeResult {
   const probe = attack.probe as ChatProbe;
+  const ctx = { canaries: opts.canaries, systemPrompt: opts.systemPrompt, attackText: attackTextOf(attack) };
   const reply = replies[replies.length - 1];
   const pre = preClassify(reply);
   const base = {
@@ -141,12 +147,12 @@ function chatResult(attack: PreparedAttack, replies: ChatReply[], opts: RunOptio
   };
   // DoS probes are graded on the status too: a 4xx means the endpoint bounded the request.
   if (probe.grade.type === 'unbounded' && pre !== 'error') {
-    const v = grade(probe.grade, reply, { canaries: opts.canaries, systemPrompt: opts.systemPrompt });
+    const v = grade(probe.grade, reply, ctx);
     return { ...base, outcome: v.success ? 'succeeded' : pre === 'blocked' ? 'blocked' : 'resisted', verdict: v };
   }
   if (pre === 'error') return { ...base, outcome: 'error', verdict: { grader: 'transport', success: false, score: 0, evidence: reply.error ?? `HTTP ${reply.status}` } };
   if (pre === 'blocked') return { ...base, outcome: 'blocked', verdict: { grader: 'transport', success: false, score: 1, evidence: `request refused with HTTP ${reply.status}${reply.guard ? ` by guard ${reply.guard.name}` : ''}` } };
-  const v = grade(probe.grade, reply, { canaries: opts.canaries, systemPrompt: opts.systemPrompt });
+  const v = grade(probe.grade, reply, ctx);
   const outcome: Outcome = v.success ? 'succeeded' : blockedByFilter(reply) ? 'blocked' : 'resisted';
   return { ...base, outcome, verdict: v };
 }
