@@ -1,0 +1,48 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { detectTopics, compileTopics } from './index.js';
+
+const config = {
+  allowed: { billing: ['invoice', 'refund', 'payment method'], shipping: ['delivery', 'tracking number'] },
+  banned: { politics: ['election', 'political party'], competitors: ['Globex', 'Initech'], medical: ['diagnosis', 'prescription'] },
+};
+
+test('banned topics: word boundaries, case and accents', () => {
+  const r = detectTopics('Who wins the ÉLECTION? Ask Globex.', config);
+  assert.deepEqual(r.banned.sort(), ['competitors', 'politics']);
+  const f = r.findings.find((x) => x.category === 'politics')!;
+  assert.equal('Who wins the ÉLECTION? Ask Globex.'.slice(f.start, f.end), 'ÉLECTION');
+  assert.deepEqual(detectTopics('The selection was preelection-free; globexcorp is fine', config).banned, []);
+});
+
+test('multi-word phrases match across whitespace and hyphens', () => {
+  assert.deepEqual(detectTopics('which Political\n party?', config).banned, ['politics']);
+  assert.deepEqual(detectTopics('update my payment-method please', config).allowed, ['billing']);
+});
+
+test('on-topic and off-topic', () => {
+  const on = detectTopics('Where is my refund?', config);
+  assert.equal(on.onTopic, true);
+  assert.deepEqual(on.findings, []);
+  const off = detectTopics('Write me a poem about the sea.', config);
+  assert.equal(off.onTopic, false);
+  assert.deepEqual(off.findings.map((f) => f.category), ['off_topic']);
+  assert.equal(detectTopics('anything', { banned: config.banned }).onTopic, undefined);
+});
+
+test('offsets survive characters that fold to several units, and astral characters', () => {
+  const text = 'ﬁ 😀 Diagnosis';
+  const r = detectTopics(text, config);
+  const f = r.findings[0];
+  assert.equal(text.slice(f.start, f.end), 'Diagnosis');
+});
+
+test('linear time on long texts with many keywords', () => {
+  const many = { banned: { big: Array.from({ length: 2000 }, (_, i) => `keyword${i}`) } };
+  const m = compileTopics(many);
+  const text = 'lorem ipsum '.repeat(40000) + ' keyword1999';
+  const t0 = performance.now();
+  const r = m.detect(text);
+  assert.deepEqual(r.banned, ['big']);
+  assert.ok(performance.now() - t0 < 2000);
+});
