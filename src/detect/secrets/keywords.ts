@@ -1,0 +1,78 @@
+/** A small Aho-Corasick automaton over lower-cased ASCII: one linear pass finds every keyword present. */
+
+/** A compiled keyword set; `scan` returns the indexes of keywords that occur in the text. */
+export interface KeywordScanner {
+  /** The keywords, lower case, in index order. */
+  readonly keywords: readonly string[];
+  /** Returns the set of keyword indexes found in `text` (case-insensitive for ASCII). */
+  scan(text: string): Set<number>;
+}
+
+/** Builds an Aho-Corasick DFA (128-symbol alphabet; non-ASCII characters reset to the root). */
+export function buildKeywordScanner(words: readonly string[]): KeywordScanner {
+  const keywords = words.map((w) => w.toLowerCase());
+  const goto: Array<Int32Array> = [new Int32Array(128).fill(-1)];
+  const out: number[][] = [[]];
+  for (let k = 0; k < keywords.length; k++) {
+    const w = keywords[k]!;
+    let s = 0;
+    for (let i = 0; i < w.length; i++) {
+      const c = w.charCodeAt(i);
+      if (c >= 128) throw new Error(`keyword must be ASCII: ${JSON.stringify(w)}`);
+      let nx = goto[s]![c]!;
+      if (nx < 0) {
+        nx = goto.length;
+        goto.push(new Int32Array(128).fill(-1));
+        out.push([]);
+        goto[s]![c] = nx;
+      }
+      s = nx;
+    }
+    out[s]!.push(k);
+  }
+  // BFS to fill failure transitions into a full DFA.
+  const fail = new Int32Array(goto.length);
+  const queue: number[] = [];
+  for (let c = 0; c < 128; c++) {
+    const nx = goto[0]![c]!;
+    if (nx < 0) goto[0]![c] = 0;
+    else {
+      fail[nx] = 0;
+      queue.push(nx);
+    }
+  }
+  while (queue.length > 0) {
+    const s = queue.shift()!;
+    out[s] = [...out[s]!, ...out[fail[s]!]!];
+    for (let c = 0; c < 128; c++) {
+      const nx = goto[s]![c]!;
+      if (nx < 0) goto[s]![c] = goto[fail[s]!]![c]!;
+      else {
+        fail[nx] = goto[fail[s]!]![c]!;
+        queue.push(nx);
+      }
+    }
+  }
+  const n = goto.length;
+  const table = new Int32Array(n * 128);
+  for (let s = 0; s < n; s++) table.set(goto[s]!, s * 128);
+  const hasOut = out.map((o) => o.length > 0);
+  return {
+    keywords,
+    scan(text: string): Set<number> {
+      const found = new Set<number>();
+      let s = 0;
+      for (let i = 0; i < text.length; i++) {
+        let c = text.charCodeAt(i);
+        if (c >= 128) {
+          s = 0;
+          continue;
+        }
+        if (c >= 65 && c <= 90) c += 32;
+        s = table[s * 128 + c]!;
+        if (hasOut[s]) for (const k of out[s]!) found.add(k);
+      }
+      return found;
+    },
+  };
+}
