@@ -1,0 +1,102 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createPipeline, GuardRegistrationError } from '../../src/guards/pipeline.js';
+import { inspect, writeBack } from '../../src/guards/inspect.js';
+import type { Guard, GuardInput, Verdict } from '../../src/guards/types.js';
+
+function guard(name: string, cost: Guard['cost'], fn: (i: GuardInput) => Verdict | Promise<Verdict>, extra: Partial<Guard> = {}): Guard & { calls: number } {
+  const g = { name, stages: ['request'] as const, cost, timeoutMs: 200, failMode: 'closed' as const, mode: 'enforce' as const, calls: 0, ...extra, check(i: GuardInput) { g.calls++; return fn(i); } };
+  return g as any;
+}
+const segs = [{ id: 's0', role: 'user' as const, trust: 'trusted' as const, text: 'hello', path: ['text'] }];
+
+test('unknown stages and duplicate names are rejected at registration', () => {
+  assert.throws(() => createPipeline([guard('a', 'cheap', () => ({ action: 'allow' }), { stages: ['prerequest' as any] })]), GuardRegistrationError);
+  assert.throws(() => createPipeline([guard('a', 'cheap', () => ({ action: 'allow' })), guard('a', 'cheap', () => ({ action: 'allow' }))]), /duplicate/);
+});
+
+test('cheap guards run first and the first block stops the run', async () => {
+  const order: string[] = [];
+  const model = guard('judge', 'model', () => { order.push('judge'); return { action: 'allow' }; });
+  const blocker = guard('rules', 'cheap', () => { order.push('rules'); return { action: 'block', findings: [], categories: ['instruction_override'] }; });
+  const mid = guard('mid', 'moderate', () => { order.push('mid'); return { action: 'allow' }; });
+  const p = createPipeline([model, mid, blocker]);
+  const state: Record<string, unknown> = {};
+  const out = await p.run('request', segs, { api: 'text', state });
+  assert.deepEqual(order, ['rules']);
+  assert.equal(out.action, 'block');
+  assert.equal(out.decidedBy, 'rules');
+  assert.deepEqual(out.categories, ['instruction_override']);
+  assert.equal((state.guards as any[]).length, 1);
+  assert.equal(model.calls, 0);
+});
+
+test('transforms are applied in order and later guards see the rewritten text', async () => {
+  const a = guard('a', 'cheap', (i) => ({ action: 'transform', findings: [], categories: ['X'], rewrites: { s0: i.segments[0]!.text.toUpperCase() } }));
+  let seen = '';
+  const b = guard('b', 'moderate', (i) => { seen = i.segments[0]!.text; return { action: 'flag', findings: [], categories: ['Y'] }; });
+  const out = await createPipeline([b, a]).run('request', segs, { api: 'text' });
+  assert.equal(seen, 'HELLO');
+  assert.equal(out.action, 'transform');
+  assert.equal(out.segments[0]!.text, 'HELLO');
+  assert.deepEqual([...out.changed], ['s0']);
+  assert.deepEqual(out.categories.sort(), ['X', 'Y']);
+});
+
+test('fail-closed timeouts block with failed=true; fail-open ones pass; both are recorded', async () => {
+  const slow = (fm: 'open' | 'closed') => guard('slow-' + fm, 'model', () => new Promise<Verdict>((r) => setTimeout(() => r({ action: 'allow' }), 2000).unref()), { timeoutMs: 30, failMode: fm });
+  const t0 = Date.now();
+  const closed = await createPipeline([slow('closed')]).run('request', segs, { api: 'text' });
+  assert.ok(Date.now() - t0 < 1000);
+  assert.equal(closed.action, 'block');
+  assert.equal(closed.failed, true);
+  assert.equal(closed.records[0]!.error, 'timeout');
+  const open = await createPipeline([slow('open')]).run('request', segs, { api: 'text' });
+  assert.equal(open.action, 'allow');
+  assert.equal(open.records[0]!.error, 'timeout');
+  const thrower = guard('boom', 'cheap', () => { throw new Error('x'); });
+  const e = await createPipeline([thrower]).run('request', segs, { api: 'text' });
+  assert.equal(e.action, 'block');
+  assert.equal(e.records[0]!.error, 'error');
+});
+
+test('shadow guards are recorded but never act', async () => {
+  const g = guard('shadowed', 'cheap', () => ({ action: 'block', findings: [], categories: ['PII'] }), { mode: 'shadow' });
+  const out = await createPipeline([g]).run('request', segs, { api: 'text' });
+  assert.equal(out.action, 'allow');
+  assert.equal(out.records[0]!.action, 'block');
+  assert.equal(out.records[0]!.applied, false);
+  const failing = guard('sf', 'cheap', () => { throw new Error('x'); }, { mode: 'shadow' });
+  assert.equal((await createPipeline([failing]).run('request', segs, { api: 'text' })).action, 'allow');
+});
+
+test('inspect: roles, trust, the retrieved convention and write-back', () => {
+  const body = {
+    model: 'm',
+    messages: [
+      { role: 'system', content: 'sys' },
+      { role: 'user', content: [{ type: 'text', text: 'q' }, { type: 'text', text: 'doc', portcullis_trust: 'untrusted' }] },
+      { role: 'user', name: 'retrieved:kb', content: 'kb text' },
+      { role: 'assistant', content: null, tool_calls: [{ id: 't', type: 'function', function: { name: 'f', arguments: '{"a":1}' } }] },
+      { role: 'tool', tool_call_id: 't', content: 'tool out' },
+    ],
+  };
+  const ins = inspect('chat', body);
+  assert.deepEqual(ins.segments.map((s) => [s.role, s.trust, s.text]), [
+    ['system', 'trusted', 'sys'], ['user', 'trusted', 'q'], ['retrieved', 'untrusted', 'doc'], ['retrieved', 'untrusted', 'kb text'], ['assistant', 'trusted', '{"a":1}'], ['tool', 'untrusted', 'tool out'],
+  ]);
+  const segsOut = ins.segments.map((s) => (s.id === 's5' ? { ...s, text: 'TOOL' } : s));
+  const nb = writeBack(ins, body, segsOut, new Set(['s5']), ['NOTE']) as any;
+  assert.equal(nb.messages[5].content, 'TOOL');
+  assert.equal(nb.messages[1].role, 'system');
+  assert.equal(nb.messages[1].content, 'NOTE');
+  assert.equal('portcullis_trust' in nb.messages[2].content[1], false);
+  assert.equal((body.messages[1] as any).content[1].portcullis_trust, 'untrusted', 'original untouched');
+
+  const a = inspect('messages', { system: 'S', messages: [{ role: 'user', content: [{ type: 'tool_result', tool_use_id: 'x', content: [{ type: 'text', text: 'r' }] }, { type: 'document', source: { type: 'text', media_type: 'text/plain', data: 'D' } }] }] });
+  assert.deepEqual(a.segments.map((s) => [s.role, s.text, s.path.join('.')]), [['system', 'S', 'system'], ['tool', 'r', 'messages.0.content.0.content.0.text'], ['retrieved', 'D', 'messages.0.content.1.source.data']]);
+  const r = inspect('responses', { instructions: 'I', input: [{ role: 'user', content: [{ type: 'input_text', text: 'u' }] }, { type: 'function_call_output', call_id: 'c', output: 'o' }] });
+  assert.deepEqual(r.segments.map((s) => [s.role, s.trust]), [['system', 'trusted'], ['user', 'trusted'], ['tool', 'untrusted']]);
+  assert.deepEqual(inspect('embeddings', { input: ['a', 'b'] }).segments.map((s) => s.path.join('.')), ['input.0', 'input.1']);
+  assert.deepEqual(inspect('completions', { prompt: 'p' }).segments.map((s) => s.text), ['p']);
+});
