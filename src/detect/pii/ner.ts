@@ -6,7 +6,7 @@ const CHUNK = 4000;
 const HONORIFIC = /^(?:(?:mr|mrs|ms|miss|mx|dr|prof|sir|dame|lady|lord|rev|fr)\.?\s+)+/i;
 const TRAIL = /[\s.,;:!?"')\]}]+$/;
 const LEAD = /^[\s"'([{]+/;
-const NAME_CUE = /\b(?:my name is|name is|i am|i'm|this is|called|named|name:)\s+([A-Z][a-zà-ÿ'-]{1,20}(?:\s[A-Z]\.?)?(?:\s[A-Z][a-zà-ÿ'-]{1,20}){0,2})/g;
+const NAME_CUE = /\b(?:my name is|name is|i am|i'm|this is|called|named|name:)\s+([A-Z][a-zà-ÿ'-]{1,20}(?:\s[A-Z]\.?(?=\s))?(?:\s[A-Z][a-zà-ÿ'-]{1,20}){0,2})/g;
 
 interface Term {
   offset?: { start: number; length: number };
