@@ -84,10 +84,14 @@ export function detectSecrets(text: string, opts: SecretOptions = {}): Finding[]
     if (skip?.has(rule.id)) continue;
     const score = rule.score ?? 0.9;
     if (score < threshold) continue;
-    rule.pattern.lastIndex = 0;
-    for (const m of text.matchAll(rule.pattern)) {
+    const re = rule.pattern;
+    re.lastIndex = 0;
+    for (let m = re.exec(text); m !== null; m = re.exec(text)) {
       const whole = m[0];
-      if (whole.length === 0) continue;
+      if (whole.length === 0) {
+        re.lastIndex++;
+        continue;
+      }
       let start = m.index;
       let end = m.index + whole.length;
       let secret = whole;
@@ -100,6 +104,7 @@ export function detectSecrets(text: string, opts: SecretOptions = {}): Finding[]
       if (rule.extend) {
         end = rule.extend(text, m.index + whole.length);
         secret = text.slice(start, end);
+        re.lastIndex = Math.max(re.lastIndex, end);
       }
       if (rule.entropy !== undefined && shannonEntropy(secret) < rule.entropy) continue;
       if (rule.validate && !rule.validate(secret, whole)) continue;

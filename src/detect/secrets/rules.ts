@@ -32,13 +32,9 @@ const KEY_BODY = /[A-Za-z0-9+/=\s:,.\\-]/;
 /** End of a private key block: its END line, or the end of the base64 body when truncated. */
 function extendPrivateKey(text: string, from: number): number {
   const limit = Math.min(text.length, from + 20000);
-  const endRe = /-----END[ A-Z0-9]{0,40}PRIVATE KEY(?: BLOCK)?-----/g;
-  endRe.lastIndex = from;
-  const m = endRe.exec(text);
-  if (m && m.index < limit) {
-    const body = text.slice(from, m.index);
-    if (!/-----BEGIN/.test(body)) return m.index + m[0].length;
-  }
+  const window = text.slice(from, limit);
+  const m = /-----END[ A-Z0-9]{0,40}PRIVATE KEY(?: BLOCK)?-----/.exec(window);
+  if (m && !window.slice(0, m.index).includes('-----BEGIN')) return from + m.index + m[0].length;
   let i = from;
   while (i < limit && KEY_BODY.test(text[i]!)) i++;
   while (i > from && /\s/.test(text[i - 1]!)) i--;
