@@ -76,7 +76,7 @@ export function canaryValue(c: Canaries, ref: CanaryRef): string {
 
 /** Replaces `{{ref}}` placeholders (canary references) in a template. Unknown names are left as is. */
 export function fillTemplate(text: string, c: Canaries, extra: Record<string, string> = {}): string {
-  return text.replace(/\{\{([a-zA-Z.]+)\}\}/g, (whole, name: string) => {
+  return text.replace(/\{\{([a-zA-Z0-9.]+)\}\}/g, (whole, name: string) => {
     if (name in extra) return extra[name];
     try {
       const v = canaryValue(c, name as CanaryRef);
