@@ -1,0 +1,103 @@
+/**
+ * The injection guard: prompt injection and jailbreaks in user turns and untrusted content.
+ * Untrusted segments (tool results, retrieved documents) use the stricter thresholds. At or
+ * above the upper threshold the configured action applies (block, flag, or spotlight the
+ * untrusted segment); in the uncertainty band the policy decides (ask a judge, flag, act, allow).
+ */
+import { DEFAULT_THRESHOLDS, detectInjection, type Thresholds } from '../../detect/injection/index.js';
+import type { Trust } from '../../detect/types.js';
+import type { Judge } from '../judges/index.js';
+import { newSpotlightTag, spotlightNote, spotlightText, type SpotlightMethod } from '../spotlight/index.js';
+import type { Guard, GuardInput, SegmentFinding, SegmentRole, Verdict } from '../types.js';
+
+/** Options of the injection guard. */
+export interface InjectionGuardOptions {
+  action?: 'block' | 'flag' | 'spotlight';
+  uncertain?: 'judge' | 'flag' | 'act' | 'allow';
+  /** Required when `uncertain` is `judge`. */
+  judge?: Judge;
+  thresholds?: Partial<Record<Trust, Thresholds>>;
+  roles?: readonly SegmentRole[];
+  mode?: 'enforce' | 'shadow';
+  failMode?: 'open' | 'closed';
+  timeoutMs?: number;
+  /** Method used by the `spotlight` action. */
+  spotlightMethod?: SpotlightMethod;
+}
+
+/** Categories added to every injection block, so clients can tell the family apart. */
+export const INJECTION_CATEGORY = 'prompt_injection';
+
+/** Creates the injection guard; validates the options once. */
+export function createInjectionGuard(opts: InjectionGuardOptions = {}): Guard {
+  const action = opts.action ?? 'block';
+  const uncertain = opts.uncertain ?? 'flag';
+  if (uncertain === 'judge' && !opts.judge) throw new Error('injection guard: uncertain=judge needs a judge');
+  const thresholds: Record<Trust, Thresholds> = {
+    trusted: opts.thresholds?.trusted ?? { ...DEFAULT_THRESHOLDS.trusted },
+    untrusted: opts.thresholds?.untrusted ?? { ...DEFAULT_THRESHOLDS.untrusted },
+  };
+  for (const t of ['trusted', 'untrusted'] as const) {
+    const th = thresholds[t];
+    if (!(th.lower >= 0 && th.upper <= 1 && th.lower <= th.upper)) throw new Error(`injection guard: thresholds.${t} must satisfy 0 <= lower <= upper <= 1`);
+  }
+  const roles = new Set(opts.roles ?? ['user', 'tool', 'retrieved']);
+  const judge = opts.judge;
+  return {
+    name: 'injection',
+    stages: ['request'],
+    cost: uncertain === 'judge' ? 'moderate' : 'cheap',
+    timeoutMs: opts.timeoutMs ?? (judge ? judge.timeoutMs + 1_000 : 3_000),
+    failMode: opts.failMode ?? 'closed',
+    mode: opts.mode ?? 'enforce',
+    async check(input: GuardInput): Promise<Verdict> {
+      const acted: SegmentFinding[] = [];
+      const unsure: SegmentFinding[] = [];
+      const actedSegments = new Set<string>();
+      let score = 0;
+      let judged = false;
+      for (const s of input.segments) {
+        if (!roles.has(s.role)) continue;
+        const r = detectInjection(s.text, { trust: s.trust, thresholds: thresholds[s.trust] });
+        score = Math.max(score, r.score);
+        if (r.band === 'allow') continue;
+        let act = r.band === 'act';
+        if (!act) {
+          if (uncertain === 'act') act = true;
+          else if (uncertain === 'judge') {
+            judged = true;
+            const v = await judge!.classify(s.text, input.signal); // a judge failure fails this guard (its failMode decides)
+            if (v.unsafe) {
+              act = true;
+              for (const c of v.categories) acted.push({ detector: `judge.${judge!.name}`, category: c, severity: 'high', score: v.score, start: 0, end: s.text.length, reason: `${judge!.name} confirmed an uncertain score`, segment: s.id });
+            }
+          } else if (uncertain === 'allow') continue;
+        }
+        const fs = r.findings.map((f) => ({ ...f, segment: s.id }));
+        if (act) {
+          acted.push(...fs);
+          actedSegments.add(s.id);
+        } else if (!judged || uncertain !== 'judge') unsure.push(...fs);
+      }
+      const rounded = Math.round(score * 1000) / 1000;
+      if (acted.length > 0) {
+        const categories = [INJECTION_CATEGORY, ...new Set(acted.map((f) => f.category))];
+        if (action === 'flag') return { action: 'flag', findings: acted, categories, score: rounded };
+        if (action === 'spotlight') {
+          const trustedHit = input.segments.some((s) => actedSegments.has(s.id) && s.trust === 'trusted');
+          if (!trustedHit) {
+            const tag = newSpotlightTag();
+            const method = opts.spotlightMethod ?? 'delimit';
+            const rewrites: Record<string, string> = {};
+            for (const s of input.segments) if (actedSegments.has(s.id)) rewrites[s.id] = spotlightText(s.text, method, tag);
+            input.run.systemNotes.push(spotlightNote(method, tag));
+            return { action: 'transform', findings: acted, categories, rewrites, score: rounded };
+          }
+        }
+        return { action: 'block', findings: acted, categories: [...new Set(categories)], score: rounded };
+      }
+      if (unsure.length > 0 && uncertain === 'flag') return { action: 'flag', findings: unsure, categories: [INJECTION_CATEGORY, ...new Set(unsure.map((f) => f.category))], score: rounded, uncertain: true };
+      return { action: 'allow', score: rounded };
+    },
+  };
+}
