@@ -33,9 +33,23 @@ export interface KvMetaTable {
   v: string;
 }
 
+/** Shadow-mode guard results (migration 005): categories as a JSON array, never text. */
+export interface GuardShadowTable {
+  id: string;
+  tenant_id: string;
+  request_id: string;
+  guard: string;
+  stage: string;
+  action: string;
+  categories: string;
+  score: number | null;
+  created_at: Millis;
+}
+
 /** All tables. Later migrations add their tables here. */
 export interface Database {
   tenants: TenantsTable;
   api_keys: ApiKeysTable;
   kv_meta: KvMetaTable;
+  guard_shadow: GuardShadowTable;
 }
