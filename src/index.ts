@@ -11,13 +11,15 @@ import { createIdentity, type Identity } from './identity/service.js';
 import { createRouter, type Router } from './providers/router.js';
 import { buildApp, type RouteRegistrar } from './server/app.js';
 import { composeSteps, type GatewayModule, type ModuleFactory } from './server/modules.js';
+import { guardsModule } from './server/guard-api.js';
 
 /**
  * The modules of the gateway, in the order their steps run. Each concern adds one line here.
  */
-const MODULES: ModuleFactory[] = [];
+const MODULES: ModuleFactory[] = [guardsModule];
 
 export { GatewayError } from './errors.js';
+export { check, type CheckOptions, type CheckResult, type CheckFinding, type CheckStage, type CheckMessage } from './guards/check.js';
 export { loadConfig, validateConfig, ConfigError } from './config/load.js';
 export type { Config } from './config/schema.js';
 

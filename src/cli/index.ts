@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /** The `portcullis` command. */
 import { Command } from 'commander';
+import { registerCheckCommand } from './check.js';
 import { registerConfigCommand } from './config.js';
 import { registerDemoCommand } from './demo.js';
 import { registerKeysCommand } from './keys.js';
@@ -12,6 +13,7 @@ registerServeCommand(program);
 registerKeysCommand(program);
 registerConfigCommand(program);
 registerDemoCommand(program);
+registerCheckCommand(program);
 
 program.parseAsync(process.argv).catch((e) => {
   process.stderr.write(`portcullis: ${(e as Error).message}\n`);

@@ -3,6 +3,7 @@
  * their path. Types are derived from the schema (`Config = z.infer<typeof configSchema>`).
  */
 import { z } from 'zod';
+import { guardsConfigSchema } from '../guards/config.js';
 
 const ms = (def: number) => z.number().int().positive().max(3_600_000).default(def);
 
@@ -113,6 +114,8 @@ export const configSchema = z
       })
       .strict()
       .default({}),
+    /** Request-stage guards: injection, PII, secrets, regexes, spotlighting, judges, vault (see docs/sections/guards.md). */
+    guards: guardsConfigSchema.default({}),
   })
   .strict();
 
