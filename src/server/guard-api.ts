@@ -1,0 +1,214 @@
+/**
+ * The guards in the gateway: the request-stage step (block → 400 content_policy_violation,
+ * transforms written into the forwarded body, pseudonyms restored in the response and the
+ * stream), shadow results stored per tenant, and the routes `POST /v1/guard/check` and
+ * `GET /v1/guard/shadow` (authenticated like every proxied route, scoped to the caller's tenant).
+ */
+import { randomBytes } from 'node:crypto';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Kysely } from 'kysely';
+import { GatewayError } from '../errors.js';
+import { check, CheckInputError, type CheckMessage, type CheckStage } from '../guards/check.js';
+import { createGuardEngine, GuardLimitError, type GuardEngine } from '../guards/engine.js';
+import { blockError } from '../guards/pipeline.js';
+import { createRestoreTransform, restoreBody } from '../guards/restore.js';
+import type { GuardRecord, PipelineOutcome } from '../guards/types.js';
+import type { Database } from '../store/schema.js';
+import type { RequestContext } from './context.js';
+import type { GatewayModule, ModuleContext } from './modules.js';
+import { identify } from './proxy.js';
+
+/** Header clients send to keep pseudonyms consistent across the turns of a conversation. */
+export const CONVERSATION_HEADER = 'x-portcullis-conversation-id';
+const CONVERSATION_RE = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** What the guards module keeps per request in `ctx.state.guardRun`. */
+export interface GuardRunState {
+  outcome: PipelineOutcome;
+  pseudonyms: ReadonlyMap<string, string>;
+}
+
+/** Per-tenant shadow results: counts by guard/category/action and sample request ids. */
+export interface ShadowSummary {
+  tenantId: string;
+  since: number;
+  counts: Array<{ guard: string; category: string; action: string; count: number }>;
+  samples: Array<{ requestId: string; guard: string; action: string; categories: string[]; score: number | null; at: number }>;
+}
+
+/** Stores the shadow records of one request (only those that would have acted). */
+export async function recordShadow(db: Kysely<Database>, tenantId: string, requestId: string, records: readonly GuardRecord[], now = Date.now()): Promise<number> {
+  const rows = records
+    .filter((r) => r.mode === 'shadow' && (r.action !== 'allow' || r.error))
+    .map((r) => ({
+      id: 'gs_' + randomBytes(12).toString('hex'),
+      tenant_id: tenantId,
+      request_id: requestId.slice(0, 128),
+      guard: r.guard.slice(0, 100),
+      stage: r.stage,
+      action: r.action,
+      categories: JSON.stringify(r.categories.slice(0, 50)),
+      score: r.score ?? null,
+      created_at: now,
+    }));
+  if (rows.length === 0) return 0;
+  await db.insertInto('guard_shadow').values(rows).execute();
+  return rows.length;
+}
+
+/** Shadow results of one tenant since `since` (epoch ms): counts per guard/category/action and the latest samples. */
+export async function queryShadow(db: Kysely<Database>, tenantId: string, opts: { since?: number; limit?: number } = {}): Promise<ShadowSummary> {
+  const since = opts.since ?? 0;
+  const limit = Math.min(Math.max(opts.limit ?? 20, 1), 500);
+  const rows = await db
+    .selectFrom('guard_shadow')
+    .select(['request_id', 'guard', 'action', 'categories', 'score', 'created_at'])
+    .where('tenant_id', '=', tenantId)
+    .where('created_at', '>=', since)
+    .orderBy('created_at', 'desc')
+    .limit(50_000)
+    .execute();
+  const counts = new Map<string, { guard: string; category: string; action: string; count: number }>();
+  for (const r of rows) {
+    let cats: string[] = [];
+    try {
+      cats = JSON.parse(r.categories);
+    } catch {
+      cats = [];
+    }
+    for (const c of cats.length ? cats : ['(none)']) {
+      const k = `${r.guard}\0${c}\0${r.action}`;
+      const e = counts.get(k) ?? { guard: r.guard, category: c, action: r.action, count: 0 };
+      e.count++;
+      counts.set(k, e);
+    }
+  }
+  return {
+    tenantId,
+    since,
+    counts: [...counts.values()].sort((a, b) => b.count - a.count),
+    samples: rows.slice(0, limit).map((r) => ({ requestId: r.request_id, guard: r.guard, action: r.action, categories: safeJson(r.categories), score: r.score, at: Number(r.created_at) })),
+  };
+}
+
+function safeJson(s: string): string[] {
+  try {
+    const v = JSON.parse(s);
+    return Array.isArray(v) ? v : [];
+  } catch {
+    return [];
+  }
+}
+
+function decisionHeaders(ctx: RequestContext, outcome: PipelineOutcome): void {
+  if (outcome.action === 'allow' || !outcome.decidedBy) return;
+  ctx.responseHeaders['x-portcullis-guard'] = outcome.decidedBy;
+  ctx.responseHeaders['x-portcullis-action'] = outcome.action;
+}
+
+/** Parses the JSON body of `/v1/guard/check`. */
+function parseCheckBody(body: unknown): { input: string | CheckMessage[]; stage: CheckStage; detectors?: string[] } {
+  const b = body as Record<string, unknown> | undefined;
+  if (!b || typeof b !== 'object') throw new GatewayError('PCL_INVALID_REQUEST', { message: 'The request body must be a JSON object.' });
+  const input = b.input;
+  if (typeof input !== 'string' && !(Array.isArray(input) && input.every((m) => m && typeof m === 'object' && typeof (m as any).role === 'string'))) {
+    throw new GatewayError('PCL_INVALID_REQUEST', { message: "'input' must be a string or an array of messages with a role.", param: 'input' });
+  }
+  const stage = (b.stage ?? 'request') as CheckStage;
+  if (!['request', 'untrusted', 'response'].includes(stage)) throw new GatewayError('PCL_INVALID_REQUEST', { message: "'stage' must be request, untrusted or response.", param: 'stage' });
+  let detectors: string[] | undefined;
+  if (b.detectors !== undefined) {
+    if (!Array.isArray(b.detectors) || !b.detectors.every((d) => typeof d === 'string')) throw new GatewayError('PCL_INVALID_REQUEST', { message: "'detectors' must be an array of strings.", param: 'detectors' });
+    detectors = b.detectors as string[];
+  }
+  return { input: input as string | CheckMessage[], stage, ...(detectors ? { detectors } : {}) };
+}
+
+function limitError(e: GuardLimitError): GatewayError {
+  return new GatewayError('PCL_BODY_TOO_LARGE', { message: `The input is larger than the guards accept (${e.limit === 'segment' ? 'one text part' : 'total text'} over ${e.max} characters).` });
+}
+
+/** Creates the guards module from the gateway config (`config.guards`). */
+export function createGuardsModule(mctx: ModuleContext, engine: GuardEngine = createGuardEngine((mctx.config as { guards?: unknown }).guards as never, { env: mctx.env })): GatewayModule {
+  const db = mctx.db.kysely;
+  const log = mctx.logger;
+  return {
+    name: 'guards',
+    steps: {
+      async requestGuards(ctx) {
+        const tenantName = ctx.principal?.tenantName;
+        const conversationId = ctx.state.conversationId as string | undefined;
+        let run;
+        try {
+          run = await engine.runRequest(ctx.api, ctx.body, {
+            ...(tenantName !== undefined ? { tenantName } : {}),
+            ...(ctx.principal ? { tenant: ctx.principal.tenantId } : {}),
+            ...(conversationId ? { conversationId } : {}),
+            requestId: ctx.requestId,
+            state: ctx.state,
+          });
+        } catch (e) {
+          if (e instanceof GuardLimitError) throw limitError(e);
+          throw e;
+        }
+        const { outcome } = run;
+        ctx.state.guardRun = { outcome, pseudonyms: outcome.run.pseudonyms } satisfies GuardRunState;
+        decisionHeaders(ctx, outcome);
+        if (outcome.action === 'block') {
+          const err = blockError(outcome);
+          if (outcome.failed) log.warn({ reqId: ctx.requestId, guard: outcome.decidedBy, records: outcome.records.filter((r) => r.error) }, 'guard failed closed');
+          throw new GatewayError(err.code, { ...(err.details ? { details: err.details } : {}), headers: { 'x-portcullis-guard': outcome.decidedBy ?? 'guards', 'x-portcullis-action': 'block' }, internal: err.internal });
+        }
+        ctx.body = run.body;
+      },
+      responseGuards(ctx, body) {
+        const st = ctx.state.guardRun as GuardRunState | undefined;
+        if (!st || st.pseudonyms.size === 0) return body;
+        return restoreBody(body, st.pseudonyms);
+      },
+      streamGuards(ctx) {
+        const st = ctx.state.guardRun as GuardRunState | undefined;
+        if (!st || st.pseudonyms.size === 0) return undefined;
+        return createRestoreTransform(ctx.api, st.pseudonyms);
+      },
+      async done(ctx) {
+        const recs = ctx.state.guards as GuardRecord[] | undefined;
+        if (!recs || !ctx.principal) return;
+        if (recs.some((r) => r.mode === 'shadow')) await recordShadow(db, ctx.principal.tenantId, ctx.requestId, recs);
+      },
+    },
+    routes(app: FastifyInstance) {
+      app.addHook('onRequest', async (req: FastifyRequest) => {
+        const h = req.headers[CONVERSATION_HEADER];
+        if (typeof h === 'string' && CONVERSATION_RE.test(h) && req.pcl) req.pcl.state.conversationId = h;
+      });
+      app.post('/v1/guard/check', async (req) => {
+        const principal = await identify({ identity: mctx.identity }, req);
+        req.pcl.principal = principal;
+        const { input, stage, detectors } = parseCheckBody(req.body);
+        try {
+          return await check(input, { stage, engine, tenant: principal.tenantName, ...(detectors ? { detectors } : {}) });
+        } catch (e) {
+          if (e instanceof GuardLimitError) throw limitError(e);
+          if (e instanceof CheckInputError) throw new GatewayError('PCL_INVALID_REQUEST', { message: e.message, param: 'detectors' });
+          throw e;
+        }
+      });
+      app.get('/v1/guard/shadow', async (req) => {
+        const principal = await identify({ identity: mctx.identity }, req);
+        req.pcl.principal = principal;
+        const q = req.query as Record<string, string | undefined>;
+        const since = q.since !== undefined ? Number(q.since) : Date.now() - 7 * 86_400_000;
+        const limit = q.limit !== undefined ? Number(q.limit) : 20;
+        if (!Number.isFinite(since) || !Number.isFinite(limit)) throw new GatewayError('PCL_INVALID_REQUEST', { message: "'since' and 'limit' must be numbers." });
+        return queryShadow(db, principal.tenantId, { since, limit });
+      });
+    },
+    close: () => engine.close(),
+  };
+}
+
+/** The module factory listed in the composition root. */
+export function guardsModule(mctx: ModuleContext): GatewayModule {
+  return createGuardsModule(mctx);
+}
