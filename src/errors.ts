@@ -37,6 +37,7 @@ export const ERROR_CODES = {
   PCL_FORBIDDEN: { status: 403, type: 'permission_error', publicCode: 'permission_denied', message: 'This key is not allowed to perform this request.' },
   PCL_NOT_FOUND: { status: 404, type: 'not_found_error', publicCode: 'not_found', message: 'Not found.' },
   PCL_ROUTE_NOT_FOUND: { status: 404, type: 'invalid_request_error', publicCode: 'unknown_url', message: 'Unknown request URL.' },
+  PCL_CONFLICT: { status: 409, type: 'invalid_request_error', publicCode: 'conflict', message: 'The request conflicts with the current state.' },
   PCL_METHOD_NOT_ALLOWED: { status: 405, type: 'invalid_request_error', publicCode: 'method_not_allowed', message: 'Method not allowed for this URL.' },
   PCL_MODEL_NOT_FOUND: { status: 404, type: 'invalid_request_error', publicCode: 'model_not_found', message: 'The model does not exist or is not routed by this gateway.' },
   PCL_MODEL_UNSUPPORTED_ROUTE: { status: 400, type: 'invalid_request_error', publicCode: 'model_not_supported', message: 'The model is not available on this endpoint.' },

@@ -4,6 +4,8 @@
  */
 import { z } from 'zod';
 import { guardsConfigSchema } from '../guards/config.js';
+import { adminConfigSchema, identityConfigSchema } from '../identity/config.js';
+import { policyConfigSchema, tiersConfigSchema } from '../policy/config.js';
 
 const ms = (def: number) => z.number().int().positive().max(3_600_000).default(def);
 
@@ -114,6 +116,14 @@ export const configSchema = z
       })
       .strict()
       .default({}),
+    /** Identification: key cache, revocation propagation, failed-auth limits. */
+    identity: identityConfigSchema,
+    /** Admin API. */
+    admin: adminConfigSchema,
+    /** Named scope templates (tiers) keys and tenants refer to. */
+    tiers: tiersConfigSchema,
+    /** Authorization defaults, data boundaries, optional Cedar policies. */
+    policy: policyConfigSchema,
     /** Request-stage guards: injection, PII, secrets, regexes, spotlighting, judges, vault (see docs/sections/guards.md). */
     guards: guardsConfigSchema.default({}),
   })

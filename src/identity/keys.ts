@@ -7,6 +7,7 @@ import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Kysely } from 'kysely';
 import type { Database } from '../store/schema.js';
+import type { Principal } from './types.js';
 
 const KEY_RE = /^pcl_([A-Za-z0-9]{12})_([A-Za-z0-9_-]{43})$/;
 const ID_ALPHABET = 'ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789';
@@ -30,10 +31,24 @@ export function randomId(len = 12): string {
 }
 
 /** Generates a new key; returns the full key (shown once), its id and stored hash. */
-export function generateApiKey(pepper: Buffer): { id: string; key: string; hash: string } {
+export function generateApiKey(pepper: Buffer, prefix = 'pcl'): { id: string; key: string; hash: string } {
   const id = randomId(12);
   const secret = randomBytes(32).toString('base64url');
-  return { id, key: `pcl_${id}_${secret}`, hash: hashSecret(pepper, secret) };
+  return { id, key: `${prefix}_${id}_${secret}`, hash: hashSecret(pepper, secret) };
+}
+
+/**
+ * Why a stored key does (not) authenticate at `now`: `active`, `grace` (rotated, still inside
+ * its overlap), or the reason it fails.
+ */
+export function keyState(
+  rec: { status: string; expiresAt: number | null; graceUntil: number | null },
+  now: number,
+): 'active' | 'grace' | 'revoked' | 'expired' | 'rotated' {
+  if (rec.status === 'revoked') return 'revoked';
+  if (rec.expiresAt !== null && rec.expiresAt <= now) return 'expired';
+  if (rec.status === 'rotated') return rec.graceUntil !== null && rec.graceUntil > now ? 'grace' : 'rotated';
+  return rec.status === 'active' ? 'active' : 'revoked';
 }
 
 /** HMAC-SHA256(pepper, secret) in hex. */
@@ -87,6 +102,11 @@ export interface KeyRecord {
   tier: string | null;
   status: string;
   expiresAt: number | null;
+  /** The tenant's tier and scopes (keys inherit and narrow them). */
+  tenantTier: string | null;
+  tenantScopes: unknown | null;
+  /** A rotated key keeps working until this time. */
+  graceUntil: number | null;
 }
 
 /** Loads a key with its tenant, or null. */
@@ -105,6 +125,9 @@ export async function findKey(db: Kysely<Database>, id: string): Promise<KeyReco
       'api_keys.tier as tier',
       'api_keys.status as status',
       'api_keys.expires_at as expiresAt',
+      'api_keys.grace_until as graceUntil',
+      'tenants.tier as tenantTier',
+      'tenants.scopes as tenantScopes',
     ])
     .where('api_keys.id', '=', id)
     .executeTakeFirst();
@@ -112,7 +135,24 @@ export async function findKey(db: Kysely<Database>, id: string): Promise<KeyReco
   return {
     ...row,
     scopes: row.scopes ? JSON.parse(row.scopes) : null,
+    tenantScopes: row.tenantScopes ? JSON.parse(row.tenantScopes) : null,
     expiresAt: row.expiresAt == null ? null : Number(row.expiresAt),
+    graceUntil: row.graceUntil == null ? null : Number(row.graceUntil),
+  };
+}
+
+/** The principal a stored key stands for (without checking its state). */
+export function principalOf(rec: KeyRecord): Principal {
+  const tier = rec.tier ?? rec.tenantTier;
+  return {
+    tenantId: rec.tenantId,
+    tenantName: rec.tenantName,
+    keyId: rec.id,
+    subject: rec.name,
+    scopes: rec.scopes,
+    ...(tier ? { tier } : {}),
+    authMethod: 'api_key',
+    ...(rec.tenantScopes != null ? { tenantScopes: rec.tenantScopes } : {}),
   };
 }
 
@@ -139,6 +179,8 @@ export interface CreateKeyOptions {
 
 /** Creates a key (and its tenant if needed); returns the full key once. */
 export async function createKey(db: Kysely<Database>, pepper: Buffer, opts: CreateKeyOptions): Promise<{ id: string; key: string; tenant: string; tenantId: string }> {
+  if (!opts.tenant.trim() || opts.tenant.length > 200) throw new Error('tenant must be 1-200 characters');
+  if (!opts.name.trim() || opts.name.length > 200) throw new Error('name must be 1-200 characters');
   const tenant = await ensureTenant(db, opts.tenant);
   if (!tenant) throw new Error('could not create tenant');
   const k = generateApiKey(pepper);

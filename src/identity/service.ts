@@ -1,16 +1,63 @@
-/** Identification: turns request credentials into a Principal, with a bounded per-instance cache. */
+/**
+ * Identification: turns request credentials into a Principal (API keys) or an AdminPrincipal
+ * (admin keys), with a bounded per-instance cache invalidated by key changes on every
+ * instance, failed-authentication limits and counters, and batched last-used tracking.
+ */
 import { LRUCache } from 'lru-cache';
-import type { Kysely } from 'kysely';
-import type { Database } from '../store/schema.js';
-import { findKey, parseApiKey, verifySecret, type KeyRecord } from './keys.js';
-import type { Principal } from './types.js';
+import type { Logger } from 'pino';
+import type { Db } from '../store/db.js';
+import { findAdminKey, parseAdminKey, type AdminKeyRecord } from './admin-keys.js';
+import { FailureBuckets } from './auth-limiter.js';
+import { watchKeyChanges, type Watcher } from './changes.js';
+import { identityConfigSchema, type IdentityConfig } from './config.js';
+import { findKey, keyState, parseApiKey, principalOf, verifySecret, type KeyRecord } from './keys.js';
+import type { AdminPrincipal, Principal } from './types.js';
+
+/** Why an authentication failed (kept for logs and metrics; clients see a generic 401/429). */
+export type AuthFailureReason =
+  | 'missing'
+  | 'malformed'
+  | 'unknown_key'
+  | 'bad_secret'
+  | 'revoked'
+  | 'expired'
+  | 'rotated'
+  | 'tenant_disabled'
+  | 'rate_limited';
+
+/** The outcome of an authentication attempt. */
+export type AuthResult<P> = { ok: true; principal: P } | { ok: false; reason: AuthFailureReason; retryAfterS?: number };
+
+/** Failed authentication counters (monotonic since start). */
+export interface AuthFailureCounts {
+  total: number;
+  byReason: Record<AuthFailureReason, number>;
+}
+
+/** Request metadata used by authentication. */
+export interface AuthMeta {
+  /** Client address (rate limiting of failures). */
+  ip?: string;
+}
 
 /** Identification service. */
 export interface Identity {
   /** Returns the principal for a presented API key, or null when it is invalid. */
   authenticateKey(presented: string): Promise<Principal | null>;
+  /** Authenticates an API key with failure limiting and counting. */
+  authenticate(presented: string | null, meta?: AuthMeta): Promise<AuthResult<Principal>>;
+  /** Authenticates an admin key (`pcla_…`) with the same failure limiting. */
+  authenticateAdmin(presented: string | null, meta?: AuthMeta): Promise<AuthResult<AdminPrincipal>>;
   /** Drops cached entries (all, or one key id) after a revocation or rotation. */
   invalidate(keyId?: string): void;
+  /** Failed-authentication counters, for metrics. */
+  failureCounts(): AuthFailureCounts;
+  /** Starts propagation watchers and the last-used flusher (idempotent). */
+  start(): Promise<void>;
+  /** Writes pending last_used_at values now. */
+  flushLastUsed(): Promise<void>;
+  /** Stops background work and flushes last-used times. */
+  close(): Promise<void>;
 }
 
 /** Extracts the presented credential from `Authorization: Bearer …` or `x-api-key`. */
@@ -25,38 +72,189 @@ export function credentialFrom(headers: Record<string, string | string[] | undef
   return null;
 }
 
+/** Options of the identity service. */
+export interface IdentityOptions {
+  db: Db;
+  pepper: Buffer;
+  config?: Partial<IdentityConfig>;
+  /** PostgreSQL URL for LISTEN/NOTIFY (cluster mode). */
+  postgresUrl?: string;
+  logger?: Pick<Logger, 'warn' | 'error'>;
+  /** Clock (tests). */
+  now?: () => number;
+}
+
+const DUMMY_HASH = '0'.repeat(64);
+
 /** Creates the identity service over the store. */
-export function createIdentity(opts: { db: Kysely<Database>; pepper: Buffer; cacheSize?: number; cacheTtlMs?: number }): Identity {
-  const cache = new LRUCache<string, KeyRecord | false>({ max: opts.cacheSize ?? 10_000, ttl: opts.cacheTtlMs ?? 5_000 });
+export function createIdentity(opts: IdentityOptions): Identity {
+  const cfg: IdentityConfig = { ...identityConfigSchema.parse({}), ...(opts.config ?? {}) };
+  const now = opts.now ?? Date.now;
+  const kdb = opts.db.kysely;
+  const cache = new LRUCache<string, KeyRecord | false>({ max: cfg.cacheSize, ttl: cfg.cacheTtlMs });
+  const adminCache = new LRUCache<string, AdminKeyRecord | false>({ max: 1000, ttl: cfg.cacheTtlMs });
+  const byAddress = new FailureBuckets(cfg.failedAuth.perAddress, 100_000, now);
+  const byKey = new FailureBuckets(cfg.failedAuth.perKey, 100_000, now);
+  const reasons: AuthFailureReason[] = ['missing', 'malformed', 'unknown_key', 'bad_secret', 'revoked', 'expired', 'rotated', 'tenant_disabled', 'rate_limited'];
+  const counts: AuthFailureCounts = { total: 0, byReason: Object.fromEntries(reasons.map((r) => [r, 0])) as Record<AuthFailureReason, number> };
+  const lastUsed = new Map<string, number>();
+  const adminLastUsed = new Map<string, number>();
+  let watcher: Watcher | undefined;
+  let flushTimer: NodeJS.Timeout | undefined;
+  let started: Promise<void> | undefined;
+
+  function failure<P>(reason: AuthFailureReason, meta: AuthMeta | undefined, keyId: string | undefined, retryAfterS?: number): AuthResult<P> {
+    counts.total++;
+    counts.byReason[reason]++;
+    if (reason !== 'missing' && reason !== 'rate_limited') {
+      if (meta?.ip) byAddress.fail(meta.ip);
+      if (keyId) byKey.fail(keyId);
+    }
+    return retryAfterS ? { ok: false, reason, retryAfterS } : { ok: false, reason };
+  }
+
+  /** Shared flow of API and admin keys: limits, cached lookup, constant-time verify. */
+  async function verifyPresented<R extends { hash: string }, P>(
+    presented: string | null,
+    meta: AuthMeta | undefined,
+    parse: (s: string) => { id: string; secret: string } | null,
+    lookup: (id: string) => Promise<R | false>,
+    accept: (rec: R, id: string) => AuthResult<P>,
+  ): Promise<AuthResult<P>> {
+    if (!presented) return failure('missing', meta, undefined);
+    if (meta?.ip) {
+      const wait = byAddress.blockedFor(meta.ip);
+      if (wait > 0) return failure('rate_limited', meta, undefined, wait);
+    }
+    const parsed = parse(presented);
+    if (!parsed) {
+      verifySecret(opts.pepper, presented, DUMMY_HASH); // similar work for garbage
+      return failure('malformed', meta, undefined);
+    }
+    const keyWait = byKey.blockedFor(parsed.id);
+    const rec = await lookup(parsed.id);
+    const ok = verifySecret(opts.pepper, parsed.secret, rec ? rec.hash : DUMMY_HASH);
+    if (!rec || !ok) {
+      if (keyWait > 0) return failure('rate_limited', meta, parsed.id, keyWait);
+      return failure(rec ? 'bad_secret' : 'unknown_key', meta, parsed.id);
+    }
+    const res = accept(rec, parsed.id);
+    if (!res.ok) return failure(res.reason, meta, parsed.id);
+    return res;
+  }
+
+  async function lookupKey(id: string): Promise<KeyRecord | false> {
+    let rec = cache.get(id);
+    if (rec === undefined) {
+      rec = (await findKey(kdb, id)) ?? false;
+      cache.set(id, rec);
+    }
+    return rec;
+  }
+
+  async function lookupAdmin(id: string): Promise<AdminKeyRecord | false> {
+    let rec = adminCache.get(id);
+    if (rec === undefined) {
+      rec = (await findAdminKey(kdb, id)) ?? false;
+      adminCache.set(id, rec);
+    }
+    return rec;
+  }
+
+  function acceptKey(rec: KeyRecord, id: string): AuthResult<Principal> {
+    const t = now();
+    const state = keyState(rec, t);
+    if (state !== 'active' && state !== 'grace') return { ok: false, reason: state };
+    if (rec.tenantStatus !== 'active') return { ok: false, reason: 'tenant_disabled' };
+    lastUsed.set(id, t);
+    const principal = principalOf(rec);
+    return { ok: true, principal: state === 'grace' ? { ...principal, rotated: true } : principal };
+  }
+
+  function acceptAdmin(rec: AdminKeyRecord, id: string): AuthResult<AdminPrincipal> {
+    const t = now();
+    if (rec.status !== 'active') return { ok: false, reason: 'revoked' };
+    if (rec.expiresAt !== null && rec.expiresAt <= t) return { ok: false, reason: 'expired' };
+    adminLastUsed.set(id, t);
+    return { ok: true, principal: { id: rec.id, name: rec.name, role: rec.role, tenants: rec.tenants } };
+  }
+
+  async function flushLastUsed(): Promise<void> {
+    const batches: Array<['api_keys' | 'admin_keys', Map<string, number>]> = [
+      ['api_keys', lastUsed],
+      ['admin_keys', adminLastUsed],
+    ];
+    for (const [table, map] of batches) {
+      if (map.size === 0) continue;
+      const entries = [...map];
+      map.clear();
+      try {
+        await kdb.transaction().execute(async (trx) => {
+          for (const [id, ts] of entries) {
+            await trx
+              .updateTable(table)
+              .set({ last_used_at: ts })
+              .where('id', '=', id)
+              .where((eb) => eb.or([eb('last_used_at', 'is', null), eb('last_used_at', '<', ts)]))
+              .execute();
+          }
+        });
+      } catch (e) {
+        opts.logger?.warn({ err: (e as Error)?.message }, 'last_used_at flush failed');
+      }
+    }
+  }
+
+  const invalidate = (keyId?: string) => {
+    if (keyId) {
+      cache.delete(keyId);
+      adminCache.delete(keyId);
+    } else {
+      cache.clear();
+      adminCache.clear();
+    }
+  };
+
   return {
     async authenticateKey(presented) {
-      const parsed = parseApiKey(presented);
-      if (!parsed) return null;
-      let rec = cache.get(parsed.id);
-      if (rec === undefined) {
-        rec = (await findKey(opts.db, parsed.id)) ?? false;
-        cache.set(parsed.id, rec);
-      }
-      if (!rec) {
-        verifySecret(opts.pepper, parsed.secret, '0'.repeat(64)); // same work for unknown ids
-        return null;
-      }
-      if (!verifySecret(opts.pepper, parsed.secret, rec.hash)) return null;
-      if (rec.status !== 'active' || rec.tenantStatus !== 'active') return null;
-      if (rec.expiresAt !== null && rec.expiresAt <= Date.now()) return null;
-      return {
-        tenantId: rec.tenantId,
-        tenantName: rec.tenantName,
-        keyId: rec.id,
-        subject: rec.name,
-        scopes: rec.scopes,
-        ...(rec.tier ? { tier: rec.tier } : {}),
-        authMethod: 'api_key',
-      };
+      const r = await verifyPresented(presented, undefined, parseApiKey, lookupKey, acceptKey);
+      return r.ok ? r.principal : null;
     },
-    invalidate(keyId) {
-      if (keyId) cache.delete(keyId);
-      else cache.clear();
+    authenticate(presented, meta) {
+      return verifyPresented(presented, meta, parseApiKey, lookupKey, acceptKey);
+    },
+    authenticateAdmin(presented, meta) {
+      return verifyPresented(presented, meta, parseAdminKey, lookupAdmin, acceptAdmin);
+    },
+    invalidate,
+    failureCounts() {
+      return { total: counts.total, byReason: { ...counts.byReason } };
+    },
+    start() {
+      started ??= (async () => {
+        watcher = watchKeyChanges({
+          db: opts.db,
+          pollMs: cfg.revocationPollMs,
+          ...(opts.postgresUrl ? { postgresUrl: opts.postgresUrl } : {}),
+          onChange(ids) {
+            if (ids === '*') invalidate();
+            else for (const id of ids) invalidate(id);
+          },
+          onError(e) {
+            opts.logger?.warn({ err: (e as Error)?.message }, 'key-change watcher error');
+          },
+        });
+        flushTimer = setInterval(() => void flushLastUsed(), cfg.lastUsedFlushMs);
+        flushTimer.unref();
+        await watcher.ready;
+      })();
+      return started;
+    },
+    flushLastUsed,
+    async close() {
+      if (flushTimer) clearInterval(flushTimer);
+      await watcher?.close();
+      await flushLastUsed();
     },
   };
 }

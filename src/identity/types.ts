@@ -10,6 +10,27 @@ export interface Principal {
   user?: string;
   /** Scopes granted to this principal; null = the tenant's/tier's defaults. */
   scopes: unknown | null;
+  /** Effective tier: the key's, else the tenant's. */
   tier?: string;
   authMethod: 'api_key' | 'jwt' | 'mtls';
+  /** Tenant-wide scopes (a layer between the tier and the key's own scopes), when set. */
+  tenantScopes?: unknown | null;
+  /** True while a rotated key is inside its grace period (clients should switch). */
+  rotated?: boolean;
 }
+
+/** An authenticated administrator (admin API). */
+export interface AdminPrincipal {
+  /** Admin key id (the part after `pcla_`), or `cli` for offline use. */
+  id: string;
+  name: string;
+  role: AdminRole;
+  /** Tenant ids an operator manages; null = all tenants (owner, auditor). */
+  tenants: string[] | null;
+}
+
+/** Admin roles: owner (everything), operator (keys/policies of assigned tenants), auditor (read-only). */
+export type AdminRole = 'owner' | 'operator' | 'auditor';
+
+/** Admin roles, in decreasing power. */
+export const ADMIN_ROLES: readonly AdminRole[] = ['owner', 'operator', 'auditor'];

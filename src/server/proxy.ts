@@ -27,13 +27,22 @@ export interface ProxyDeps {
   log: { warn(o: object, m: string): void; error(o: object, m: string): void };
 }
 
-/** Authenticates the caller or throws 401. */
+/**
+ * Authenticates the caller or throws: 401 (generic) for a missing/invalid credential, 429 with
+ * Retry-After when the client address or key id has too many recent failures. Later identity
+ * kinds (JWT, mTLS) plug in here before the API-key path.
+ */
 export async function identify(deps: Pick<ProxyDeps, 'identity'>, req: FastifyRequest): Promise<Principal> {
   const cred = credentialFrom(req.headers);
-  if (!cred) throw new GatewayError('PCL_UNAUTHENTICATED', { message: 'Missing API key. Send it as `Authorization: Bearer <key>` or `x-api-key`.' });
-  const p = await deps.identity.authenticateKey(cred);
-  if (!p) throw new GatewayError('PCL_UNAUTHENTICATED');
-  return p;
+  if (!cred) throw new GatewayError('PCL_UNAUTHENTICATED', { message: 'Missing API key. Send it as `Authorization: Bearer <key>` or `x-api-key`.', internal: { authFailure: 'missing' } });
+  const r = await deps.identity.authenticate(cred, { ip: req.ip });
+  if (!r.ok) {
+    if (req.pcl) req.pcl.state.authFailure = r.reason;
+    if (r.reason === 'rate_limited') throw new GatewayError('PCL_RATE_LIMITED', { message: 'Too many failed authentication attempts.', headers: { 'retry-after': String(r.retryAfterS ?? 60) }, internal: { authFailure: r.reason } });
+    throw new GatewayError('PCL_UNAUTHENTICATED', { internal: { authFailure: r.reason } });
+  }
+  if (r.principal.rotated && req.pcl) req.pcl.responseHeaders['x-portcullis-key-rotated'] = 'true';
+  return r.principal;
 }
 
 /** The stream error event in each API's own format. */

@@ -9,6 +9,8 @@ export interface TenantsTable {
   status: Generated<string>;
   tier: string | null;
   created_at: Millis;
+  /** JSON-encoded tenant-wide scopes (narrowed further by each key), or null. */
+  scopes: string | null;
 }
 
 export interface ApiKeysTable {
@@ -26,11 +28,54 @@ export interface ApiKeysTable {
   created_at: Millis;
   expires_at: Millis | null;
   last_used_at: Millis | null;
+  /** Set on rotation: the key that replaces this one. */
+  successor_id: string | null;
+  /** Set on rotation: the rotated key keeps working until this time. */
+  grace_until: Millis | null;
+  revoked_at: Millis | null;
+  revoked_reason: string | null;
 }
 
 export interface KvMetaTable {
   k: string;
   v: string;
+}
+
+export interface AdminKeysTable {
+  id: string;
+  name: string;
+  hash: string;
+  /** owner | operator | auditor */
+  role: string;
+  /** JSON array of tenant ids an operator manages (null for owner/auditor = all). */
+  tenants: string | null;
+  status: Generated<string>;
+  created_by: string | null;
+  created_at: Millis;
+  expires_at: Millis | null;
+  last_used_at: Millis | null;
+}
+
+export interface AdminEventsTable {
+  id: Generated<number>;
+  ts: Millis;
+  actor: string;
+  actor_role: string | null;
+  action: string;
+  target_type: string | null;
+  target_id: string | null;
+  tenant_id: string | null;
+  /** Where the action came from: client address, `cli`, … */
+  source: string | null;
+  request_id: string | null;
+  /** JSON detail (never secrets). */
+  detail: string | null;
+}
+
+export interface KeyChangesTable {
+  seq: Generated<number>;
+  key_id: string;
+  ts: Millis;
 }
 
 /** Shadow-mode guard results (migration 005): categories as a JSON array, never text. */
@@ -51,5 +96,8 @@ export interface Database {
   tenants: TenantsTable;
   api_keys: ApiKeysTable;
   kv_meta: KvMetaTable;
+  admin_keys: AdminKeysTable;
+  admin_events: AdminEventsTable;
+  key_changes: KeyChangesTable;
   guard_shadow: GuardShadowTable;
 }

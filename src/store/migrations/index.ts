@@ -6,6 +6,7 @@ import type { Kysely } from 'kysely';
 import type { Dialect } from '../db.js';
 import { m001 } from './001-tenants-keys.js';
 import { m005 } from './005-guard-shadow.js';
+import { m002 } from './002-identity-access.js';
 
 /** One migration; `dialect` lets a step use engine-specific column types. */
 export interface DbMigration {
@@ -16,5 +17,6 @@ export interface DbMigration {
 /** Migrations by name; names sort in the order they run. */
 export const migrations: Record<string, DbMigration> = {
   '001-tenants-keys': m001,
+  '002-identity-access': m002,
   '005-guard-shadow': m005,
 };
