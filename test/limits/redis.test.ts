@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
-import { createLimiter, createRedisCounterStore, limitsFallbackAdmissions, parseLimitsConfig } from '../../src/limits/index.js';
+import { createLimiter, createRedisCounterStore, limitsFallbackAdmissions, parseLimitsConfig, type Limiter } from '../../src/limits/index.js';
 import { forkWorkers, killWorkers, runJob } from './fixtures/workers.js';
 
 const URL = process.env.PCL_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -31,9 +31,11 @@ if (!reachable && process.env.CI === 'true') throw new Error(`Redis at ${URL} is
 const skip = reachable ? false : `Redis at ${URL} unreachable (set CI=true to make this a failure)`;
 if (skip) console.log(`# skipping Redis limits tests: ${skip}`);
 
-describe('limits on Redis', { skip }, () => {
+describe('limits on Redis', { skip, timeout: 20_000 }, () => {
   let kids: ChildProcess[] = [];
   let admin: Redis;
+  const open: Limiter[] = [];
+  const track = (l: Limiter) => (open.push(l), l);
   const store = { kind: 'redis' as const, url: URL, prefix: PREFIX };
 
   before(async () => {
@@ -42,6 +44,7 @@ describe('limits on Redis', { skip }, () => {
   });
   after(async () => {
     killWorkers(kids);
+    for (const l of open) await l.close();
     let cursor = '0';
     do {
       const [next, keys] = await admin.scan(cursor, 'MATCH', `${PREFIX}:*`, 'COUNT', 500);
@@ -130,7 +133,7 @@ describe('limits on Redis', { skip }, () => {
 
   test('settlement replaces the reservation; release gives everything back', async () => {
     const config = parseLimitsConfig({ keyPrefix: PREFIX });
-    const limiter = createLimiter({ config, store: createRedisCounterStore(URL, { keyPrefix: PREFIX }) });
+    const limiter = track(createLimiter({ config, store: createRedisCounterStore(URL, { keyPrefix: PREFIX }) }));
     const limits = { key: { dailyTokens: 10_000, dailyCostUsd: 1, concurrency: 1 } };
     const req = { tenantId: 'settle', keyId: 'k', model: 'demo', inputTokens: 1000, requestedOutputTokens: 500, messages: 1, limits };
     const a = await limiter.admit(req);
@@ -154,13 +157,12 @@ describe('limits on Redis', { skip }, () => {
     assert.equal(Number(await admin.get(tokKey)), 1000);
     assert.equal(Number(await admin.get(costKey)), 1_100_000);
     assert.equal(await admin.zcard(`${PREFIX}:{t:settle}:conc:key:k`), 0);
-    await limiter.close();
   });
 
   test('a dead Redis with failMode closed refuses with 503 quickly', async () => {
     const config = parseLimitsConfig({ failMode: 'closed' });
     const logs: object[] = [];
-    const limiter = createLimiter({ config, store: createRedisCounterStore('redis://127.0.0.1:1', { connectTimeoutMs: 300 }), log: { warn: (o) => logs.push(o) } });
+    const limiter = track(createLimiter({ config, store: createRedisCounterStore('redis://127.0.0.1:1', { connectTimeoutMs: 300 }), log: { warn: (o) => logs.push(o) } }));
     const t0 = Date.now();
     const a = await limiter.admit({ tenantId: 't', keyId: 'k', model: 'demo', inputTokens: 5, messages: 1, limits: { key: { requestsPerMinute: 10 } } });
     assert.ok(!a.ok);
@@ -169,13 +171,12 @@ describe('limits on Redis', { skip }, () => {
     assert.ok(Date.now() - t0 < 2000);
     assert.equal(limiter.stats().unavailableRefusals, 1);
     assert.equal(logs.length, 1);
-    await limiter.close();
   });
 
   test('a dead Redis with failMode open admits via the local limiter, counts and logs it', async () => {
     const config = parseLimitsConfig({ failMode: 'open' });
     const logs: object[] = [];
-    const limiter = createLimiter({ config, store: createRedisCounterStore('redis://127.0.0.1:1', { connectTimeoutMs: 300 }), log: { warn: (o) => logs.push(o) } });
+    const limiter = track(createLimiter({ config, store: createRedisCounterStore('redis://127.0.0.1:1', { connectTimeoutMs: 300 }), log: { warn: (o) => logs.push(o) } }));
     const before = limitsFallbackAdmissions();
     const req = { tenantId: 't', keyId: 'k', model: 'demo', inputTokens: 5, messages: 1, limits: { key: { requestsPerMinute: 2 } } };
     const r1 = await limiter.admit(req);
@@ -187,6 +188,5 @@ describe('limits on Redis', { skip }, () => {
     assert.equal(limitsFallbackAdmissions() - before, 3);
     assert.ok(logs.length >= 1 && JSON.stringify(logs[0]).includes('limits_store_fallback'));
     await limiter.settle(r1.ticket, { inputTokens: 5, outputTokens: 5 }); // settles on the fallback store without throwing
-    await limiter.close();
   });
 });
