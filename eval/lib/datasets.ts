@@ -106,3 +106,34 @@ export function fnv1a(text: string): number {
 export function splitOf(text: string): 'train' | 'heldout' {
   return fnv1a(canonicalText(text)) % 5 === 0 ? 'heldout' : 'train';
 }
+
+/**
+ * The grouping key of a prompt row for the split: rows sharing a key always fall on the same
+ * side. JailbreakBench rows group by `goal` (so held-out goals are unseen), everything else
+ * by canonical text.
+ */
+export function splitKeyOf(set: string, row: PromptRow): string {
+  if (set === 'jailbreakbench_artifacts' && typeof row.goal === 'string') return `goal:${canonicalText(row.goal)}`;
+  return canonicalText(row.text);
+}
+
+/**
+ * Bucket 0–4 of a prompt row. Rule: FNV-1a(split key) mod 5, except BIPIA, whose own
+ * train/test split is used (test → bucket 0, train → bucket 2) because its injected documents
+ * reuse each attack instruction many times. Bucket 0 is held out for evaluation, bucket 1 is
+ * the validation bucket for threshold calibration, buckets 2–4 are training.
+ */
+export function bucketOf(set: string, row: PromptRow): number {
+  if (set === 'bipia' && (row.split === 'test' || row.split === 'train')) return row.split === 'test' ? 0 : 2;
+  return fnv1a(splitKeyOf(set, row)) % 5;
+}
+
+/** True when a row is in the held-out evaluation bucket (bucket 0). */
+export function isHeldOut(set: string, row: PromptRow): boolean {
+  return bucketOf(set, row) === 0;
+}
+
+/** True for rows that must be kept out of injection scoring (`harmful_request/*` are harmful asks, not injections). */
+export function isHarmfulRequest(row: PromptRow): boolean {
+  return typeof row.category === 'string' && row.category.startsWith('harmful_request/');
+}

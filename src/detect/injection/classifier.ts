@@ -1,0 +1,99 @@
+/**
+ * The shipped injection classifier: logistic regression over hashed n-gram features
+ * (see features.ts), trained by `npm run train:injection`. The model is a JSON file beside
+ * this module, imported statically (no I/O at call time); weights are int8-quantised.
+ */
+import model from './model.json' with { type: 'json' };
+import { featurize, dot, sigmoid, windows, FEATURE_BITS, type SparseVector } from './features.js';
+
+/** Shape of model.json. */
+export interface InjectionModel {
+  version: number;
+  featureBits: number;
+  /** `direct` (user prompts) and `indirect` (documents, tool outputs) heads. */
+  heads: Record<ClassifierHead, ModelHead>;
+  /** Free-form training metadata (sets, split rule, counts, validation metrics, thresholds). */
+  meta: Record<string, unknown>;
+}
+
+/** Classifier heads. */
+export type ClassifierHead = 'direct' | 'indirect';
+
+/** One head of model.json. */
+export interface ModelHead {
+  bias: number;
+  scale: number;
+  /** Base64 of an Int8Array of 2^featureBits weights. */
+  weights: string;
+}
+
+interface LoadedHead {
+  w: Float32Array;
+  bias: number;
+}
+
+/** Decodes a model file into dense float weights per head. */
+export function loadModel(m: InjectionModel): Record<ClassifierHead, LoadedHead> {
+  if (m.featureBits !== FEATURE_BITS) throw new Error(`injection model: expected ${FEATURE_BITS} feature bits, got ${m.featureBits}`);
+  const out = {} as Record<ClassifierHead, LoadedHead>;
+  for (const name of ['direct', 'indirect'] as const) {
+    const h = m.heads[name];
+    const bytes = Buffer.from(h.weights, 'base64');
+    const q = new Int8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const w = new Float32Array(q.length);
+    for (let i = 0; i < q.length; i++) w[i] = q[i] * h.scale;
+    out[name] = { w, bias: h.bias };
+  }
+  return out;
+}
+
+const loaded = loadModel(model as unknown as InjectionModel);
+
+/** Training metadata of the shipped model. */
+export const MODEL_META: Readonly<Record<string, unknown>> = Object.freeze((model as unknown as InjectionModel).meta);
+
+/** Probability that a feature vector is an injection/jailbreak, by one head. */
+export function scoreVector(v: SparseVector, head: ClassifierHead = 'direct'): number {
+  const h = loaded[head];
+  return sigmoid(dot(v, h.w) + h.bias);
+}
+
+/** One scored window of the matching view. */
+export interface WindowScore {
+  start: number;
+  end: number;
+  score: number;
+}
+
+function logit(p: number): number {
+  const q = Math.min(1 - 1e-9, Math.max(1e-9, p));
+  return Math.log(q / (1 - q));
+}
+
+/**
+ * The indirect head is calibrated so that its validation threshold at 2 % false positives on
+ * benign documents maps to 0.5 (the default untrusted upper threshold).
+ */
+const INDIRECT_SHIFT = (() => {
+  const heads = (MODEL_META.heads ?? {}) as Record<string, { calibration?: Record<string, number> }>;
+  const t = heads.indirect?.calibration?.['fpr_0.02'];
+  return typeof t === 'number' ? logit(t) : 0;
+})();
+
+/** Indirect-head probability, recalibrated (see INDIRECT_SHIFT). */
+export function indirectScore(v: SparseVector): number {
+  const h = loaded.indirect;
+  return sigmoid(dot(v, h.w) + h.bias - INDIRECT_SHIFT);
+}
+
+/**
+ * Scores a folded view in overlapping windows; returns every window's score (the max is the
+ * text score). Trusted text uses the direct head; untrusted text the max of both heads.
+ */
+export function classifyWindows(fold: string, untrusted = false): WindowScore[] {
+  return windows(fold.length).map(([s, e]) => {
+    const v = featurize(fold.slice(s, e));
+    const d = scoreVector(v, 'direct');
+    return { start: s, end: e, score: untrusted ? Math.max(d, indirectScore(v)) : d };
+  });
+}

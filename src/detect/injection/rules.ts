@@ -1,0 +1,364 @@
+/**
+ * Rule layer of the injection/jailbreak detector: phrase families per category and
+ * language, compiled once into linear-time regular expressions that run on the folded
+ * matching view (lowercase, accent-free, homoglyphs and leetspeak folded).
+ *
+ * Every pattern is built from literal alternations joined by bounded gaps (`{0,n}` over
+ * single-word steps), so the work per start position is bounded and a scan is linear.
+ */
+
+/** Categories the rules report. */
+export type RuleCategory =
+  | 'instruction_override'
+  | 'persona_hijack'
+  | 'prompt_extraction'
+  | 'fake_turn'
+  | 'delimiter_injection'
+  | 'payload_splitting'
+  | 'refusal_suppression'
+  | 'indirect_instruction';
+
+/** One compiled rule. */
+export interface Rule {
+  id: string;
+  category: RuleCategory;
+  /** Language tag of the phrase family (`en`, `fr`, … or `any`). */
+  lang: string;
+  /** Confidence when it matches alone. */
+  score: number;
+  re: RegExp;
+  /**
+   * Cheap prefilter: every group must have at least one word prefix present in the text
+   * (prefixes of at most 6 characters), otherwise the regex cannot match and is skipped.
+   */
+  anchors?: string[][];
+  /** Cheap substring prefilter for language-neutral rules. */
+  needles?: string[];
+}
+
+const alt = (words: string[]) => `(?:${words.join('|')})`;
+/** Up to `n` intervening words (bounded: linear per start position). */
+const gap = (n: number) => `(?:[^\\w\\n]{1,6}[\\w']{1,24}){0,${n}}[^\\w\\n]{1,6}`;
+const b = '\\b';
+
+interface Family {
+  lang: string;
+  /** Override verbs ("ignore", "forget" …). */
+  overrideVerbs: string[];
+  /** Words meaning previous/above/all/system. */
+  prior: string[];
+  /** Nouns meaning instructions/rules/prompt. */
+  instructions: string[];
+  /** Extraction verbs ("reveal", "repeat" …). */
+  revealVerbs: string[];
+  /** Phrases naming the system prompt. */
+  systemPrompt: string[];
+  /** "Without restrictions/filters …". */
+  unrestricted: string[];
+  /** "You are now / act as / pretend to be …". */
+  becomeRole: string[];
+  /** "Never refuse / no warnings …". */
+  noRefusal: string[];
+  /** "From now on / new instructions …". */
+  newRegime: string[];
+}
+
+const FAMILIES: Family[] = [
+  {
+    lang: 'en',
+    overrideVerbs: ['ignore', 'ignoring', 'disregard', 'disregarding', 'forget', 'forgetting', 'bypass', 'override', 'overrule', 'overlook', 'neglect', 'dismiss', 'abandon', 'discard', 'skip', 'drop', 'set aside', 'do not follow', "don't follow", 'dont follow', 'stop following', 'no longer follow', 'pay no attention to', 'throw out', 'erase', 'delete', 'clear', 'cancel', 'reset'],
+    prior: ['previous', 'prior', 'above', 'earlier', 'preceding', 'former', 'initial', 'original', 'old', 'all', 'any', 'every', 'your', 'these', 'those', 'the system', 'system', 'developer', 'default', 'existing', 'foregoing', 'aforementioned', 'other', 'given', 'current'],
+    instructions: ['instructions?', 'prompts?', 'directions?', 'directives?', 'rules', 'guidelines', 'commands?', 'orders', 'constraints', 'restrictions', 'programming', 'guidance', 'polic(?:y|ies)', 'safeguards', 'filters', 'limitations', 'training', 'context', 'conversation', 'messages?', 'tasks?', 'assignments?', 'settings'],
+    revealVerbs: ['reveal', 'show', 'print', 'repeat', 'output', 'display', 'tell me', 'give me', 'share', 'leak', 'dump', 'write (?:out|down)', 'spell out', 'recite', 'list', 'disclose', 'expose', 'provide', 'return', 'echo', 'copy', 'paste', 'what (?:is|are|was|were)', 'summari[sz]e', 'translate', 'type out', 'read (?:back|out)', 'quote', 'verbatim'],
+    systemPrompt: ['system prompt', 'system message', 'system instructions?', 'initial (?:prompt|instructions?)', 'original (?:prompt|instructions?)', 'hidden (?:prompt|instructions?|rules)', 'secret (?:prompt|instructions?|rules|password|key)', 'internal (?:prompt|instructions?|rules)', 'developer (?:prompt|message|instructions?)', 'pre-?prompt', 'meta-?prompt', 'your (?:instructions|rules|guidelines|prompt|directives|configuration)', '(?:text|words|instructions|everything|content) (?:above|before) (?:this|here)', 'first (?:message|instructions?|lines?) (?:you (?:were|got)|of (?:this|the) conversation)', 'what (?:you were|were you) told'],
+    unrestricted: ['(?:without|no|free (?:from|of)|beyond|not bound by|freed from|liberated from|unbound by|break(?:ing)? (?:free|out) (?:of|from))' + gap(2) + '(?:restrictions?|filters?|filtering|limits|limitations|censorship|guidelines|rules|boundaries|morals?|ethics|ethical (?:guidelines|constraints|principles)|moral (?:guidelines|constraints|principles)|constraints|safeguards|polic(?:y|ies))', 'unfiltered', 'uncensored', 'unrestricted', 'amoral', 'jailbroken', 'jailbreak', 'do anything now', 'developer mode', 'dan mode', 'god mode', 'evil (?:mode|confidant|ai|assistant|bot)', 'no (?:ethical|moral) (?:or (?:moral|ethical) )?(?:guidelines|principles|constraints|boundaries)'],
+    becomeRole: ['you are (?:now|going to|about to)', "you're (?:now|going to)", 'you will (?:now )?(?:act|be|pretend|roleplay|simulate|respond)', 'act as', 'acting as', 'pretend (?:to be|you are|that you are)', 'roleplay as', 'role-?play (?:as|a)', 'simulate', 'impersonate', 'from now on,? you', 'assume the (?:role|persona|identity)', 'stay in character', 'become', 'transform into', 'switch to'],
+    noRefusal: ['(?:never|do not|don\'t|dont|must not|mustn\'t|shall not|should not|will not|won\'t|cannot|can\'t|not allowed to|are not to|never ever)' + gap(1) + '(?:refuse|decline|deny|say no|reject|apologi[sz]e|say (?:sorry|that you (?:can\'t|cannot))|say i\'?m sorry|warn|add (?:a |any )?(?:warnings?|disclaimers?|notes?)|include (?:a |any )?(?:warnings?|disclaimers?|caveats?|notes?)|mention (?:that|ethics|legality|morality|the law|safety)|break character|moralize|lecture|censor)', '(?:without|no|omit(?:ting)?|skip(?:ping)?|remove) (?:any |all |the )?(?:warnings?|disclaimers?|moralizing|moralising|caveats|apologies|ethical (?:warnings|considerations)|safety warnings)', '(?:start|begin) (?:your |each |every )?(?:response|answer|reply|output)s? (?:with|by saying) [\'"`]?(?:sure|certainly|absolutely|of course|yes)', 'always (?:comply|answer|respond|obey|provide)', 'answer (?:any|every|all) (?:question|request)s?'],
+    newRegime: ['from now on', 'new instructions?', 'updated instructions?', 'new task', 'new rules?', 'your new (?:task|goal|role|purpose|instructions?|objective)', 'instead,? (?:you (?:will|must|should)|do|say|print|output|write|respond)', 'real instructions?', 'actual instructions?', 'true instructions?', 'override (?:mode|code|command)', 'admin(?:istrator)? (?:mode|override|command|access)', 'sudo mode', 'maintenance mode', 'debug mode'],
+  },
+  {
+    lang: 'fr',
+    overrideVerbs: ['ignore[rz]?', 'ignorant', 'oublie[rz]?', 'neglige[rz]?', 'contourne[rz]?', 'ne tiens pas compte', 'ne tenez pas compte', 'fais abstraction', 'faites abstraction', 'ne suis pas', 'ne suivez pas', 'abandonne[rz]?', 'efface[rz]?', 'passe[rz]? outre'],
+    prior: ['precedente?s?', 'anterieure?s?', 'ci-dessus', 'toutes', 'tous', 'tes', 'vos', 'initiale?s?', 'originale?s?', 'du systeme', 'systeme'],
+    instructions: ['instructions?', 'consignes?', 'regles?', 'directives?', 'ordres?', 'commandes?', 'restrictions?', 'prompts?', 'invites?', 'limites?'],
+    revealVerbs: ['montre[rz]?', 'affiche[rz]?', 'revele[rz]?', 'repete[rz]?', 'donne[rz]?(?:-moi)?', 'dis(?:-moi)?', 'ecris', 'ecrivez', 'imprime[rz]?', 'quel(?:le)?s? (?:est|sont|etaient)', 'partage[rz]?', 'divulgue[rz]?', 'recopie[rz]?'],
+    systemPrompt: ['prompt (?:du )?systeme', 'invite (?:du )?systeme', 'instructions? (?:du )?systeme', 'consignes? (?:du )?systeme', 'instructions? (?:initiales|cachees|secretes|originales)', 'consignes? (?:initiales|cachees|secretes)', 'message systeme', 'tes (?:instructions|consignes|regles)', 'vos (?:instructions|consignes|regles)'],
+    unrestricted: ['sans (?:aucune?s? |la moindre |)(?:restrictions?|limites?|filtres?|censure|regles?|contraintes?|limitations?|morale|ethique)', 'non (?:censure|filtre|restreint)', 'mode developpeur'],
+    becomeRole: ['tu es (?:maintenant|desormais|a present)', 'vous etes (?:maintenant|desormais)', 'agis (?:comme|en tant que)', 'agissez (?:comme|en tant que)', 'fais semblant', 'faites semblant', 'joue le role', 'incarne', 'fais comme si', 'a partir de maintenant,? tu', 'deviens'],
+    noRefusal: ['ne (?:refuse|refusez|decline) (?:jamais|pas)', 'ne (?:dis|dites) (?:jamais|pas) (?:non|que tu ne peux pas)', 'sans (?:aucun )?(?:avertissements?|mises? en garde|excuses)', 'ne t\'excuse (?:jamais|pas)', 'reponds? toujours', 'commence (?:ta|chaque) reponse par [\'"]?(?:bien sur|oui|certainement)'],
+    newRegime: ['a partir de maintenant', 'desormais', 'nouvelles? (?:instructions?|consignes?|regles?|taches?)', 'tes nouvelles (?:instructions|consignes)', 'ta nouvelle (?:tache|mission)', 'au lieu de cela'],
+  },
+  {
+    lang: 'de',
+    overrideVerbs: ['ignorier(?:e|en|t)?', 'vergiss', 'vergessen sie', 'missachte(?:n)?', 'umgehe(?:n)?', 'uberschreibe(?:n)?', 'verwirf', 'verwerfen sie', 'befolge (?:nicht|keine)', 'befolgen sie (?:nicht|keine)', 'halte dich nicht an', 'setze (?:alle )?\\w* ?au(?:ss|ß)er kraft', 'losche'],
+    prior: ['vorherigen?', 'vorigen?', 'bisherigen?', 'obigen?', 'fruheren?', 'alle', 'alles', 'deine', 'ihre', 'ursprunglichen?', 'vorangegangenen?', 'oben genannten?', 'system'],
+    instructions: ['anweisung(?:en)?', 'instruktion(?:en)?', 'regeln', 'befehle?', 'vorgaben', 'richtlinien', 'anordnungen', 'einschrankungen', 'prompts?', 'auftrage?'],
+    revealVerbs: ['zeig(?:e|en sie)?', 'gib', 'geben sie', 'verrate(?:n sie)?', 'wiederhole(?:n sie)?', 'nenne(?:n sie)?', 'schreib(?:e|en sie)?', 'drucke', 'gib (?:mir )?aus', 'was (?:ist|sind|war|waren)', 'teile', 'offenbare', 'kopiere'],
+    systemPrompt: ['system-?prompt', 'system-?anweisung(?:en)?', 'system-?nachricht', 'anfangliche(?:n)? anweisung(?:en)?', 'ursprungliche(?:n)? anweisung(?:en)?', 'versteckte(?:n)? (?:anweisung(?:en)?|regeln)', 'geheime(?:n)? (?:anweisung(?:en)?|regeln)', 'deine (?:anweisungen|regeln|vorgaben|instruktionen)', 'ihre (?:anweisungen|regeln)'],
+    unrestricted: ['ohne (?:jegliche |irgendwelche |alle |)(?:einschrankungen|beschrankungen|regeln|filter|zensur|grenzen|limits|moral|ethik|richtlinien)', 'unzensiert(?:e|er)?', 'ungefiltert(?:e|er)?', 'entwicklermodus'],
+    becomeRole: ['du bist (?:jetzt|nun|ab jetzt|ab sofort)', 'sie sind (?:jetzt|nun)', 'tu so,? als', 'tun sie so,? als', 'handle als', 'agiere als', 'verhalte dich (?:wie|als)', 'spiel(?:e)? die rolle', 'schlupfe in die rolle', 'ab (?:jetzt|sofort),? (?:bist|wirst) du', 'werde zu'],
+    noRefusal: ['(?:lehne|verweigere) (?:niemals|nie|nichts)', 'nie(?:mals)? ablehnen', 'ohne (?:jegliche )?(?:warnungen|warnhinweise|hinweise|entschuldigungen|disclaimer)', 'keine (?:warnungen|warnhinweise|entschuldigungen|disclaimer)', 'antworte immer', 'beginne (?:deine|jede) antwort mit [\'"]?(?:sicher|naturlich|klar|ja)'],
+    newRegime: ['ab (?:jetzt|sofort)', 'von nun an', 'neue (?:anweisungen|anweisung|regeln|aufgabe|instruktionen)', 'deine neue (?:aufgabe|rolle)', 'stattdessen'],
+  },
+  {
+    lang: 'es',
+    overrideVerbs: ['ignora(?:r|d)?', 'ignore(?:n)?', 'olvida(?:r)?', 'olvide(?:n)?', 'omite', 'omita', 'descarta', 'haz caso omiso', 'no hagas caso', 'no sigas', 'no siga', 'salta(?:te)?', 'anula', 'desobedece', 'pasa por alto', 'borra'],
+    prior: ['anteriores', 'previas?', 'previos?', 'todas', 'todos', 'tus', 'sus', 'iniciales', 'originales', 'de arriba', 'del sistema', 'precedentes'],
+    instructions: ['instrucciones', 'instruccion', 'reglas', 'indicaciones', 'directrices', 'ordenes', 'comandos', 'restricciones', 'normas', 'prompts?', 'pautas'],
+    revealVerbs: ['muestra(?:me)?', 'muestre', 'revela(?:me)?', 'revele', 'repite', 'repita', 'dime', 'digame', 'dame', 'deme', 'imprime', 'escribe', 'cual(?:es)? (?:es|son|era|eran)', 'comparte', 'copia'],
+    systemPrompt: ['prompt del sistema', 'indicaciones del sistema', 'instrucciones (?:del sistema|iniciales|ocultas|secretas|originales)', 'mensaje del sistema', 'tus (?:instrucciones|reglas|directrices)', 'sus (?:instrucciones|reglas)'],
+    unrestricted: ['sin (?:ninguna |ningun |)(?:restricciones|restriccion|limites|filtros|censura|reglas|limitaciones|moral|etica)', 'sin censura', 'sin filtros', 'modo desarrollador'],
+    becomeRole: ['ahora eres', 'ahora seras', 'a partir de ahora,? (?:eres|seras)', 'actua como', 'actue como', 'finge (?:ser|que eres)', 'finja (?:ser|que es)', 'haz de', 'interpreta (?:el papel|a)', 'juega el papel', 'conviertete en', 'asume el (?:papel|rol)'],
+    noRefusal: ['nunca (?:te niegues|rechaces|digas que no|te disculpes|rehuses)', 'no (?:te niegues|rechaces) (?:nunca|jamas)', 'sin (?:ninguna )?(?:advertencias?|avisos?|disculpas|descargos)', 'responde siempre', 'siempre responde', 'empieza (?:tu|cada) respuesta con [\'"]?(?:claro|por supuesto|si)'],
+    newRegime: ['a partir de ahora', 'de ahora en adelante', 'nuevas? (?:instrucciones|reglas|tarea|ordenes)', 'tu nueva (?:tarea|mision)', 'en su lugar', 'en cambio'],
+  },
+  {
+    lang: 'it',
+    overrideVerbs: ['ignora(?:re|te)?', 'dimentica(?:re|te)?', 'trascura(?:re)?', 'tralascia', 'non seguire', 'non tenere conto', 'salta', 'annulla', 'scarta', 'aggira', 'bypassa', 'cancella'],
+    prior: ['precedenti', 'tutte', 'tutti', 'le tue', 'tue', 'sue', 'iniziali', 'originali', 'sopra', 'di sistema', 'del sistema', 'anteriori'],
+    instructions: ['istruzion[ei]', 'regole', 'indicazioni', 'direttive', 'ordini', 'comandi', 'restrizioni', 'prompts?', 'linee guida', 'limitazioni'],
+    revealVerbs: ['mostra(?:mi)?', 'rivela(?:mi)?', 'ripeti', 'dimmi', 'dammi', 'stampa', 'scrivi', 'qual[ei]? (?:e|sono|era|erano)', 'condividi', 'copia', 'elenca'],
+    systemPrompt: ['prompt di sistema', 'prompt del sistema', 'istruzioni (?:di sistema|del sistema|iniziali|nascoste|segrete|originali)', 'messaggio di sistema', 'le tue (?:istruzioni|regole)'],
+    unrestricted: ['senza (?:alcuna |alcun |nessuna |)(?:restrizion[ei]|limit[ei]|filtr[oi]|censura|regole|limitazion[ei]|morale|etica)', 'non censurat[oa]', 'modalita sviluppatore'],
+    becomeRole: ['ora sei', 'adesso sei', 'da ora in poi,? (?:sei|sarai)', 'comportati come', 'agisci come', 'fingi (?:di essere|che)', 'fai finta di essere', 'interpreta (?:il ruolo|la parte)', 'impersona', 'diventa', 'assumi il ruolo'],
+    noRefusal: ['non rifiutare mai', 'mai rifiutare', 'non (?:dire|rispondere) mai (?:di )?no', 'senza (?:alcun )?(?:avvertiment[oi]|avvertenze|avvisi|scuse)', 'rispondi sempre', 'inizia (?:la tua|ogni) risposta con [\'"]?(?:certo|sicuro|si)'],
+    newRegime: ['da ora in poi', 'd\'ora in poi', 'a partire da ora', 'nuove (?:istruzioni|regole)', 'nuovo compito', 'il tuo nuovo (?:compito|ruolo)', 'invece'],
+  },
+  {
+    lang: 'pt',
+    overrideVerbs: ['ignor[ae](?:r|m)?', 'esque[cç]a(?:m)?', 'esquecer', 'desconsidere(?:m)?', 'desconsiderar', 'despreze', 'nao sig[ae]', 'pule', 'descarte', 'anule', 'contorne', 'apague', 'deixe de lado'],
+    prior: ['anteriores', 'previas?', 'todas', 'todos', 'suas', 'tuas', 'iniciais', 'originais', 'acima', 'do sistema', 'precedentes'],
+    instructions: ['instrucoes', 'instrucao', 'regras', 'orientacoes', 'diretrizes', 'ordens', 'comandos', 'restricoes', 'prompts?', 'normas'],
+    revealVerbs: ['mostre(?:-me)?', 'mostra', 'revele', 'revela', 'repita', 'repete', 'diga(?:-me)?', 'me diga', 'me de', 'de-me', 'imprima', 'escreva', 'qua(?:l|is) (?:e|sao|era|eram)', 'compartilhe', 'copie'],
+    systemPrompt: ['prompt do sistema', 'instrucoes (?:do sistema|iniciais|ocultas|secretas|originais)', 'mensagem do sistema', 'suas (?:instrucoes|regras|diretrizes)', 'tuas (?:instrucoes|regras)'],
+    unrestricted: ['sem (?:nenhuma |qualquer |)(?:restricoes|restricao|limites|filtros|censura|regras|limitacoes|moral|etica)', 'sem censura', 'modo desenvolvedor'],
+    becomeRole: ['agora voce e', 'agora tu es', 'a partir de agora,? voce (?:e|sera)', 'aja como', 'atue como', 'finja (?:ser|que e)', 'faca de conta', 'interprete o papel', 'assuma o papel', 'torne-se', 'comporte-se como'],
+    noRefusal: ['nunca (?:recuse|se recuse|diga nao|rejeite|peca desculpas)', 'nao recuse nunca', 'sem (?:nenhum )?(?:avisos?|advertencias?|desculpas|ressalvas)', 'responda sempre', 'sempre responda', 'comece (?:sua|cada) resposta com [\'"]?(?:claro|com certeza|sim)'],
+    newRegime: ['a partir de agora', 'de agora em diante', 'novas? (?:instrucoes|regras|tarefa)', 'sua nova (?:tarefa|missao)', 'em vez disso'],
+  },
+  {
+    lang: 'nl',
+    overrideVerbs: ['negeer', 'negeren', 'vergeet', 'vergeten', 'omzeil', 'sla (?:\\w+ )?over', 'volg (?:\\w+ )?niet', 'laat (?:\\w+ )?varen', 'schrap', 'verwerp', 'wis'],
+    prior: ['vorige', 'voorgaande', 'eerdere', 'bovenstaande', 'alle', 'je', 'jouw', 'uw', 'oorspronkelijke', 'originele', 'systeem'],
+    instructions: ['instructies', 'instructie', 'regels', 'opdrachten', 'opdracht', 'richtlijnen', 'aanwijzingen', 'bevelen', 'beperkingen', 'prompts?'],
+    revealVerbs: ['toon', 'laat (?:me )?zien', 'onthul', 'herhaal', 'geef', 'vertel', 'print', 'schrijf', 'wat (?:is|zijn|was|waren)', 'deel', 'kopieer'],
+    systemPrompt: ['systeem-?prompt', 'systeem-?instructies', 'systeem-?bericht', '(?:oorspronkelijke|originele|verborgen|geheime|initiele) (?:instructies|regels|prompt)', '(?:je|jouw|uw) (?:instructies|regels|richtlijnen)'],
+    unrestricted: ['zonder (?:enige |alle |)(?:beperkingen|regels|filters|censuur|grenzen|moraal|ethiek|restricties)', 'ongecensureerd', 'ongefilterd', 'ontwikkelaarsmodus'],
+    becomeRole: ['je bent nu', 'jij bent nu', 'u bent nu', 'vanaf nu ben je', 'doe alsof', 'gedraag je als', 'speel de rol', 'handel als', 'treed op als', 'word'],
+    noRefusal: ['weiger nooit', 'nooit weigeren', 'zeg nooit nee', 'zonder (?:enige )?(?:waarschuwingen|disclaimers|excuses)', 'geen (?:waarschuwingen|disclaimers)', 'antwoord altijd', 'begin (?:je|elk) antwoord met [\'"]?(?:zeker|natuurlijk|ja)'],
+    newRegime: ['vanaf nu', 'van nu af aan', 'nieuwe (?:instructies|regels|opdracht|taak)', 'je nieuwe (?:taak|opdracht|rol)', 'in plaats daarvan'],
+  },
+  {
+    lang: 'pl',
+    overrideVerbs: ['zignoruj(?:cie)?', 'ignoruj(?:cie)?', 'zapomnij(?:cie)?', 'pomin(?:cie)?', 'nie (?:stosuj|przestrzegaj|sluchaj|wykonuj)', 'odrzuc', 'obejdz', 'porzuc', 'usun', 'anuluj', 'lekcewaz'],
+    prior: ['poprzednie', 'poprzednich', 'wczesniejsze', 'wczesniejszych', 'wszystkie', 'wszystkich', 'twoje', 'twoich', 'powyzsze', 'powyzszych', 'pierwotne', 'oryginalne', 'systemowe'],
+    instructions: ['instrukcj[eia]', 'instrukcjach', 'polecenia?', 'poleceniach', 'zasady', 'zasadach', 'reguly', 'regul', 'wytyczne', 'wytycznych', 'ograniczenia', 'rozkazy', 'prompty?'],
+    revealVerbs: ['pokaz', 'ujawnij', 'powtorz', 'podaj', 'wypisz', 'napisz', 'wydrukuj', 'powiedz', 'jak(?:i|a|ie) (?:jest|sa|byl|byla|byly)', 'udostepnij', 'skopiuj', 'zdradz'],
+    systemPrompt: ['prompt (?:systemowy|systemu)', 'instrukcj[ea] systemow[ea]', 'komunikat systemowy', 'wiadomosc systemowa', '(?:ukryte|tajne|poczatkowe|oryginalne|pierwotne) (?:instrukcje|polecenia|zasady)', 'twoje (?:instrukcje|zasady|polecenia|wytyczne)'],
+    unrestricted: ['bez (?:zadnych |jakichkolwiek |)(?:ograniczen|zasad|filtrow|cenzury|regul|granic|moralnosci|etyki)', 'bez cenzury', 'nieocenzurowan[ya]', 'tryb (?:dewelopera|programisty)'],
+    becomeRole: ['jestes teraz', 'teraz jestes', 'od teraz jestes', 'udawaj', 'zachowuj sie jak', 'dzialaj jako', 'wciel sie', 'odgrywaj role', 'zagraj role', 'stan sie'],
+    noRefusal: ['nigdy nie odmawiaj', 'nie odmawiaj', 'nigdy nie mow nie', 'bez (?:zadnych )?(?:ostrzezen|zastrzezen|przeprosin)', 'zawsze odpowiadaj', 'zacznij (?:swoja|kazda) odpowiedz od [\'"]?(?:oczywiscie|jasne|tak)'],
+    newRegime: ['od teraz', 'od tej chwili', 'nowe (?:instrukcje|polecenia|zasady|zadanie)', 'twoje nowe (?:zadanie|polecenie)', 'zamiast tego'],
+  },
+  {
+    lang: 'tr',
+    overrideVerbs: ['yok say', 'yoksay', 'gormezden gel', 'unut', 'dikkate alma', 'uyma', 'atla', 'boşver', 'bosver', 'iptal et', 'gecersiz say', 'cigne', 'sil'],
+    prior: ['onceki', 'yukaridaki', 'tum', 'butun', 'senin', 'onceden verilen', 'ilk', 'orijinal', 'sistem', 'eski', 'verilen'],
+    instructions: ['talimat(?:lari|lar|i|larini)?', 'kurallar(?:i|ini)?', 'komut(?:lari|lar|u)?', 'yonerge(?:leri|ler)?', 'direktif(?:leri|ler)?', 'emir(?:leri|ler)?', 'kisitlama(?:lari|lar)?', 'istem(?:leri|ler)?', 'prompt(?:lari|u)?'],
+    revealVerbs: ['goster', 'acikla', 'tekrarla', 'yaz', 'soyle', 'ver', 'yazdir', 'paylas', 'ifsa et', 'kopyala', 'nedir', 'neydi'],
+    systemPrompt: ['sistem (?:istemi|istemini|komutu|komutunu|promptu|promptunu|talimatlari|talimatlarini|mesaji|mesajini)', '(?:gizli|ilk|orijinal|baslangic) (?:talimatlar(?:i|ini)?|kurallar(?:i|ini)?|istem(?:i|ini)?)', 'talimatlarini', 'kurallarini'],
+    unrestricted: ['(?:hicbir )?(?:kisitlama|sinir|filtre|kural|sansur|etik|ahlak)(?:lar)? olmadan', 'kisitlamasiz', 'sansursuz', 'filtresiz', 'sinirsiz', 'gelistirici modu'],
+    becomeRole: ['artik sen', 'sen artik', 'bundan sonra sen', 'gibi davran', 'rol(?:unu)? yap', 'rolune gir', 'taklit et', 'gibi hareket et', '(?:mis|miş) gibi yap'],
+    noRefusal: ['asla reddetme', 'reddetme', 'hayir deme', 'uyari(?:lar)? (?:olmadan|verme)', 'ozur dileme', 'her zaman (?:cevap ver|yanitla)', '(?:cevabina|yanitina) [\'"]?(?:tabii|elbette|evet) (?:ile|diye) basla'],
+    newRegime: ['bundan sonra', 'bundan boyle', 'artik', 'yeni (?:talimatlar|kurallar|gorev|gorevin)', 'yeni gorevin', 'onun yerine'],
+  },
+];
+
+function compile(src: string): RegExp {
+  return new RegExp(src, 'g');
+}
+
+/** Leading literal word prefixes of a list of alternatives, or null when one has no literal start. */
+function literalStarts(alternatives: string[]): string[] | null {
+  const out: string[] = [];
+  for (const a of alternatives) {
+    const starts = literalStartOf(a);
+    if (starts === null) return null;
+    out.push(...starts);
+  }
+  return [...new Set(out)];
+}
+
+function literalStartOf(a: string): string[] | null {
+  if (a.startsWith('(?:')) {
+    // Split the top-level alternatives of the leading group.
+    let depth = 0;
+    let i = 3;
+    let cur = '';
+    const parts: string[] = [];
+    for (; i < a.length; i++) {
+      const c = a[i];
+      if (c === '\\') {
+        cur += c + a[i + 1];
+        i++;
+        continue;
+      }
+      if (c === '(') depth++;
+      if (c === ')') {
+        if (depth === 0) break;
+        depth--;
+      }
+      if (c === '|' && depth === 0) {
+        parts.push(cur);
+        cur = '';
+        continue;
+      }
+      cur += c;
+    }
+    parts.push(cur);
+    // An optional group ("(?:…)?") has no required start.
+    if (a[i + 1] === '?' || a[i + 1] === '*') return null;
+    return literalStarts(parts);
+  }
+  const m = /^[a-z0-9']+/.exec(a);
+  if (!m) return null;
+  let lit = m[0];
+  const next = a[lit.length];
+  // A complete word (followed by a space, a gap or the end): match the whole word.
+  if (next === undefined || next === ' ') return lit.length >= 2 ? [`w:${lit}`] : null;
+  // A following quantifier makes the last character optional.
+  if (next === '?' || next === '*' || next === '{') lit = lit.slice(0, -1);
+  if (lit.length < 2) return null;
+  return [`p:${lit.slice(0, 6)}`];
+}
+
+function groups(...lists: string[][]): string[][] | undefined {
+  const out: string[][] = [];
+  for (const l of lists) {
+    const starts = literalStarts(l);
+    if (starts !== null) out.push(starts);
+  }
+  return out.length > 0 ? out : undefined;
+}
+
+function familyRules(f: Family): Rule[] {
+  const V = alt(f.overrideVerbs);
+  const P = alt(f.prior);
+  const I = alt(f.instructions);
+  const R = alt(f.revealVerbs);
+  const S = alt(f.systemPrompt);
+  const U = alt(f.unrestricted);
+  const B = alt(f.becomeRole);
+  const N = alt(f.noRefusal);
+  const G = alt(f.newRegime);
+  const rules: Rule[] = [
+    // verb … prior … instructions   ("ignore all previous instructions")
+    { id: `override.verb-prior-noun.${f.lang}`, category: 'instruction_override', lang: f.lang, score: 0.9, re: compile(`${b}${V}${gap(3)}${P}${gap(2)}${I}${b}`), anchors: groups(f.overrideVerbs, f.instructions) },
+    // noun … prior … verb (SOV / passive: "previous instructions … ignore", Turkish order)
+    { id: `override.noun-verb.${f.lang}`, category: 'instruction_override', lang: f.lang, score: 0.8, re: compile(`${b}${P}${gap(1)}${I}${gap(3)}${V}${b}`), anchors: groups(f.overrideVerbs, f.instructions) },
+    // verb + instructions without a qualifier ("ignore instructions") – weaker
+    { id: `override.verb-noun.${f.lang}`, category: 'instruction_override', lang: f.lang, score: 0.55, re: compile(`${b}${V}${gap(1)}${I}${b}`), anchors: groups(f.overrideVerbs, f.instructions) },
+    { id: `override.new-regime.${f.lang}`, category: 'instruction_override', lang: f.lang, score: 0.35, re: compile(`${b}${G}${b}`), anchors: groups(f.newRegime) },
+    { id: `extraction.reveal-system.${f.lang}`, category: 'prompt_extraction', lang: f.lang, score: 0.85, re: compile(`${b}${R}${gap(4)}${S}`), anchors: groups(f.revealVerbs, f.systemPrompt) },
+    { id: `extraction.system-reveal.${f.lang}`, category: 'prompt_extraction', lang: f.lang, score: 0.7, re: compile(`${b}${S}${gap(3)}${R}${b}`), anchors: groups(f.revealVerbs, f.systemPrompt) },
+    { id: `extraction.mention.${f.lang}`, category: 'prompt_extraction', lang: f.lang, score: 0.3, re: compile(`${b}${S}`), anchors: groups(f.systemPrompt) },
+    { id: `persona.unrestricted.${f.lang}`, category: 'persona_hijack', lang: f.lang, score: 0.6, re: compile(`${b}${U}${b}`), anchors: groups(f.unrestricted) },
+    { id: `persona.become-unrestricted.${f.lang}`, category: 'persona_hijack', lang: f.lang, score: 0.9, re: compile(`${b}${B}${gap(12)}${U}`), anchors: groups(f.becomeRole, f.unrestricted) },
+    { id: `persona.become.${f.lang}`, category: 'persona_hijack', lang: f.lang, score: 0.25, re: compile(`${b}${B}${b}`), anchors: groups(f.becomeRole) },
+    { id: `refusal.${f.lang}`, category: 'refusal_suppression', lang: f.lang, score: 0.6, re: compile(`${b}${N}`), anchors: groups(f.noRefusal) },
+  ];
+  return rules;
+}
+
+const LANGUAGE_NEUTRAL: Rule[] = [
+  // Chat-template tokens of popular model families.
+  { id: 'fake-turn.template-token', category: 'fake_turn', lang: 'any', score: 0.9, needles: ['<|', '[inst', '[/inst', '<<sys', '<</sys', '[sys', '[system', '_of_turn>'], re: /<\|(?:im_start|im_end|im_sep|system|user|assistant|endoftext|begin_of_text|end_of_text|start_header_id|end_header_id|eot_id|eom_id|channel|message|end|start|turn>?)\|>|<\/?(?:start_of_turn|end_of_turn)>|\[\/?inst\]|<<\/?sys>>|\[\/?(?:system|sys)(?:_prompt)?\]|<\/?s>\s*\[inst\]/g },
+  // "### System:" / "### Instruction:" headers and role lines at the start of a line.
+  { id: 'fake-turn.role-header', category: 'fake_turn', lang: 'any', score: 0.55, needles: [':'], re: /(?:^|\n)[ \t]*(?:#{1,4}[ \t]*|\*\*|\[)?(?:system|assistant|developer|admin|instruction|instructions|new instructions|human|ai|gpt|chatgpt|user)[ \t]*(?:\*\*|\])?[ \t]*(?:message|prompt|override|note|update)?[ \t]*:/g },
+  { id: 'fake-turn.system-tag', category: 'fake_turn', lang: 'any', score: 0.7, needles: ['<'], re: /<\/?(?:system|system_prompt|sys|instructions?|admin|developer|assistant|im_start)(?:\s[^<>\n]{0,80})?>/g },
+  { id: 'fake-turn.json-role', category: 'fake_turn', lang: 'any', score: 0.6, needles: ['role'], re: /["']role["']\s*:\s*["'](?:system|developer|assistant|tool)["']/g },
+  // Delimiter/format injection: closing the data block and opening new instructions.
+  { id: 'delimiter.end-of-data', category: 'delimiter_injection', lang: 'any', score: 0.5, needles: [' of '], re: /\b(?:end|close|closing) of (?:the )?(?:document|context|input|text|email|data|file|user input|conversation|prompt|article|page|content|search results?|tool output)\b/g },
+  { id: 'delimiter.closing-tag', category: 'delimiter_injection', lang: 'any', score: 0.55, needles: ['</'], re: /<\/(?:document|context|data|input|user_input|untrusted|text|article|email|content|tool_output|search_results?|retrieved)>/g },
+  { id: 'delimiter.begin-instructions', category: 'delimiter_injection', lang: 'any', score: 0.75, needles: ['begin', 'start'], re: /\b(?:begin|start|beginning) (?:of )?(?:the )?(?:new|real|actual|true|hidden|secret|updated|important) (?:instructions?|prompt|task|rules)\b/g },
+  { id: 'delimiter.fence-break', category: 'delimiter_injection', lang: 'any', score: 0.6, needles: ['---', '===', '***', '###', '```'], re: /(?:^|\n)[ \t]*(?:-{3,}|={3,}|\*{3,}|#{3,}|`{3,})[ \t]*(?:end|stop|new|system|ignore|admin|important|attention|instructions?)\b/g },
+  // Payload splitting: variables assigned and then concatenated/executed.
+  { id: 'splitting.concat', category: 'payload_splitting', lang: 'any', score: 0.7, needles: ['+', 'concat', 'combin', 'join', 'merge', 'together', 'append'], re: /\b(?:[a-z]\w{0,8}\s*\+\s*){2,}[a-z]\w{0,8}\b|\b(?:concatenate|combine|join|merge|put together|append)\b(?:[^\w\n]{1,6}\w{1,24}){0,6}[^\w\n]{1,6}(?:strings?|variables?|parts|pieces|fragments|segments|letters|words|a and b|x and y|[a-z] ?\+ ?[a-z])\b/g },
+  { id: 'splitting.assign', category: 'payload_splitting', lang: 'any', score: 0.35, needles: ['='], re: /\b[a-z]\w{0,3}\s*=\s*["'][^"'\n]{1,80}["']/g },
+  { id: 'splitting.parts', category: 'payload_splitting', lang: 'any', score: 0.5, needles: [' of '], re: /\b(?:first|second|third|next|last|final) (?:part|half|piece|fragment|segment) of (?:the |my |this )?(?:instruction|question|prompt|request|command|message|word)s?\b/g },
+  // Indirect instructions aimed at the model reading a document or tool output.
+  { id: 'indirect.your-output', category: 'indirect_instruction', lang: 'en', score: 0.55, needles: ['your ', 'the '], re: /\b(?:add|include|insert|append|prepend|mention|write|put|use|incorporate|embed|integrate|utili[sz]e|inject|place|end|start|begin|format|translate|encrypt|encode|respond|reply|answer|replace|rewrite)\b(?:[^\w\n]{1,6}[\w']{1,24}){0,10}[^\w\n]{1,6}(?:in|into|to|within|at the (?:end|start|beginning) of|throughout) (?:your|the) (?:response|answer|reply|output|summary|code|solution|message|result)s?\b/g },
+  { id: 'indirect.your-code', category: 'indirect_instruction', lang: 'en', score: 0.5, needles: ['your ', 'code '], re: /\b(?:your (?:code|solution|response|answer|reply) (?:should|must|needs to|has to)|(?:following|below|this) code (?:snippet|excerpt|section|segment|block|fragment)\b(?:[^\w\n]{1,6}[\w']{1,24}){0,4}[^\w\n]{1,6}(?:your|in))/g },
+  { id: 'indirect.address-ai', category: 'indirect_instruction', lang: 'en', score: 0.65, needles: ['ai', 'assistant', 'llm', 'model', 'agent', 'bot', 'gpt', 'claude', 'gemini', 'copilot', 'bing'], re: /\b(?:if you are an? (?:ai|llm|language model|assistant|bot|chatbot|agent)|note to (?:the )?(?:ai|assistant|llm|model|agent|bot)|(?:ai|llm|language model|assistant|agent|bot)s? (?:reading|processing|summari[sz]ing|analy[sz]ing) this|(?:dear|attention|hey|hi|hello) (?:ai|assistant|llm|chatgpt|gpt|claude|gemini|copilot|bing|agent|model)\b)/g },
+  { id: 'indirect.exfil-action', category: 'indirect_instruction', lang: 'en', score: 0.6, needles: [' to '], re: /\b(?:send|forward|email|post|upload|transfer|exfiltrate|leak)\b(?:[^\w\n]{1,6}[\w']{1,24}){0,6}[^\w\n]{1,6}(?:to (?:this|the following|my) (?:address|url|email|server|endpoint|link)|to https?:\/\/|to [\w.+-]{1,40}@[\w-]{1,40}\.[a-z]{2,6})/g },
+  // Markdown image exfiltration.
+  { id: 'indirect.markdown-image', category: 'indirect_instruction', lang: 'any', score: 0.6, needles: ['](http'], re: /!\[[^\]\n]{0,80}\]\(https?:\/\/[^)\s]{1,200}(?:\?|&)[^)\s]{0,200}(?:\{|%7b|\$|data=|q=|prompt=|secret=|p=)[^)\s]{0,200}\)/g },
+  // Classic named jailbreaks and modes.
+  { id: 'persona.named', category: 'persona_hijack', lang: 'any', score: 0.85, re: /\b(?:dan (?:mode|prompt|jailbreak)|do anything now|stan\b(?:[^\w\n]{1,6}\w{1,24}){0,4}[^\w\n]{1,6}strive to avoid norms|dude\b(?:[^\w\n]{1,6}\w{1,24}){0,6}[^\w\n]{1,6}anything|aim stands for|always intelligent and machiavellian|developer mode (?:enabled|output|v2|2\.0)|jailbreak(?:ed|broken)? (?:mode|response|prompt|version)|anti-?dan|evil confidant|betterdan|chaosgpt|mongo tom|(?:\[|\()?(?:🔓|🔒)|\[(?:jailbreak|classic|dan|gpt|lucy)\]\s?:?)/g },
+  { id: 'persona.two-answers', category: 'persona_hijack', lang: 'en', score: 0.7, needles: ['two ', 'normal ', 'classic ', 'standard ', 'both'], re: /\b(?:two (?:different |separate )?(?:responses|answers|ways|paragraphs)|(?:normal|classic|standard) (?:response|answer) (?:and|then) (?:a |an )?(?:jailbroken|dan|unfiltered|uncensored|developer mode)|respond (?:as|like) both)\b/g },
+];
+
+/** All compiled rules (English first, then the other languages, then language-neutral rules). */
+export const RULES: readonly Rule[] = Object.freeze([...FAMILIES.flatMap(familyRules), ...LANGUAGE_NEUTRAL]);
+
+/** Languages with phrase families. */
+export const RULE_LANGUAGES: readonly string[] = FAMILIES.map((f) => f.lang);
+
+/** A rule match on the matching view. */
+export interface RuleMatch {
+  rule: Rule;
+  start: number;
+  end: number;
+}
+
+/** Longest text a single match may cover; a regex must not produce more matches than this bound allows. */
+const MAX_MATCHES_PER_RULE = 64;
+
+/** Word prefixes (2–6 characters) present in a folded text. */
+function wordPrefixes(fold: string): Set<string> {
+  const set = new Set<string>();
+  const n = fold.length;
+  let i = 0;
+  while (i < n) {
+    let c = fold.charCodeAt(i);
+    if (!((c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 39)) {
+      i++;
+      continue;
+    }
+    const start = i;
+    while (i < n && ((c = fold.charCodeAt(i)), (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 39)) i++;
+    const len = Math.min(6, i - start);
+    for (let k = 2; k <= len; k++) set.add('p:' + fold.slice(start, start + k));
+    if (i - start <= 24) set.add('w:' + fold.slice(start, i));
+  }
+  return set;
+}
+
+function anchorsPresent(rule: Rule, prefixes: Set<string>, fold: string): boolean {
+  if (rule.needles && !rule.needles.some((nd) => fold.includes(nd))) return false;
+  if (rule.anchors) {
+    for (const group of rule.anchors) if (!group.some((a) => prefixes.has(a))) return false;
+  }
+  return true;
+}
+
+/** Runs every rule over a matching view (the `fold` view) and returns the matches. */
+export function matchRules(fold: string): RuleMatch[] {
+  const out: RuleMatch[] = [];
+  const prefixes = wordPrefixes(fold);
+  for (const rule of RULES) {
+    if (!anchorsPresent(rule, prefixes, fold)) continue;
+    rule.re.lastIndex = 0;
+    let count = 0;
+    let m: RegExpExecArray | null;
+    while ((m = rule.re.exec(fold)) !== null) {
+      if (m[0].length === 0) {
+        rule.re.lastIndex++;
+        continue;
+      }
+      out.push({ rule, start: m.index, end: m.index + m[0].length });
+      if (++count >= MAX_MATCHES_PER_RULE) break;
+    }
+  }
+  return out;
+}

@@ -1,0 +1,521 @@
+/**
+ * Text normalisation before detection (pure, linear-time).
+ *
+ * `normalize(text)` returns:
+ * - `text`: the cleaned view — NFKC per character cluster, zero-width/bidi/tag/variation
+ *   characters removed (and flagged);
+ * - `fold`: a matching view of exactly the same length — lowercased, diacritics stripped,
+ *   homoglyphs folded with the `confusables` table (inside tokens that already contain
+ *   ASCII letters, so genuine Cyrillic/Greek words are left alone), leetspeak folded inside
+ *   tokens that mix letters and digits/symbols;
+ * - `starts`/`ends`: for every code unit of the view, the span it came from in the original;
+ * - `decoded`: payloads found and decoded (Unicode tags, base64, hex, URL-encoding, ROT13),
+ *   each with its span in the original text and its own normalised view (bounded depth/size);
+ * - `flags`: counts of what was removed, folded or decoded.
+ *
+ * Offsets always refer to the original text: use `toOriginal()` to map a view span.
+ */
+import { confusablesMap } from 'confusables';
+
+/** Kinds of decoded payloads. */
+export type PayloadKind = 'tags' | 'base64' | 'hex' | 'url' | 'rot13';
+
+/** A decoded payload found inside the text. */
+export interface DecodedPayload {
+  kind: PayloadKind;
+  /** Span of the encoded payload in the original text. */
+  start: number;
+  end: number;
+  /** Nesting depth (1 = found in the input, 2 = found inside a decoded payload …). */
+  depth: number;
+  /** The normalised view of the decoded text (its own offsets are relative to the decoded text). */
+  view: NormalizedText;
+}
+
+/** Counts of what normalisation changed. */
+export interface NormalizeFlags {
+  zeroWidth: number;
+  bidi: number;
+  tags: number;
+  variationSelectors: number;
+  confusables: number;
+  leet: number;
+  nfkc: number;
+  decoded: Partial<Record<PayloadKind, number>>;
+}
+
+/** A normalised view of a text plus the map back to the original. */
+export interface NormalizedText {
+  /** The original text. */
+  original: string;
+  /** Cleaned view (NFKC, invisible characters removed). */
+  text: string;
+  /** Matching view: same length as `text`, lowercased, diacritics, homoglyphs and leetspeak folded. */
+  fold: string;
+  /** Original start offset of each code unit of `text`/`fold`. */
+  starts: Uint32Array;
+  /** Original end offset (exclusive) of each code unit of `text`/`fold`. */
+  ends: Uint32Array;
+  /** Decoded payloads (nested ones are listed flat, with spans in this text's original). */
+  decoded: DecodedPayload[];
+  flags: NormalizeFlags;
+}
+
+/** Options of `normalize`. */
+export interface NormalizeOptions {
+  /** Maximum nesting depth of decoding (default 2). */
+  maxDepth?: number;
+  /** Maximum total decoded characters per call (default 65 536). */
+  maxDecodedChars?: number;
+  /** Maximum number of decoded payloads per call (default 32). */
+  maxPayloads?: number;
+  /** Disable payload decoding. */
+  decode?: boolean;
+}
+
+const ZERO_WIDTH = new Set([0x200b, 0x200c, 0x200d, 0x2060, 0x2061, 0x2062, 0x2063, 0x2064, 0xfeff, 0x00ad, 0x180e, 0x034f, 0x115f, 0x1160, 0x3164, 0xffa0]);
+const BIDI = new Set([0x200e, 0x200f, 0x061c, 0x202a, 0x202b, 0x202c, 0x202d, 0x202e, 0x2066, 0x2067, 0x2068, 0x2069]);
+
+function isTag(cp: number): boolean {
+  return cp >= 0xe0000 && cp <= 0xe007f;
+}
+function isVariationSelector(cp: number): boolean {
+  return (cp >= 0xfe00 && cp <= 0xfe0f) || (cp >= 0xe0100 && cp <= 0xe01ef);
+}
+/** Combining marks (continuing a cluster). */
+const MARK = /\p{M}/u;
+const LETTER = /\p{L}/u;
+const NFKC_CACHE = new Map<string, string>();
+
+/** Latin letters without a canonical decomposition that fold to one ASCII letter. */
+const LATIN_EXTRA: Record<string, string> = {
+  ı: 'i', ł: 'l', ø: 'o', đ: 'd', ß: 's', æ: 'a', œ: 'o', ð: 'd', þ: 't', ħ: 'h', ŧ: 't', ŀ: 'l',
+};
+const LEET: Record<string, string> = {
+  '0': 'o', '1': 'i', '3': 'e', '4': 'a', '5': 's', '7': 't', '8': 'b', '9': 'g', '@': 'a', $: 's', '!': 'i', '|': 'l', '€': 'e',
+};
+const LEET_SYMBOL = new Set(['@', '$', '!', '|', '€']);
+
+/** Folds one BMP code unit to one lowercase, accent-free code unit (or returns it unchanged). */
+function foldChar(ch: string): string {
+  const code = ch.charCodeAt(0);
+  if (code < 0x80) return code >= 65 && code <= 90 ? String.fromCharCode(code + 32) : ch;
+  let c = ch.toLowerCase();
+  if (c.length !== 1) c = ch;
+  const extra = LATIN_EXTRA[c];
+  if (extra) return extra;
+  const d = c.normalize('NFD');
+  if (d.length > 1) {
+    const base = d.replace(/\p{M}+/gu, '');
+    if (base.length === 1) return base.toLowerCase();
+  }
+  return c;
+}
+
+function isAsciiLetter(code: number): boolean {
+  return (code >= 97 && code <= 122) || (code >= 65 && code <= 90);
+}
+
+function homoglyph(ch: string): string | undefined {
+  const t = confusablesMap.get(ch);
+  if (t === undefined || t.length !== 1) return undefined;
+  const c = t.charCodeAt(0);
+  if (isAsciiLetter(c) || (c >= 48 && c <= 57)) return t.toLowerCase();
+  return undefined;
+}
+
+/** Normalises a text into a cleaned view, a matching view, an offset map and decoded payloads. */
+export function normalize(original: string, opts: NormalizeOptions = {}): NormalizedText {
+  const budget = {
+    depth: opts.maxDepth ?? 2,
+    chars: opts.maxDecodedChars ?? 65_536,
+    payloads: opts.maxPayloads ?? 32,
+  };
+  return normalizeAt(original, opts.decode === false ? { ...budget, depth: 0 } : budget, 1);
+}
+
+interface Budget {
+  depth: number;
+  chars: number;
+  payloads: number;
+}
+
+function normalizeAt(original: string, budget: Budget, depth: number): NormalizedText {
+  const flags: NormalizeFlags = { zeroWidth: 0, bidi: 0, tags: 0, variationSelectors: 0, confusables: 0, leet: 0, nfkc: 0, decoded: {} };
+  const n = original.length;
+  const outParts: string[] = [];
+  const starts = new Uint32Array(n + 8);
+  const ends = new Uint32Array(n + 8);
+  let startsArr = starts;
+  let endsArr = ends;
+  let len = 0;
+  const tagRuns: { start: number; end: number; text: string }[] = [];
+  let tagStart = -1;
+  let tagText = '';
+
+  const push = (s: string, from: number, to: number) => {
+    if (len + s.length > startsArr.length) {
+      const cap = Math.max(startsArr.length * 2, len + s.length + 16);
+      const ns = new Uint32Array(cap);
+      ns.set(startsArr.subarray(0, len));
+      const ne = new Uint32Array(cap);
+      ne.set(endsArr.subarray(0, len));
+      startsArr = ns;
+      endsArr = ne;
+    }
+    for (let k = 0; k < s.length; k++) {
+      startsArr[len + k] = from;
+      endsArr[len + k] = to;
+    }
+    len += s.length;
+    outParts.push(s);
+  };
+  const pushRun = (from: number, to: number) => {
+    const count = to - from;
+    if (len + count > startsArr.length) {
+      const cap = Math.max(startsArr.length * 2, len + count + 16);
+      const ns = new Uint32Array(cap);
+      ns.set(startsArr.subarray(0, len));
+      const ne = new Uint32Array(cap);
+      ne.set(endsArr.subarray(0, len));
+      startsArr = ns;
+      endsArr = ne;
+    }
+    for (let k = 0; k < count; k++) {
+      startsArr[len + k] = from + k;
+      endsArr[len + k] = from + k + 1;
+    }
+    len += count;
+    outParts.push(original.slice(from, to));
+  };
+
+  let i = 0;
+  while (i < n) {
+    const cp = original.codePointAt(i)!;
+    const w = cp > 0xffff ? 2 : 1;
+    if (isTag(cp)) {
+      flags.tags++;
+      if (tagStart < 0) {
+        tagStart = i;
+        tagText = '';
+      }
+      const a = cp - 0xe0000;
+      if (a >= 0x20 && a < 0x7f) tagText += String.fromCharCode(a);
+      i += w;
+      if (i >= n || !isTag(original.codePointAt(i)!)) {
+        if (tagText.length > 0) tagRuns.push({ start: tagStart, end: i, text: tagText });
+        tagStart = -1;
+      }
+      continue;
+    }
+    if (ZERO_WIDTH.has(cp)) {
+      flags.zeroWidth++;
+      i += w;
+      continue;
+    }
+    if (BIDI.has(cp)) {
+      flags.bidi++;
+      i += w;
+      continue;
+    }
+    if (isVariationSelector(cp)) {
+      flags.variationSelectors++;
+      i += w;
+      continue;
+    }
+    // Fast path: a run of ASCII/C1 characters not followed by a combining mark maps 1:1.
+    if (cp < 0xa0) {
+      let j = i + 1;
+      while (j < n) {
+        const c = original.charCodeAt(j);
+        if (c >= 0xa0) break;
+        j++;
+      }
+      // The last character of the run may take a following combining mark: leave it to the slow path.
+      if (j < n && j - 1 > i && original.charCodeAt(j) >= 0x300) j--;
+      if (j > i && !(j === i + 1 && j < n && original.charCodeAt(j) >= 0x300)) {
+        pushRun(i, j);
+        i = j;
+        continue;
+      }
+    }
+    // Cluster: this code point plus following combining marks (bounded to keep NFKC cheap).
+    let j = i + w;
+    let marks = 0;
+    while (j < n && marks < 16) {
+      const c2 = original.codePointAt(j)!;
+      const w2 = c2 > 0xffff ? 2 : 1;
+      if (c2 < 0x300 || isVariationSelector(c2) || !MARK.test(String.fromCodePoint(c2))) break;
+      j += w2;
+      marks++;
+    }
+    const cluster = original.slice(i, j);
+    if (cp < 0x80 && j === i + 1) {
+      push(cluster, i, j);
+    } else {
+      let k = cluster.length === 1 ? NFKC_CACHE.get(cluster) : undefined;
+      if (k === undefined) {
+        k = cluster.normalize('NFKC');
+        if (cluster.length === 1) NFKC_CACHE.set(cluster, k);
+      }
+      if (k !== cluster) flags.nfkc++;
+      push(k, i, j);
+    }
+    i = j;
+  }
+
+  const text = outParts.join('');
+  const fold = foldView(text, flags);
+  const result: NormalizedText = {
+    original,
+    text,
+    fold,
+    starts: startsArr.subarray(0, len),
+    ends: endsArr.subarray(0, len),
+    decoded: [],
+    flags,
+  };
+  // Tag runs are always decoded (they are invisible text), even without decoding depth.
+  for (const run of tagRuns) {
+    addPayload(result, 'tags', run.start, run.end, run.text, budget, depth, true);
+  }
+  if (depth <= budget.depth) findPayloads(result, budget, depth);
+  return result;
+}
+
+/** Builds the folded matching view (1:1 with `text`). */
+function foldView(text: string, flags: NormalizeFlags): string {
+  const n = text.length;
+  const out = new Uint16Array(n);
+  // Pass 1: per-char fold (case, diacritics, Latin extras).
+  for (let i = 0; i < n; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) out[i] = c >= 65 && c <= 90 ? c + 32 : c;
+    else if (c >= 0xd800 && c <= 0xdfff) out[i] = c;
+    else out[i] = foldChar(text[i]).charCodeAt(0);
+  }
+  // Pass 2: token-level homoglyph and leet folding. Tokens are runs of letters, digits and leet symbols.
+  let i = 0;
+  while (i < n) {
+    if (!isTokenCode(out[i])) {
+      i++;
+      continue;
+    }
+    let j = i;
+    let ascii = 0;
+    let nonAscii = 0;
+    let digitsOrSym = 0;
+    while (j < n && isTokenCode(out[j])) {
+      const c = out[j];
+      if (c >= 97 && c <= 122) ascii++;
+      else if (c >= 0x80 && c !== 0x20ac) nonAscii++;
+      else digitsOrSym++;
+      j++;
+    }
+    if (ascii > 0 && nonAscii > 0) {
+      for (let k = i; k < j; k++) {
+        if (out[k] >= 0x80) {
+          const h = homoglyph(String.fromCharCode(out[k])) ?? homoglyph(text[k]);
+          if (h !== undefined) {
+            out[k] = h.charCodeAt(0);
+            flags.confusables++;
+          }
+        }
+      }
+    }
+    if (digitsOrSym > 0 && ascii + nonAscii > 0 && (ascii >= 2 || nonAscii === 0)) {
+      // Only fold leet when the token also has letters; symbols only between letters/digits.
+      for (let k = i; k < j; k++) {
+        const ch = String.fromCharCode(out[k]);
+        const m = LEET[ch];
+        if (m === undefined) continue;
+        if (LEET_SYMBOL.has(ch) && (k === i || k === j - 1)) continue;
+        out[k] = m.charCodeAt(0);
+        flags.leet++;
+      }
+    }
+    i = j;
+  }
+  let s = '';
+  for (let k = 0; k < n; k += 8192) s += String.fromCharCode.apply(null, out.subarray(k, Math.min(n, k + 8192)) as unknown as number[]);
+  return s;
+}
+
+function isTokenCode(c: number): boolean {
+  if (c < 0x80) return (c >= 48 && c <= 57) || (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c === 64 || c === 36 || c === 33 || c === 124;
+  if (c === 0x20ac) return true;
+  if (c >= 0xd800 && c <= 0xdfff) return false;
+  return LETTER.test(String.fromCharCode(c));
+}
+
+/** Maps a span of the view (`text`/`fold`) back to the original text. */
+export function toOriginal(norm: NormalizedText, start: number, end: number): { start: number; end: number } {
+  const len = norm.starts.length;
+  if (len === 0) return { start: 0, end: norm.original.length };
+  const s = Math.min(Math.max(start, 0), len - 1);
+  const e = Math.min(Math.max(end, s + 1), len);
+  return { start: norm.starts[s], end: norm.ends[e - 1] };
+}
+
+// ---------------------------------------------------------------------------
+// Payload decoding
+
+const B64 = /[A-Za-z0-9+/_-]{16,}={0,2}/g;
+const HEX = /(?:\\x[0-9a-fA-F]{2}){6,}|(?:0x)?(?:[0-9a-fA-F]{2}){8,}|(?:[0-9a-fA-F]{2}[ :,]){7,}[0-9a-fA-F]{2}/g;
+const URLENC = /(?:[^\s%]{0,24}%[0-9a-fA-F]{2}){3,}[^\s%]{0,64}/g;
+const MAX_CANDIDATE = 262_144;
+
+function addPayload(
+  into: NormalizedText,
+  kind: PayloadKind,
+  start: number,
+  end: number,
+  decoded: string,
+  budget: Budget,
+  depth: number,
+  force = false,
+): void {
+  if (budget.payloads <= 0 || (!force && budget.chars <= 0)) return;
+  const text = decoded.length > budget.chars && !force ? decoded.slice(0, budget.chars) : decoded.slice(0, 65_536);
+  budget.payloads--;
+  budget.chars -= text.length;
+  into.flags.decoded[kind] = (into.flags.decoded[kind] ?? 0) + 1;
+  const view = normalizeAt(text, budget, depth + 1);
+  into.decoded.push({ kind, start, end, depth, view });
+  // Nested payloads: flatten with the outer span (offsets inside a decoded text are not original offsets).
+  for (const inner of view.decoded) into.decoded.push({ ...inner, start, end });
+}
+
+/** Share of printable characters (letters, digits, punctuation, spaces) in a decoded string. */
+function printableRatio(s: string): number {
+  if (s.length === 0) return 0;
+  let ok = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if ((c >= 0x20 && c < 0x7f) || c === 9 || c === 10 || c === 13 || (c >= 0xa0 && c !== 0xfffd)) ok++;
+  }
+  return ok / s.length;
+}
+
+function looksLikeText(s: string): boolean {
+  if (s.length < 4 || printableRatio(s) < 0.9) return false;
+  // At least some letters and a space or punctuation: random printable bytes rarely pass.
+  let letters = 0;
+  let spaces = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (isAsciiLetter(c) || c >= 0xc0) letters++;
+    else if (c === 32) spaces++;
+  }
+  return letters / s.length >= 0.5 && (spaces > 0 || s.length < 24);
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+function decodeBase64(s: string): string | undefined {
+  let t = s.replace(/=+$/, '').replace(/-/g, '+').replace(/_/g, '/');
+  if (t.length % 4 === 1) return undefined;
+  while (t.length % 4 !== 0) t += '=';
+  try {
+    return utf8.decode(Buffer.from(t, 'base64'));
+  } catch {
+    return undefined;
+  }
+}
+
+function decodeHex(s: string): string | undefined {
+  const digits = s.replace(/\\x|0x|[ :,]/g, '');
+  if (digits.length % 2 !== 0) return undefined;
+  try {
+    return utf8.decode(Buffer.from(digits, 'hex'));
+  } catch {
+    return undefined;
+  }
+}
+
+function decodeUrl(s: string): string | undefined {
+  try {
+    return decodeURIComponent(s.replace(/\+/g, ' '));
+  } catch {
+    try {
+      return s.replace(/%([0-9a-fA-F]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16)));
+    } catch {
+      return undefined;
+    }
+  }
+}
+
+/** ROT13 of ASCII letters. */
+export function rot13(s: string): string {
+  let out = '';
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 65 && c <= 90) out += String.fromCharCode(((c - 65 + 13) % 26) + 65);
+    else if (c >= 97 && c <= 122) out += String.fromCharCode(((c - 97 + 13) % 26) + 97);
+    else out += s[i];
+  }
+  return out;
+}
+
+const COMMON = new Set(
+  'the and you your to of is are a in that it for with on this be not all now from as at by or do have any will what how can me my i an ignore instructions previous system prompt tell reveal say write must please'.split(
+    ' ',
+  ),
+);
+
+function commonWordCount(s: string): number {
+  let count = 0;
+  for (const w of s.toLowerCase().split(/[^a-z]+/)) if (w && COMMON.has(w)) count++;
+  return count;
+}
+
+function findPayloads(into: NormalizedText, budget: Budget, depth: number): void {
+  const view = into.text;
+  const seen: [number, number][] = [];
+  const overlaps = (s: number, e: number) => seen.some(([a, b]) => s < b && a < e);
+  const consider = (kind: PayloadKind, vs: number, ve: number, decoded: string | undefined) => {
+    if (decoded === undefined || budget.payloads <= 0 || budget.chars <= 0) return;
+    if (!looksLikeText(decoded)) return;
+    if (overlaps(vs, ve)) return;
+    seen.push([vs, ve]);
+    const span = toOriginal(into, vs, ve);
+    addPayload(into, kind, span.start, span.end, decoded, budget, depth);
+  };
+  for (const m of view.matchAll(HEX)) {
+    if (budget.payloads <= 0) break;
+    const s = m[0].slice(0, MAX_CANDIDATE);
+    consider('hex', m.index!, m.index! + m[0].length, decodeHex(s));
+  }
+  for (const m of view.matchAll(B64)) {
+    if (budget.payloads <= 0) break;
+    const s = m[0].slice(0, MAX_CANDIDATE);
+    // Skip plain identifiers/words: require a mix of cases or digits.
+    if (!/[A-Z]/.test(s) || !/[a-z0-9]/.test(s)) continue;
+    consider('base64', m.index!, m.index! + m[0].length, decodeBase64(s));
+  }
+  if (view.includes('%')) {
+    for (const m of view.matchAll(URLENC)) {
+      if (budget.payloads <= 0) break;
+      const s = m[0].slice(0, MAX_CANDIDATE);
+      const d = decodeUrl(s);
+      if (d !== undefined && d !== s) consider('url', m.index!, m.index! + m[0].length, d);
+    }
+  }
+  // ROT13: per line, when the rotated line reads as far more English than the line itself.
+  let lineStart = 0;
+  const limit = Math.min(view.length, 1_048_576);
+  while (lineStart < limit && budget.payloads > 0) {
+    let lineEnd = view.indexOf('\n', lineStart);
+    if (lineEnd < 0 || lineEnd > limit) lineEnd = limit;
+    if (lineEnd - lineStart >= 16 && lineEnd - lineStart <= 8192) {
+      const line = view.slice(lineStart, lineEnd);
+      const before = commonWordCount(line);
+      if (before <= 2) {
+        const rotated = rot13(line);
+        const after = commonWordCount(rotated);
+        if (after >= 3 && after >= 3 * (before + 1)) consider('rot13', lineStart, lineEnd, rotated);
+      }
+    }
+    lineStart = lineEnd + 1;
+  }
+}
