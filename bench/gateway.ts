@@ -1,0 +1,457 @@
+/**
+ * Gateway overhead benchmark: direct to a local mock upstream vs. through Portcullis (1 and 2
+ * workers, no guards) vs. through the Portkey gateway, all measured in one run on this machine.
+ *
+ * Each gateway runs in its own process; the mock runs in another; the load generator is wrk
+ * (or autocannon when wrk is missing). Tunables (env): PCL_BENCH_DURATION (s per phase, default 6),
+ * PCL_BENCH_TTFB_N (sequential streams, default 200), PCL_BENCH_STREAMS (concurrent streams for
+ * the memory sample, default 200), PCL_BENCH_TARGETS (comma list of target ids to run),
+ * PCL_BENCH_LOADGEN=autocannon, PCL_BENCH_FROM_SOURCE=1 (run the gateway through tsx even when
+ * dist/ is fresh), PCL_BENCH_PROFILE=1 (write a --cpu-prof of the 1-worker gateway under bench/results/profiles/).
+ */
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { loadTool, runLoad, type LoadResult } from './lib/load.js';
+import { childPids, cpuMs, freePort, rssBytes, startChild, waitForChildren, waitForHttp, waitForPortLine, type Child } from './lib/procs.js';
+import { holdConcurrentStreams, measureTtfb, type Summary } from './lib/streams.js';
+import { fmt, table } from './lib/table.js';
+import { STREAM_CHUNKS, SLOW_CHUNK_MS } from './lib/mock-upstream.js';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+/** Measurements of one target (direct, a gateway). */
+export interface TargetResult {
+  id: string;
+  label: string;
+  /** Why the target could not be measured (then the other fields are absent). */
+  error?: string;
+  /** Non-stream, 50 connections. */
+  nonStream50?: LoadResult;
+  /** Non-stream, 1 connection. */
+  nonStream1?: LoadResult;
+  /** Direct-to-mock at 1 connection, measured right before `nonStream1` (paired baseline). */
+  pairedDirect1?: LoadResult;
+  /** Streams of 20 chunks, 50 connections. */
+  stream50?: LoadResult;
+  /** Time to first SSE byte over sequential streams. */
+  ttfb?: Summary;
+  /** Whole-stream time over the same sequential streams. */
+  streamTotal?: Summary;
+  /** Direct TTFB measured right before `ttfb` (paired baseline). */
+  pairedDirectTtfb?: Summary;
+  /** Gateway CPU time per request during the 50-connection non-stream phase (µs). */
+  cpuUsPerRequest?: number;
+  /** RSS of the gateway process(es), MB: idle after load, and peak with N streams open. */
+  rssIdleMB?: number;
+  rssStreamsMB?: number;
+  /** Streams open when memory was sampled / completed / failed. */
+  streamsOpen?: number;
+  streamsCompleted?: number;
+  streamsFailed?: number;
+  /** For worker clusters: RSS of the primary process (not included in rss*MB). */
+  primaryRssMB?: number;
+}
+
+/** The whole gateway bench result. */
+export interface GatewayBenchResult {
+  bench: 'gateway';
+  meta: Record<string, unknown>;
+  targets: TargetResult[];
+  comparisons: Record<string, { value: number | null; target?: string; pass?: boolean | null; note?: string }>;
+  table: string;
+}
+
+interface Running {
+  pids(): number[];
+  primaryPid?: number;
+  url: string;
+  headers: Record<string, string>;
+  stop(): Promise<void>;
+}
+
+const num = (name: string, def: number) => {
+  const v = Number(process.env[name]);
+  return Number.isFinite(v) && v > 0 ? v : def;
+};
+
+/** A chat request body of exactly `bytes` bytes (JSON). */
+export function chatBody(model: string, stream: boolean, bytes = 1024): string {
+  const base = { model, messages: [{ role: 'system', content: 'You are a helpful assistant.' }, { role: 'user', content: '' }], ...(stream ? { stream: true } : {}), max_tokens: 200 };
+  const empty = JSON.stringify(base).length;
+  const filler = 'Please summarise the following paragraph about gateways and latency budgets. ';
+  base.messages[1]!.content = filler.repeat(Math.ceil(bytes / filler.length)).slice(0, Math.max(0, bytes - empty));
+  return JSON.stringify(base);
+}
+
+function newestMtime(dir: string): number {
+  let t = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) t = Math.max(t, newestMtime(p));
+    else if (e.name.endsWith('.ts') && !e.name.endsWith('.test.ts')) t = Math.max(t, statSync(p).mtimeMs);
+  }
+  return t;
+}
+
+/**
+ * How to launch the CLI: the compiled dist/ (built first when missing), or the TypeScript sources
+ * through tsx with PCL_BENCH_FROM_SOURCE=1 (or when the build failed).
+ */
+function cliCommand(notes: string[]): { args: string[]; from: 'dist' | 'source' } {
+  const compiled = join(ROOT, 'dist', 'cli', 'index.js');
+  const serveJs = join(ROOT, 'dist', 'cli', 'serve.js');
+  if (process.env.PCL_BENCH_FROM_SOURCE !== '1') {
+    if (!existsSync(serveJs)) {
+      process.stdout.write('  dist/ is missing: running `npm run build` first…\n');
+      spawnSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'ignore' });
+    }
+    if (existsSync(serveJs)) {
+      if (statSync(compiled).mtimeMs < newestMtime(join(ROOT, 'src'))) notes.push('dist/ is older than some file in src/: the compiled build was measured; run `npm run build` first to measure the current sources (or PCL_BENCH_FROM_SOURCE=1).');
+      return { args: [join(ROOT, 'bin', 'portcullis')], from: 'dist' };
+    }
+    notes.push('`npm run build` did not produce dist/, so the gateway ran from the TypeScript sources through tsx.');
+  }
+  return { args: ['--import', 'tsx', join(ROOT, 'src', 'cli', 'index.ts')], from: 'source' };
+}
+
+async function startPortcullis(mockPort: number, workers: number, cli: string[], profileDir?: string): Promise<Running> {
+  const dir = mkdtempSync(join(tmpdir(), 'pcl-bench-'));
+  const port = await freePort();
+  const cfg = join(dir, 'portcullis.yaml');
+  writeFileSync(
+    cfg,
+    [
+      'server:',
+      '  host: 127.0.0.1',
+      `  port: ${port}`,
+      `  workers: ${workers}`,
+      `dataDir: ${JSON.stringify(join(dir, 'data'))}`,
+      'providers:',
+      '  mock:',
+      '    type: openai',
+      `    baseUrl: http://127.0.0.1:${mockPort}/v1`,
+      'routes:',
+      '  - model: "bench*"',
+      '    provider: mock',
+      'upstream:',
+      '  connections: 512',
+      'log:',
+      '  level: info',
+      '',
+    ].join('\n'),
+  );
+  const keyOut = execFileSync(process.execPath, [...cli, 'keys', 'create', '--config', cfg, '--tenant', 'bench', '--name', 'bench', '--json'], { cwd: ROOT, encoding: 'utf8' });
+  const key = (JSON.parse(keyOut.trim().split('\n').pop()!) as { key: string }).key;
+  const execArgs = profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [];
+  // Request logs stay on (level info) and go to /dev/null, as a production log shipper would drain them.
+  const child = startChild(`portcullis x${workers}`, process.execPath, [...execArgs, ...cli, 'serve', '--config', cfg], { cwd: ROOT, stdout: 'ignore' });
+  const url = `http://127.0.0.1:${port}`;
+  try {
+    if (workers > 1) await waitForChildren(child.pid, workers);
+    await waitForHttp(child, `${url}/healthz`, { okStatus: 200 });
+    if (workers > 1) {
+      // Every worker must be listening before load starts.
+      await sleep(1500);
+    }
+  } catch (e) {
+    await child.stop();
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
+  return {
+    pids: () => (workers > 1 ? childPids(child.pid) : [child.pid]),
+    ...(workers > 1 ? { primaryPid: child.pid } : {}),
+    url: `${url}/v1/chat/completions`,
+    headers: { authorization: `Bearer ${key}` },
+    async stop() {
+      await child.stop();
+      if (workers > 1) await sleep(300);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function startPortkey(mockPort: number): Promise<Running> {
+  const entry = join(ROOT, 'node_modules', '@portkey-ai', 'gateway', 'build', 'start-server.js');
+  if (!existsSync(entry)) throw new Error('@portkey-ai/gateway is not installed (npm ci installs it as a devDependency)');
+  const port = await freePort();
+  const child = startChild('portkey', process.execPath, ['--import', join(ROOT, 'bench', 'lib', 'loopback-preload.mjs'), entry, `--port=${port}`, '--headless'], { cwd: ROOT, stdout: 'ignore' });
+  try {
+    await waitForHttp(child, `http://127.0.0.1:${port}/`);
+  } catch (e) {
+    await child.stop();
+    throw e;
+  }
+  return {
+    pids: () => [child.pid],
+    url: `http://127.0.0.1:${port}/v1/chat/completions`,
+    headers: { authorization: 'Bearer sk-bench-not-a-key', 'x-portkey-provider': 'openai', 'x-portkey-custom-host': `http://127.0.0.1:${mockPort}/v1` },
+    stop: () => child.stop(),
+  };
+}
+
+/** Rounds of the alternating 1-connection measurement. */
+const C1_ROUNDS = 3;
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
+/** Combines rounds of one phase: summed counts, median of each round's percentiles. */
+function mergeRounds(rs: LoadResult[]): LoadResult {
+  const requests = rs.reduce((a, r) => a + r.requests, 0);
+  const durationSec = rs.reduce((a, r) => a + r.durationSec, 0);
+  return {
+    tool: rs[0]!.tool,
+    connections: rs[0]!.connections,
+    durationSec,
+    requests,
+    rps: requests / durationSec,
+    p50: median(rs.map((r) => r.p50)),
+    p90: median(rs.map((r) => r.p90)),
+    p99: median(rs.map((r) => r.p99)),
+    mean: rs.reduce((a, r) => a + r.mean * r.requests, 0) / (requests || 1),
+    max: Math.max(...rs.map((r) => r.max)),
+    errors: rs.reduce((a, r) => a + r.errors, 0),
+  };
+}
+
+const sumRss = (pids: number[]) => pids.reduce((a, p) => a + rssBytes(p), 0);
+const sumCpu = (pids: number[]) => pids.reduce((a, p) => a + cpuMs(p), 0);
+const mb = (b: number) => Math.round((b / 1048576) * 10) / 10;
+
+function say(s: string): void {
+  process.stdout.write(s + '\n');
+}
+
+function brief(r: LoadResult): string {
+  return `${fmt(r.rps, 0)} req/s  p50 ${fmt(r.p50, 3)} ms  p99 ${fmt(r.p99, 3)} ms${r.errors ? `  errors ${r.errors}` : ''}`;
+}
+
+/** Runs the gateway overhead benchmark and prints its tables. */
+export async function run(): Promise<GatewayBenchResult> {
+  const D = num('PCL_BENCH_DURATION', 6);
+  const TTFB_N = num('PCL_BENCH_TTFB_N', 200);
+  const STREAMS = num('PCL_BENCH_STREAMS', 200);
+  const c1Seconds = Math.max(1, Math.round(D / 2));
+  const only = process.env.PCL_BENCH_TARGETS?.split(',').map((s) => s.trim());
+  const notes: string[] = [];
+  const tool = loadTool();
+  if (tool === 'autocannon') notes.push('wrk is not installed (Debian: apt-get install wrk), so autocannon generated the load; it is slower than wrk, so the direct baseline is capped by the load generator.');
+  const cli = cliCommand(notes);
+  const profileDir = process.env.PCL_BENCH_PROFILE === '1' ? join(ROOT, 'bench', 'results', 'profiles') : undefined;
+  if (profileDir) mkdirSync(profileDir, { recursive: true });
+
+  const meta: Record<string, unknown> = {
+    date: new Date().toISOString(),
+    node: process.version,
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model,
+    loadavgAtStart: loadavg().map((v) => Math.round(v * 100) / 100),
+    loadGenerator: tool,
+    gatewayFrom: cli.from,
+    phaseSeconds: D,
+    oneConnectionRounds: `${C1_ROUNDS} alternating rounds of ${Math.max(1, Math.round(D / 2))}s (direct, gateway); percentiles are the median of the rounds`,
+    requestBodyBytes: 1024,
+    streamChunks: STREAM_CHUNKS,
+    ttfbSequentialRequests: TTFB_N,
+    concurrentStreams: STREAMS,
+    slowStreamChunkGapMs: SLOW_CHUNK_MS,
+    portcullisConfig: 'one openai provider → mock, no guards, log level info to /dev/null, upstream.connections 512',
+  };
+  say(`\n== gateway overhead bench (${tool}, ${D}s phases, node ${process.version}, ${cpus().length} cpus, load avg ${loadavg()[0]!.toFixed(2)}; gateway from ${cli.from}) ==`);
+
+  const mockChild = startChild('mock upstream', process.execPath, ['--import', 'tsx', join(ROOT, 'bench', 'lib', 'mock-upstream.ts')], { cwd: ROOT });
+  const results: TargetResult[] = [];
+  try {
+    const mockPort = await waitForPortLine(mockChild);
+    const mockUrl = `http://127.0.0.1:${mockPort}/v1/chat/completions`;
+    const direct = { url: mockUrl, headers: { authorization: 'Bearer sk-bench-not-a-key' } };
+    const body = chatBody('bench', false);
+    const streamBody = chatBody('bench', true);
+    const slowBody = chatBody('bench-slow', true);
+
+    const load = (url: string, headers: Record<string, string>, b: string, connections: number, durationSec = D) => runLoad({ url, headers, body: b, connections, durationSec });
+
+    // 1. Direct to the mock.
+    {
+      say('-- direct (mock upstream)');
+      await load(direct.url, direct.headers, body, 50, 2);
+      const r: TargetResult = { id: 'direct', label: 'direct → mock' };
+      r.nonStream50 = await load(direct.url, direct.headers, body, 50);
+      say(`   non-stream c50: ${brief(r.nonStream50)}`);
+      r.nonStream1 = await load(direct.url, direct.headers, body, 1);
+      say(`   non-stream c1:  ${brief(r.nonStream1)}`);
+      r.stream50 = await load(direct.url, direct.headers, streamBody, 50);
+      say(`   stream c50:     ${brief(r.stream50)}`);
+      const t = await measureTtfb({ url: direct.url, headers: direct.headers, body: streamBody }, TTFB_N);
+      r.ttfb = t.ttfb;
+      r.streamTotal = t.total;
+      say(`   stream TTFB p50 ${fmt(t.ttfb.p50, 3)} ms  p99 ${fmt(t.ttfb.p99, 3)} ms`);
+      results.push(r);
+    }
+
+    const gateways: Array<{ id: string; label: string; start: () => Promise<Running> }> = [
+      { id: 'portcullis', label: 'Portcullis (1 process)', start: () => startPortcullis(mockPort, 1, cli.args, profileDir) },
+      { id: 'portkey', label: 'Portkey gateway 1.15', start: () => startPortkey(mockPort) },
+      { id: 'portcullis-w2', label: 'Portcullis --workers 2', start: () => startPortcullis(mockPort, 2, cli.args) },
+    ];
+    for (const g of gateways) {
+      if (only && !only.includes(g.id)) continue;
+      say(`-- ${g.label}`);
+      const r: TargetResult = { id: g.id, label: g.label };
+      results.push(r);
+      let gw: Running;
+      try {
+        gw = await g.start();
+      } catch (e) {
+        r.error = (e as Error).message.slice(0, 500);
+        say(`   could not start: ${r.error}`);
+        continue;
+      }
+      try {
+        // Check the route works before measuring (a broken route would bench error pages).
+        const probe = await fetch(gw.url, { method: 'POST', headers: { 'content-type': 'application/json', ...gw.headers }, body });
+        const probeText = await probe.text();
+        if (probe.status !== 200 || !probeText.includes('chat.completion')) throw new Error(`probe request failed: ${probe.status} ${probeText.slice(0, 200)}`);
+
+        await load(gw.url, gw.headers, body, 50, 2); // warm-up (JIT, pools)
+        const cpu0 = sumCpu(gw.pids()) + (gw.primaryPid ? cpuMs(gw.primaryPid) : 0);
+        r.nonStream50 = await load(gw.url, gw.headers, body, 50);
+        const cpu1 = sumCpu(gw.pids()) + (gw.primaryPid ? cpuMs(gw.primaryPid) : 0);
+        r.cpuUsPerRequest = r.nonStream50.requests ? Math.round(((cpu1 - cpu0) * 1000) / r.nonStream50.requests) : undefined;
+        say(`   non-stream c50: ${brief(r.nonStream50)}  (gateway CPU ${r.cpuUsPerRequest} µs/req)`);
+        // 1 connection: alternate direct and gateway in short rounds so drift in machine load hits both.
+        const d1: LoadResult[] = [];
+        const g1: LoadResult[] = [];
+        for (let i = 0; i < C1_ROUNDS; i++) {
+          d1.push(await load(direct.url, direct.headers, body, 1, c1Seconds));
+          g1.push(await load(gw.url, gw.headers, body, 1, c1Seconds));
+        }
+        r.pairedDirect1 = mergeRounds(d1);
+        r.nonStream1 = mergeRounds(g1);
+        say(`   non-stream c1:  ${brief(r.nonStream1)}  (direct, alternating: p50 ${fmt(r.pairedDirect1.p50, 3)} ms)`);
+        r.stream50 = await load(gw.url, gw.headers, streamBody, 50);
+        say(`   stream c50:     ${brief(r.stream50)}`);
+        r.pairedDirectTtfb = (await measureTtfb({ url: direct.url, headers: direct.headers, body: streamBody }, TTFB_N)).ttfb;
+        const t = await measureTtfb({ url: gw.url, headers: gw.headers, body: streamBody }, TTFB_N);
+        r.ttfb = t.ttfb;
+        r.streamTotal = t.total;
+        say(`   stream TTFB p50 ${fmt(t.ttfb.p50, 3)} ms  p99 ${fmt(t.ttfb.p99, 3)} ms  (direct just before: p50 ${fmt(r.pairedDirectTtfb.p50, 3)} ms)${t.failures ? `  failures ${t.failures}` : ''}`);
+        await sleep(500);
+        r.rssIdleMB = mb(sumRss(gw.pids()));
+        const held = await holdConcurrentStreams({ url: gw.url, headers: gw.headers, body: slowBody }, STREAMS, () => sumRss(gw.pids()));
+        r.rssStreamsMB = mb(held.peak);
+        r.streamsOpen = held.opened;
+        r.streamsCompleted = held.completed;
+        r.streamsFailed = held.failures;
+        if (gw.primaryPid) r.primaryRssMB = mb(rssBytes(gw.primaryPid));
+        say(`   RSS idle ${r.rssIdleMB} MB, with ${held.opened}/${STREAMS} streams open ${r.rssStreamsMB} MB${gw.primaryPid ? ` (workers summed; primary ${r.primaryRssMB} MB more)` : ''}; completed ${held.completed}, failed ${held.failures}`);
+      } catch (e) {
+        r.error = (e as Error).message.slice(0, 500);
+        say(`   failed: ${r.error}`);
+      } finally {
+        await gw.stop();
+      }
+    }
+  } finally {
+    await mockChild.stop();
+  }
+
+  const comparisons = compare(results);
+  const tbl = renderTable(results, comparisons);
+  say('\n' + tbl + '\n');
+  if (notes.length) say(notes.map((n) => `note: ${n}`).join('\n'));
+  meta.notes = notes;
+  meta.loadavgAtEnd = loadavg().map((v) => Math.round(v * 100) / 100);
+  return { bench: 'gateway', meta, targets: results, comparisons, table: tbl };
+}
+
+function compare(rs: TargetResult[]): GatewayBenchResult['comparisons'] {
+  const by = (id: string) => rs.find((r) => r.id === id && !r.error);
+  const pc = by('portcullis');
+  const pk = by('portkey');
+  const w2 = by('portcullis-w2');
+  const ratio = (a?: number, b?: number) => (a !== undefined && b ? Math.round((a / b) * 100) / 100 : null);
+  const diff = (a?: number, b?: number) => (a !== undefined && b !== undefined ? Math.round((a - b) * 1000) / 1000 : null);
+  const check = (v: number | null, ok: (v: number) => boolean) => (v === null ? null : ok(v));
+  const thr = ratio(pc?.nonStream50?.rps, pk?.nonStream50?.rps);
+  const addP50 = diff(pc?.nonStream1?.p50, pc?.pairedDirect1?.p50);
+  const addTtfb = diff(pc?.ttfb?.p50, pc?.pairedDirectTtfb?.p50);
+  const rss = pc?.rssStreamsMB ?? null;
+  const workers = ratio(w2?.nonStream50?.rps, pc?.nonStream50?.rps);
+  return {
+    portcullisVsPortkeyThroughput: { value: thr, target: '≥ 3×', pass: check(thr, (v) => v >= 3) },
+    portcullisVsPortkeyStreamThroughput: { value: ratio(pc?.stream50?.rps, pk?.stream50?.rps) },
+    addedP50At1ConnectionMs: { value: addP50, target: '≤ 0.3 ms', pass: check(addP50, (v) => v <= 0.3), note: 'p50 through Portcullis minus p50 direct, measured back to back' },
+    portkeyAddedP50At1ConnectionMs: { value: diff(pk?.nonStream1?.p50, pk?.pairedDirect1?.p50) },
+    addedStreamTtfbMs: { value: addTtfb, target: '≤ 1 ms', pass: check(addTtfb, (v) => v <= 1), note: 'p50 time to first SSE byte, minus direct measured just before' },
+    portkeyAddedStreamTtfbMs: { value: diff(pk?.ttfb?.p50, pk?.pairedDirectTtfb?.p50) },
+    rssAtConcurrentStreamsMB: { value: rss, target: '< 150 MB', pass: check(rss, (v) => v < 150) },
+    workers2RssAtConcurrentStreamsMB: { value: w2?.rssStreamsMB ?? null, note: 'sum of both workers' },
+    workers2Vs1Throughput: { value: workers, note: 'non-stream c50; on 2 cores the load generator and the mock compete for the same cores' },
+    portcullisCpuUsPerRequest: { value: pc?.cpuUsPerRequest ?? null },
+    portkeyCpuUsPerRequest: { value: pk?.cpuUsPerRequest ?? null },
+    cpuPerRequestPortkeyVsPortcullis: { value: ratio(pk?.cpuUsPerRequest, pc?.cpuUsPerRequest), note: 'gateway CPU time per request, a load-independent efficiency ratio' },
+  };
+}
+
+function renderTable(rs: TargetResult[], c: GatewayBenchResult['comparisons']): string {
+  const direct = rs.find((r) => r.id === 'direct');
+  const rows: Array<Array<string | number>> = [
+    ['target', 'req/s c50', 'p50 c50 ms', 'p99 c50 ms', 'p50 c1 ms', 'added p50 c1 ms', 'stream req/s c50', 'stream p99 ms', 'TTFB p50 ms', 'added TTFB ms', 'CPU µs/req', 'RSS idle MB', 'RSS 200 streams MB'],
+  ];
+  for (const r of rs) {
+    if (r.error) {
+      rows.push([r.label, `failed: ${r.error.slice(0, 60)}`, '', '', '', '', '', '', '', '', '', '', '']);
+      continue;
+    }
+    const base1 = r.pairedDirect1 ?? direct?.nonStream1;
+    const baseT = r.pairedDirectTtfb ?? direct?.ttfb;
+    rows.push([
+      r.label,
+      fmt(r.nonStream50?.rps, 0),
+      fmt(r.nonStream50?.p50, 2),
+      fmt(r.nonStream50?.p99, 2),
+      fmt(r.nonStream1?.p50, 3),
+      r.id === 'direct' ? '—' : fmt((r.nonStream1?.p50 ?? NaN) - (base1?.p50 ?? NaN), 3),
+      fmt(r.stream50?.rps, 0),
+      fmt(r.stream50?.p99, 2),
+      fmt(r.ttfb?.p50, 3),
+      r.id === 'direct' ? '—' : fmt((r.ttfb?.p50 ?? NaN) - (baseT?.p50 ?? NaN), 3),
+      r.cpuUsPerRequest === undefined ? '—' : String(r.cpuUsPerRequest),
+      fmt(r.rssIdleMB, 1),
+      fmt(r.rssStreamsMB, 1),
+    ]);
+  }
+  const verdict = (k: string) => {
+    const x = c[k]!;
+    return `${x.value ?? '—'}${x.target ? ` (target ${x.target}: ${x.pass === null || x.pass === undefined ? 'n/a' : x.pass ? 'met' : 'MISSED'})` : ''}`;
+  };
+  return [
+    table(rows),
+    '',
+    table([
+      ['comparison (same run)', 'value'],
+      ['Portcullis / Portkey throughput (non-stream c50)', verdict('portcullisVsPortkeyThroughput')],
+      ['Portcullis / Portkey throughput (streams c50)', verdict('portcullisVsPortkeyStreamThroughput')],
+      ['added p50 at 1 connection, Portcullis (ms)', verdict('addedP50At1ConnectionMs')],
+      ['added p50 at 1 connection, Portkey (ms)', verdict('portkeyAddedP50At1ConnectionMs')],
+      ['added stream TTFB p50, Portcullis (ms)', verdict('addedStreamTtfbMs')],
+      ['added stream TTFB p50, Portkey (ms)', verdict('portkeyAddedStreamTtfbMs')],
+      ['RSS at 200 concurrent streams, Portcullis (MB)', verdict('rssAtConcurrentStreamsMB')],
+      ['workers 2 / 1 throughput', verdict('workers2Vs1Throughput')],
+      ['gateway CPU per request, Portkey / Portcullis', verdict('cpuPerRequestPortkeyVsPortcullis')],
+    ]),
+  ].join('\n');
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const r = await run();
+  process.stdout.write(JSON.stringify(r.comparisons, null, 2) + '\n');
+}
