@@ -6,7 +6,7 @@ import type { Api, Provider } from './types.js';
 type AnthropicConfig = Extract<ProviderConfig, { type: 'anthropic' }>;
 
 /** Builds an Anthropic provider. */
-export function createAnthropicProvider(name: string, cfg: AnthropicConfig, timeouts: UpstreamTimeouts): Provider {
+export function createAnthropicProvider(name: string, cfg: AnthropicConfig, timeouts: UpstreamTimeouts, env: Record<string, string | undefined> = process.env): Provider {
   const agent = createAgent(timeouts);
   const base = cfg.baseUrl.replace(/\/+$/, '').replace(/\/v1$/, '');
   return {
@@ -14,7 +14,7 @@ export function createAnthropicProvider(name: string, cfg: AnthropicConfig, time
     type: 'anthropic',
     apis: new Set<Api>(['messages']),
     send(req) {
-      const key = readCredential(cfg);
+      const key = readCredential(cfg, env);
       const headers: Record<string, string> = { ...cfg.headers, 'anthropic-version': cfg.version };
       if (key) headers['x-api-key'] = key;
       return postJson(agent, `${base}/v1/messages`, headers, req.body, req.signal);

@@ -168,7 +168,12 @@ function embeddings(body: Record<string, any>): UpstreamResponse {
   const tokens = inputs.reduce((n, t) => n + demoTokens(t), 0);
   return jsonResponse(200, {
     object: 'list',
-    data: inputs.map((t, index) => ({ object: 'embedding', index, embedding: demoEmbedding(t, dims) })),
+    data: inputs.map((t, index) => {
+      const v = demoEmbedding(t, dims);
+      // encoding_format "base64": little-endian float32, as OpenAI sends it (the official SDK asks for it).
+      const embedding = body.encoding_format === 'base64' ? Buffer.from(new Float32Array(v).buffer).toString('base64') : v;
+      return { object: 'embedding', index, embedding };
+    }),
     model,
     usage: { prompt_tokens: tokens, total_tokens: tokens },
   });

@@ -25,11 +25,19 @@ export function createAgent(t: UpstreamTimeouts): Agent {
 }
 
 /** Reads the upstream credential from env or a secret file (never from the client). */
-export function readCredential(p: { apiKeyEnv?: string; apiKeyFile?: string }, env = process.env): string | undefined {
-  if (p.apiKeyFile) return readFileSync(p.apiKeyFile, 'utf8').trim();
+export function readCredential(p: { apiKeyEnv?: string; apiKeyFile?: string }, env: Record<string, string | undefined> = process.env): string | undefined {
+  if (p.apiKeyFile) {
+    const hit = fileCache.get(p.apiKeyFile);
+    if (hit && hit.until > Date.now()) return hit.value;
+    const value = readFileSync(p.apiKeyFile, 'utf8').trim();
+    fileCache.set(p.apiKeyFile, { value, until: Date.now() + 60_000 }); // picks up rotated secret files within a minute
+    return value;
+  }
   if (p.apiKeyEnv) return env[p.apiKeyEnv];
   return undefined;
 }
+
+const fileCache = new Map<string, { value: string; until: number }>();
 
 /** Sends one POST upstream, mapping transport failures to GatewayErrors (details only internal). */
 export async function postJson(

@@ -6,7 +6,7 @@ import { API_PATHS, type Api, type Provider } from './types.js';
 type OpenAiConfig = Extract<ProviderConfig, { type: 'openai' }>;
 
 /** Builds an OpenAI-compatible provider. */
-export function createOpenAiProvider(name: string, cfg: OpenAiConfig, timeouts: UpstreamTimeouts): Provider {
+export function createOpenAiProvider(name: string, cfg: OpenAiConfig, timeouts: UpstreamTimeouts, env: Record<string, string | undefined> = process.env): Provider {
   const agent = createAgent(timeouts);
   const base = cfg.baseUrl.replace(/\/+$/, '');
   const apis = new Set<Api>(['chat', 'completions', 'embeddings', 'responses']);
@@ -15,7 +15,7 @@ export function createOpenAiProvider(name: string, cfg: OpenAiConfig, timeouts: 
     type: 'openai',
     apis,
     send(req) {
-      const key = readCredential(cfg);
+      const key = readCredential(cfg, env);
       const headers: Record<string, string> = { ...cfg.headers };
       let url = base + API_PATHS[req.api];
       if (cfg.azure) {

@@ -23,12 +23,12 @@ export interface Router {
 }
 
 /** Builds the providers and routes from config. */
-export function createRouter(config: Config): Router {
+export function createRouter(config: Config, env: Record<string, string | undefined> = process.env): Router {
   const providers = new Map<string, Provider>();
   for (const [name, p] of Object.entries(config.providers)) {
     if (p.type === 'demo') providers.set(name, createDemoProvider(name));
-    else if (p.type === 'openai') providers.set(name, createOpenAiProvider(name, p, config.upstream));
-    else providers.set(name, createAnthropicProvider(name, p, config.upstream));
+    else if (p.type === 'openai') providers.set(name, createOpenAiProvider(name, p, config.upstream, env));
+    else providers.set(name, createAnthropicProvider(name, p, config.upstream, env));
   }
   const routes = config.routes.map((r) => ({ re: globToRegExp(r.model), glob: r.model, provider: providers.get(r.provider)!, upstreamModel: r.upstreamModel }));
   const cache = new Map<string, ResolvedRoute | null>();

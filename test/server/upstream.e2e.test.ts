@@ -1,0 +1,190 @@
+/** The proxy against a local mock upstream: credentials, routing, streaming usage, and faults. */
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import OpenAI from 'openai';
+import { startGateway, type TestGateway } from '../helpers/gateway.js';
+import { defaultChat, startMockUpstream, type MockUpstream } from '../helpers/mock-upstream.js';
+
+const UPSTREAM_KEY = 'upstream-' + 'secret-' + 'value-0001';
+const cleanups: Array<() => Promise<void>> = [];
+after(async () => {
+  for (const c of cleanups.reverse()) await c();
+});
+
+async function setup(upstream: Partial<Record<string, number>> = {}): Promise<{ g: TestGateway; mock: MockUpstream; client: OpenAI }> {
+  const mock = await startMockUpstream();
+  const g = await startGateway(
+    {
+      providers: { mock: { type: 'openai', baseUrl: `${mock.url}/v1`, apiKeyEnv: 'MOCK_UPSTREAM_KEY' } },
+      routes: [{ model: 'mock-*', provider: 'mock' }, { model: 'aliased', provider: 'mock', upstreamModel: 'mock-real' }],
+      upstream,
+    },
+    { env: { MOCK_UPSTREAM_KEY: UPSTREAM_KEY } },
+  );
+  cleanups.push(() => g.close(), () => mock.close());
+  return { g, mock, client: new OpenAI({ baseURL: `${g.url}/v1`, apiKey: g.key, maxRetries: 0 }) };
+}
+
+test('upstream gets the configured credential, never the client key; model aliases are rewritten', async () => {
+  const { g, mock, client } = await setup();
+  const r = await client.chat.completions.create({ model: 'aliased', messages: [{ role: 'user', content: 'hi' }] });
+  assert.equal(r.choices[0]!.message.content, 'Hello from the mock upstream.');
+  const seen = mock.requests[0]!;
+  assert.equal(seen.url, '/v1/chat/completions');
+  assert.equal(seen.headers.authorization, `Bearer ${UPSTREAM_KEY}`);
+  assert.ok(!JSON.stringify(seen.headers).includes(g.key), 'client key must not be forwarded');
+  assert.equal(seen.body.model, 'mock-real');
+  assert.ok(seen.headers['x-request-id']);
+});
+
+test('client-supplied hosts cannot redirect the upstream (no SSRF through headers or body)', async () => {
+  const { g, mock } = await setup();
+  const res = await fetch(`${g.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${g.key}`, 'content-type': 'application/json', host: 'evil.example', 'x-forwarded-host': 'evil.example', 'x-portkey-custom-host': 'http://169.254.169.254' },
+    body: JSON.stringify({ model: 'mock-1', api_base: 'http://169.254.169.254', base_url: 'http://169.254.169.254', messages: [{ role: 'user', content: 'hi' }] }),
+  });
+  assert.equal(res.status, 200);
+  assert.equal(mock.requests.length, 1, 'went to the configured upstream');
+});
+
+test('streams: gateway asks upstream for usage, hides it from a client that did not ask', async () => {
+  const { mock, client } = await setup();
+  const s = await client.chat.completions.create({ model: 'mock-1', stream: true, messages: [{ role: 'user', content: 'hi' }] });
+  let text = '';
+  for await (const c of s) {
+    assert.equal(c.usage ?? null, null);
+    text += c.choices[0]?.delta?.content ?? '';
+  }
+  assert.equal(text, 'Hello from the mock upstream.');
+  assert.equal(mock.requests[0]!.body.stream_options.include_usage, true);
+});
+
+test('first-byte timeout answers 504 without upstream details', async () => {
+  const { g, mock, client } = await setup({ firstByteTimeoutMs: 300 });
+  mock.handler = () => new Promise(() => {}); // never answers
+  await assert.rejects(client.chat.completions.create({ model: 'mock-1', messages: [{ role: 'user', content: 'hi' }] }), (e: any) => {
+    assert.equal(e.status, 504);
+    assert.equal(e.code, 'upstream_timeout');
+    assert.ok(!JSON.stringify(e.error).includes('127.0.0.1'));
+    return true;
+  });
+  void g;
+});
+
+test('upstream 500 with a secret in its body: 502, the secret and host never reach the client', async () => {
+  const { g, mock } = await setup();
+  const leaked = 'sk-' + 'live-' + 'ABCDEF0123456789';
+  mock.handler = (_req, res) => {
+    res.writeHead(500, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ error: { message: `db down at 10.0.0.5, key ${leaked}`, stack: 'Error: at /srv/app.js:1' } }));
+  };
+  const res = await fetch(`${g.url}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${g.key}`, 'content-type': 'application/json' }, body: JSON.stringify({ model: 'mock-1', messages: [{ role: 'user', content: 'hi' }] }) });
+  const text = await res.text();
+  assert.equal(res.status, 502);
+  assert.ok(res.headers.get('x-request-id'));
+  assert.ok(!text.includes(leaked) && !text.includes('10.0.0.5') && !text.includes('/srv/app.js') && !text.includes(mock.url));
+  assert.equal(JSON.parse(text).error.code, 'upstream_error');
+});
+
+test('upstream 429 is relayed as 429 with Retry-After', async () => {
+  const { g, mock } = await setup();
+  mock.handler = (_req, res) => {
+    res.writeHead(429, { 'content-type': 'application/json', 'retry-after': '7' });
+    res.end('{"error":{"message":"slow down"}}');
+  };
+  const res = await fetch(`${g.url}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${g.key}`, 'content-type': 'application/json' }, body: JSON.stringify({ model: 'mock-1', messages: [{ role: 'user', content: 'hi' }] }) });
+  assert.equal(res.status, 429);
+  assert.equal(res.headers.get('retry-after'), '7');
+});
+
+test('malformed upstream JSON answers 502', async () => {
+  const { g, mock } = await setup();
+  mock.handler = (_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end('{"id": "c1", "choices": [');
+  };
+  const res = await fetch(`${g.url}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${g.key}`, 'content-type': 'application/json' }, body: JSON.stringify({ model: 'mock-1', messages: [{ role: 'user', content: 'hi' }] }) });
+  assert.equal(res.status, 502);
+  assert.equal((await res.json()).error.code, 'upstream_bad_response');
+});
+
+test('unreachable upstream answers 502 without the address', async () => {
+  const mock = await startMockUpstream();
+  const deadUrl = mock.url;
+  await mock.close();
+  const g = await startGateway({ providers: { mock: { type: 'openai', baseUrl: `${deadUrl}/v1` } }, routes: [{ model: 'mock-*', provider: 'mock' }] });
+  cleanups.push(() => g.close());
+  const res = await fetch(`${g.url}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${g.key}`, 'content-type': 'application/json' }, body: JSON.stringify({ model: 'mock-1', messages: [{ role: 'user', content: 'hi' }] }) });
+  const body = await res.text();
+  assert.equal(res.status, 502);
+  assert.ok(!body.includes('127.0.0.1') && !body.includes('ECONNREFUSED'), body);
+});
+
+test('reset mid-stream: the client gets an error event, not a hang', async () => {
+  const { mock, client } = await setup();
+  mock.handler = (req, res) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    res.write(`data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', created: 1, model: req.body.model, choices: [{ index: 0, delta: { content: 'partial ' }, finish_reason: null }] })}\n\n`);
+    setTimeout(() => res.socket?.destroy(), 50);
+  };
+  const s = await client.chat.completions.create({ model: 'mock-1', stream: true, messages: [{ role: 'user', content: 'hi' }] });
+  let text = '';
+  await assert.rejects(
+    (async () => {
+      for await (const c of s) text += c.choices[0]?.delta?.content ?? '';
+    })(),
+  );
+  assert.equal(text, 'partial ');
+});
+
+test('stream idle timeout ends the stream with an error event', async () => {
+  const { mock, client } = await setup({ streamIdleTimeoutMs: 300 });
+  mock.handler = (req, res) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    res.write(`data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', created: 1, model: req.body.model, choices: [{ index: 0, delta: { content: 'x' }, finish_reason: null }] })}\n\n`);
+  };
+  const s = await client.chat.completions.create({ model: 'mock-1', stream: true, messages: [{ role: 'user', content: 'hi' }] });
+  await assert.rejects(
+    (async () => {
+      for await (const _ of s) void _;
+    })(),
+    /did not respond in time|upstream_timeout/,
+  );
+});
+
+test('client abort mid-stream aborts the upstream request', async () => {
+  const { g, mock } = await setup();
+  let ticks = 0;
+  mock.handler = (req, res) =>
+    new Promise<void>((resolve) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      const iv = setInterval(() => {
+        ticks++;
+        res.write(`data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', created: 1, model: req.body.model, choices: [{ index: 0, delta: { content: 'tick ' }, finish_reason: null }] })}\n\n`);
+      }, 20);
+      res.once('close', () => {
+        clearInterval(iv);
+        resolve();
+      });
+    });
+  const ac = new AbortController();
+  const res = await fetch(`${g.url}/v1/chat/completions`, { method: 'POST', signal: ac.signal, headers: { authorization: `Bearer ${g.key}`, 'content-type': 'application/json' }, body: JSON.stringify({ model: 'mock-1', stream: true, messages: [{ role: 'user', content: 'hi' }] }) });
+  const reader = res.body!.getReader();
+  await reader.read();
+  ac.abort();
+  const t0 = Date.now();
+  while (mock.aborts === 0 && Date.now() - t0 < 3000) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(mock.aborts, 1, 'upstream saw the abort');
+  const at = ticks;
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(ticks, at, 'upstream stopped producing');
+  assert.equal(mock.inFlight, 0);
+});
+
+test('the default mock chat helper still works for non-stream through the SDK', async () => {
+  const { mock, client } = await setup();
+  mock.handler = (req, res) => defaultChat(req, res, 5, 'five pieces of text here');
+  const r = await client.chat.completions.create({ model: 'mock-x', messages: [{ role: 'user', content: 'hi' }] });
+  assert.equal(r.usage!.total_tokens, 18);
+});
