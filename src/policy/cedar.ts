@@ -31,7 +31,18 @@ let seq = 0;
 /** Parses Cedar policies (text) and optional entities; throws with Cedar's messages when invalid. */
 export function createCedarEvaluator(policiesText: string, entities: cedar.EntityJson[] = []): CedarEvaluator {
   const id = `portcullis-${process.pid}-${++seq}`;
-  const parsed = cedar.preparsePolicySet(id, { staticPolicies: policiesText });
+  // Name each policy by its @id("…") annotation (Cedar would call them policy0, policy1, …).
+  const parts = cedar.policySetTextToParts(policiesText);
+  if (parts.type !== 'success') throw new Error(`invalid Cedar policies: ${parts.errors.map((e) => e.message).join('; ')}`);
+  if (parts.policy_templates.length) throw new Error('Cedar policy templates are not supported; use static policies');
+  const named: Record<string, string> = {};
+  parts.policies.forEach((text, i) => {
+    const m = /@id\(\s*"((?:[^"\\]|\\.)*)"\s*\)/.exec(text);
+    const pid = m ? m[1]! : `policy${i}`;
+    if (named[pid] !== undefined) throw new Error(`invalid Cedar policies: duplicate @id("${pid}")`);
+    named[pid] = text;
+  });
+  const parsed = cedar.preparsePolicySet(id, { staticPolicies: named });
   if (parsed.type !== 'success') throw new Error(`invalid Cedar policies: ${parsed.errors.map((e) => e.message).join('; ')}`);
   return {
     evaluate(p, req, extra) {
