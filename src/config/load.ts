@@ -20,6 +20,10 @@ export function formatZodError(err: ZodError): string {
       if (i.code === 'unrecognized_keys') return `${path}: unknown key(s) ${i.keys.map((k) => JSON.stringify(k)).join(', ')}`;
       if (i.code === 'invalid_enum_value') return `${path}: expected one of ${i.options.join('|')}, got ${JSON.stringify(i.received)}`;
       if (i.code === 'invalid_union_discriminator') return `${path}: expected one of ${i.options.map(String).join('|')}`;
+      if (i.code === 'invalid_union') {
+        const msgs = [...new Set(i.unionErrors.flatMap((u) => u.issues.map((x) => x.message)))];
+        return `${path}: ${msgs.join(' or ')}`;
+      }
       return `${path}: ${i.message}`;
     })
     .join('\n');
