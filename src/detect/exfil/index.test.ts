@@ -66,6 +66,9 @@ test('data URIs, javascript: and invisible Unicode are flagged and stripped', ()
   const r = scanOutputLinks(`hello${tags} wor\u200bld \u202Eevil`);
   assert.deepEqual(r.findings.map((f) => f.category), ['unicode_tags', 'invisible_unicode', 'invisible_unicode']);
   assert.equal(r.rewritten, 'hello world evil');
+  const family = 'family 👨\u200D👩\u200D👧 ok';
+  assert.deepEqual(scanOutputLinks(family).findings, []);
+  assert.equal(scanOutputLinks(family).rewritten, family);
 });
 
 test('character-by-character exfiltration and too many URLs', () => {

@@ -262,7 +262,11 @@ export function linkStreamAdapter(policy: LinkPolicy = {}): {
   };
 }
 
+/** Cheap pre-check: without any of these there can be no link, tag, URL or invisible character to report. */
+const MAYBE_RELEVANT = /\]\s*[(:[]|<|:\/\/|www\.|(?:javascript|vbscript|data|file|mailto|sms|tel):|[\u200B-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF\u180E]|\uDB40/i;
+
 function scanImpl(text: string, policy: LinkPolicy, only: readonly Finding[] | null): LinkScanResult {
+  if (!MAYBE_RELEVANT.test(text)) return { findings: [], rewritten: text, urls: [] };
   const onlySpans = only ? new Set(only.map((f) => `${f.start}:${f.end}`)) : null;
   const allowHosts = policy.allowHosts ?? [];
   const trusted = new Set((policy.trustedUrls ?? []).map(normalizeForCompare));
@@ -322,6 +326,7 @@ function scanImpl(text: string, policy: LinkPolicy, only: readonly Finding[] | n
   }
 
   for (const m of text.matchAll(INVISIBLE_RE)) {
+    if (isEmojiJoiner(text, m.index, m[0])) continue;
     const tags = /\uDB40/.test(m[0]);
     findings.push(
       finding(tags ? 'unicode_tags' : 'invisible_unicode', tags ? 'high' : 'medium', tags ? 0.95 : 0.7, m.index, m.index + m[0].length, `${tags ? 'Unicode tag characters' : 'invisible characters'} in output (${m[0].length} code units)`, 'exfil.unicode'),
@@ -346,7 +351,7 @@ function scanImpl(text: string, policy: LinkPolicy, only: readonly Finding[] | n
       pos = u.end;
     }
     out += text.slice(pos);
-    rewritten = onlySpans ? out : out.replace(INVISIBLE_RE, '');
+    rewritten = onlySpans ? out : out.replace(INVISIBLE_RE, (m, at: number, whole: string) => (isEmojiJoiner(whole, at, m) ? m : ''));
     if (onlySpans) {
       // Strip only the invisible runs that were reported (positions shift, so match by content order).
       const keep = new Set(only!.filter((f) => f.detector === 'exfil.unicode').map((f) => text.slice(f.start, f.end)));
@@ -413,4 +418,14 @@ function nearIdenticalRuns(list: Array<{ u: OutputUrl; info: UrlInfo }>, minSize
     }
   }
   return out;
+}
+
+const PICTO = /[\p{Extended_Pictographic}\u{1F3FB}-\u{1F3FF}\uFE0F]/u;
+
+/** A lone U+200D between emoji (family, profession sequences) is legitimate, not smuggling. */
+function isEmojiJoiner(text: string, at: number, run: string): boolean {
+  if (run !== '\u200D') return false;
+  const before = text.slice(Math.max(0, at - 2), at);
+  const after = text.slice(at + 1, at + 3);
+  return PICTO.test(before) && PICTO.test(after);
 }

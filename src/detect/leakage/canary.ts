@@ -26,18 +26,19 @@ export function makeCanary(randomBytes: (n: number) => Uint8Array): Canary {
 
 /** Builds an alphanumeric, lower-case view of `text` and the original offset of each of its characters. */
 function foldAlnum(text: string): { s: string; map: number[] } {
-  let s = '';
+  const chars: number[] = [];
   const map: number[] = [];
   for (let i = 0; i < text.length; i++) {
-    let ch = text[i];
-    const code = ch.charCodeAt(0);
-    if (code >= 0xff01 && code <= 0xff5e) ch = String.fromCharCode(code - 0xfee0); // full-width ASCII
-    const lower = ch.toLowerCase();
-    if (/^[a-z0-9]$/.test(lower)) {
-      s += lower;
+    let c = text.charCodeAt(i);
+    if (c >= 0xff01 && c <= 0xff5e) c -= 0xfee0; // full-width ASCII
+    if (c >= 65 && c <= 90) c += 32;
+    if ((c >= 97 && c <= 122) || (c >= 48 && c <= 57)) {
+      chars.push(c);
       map.push(i);
     }
   }
+  let s = '';
+  for (let i = 0; i < chars.length; i += 8192) s += String.fromCharCode(...chars.slice(i, i + 8192));
   return { s, map };
 }
 
@@ -65,6 +66,39 @@ function base64Variants(s: string): string[] {
   return out;
 }
 
+interface Needles {
+  c: string;
+  random: string;
+  needles: Array<[string, string]>;
+  b64: string[];
+}
+const needleCache = new Map<string, Needles>();
+
+/** The folded and encoded forms searched for one canary (cached: a canary is checked on every chunk). */
+function needlesOf(token: string): Needles {
+  const hit = needleCache.get(token);
+  if (hit) return hit;
+  const c = core(token);
+  const prefix = core(CANARY_PREFIX);
+  const random = c.startsWith(prefix) ? c.slice(prefix.length) : c;
+  const rev = (x: string) => [...x].reverse().join('');
+  const needles: Array<[string, string]> = [
+    [c, 'obfuscated'],
+    [random, 'random part'],
+    [rev(c), 'reversed'],
+    [rev(random), 'reversed'],
+    [rot13(c), 'rot13'],
+    [toHex(token), 'hex'],
+    [toHex(random), 'hex'],
+  ];
+  const b64: string[] = [];
+  for (const v of [...base64Variants(token), ...base64Variants(random)]) b64.push(v, v.replace(/\+/g, '-').replace(/\//g, '_'));
+  const n: Needles = { c, random, needles, b64: [...new Set(b64)] };
+  if (needleCache.size >= 1024) needleCache.delete(needleCache.keys().next().value!);
+  needleCache.set(token, n);
+  return n;
+}
+
 function canaryFinding(start: number, end: number, how: string): Finding {
   return { detector: 'leakage.canary', category: 'system_prompt_canary', severity: 'critical', score: 1, start, end, reason: `system-prompt canary in output (${how})` };
 }
@@ -78,8 +112,7 @@ export function detectCanary(text: string, canary: string | Canary, decode?: (te
   const token = typeof canary === 'string' ? canary : canary.token;
   const findings: Finding[] = [];
   if (!token) return findings;
-  const c = core(token);
-  const random = c.startsWith(core(CANARY_PREFIX)) ? c.slice(core(CANARY_PREFIX).length) : c;
+  const { c, random, needles, b64 } = needlesOf(token);
   const folded = foldAlnum(text);
   const seen = new Set<string>();
   const add = (start: number, end: number, how: string): void => {
@@ -95,20 +128,15 @@ export function detectCanary(text: string, canary: string | Canary, decode?: (te
     }
   };
   for (let at = text.indexOf(token); at >= 0; at = text.indexOf(token, at + 1)) add(at, at + token.length, 'verbatim');
-  searchFolded(c, 'obfuscated');
-  searchFolded(random, 'random part');
-  searchFolded([...c].reverse().join(''), 'reversed');
-  searchFolded([...random].reverse().join(''), 'reversed');
-  searchFolded(rot13(c), 'rot13');
-  searchFolded(toHex(token), 'hex');
-  searchFolded(toHex(random), 'hex');
-  for (const v of [...base64Variants(token), ...base64Variants(random)]) {
-    for (const variant of [v, v.replace(/\+/g, '-').replace(/\//g, '_')]) {
-      for (let at = text.indexOf(variant); at >= 0; at = text.indexOf(variant, at + 1)) add(at, at + variant.length, 'base64');
-    }
+  for (const [needle, how] of needles) searchFolded(needle, how);
+  for (const variant of b64) {
+    for (let at = text.indexOf(variant); at >= 0; at = text.indexOf(variant, at + 1)) add(at, at + variant.length, 'base64');
   }
   // Decode base64 runs (also catches encodings split by whitespace inside one run).
+  // Only runs long enough to hold the encoded random part are decoded.
+  const minRun = Math.floor((random.length * 4) / 3) - 2;
   for (const m of text.matchAll(/[A-Za-z0-9+/_-]{16,}={0,2}/g)) {
+    if (m[0].length < minRun) continue;
     const decoded = Buffer.from(m[0].replace(/-/g, '+').replace(/_/g, '/'), 'base64').toString('latin1');
     if (core(decoded).includes(random)) add(m.index, m.index + m[0].length, 'base64');
   }

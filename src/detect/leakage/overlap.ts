@@ -58,38 +58,92 @@ function normalize(text: string): { s: string; map: number[] } {
   return { s, map };
 }
 
-/** A suffix automaton over `s` (O(|s|) states) for longest-common-substring queries. */
+/**
+ * A suffix automaton over `s` (at most 2|s| states) for longest-common-substring queries.
+ * Transitions are kept in flat edge lists (typed arrays), which is far lighter than a Map per state.
+ */
 class SuffixAutomaton {
-  private readonly next: Array<Map<number, number>> = [new Map()];
-  private readonly link: number[] = [-1];
-  private readonly len: number[] = [0];
+  private link: Int32Array;
+  private len: Int32Array;
+  private head: Int32Array;
+  private edgeNext: Int32Array;
+  private edgeChar: Uint16Array;
+  private edgeTo: Int32Array;
+  private states = 1;
+  private edges = 0;
   private last = 0;
 
   constructor(s: string) {
+    const maxStates = 2 * s.length + 2;
+    const maxEdges = 3 * s.length + 4;
+    this.link = new Int32Array(maxStates);
+    this.len = new Int32Array(maxStates);
+    this.head = new Int32Array(maxStates).fill(-1);
+    this.edgeNext = new Int32Array(maxEdges);
+    this.edgeChar = new Uint16Array(maxEdges);
+    this.edgeTo = new Int32Array(maxEdges);
+    this.link[0] = -1;
     for (let i = 0; i < s.length; i++) this.extend(s.charCodeAt(i));
   }
 
+  private find(v: number, c: number): number {
+    for (let e = this.head[v]; e !== -1; e = this.edgeNext[e]) if (this.edgeChar[e] === c) return e;
+    return -1;
+  }
+
+  private get(v: number, c: number): number {
+    const e = this.find(v, c);
+    return e === -1 ? -1 : this.edgeTo[e];
+  }
+
+  private set(v: number, c: number, to: number): void {
+    const e = this.find(v, c);
+    if (e !== -1) {
+      this.edgeTo[e] = to;
+      return;
+    }
+    if (this.edges >= this.edgeTo.length) this.grow();
+    const n = this.edges++;
+    this.edgeChar[n] = c;
+    this.edgeTo[n] = to;
+    this.edgeNext[n] = this.head[v];
+    this.head[v] = n;
+  }
+
+  private grow(): void {
+    const size = this.edgeTo.length * 2;
+    const next = new Int32Array(size);
+    next.set(this.edgeNext);
+    const chars = new Uint16Array(size);
+    chars.set(this.edgeChar);
+    const to = new Int32Array(size);
+    to.set(this.edgeTo);
+    this.edgeNext = next;
+    this.edgeChar = chars;
+    this.edgeTo = to;
+  }
+
   private extend(c: number): void {
-    const cur = this.len.length;
-    this.len.push(this.len[this.last] + 1);
-    this.link.push(0);
-    this.next.push(new Map());
+    const cur = this.states++;
+    this.len[cur] = this.len[this.last] + 1;
     let p = this.last;
-    while (p !== -1 && !this.next[p].has(c)) {
-      this.next[p].set(c, cur);
+    while (p !== -1 && this.get(p, c) === -1) {
+      this.set(p, c, cur);
       p = this.link[p];
     }
-    if (p !== -1) {
-      const q = this.next[p].get(c)!;
+    if (p === -1) {
+      this.link[cur] = 0;
+    } else {
+      const q = this.get(p, c);
       if (this.len[p] + 1 === this.len[q]) {
         this.link[cur] = q;
       } else {
-        const clone = this.len.length;
-        this.len.push(this.len[p] + 1);
-        this.link.push(this.link[q]);
-        this.next.push(new Map(this.next[q]));
-        while (p !== -1 && this.next[p].get(c) === q) {
-          this.next[p].set(c, clone);
+        const clone = this.states++;
+        this.len[clone] = this.len[p] + 1;
+        this.link[clone] = this.link[q];
+        for (let e = this.head[q]; e !== -1; e = this.edgeNext[e]) this.set(clone, this.edgeChar[e], this.edgeTo[e]);
+        while (p !== -1 && this.get(p, c) === q) {
+          this.set(p, c, clone);
           p = this.link[p];
         }
         this.link[q] = clone;
@@ -107,12 +161,12 @@ class SuffixAutomaton {
     let bestEnd = 0;
     for (let i = 0; i < t.length; i++) {
       const c = t.charCodeAt(i);
-      while (v !== 0 && !this.next[v].has(c)) {
+      while (v !== 0 && this.get(v, c) === -1) {
         v = this.link[v];
         l = this.len[v];
       }
-      const to = this.next[v].get(c);
-      if (to !== undefined) {
+      const to = this.get(v, c);
+      if (to !== -1) {
         v = to;
         l++;
       }
@@ -124,7 +178,6 @@ class SuffixAutomaton {
     return [best, bestEnd];
   }
 }
-
 
 /** Every window of `n` consecutive words, joined into one set key. */
 function ngramHashes(words: string[], n: number): string[] {

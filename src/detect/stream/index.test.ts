@@ -182,3 +182,19 @@ test('property: restorer equals a whole-text replacement', () => {
     { numRuns: 300 },
   );
 });
+
+test('minRelease batches scans and bounds the lag by holdBack + minRelease', () => {
+  let scans = 0;
+  const s = createStreamScanner({ scan: (t) => (scans++, scan(t)), rewrite, holdBack: 32, minRelease: 64 });
+  const text = `x`.repeat(500) + ` ${SECRET} ` + 'y'.repeat(500);
+  let out = '';
+  let inLen = 0;
+  for (let i = 0; i < text.length; i += 4) {
+    inLen += text.slice(i, i + 4).length;
+    out += s.push(text.slice(i, i + 4)).emit;
+    assert.ok(inLen - out.length <= 32 + 64 + 40);
+  }
+  out += s.end().emit;
+  assert.equal(out, whole(text));
+  assert.ok(scans < text.length / 4 / 10, `${scans} scans`);
+});

@@ -17,6 +17,11 @@ export interface StreamScannerOptions {
   riskyTail?: (text: string) => number;
   /** Upper bound on what `riskyTail` may hold (so a stream is never held whole). Default 4096. */
   maxHold?: number;
+  /**
+   * Scan only once at least this many characters beyond `holdBack` are pending. Trades lag
+   * (at most `holdBack + minRelease`) for fewer scans on streams of tiny deltas. Default 0.
+   */
+  minRelease?: number;
 }
 
 /** The result of one push or the end of a stream scanner. */
@@ -50,6 +55,7 @@ export const DEFAULT_HOLD_BACK = 256;
 export function createStreamScanner(opts: StreamScannerOptions): StreamScanner {
   const holdBack = Math.max(0, opts.holdBack ?? DEFAULT_HOLD_BACK);
   const maxHold = Math.max(holdBack, opts.maxHold ?? 4096);
+  const minRelease = Math.max(0, opts.minRelease ?? 0);
   /** Original text already released (only the last `holdBack` chars are kept as context). */
   let context = '';
   /** Original text not yet released. */
@@ -105,7 +111,7 @@ export function createStreamScanner(opts: StreamScannerOptions): StreamScanner {
     push(delta: string): StreamStep {
       if (blocked) return { emit: '', blocked };
       pending += delta;
-      if (pending.length <= holdBack) return { emit: '' };
+      if (pending.length <= holdBack + minRelease) return { emit: '' };
       return release(false);
     },
     end(): StreamStep {
