@@ -139,14 +139,8 @@ const judgesSchema = z
 
 const routeListSchema = z.union([z.literal('passthrough'), z.array(z.string().min(1))]);
 
-/** Settings that a tenant may override (deep-partial, no defaults filled in). */
-const overridableShape = {
-  injection: injectionSchema,
-  pii: piiSchema,
-  secrets: secretsSchema,
-  spotlight: spotlightSchema,
-};
 
+/** Settings that a tenant may override (deep-partial, no defaults filled in). */
 const tenantOverrideSchema = z
   .object({
     injection: injectionSchema.deepPartial().optional(),
@@ -172,12 +166,10 @@ export const guardsConfigSchema = z
       })
       .strict()
       .default({}),
-    ...Object.fromEntries(Object.entries(overridableShape).map(([k, v]) => [k, v.default({})])) as {
-      injection: z.ZodDefault<typeof injectionSchema>;
-      pii: z.ZodDefault<typeof piiSchema>;
-      secrets: z.ZodDefault<typeof secretsSchema>;
-      spotlight: z.ZodDefault<typeof spotlightSchema>;
-    },
+    injection: injectionSchema.default({}),
+    pii: piiSchema.default({}),
+    secrets: secretsSchema.default({}),
+    spotlight: spotlightSchema.default({}),
     regex: z.array(regexSchema).default([]),
     judges: judgesSchema,
     vault: z
