@@ -163,8 +163,14 @@ export function configFromFlags(f: ScanFlags): ScanConfig {
   };
 }
 
+/** Where the command writes (defaults to the process streams; tests pass their own). */
+export interface ScanIo {
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream & { isTTY?: boolean };
+}
+
 /** Registers `portcullis scan` on the program. */
-export function registerScanCommand(program: Command): void {
+export function registerScanCommand(program: Command, io: ScanIo = { stdout: process.stdout, stderr: process.stderr }): void {
   const collect = (v: string, prev: string[]): string[] => [...prev, v];
   const cmd = program
     .command('scan')
@@ -211,7 +217,7 @@ export function registerScanCommand(program: Command): void {
       try {
         cfg = configFromFlags(flags);
       } catch (err) {
-        process.stderr.write(`portcullis scan: ${(err as Error).message}\n`);
+        io.stderr.write(`portcullis scan: ${(err as Error).message}\n`);
         process.exitCode = 2;
         return;
       }
@@ -219,23 +225,25 @@ export function registerScanCommand(program: Command): void {
       const onSig = (): void => ac.abort(new Error('interrupted'));
       process.once('SIGINT', onSig);
       process.once('SIGTERM', onSig);
-      if (flags.progress !== 'none') cfg.progress = createProgress(process.stderr, flags.progress === 'bar' ? true : flags.progress === 'lines' ? false : Boolean(process.stderr.isTTY));
+      if (flags.progress !== 'none') cfg.progress = createProgress(io.stderr, flags.progress === 'bar' ? true : flags.progress === 'lines' ? false : Boolean(io.stderr.isTTY));
       cfg.signal = ac.signal;
+      cfg.out = io.stdout;
       try {
         const report = await scan(cfg);
         process.exitCode = report.passed ? 0 : 1;
       } catch (err) {
         const msg = err instanceof Error ? err.message : String(err);
-        process.stderr.write(`portcullis scan: ${msg}${ac.signal.aborted && cfg.stateFile ? ` (resume with --resume ${cfg.stateFile} --seed ${cfg.seed})` : ''}\n`);
+        io.stderr.write(`portcullis scan: ${msg}${ac.signal.aborted && cfg.stateFile ? ` (resume with --resume ${cfg.stateFile} --seed ${cfg.seed})` : ''}\n`);
         process.exitCode = 2;
       } finally {
         process.off('SIGINT', onSig);
         process.off('SIGTERM', onSig);
       }
     });
-  // Usage errors exit with 2 (commander's default is 1, which we reserve for failed gates).
+  // Usage errors must exit with 2 (commander's default is 1, which we reserve for failed
+  // gates): they are rethrown with exit code 2 so the caller of parseAsync exits with it.
   cmd.exitOverride((err: CommanderError) => {
     if (err.exitCode === 0) process.exit(0);
-    process.exit(2);
+    throw new CommanderError(2, err.code, err.message);
   });
 }

@@ -1,6 +1,9 @@
 /** Test helpers for the scanner: real mock HTTP targets on port 0 and a CLI runner. */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { spawn } from 'node:child_process';
+import { Writable } from 'node:stream';
+import { Command } from 'commander';
+import { registerScanCommand } from '../../src/cli/scan.js';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 
@@ -250,4 +253,45 @@ export function startNaiveMock(): Promise<Mock> {
     }));
     return writeChat(res, { anthropic, stream: parsed.stream === true, text: parts.join('\n\n'), toolCalls: calls });
   });
+}
+
+/**
+ * Runs `scan …` in this process (fast): a fresh commander program, stdout/stderr captured,
+ * the exit code taken from process.exitCode (or 2 when parsing throws, as the real entry does).
+ */
+export async function runScanInProcess(args: string[], env: Record<string, string> = {}): Promise<CliRun> {
+  let stdout = '';
+  let stderr = '';
+  const sink = (append: (s: string) => void): NodeJS.WritableStream =>
+    new Writable({
+      write(chunk: Buffer | string, _enc, cb) {
+        append(chunk.toString());
+        cb();
+      },
+    });
+  const out = sink((s) => (stdout += s));
+  const err = sink((s) => (stderr += s));
+  const program = new Command();
+  program.name('portcullis').configureOutput({ writeOut: (s) => (stdout += s), writeErr: (s) => (stderr += s) });
+  registerScanCommand(program, { stdout: out, stderr: err });
+  const saved: Record<string, string | undefined> = {};
+  for (const [k, v] of Object.entries(env)) {
+    saved[k] = process.env[k];
+    process.env[k] = v;
+  }
+  let code: number | null;
+  try {
+    process.exitCode = undefined;
+    await program.parseAsync(['node', 'portcullis', 'scan', ...args]);
+    code = typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch {
+    code = 2;
+  } finally {
+    process.exitCode = undefined;
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
+  return { code, stdout, stderr };
 }

@@ -5,4 +5,4 @@ import { registerScanCommand } from '../../src/cli/scan.js';
 const program = new Command();
 program.name('portcullis');
 registerScanCommand(program);
-await program.parseAsync(process.argv);
+program.parseAsync(process.argv).catch(() => process.exit(2));
