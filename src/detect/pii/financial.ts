@@ -1,6 +1,6 @@
 /** Payment card, IBAN and crypto wallet recognizers, each checksum-validated. */
 import type { RawMatch, Recognizer, ScanInput } from './types.js';
-import { base58CheckValid, bech32Valid, cardIssuer, eip55Valid, ibanValid, luhnValid } from './validators.js';
+import { IBAN_LENGTHS, base58CheckValid, bech32Valid, cardIssuer, eip55Valid, ibanValid, luhnValid } from './validators.js';
 
 // 12-19 digits, optionally grouped by single spaces or dashes. Each repetition consumes a digit: linear.
 const CARD = /(?<![\d\w.,-])\d(?:[ -]?\d){11,18}(?![\d\w]|[.,-]\d)/g;
@@ -9,11 +9,28 @@ const BTC_B58 = /(?<![A-Za-z0-9])[13][1-9A-HJ-NP-Za-km-z]{25,34}(?![A-Za-z0-9])/
 const BTC_BECH32 = /(?<![A-Za-z0-9])(?:bc1|BC1|tb1|TB1)[02-9AC-HJ-NP-Zac-hj-np-z]{11,71}(?![A-Za-z0-9])/g;
 const ETH = /(?<![A-Za-z0-9])0x[0-9a-fA-F]{40}(?![A-Za-z0-9])/g;
 
+/** Issuer of a Luhn-valid card written with one separator kind and groups of ≥ 3 digits; else undefined. */
 function validCard(raw: string): string | undefined {
-  const seps = raw.replace(/\d/g, '');
-  if (seps.length > 0 && new Set(seps).size > 1) return undefined;
-  const digits = raw.replace(/\D/g, '');
-  if (digits.length < 12 || !luhnValid(digits) || /^(\d)\1+$/.test(digits)) return undefined;
+  let digits = '';
+  let sep = '';
+  let group = 0;
+  for (let i = 0; i < raw.length; i++) {
+    const c = raw[i]!;
+    if (c >= '0' && c <= '9') {
+      digits += c;
+      group++;
+    } else {
+      if (sep === '') sep = c;
+      else if (sep !== c) return undefined;
+      if (group < 3) return undefined;
+      group = 0;
+    }
+  }
+  if (sep !== '' && group < 3) return undefined;
+  if (digits.length < 12 || digits.length > 19 || !luhnValid(digits)) return undefined;
+  let same = true;
+  for (let i = 1; i < digits.length && same; i++) same = digits[i] === digits[0];
+  if (same) return undefined;
   return cardIssuer(digits);
 }
 
@@ -24,6 +41,13 @@ export const cardRecognizer: Recognizer = {
     const out: RawMatch[] = [];
     for (const m of text.matchAll(CARD)) {
       let raw = m[0];
+      let start = m.index;
+      // Leading short groups ("1 2 4111 1111 …") are not part of a card: drop them.
+      const lead = /^(?:\d{1,2}[ -])+/.exec(raw);
+      if (lead) {
+        raw = raw.slice(lead[0].length);
+        start += lead[0].length;
+      }
       let issuer = validCard(raw);
       // A trailing group (e.g. an expiry) may have been swallowed: retry at earlier group boundaries.
       while (!issuer) {
@@ -33,7 +57,7 @@ export const cardRecognizer: Recognizer = {
         issuer = validCard(raw);
       }
       if (!issuer) continue;
-      out.push({ entity: 'CREDIT_CARD', start: m.index, end: m.index + raw.length, score: issuer === 'maestro' || issuer === 'diners' ? 0.75 : 0.9, reason: `Luhn-valid ${issuer} card number` });
+      out.push({ entity: 'CREDIT_CARD', start, end: start + raw.length, score: issuer === 'maestro' || issuer === 'diners' ? 0.75 : 0.9, reason: `Luhn-valid ${issuer} card number` });
     }
     return out;
   },
@@ -45,14 +69,17 @@ export const ibanRecognizer: Recognizer = {
   detect({ text }: ScanInput): RawMatch[] {
     const out: RawMatch[] = [];
     for (const m of text.matchAll(IBAN)) {
-      let raw = m[0];
-      // The greedy tail may swallow a following word fragment; shrink until valid.
-      let ok = ibanValid(raw);
-      while (!ok && raw.length > 15) {
-        raw = raw.slice(0, -1).trimEnd();
-        ok = ibanValid(raw);
+      // The greedy tail may swallow a following word fragment: cut at the country's IBAN length.
+      const len = IBAN_LENGTHS[m[0].slice(0, 2).toUpperCase()];
+      if (len === undefined) continue;
+      let raw = '';
+      let n = 0;
+      for (let i = 0; i < m[0].length && n < len; i++) {
+        const c = m[0][i]!;
+        raw += c;
+        if (c !== ' ') n++;
       }
-      if (!ok) continue;
+      if (n !== len || !ibanValid(raw)) continue;
       out.push({ entity: 'IBAN', start: m.index, end: m.index + raw.length, score: 0.95, reason: 'IBAN with valid mod-97 checksum' });
     }
     return out;

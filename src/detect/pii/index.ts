@@ -12,6 +12,7 @@ import { cardRecognizer, cryptoRecognizer, ibanRecognizer } from './financial.js
 import { driverLicenseRecognizer, ninoRecognizer, passportRecognizer, usIdRecognizer } from './government-id.js';
 import { ipRecognizer, macRecognizer } from './network.js';
 import { nerRecognizer } from './ner.js';
+import { keepBest } from './overlap.js';
 import { phoneRecognizer } from './phone.js';
 import { PII_ENTITIES, type PiiEntity, type RawMatch, type Recognizer, type ScanInput } from './types.js';
 
@@ -152,12 +153,7 @@ function listed(list: CompiledList, value: string): boolean {
 
 /** Keeps the best of overlapping findings: higher score first, then the longer span. */
 export function resolveOverlaps(findings: Finding[]): Finding[] {
-  const sorted = [...findings].sort((a, b) => b.score - a.score || b.end - b.start - (a.end - a.start) || a.start - b.start);
-  const kept: Finding[] = [];
-  for (const f of sorted) {
-    if (!kept.some((k) => f.start < k.end && k.start < f.end)) kept.push(f);
-  }
-  return kept.sort((a, b) => a.start - b.start || a.end - b.end);
+  return keepBest(findings);
 }
 
 /** Detects PII in `text`. Findings are sorted by offset, non-overlapping, and never echo the value. */

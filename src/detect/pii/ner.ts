@@ -1,5 +1,13 @@
 /** Person and location recognizer: `compromise` NER plus name cues ("my name is …", honorifics). */
-import nlp from 'compromise';
+import { createRequire } from 'node:module';
+import type nlpType from 'compromise';
+
+// compromise builds its lexicon at load time (~100 ms); load it only when NER is first used.
+let nlpFn: typeof nlpType | undefined;
+function nlp(text: string): ReturnType<typeof nlpType> {
+  nlpFn ??= createRequire(import.meta.url)('compromise') as typeof nlpType;
+  return nlpFn(text);
+}
 import type { RawMatch, Recognizer, ScanInput } from './types.js';
 
 const CHUNK = 4000;

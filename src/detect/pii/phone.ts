@@ -16,46 +16,77 @@ function digitCount(s: string): number {
   return n;
 }
 
+/** Most libphonenumber validations per call; later candidates are judged by shape only (bounded cost on hostile input). */
+export const MAX_PHONE_VALIDATIONS = 500;
+
+// Memo of validation verdicts: chat clients resend the whole history every turn, so the same
+// numbers are validated again and again. Bounded; cleared when full. Holds no text besides the
+// candidate itself and never leaves this module.
+const MEMO_MAX = 4096;
+const memo = new Map<string, [number, string]>();
+
+function judge(raw: string, grouped: boolean, international: boolean, defaultRegion: string, phoneRegions: readonly string[]): [number, string] {
+  const key = `${defaultRegion}|${phoneRegions.join(',')}|${raw}`;
+  const hit = memo.get(key);
+  if (hit) return hit;
+  let score = 0;
+  let reason = '';
+  if (international) {
+    const p = parsePhoneNumberFromString(raw.startsWith('00') ? '+' + raw.slice(2) : raw);
+    if (p?.isValid()) {
+      score = 0.85;
+      reason = 'valid international phone number';
+    } else if (p?.isPossible()) {
+      score = 0.5;
+      reason = 'possible international phone number';
+    }
+  } else {
+    const p = parsePhoneNumberFromString(raw, defaultRegion as CountryCode);
+    if (p?.isValid()) {
+      score = grouped ? 0.75 : 0.5;
+      reason = 'phone number valid in the default region';
+    } else if (grouped) {
+      for (const r of phoneRegions) {
+        if (r === defaultRegion) continue;
+        const q = parsePhoneNumberFromString(raw, r as CountryCode);
+        if (q?.isValid()) {
+          score = 0.6;
+          reason = 'phone number valid in a configured region';
+          break;
+        }
+      }
+    }
+  }
+  if (memo.size >= MEMO_MAX) memo.clear();
+  const v: [number, string] = [score, reason];
+  memo.set(key, v);
+  return v;
+}
+
 /** Finds phone numbers valid for the default region, an explicit country code, or one of the extra regions. */
 export const phoneRecognizer: Recognizer = {
   entities: ['PHONE'],
   detect({ text, defaultRegion, phoneRegions }: ScanInput): RawMatch[] {
     const out: RawMatch[] = [];
+    let budget = MAX_PHONE_VALIDATIONS;
     for (const m of text.matchAll(CANDIDATE)) {
-      const raw = m[0].replace(/\s+$/, '');
-      const digits = digitCount(raw.replace(/(?:x|ext\.?)\s?\d+$/i, ''));
+      let raw = m[0];
+      while (raw.length > 0 && /\s/.test(raw[raw.length - 1]!)) raw = raw.slice(0, -1);
+      const ext = /x/i.test(raw) ? raw.search(/\s?(?:x|ext\.?)\s?\d{1,5}$/i) : -1;
+      const digits = digitCount(ext >= 0 ? raw.slice(0, ext) : raw);
       if (digits < 7 || digits > 15) continue;
       if (DATE_LIKE.test(raw) || DOTTED_QUAD.test(raw)) continue;
       const grouped = /[ .()-]/.test(raw);
       const international = raw.startsWith('+') || raw.startsWith('00');
-      let score = 0;
-      let reason = '';
-      if (international) {
-        const p = parsePhoneNumberFromString(raw.startsWith('00') ? '+' + raw.slice(2) : raw);
-        if (p?.isValid()) {
-          score = 0.85;
-          reason = 'valid international phone number';
-        } else if (p?.isPossible()) {
-          score = 0.5;
-          reason = 'possible international phone number';
-        }
-      } else {
-        const p = parsePhoneNumberFromString(raw, defaultRegion as CountryCode);
-        if (p?.isValid()) {
-          score = grouped ? 0.75 : 0.5;
-          reason = 'phone number valid in the default region';
-        } else if (grouped) {
-          for (const r of phoneRegions) {
-            if (r === defaultRegion) continue;
-            const q = parsePhoneNumberFromString(raw, r as CountryCode);
-            if (q?.isValid()) {
-              score = grouped ? 0.6 : 0.35;
-              reason = 'phone number valid in a configured region';
-              break;
-            }
-          }
-        }
-      }
+      let score: number;
+      let reason: string;
+      if (budget > 0) {
+        budget--;
+        [score, reason] = judge(raw, grouped, international, defaultRegion, phoneRegions);
+      } else if (international || (grouped && digits >= 10)) {
+        score = 0.5;
+        reason = 'phone-shaped number (not validated: too many candidates)';
+      } else continue;
       if (score === 0) continue;
       out.push({ entity: 'PHONE', start: m.index, end: m.index + raw.length, score, reason });
     }

@@ -3,12 +3,14 @@
  * rules whose keywords occur are run, entropy floors and validators. Pure and synchronous.
  */
 import type { Finding } from '../types.js';
+import { keepBest } from '../pii/overlap.js';
 import { shannonEntropy } from '../pii/validators.js';
 import { buildKeywordScanner, type KeywordScanner } from './keywords.js';
 import { SECRET_RULES, type SecretRule } from './rules.js';
 
 export { SECRET_RULES, isPlaceholder, type SecretRule } from './rules.js';
 export { buildKeywordScanner, type KeywordScanner } from './keywords.js';
+export { keepBest } from '../pii/overlap.js';
 
 /** Options of detectSecrets. */
 export interface SecretOptions {
@@ -121,26 +123,5 @@ export function detectSecrets(text: string, opts: SecretOptions = {}): Finding[]
     }
   }
   // Best finding wins where spans overlap: higher score, then longer.
-  found.sort((a, b) => b.score - a.score || b.end - b.start - (a.end - a.start) || a.start - b.start);
   return keepBest(found);
-}
-
-/** Greedy non-overlapping selection of findings already sorted best-first; returns them by offset. */
-export function keepBest(sortedBestFirst: readonly Finding[]): Finding[] {
-  const kept: Finding[] = []; // sorted by start, pairwise disjoint
-  for (const f of sortedBestFirst) {
-    let lo = 0;
-    let hi = kept.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (kept[mid]!.start < f.start) lo = mid + 1;
-      else hi = mid;
-    }
-    const prev = kept[lo - 1];
-    const next = kept[lo];
-    if (prev && prev.end > f.start) continue;
-    if (next && next.start < f.end) continue;
-    kept.splice(lo, 0, f);
-  }
-  return kept;
 }
