@@ -30,9 +30,9 @@ export interface StreamTarget {
 /**
  * Sends `n` streamed requests one after another over a keep-alive connection and records,
  * for each, the time from sending the request to the first byte of the SSE body.
- * Every stream is read to its end and must contain `[DONE]`.
+ * Every stream is read to its end and must contain `[DONE]`. Returns the raw samples (ms).
  */
-export async function measureTtfb(t: StreamTarget, n: number, warmup = 30): Promise<{ ttfb: Summary; total: Summary; failures: number }> {
+export async function measureTtfb(t: StreamTarget, n: number, warmup = 30): Promise<{ ttfb: number[]; total: number[]; failures: number }> {
   const agent = new Agent({ connections: 1, keepAliveTimeout: 30_000 });
   const ttfb: number[] = [];
   const total: number[] = [];
@@ -61,7 +61,7 @@ export async function measureTtfb(t: StreamTarget, n: number, warmup = 30): Prom
   } finally {
     await agent.close();
   }
-  return { ttfb: summarize(ttfb), total: summarize(total), failures };
+  return { ttfb, total, failures };
 }
 
 /**
