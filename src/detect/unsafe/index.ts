@@ -71,8 +71,8 @@ const RULES: Rule[] = [
     category: 'S4',
     severity: 'critical',
     score: 0.9,
-    re: new RegExp(String.raw`\b${SEXUAL}${W}\b${MINOR}\b|\b${MINOR}${W}\b${SEXUAL}\b|\b(?:child|kiddie|kiddy|underage|teen) porn\w*|\bcsam\b${W}\b(?:download|buy|share|trade|find|get|where)\b|\b(?:download|buy|share|trade|find|get|where)\b${W}\bcsam\b`, 'gi'),
-    unless: /\b(?:prevent\w*|report\w*|protect\w*|safeguard\w*|abuse survivors?|detect\w*|hotline|law enforcement|awareness|educat\w*|sex education|puberty|pediatric|paediatric|doctor|parents?|vaccin\w*|bath(?:e|ing)? (?:my|the) (?:baby|child|toddler))\b/i,
+    re: new RegExp(String.raw`\b${SEXUAL}${W}\b${MINOR}\b|\b${MINOR}${W}\b${SEXUAL}\b|\b(?:download|buy|share|trade|find|get|where|watch|send|sell|link|links)\b${W}\b(?:(?:child|kiddie|kiddy|underage|teen) porn\w*|csam)\b|\b(?:(?:child|kiddie|kiddy|underage|teen) porn\w*|csam)\b${W}\b(?:download|buy|share|trade|find|get|watch|send|sell|links?)\b`, 'gi'),
+    unless: /\b(?:prevent\w*|report\w*|protect\w*|safeguard\w*|protocol|convention|treaty|law|laws|legislation|statutes?|crimes?|criminal\w*|offen[cs]es?|prosecut\w*|illegal|abuse survivors?|detect\w*|hotline|law enforcement|awareness|educat\w*|sex education|puberty|pediatric|paediatric|doctor|parents?|vaccin\w*|bath(?:e|ing)? (?:my|the) (?:baby|child|toddler))\b/i,
   },
   {
     id: 'self-harm-method',
@@ -92,8 +92,9 @@ const RULES: Rule[] = [
   {
     id: 'doxxing-named',
     category: 'S7',
-    severity: 'high',
-    score: 0.75,
+    // Cannot tell a real person from a fictional one ("Harry Potter's bank account"): low confidence.
+    severity: 'medium',
+    score: 0.5,
     // A named private person's home address or where they live (case-sensitive: needs a capitalised name).
     re: /\b(?:[Ww]here (?:does|do) [A-Z][a-z]+ [A-Z][a-z]+ live|[A-Z][a-z]+ [A-Z][a-z]+'s? (?:home address|social security number|phone number|bank account))\b/g,
   },
