@@ -74,7 +74,7 @@ export async function dropStore(s: StoreSpec): Promise<void> {
 }
 
 /** Starts one gateway instance over a store (several may share one). */
-export async function startInstance(store: StoreSpec, raw: Record<string, any> = {}): Promise<Instance> {
+export async function startInstance(store: StoreSpec, raw: Record<string, any> = {}, env: Record<string, string | undefined> = TEST_ENV): Promise<Instance> {
   const base: Record<string, any> = {
     dataDir: store.dataDir,
     ...raw,
@@ -83,8 +83,8 @@ export async function startInstance(store: StoreSpec, raw: Record<string, any> =
     identity: { revocationPollMs: 100, ...(raw.identity ?? {}) },
   };
   if (store.kind === 'postgres') base.store = { kind: 'cluster', postgresUrl: PG_URL };
-  const config = validateConfig(applyEnv(base, TEST_ENV));
-  const gw = await createGateway(config, { logger: createLogger(config.log.level), env: TEST_ENV, ...(store.pgSchema ? { pgSchema: store.pgSchema } : {}) });
+  const config = validateConfig(applyEnv(base, env));
+  const gw = await createGateway(config, { logger: createLogger(config.log.level), env, ...(store.pgSchema ? { pgSchema: store.pgSchema } : {}) });
   const { url } = await gw.listen();
   return { gw, url, close: () => gw.close() };
 }
