@@ -174,6 +174,9 @@ export function createGuardsModule(mctx: ModuleContext, engine: GuardEngine = cr
       async done(ctx) {
         const recs = ctx.state.guards as GuardRecord[] | undefined;
         if (!recs || !ctx.principal) return;
+        // Verdicts that acted, failed or would have acted go to the log (categories only, never text).
+        const notable = recs.filter((r) => r.action !== 'allow' || r.error);
+        if (notable.length) log.info({ reqId: ctx.requestId, tenant: ctx.principal.tenantId, guards: notable.map((r) => ({ guard: r.guard, mode: r.mode, action: r.action, categories: r.categories, ms: r.latencyMs, ...(r.error ? { error: r.error } : {}), ...(r.uncertain ? { uncertain: true } : {}) })) }, 'guard verdicts');
         if (recs.some((r) => r.mode === 'shadow')) await recordShadow(db, ctx.principal.tenantId, ctx.requestId, recs);
       },
     },
@@ -185,6 +188,8 @@ export function createGuardsModule(mctx: ModuleContext, engine: GuardEngine = cr
       app.post('/v1/guard/check', async (req) => {
         const principal = await identify({ identity: mctx.identity }, req);
         req.pcl.principal = principal;
+        // Scoped like a moderation call: keys whose scopes exclude `moderations` get 403.
+        (mctx.modules.get('policy') as (GatewayModule & { enforce?(ctx: RequestContext, operation: string): void }) | undefined)?.enforce?.(req.pcl, 'moderations');
         const { input, stage, detectors } = parseCheckBody(req.body);
         try {
           return await check(input, { stage, engine, tenant: principal.tenantName, ...(detectors ? { detectors } : {}) });

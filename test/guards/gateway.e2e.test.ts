@@ -105,4 +105,19 @@ describe('guards in the gateway', () => {
     const mj = (await m.json()) as any;
     assert.ok(JSON.stringify(mj.content).includes(NAME));
   });
+  test('a conversation id keeps placeholders consistent across turns (tenant-scoped)', async () => {
+    mock.handler = (req, res) => defaultChat(req, res);
+    const conv = new OpenAI({ apiKey: gw.key, baseURL: gw.url + '/v1', maxRetries: 0, defaultHeaders: { 'x-portcullis-conversation-id': 'conv-e2e-1' } });
+    await conv.chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: `Say hello to ${NAME} for me.` }] });
+    const first = JSON.stringify(mock.requests.at(-1)!.body);
+    assert.match(first, /<PERSON_1>/);
+    await conv.chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: `Please tell Bob Smith that ${NAME} is out today.` }] });
+    const second = mock.requests.at(-1)!.body.messages[0].content as string;
+    assert.ok(second.includes('<PERSON_1>') && second.includes('<PERSON_2>'), second);
+    assert.ok(second.indexOf('<PERSON_2>') < second.indexOf('<PERSON_1>'), 'Bob is new (2), Alice keeps 1');
+    // Without the header each request starts afresh.
+    await client.chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: `Please tell Bob Smith that ${NAME} is out today.` }] });
+    const fresh = mock.requests.at(-1)!.body.messages[0].content as string;
+    assert.ok(fresh.indexOf('<PERSON_1>') < fresh.indexOf('<PERSON_2>'), fresh);
+  });
 });
