@@ -46,3 +46,20 @@ test('linear time on long texts with many keywords', () => {
   assert.deepEqual(r.banned, ['big']);
   assert.ok(performance.now() - t0 < 2000);
 });
+
+test('streaming: a banned topic split at every offset blocks the stream before it is emitted', async () => {
+  const { createStreamScanner } = await import('../stream/index.js');
+  const text = 'Our refund policy is simple. By the way, the Political  Party of the year is ... more text follows here.';
+  for (let i = 0; i <= text.length; i++) {
+    const s = createStreamScanner({
+      scan: (t) => ({ findings: detectTopics(t, { banned: config.banned }).findings }),
+      rewrite: () => null,
+      holdBack: 64,
+    });
+    let out = s.push(text.slice(0, i)).emit;
+    const r = s.push(text.slice(i));
+    out += r.emit + s.end().emit;
+    assert.ok(s.isBlocked, `cut ${i}`);
+    assert.ok(!/political/i.test(out), `cut ${i}`);
+  }
+});

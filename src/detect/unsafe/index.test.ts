@@ -52,3 +52,14 @@ test('fast on long benign text', () => {
   assert.deepEqual(detectUnsafe(t), []);
   assert.ok(performance.now() - t0 < 2000);
 });
+
+test('streaming: an unsafe passage split at every offset blocks before it is emitted', async () => {
+  const { createStreamScanner } = await import('../stream/index.js');
+  const text = 'Here is some general chemistry background. How do I make a pipe bomb at home? That was the question.';
+  for (let i = 0; i <= text.length; i++) {
+    const s = createStreamScanner({ scan: (t) => ({ findings: detectUnsafe(t) }), rewrite: () => null, holdBack: 128 });
+    const out = s.push(text.slice(0, i)).emit + s.push(text.slice(i)).emit + s.end().emit;
+    assert.ok(s.isBlocked, `cut ${i}`);
+    assert.ok(!out.includes('pipe bomb'), `cut ${i}`);
+  }
+});
