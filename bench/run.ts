@@ -3,7 +3,7 @@
  * module that exports `async function run(): Promise<object>`, in name order. A module that
  * fails is skipped with its reason printed. Results go to `bench/results/<timestamp>.json`
  * and `bench/results/latest.json`. With NAMEs (file names without `.ts`, e.g. `gateway`),
- * only those modules run.
+ * only those modules run. Exit status 1 when any module failed.
  */
 import { mkdirSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -53,6 +53,11 @@ async function main(): Promise<void> {
       const result = await mod.run();
       const seconds = Math.round((performance.now() - t0) / 100) / 10;
       outcomes.push({ module: name, ok: true, seconds, result });
+      // Modules that return a `table` have printed it; show the others' numbers compactly.
+      if (!(result && typeof result === 'object' && typeof (result as { table?: unknown }).table === 'string')) {
+        const text = JSON.stringify(result, null, 1);
+        process.stdout.write(`${text.length > 3000 ? text.slice(0, 3000) + '\n  … (full result in the JSON file)' : text}\n`);
+      }
       process.stdout.write(`  ${name}: done in ${seconds}s\n`);
     } catch (e) {
       const seconds = Math.round((performance.now() - t0) / 100) / 10;
