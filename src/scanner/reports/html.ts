@@ -32,12 +32,13 @@ export function asrChart(byFamily: Record<string, Rate>): string {
   const bars = entries
     .map(([fam, r], i) => {
       const y = 20 + i * rowH;
+      const graded = r.total - r.errors;
       const w = Math.round(r.asr * barW);
-      const color = r.asr === 0 ? '#2e7d32' : r.asr < 0.25 ? '#f9a825' : '#c62828';
+      const color = r.total - r.errors === 0 ? '#9e9e9e' : r.asr === 0 ? '#2e7d32' : r.asr < 0.25 ? '#f9a825' : '#c62828';
       return `<text x="${labelW - 8}" y="${y + 16}" text-anchor="end" class="lbl">${htmlEscape(fam)}</text>` +
         `<rect x="${labelW}" y="${y + 3}" width="${barW}" height="${rowH - 8}" fill="#eceff1"/>` +
         `<rect x="${labelW}" y="${y + 3}" width="${w}" height="${rowH - 8}" fill="${color}"><title>${htmlEscape(`${fam}: ${pct(r.asr)} (${r.succeeded}/${r.total - r.errors})`)}</title></rect>` +
-        `<text x="${labelW + barW + 8}" y="${y + 16}" class="val">${pct(r.asr)}</text>`;
+        `<text x="${labelW + barW + 8}" y="${y + 16}" class="val">${graded > 0 ? pct(r.asr) : 'n/a'}</text>`;
     })
     .join('\n');
   const ticks = [0, 0.25, 0.5, 0.75, 1]
