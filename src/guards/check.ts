@@ -6,7 +6,7 @@
  *   const r = await check('Ignore previous instructions', { stage: 'request' });
  *   if (r.verdict === 'block') …
  */
-import type { GuardsConfigInput } from './config.js';
+import type { GuardsConfigInput, PolicyScope } from './config.js';
 import { createGuardEngine, type GuardEngine } from './engine.js';
 import { inspect } from './inspect.js';
 import type { Segment, Stage, VerdictAction } from './types.js';
@@ -36,6 +36,8 @@ export interface CheckOptions {
   engine?: GuardEngine;
   /** Tenant name whose overrides apply. */
   tenant?: string;
+  /** Tier whose overrides apply (before the tenant's). */
+  tier?: string;
 }
 
 /** One finding in the check output (offsets into the segment's text; `segment` indexes messages). */
@@ -80,9 +82,9 @@ function engineFor(opts: CheckOptions): GuardEngine {
 }
 
 /** Guard names selected by detector families. */
-export function guardNamesFor(engine: GuardEngine, detectors: readonly string[] | undefined, stage: Stage, tenant?: string): Set<string> | undefined {
+export function guardNamesFor(engine: GuardEngine, detectors: readonly string[] | undefined, stage: Stage, scope?: PolicyScope): Set<string> | undefined {
   if (!detectors) return undefined;
-  const all = engine.pipelineFor(tenant).byStage.get(stage) ?? [];
+  const all = engine.pipelineFor(scope).byStage.get(stage) ?? [];
   const out = new Set<string>();
   for (const d of detectors) {
     if (!(CHECK_DETECTORS as readonly string[]).includes(d)) throw new CheckInputError(`unknown detector '${d}' (expected one of ${CHECK_DETECTORS.join(', ')})`);
@@ -108,10 +110,11 @@ export async function check(input: string | readonly CheckMessage[], opts: Check
   segments = inspected.segments;
   if (stage === 'untrusted') segments = segments.map((s) => (s.role === 'system' || s.role === 'developer' ? s : { ...s, role: 'retrieved', trust: 'untrusted' }));
   if (stage === 'response') segments = segments.map((s) => (s.role === 'user' && typeof input === 'string' ? { ...s, role: 'assistant' } : s));
-  engine.checkLimits({ ...inspected, segments }, opts.tenant);
+  const scope: PolicyScope = { ...(opts.tenant !== undefined ? { tenantName: opts.tenant } : {}), ...(opts.tier !== undefined ? { tier: opts.tier } : {}) };
+  engine.checkLimits({ ...inspected, segments }, scope);
   const pipelineStage: Stage = stage === 'response' ? 'response' : 'request';
-  const only = guardNamesFor(engine, opts.detectors, pipelineStage, opts.tenant);
-  const outcome = await engine.pipelineFor(opts.tenant).run(pipelineStage, segments, { api: typeof input === 'string' ? 'text' : 'chat', ...(opts.tenant ? { tenant: opts.tenant } : {}), ...(only ? { only } : {}) });
+  const only = guardNamesFor(engine, opts.detectors, pipelineStage, scope);
+  const outcome = await engine.pipelineFor(scope).run(pipelineStage, segments, { api: typeof input === 'string' ? 'text' : 'chat', ...(opts.tenant ? { tenant: opts.tenant } : {}), ...(only ? { only } : {}) });
   const index = new Map(segments.map((s, i) => [s.id, i]));
   const findings: CheckFinding[] = outcome.findings.map((f) => ({
     detector: f.detector,

@@ -187,7 +187,9 @@ export const guardsConfigSchema = z
     hashKeyEnv: z.string().default('PORTCULLIS_GUARD_HASH_KEY'),
     /** Per-API guard lists (`passthrough` = no guards); an API not listed runs every enabled guard. */
     routes: z.record(z.enum(GUARD_APIS), routeListSchema).default({}),
-    /** Tenant name → partial overrides of the settings above. */
+    /** Key/tenant tier → partial overrides (applied before the tenant's own overrides). */
+    tiers: z.record(tenantOverrideSchema).default({}),
+    /** Tenant name → partial overrides of the settings above (applied last). */
     tenants: z.record(tenantOverrideSchema).default({}),
   })
   .strict()
@@ -210,10 +212,12 @@ export const guardsConfigSchema = z
       });
     };
     checkRegex(cfg.regex, ['regex']);
-    for (const [name, t] of Object.entries(cfg.tenants)) {
-      checkThresholds(t.injection?.thresholds?.trusted as any, ['tenants', name, 'injection', 'thresholds', 'trusted']);
-      checkThresholds(t.injection?.thresholds?.untrusted as any, ['tenants', name, 'injection', 'thresholds', 'untrusted']);
-      checkRegex(t.regex, ['tenants', name, 'regex']);
+    for (const kind of ['tenants', 'tiers'] as const) {
+      for (const [name, t] of Object.entries(cfg[kind])) {
+        checkThresholds(t.injection?.thresholds?.trusted as any, [kind, name, 'injection', 'thresholds', 'trusted']);
+        checkThresholds(t.injection?.thresholds?.untrusted as any, [kind, name, 'injection', 'thresholds', 'untrusted']);
+        checkRegex(t.regex, [kind, name, 'regex']);
+      }
     }
     const judgeNeeded = (j: string | undefined, path: (string | number)[]) => {
       if (j === 'prompt-guard' && !cfg.judges.promptGuard) ctx.addIssue({ code: 'custom', path, message: 'judge prompt-guard is not configured under guards.judges.promptGuard' });
@@ -221,7 +225,7 @@ export const guardsConfigSchema = z
     };
     judgeNeeded(cfg.injection.judge, ['injection', 'judge']);
     if (cfg.injection.uncertain === 'judge' && !cfg.injection.judge) ctx.addIssue({ code: 'custom', path: ['injection', 'judge'], message: 'uncertain: judge needs injection.judge (prompt-guard|llama-guard)' });
-    for (const [name, t] of Object.entries(cfg.tenants)) judgeNeeded(t.injection?.judge, ['tenants', name, 'injection', 'judge']);
+    for (const kind of ['tenants', 'tiers'] as const) for (const [name, t] of Object.entries(cfg[kind])) judgeNeeded(t.injection?.judge, [kind, name, 'injection', 'judge']);
   });
 
 /** The validated `guards:` section. */
@@ -242,12 +246,28 @@ function deepMerge<T>(base: T, over: unknown): T {
   return out as T;
 }
 
-/** The effective configuration of one tenant: the global section with that tenant's overrides merged in. */
-export function configForTenant(cfg: GuardsConfig, tenantName: string | undefined): GuardsConfig {
-  const o = tenantName !== undefined ? cfg.tenants[tenantName] : undefined;
+/** Who a request is for: the tenant name and the key's (or tenant's) tier. */
+export interface PolicyScope {
+  tenantName?: string;
+  tier?: string;
+}
+
+function applyOverride(cfg: GuardsConfig, o: TenantGuardOverride | undefined): GuardsConfig {
   if (!o) return cfg;
-  const merged = deepMerge(cfg, { injection: o.injection, pii: o.pii, secrets: o.secrets, spotlight: o.spotlight, regex: o.regex, routes: o.routes ? { ...cfg.routes, ...o.routes } : undefined });
-  return { ...merged, tenants: {} };
+  return deepMerge(cfg, { injection: o.injection, pii: o.pii, secrets: o.secrets, spotlight: o.spotlight, regex: o.regex, routes: o.routes ? { ...cfg.routes, ...o.routes } : undefined });
+}
+
+/** The effective configuration for a scope: the global section, then the tier's overrides, then the tenant's. */
+export function configForScope(cfg: GuardsConfig, scope: PolicyScope): GuardsConfig {
+  const tier = scope.tier !== undefined ? cfg.tiers[scope.tier] : undefined;
+  const tenant = scope.tenantName !== undefined ? cfg.tenants[scope.tenantName] : undefined;
+  if (!tier && !tenant) return cfg;
+  return { ...applyOverride(applyOverride(cfg, tier), tenant), tenants: {}, tiers: {} };
+}
+
+/** The effective configuration of one tenant (see configForScope). */
+export function configForTenant(cfg: GuardsConfig, tenantName: string | undefined): GuardsConfig {
+  return configForScope(cfg, tenantName !== undefined ? { tenantName } : {});
 }
 
 /** Parses a `guards:` section (throws a ZodError naming the failing path). */

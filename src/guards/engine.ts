@@ -8,7 +8,7 @@ import { detectPii } from '../detect/pii/index.js';
 import { detectSecrets } from '../detect/secrets/index.js';
 import { compileUserPattern } from '../detect/pii/index.js';
 import type { Finding } from '../detect/types.js';
-import { configForTenant, parseGuardsConfig, type GuardsConfig, type GuardsConfigInput } from './config.js';
+import { configForScope, parseGuardsConfig, type GuardsConfig, type GuardsConfigInput, type PolicyScope } from './config.js';
 import { createDetectorGuard } from './detector-guard.js';
 import { createInjectionGuard } from './injection/index.js';
 import { inspect, writeBack, type Inspected } from './inspect.js';
@@ -47,14 +47,16 @@ export interface GuardEngine {
   readonly config: GuardsConfig;
   readonly vault: PseudonymVault;
   readonly judges: ReadonlyMap<string, Judge>;
-  /** The effective pipeline of a tenant (by tenant name), cached. */
-  pipelineFor(tenantName?: string): Pipeline;
+  /** The effective pipeline of a scope (tenant name or {tenantName, tier}), cached. */
+  pipelineFor(scope?: string | PolicyScope): Pipeline;
+  /** The effective configuration of a scope. */
+  configFor(scope?: string | PolicyScope): GuardsConfig;
   /** Guard names to run for an API (undefined = all; empty = pass-through). */
-  routeList(api: string, tenantName?: string): ReadonlySet<string> | undefined;
+  routeList(api: string, scope?: string | PolicyScope): ReadonlySet<string> | undefined;
   /** Throws GuardLimitError when the inspected text is over the limits. */
-  checkLimits(inspected: Inspected, tenantName?: string): void;
+  checkLimits(inspected: Inspected, scope?: string | PolicyScope): void;
   /** Inspects a provider body and runs the request stage; does not throw for blocks (see outcome.action). */
-  runRequest(api: string, body: Record<string, unknown>, opts: Omit<RunOptions, 'api' | 'only'> & { tenantName?: string }): Promise<RequestRun>;
+  runRequest(api: string, body: Record<string, unknown>, opts: Omit<RunOptions, 'api' | 'only'> & { tenantName?: string; tier?: string }): Promise<RequestRun>;
   close(): Promise<void>;
 }
 
@@ -145,34 +147,53 @@ export function createGuardEngine(raw: GuardsConfig | GuardsConfigInput | undefi
     judges.set('llama-guard', createLlamaGuardJudge({ baseUrl: j.baseUrl, model: j.model, timeoutMs: j.timeoutMs, failMode: j.failMode, cacheSize: j.cacheSize, cacheTtlMs: j.cacheTtlMs, ...(apiKey ? { apiKey } : {}) }));
   }
   const deps = { judges, vault, hashKey };
-  const global = createPipeline(buildGuards(cfg, deps));
-  const perTenant = new Map<string, Pipeline>();
-  // Build every tenant's pipeline now, so a bad override fails at start-up, not on a request.
-  for (const name of Object.keys(cfg.tenants)) perTenant.set(name, createPipeline(buildGuards(configForTenant(cfg, name), deps)));
-  const effective = (tenantName?: string) => (tenantName !== undefined && cfg.tenants[tenantName] ? configForTenant(cfg, tenantName) : cfg);
+  const toScope = (s?: string | PolicyScope): PolicyScope => (typeof s === 'string' ? { tenantName: s } : s ?? {});
+  /** Only names that have overrides matter for the cache key (bounded by the config). */
+  const keyOf = (s: PolicyScope) => {
+    const tier = s.tier !== undefined && cfg.tiers[s.tier] ? s.tier : '';
+    const tenant = s.tenantName !== undefined && cfg.tenants[s.tenantName] ? s.tenantName : '';
+    return `${tier}\0${tenant}`;
+  };
+  const pipelines = new Map<string, Pipeline>([['\0', createPipeline(buildGuards(cfg, deps))]]);
+  const pipelineOf = (s: PolicyScope): Pipeline => {
+    const k = keyOf(s);
+    let p = pipelines.get(k);
+    if (!p) {
+      p = createPipeline(buildGuards(configForScope(cfg, s), deps));
+      pipelines.set(k, p);
+    }
+    return p;
+  };
+  // Build every tenant's and tier's pipeline now, so a bad override fails at start-up, not on a request.
+  for (const tenantName of Object.keys(cfg.tenants)) pipelineOf({ tenantName });
+  for (const tier of Object.keys(cfg.tiers)) pipelineOf({ tier });
+  const effective = (s?: string | PolicyScope) => configForScope(cfg, toScope(s));
 
   const engine: GuardEngine = {
     config: cfg,
     vault,
     judges,
-    pipelineFor(tenantName) {
-      return (tenantName !== undefined && perTenant.get(tenantName)) || global;
+    pipelineFor(scope) {
+      return pipelineOf(toScope(scope));
     },
-    routeList(api, tenantName) {
-      const list = effective(tenantName).routes[api as keyof GuardsConfig['routes']];
+    configFor: effective,
+    routeList(api, scope) {
+      const list = effective(scope).routes[api as keyof GuardsConfig['routes']];
       if (list === undefined) return undefined;
       return new Set(list === 'passthrough' ? [] : list);
     },
-    checkLimits(inspected, tenantName) {
-      const l = effective(tenantName).limits;
+    checkLimits(inspected, scope) {
+      const l = effective(scope).limits;
       if (inspected.totalChars > l.maxRequestChars) throw new GuardLimitError('request', inspected.totalChars, l.maxRequestChars);
       for (const s of inspected.segments) if (s.text.length > l.maxSegmentChars) throw new GuardLimitError('segment', s.text.length, l.maxSegmentChars);
     },
     async runRequest(api, body, o) {
+      const { tenantName, tier, ...runOpts } = o;
+      const scope: PolicyScope = { ...(tenantName !== undefined ? { tenantName } : {}), ...(tier !== undefined ? { tier } : {}) };
       const inspected = inspect(api, body);
-      const only = engine.routeList(api, o.tenantName);
-      engine.checkLimits(inspected, o.tenantName);
-      const outcome = await engine.pipelineFor(o.tenantName).run('request', inspected.segments, { ...o, api, ...(only ? { only } : {}) });
+      const only = engine.routeList(api, scope);
+      engine.checkLimits(inspected, scope);
+      const outcome = await pipelineOf(scope).run('request', inspected.segments, { ...runOpts, api, ...(only ? { only } : {}) });
       const out = outcome.action === 'block' ? body : writeBack(inspected, body, outcome.segments, outcome.changed, outcome.run.systemNotes);
       return { inspected, outcome, body: out };
     },
