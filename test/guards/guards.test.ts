@@ -218,6 +218,48 @@ describe('actions, shadow mode, vault, config', () => {
     }
   });
 
+  test('restoration in messages and responses streams, text and tool arguments, split at every offset', async () => {
+    const map = new Map([['<EMAIL_1>', 'a"b@example.com']]);
+    const text = 'mail <EMAIL_1> now';
+    const args = '{"to":"<EMAIL_1>"}';
+    for (let cut = 1; cut < args.length; cut++) {
+      const t = createRestoreTransform('messages', map);
+      let out = '';
+      let json = '';
+      const feed = async (p: any, event: string) => {
+        for (const ev of await t.onEvent({ event, data: JSON.stringify(p) }, p)) {
+          const d = JSON.parse(ev.data);
+          if (d.type === 'content_block_delta' && d.delta.type === 'text_delta') out += d.delta.text;
+          if (d.type === 'content_block_delta' && d.delta.type === 'input_json_delta') json += d.delta.partial_json;
+        }
+      };
+      const c = Math.min(cut, text.length - 1);
+      await feed({ type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: text.slice(0, c) } }, 'content_block_delta');
+      await feed({ type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: text.slice(c) } }, 'content_block_delta');
+      await feed({ type: 'content_block_stop', index: 0 }, 'content_block_stop');
+      await feed({ type: 'content_block_delta', index: 1, delta: { type: 'input_json_delta', partial_json: args.slice(0, cut) } }, 'content_block_delta');
+      await feed({ type: 'content_block_delta', index: 1, delta: { type: 'input_json_delta', partial_json: args.slice(cut) } }, 'content_block_delta');
+      await feed({ type: 'content_block_stop', index: 1 }, 'content_block_stop');
+      assert.equal(out, 'mail a"b@example.com now');
+      assert.deepEqual(JSON.parse(json), { to: 'a"b@example.com' });
+
+      const r = createRestoreTransform('responses', map);
+      let rargs = '';
+      for (const p of [
+        { type: 'response.function_call_arguments.delta', item_id: 'fc', output_index: 0, delta: args.slice(0, cut) },
+        { type: 'response.function_call_arguments.delta', item_id: 'fc', output_index: 0, delta: args.slice(cut) },
+        { type: 'response.function_call_arguments.done', item_id: 'fc', output_index: 0, arguments: args },
+      ]) {
+        for (const ev of await r.onEvent({ event: p.type, data: JSON.stringify(p) }, p)) {
+          const d = JSON.parse(ev.data);
+          if (d.type.endsWith('.delta')) rargs += d.delta;
+          if (d.type.endsWith('.done')) assert.deepEqual(JSON.parse(d.arguments), { to: 'a"b@example.com' });
+        }
+      }
+      assert.deepEqual(JSON.parse(rargs), { to: 'a"b@example.com' });
+    }
+  });
+
   test('config: dangerous user regexes and inconsistent thresholds are rejected with their path', () => {
     const r = guardsConfigSchema.safeParse({ regex: [{ name: 'evil', pattern: '(a+)+$' }] });
     assert.equal(r.success, false);
