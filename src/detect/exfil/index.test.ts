@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { scanOutputLinks, linkStreamAdapter, extractOutputUrls, exfilRiskyTail, sanitizeHtml, hostAllowed, dataScore, parseUrl } from './index.js';
+import { scanOutputLinks, linkStreamAdapter, rewriteOutputLinks, extractOutputUrls, exfilRiskyTail, sanitizeHtml, hostAllowed, dataScore, parseUrl } from './index.js';
 import { createStreamScanner } from '../stream/index.js';
 
 const cats = (text: string, policy = {}) => scanOutputLinks(text, policy).findings.map((f) => f.category);
@@ -158,4 +158,13 @@ test('property: random chunkings of exfil payloads never leak the attacker URL',
     }),
     { numRuns: 200 },
   );
+});
+
+test('rewriteOutputLinks removes reported spans even when a rescan of the prefix does not see them', () => {
+  // The rescan finds no URL here (not a scheme it knows), but the span was reported by a scan with more context.
+  const text = 'abc hxxps://evil.test/x?y=1 def';
+  const start = text.indexOf('hxxps');
+  const end = text.indexOf(' def');
+  const f = { detector: 'exfil.url', category: 'data_exfiltration', severity: 'high' as const, score: 1, start, end, reason: 'x' };
+  assert.equal(rewriteOutputLinks(text, [f]), 'abc  def');
 });

@@ -69,6 +69,8 @@ export interface LinkScanResult {
 const AUTO_FETCHED: ReadonlySet<UrlKind> = new Set(['md-image', 'html-img', 'html-iframe', 'html-script', 'html-srcset', 'html-style']);
 const DANGEROUS_SCHEMES = new Set(['javascript', 'vbscript', 'file']);
 const WEB_SCHEMES = new Set(['http', 'https', 'ftp', 'ws', 'wss']);
+/** Finding categories whose span is exactly one element that the rewrite removes. */
+const REMOVABLE = new Set(['data_exfiltration', 'disallowed_url', 'data_uri', 'dangerous_scheme', 'script', 'css_expression', 'too_many_urls']);
 
 /** Invisible characters used to smuggle data: tag characters, zero-width and bidi controls. */
 export const INVISIBLE_RE = /(?:[\u200B-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF\u180E]|\uDB40[\uDC00-\uDC7F])+/g;
@@ -335,6 +337,14 @@ function scanImpl(text: string, policy: LinkPolicy, only: readonly Finding[] | n
 
   findings.sort((a, b) => a.start - b.start);
   let rewritten = text;
+  if (action !== 'flag' && only) {
+    // Fail closed: a reported element this rescan did not reproduce (different context) is cut out anyway.
+    const done = new Set([...toReplace.keys()].map((u) => `${u.start}:${u.end}`));
+    for (const f of only) {
+      if (!REMOVABLE.has(f.category) || done.has(`${f.start}:${f.end}`) || f.end - f.start >= text.length) continue;
+      toReplace.set({ kind: 'bare', url: '', start: f.start, end: f.end, text: '' }, action === 'remove' ? '' : '[link removed]');
+    }
+  }
   if (action !== 'flag') {
     // Replace outermost elements right to left; nested ones are covered by their parent.
     const items = [...toReplace.entries()].sort((a, b) => a[0].start - b[0].start || b[0].end - a[0].end);
