@@ -5,7 +5,13 @@
  * Run: `npm run bench -- guards` or `node --import tsx bench/guards.ts`.
  */
 import { pathToFileURL } from 'node:url';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { validateConfig } from '../src/config/load.js';
+import { createGateway, createLogger } from '../src/index.js';
 import { createGuardEngine } from '../src/guards/engine.js';
+import { runLoad, type LoadResult } from './lib/load.js';
 
 const WORDS = (
   'the a of to and in is for on with that this from by as at be are was it or an can will our your we please could ' +
@@ -106,6 +112,38 @@ function adversarial(): Record<string, string> {
   };
 }
 
+/**
+ * Gateway throughput with guards off vs the default policy, same process, same run: the demo
+ * provider answers in-process, so the difference is the guard cost per request. Rounds alternate
+ * between the two gateways so a change in machine load hits both alike.
+ */
+export async function gatewayOnOff(durationSec = Number(process.env.PCL_BENCH_GUARDS_DURATION ?? 3), rounds = 2) {
+  const start = async (guards: Record<string, unknown>) => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'pcl-bench-guards-'));
+    const config = validateConfig({ dataDir, server: { host: '127.0.0.1', port: 0 }, log: { level: 'silent' }, guards });
+    const gw = await createGateway(config, { logger: createLogger('silent'), env: {} });
+    const { url } = await gw.listen();
+    return { gw, url, key: gw.bootstrapKey!.key, close: async () => { await gw.close(); rmSync(dataDir, { recursive: true, force: true }); } };
+  };
+  const off = await start({ enabled: false });
+  const on = await start({});
+  const body = JSON.stringify({ model: 'demo', messages: [{ role: 'user', content: prose(1024, 7) }] });
+  const results: Record<'off' | 'on', LoadResult[]> = { off: [], on: [] };
+  try {
+    for (let r = 0; r < rounds; r++) {
+      for (const [name, g] of [['off', off], ['on', on]] as const) {
+        results[name].push(await runLoad({ url: `${g.url}/v1/chat/completions`, body, headers: { authorization: `Bearer ${g.key}`, 'content-type': 'application/json' }, connections: 10, durationSec }));
+      }
+    }
+  } finally {
+    await off.close();
+    await on.close();
+  }
+  const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const sum = (rs: LoadResult[]) => ({ rps: +med(rs.map((x) => x.rps)).toFixed(1), p50Ms: med(rs.map((x) => x.p50)), p99Ms: med(rs.map((x) => x.p99)), errors: rs.reduce((n, x) => n + x.errors, 0) });
+  return { prompt: '1 KiB chat, demo provider, 10 connections', guardsOff: sum(results.off), guardsDefault: sum(results.on) };
+}
+
 /** Runs the bench and returns its numbers. */
 export async function run(): Promise<object> {
   const small = await measure(1024, 3000);
@@ -123,6 +161,12 @@ export async function run(): Promise<object> {
     adv.push({ input: name, wallMs: +ms.toFixed(1), cpuMs: +cm.toFixed(1), action: r.outcome.action, underOneSecond: cm < 1000 });
   }
   await engine.close();
+  let gateway: unknown;
+  try {
+    gateway = await gatewayOnOff();
+  } catch (e) {
+    gateway = { error: (e as Error).message };
+  }
   const result = {
     pipeline: 'default request stage (secrets redact, pii flag, injection block) incl. inspect + write-back, 1 core',
     kib1: small,
@@ -130,10 +174,12 @@ export async function run(): Promise<object> {
     pipelineOnlyAt1KiB: { cpuP50Ms: overhead.cpuP50Ms, cpuP99Ms: overhead.cpuP99Ms, mbPerCpuSec: overhead.mbPerCpuSec },
     targets: { mbPerSec: 20, p99MsAt1KiB: 1, adversarial1MiBMs: 1000 },
     adversarial1MiB: adv,
+    gateway,
   };
   const line = (k: string, m: typeof small) => `  ${k}: ${m.mbPerCpuSec} MB/CPU-s (${m.mbPerWallSec} MB/wall-s), CPU p50 ${m.cpuP50Ms} ms p99 ${m.cpuP99Ms} ms, wall p99 ${m.wallP99Ms} ms, per guard ${JSON.stringify(m.meanWallMsPerGuard)}\n`;
   process.stdout.write(line('1 KiB', small) + line('16 KiB', large));
   process.stdout.write(`  pipeline only (no detectors) 1 KiB: CPU p50 ${overhead.cpuP50Ms} ms p99 ${overhead.cpuP99Ms} ms\n`);
+  process.stdout.write(`  gateway (1 KiB chat, demo upstream): ${JSON.stringify(gateway)}\n`);
   for (const a of adv) process.stdout.write(`  1 MiB ${a.input.padEnd(26)} cpu ${String(a.cpuMs).padStart(8)} ms  wall ${String(a.wallMs).padStart(8)} ms  ${a.action}${a.underOneSecond ? '' : '  OVER 1 s'}\n`);
   return result;
 }
