@@ -8,7 +8,7 @@ let gw: Instance;
 let owner: string;
 before(async () => {
   store = newStore('sqlite');
-  gw = await startInstance(store, { identity: { failedAuth: { perAddress: { burst: 8, perMinute: 6 }, perKey: { burst: 4, perMinute: 6 } } } });
+  gw = await startInstance(store, { identity: { failedAuth: { perAddress: { burst: 8, perMinute: 0.5 }, perKey: { burst: 4, perMinute: 0.5 } } } });
   owner = await adminKey(gw.gw, 'owner');
 });
 after(async () => {
