@@ -8,7 +8,7 @@ import { GatewayError } from '../errors.js';
 import { DEFAULT_MAX_OUTPUT_TOKENS, mergeLimitSets, type LimitsConfig } from './config.js';
 import { globTable } from './glob.js';
 import { formatResetDuration, retryAfterSeconds } from './headers.js';
-import { periodCache } from './periods.js';
+import { periodCache, type Periods } from './periods.js';
 import { costNanoUsd, NANO_PER_USD } from './pricing.js';
 import { createMemoryCounterStore, type MemoryCounterStore } from './store/memory.js';
 import type {
@@ -65,6 +65,7 @@ interface ScopeEntry {
   set: LimitSet;
 }
 
+const SCOPES: readonly Scope[] = ['key', 'tenant', 'user'];
 const SCOPE_WORD: Record<Scope, string> = { key: 'key', tenant: 'tenant', user: 'user' };
 
 type BudgetMeta = { kind: 'tokens' | 'cost'; period: 'day' | 'month'; scope: Scope; limit: number; resetAt: number };
@@ -80,6 +81,29 @@ export function createLimiter(opts: CreateLimiterOptions): Limiter {
       ? { '*': config.defaultMaxOutputTokens }
       : { ...DEFAULT_MAX_OUTPUT_TOKENS, ...config.defaultMaxOutputTokens },
   );
+  // Counter key strings per (tenant, scope, id), rebuilt when the day changes: flat, reused
+  // strings keep store lookups cheap (V8 caches a string's hash).
+  const keyCache = new Map<string, Map<string, ScopeKeys>>();
+  let keyCacheSize = 0;
+  function keysFor(tenantId: string, scope: Scope, id: string, p: Periods): ScopeKeys {
+    let byTenant = keyCache.get(tenantId);
+    if (!byTenant) {
+      if (keyCacheSize > 100_000) {
+        keyCache.clear();
+        keyCacheSize = 0;
+      }
+      keyCache.set(tenantId, (byTenant = new Map()));
+    }
+    const ck = scope === 'key' ? id : `${scope}\u0000${id}`;
+    let k = byTenant.get(ck);
+    if (!k || k.day !== p.day) {
+      k = buildKeys(tenantId, scope, id, p);
+      if (!byTenant.has(ck)) keyCacheSize++;
+      byTenant.set(ck, k);
+    }
+    return k;
+  }
+
   const stats: LimiterStats = { fallbackAdmissions: 0, unavailableRefusals: 0, storeErrors: 0 };
   let fallbackStore: MemoryCounterStore | undefined;
   let lastWarn = -Infinity;
@@ -91,16 +115,25 @@ export function createLimiter(opts: CreateLimiterOptions): Limiter {
     log?.warn({ ...obj, store: store.kind, ...stats }, msg);
   }
 
+  // Merged sets are cached per request-limits object (callers usually pass the same resolved objects).
+  const merged = { key: new WeakMap<LimitSet, LimitSet | undefined>(), tenant: new WeakMap<LimitSet, LimitSet | undefined>(), user: new WeakMap<LimitSet, LimitSet | undefined>() };
+  function effective(scope: Scope, given: LimitSet | undefined): LimitSet | undefined {
+    if (!given) return config.defaults[scope];
+    const cache = merged[scope];
+    if (cache.has(given)) return cache.get(given);
+    const set = mergeLimitSets(config.defaults[scope], given);
+    cache.set(given, set);
+    return set;
+  }
+
   function scopesOf(req: AdmitRequest): ScopeEntry[] {
     const out: ScopeEntry[] = [];
-    const add = (scope: Scope, id: string | undefined) => {
-      if (id === undefined || id === '') return;
-      const set = mergeLimitSets(config.defaults[scope], req.limits[scope]);
+    for (const scope of SCOPES) {
+      const id = scope === 'key' ? req.keyId : scope === 'tenant' ? req.tenantId : req.userId;
+      if (id === undefined || id === '') continue;
+      const set = effective(scope, req.limits[scope]);
       if (set) out.push({ scope, id, set });
-    };
-    add('key', req.keyId);
-    add('tenant', req.tenantId);
-    add('user', req.userId);
+    }
     return out;
   }
 
@@ -148,7 +181,6 @@ export function createLimiter(opts: CreateLimiterOptions): Limiter {
     const reserveTokens = Math.max(0, Math.ceil(req.inputTokens)) + outputCap;
     const reserveNano = costNanoUsd(req.model, { inputTokens: req.inputTokens, outputTokens: outputCap }, config);
     const p = periods(now);
-    const t = `{t:${enc(req.tenantId)}}`;
     const leaseId = randomUUID();
 
     const rates: RateOp[] = [];
@@ -159,11 +191,11 @@ export function createLimiter(opts: CreateLimiterOptions): Limiter {
     const budgetMeta: BudgetMeta[] = [];
 
     for (const { scope, id, set } of scopes) {
-      const sid = `${scope}:${enc(id)}`;
+      const keys = keysFor(req.tenantId, scope, id, p);
       const who = `this ${SCOPE_WORD[scope]}`;
       if (set.requestsPerMinute !== undefined) {
         if (set.requestsPerMinute === 0) return refuse(`Requests are not allowed for ${who} (requests-per-minute limit is 0).`);
-        rates.push({ key: `${t}:rpm:${sid}`, limit: set.requestsPerMinute, periodMs: MINUTE, cost: 1 });
+        rates.push({ key: keys.rpm, limit: set.requestsPerMinute, periodMs: MINUTE, cost: 1 });
         rateMeta.push({ kind: 'requests', scope });
       }
       if (set.tokensPerMinute !== undefined) {
@@ -172,31 +204,20 @@ export function createLimiter(opts: CreateLimiterOptions): Limiter {
             `This request needs up to ${reserveTokens} tokens (input plus output cap), more than the tokens-per-minute limit of ${set.tokensPerMinute} for ${who}; lower max_tokens or the input.`,
           );
         if (reserveTokens > 0) {
-          rates.push({ key: `${t}:tpm:${sid}`, limit: set.tokensPerMinute, periodMs: MINUTE, cost: reserveTokens });
+          rates.push({ key: keys.tpm, limit: set.tokensPerMinute, periodMs: MINUTE, cost: reserveTokens });
           rateMeta.push({ kind: 'tokens', scope });
         }
       }
       if (set.concurrency !== undefined) {
         if (set.concurrency === 0) return refuse(`Requests are not allowed for ${who} (concurrency limit is 0).`);
-        slots.push({ key: `${t}:conc:${sid}`, limit: set.concurrency, leaseId, ttlMs: config.concurrencyLeaseMs });
+        slots.push({ key: keys.conc, limit: set.concurrency, leaseId, ttlMs: config.concurrencyLeaseMs });
         slotMeta.push(scope);
       }
-      const addBudget = (kind: 'tokens' | 'cost', period: 'day' | 'month', limit: number | undefined) => {
-        if (limit === undefined) return;
-        const end = period === 'day' ? p.dayEnd : p.monthEnd;
-        const limitUnits = kind === 'cost' ? Math.floor(limit * NANO_PER_USD) : limit;
-        budgets.push({
-          key: `${t}:b${kind === 'tokens' ? 't' : 'c'}:${period === 'day' ? p.day : p.month}:${sid}`,
-          limit: limitUnits,
-          amount: kind === 'tokens' ? reserveTokens : reserveNano,
-          ttlMs: Math.max(1000, end - now + BUDGET_GRACE_MS),
-        });
-        budgetMeta.push({ kind, period, scope, limit: limitUnits, resetAt: end });
-      };
-      addBudget('tokens', 'day', set.dailyTokens);
-      addBudget('tokens', 'month', set.monthlyTokens);
-      addBudget('cost', 'day', set.dailyCostUsd);
-      addBudget('cost', 'month', set.monthlyCostUsd);
+      const ctx: BudgetCtx = { keys, now, periods: p, reserveTokens, reserveNano, scope, budgets, budgetMeta };
+      if (set.dailyTokens !== undefined) addBudget(ctx, 'tokens', 'day', set.dailyTokens);
+      if (set.monthlyTokens !== undefined) addBudget(ctx, 'tokens', 'month', set.monthlyTokens);
+      if (set.dailyCostUsd !== undefined) addBudget(ctx, 'cost', 'day', set.dailyCostUsd);
+      if (set.monthlyCostUsd !== undefined) addBudget(ctx, 'cost', 'month', set.monthlyCostUsd);
     }
 
     const plan: AdmitPlan = { now, rates, slots, budgets };
@@ -339,23 +360,76 @@ export function createLimiter(opts: CreateLimiterOptions): Limiter {
   };
 }
 
+/** Store keys of one scope (all under the tenant's hash tag). */
+interface ScopeKeys {
+  day: string;
+  rpm: string;
+  tpm: string;
+  conc: string;
+  btd: string;
+  btm: string;
+  bcd: string;
+  bcm: string;
+}
+
+function buildKeys(tenantId: string, scope: Scope, id: string, p: Periods): ScopeKeys {
+  const t = `{t:${enc(tenantId)}}`;
+  const sid = `${scope}:${enc(id)}`;
+  return {
+    day: p.day,
+    rpm: `${t}:rpm:${sid}`,
+    tpm: `${t}:tpm:${sid}`,
+    conc: `${t}:conc:${sid}`,
+    btd: `${t}:bt:${p.day}:${sid}`,
+    btm: `${t}:bt:${p.month}:${sid}`,
+    bcd: `${t}:bc:${p.day}:${sid}`,
+    bcm: `${t}:bc:${p.month}:${sid}`,
+  };
+}
+
+interface BudgetCtx {
+  keys: ScopeKeys;
+  now: number;
+  periods: Periods;
+  reserveTokens: number;
+  reserveNano: number;
+  scope: Scope;
+  budgets: BudgetOp[];
+  budgetMeta: BudgetMeta[];
+}
+
+/** Appends one calendar budget check to the plan. */
+function addBudget(c: BudgetCtx, kind: 'tokens' | 'cost', period: 'day' | 'month', limit: number): void {
+  const end = period === 'day' ? c.periods.dayEnd : c.periods.monthEnd;
+  const limitUnits = kind === 'cost' ? Math.floor(limit * NANO_PER_USD) : limit;
+  c.budgets.push({
+    key: kind === 'tokens' ? (period === 'day' ? c.keys.btd : c.keys.btm) : period === 'day' ? c.keys.bcd : c.keys.bcm,
+    limit: limitUnits,
+    amount: kind === 'tokens' ? c.reserveTokens : c.reserveNano,
+    ttlMs: Math.max(1000, end - c.now + BUDGET_GRACE_MS),
+  });
+  c.budgetMeta.push({ kind, period, scope: c.scope, limit: limitUnits, resetAt: end });
+}
+
 /** x-ratelimit-* headers from the tightest request and token limiters of the plan. */
 function rateHeaders(rates: RateOp[], meta: { kind: 'requests' | 'tokens' }[], outcome: AdmitOutcome): Record<string, string> {
   const h: Record<string, string> = {};
   for (const kind of ['requests', 'tokens'] as const) {
-    let best: { limit: number; remaining: number; fillMs: number } | undefined;
-    rates.forEach((r, i) => {
-      if (meta[i].kind !== kind) return;
-      const st = outcome.rates[i];
-      if (!st) return;
-      const remaining = Math.max(0, Math.floor(r.limit * (1 - st.fillMs / r.periodMs) + 1e-9));
-      if (!best || remaining < best.remaining) best = { limit: r.limit, remaining, fillMs: st.fillMs };
-    });
-    if (best) {
-      const b: { limit: number; remaining: number; fillMs: number } = best;
-      h[`x-ratelimit-limit-${kind}`] = String(b.limit);
-      h[`x-ratelimit-remaining-${kind}`] = String(b.remaining);
-      h[`x-ratelimit-reset-${kind}`] = formatResetDuration(b.fillMs);
+    let bestI = -1;
+    let bestRemaining = Infinity;
+    for (let i = 0; i < rates.length; i++) {
+      if (meta[i].kind !== kind || !outcome.rates[i]) continue;
+      const r = rates[i];
+      const remaining = Math.max(0, Math.floor(r.limit * (1 - outcome.rates[i].fillMs / r.periodMs) + 1e-9));
+      if (remaining < bestRemaining) {
+        bestRemaining = remaining;
+        bestI = i;
+      }
+    }
+    if (bestI >= 0) {
+      h[`x-ratelimit-limit-${kind}`] = String(rates[bestI].limit);
+      h[`x-ratelimit-remaining-${kind}`] = String(bestRemaining);
+      h[`x-ratelimit-reset-${kind}`] = formatResetDuration(outcome.rates[bestI].fillMs);
     }
   }
   return h;

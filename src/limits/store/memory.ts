@@ -65,47 +65,54 @@ export function createMemoryCounterStore(opts: MemoryStoreOptions = {}): MemoryC
     const now = plan.now;
     lastNow = now;
     const nowUs = Math.round(now * 1000);
-    const rates: RateState[] = [];
-    const newTats: number[] = [];
+    const nR = plan.rates.length;
+    const rates: RateState[] = new Array(nR);
+    const newTats: number[] = new Array(nR);
     let failed: AdmitOutcome['failed'];
-    plan.rates.forEach((r, i) => {
+    for (let i = 0; i < nR; i++) {
+      const r = plan.rates[i];
       const step = gcraTake(tats.get(r.key), nowUs, r.cost, r.limit, r.periodMs);
-      rates.push({ fillMs: step.fillUs / 1000, retryMs: step.retryUs / 1000 });
-      newTats.push(step.tat);
+      rates[i] = { fillMs: step.fillUs / 1000, retryMs: step.retryUs / 1000 };
+      newTats[i] = step.tat;
       if (!step.allowed && !failed) failed = { kind: 'rate', index: i };
-    });
-    if (!failed) {
-      plan.slots.forEach((s, i) => {
-        if (failed) return;
-        if ((liveSlots(s.key, now)?.size ?? 0) >= s.limit) failed = { kind: 'slot', index: i };
-      });
     }
-    const values = plan.budgets.map((b) => budget(b.key, now));
     if (!failed) {
-      plan.budgets.forEach((b, i) => {
-        if (!failed && values[i] + b.amount > b.limit) failed = { kind: 'budget', index: i };
-      });
+      for (let i = 0; i < plan.slots.length; i++) {
+        const sl = plan.slots[i];
+        if ((liveSlots(sl.key, now)?.size ?? 0) >= sl.limit) {
+          failed = { kind: 'slot', index: i };
+          break;
+        }
+      }
+    }
+    const nB = plan.budgets.length;
+    const values: number[] = new Array(nB);
+    for (let i = 0; i < nB; i++) {
+      const b = plan.budgets[i];
+      values[i] = budget(b.key, now);
+      if (!failed && values[i] + b.amount > b.limit) failed = { kind: 'budget', index: i };
     }
     if (failed) {
       // Nothing was applied: report the current state of every rate limiter.
-      plan.rates.forEach((r, i) => {
-        const t = tats.get(r.key);
+      for (let i = 0; i < nR; i++) {
+        const t = tats.get(plan.rates[i].key);
         rates[i].fillMs = t !== undefined && t > nowUs ? (t - nowUs) / 1000 : 0;
-      });
+      }
       return { ok: false, failed, rates, budgets: values };
     }
-    plan.rates.forEach((r, i) => tats.set(r.key, newTats[i]));
-    for (const s of plan.slots) {
-      let m = slots.get(s.key);
-      if (!m) slots.set(s.key, (m = new Map()));
-      m.set(s.leaseId, now + s.ttlMs);
+    for (let i = 0; i < nR; i++) tats.set(plan.rates[i].key, newTats[i]);
+    for (const sl of plan.slots) {
+      let m = slots.get(sl.key);
+      if (!m) slots.set(sl.key, (m = new Map()));
+      m.set(sl.leaseId, now + sl.ttlMs);
     }
-    plan.budgets.forEach((b, i) => {
+    for (let i = 0; i < nB; i++) {
+      const b = plan.budgets[i];
       values[i] += b.amount;
       const cur = budgets.get(b.key);
       if (cur) cur.v = values[i];
       else budgets.set(b.key, { v: values[i], exp: now + b.ttlMs });
-    });
+    }
     return { ok: true, rates, budgets: values };
   }
 

@@ -1,0 +1,184 @@
+/**
+ * Limits engine cost per request: admission + settlement on the memory store (target
+ * ≤ 10 µs), on Redis (one Lua round trip each; p50/p99 in µs) and over IPC to a primary
+ * (node:cluster style). Also token estimation cost. `run()` returns the numbers; running the
+ * file directly prints them. Redis at PCL_BENCH_REDIS_URL (default redis://127.0.0.1:6379).
+ */
+import { fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import {
+  createIpcCounterStore,
+  createLimiter,
+  createMemoryCounterStore,
+  createRedisCounterStore,
+  estimateInputTokens,
+  parseLimitsConfig,
+  startCounterHost,
+  warmTokenizers,
+  type AdmitRequest,
+  type CounterStore,
+  type IpcPeer,
+} from '../src/limits/index.js';
+
+const REDIS_URL = process.env.PCL_BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const config = parseLimitsConfig({});
+/** A realistic limit set: every kind of limit on the key, money on the tenant, high enough never to refuse. */
+const LIMITS = {
+  key: { requestsPerMinute: 1e9, tokensPerMinute: 1e12, concurrency: 1e6, dailyTokens: 1e13, dailyCostUsd: 1e6, maxInputTokens: 1e6 },
+  tenant: { monthlyTokens: 1e14, monthlyCostUsd: 1e7 },
+};
+const reqFor = (i: number, tenants: number): AdmitRequest => ({
+  tenantId: `bench-t${i % tenants}`,
+  keyId: `k${i % 97}`,
+  model: 'gpt-4o-mini',
+  inputTokens: 500,
+  requestedOutputTokens: 256,
+  messages: 2,
+  limits: LIMITS,
+});
+
+interface Percentiles {
+  p50: number;
+  p99: number;
+  mean: number;
+}
+function pct(samples: number[]): Percentiles {
+  const s = [...samples].sort((a, b) => a - b);
+  const at = (q: number) => s[Math.min(s.length - 1, Math.floor(q * s.length))];
+  const r = (x: number) => Math.round(x * 100) / 100;
+  return { p50: r(at(0.5)), p99: r(at(0.99)), mean: r(s.reduce((a, b) => a + b, 0) / s.length) };
+}
+
+/** Sequential admit+settle; per-op latency samples in µs. */
+async function measure(store: CounterStore, n: number, tenants = 50): Promise<{ admit: Percentiles; settle: Percentiles; pair: Percentiles; perRequestUs: number }> {
+  const limiter = createLimiter({ config, store });
+  const admit: number[] = [];
+  const settle: number[] = [];
+  const pair: number[] = [];
+  const warm = Math.min(1000, n / 10);
+  const t0 = performance.now();
+  for (let i = 0; i < n + warm; i++) {
+    const a0 = performance.now();
+    const a = await limiter.admit(reqFor(i, tenants));
+    const a1 = performance.now();
+    if (!a.ok) throw new Error(`bench admission refused: ${a.error.message}`);
+    await limiter.settle(a.ticket, { inputTokens: 480, outputTokens: 120 });
+    const a2 = performance.now();
+    if (i >= warm) {
+      admit.push((a1 - a0) * 1000);
+      settle.push((a2 - a1) * 1000);
+      pair.push((a2 - a0) * 1000);
+    }
+  }
+  const perRequestUs = ((performance.now() - t0) * 1000) / (n + warm);
+  await limiter.close();
+  return { admit: pct(admit), settle: pct(settle), pair: pct(pair), perRequestUs: Math.round(perRequestUs * 100) / 100 };
+}
+
+/** Concurrent throughput: `inflight` admit+settle loops at once. */
+async function throughput(store: CounterStore, total: number, inflight: number): Promise<{ requestsPerSec: number }> {
+  const limiter = createLimiter({ config, store });
+  let i = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: inflight }, async () => {
+      while (i < total) {
+        const a = await limiter.admit(reqFor(i++, 50));
+        if (a.ok) await limiter.settle(a.ticket, { inputTokens: 480, outputTokens: 120 });
+      }
+    }),
+  );
+  const s = (performance.now() - t0) / 1000;
+  await limiter.close();
+  return { requestsPerSec: Math.round(total / s) };
+}
+
+async function redisUp(): Promise<boolean> {
+  const r = new Redis(REDIS_URL, { lazyConnect: true, connectTimeout: 500, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false });
+  r.on('error', () => {});
+  try {
+    await r.connect();
+    return (await r.ping()) === 'PONG';
+  } catch {
+    return false;
+  } finally {
+    r.disconnect();
+  }
+}
+
+/** Runs the limits bench and returns its numbers. */
+export async function run(): Promise<object> {
+  const out: Record<string, unknown> = {};
+
+  // token estimation (o200k), after loading the tables
+  warmTokenizers(['o200k']);
+  const msg = 'Please summarise the following paragraph about the history of the printing press in Europe. '.repeat(10);
+  const est: number[] = [];
+  for (let i = 0; i < 2000; i++) {
+    const t = performance.now();
+    estimateInputTokens('gpt-4o', ['You are a helpful assistant.', msg + i], config);
+    est.push((performance.now() - t) * 1000);
+  }
+  out.tokenEstimate_1kChars = pct(est);
+
+  out.memory = await measure(createMemoryCounterStore(), 50_000);
+  out.memoryThroughput = await throughput(createMemoryCounterStore(), 50_000, 64);
+
+  // IPC: this process is the primary; a forked child runs the loop through createIpcCounterStore
+  out.ipc = await new Promise((resolve, reject) => {
+    const store = createMemoryCounterStore();
+    const host = startCounterHost(store, { cluster: false });
+    const child = fork(fileURLToPath(import.meta.url), [], { execArgv: ['--import', 'tsx'], env: { ...process.env, PCL_LIMITS_BENCH_CHILD: '1' } });
+    host.attach(child as unknown as IpcPeer);
+    child.on('message', (m: unknown) => {
+      const r = m as { benchResult?: unknown };
+      if (r?.benchResult) {
+        host.close();
+        void store.close();
+        child.kill();
+        resolve(r.benchResult);
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`ipc bench child exited (${code})`)));
+  }).catch((e: unknown) => ({ skipped: String(e) }));
+
+  if (await redisUp()) {
+    const prefix = `pcl:bench:${process.pid}`;
+    out.redis = await measure(createRedisCounterStore(REDIS_URL, { keyPrefix: prefix, commandTimeoutMs: 2000 }), 5000);
+    out.redisThroughput = await throughput(createRedisCounterStore(REDIS_URL, { keyPrefix: prefix, commandTimeoutMs: 2000 }), 10_000, 32);
+    const admin = new Redis(REDIS_URL);
+    let cursor = '0';
+    do {
+      const [next, keys] = await admin.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+      if (keys.length) await admin.del(...keys);
+      cursor = next;
+    } while (cursor !== '0');
+    admin.disconnect();
+  } else {
+    out.redis = { skipped: `Redis at ${REDIS_URL} unreachable` };
+  }
+
+  print(out);
+  return out;
+}
+
+function print(out: Record<string, unknown>): void {
+  const rows: string[] = ['| store | admit p50/p99 µs | settle p50/p99 µs | admit+settle mean µs | sequential µs/request |', '| --- | --- | --- | --- | --- |'];
+  for (const name of ['memory', 'ipc', 'redis']) {
+    const r = out[name] as { admit?: Percentiles; settle?: Percentiles; pair?: Percentiles; perRequestUs?: number; skipped?: string } | undefined;
+    if (!r) continue;
+    if (r.skipped || !r.admit || !r.settle || !r.pair) rows.push(`| ${name} | skipped: ${r.skipped} | | | |`);
+    else rows.push(`| ${name} | ${r.admit.p50} / ${r.admit.p99} | ${r.settle.p50} / ${r.settle.p99} | ${r.pair.mean} | ${r.perRequestUs} |`);
+  }
+  process.stdout.write(rows.join('\n') + '\n');
+  process.stdout.write(`token estimate (gpt-4o, ~1k chars): ${JSON.stringify(out.tokenEstimate_1kChars)} µs\n`);
+  process.stdout.write(`throughput: memory ${JSON.stringify(out.memoryThroughput)}, redis ${JSON.stringify(out.redisThroughput ?? 'n/a')}\n`);
+}
+
+if (process.env.PCL_LIMITS_BENCH_CHILD === '1') {
+  const store = createIpcCounterStore({ timeoutMs: 5000 });
+  void measure(store, 5000).then((r) => process.send?.({ benchResult: r }));
+} else if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  void run();
+}
