@@ -179,7 +179,7 @@ export const guardsConfigSchema = z
         /** Conversations kept (LRU). */
         maxConversations: z.number().int().positive().max(10_000_000).default(10_000),
         /** Placeholders per conversation at most. */
-        maxEntries: z.number().int().positive().max(1_000_000).default(10_000),
+        maxEntries: z.number().int().positive().max(1_000_000).default(1_000),
       })
       .strict()
       .default({}),
