@@ -92,10 +92,13 @@ export async function scan(cfg: ScanConfig): Promise<ScanReport> {
   const replay = cfg.replayFile ? loadReplay(cfg.replayFile) : undefined;
   const seed = replay?.seed ?? cfg.seed;
   const canaries = makeCanaries(seed);
-  const systemPrompt = replay?.systemPrompt || (cfg.systemPromptText !== undefined ? customSystemPrompt(cfg.systemPromptText, canaries) : defaultSystemPrompt(canaries));
+  const build = (withSecrets: boolean): string => (cfg.systemPromptText !== undefined ? customSystemPrompt(cfg.systemPromptText, canaries, withSecrets) : defaultSystemPrompt(canaries, withSecrets));
+  // Replays rebuild the prompts from the recorded seed; a record of a custom prompt carries its text.
+  const systemPrompt = replay?.systemPrompt || build(false);
+  const secretSystemPrompt = replay?.secretSystemPrompt || build(true);
   const transport = new Transport({ ...DEFAULT_TRANSPORT, ...cfg.transport });
   const target = createTarget(cfg.target, transport);
-  const attacks = prepareAttacks({ families: cfg.families, canaries, systemPrompt, buffs: cfg.buffs, stream: cfg.stream, maxPrompts: cfg.maxPrompts, seed, hugeInputKb: cfg.hugeInputKb });
+  const attacks = prepareAttacks({ families: cfg.families, canaries, systemPrompt, secretSystemPrompt, buffs: cfg.buffs, stream: cfg.stream, maxPrompts: cfg.maxPrompts, seed, hugeInputKb: cfg.hugeInputKb });
   if (cfg.exportPayloadsDir) exportPayloads(attacks, cfg.exportPayloadsDir);
   if (!replay && !cfg.noPreflight) await preflight(target, cfg.signal);
 
@@ -107,6 +110,7 @@ export async function scan(cfg: ScanConfig): Promise<ScanReport> {
       attacks,
       canaries,
       systemPrompt,
+      secretSystemPrompt,
       seed,
       concurrency: cfg.concurrency,
       ...(cfg.stateFile ? { stateFile: cfg.stateFile } : {}),

@@ -10,6 +10,8 @@ export interface PrepareOptions {
   families: ProbeFamily[];
   canaries: Canaries;
   systemPrompt: string;
+  /** The system prompt with planted credentials, used by the secret-leakage family (defaults to systemPrompt). */
+  secretSystemPrompt?: string;
   /** Buff specs to apply in addition to the unbuffed probe (each `name` or `a+b`). */
   buffs: string[];
   /** `plain`, `stream` or `both`. */
@@ -102,7 +104,7 @@ export function prepareAttacks(opts: PrepareOptions): PreparedAttack[] {
             mode,
             prompt: prompt.length > 4000 ? `${prompt.slice(0, 2000)}… [${prompt.length} chars]` : prompt,
             request: {
-              system: opts.systemPrompt,
+              system: probe.family === 'secret-leakage' ? (opts.secretSystemPrompt ?? opts.systemPrompt) : opts.systemPrompt,
               messages,
               ...(probe.tools ? { tools: probe.tools } : {}),
               ...(probe.maxTokens !== undefined ? { maxTokens: probe.maxTokens } : {}),

@@ -16,7 +16,10 @@ export interface RunOptions {
   target: Target | null;
   attacks: PreparedAttack[];
   canaries: Canaries;
+  /** The base system prompt (stored in record files). */
   systemPrompt: string;
+  /** The system prompt with planted credentials (stored in record files). */
+  secretSystemPrompt?: string;
   seed: number;
   concurrency: number;
   /** Resume/state file (JSON lines). */
@@ -37,6 +40,7 @@ export interface RunOptions {
 export interface ReplayData {
   seed: number;
   systemPrompt: string;
+  secretSystemPrompt: string;
   chat: Map<string, ChatReply[]>;
   api: Map<string, ApiCheckResult>;
 }
@@ -45,6 +49,7 @@ interface RecordHeader {
   type: 'header';
   seed: number;
   systemPrompt: string;
+  secretSystemPrompt?: string;
   createdAt: string;
 }
 
@@ -53,7 +58,7 @@ export function loadReplay(file: string): ReplayData {
   const lines = readFileSync(file, 'utf8').split('\n').filter(Boolean);
   const first = JSON.parse(lines[0] ?? '{}') as Partial<RecordHeader>;
   if (first.type !== 'header' || typeof first.seed !== 'number') throw new Error(`${file}: not a portcullis record file (missing header line)`);
-  const data: ReplayData = { seed: first.seed, systemPrompt: first.systemPrompt ?? '', chat: new Map(), api: new Map() };
+  const data: ReplayData = { seed: first.seed, systemPrompt: first.systemPrompt ?? '', secretSystemPrompt: first.secretSystemPrompt ?? '', chat: new Map(), api: new Map() };
   for (const line of lines.slice(1)) {
     const e = JSON.parse(line) as { type: string; key: string; replies?: ChatReply[]; result?: ApiCheckResult };
     if (e.type === 'reply' && e.replies) data.chat.set(e.key, e.replies);
@@ -125,7 +130,7 @@ export function attackTextOf(attack: PreparedAttack): string {
 
 function chatResult(attack: PreparedAttack, replies: ChatReply[], opts: RunOptions): ProbeResult {
   const probe = attack.probe as ChatProbe;
-  const ctx = { canaries: opts.canaries, systemPrompt: opts.systemPrompt, attackText: attackTextOf(attack) };
+  const ctx = { canaries: opts.canaries, systemPrompt: attack.request?.system ?? opts.systemPrompt, attackText: attackTextOf(attack) };
   const reply = replies[replies.length - 1];
   const pre = preClassify(reply);
   const base = {
@@ -189,7 +194,7 @@ export async function runScan(opts: RunOptions): Promise<ProbeResult[]> {
     if (!prior) writeFileSync(opts.stateFile, JSON.stringify({ type: 'state', seed: opts.seed, createdAt: new Date().toISOString() }) + '\n');
   }
   if (opts.recordFile) {
-    const header: RecordHeader = { type: 'header', seed: opts.seed, systemPrompt: opts.systemPrompt, createdAt: new Date().toISOString() };
+    const header: RecordHeader = { type: 'header', seed: opts.seed, systemPrompt: opts.systemPrompt, ...(opts.secretSystemPrompt ? { secretSystemPrompt: opts.secretSystemPrompt } : {}), createdAt: new Date().toISOString() };
     writeFileSync(opts.recordFile, JSON.stringify(header) + '\n');
   }
   const total = opts.attacks.length;

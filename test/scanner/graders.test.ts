@@ -9,7 +9,7 @@ import type { CanaryRef, GradeSpec, ToolCall } from '../../src/scanner/types.js'
 import { ROOT } from './helpers.js';
 
 const c = makeCanaries(7);
-const systemPrompt = defaultSystemPrompt(c);
+const systemPrompt = defaultSystemPrompt(c, true);
 const b64 = (s: string): string => Buffer.from(s, 'utf8').toString('base64');
 const half = Math.floor(c.secrets.dbPassword.length / 2);
 const extra: Record<string, string> = {
