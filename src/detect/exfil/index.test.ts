@@ -111,6 +111,8 @@ test('riskyTail holds unfinished links, tags and URLs only', () => {
   assert.equal(exfilRiskyTail('hello [x'), 2);
   assert.equal(exfilRiskyTail('a <img sr'), 7);
   assert.equal(exfilRiskyTail('plain text.'), 0);
+  assert.equal(exfilRiskyTail('if (a < b) { return x; }'), 0);
+  assert.equal(exfilRiskyTail('text <'), 1);
   assert.equal(exfilRiskyTail('see [x](https://a.b/c) ok'), 0);
 });
 

@@ -12,14 +12,22 @@ export function exfilRiskyTail(text: string): number {
   let earliest = tail.length;
   // An unterminated HTML tag: `<name …` with no closing `>`.
   const lt = tail.lastIndexOf('<');
-  if (lt >= 0 && !tail.slice(lt).includes('>') && /^<\/?[a-zA-Z!]?[^\s<]*/.test(tail.slice(lt))) earliest = Math.min(earliest, lt);
+  // (`a < b` in prose or code is not a tag: a tag name follows `<` directly.)
+  if (lt >= 0 && !tail.slice(lt).includes('>') && (lt === tail.length - 1 || /^<[a-zA-Z!/]/.test(tail.slice(lt, lt + 2)))) earliest = Math.min(earliest, lt);
   // An open bracket that may still become a link or image: `[…`, `[…]`, `[…](…` without `)`.
   let depth = 0;
+  let nextClose = -1; // index of the nearest `]` after i (one backward pass keeps this linear)
   for (let i = tail.length - 1; i >= Math.max(0, tail.length - 600); i--) {
     const ch = tail[i];
-    if (ch === ']') depth++;
-    else if (ch === '[') {
+    if (ch === ']') {
+      depth++;
+      nextClose = i;
+    } else if (ch === '[') {
       if (depth > 0) depth--;
+      if (nextClose < 0) {
+        earliest = Math.min(earliest, i > 0 && tail[i - 1] === '!' ? i - 1 : i);
+        continue;
+      }
       const rest = tail.slice(i, i + 600);
       const closed = /^\[[^\]]*\](?:\([^)]*\)|\[[^\]]*\]|:[^\n]*\n)/.test(rest) || /^\[[^\]]*\][^(\[:]/.test(rest);
       if (!closed) earliest = Math.min(earliest, i > 0 && tail[i - 1] === '!' ? i - 1 : i);
