@@ -53,7 +53,8 @@ function cpuMs(c0: NodeJS.CpuUsage): number {
  * as well as per wall-clock second; latencies likewise in CPU and wall milliseconds.
  */
 async function measure(size: number, budgetMs: number, raw: Parameters<typeof createGuardEngine>[0] = {}) {
-  const engine = createGuardEngine(raw);
+  // Cold numbers: the detection cache is off (the texts below repeat).
+  const engine = createGuardEngine({ cacheEntries: 0, ...(raw ?? {}) });
   const texts = Array.from({ length: 16 }, (_, i) => prose(size, i + 1));
   for (let i = 0; i < 30; i++) await engine.runRequest('chat', { model: 'm', messages: [{ role: 'user', content: texts[i % texts.length] }] }, {});
   const wall: number[] = [];
@@ -144,6 +145,28 @@ export async function gatewayOnOff(durationSec = Number(process.env.PCL_BENCH_GU
   return { prompt: '1 KiB chat, demo provider, 10 connections', guardsOff: sum(results.off), guardsDefault: sum(results.on) };
 }
 
+/** CPU per request of a 10-turn chat (1 KiB per turn, full history resent each turn), with and without the detection cache. */
+export async function multiTurn(turns = 10) {
+  const outcome: Record<string, number[]> = {};
+  for (const [label, cacheEntries] of [['cacheOff', 0], ['cacheOn', 10_000]] as const) {
+    const engine = createGuardEngine({ cacheEntries });
+    const ms: number[] = [];
+    for (let conv = 0; conv < 5; conv++) {
+      const messages: Array<{ role: string; content: string }> = [];
+      for (let t = 0; t < turns; t++) {
+        messages.push({ role: 'user', content: prose(1024, 1000 * conv + t) });
+        const c = process.cpuUsage();
+        await engine.runRequest('chat', { model: 'm', messages }, {});
+        if (conv > 0) ms[t] = (ms[t] ?? 0) + cpuMs(c) / (5 - 1);
+        messages.push({ role: 'assistant', content: prose(512, 5000 + t) });
+      }
+    }
+    outcome[label] = ms.map((x) => +x.toFixed(2));
+    await engine.close();
+  }
+  return { turns, cpuMsPerTurn: outcome };
+}
+
 /** Runs the bench and returns its numbers. */
 export async function run(): Promise<object> {
   const small = await measure(1024, 3000);
@@ -161,6 +184,7 @@ export async function run(): Promise<object> {
     adv.push({ input: name, wallMs: +ms.toFixed(1), cpuMs: +cm.toFixed(1), action: r.outcome.action, underOneSecond: cm < 1000 });
   }
   await engine.close();
+  const chatTurns = await multiTurn();
   let gateway: unknown;
   try {
     gateway = await gatewayOnOff();
@@ -174,11 +198,13 @@ export async function run(): Promise<object> {
     pipelineOnlyAt1KiB: { cpuP50Ms: overhead.cpuP50Ms, cpuP99Ms: overhead.cpuP99Ms, mbPerCpuSec: overhead.mbPerCpuSec },
     targets: { mbPerSec: 20, p99MsAt1KiB: 1, adversarial1MiBMs: 1000 },
     adversarial1MiB: adv,
+    multiTurnChat: chatTurns,
     gateway,
   };
   const line = (k: string, m: typeof small) => `  ${k}: ${m.mbPerCpuSec} MB/CPU-s (${m.mbPerWallSec} MB/wall-s), CPU p50 ${m.cpuP50Ms} ms p99 ${m.cpuP99Ms} ms, wall p99 ${m.wallP99Ms} ms, per guard ${JSON.stringify(m.meanWallMsPerGuard)}\n`;
   process.stdout.write(line('1 KiB', small) + line('16 KiB', large));
   process.stdout.write(`  pipeline only (no detectors) 1 KiB: CPU p50 ${overhead.cpuP50Ms} ms p99 ${overhead.cpuP99Ms} ms\n`);
+  process.stdout.write(`  10-turn chat, CPU ms per turn: cache off ${chatTurns.cpuMsPerTurn.cacheOff!.join(' ')} | cache on ${chatTurns.cpuMsPerTurn.cacheOn!.join(' ')}\n`);
   process.stdout.write(`  gateway (1 KiB chat, demo upstream): ${JSON.stringify(gateway)}\n`);
   for (const a of adv) process.stdout.write(`  1 MiB ${a.input.padEnd(26)} cpu ${String(a.cpuMs).padStart(8)} ms  wall ${String(a.wallMs).padStart(8)} ms  ${a.action}${a.underOneSecond ? '' : '  OVER 1 s'}\n`);
   return result;

@@ -9,6 +9,7 @@ import { detectSecrets } from '../detect/secrets/index.js';
 import { compileUserPattern } from '../detect/pii/index.js';
 import type { Finding } from '../detect/types.js';
 import { configForScope, parseGuardsConfig, type GuardsConfig, type GuardsConfigInput, type PolicyScope } from './config.js';
+import { createDetectionCache, type DetectionCache } from './cache.js';
 import { createDetectorGuard } from './detector-guard.js';
 import { createInjectionGuard } from './injection/index.js';
 import { inspect, writeBack, type Inspected } from './inspect.js';
@@ -65,14 +66,16 @@ function envKey(env: Record<string, string | undefined>, name: string | undefine
 }
 
 /** Builds the guards of one (tenant-effective) config. */
-export function buildGuards(cfg: GuardsConfig, deps: { judges: ReadonlyMap<string, Judge>; vault: PseudonymVault; hashKey: string | Uint8Array }): Guard[] {
+export function buildGuards(cfg: GuardsConfig, deps: { judges: ReadonlyMap<string, Judge>; vault: PseudonymVault; hashKey: string | Uint8Array; cache?: DetectionCache }): Guard[] {
+  const cache = deps.cache ?? createDetectionCache(0);
   const guards: Guard[] = [];
   if (!cfg.enabled) return guards;
   const common = { hashKey: deps.hashKey, vault: deps.vault };
   if (cfg.secrets.enabled) {
     const s = cfg.secrets;
     const opts = { ...(s.threshold !== undefined ? { threshold: s.threshold } : {}), ...(s.disable ? { disable: s.disable } : {}) };
-    guards.push(createDetectorGuard({ name: 'secrets', detect: (t) => detectSecrets(t, opts), action: s.action, roles: s.roles, mode: s.mode, failMode: s.failMode, timeoutMs: s.timeoutMs, ...common }));
+    const scope = `secrets:${JSON.stringify(opts)}`;
+    guards.push(createDetectorGuard({ name: 'secrets', detect: (t) => cache.get(scope, t, () => detectSecrets(t, opts)), action: s.action, roles: s.roles, mode: s.mode, failMode: s.failMode, timeoutMs: s.timeoutMs, ...common }));
   }
   if (cfg.pii.enabled) {
     const p = cfg.pii;
@@ -83,7 +86,8 @@ export function buildGuards(cfg: GuardsConfig, deps: { judges: ReadonlyMap<strin
       ...(p.denyList ? { denyList: p.denyList } : {}),
       ...(p.defaultRegion ? { defaultRegion: p.defaultRegion } : {}),
     };
-    guards.push(createDetectorGuard({ name: 'pii', detect: (t) => detectPii(t, opts), action: p.action, roles: p.roles, mode: p.mode, failMode: p.failMode, timeoutMs: p.timeoutMs, ...common }));
+    const scope = `pii:${JSON.stringify(opts)}`;
+    guards.push(createDetectorGuard({ name: 'pii', detect: (t) => cache.get(scope, t, () => detectPii(t, opts)), action: p.action, roles: p.roles, mode: p.mode, failMode: p.failMode, timeoutMs: p.timeoutMs, ...common }));
   }
   for (const r of cfg.regex) {
     const re = compileUserPattern(r.pattern, r.flags);
@@ -114,6 +118,7 @@ export function buildGuards(cfg: GuardsConfig, deps: { judges: ReadonlyMap<strin
         failMode: i.failMode,
         timeoutMs: judge ? Math.max(i.timeoutMs, judge.timeoutMs + 500) : i.timeoutMs,
         spotlightMethod: cfg.spotlight.method,
+        cache,
       }),
     );
   }
@@ -146,7 +151,7 @@ export function createGuardEngine(raw: GuardsConfig | GuardsConfigInput | undefi
     const apiKey = envKey(env, j.apiKeyEnv);
     judges.set('llama-guard', createLlamaGuardJudge({ baseUrl: j.baseUrl, model: j.model, timeoutMs: j.timeoutMs, failMode: j.failMode, cacheSize: j.cacheSize, cacheTtlMs: j.cacheTtlMs, ...(apiKey ? { apiKey } : {}) }));
   }
-  const deps = { judges, vault, hashKey };
+  const deps = { judges, vault, hashKey, cache: createDetectionCache(cfg.cacheEntries) };
   const toScope = (s?: string | PolicyScope): PolicyScope => (typeof s === 'string' ? { tenantName: s } : s ?? {});
   /** Only names that have overrides matter for the cache key (bounded by the config). */
   const keyOf = (s: PolicyScope) => {

@@ -6,6 +6,7 @@
  */
 import { DEFAULT_THRESHOLDS, detectInjection, type Thresholds } from '../../detect/injection/index.js';
 import type { Trust } from '../../detect/types.js';
+import type { DetectionCache } from '../cache.js';
 import type { Judge } from '../judges/index.js';
 import { newSpotlightTag, spotlightNote, spotlightText, type SpotlightMethod } from '../spotlight/index.js';
 import type { Guard, GuardInput, SegmentFinding, SegmentRole, Verdict } from '../types.js';
@@ -23,6 +24,8 @@ export interface InjectionGuardOptions {
   timeoutMs?: number;
   /** Method used by the `spotlight` action. */
   spotlightMethod?: SpotlightMethod;
+  /** Cache of detector results (by text hash). */
+  cache?: DetectionCache;
 }
 
 /** Categories added to every injection block, so clients can tell the family apart. */
@@ -43,6 +46,7 @@ export function createInjectionGuard(opts: InjectionGuardOptions = {}): Guard {
   }
   const roles = new Set(opts.roles ?? ['user', 'tool', 'retrieved']);
   const judge = opts.judge;
+  const cache = opts.cache;
   return {
     name: 'injection',
     stages: ['request'],
@@ -58,7 +62,8 @@ export function createInjectionGuard(opts: InjectionGuardOptions = {}): Guard {
       let judged = false;
       for (const s of input.segments) {
         if (!roles.has(s.role)) continue;
-        const r = detectInjection(s.text, { trust: s.trust, thresholds: thresholds[s.trust] });
+        const th = thresholds[s.trust];
+        const r = cache ? cache.get(`injection:${s.trust}:${th.lower}:${th.upper}`, s.text, () => detectInjection(s.text, { trust: s.trust, thresholds: th })) : detectInjection(s.text, { trust: s.trust, thresholds: th });
         score = Math.max(score, r.score);
         if (r.band === 'allow') continue;
         let act = r.band === 'act';
