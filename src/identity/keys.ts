@@ -219,5 +219,9 @@ export async function bootstrap(db: Kysely<Database>, pepper: Buffer): Promise<{
   const anyTenant = await db.selectFrom('tenants').select('id').limit(1).executeTakeFirst();
   if (anyTenant) return null;
   const k = await createKey(db, pepper, { tenant: 'default', name: 'bootstrap', createdBy: 'bootstrap' });
+  await db
+    .insertInto('admin_events')
+    .values({ ts: Date.now(), actor: 'bootstrap', actor_role: null, action: 'key.create', target_type: 'api_key', target_id: k.id, tenant_id: k.tenantId, source: 'first start', request_id: null, detail: JSON.stringify({ name: 'bootstrap' }) })
+    .execute();
   return { id: k.id, key: k.key, tenant: k.tenant };
 }

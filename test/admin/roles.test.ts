@@ -34,7 +34,9 @@ test('operator manages only its tenants; other tenants look absent (404)', async
   const op = (await adminApi(gw.url, owner, 'POST', '/admin/v1/admin-keys', { name: 'ops-a', role: 'operator', tenants: ['team-a'] })).body;
   assert.match(op.key, /^pcla_/);
 
-  const mine = await adminApi(gw.url, op.key, 'POST', '/admin/v1/keys', { tenant: 'team-a', name: 'svc', tier: 'free' });
+  assert.equal((await adminApi(gw.url, op.key, 'POST', '/admin/v1/keys', { tenant: 'team-a', name: 'svc', tier: 'free' })).status, 403, 'only owners assign tiers');
+  await adminApi(gw.url, owner, 'PATCH', '/admin/v1/tenants/team-a', { tier: 'free' });
+  const mine = await adminApi(gw.url, op.key, 'POST', '/admin/v1/keys', { tenant: 'team-a', name: 'svc' });
   assert.equal(mine.status, 201);
   assert.equal((await chat(gw.url, mine.body.key)).status, 200);
   assert.equal((await adminApi(gw.url, op.key, 'POST', '/admin/v1/keys', { tenant: 'team-b', name: 'x' })).status, 404);
@@ -49,6 +51,14 @@ test('operator manages only its tenants; other tenants look absent (404)', async
   const tenants = await adminApi(gw.url, op.key, 'GET', '/admin/v1/tenants');
   assert.deepEqual(tenants.body.data.map((t: any) => t.name), ['team-a']);
   assert.equal((await adminApi(gw.url, op.key, 'POST', '/admin/v1/tenants', { name: 'team-c' })).status, 403);
+  // Tiers and tenant-wide scopes are the ceiling: operators cannot raise them, only narrow per key.
+  assert.equal((await adminApi(gw.url, op.key, 'PATCH', '/admin/v1/tenants/team-a', { tier: 'free' })).status, 403);
+  assert.equal((await adminApi(gw.url, op.key, 'PATCH', '/admin/v1/tenants/team-a', { scopes: null })).status, 403);
+  assert.equal((await adminApi(gw.url, op.key, 'PATCH', `/admin/v1/keys/${mine.body.id}`, { tier: null })).status, 403);
+  const narrowed = await adminApi(gw.url, op.key, 'PATCH', `/admin/v1/keys/${mine.body.id}`, { scopes: { models: { allow: ['demo'] } } });
+  assert.equal(narrowed.status, 200);
+  assert.deepEqual(narrowed.body.scopes, { models: { allow: ['demo'] } });
+  assert.equal((await adminApi(gw.url, op.key, 'PATCH', '/admin/v1/tenants/team-a', { status: 'active' })).status, 200);
   assert.equal((await adminApi(gw.url, op.key, 'POST', '/admin/v1/admin-keys', { name: 'x', role: 'owner' })).status, 403);
   assert.equal((await adminApi(gw.url, op.key, 'POST', `/admin/v1/keys/${mine.body.id}/revoke`, {})).status, 200);
   assert.equal((await chat(gw.url, mine.body.key)).status, 401);

@@ -68,6 +68,8 @@ async function visibleKey(c: AdminCall, id: string) {
 }
 
 function checkTier(c: AdminCall, tier: string | null | undefined): void {
+  // Tiers are the ceiling of a tenant's keys (scopes and limits): only owners assign them.
+  if (tier !== undefined && c.admin.role !== 'owner') throw new GatewayError('PCL_FORBIDDEN', { message: 'Only owners assign tiers.', param: 'tier' });
   if (tier != null && !c.deps.engine.tiers().includes(tier)) {
     throw new GatewayError('PCL_INVALID_REQUEST', { message: `unknown tier "${tier}" (configured: ${c.deps.engine.tiers().join(', ') || 'none'})`, param: 'tier' });
   }
@@ -157,12 +159,13 @@ export const ADMIN_ROUTES: readonly AdminRoute[] = [
     id: 'updateTenant',
     method: 'PATCH',
     path: `${P}/tenants/:tenant`,
-    summary: "Change a tenant's status (active|suspended), tier or scopes",
+    summary: "Change a tenant's status (active|suspended), tier or scopes (tier and scopes: owners only)",
     roles: WRITE,
     body: S.tenantPatchBody,
     handler: async (c) => {
       const t = await visibleTenant(c, c.params.tenant!);
       checkTier(c, c.body.tier);
+      if (c.body.scopes !== undefined && c.admin.role !== 'owner') throw new GatewayError('PCL_FORBIDDEN', { message: 'Only owners change tenant-wide scopes; operators narrow per key.', param: 'scopes' });
       return c.deps.lifecycle.updateTenant(c.actor, t.id, c.body);
     },
   },
@@ -240,7 +243,7 @@ export const ADMIN_ROUTES: readonly AdminRoute[] = [
     id: 'updateKey',
     method: 'PATCH',
     path: `${P}/keys/:id`,
-    summary: "Change a key's name, owner, scopes or tier",
+    summary: "Change a key's name, owner, scopes or tier (tier: owners only)",
     roles: WRITE,
     body: S.keyPatchBody,
     handler: async (c) => {
