@@ -179,14 +179,26 @@ export function mergeLimitSets(...sets: (LimitSet | undefined)[]): LimitSet | un
   return out;
 }
 
-/** The limits per scope for a tier: `defaults` with the tier's values merged over them field by field. */
+const resolved = new WeakMap<LimitsConfig, Map<string, ScopedLimits>>();
+
+/**
+ * The limits per scope for a tier: `defaults` with the tier's values merged over them field
+ * by field. The result is frozen and cached per config object and tier (configs are immutable).
+ */
 export function resolveLimitSets(config: LimitsConfig, tier?: string): ScopedLimits {
+  let byTier = resolved.get(config);
+  if (!byTier) resolved.set(config, (byTier = new Map()));
+  const cacheKey = tier ?? '\u0000';
+  const hit = byTier.get(cacheKey);
+  if (hit) return hit;
   const t = tier !== undefined ? config.tiers[tier] : undefined;
   if (tier !== undefined && !t) throw new Error(`limits: unknown tier "${tier}"`);
   const out: ScopedLimits = {};
   for (const scope of ['key', 'tenant', 'user'] as const) {
     const m = mergeLimitSets(config.defaults[scope], t?.[scope]);
-    if (m) out[scope] = m;
+    if (m) out[scope] = Object.freeze(m);
   }
+  Object.freeze(out);
+  byTier.set(cacheKey, out);
   return out;
 }
