@@ -38,6 +38,8 @@ export interface CheckOptions {
   tenant?: string;
   /** Tier whose overrides apply (before the tenant's). */
   tier?: string;
+  /** API key id whose overrides apply (last). */
+  keyId?: string;
 }
 
 /** One finding in the check output (offsets into the segment's text; `segment` indexes messages). */
@@ -110,7 +112,7 @@ export async function check(input: string | readonly CheckMessage[], opts: Check
   segments = inspected.segments;
   if (stage === 'untrusted') segments = segments.map((s) => (s.role === 'system' || s.role === 'developer' ? s : { ...s, role: 'retrieved', trust: 'untrusted' }));
   if (stage === 'response') segments = segments.map((s) => (s.role === 'user' && typeof input === 'string' ? { ...s, role: 'assistant' } : s));
-  const scope: PolicyScope = { ...(opts.tenant !== undefined ? { tenantName: opts.tenant } : {}), ...(opts.tier !== undefined ? { tier: opts.tier } : {}) };
+  const scope: PolicyScope = { ...(opts.tenant !== undefined ? { tenantName: opts.tenant } : {}), ...(opts.tier !== undefined ? { tier: opts.tier } : {}), ...(opts.keyId !== undefined ? { keyId: opts.keyId } : {}) };
   engine.checkLimits({ ...inspected, segments }, scope);
   const pipelineStage: Stage = stage === 'response' ? 'response' : 'request';
   const only = guardNamesFor(engine, opts.detectors, pipelineStage, scope);

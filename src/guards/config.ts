@@ -191,8 +191,10 @@ export const guardsConfigSchema = z
     routes: z.record(z.enum(GUARD_APIS), routeListSchema).default({}),
     /** Key/tenant tier → partial overrides (applied before the tenant's own overrides). */
     tiers: z.record(tenantOverrideSchema).default({}),
-    /** Tenant name → partial overrides of the settings above (applied last). */
+    /** Tenant name → partial overrides of the settings above (after the tier's). */
     tenants: z.record(tenantOverrideSchema).default({}),
+    /** API key id (the part after `pcl_`) → partial overrides (applied last). */
+    keys: z.record(tenantOverrideSchema).default({}),
   })
   .strict()
   .superRefine((cfg, ctx) => {
@@ -214,7 +216,7 @@ export const guardsConfigSchema = z
       });
     };
     checkRegex(cfg.regex, ['regex']);
-    for (const kind of ['tenants', 'tiers'] as const) {
+    for (const kind of ['tenants', 'tiers', 'keys'] as const) {
       for (const [name, t] of Object.entries(cfg[kind])) {
         checkThresholds(t.injection?.thresholds?.trusted as any, [kind, name, 'injection', 'thresholds', 'trusted']);
         checkThresholds(t.injection?.thresholds?.untrusted as any, [kind, name, 'injection', 'thresholds', 'untrusted']);
@@ -227,7 +229,7 @@ export const guardsConfigSchema = z
     };
     judgeNeeded(cfg.injection.judge, ['injection', 'judge']);
     if (cfg.injection.uncertain === 'judge' && !cfg.injection.judge) ctx.addIssue({ code: 'custom', path: ['injection', 'judge'], message: 'uncertain: judge needs injection.judge (prompt-guard|llama-guard)' });
-    for (const kind of ['tenants', 'tiers'] as const) for (const [name, t] of Object.entries(cfg[kind])) judgeNeeded(t.injection?.judge, [kind, name, 'injection', 'judge']);
+    for (const kind of ['tenants', 'tiers', 'keys'] as const) for (const [name, t] of Object.entries(cfg[kind])) judgeNeeded(t.injection?.judge, [kind, name, 'injection', 'judge']);
   });
 
 /** The validated `guards:` section. */
@@ -248,10 +250,11 @@ function deepMerge<T>(base: T, over: unknown): T {
   return out as T;
 }
 
-/** Who a request is for: the tenant name and the key's (or tenant's) tier. */
+/** Who a request is for: the tenant name, the key's (or tenant's) tier and the key id. */
 export interface PolicyScope {
   tenantName?: string;
   tier?: string;
+  keyId?: string;
 }
 
 function applyOverride(cfg: GuardsConfig, o: TenantGuardOverride | undefined): GuardsConfig {
@@ -259,12 +262,13 @@ function applyOverride(cfg: GuardsConfig, o: TenantGuardOverride | undefined): G
   return deepMerge(cfg, { injection: o.injection, pii: o.pii, secrets: o.secrets, spotlight: o.spotlight, regex: o.regex, routes: o.routes ? { ...cfg.routes, ...o.routes } : undefined });
 }
 
-/** The effective configuration for a scope: the global section, then the tier's overrides, then the tenant's. */
+/** The effective configuration for a scope: the global section, then the tier's, the tenant's and the key's overrides. */
 export function configForScope(cfg: GuardsConfig, scope: PolicyScope): GuardsConfig {
   const tier = scope.tier !== undefined ? cfg.tiers[scope.tier] : undefined;
   const tenant = scope.tenantName !== undefined ? cfg.tenants[scope.tenantName] : undefined;
-  if (!tier && !tenant) return cfg;
-  return { ...applyOverride(applyOverride(cfg, tier), tenant), tenants: {}, tiers: {} };
+  const key = scope.keyId !== undefined ? cfg.keys[scope.keyId] : undefined;
+  if (!tier && !tenant && !key) return cfg;
+  return { ...applyOverride(applyOverride(applyOverride(cfg, tier), tenant), key), tenants: {}, tiers: {}, keys: {} };
 }
 
 /** The effective configuration of one tenant (see configForScope). */

@@ -57,7 +57,7 @@ export interface GuardEngine {
   /** Throws GuardLimitError when the inspected text is over the limits. */
   checkLimits(inspected: Inspected, scope?: string | PolicyScope): void;
   /** Inspects a provider body and runs the request stage; does not throw for blocks (see outcome.action). */
-  runRequest(api: string, body: Record<string, unknown>, opts: Omit<RunOptions, 'api' | 'only'> & { tenantName?: string; tier?: string }): Promise<RequestRun>;
+  runRequest(api: string, body: Record<string, unknown>, opts: Omit<RunOptions, 'api' | 'only'> & PolicyScope): Promise<RequestRun>;
   close(): Promise<void>;
 }
 
@@ -157,9 +157,10 @@ export function createGuardEngine(raw: GuardsConfig | GuardsConfigInput | undefi
   const keyOf = (s: PolicyScope) => {
     const tier = s.tier !== undefined && cfg.tiers[s.tier] ? s.tier : '';
     const tenant = s.tenantName !== undefined && cfg.tenants[s.tenantName] ? s.tenantName : '';
-    return `${tier}\0${tenant}`;
+    const key = s.keyId !== undefined && cfg.keys[s.keyId] ? s.keyId : '';
+    return `${tier}\0${tenant}\0${key}`;
   };
-  const pipelines = new Map<string, Pipeline>([['\0', createPipeline(buildGuards(cfg, deps))]]);
+  const pipelines = new Map<string, Pipeline>([['\0\0', createPipeline(buildGuards(cfg, deps))]]);
   const pipelineOf = (s: PolicyScope): Pipeline => {
     const k = keyOf(s);
     let p = pipelines.get(k);
@@ -172,6 +173,7 @@ export function createGuardEngine(raw: GuardsConfig | GuardsConfigInput | undefi
   // Build every tenant's and tier's pipeline now, so a bad override fails at start-up, not on a request.
   for (const tenantName of Object.keys(cfg.tenants)) pipelineOf({ tenantName });
   for (const tier of Object.keys(cfg.tiers)) pipelineOf({ tier });
+  for (const keyId of Object.keys(cfg.keys)) pipelineOf({ keyId });
   const effective = (s?: string | PolicyScope) => configForScope(cfg, toScope(s));
 
   const engine: GuardEngine = {
@@ -193,8 +195,8 @@ export function createGuardEngine(raw: GuardsConfig | GuardsConfigInput | undefi
       for (const s of inspected.segments) if (s.text.length > l.maxSegmentChars) throw new GuardLimitError('segment', s.text.length, l.maxSegmentChars);
     },
     async runRequest(api, body, o) {
-      const { tenantName, tier, ...runOpts } = o;
-      const scope: PolicyScope = { ...(tenantName !== undefined ? { tenantName } : {}), ...(tier !== undefined ? { tier } : {}) };
+      const { tenantName, tier, keyId, ...runOpts } = o;
+      const scope: PolicyScope = { ...(tenantName !== undefined ? { tenantName } : {}), ...(tier !== undefined ? { tier } : {}), ...(keyId !== undefined ? { keyId } : {}) };
       const inspected = inspect(api, body);
       const only = engine.routeList(api, scope);
       engine.checkLimits(inspected, scope);

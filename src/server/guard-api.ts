@@ -143,6 +143,7 @@ export function createGuardsModule(mctx: ModuleContext, engine: GuardEngine = cr
           run = await engine.runRequest(ctx.api, ctx.body, {
             ...(tenantName !== undefined ? { tenantName } : {}),
             ...(ctx.principal?.tier !== undefined ? { tier: ctx.principal.tier } : {}),
+            ...(ctx.principal?.keyId !== undefined ? { keyId: ctx.principal.keyId } : {}),
             ...(ctx.principal ? { tenant: ctx.principal.tenantId } : {}),
             ...(conversationId ? { conversationId } : {}),
             requestId: ctx.requestId,
@@ -193,7 +194,7 @@ export function createGuardsModule(mctx: ModuleContext, engine: GuardEngine = cr
         (mctx.modules.get('policy') as (GatewayModule & { enforce?(ctx: RequestContext, operation: string): void }) | undefined)?.enforce?.(req.pcl, 'moderations');
         const { input, stage, detectors } = parseCheckBody(req.body);
         try {
-          return await check(input, { stage, engine, tenant: principal.tenantName, ...(principal.tier !== undefined ? { tier: principal.tier } : {}), ...(detectors ? { detectors } : {}) });
+          return await check(input, { stage, engine, tenant: principal.tenantName, ...(principal.tier !== undefined ? { tier: principal.tier } : {}), ...(principal.keyId !== undefined ? { keyId: principal.keyId } : {}), ...(detectors ? { detectors } : {}) });
         } catch (e) {
           if (e instanceof GuardLimitError) throw limitError(e);
           if (e instanceof CheckInputError) throw new GatewayError('PCL_INVALID_REQUEST', { message: e.message, param: 'detectors' });

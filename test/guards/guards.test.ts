@@ -177,6 +177,8 @@ describe('actions, shadow mode, vault, config', () => {
     assert.equal((await t.runRequest('chat', body, { tier: 'free' })).outcome.action, 'block');
     assert.equal((await t.runRequest('chat', body, { tier: 'free', tenantName: 'acme' })).outcome.action, 'transform');
     assert.equal((await t.runRequest('chat', body, { tier: 'unknown' })).outcome.action, 'flag');
+    const k = createGuardEngine({ tenants: { acme: { pii: { action: 'mask' } } }, keys: { k123: { pii: { action: 'block' } } } });
+    assert.equal((await k.runRequest('chat', body, { tenantName: 'acme', keyId: 'k123' })).outcome.action, 'block', 'key overrides apply last');
   });
 
   test('the detection cache computes once per (scope, text) and gives the same outcomes as no cache', async () => {
