@@ -13,7 +13,7 @@ import { mkdtempSync, rmSync, readdirSync, existsSync, mkdirSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { DATASETS_DIR, fmt, formatTable, loadJsonl, truncate, type SpanRow } from '../lib/index.js';
+import { DATASETS_DIR, fmt, formatTable, listPromptFiles, loadJsonl, truncate, type PromptRow, type SpanRow } from '../lib/index.js';
 import { detectSecrets, RULE_COUNT } from '../../src/detect/secrets/index.js';
 
 type Span = { start: number; end: number };
@@ -139,21 +139,51 @@ async function main(): Promise<void> {
     console.log(`\n## Portcullis false positives on no_secret rows (${ourFps.length})`);
     for (const f of ourFps) console.log(`  ${f.id}  ${f.category}  ${JSON.stringify(f.text)}`);
 
+    // False positives on benign prompts and documents (the gateway redacts secrets by default,
+    // so every hit here would alter a harmless request).
+    const benignTable: (string | number | null)[][] = [];
+    const benignRes: Record<string, { rows: number; flagged: number }> = {};
+    const benignEx: string[] = [];
+    let bRows = 0;
+    let bFlagged = 0;
+    for (const f of listPromptFiles()) {
+      const bs = loadJsonl<PromptRow>(f.path).filter((r) => r.label === 'benign');
+      if (bs.length === 0) continue;
+      let flagged = 0;
+      for (const r of bs) {
+        const fs = detectSecrets(r.text);
+        if (fs.length === 0) continue;
+        flagged++;
+        if (benignEx.length < 10) benignEx.push(`${f.set}: ${fs.map((x) => x.category).join(',')} ${JSON.stringify(truncate(r.text.slice(Math.max(0, fs[0]!.start - 30), fs[0]!.end + 10), 90))}`);
+      }
+      bRows += bs.length;
+      bFlagged += flagged;
+      benignRes[f.set] = { rows: bs.length, flagged };
+      benignTable.push([f.set, bs.length, flagged, fmt(flagged / bs.length)]);
+    }
+    benignTable.push(['[all benign]', bRows, bFlagged, fmt(bRows ? bFlagged / bRows : null)]);
+    console.log('\n## Portcullis on benign prompts/documents (rows with any secret finding)');
+    console.log(formatTable(['set', 'benign rows', 'flagged', 'FPR'], benignTable));
+    for (const e of benignEx) console.log('  ' + e);
+
     // Throughput on a large benign-plus-secrets corpus: all fixture texts repeated to ~4 MB.
     const corpus = rows.map((r) => r.text).join('\n');
     const big = corpus.repeat(Math.max(1, Math.ceil(4e6 / corpus.length)));
-    const t0 = performance.now();
-    detectSecrets(big);
-    const bigMs = performance.now() - t0;
+    const cpuTime = (fn: () => void): number => {
+      const c0 = process.cpuUsage();
+      fn();
+      const c = process.cpuUsage(c0);
+      return (c.user + c.system) / 1000;
+    };
+    // CPU time, not wall time: evaluation machines are often shared, and wall time then measures the neighbours.
+    const bigMs = cpuTime(() => detectSecrets(big));
     const prose = 'The quarterly report covers revenue, churn and the hiring plan for the next two quarters. '.repeat(45000);
-    const t1 = performance.now();
-    detectSecrets(prose);
-    const proseMs = performance.now() - t1;
-    console.log(`\nthroughput: fixtures x${Math.ceil(4e6 / corpus.length)} ${(big.length / 1e6).toFixed(1)} MB in ${bigMs.toFixed(0)} ms = ${(big.length / 1e6 / (bigMs / 1000)).toFixed(1)} MB/s; plain prose ${(prose.length / 1e6).toFixed(1)} MB in ${proseMs.toFixed(0)} ms = ${(prose.length / 1e6 / (proseMs / 1000)).toFixed(1)} MB/s`);
+    const proseMs = cpuTime(() => detectSecrets(prose));
+    console.log(`\nthroughput (CPU time): fixtures x${Math.ceil(4e6 / corpus.length)} ${(big.length / 1e6).toFixed(1)} MB in ${bigMs.toFixed(0)} ms = ${(big.length / 1e6 / (bigMs / 1000)).toFixed(1)} MB/s; plain prose ${(prose.length / 1e6).toFixed(1)} MB in ${proseMs.toFixed(0)} ms = ${(prose.length / 1e6 / (proseMs / 1000)).toFixed(1)} MB/s`);
     mkdirSync(join(process.cwd(), 'eval', 'results'), { recursive: true });
     writeFileSync(
       join(process.cwd(), 'eval', 'results', 'secrets.json'),
-      JSON.stringify({ rules: RULE_COUNT, rows: rows.length, matching: 'overlap >= 1 char, any category', results, throughput: { fixturesMBps: big.length / 1e6 / (bigMs / 1000), proseMBps: prose.length / 1e6 / (proseMs / 1000) } }, null, 2),
+      JSON.stringify({ rules: RULE_COUNT, rows: rows.length, matching: 'overlap >= 1 char, any category', results, benign: benignRes, throughput: { fixturesMBps: big.length / 1e6 / (bigMs / 1000), proseMBps: prose.length / 1e6 / (proseMs / 1000) } }, null, 2),
     );
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -109,7 +109,7 @@ export function detectSecrets(text: string, opts: SecretOptions = {}): Finding[]
         re.lastIndex = Math.max(re.lastIndex, end);
       }
       if (rule.entropy !== undefined && shannonEntropy(secret) < rule.entropy) continue;
-      if (rule.validate && !rule.validate(secret, whole)) continue;
+      if (rule.validate && !rule.validate(secret, whole, text.slice(Math.max(0, m.index - 48), m.index))) continue;
       if (allow?.has(secret)) continue;
       found.push({
         detector: `secrets.${rule.id}`,

@@ -17,8 +17,8 @@ export interface SecretRule {
   pattern: RegExp;
   /** Minimum Shannon entropy (bits/char) of the secret part. */
   entropy?: number;
-  /** Extra validation of the secret part (and the whole match). */
-  validate?: (secret: string, match: string) => boolean;
+  /** Extra validation of the secret part, the whole match, and up to 48 characters before the match. */
+  validate?: (secret: string, match: string, before: string) => boolean;
   /** Severity; default `high`. */
   severity?: 'high' | 'critical';
   /** Confidence; default 0.9. */
@@ -42,6 +42,18 @@ function extendPrivateKey(text: string, from: number): number {
 }
 
 const ASSIGN = `["'\`]?\\s{0,4}(?:=|:|=>|:=|\\s)\\s{0,4}["'\`]?`;
+/** Assignment with an explicit operator (no bare whitespace), for the generic rules. */
+const ASSIGN_OP = `["'\`]?\\s{0,4}(?:=|:|=>|:=)\\s{0,4}["'\`]?`;
+
+/**
+ * A key name containing one of `words` as a whole name part: at the start, after a separator
+ * (`db_password`, `db.password`), or camel-cased (`dbPassword`), followed by the end of the name
+ * or a separator and a short suffix. So `passport`, `bypass` or `compassion` never match `pass`.
+ */
+function keyName(words: string[]): string {
+  const cased = words.flatMap((w) => [w, w[0]!.toUpperCase() + w.slice(1), w.toUpperCase()]);
+  return `(?<![A-Za-z0-9])(?:[A-Za-z0-9]{1,32}[_.-]|[a-z0-9]{1,32}(?=[A-Z]))?(?:${cased.join('|')})(?:[_.-][A-Za-z0-9_.-]{1,16})?(?![A-Za-z0-9])`;
+}
 const B = '(?<![A-Za-z])';
 const B_STRICT = '(?<![A-Za-z0-9_-])';
 const E = '(?![A-Za-z0-9_-])';
@@ -75,6 +87,11 @@ export function isPlaceholder(v: string): boolean {
   if (/^(?:process\.env|os\.environ|env\(|getenv|System\.getenv|ENV\[|\$\(|vault:|ref\+|arn:|secretsmanager|ssm:)/i.test(v)) return true;
   if (/(?:x{6,}|\*{4,}|\.{3}|<|>|\{|\}|\$\{|replace_with|your_)/i.test(v)) return true;
   if (/^(.)\1*$/.test(v)) return true;
+  if (v.length >= 8 && v.length % 4 === 0 && /^[A-Za-z0-9+/]+={0,2}$/.test(v)) {
+    // Base64 that decodes to readable text about dummies/examples is a documentation fake.
+    const d = Buffer.from(v, 'base64').toString('latin1');
+    if (/^[\x20-\x7e]+$/.test(d) && /dummy|example|sample|fake|placeholder|changeme|not[ _-]?a[ _-]?(?:real|secret)/i.test(d)) return true;
+  }
   if (/^[a-z]+(?:[_-][a-z]+)*$/.test(v) && v.length < 24) return true; // a plain identifier-like word
   return false;
 }
@@ -337,9 +354,9 @@ export const SECRET_RULES: readonly SecretRule[] = [
   {
     id: 'generic_password',
     description: 'Password assigned in code or configuration',
-    keywords: ['password', 'passwd', 'pwd', 'pass', 'passphrase'],
-    pattern: rx(`(?<![A-Za-z])(?:[A-Za-z0-9_.-]{0,32}?)(?:password|passwd|pwd|passphrase|pass)(?:[A-Za-z0-9_.-]{0,16})${ASSIGN}([^\\s"'\`;,)]{6,200})`, 'i'),
-    validate: (s) => notPlaceholder(s) && !/^\d{1,3}$/.test(s) && /\d|[^A-Za-z]/.test(s),
+    keywords: ['pass', 'pwd'],
+    pattern: rx(`${keyName(['password', 'passwords', 'passwd', 'pwd', 'passphrase', 'pass', 'passw'])}${ASSIGN_OP}([^\\s"'\`;,)]{6,200})`),
+    validate: (s) => notPlaceholder(s) && !/^\d{1,3}$/.test(s) && /\d|[^A-Za-z]/.test(s) && !/^[a-z][a-z0-9+.-]{1,10}:\/\//i.test(s),
     entropy: 2.5,
     score: 0.8,
   },
@@ -348,10 +365,9 @@ export const SECRET_RULES: readonly SecretRule[] = [
     description: 'High-entropy value assigned to a secret/token/api-key name',
     keywords: ['secret', 'token', 'api_key', 'apikey', 'api-key', 'access_key', 'accesskey', 'auth', 'credential', 'private_key', 'client_secret', 'key'],
     pattern: rx(
-      `(?<![A-Za-z])(?:[A-Za-z0-9_.-]{0,32}?)(?:secret|token|api[_-]?key|access[_-]?key|auth[_-]?key|credential|private[_-]?key|signing[_-]?key|encryption[_-]?key|master[_-]?key|_key|-key)(?:[A-Za-z0-9_.-]{0,16})${ASSIGN}(?:!!binary\\s{1,4})?([A-Za-z0-9_+/=.~-]{10,300})`,
-      'i',
+      `${keyName(['secret', 'secrets', 'token', 'tokens', 'apikey', 'api_key', 'api-key', 'accesskey', 'access_key', 'authkey', 'auth_key', 'credential', 'credentials', 'privatekey', 'private_key', 'signingkey', 'signing_key', 'encryptionkey', 'encryption_key', 'masterkey', 'master_key', 'key', 'apiKey', 'accessKey', 'privateKey', 'secretKey', 'secret_key'])}${ASSIGN_OP}(?:!!binary\\s{1,4})?([A-Za-z0-9_+/=.~-]{10,300})`,
     ),
-    validate: (s, whole) => notPlaceholder(s) && /\d/.test(s) && /[A-Za-z]/.test(s) && !/public|publishable|pub_?key/i.test(whole) && (s.length >= 16 || /secret|token|api[_-]?key|password/i.test(whole)),
+    validate: (s, whole, before) => notPlaceholder(s) && /\d/.test(s) && /[A-Za-z]/.test(s) && !/public|publishable|pub_?key/i.test(whole + before.slice(-24)) && (s.length >= 16 || /secret|token|api[_-]?key|password/i.test(whole)),
     entropy: 3,
     score: 0.75,
   },
@@ -360,8 +376,8 @@ export const SECRET_RULES: readonly SecretRule[] = [
     description: 'Long high-entropy quoted or assigned string (hex or base64)',
     keywords: ['"', "'", '='],
     pattern: rx(`(?:["'=])([A-Za-z0-9+/=_-]{32,300})(?=["'\\s]|$)`),
-    validate: (s) => {
-      if (isPlaceholder(s)) return false;
+    validate: (s, _whole, before) => {
+      if (isPlaceholder(s) || /public|publishable|pub_?key|sha\d*|hash|digest|checksum|integrity|commit|etag/i.test(before.slice(-32))) return false;
       const hex = /^[a-fA-F0-9]+$/.test(s);
       if (hex) return s.length >= 32 && shannonEntropy(s) >= 3.5 && /[a-f]/i.test(s) && /\d/.test(s);
       return /\d/.test(s) && /[a-z]/.test(s) && /[A-Z]/.test(s) && shannonEntropy(s) >= 4.5;
