@@ -143,11 +143,15 @@ export function createIdentity(opts: IdentityOptions): Identity {
     return res;
   }
 
+  // Bumped by every invalidation: a lookup that raced with one must not cache what it read.
+  let epoch = 0;
+
   async function lookupKey(id: string): Promise<KeyRecord | false> {
     let rec = cache.get(id);
     if (rec === undefined) {
+      const e = epoch;
       rec = (await findKey(kdb, id)) ?? false;
-      cache.set(id, rec);
+      if (e === epoch) cache.set(id, rec);
     }
     return rec;
   }
@@ -155,8 +159,9 @@ export function createIdentity(opts: IdentityOptions): Identity {
   async function lookupAdmin(id: string): Promise<AdminKeyRecord | false> {
     let rec = adminCache.get(id);
     if (rec === undefined) {
+      const e = epoch;
       rec = (await findAdminKey(kdb, id)) ?? false;
-      adminCache.set(id, rec);
+      if (e === epoch) adminCache.set(id, rec);
     }
     return rec;
   }
@@ -206,6 +211,7 @@ export function createIdentity(opts: IdentityOptions): Identity {
   }
 
   const invalidate = (keyId?: string) => {
+    epoch++;
     if (keyId) {
       cache.delete(keyId);
       adminCache.delete(keyId);
