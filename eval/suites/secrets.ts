@@ -30,6 +30,28 @@ function cpToUtf16(text: string): (cp: number) => number {
   return (cp) => map[cp] ?? u;
 }
 
+/** Recovers replaced spans from a peer's redacted output by aligning the literal text between placeholders. */
+function spansFromRedacted(original: string, redacted: string, placeholder: RegExp): Span[] {
+  const lits: string[] = [];
+  let last = 0;
+  for (const m of redacted.matchAll(placeholder)) {
+    lits.push(redacted.slice(last, m.index));
+    last = m.index + m[0].length;
+  }
+  lits.push(redacted.slice(last));
+  const out: Span[] = [];
+  if (!original.startsWith(lits[0]!)) return out;
+  let pos = lits[0]!.length;
+  for (let i = 1; i < lits.length; i++) {
+    const lit = lits[i]!;
+    const end = lit === '' ? (i === lits.length - 1 ? original.length : pos) : original.indexOf(lit, pos + 1);
+    if (end < 0) break;
+    if (end > pos) out.push({ start: pos, end });
+    pos = end + lit.length;
+  }
+  return out;
+}
+
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'pcl-secrets-'));
   try {
@@ -48,25 +70,11 @@ async function main(): Promise<void> {
       systems.push({
         name: '@presidio-dev/hai-guardrails 1.11.1 (secretGuard)',
         run: async (t) => {
-          const res = (await guard([{ role: 'user', content: t }] as never)) as Array<{ passed?: boolean; modifiedMessage?: { content?: unknown } }>;
+          const res = (await guard([{ role: 'user', content: t }] as never)) as Array<{ modifiedMessage?: { content?: unknown } }>;
           const out = res[0]?.modifiedMessage?.content;
-          if (res[0]?.passed !== false || typeof out !== 'string') return [];
-          // Recover replaced spans: walk common prefix/suffix between placeholders.
-          const spans: Span[] = [];
-          const re = /\[REDACTED[^\]]*\]/g;
-          let pos = 0;
-          let last = 0;
-          for (const m of out.matchAll(re)) {
-            const lit = out.slice(last, m.index);
-            pos = t.indexOf(lit, pos) + lit.length;
-            const nextLitEnd = out.slice(m.index + m[0].length).search(/\[REDACTED/);
-            const nextLit = out.slice(m.index + m[0].length, nextLitEnd < 0 ? undefined : m.index + m[0].length + nextLitEnd).slice(0, 20);
-            const end = nextLit ? t.indexOf(nextLit, pos) : t.length;
-            spans.push({ start: pos, end: end < 0 ? pos + 1 : end });
-            pos = end < 0 ? pos : end;
-            last = m.index + m[0].length;
-          }
-          return spans.length > 0 ? spans : [{ start: 0, end: t.length }];
+          // In redact mode the guard reports passed=true and returns the rewritten text.
+          if (typeof out !== 'string' || out === t) return [];
+          return spansFromRedacted(t, out, /\[REDACTED-[A-Z0-9-]+\]/g);
         },
       });
     } catch (err) {
