@@ -98,6 +98,10 @@ test('neutralize keeps the text and names the host; flag leaves the text alone',
 test('nested image in link: the image URL does not survive', () => {
   const r = scanOutputLinks('[![img](https://a.evil/i?x=1)](https://b.evil/l)');
   assert.equal(r.rewritten, 'img');
+  assert.deepEqual(r.findings.map((f) => [f.category, f.severity]), [['disallowed_url', 'medium'], ['data_exfiltration', 'critical']]);
+  // Inner image disallowed, outer link allowed: only the image goes.
+  const inner = scanOutputLinks('[![img](https://a.evil/i?x=1)](https://docs.example.com/l)', { allowHosts: ['docs.example.com'] });
+  assert.equal(inner.rewritten, '[img](https://docs.example.com/l)');
 });
 
 test('dataScore ranks encoded paths and queries above plain pages', () => {

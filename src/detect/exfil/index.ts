@@ -129,6 +129,8 @@ export function extractOutputUrls(text: string): OutputUrl[] {
             end: at + raw.length,
             text: autolink || bare ? '' : plainText(t.tokens, t.text),
           });
+          // An image inside link text is fetched on render: look inside.
+          if (!autolink && !bare) walk(t.tokens, at);
           continue;
         }
         case 'def': {
@@ -298,7 +300,8 @@ function scanImpl(text: string, policy: LinkPolicy, only: readonly Finding[] | n
       counted++;
       const ok = policy.allowOnlyTrustedUrls ? trusted.has(info.normalized) : trusted.has(info.normalized) || hostAllowed(info.host, allowHosts);
       if (!ok) {
-        const ds = dataScore(info);
+        // A form submits data by design; treat its target like a data-carrying URL.
+        const ds = u.kind === 'html-form' ? Math.max(0.5, dataScore(info)) : dataScore(info);
         const severity: Severity = ds >= 0.4 ? (auto ? 'critical' : 'high') : auto ? 'high' : 'medium';
         const reason = `${where} to a host not on the allow-list${ds >= 0.4 ? ', URL carries data' : ''}`;
         bad = finding(ds >= 0.4 ? 'data_exfiltration' : 'disallowed_url', severity, Math.min(1, 0.5 + ds / 2 + (auto ? 0.1 : 0)), u.start, u.end, reason);
@@ -330,8 +333,10 @@ function scanImpl(text: string, policy: LinkPolicy, only: readonly Finding[] | n
   for (const m of text.matchAll(INVISIBLE_RE)) {
     if (isEmojiJoiner(text, m.index, m[0])) continue;
     const tags = /\uDB40/.test(m[0]);
+    // Long runs of zero-width characters encode data (binary in ZWSP/ZWNJ); single ones are usually noise.
+    const longRun = m[0].length >= 4;
     findings.push(
-      finding(tags ? 'unicode_tags' : 'invisible_unicode', tags ? 'high' : 'medium', tags ? 0.95 : 0.7, m.index, m.index + m[0].length, `${tags ? 'Unicode tag characters' : 'invisible characters'} in output (${m[0].length} code units)`, 'exfil.unicode'),
+      finding(tags ? 'unicode_tags' : 'invisible_unicode', tags || longRun ? 'high' : 'medium', tags ? 0.95 : longRun ? 0.85 : 0.7, m.index, m.index + m[0].length, `${tags ? 'Unicode tag characters' : 'invisible characters'} in output (${m[0].length} code units)`, 'exfil.unicode'),
     );
   }
 
