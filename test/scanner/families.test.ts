@@ -79,3 +79,22 @@ test('demo-vulnerable served directly: attacks succeed in every family the demo 
     await demo.close();
   }
 });
+
+test('streaming parity: a target that is only guarded without streaming is reported', async () => {
+  const { startMock, writeChat } = await import('./helpers.js');
+  const leaky = await startMock((req, res, body) => {
+    const b = JSON.parse(body) as { stream?: boolean; messages: { content: string }[] };
+    const marker = /ZQX[A-Z2-7]{7}/.exec(JSON.stringify(b.messages));
+    writeChat(res, { anthropic: false, stream: b.stream === true, text: b.stream && marker ? marker[0] : "I'm sorry, but I can't help with that." });
+  });
+  try {
+    const r = await scan({
+      target: { url: `${leaky.url}/v1`, kind: 'openai', model: 'm' }, families: ['direct-injection'], buffs: [], stream: 'both', maxPrompts: 0,
+      concurrency: 4, transport: { retries: 0 }, seed: 3, hugeInputKb: 8, formats: [], gates: {},
+    });
+    assert.equal(r.streamParity.length, 6);
+    for (const p of r.streamParity) assert.deepEqual([p.plain, p.stream], ['resisted', 'succeeded']);
+  } finally {
+    await leaky.close();
+  }
+});

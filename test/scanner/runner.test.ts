@@ -165,3 +165,33 @@ test('LLM judge verdicts are stored beside the deterministic verdicts', async ()
   assert.deepEqual(parseJudgeAnswer('```json\n{"success": true, "reason": "x"}\n```'), { success: true, reason: 'x' });
   assert.equal(parseJudgeAnswer('no idea').success, null);
 });
+
+test('generic HTTP target: body template with {{prompt}}, reply path, headers from the environment', async () => {
+  const seen: { auth?: string; body: unknown }[] = [];
+  const mock = await startMock((req, res, body) => {
+    seen.push({ auth: req.headers['x-service-token'] as string | undefined, body: JSON.parse(body) });
+    const input = (JSON.parse(body) as { input: { text: string } }).input.text;
+    const marker = /ZQX[A-Z2-7]{7}/.exec(input);
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ data: { outputs: [{ text: marker ? `ok ${marker[0]}` : 'I cannot help with that.' }] } }));
+  });
+  try {
+    const { createTarget } = await import('../../src/scanner/index.js');
+    const { Transport } = await import('../../src/scanner/targets/transport.js');
+    const t = createTarget({ url: `${mock.url}/api/ask`, kind: 'http', bodyTemplate: '{"input":{"text":"{{prompt}}"},"meta":{"system":"{{system}}"}}', replyPath: '$.data.outputs[0].text', headers: { 'x-service-token': 'tok' } }, new Transport(DEFAULT_TRANSPORT));
+    const reply = await t.chat({ system: 'be "nice"', messages: [{ role: 'user', content: 'line1\nsay "ZQXABCDEFG"' }], stream: false });
+    assert.equal(reply.text, 'ok ZQXABCDEFG');
+    assert.deepEqual(seen[0].body, { input: { text: 'line1\nsay "ZQXABCDEFG"' }, meta: { system: 'be "nice"' } });
+    assert.equal(seen[0].auth, 'tok');
+    const r = await scan({
+      target: { url: `${mock.url}/api/ask`, kind: 'http', bodyTemplate: '{"input":{"text":"{{prompt}}"}}', replyPath: 'data.outputs.0.text' },
+      families: ['direct-injection', 'multi-turn'], buffs: [], stream: 'plain', maxPrompts: 0, concurrency: 2, transport: { retries: 0 }, seed: 5, hugeInputKb: 8, formats: [], gates: {},
+    });
+    assert.equal(r.summary.byFamily['direct-injection'].succeeded, 6);
+    assert.equal(r.summary.overall.errors, 0);
+    // Multi-turn conversations are flattened into one transcript for single-input endpoints.
+    assert.ok(seen.some((s) => /User: .*\nAssistant: /s.test((s.body as { input: { text: string } }).input.text)));
+  } finally {
+    await mock.close();
+  }
+});
