@@ -52,7 +52,10 @@ export interface GuardInput {
   segments: readonly Segment[];
   /** The API of the body (`text` for plain text given to `check`). */
   api: string;
-  /** Tenant id, when known (scopes the pseudonym vault and caches). */
+  /**
+   * Who the request is for (the gateway passes `<tenant id>/<key id>`): scopes the pseudonym
+   * vault, so a conversation id guessed by another key cannot pull its values.
+   */
   tenant?: string;
   /** Conversation id from `x-portcullis-conversation-id`, when sent. */
   conversationId?: string;

@@ -53,6 +53,8 @@ class Session implements VaultSession {
 export interface PseudonymVault {
   /** The session of a conversation (kept, tenant-scoped), or a fresh per-request session when `conversationId` is absent. */
   session(tenant: string, conversationId?: string): VaultSession;
+  /** The placeholder table of an existing conversation (not created, not refreshed), if any. */
+  peek(tenant: string, conversationId: string): ReadonlyMap<string, string> | undefined;
   /** Number of live conversations. */
   readonly size: number;
   clear(): void;
@@ -72,6 +74,9 @@ export function createVault(opts: VaultOptions): PseudonymVault {
         cache.set(key, s);
       }
       return s;
+    },
+    peek(tenant, conversationId) {
+      return cache.peek(`${tenant}\0${conversationId}`)?.mapping;
     },
     get size() {
       return cache.size;

@@ -138,13 +138,15 @@ export function createGuardsModule(mctx: ModuleContext, engine: GuardEngine = cr
       async requestGuards(ctx) {
         const tenantName = ctx.principal?.tenantName;
         const conversationId = ctx.state.conversationId as string | undefined;
+        // The vault is scoped to tenant and key: another key guessing a conversation id gets nothing back.
+        const vaultScope = ctx.principal ? `${ctx.principal.tenantId}/${ctx.principal.keyId ?? ctx.principal.subject}` : undefined;
         let run;
         try {
           run = await engine.runRequest(ctx.api, ctx.body, {
             ...(tenantName !== undefined ? { tenantName } : {}),
             ...(ctx.principal?.tier !== undefined ? { tier: ctx.principal.tier } : {}),
             ...(ctx.principal?.keyId !== undefined ? { keyId: ctx.principal.keyId } : {}),
-            ...(ctx.principal ? { tenant: ctx.principal.tenantId } : {}),
+            ...(vaultScope ? { tenant: vaultScope } : {}),
             ...(conversationId ? { conversationId } : {}),
             requestId: ctx.requestId,
             state: ctx.state,
@@ -154,7 +156,11 @@ export function createGuardsModule(mctx: ModuleContext, engine: GuardEngine = cr
           throw e;
         }
         const { outcome } = run;
-        ctx.state.guardRun = { outcome, pseudonyms: outcome.run.pseudonyms } satisfies GuardRunState;
+        // In a conversation the model may refer to placeholders of earlier turns (e.g. Responses
+        // `previous_response_id`): restore the whole conversation's table, which is scoped to tenant and key.
+        const earlier = conversationId && vaultScope ? engine.vault.peek(vaultScope, conversationId) : undefined;
+        const pseudonyms = earlier && earlier.size > 0 ? new Map([...earlier, ...outcome.run.pseudonyms]) : outcome.run.pseudonyms;
+        ctx.state.guardRun = { outcome, pseudonyms } satisfies GuardRunState;
         decisionHeaders(ctx, outcome);
         if (outcome.action === 'block') {
           const err = blockError(outcome);

@@ -105,7 +105,7 @@ describe('guards in the gateway', () => {
     const mj = (await m.json()) as any;
     assert.ok(JSON.stringify(mj.content).includes(NAME));
   });
-  test('a conversation id keeps placeholders consistent across turns (tenant-scoped)', async () => {
+  test('a conversation id keeps placeholders consistent across turns (scoped to tenant and key)', async () => {
     mock.handler = (req, res) => defaultChat(req, res);
     const conv = new OpenAI({ apiKey: gw.key, baseURL: gw.url + '/v1', maxRetries: 0, defaultHeaders: { 'x-portcullis-conversation-id': 'conv-e2e-1' } });
     await conv.chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: `Say hello to ${NAME} for me.` }] });
@@ -115,6 +115,14 @@ describe('guards in the gateway', () => {
     const second = mock.requests.at(-1)!.body.messages[0].content as string;
     assert.ok(second.includes('<PERSON_1>') && second.includes('<PERSON_2>'), second);
     assert.ok(second.indexOf('<PERSON_2>') < second.indexOf('<PERSON_1>'), 'Bob is new (2), Alice keeps 1');
+    // The same key in the same conversation gets earlier turns' placeholders restored (no PII in this request).
+    const back = await conv.chat.completions.create({ model: 'demo-vulnerable', messages: [{ role: 'user', content: 'My two friends are <PERSON_1> and <PERSON_2>.' }] });
+    assert.ok(back.choices[0]!.message.content!.includes(NAME) && back.choices[0]!.message.content!.includes('Bob Smith'), back.choices[0]!.message.content!);
+    // Another key of the same tenant guessing the conversation id cannot pull the values back.
+    const otherKey = await gw.newKey('default', 'other');
+    const spy = new OpenAI({ apiKey: otherKey, baseURL: gw.url + '/v1', maxRetries: 0, defaultHeaders: { 'x-portcullis-conversation-id': 'conv-e2e-1' } });
+    const leak = await spy.chat.completions.create({ model: 'demo-vulnerable', messages: [{ role: 'user', content: 'My two friends are <PERSON_1> and <PERSON_2>.' }] });
+    assert.ok(!leak.choices[0]!.message.content!.includes(NAME), leak.choices[0]!.message.content!);
     // Without the header each request starts afresh.
     await client.chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: `Please tell Bob Smith that ${NAME} is out today.` }] });
     const fresh = mock.requests.at(-1)!.body.messages[0].content as string;
