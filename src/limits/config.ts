@@ -7,7 +7,8 @@ import { z } from 'zod';
 import type { LimitSet } from './types.js';
 
 const count = z.number().int().nonnegative();
-const money = z.number().nonnegative().finite();
+/** Dollars; capped so nano-dollar counters stay exact integers (2^53 nano-USD ≈ 9 million USD). */
+const money = z.number().nonnegative().max(1_000_000);
 
 /** Limits of one scope; every field optional (absent = unlimited). */
 export const limitSetSchema = z
