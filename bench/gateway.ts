@@ -8,7 +8,8 @@
  * during the run hits every target alike; percentiles are the median of the rounds.
  * Tunables (env): PCL_BENCH_DURATION (s per phase and target, default 6), PCL_BENCH_ROUNDS (default 3),
  * PCL_BENCH_TTFB_N (sequential streams, default 200), PCL_BENCH_STREAMS (concurrent streams for
- * the memory sample, default 200), PCL_BENCH_TARGETS (comma list of target ids to run),
+ * the memory sample, default 200), PCL_BENCH_TARGETS (comma list of gateway ids: portcullis, portkey,
+ * portcullis-w2, portcullis-guards; default all; `none` = direct only),
  * PCL_BENCH_LOADGEN=autocannon, PCL_BENCH_FROM_SOURCE=1 (run the gateway through tsx even when
  * dist/ is fresh), PCL_BENCH_PROFILE=1 (write a --cpu-prof of the 1-worker gateway under bench/results/profiles/).
  */
@@ -23,6 +24,9 @@ import { childPids, cpuMs, freePort, rssBytes, startChild, waitForChildren, wait
 import { holdConcurrentStreams, measureTtfb, summarize, type Summary } from './lib/streams.js';
 import { fmt, table } from './lib/table.js';
 import { STREAM_CHUNKS, SLOW_CHUNK_MS } from './lib/mock-upstream.js';
+
+/** Model name sent by every client (the mock serves any name; `*-slow` streams slowly). */
+const BENCH_MODEL = 'gpt-4o-mini';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -119,7 +123,7 @@ function cliCommand(notes: string[]): { args: string[]; from: 'dist' | 'source' 
   return { args: ['--import', 'tsx', join(ROOT, 'src', 'cli', 'index.ts')], from: 'source' };
 }
 
-async function startPortcullis(mockPort: number, workers: number, cli: string[], profileDir?: string): Promise<Running> {
+async function startPortcullis(mockPort: number, workers: number, cli: string[], opts: { guards?: boolean; profileDir?: string } = {}): Promise<Running> {
   const dir = mkdtempSync(join(tmpdir(), 'pcl-bench-'));
   const port = await freePort();
   const cfg = join(dir, 'portcullis.yaml');
@@ -136,10 +140,12 @@ async function startPortcullis(mockPort: number, workers: number, cli: string[],
       '    type: openai',
       `    baseUrl: http://127.0.0.1:${mockPort}/v1`,
       'routes:',
-      '  - model: "bench*"',
+      `  - model: "${BENCH_MODEL}*"`,
       '    provider: mock',
       'upstream:',
       '  connections: 512',
+      // "No guards" is the overhead baseline; the `portcullis-guards` target keeps the default guard set.
+      ...(opts.guards ? [] : ['guards:', '  enabled: false']),
       'log:',
       '  level: info',
       '',
@@ -147,7 +153,7 @@ async function startPortcullis(mockPort: number, workers: number, cli: string[],
   );
   const keyOut = execFileSync(process.execPath, [...cli, 'keys', 'create', '--config', cfg, '--tenant', 'bench', '--name', 'bench', '--json'], { cwd: ROOT, encoding: 'utf8' });
   const key = (JSON.parse(keyOut.trim().split('\n').pop()!) as { key: string }).key;
-  const execArgs = profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [];
+  const execArgs = opts.profileDir ? ['--cpu-prof', '--cpu-prof-dir', opts.profileDir] : [];
   // Request logs stay on (level info) and go to /dev/null, as a production log shipper would drain them.
   const child = startChild(`portcullis x${workers}`, process.execPath, [...execArgs, ...cli, 'serve', '--config', cfg], { cwd: ROOT, stdout: 'ignore' });
   const url = `http://127.0.0.1:${port}`;
@@ -238,7 +244,7 @@ export async function run(): Promise<GatewayBenchResult> {
   const seg = Math.max(1, Math.round(D / ROUNDS));
   const TTFB_N = num('PCL_BENCH_TTFB_N', 200);
   const STREAMS = num('PCL_BENCH_STREAMS', 200);
-  const only = process.env.PCL_BENCH_TARGETS?.split(',').map((s) => s.trim());
+  const only = process.env.PCL_BENCH_TARGETS?.split(',').map((s) => s.trim()) ?? ['portcullis', 'portkey', 'portcullis-w2', 'portcullis-guards'];
   const notes: string[] = [];
   const tool = loadTool();
   if (tool === 'autocannon') notes.push('wrk is not installed (Debian: apt-get install wrk), so autocannon generated the load; it is slower than wrk, so the direct baseline is capped by the load generator.');
@@ -260,7 +266,7 @@ export async function run(): Promise<GatewayBenchResult> {
     ttfbSequentialRequests: TTFB_N,
     concurrentStreams: STREAMS,
     slowStreamChunkGapMs: SLOW_CHUNK_MS,
-    portcullisConfig: 'one openai provider → mock, no guards, log level info to /dev/null, upstream.connections 512',
+    portcullisConfig: 'one openai provider → mock, guards.enabled false (the portcullis-guards target keeps the default guards: injection block, secrets redact, PII flag), default identity/policy/limits modules, log level info to /dev/null, upstream.connections 512',
   };
   say(`\n== gateway overhead bench (${tool}, ${ROUNDS}×${seg}s per phase, node ${process.version}, ${cpus().length} cpus, load avg ${loadavg()[0]!.toFixed(2)}; gateway from ${cli.from}) ==`);
 
@@ -269,9 +275,10 @@ export async function run(): Promise<GatewayBenchResult> {
   const running: Array<{ r: TargetResult; gw: Running | null }> = [];
   try {
     const mockPort = await waitForPortLine(mockChild);
-    const body = chatBody('bench', false);
-    const streamBody = chatBody('bench', true);
-    const slowBody = chatBody('bench-slow', true);
+    // A real OpenAI model name, so per-model work (e.g. BPE token estimation for limits) happens as in production.
+    const body = chatBody(BENCH_MODEL, false);
+    const streamBody = chatBody(BENCH_MODEL, true);
+    const slowBody = chatBody(`${BENCH_MODEL}-slow`, true);
     const load = (t: Running, b: string, connections: number, durationSec: number) => runLoad({ url: t.url, headers: t.headers, body: b, connections, durationSec });
 
     const directRun: Running = { pids: () => [], url: `http://127.0.0.1:${mockPort}/v1/chat/completions`, headers: { authorization: 'Bearer sk-bench-not-a-key' }, stop: async () => {} };
@@ -280,12 +287,13 @@ export async function run(): Promise<GatewayBenchResult> {
     running.push({ r: directRes, gw: directRun });
 
     const gateways: Array<{ id: string; label: string; start: () => Promise<Running> }> = [
-      { id: 'portcullis', label: 'Portcullis (1 process)', start: () => startPortcullis(mockPort, 1, cli.args, profileDir) },
+      { id: 'portcullis', label: 'Portcullis (1 process)', start: () => startPortcullis(mockPort, 1, cli.args, profileDir ? { profileDir } : {}) },
       { id: 'portkey', label: 'Portkey gateway 1.15', start: () => startPortkey(mockPort) },
       { id: 'portcullis-w2', label: 'Portcullis --workers 2', start: () => startPortcullis(mockPort, 2, cli.args) },
+      { id: 'portcullis-guards', label: 'Portcullis, default guards', start: () => startPortcullis(mockPort, 1, cli.args, { guards: true }) },
     ];
     for (const g of gateways) {
-      if (only && !only.includes(g.id)) continue;
+      if (!only.includes(g.id)) continue;
       const r: TargetResult = { id: g.id, label: g.label };
       results.push(r);
       try {
@@ -427,6 +435,8 @@ function compare(rs: TargetResult[]): GatewayBenchResult['comparisons'] {
     rssAtConcurrentStreamsMB: { value: rss, target: '< 150 MB', pass: check(rss, (v) => v < 150) },
     portkeyRssAtConcurrentStreamsMB: { value: pk?.rssStreamsMB ?? null },
     workers2RssAtConcurrentStreamsMB: { value: w2?.rssStreamsMB ?? null, note: 'sum of both workers; the primary is extra' },
+    guardsAddedP50At1ConnectionMs: { value: diff(by('portcullis-guards')?.nonStream1?.p50, pc?.nonStream1?.p50), note: 'default guard set vs no guards, 1 KiB body' },
+    guardsThroughputRatio: { value: ratio(by('portcullis-guards')?.nonStream50?.rps, pc?.nonStream50?.rps), note: 'default guards / no guards, non-stream c50' },
     workers2Vs1Throughput: { value: workers, note: 'non-stream c50; on 2 cores the load generator and the mock compete for the same cores' },
     portcullisCpuUsPerRequest: { value: pc?.cpuUsPerRequest ?? null },
     portkeyCpuUsPerRequest: { value: pk?.cpuUsPerRequest ?? null },
@@ -478,6 +488,8 @@ function renderTable(rs: TargetResult[], c: GatewayBenchResult['comparisons']): 
       ['RSS at 200 concurrent streams, Portcullis (MB)', verdict('rssAtConcurrentStreamsMB')],
       ['RSS at 200 concurrent streams, Portkey (MB)', verdict('portkeyRssAtConcurrentStreamsMB')],
       ['workers 2 / 1 throughput', verdict('workers2Vs1Throughput')],
+      ['default guards: added p50 at 1 connection (ms)', verdict('guardsAddedP50At1ConnectionMs')],
+      ['default guards / no guards throughput', verdict('guardsThroughputRatio')],
       ['gateway CPU per request, Portkey / Portcullis', verdict('cpuPerRequestPortkeyVsPortcullis')],
     ]),
   ].join('\n');

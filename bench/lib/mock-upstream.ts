@@ -84,7 +84,7 @@ export async function startBenchMock(port = 0): Promise<BenchMock> {
         res.end('{"error":{"message":"bad json","type":"invalid_request_error","code":null}}');
         return;
       }
-      const model = typeof body.model === 'string' ? body.model.slice(0, 64) : 'bench';
+      const model = typeof body.model === 'string' ? body.model.slice(0, 64) : 'mock';
       if (body.stream === true) {
         const usage = body.stream_options?.include_usage === true;
         const key = `${model}|${usage}`;
