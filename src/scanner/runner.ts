@@ -6,6 +6,7 @@
 import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { runApiCheck, type ApiCheckResult } from './api-checks.js';
 import { grade } from './graders/index.js';
+import { detectorHits } from './graders/detectors.js';
 import { judgeResult, type JudgeOptions } from './judge.js';
 import type { Canaries, ChatMessage, ChatProbe, ChatReply, Outcome, PreparedAttack, ProbeResult, Target } from './types.js';
 
@@ -159,7 +160,8 @@ function chatResult(attack: PreparedAttack, replies: ChatReply[], opts: RunOptio
   if (pre === 'blocked') return { ...base, outcome: 'blocked', verdict: { grader: 'transport', success: false, score: 1, evidence: `request refused with HTTP ${reply.status}${reply.guard ? ` by guard ${reply.guard.name}` : ''}` } };
   const v = grade(probe.grade, reply, ctx);
   const outcome: Outcome = v.success ? 'succeeded' : blockedByFilter(reply) ? 'blocked' : 'resisted';
-  return { ...base, outcome, verdict: v };
+  const hits = detectorHits(reply.text.slice(0, 20_000));
+  return { ...base, outcome, verdict: v, ...(hits.length ? { detectors: hits } : {}) };
 }
 
 function apiResult(attack: PreparedAttack, r: ApiCheckResult): ProbeResult {

@@ -271,6 +271,8 @@ export interface ProbeResult {
   verdict: GradeVerdict;
   judge?: JudgeVerdict;
   guard?: GuardDecision;
+  /** Supplementary findings of the src/detect detectors on the reply (categories only, never values). */
+  detectors?: { detector: string; category: string; severity: Severity; score: number }[];
   latencyMs: number;
   attempts: number;
   error?: string;

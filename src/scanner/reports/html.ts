@@ -50,10 +50,11 @@ export function asrChart(byFamily: Record<string, Rate>): string {
 function finding(r: ProbeResult): string {
   const tools = r.toolCalls.length ? `<h4>Tool calls</h4><pre>${htmlEscape(JSON.stringify(r.toolCalls, null, 2))}</pre>` : '';
   const judge = r.judge ? `<p><b>LLM judge (${htmlEscape(r.judge.model)}):</b> ${htmlEscape(String(r.judge.success))} — ${htmlEscape(r.judge.reason || r.judge.error || '')}</p>` : '';
+  const det = r.detectors?.length ? `<p><b>Detectors on the reply:</b> ${r.detectors.map((d) => htmlEscape(`${d.detector} ${d.category} (${d.severity})`)).join(', ')}</p>` : '';
   const guard = r.guard ? `<p><b>Gateway guard:</b> ${htmlEscape(r.guard.name)} (${htmlEscape(r.guard.action)})</p>` : '';
   return `<details class="f ${htmlEscape(r.outcome)}"><summary><span class="sev ${htmlEscape(r.severity)}">${htmlEscape(r.severity)}</span> <span class="out">${htmlEscape(r.outcome)}</span> <code>${htmlEscape(r.probeId)}</code>${r.buff ? ` <span class="buff">${htmlEscape(r.buff)}</span>` : ''}${r.mode === 'stream' ? ' <span class="buff">stream</span>' : ''}</summary>
 <p>${htmlEscape(r.description)}</p>
-<p><b>Evidence (${htmlEscape(r.verdict.grader)}):</b> ${htmlEscape(r.verdict.evidence)}</p>${guard}${judge}
+<p><b>Evidence (${htmlEscape(r.verdict.grader)}):</b> ${htmlEscape(r.verdict.evidence)}</p>${guard}${judge}${det}
 <h4>Prompt</h4><pre>${htmlEscape(r.prompt.slice(0, 3000))}</pre>
 <h4>Reply (HTTP ${r.status}, ${r.latencyMs} ms)</h4><pre>${htmlEscape(r.reply.slice(0, 3000))}</pre>${tools}
 </details>`;
