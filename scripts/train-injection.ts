@@ -17,7 +17,9 @@ import { fileURLToPath } from 'node:url';
 import { join, dirname } from 'node:path';
 import { loadJsonl, DATASETS_DIR, bucketOf, isHarmfulRequest, type PromptRow } from '../eval/lib/datasets.js';
 import { normalize } from '../src/detect/normalize/index.js';
-import { featurize, dot, sigmoid, windows, FEATURE_BITS, WINDOW, type SparseVector } from '../src/detect/injection/features.js';
+import { featurize, dot, sigmoid, windows, FEATURE_BITS, WINDOW, INDIRECT_WINDOW, INDIRECT_STRIDE, type SparseVector } from '../src/detect/injection/features.js';
+import { readdirSync, readFileSync } from 'node:fs';
+import { fnv1a, canonicalText } from '../eval/lib/datasets.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const OUT = join(here, '..', 'src', 'detect', 'injection', 'model.json');
@@ -42,13 +44,12 @@ interface Sample {
   y: 0 | 1;
   w: number;
   set: string;
-  trust: 'trusted' | 'untrusted';
+  head: Head;
   bucket: number;
 }
 
-/** Two heads: `direct` (prompts in user turns) and `indirect` (documents and tool outputs). */
+/** Two heads: `direct` (prompts; 1024-unit windows) and `indirect` (documents and tool outputs; 256-unit windows). */
 type Head = 'direct' | 'indirect';
-const headOf = (s: Sample): Head => (s.trust === 'trusted' ? 'direct' : 'indirect');
 
 function mulberry32(seed: number): () => number {
   let a = seed >>> 0;
@@ -67,10 +68,10 @@ function foldOf(text: string): string {
   return normalize(text, { decode: false }).fold;
 }
 
-/** Training windows of a text: every window, at most 6 spread evenly. */
-function windowFolds(fold: string): string[] {
-  const ws = windows(fold.length);
-  const step = Math.max(1, Math.ceil(ws.length / 6));
+/** Training windows of a text: every window, at most `max` spread evenly. */
+function windowFolds(fold: string, size = WINDOW, stride = size / 2, max = 6): string[] {
+  const ws = windows(fold.length, size, stride);
+  const step = Math.max(1, Math.ceil(ws.length / max));
   const out: string[] = [];
   for (let i = 0; i < ws.length; i += step) out.push(fold.slice(ws[i][0], ws[i][1]));
   return out;
@@ -92,9 +93,7 @@ for (const [set, cfg] of Object.entries(TRAIN_SETS)) {
     const bucket = bucketOf(set, row);
     if (bucket === 0) continue; // held out for evaluation
     const y = row.label === 'attack' ? 1 : 0;
-    for (const fold of windowFolds(foldOf(row.text))) {
-      samples.push({ fold, y, w: 1, set, trust: cfg.trust, bucket });
-    }
+    for (const fold of windowFolds(foldOf(row.text))) samples.push({ fold, y, w: 1, set, head: 'direct', bucket });
     count(set, `${bucket === 1 ? 'val' : 'train'}_${row.label}`);
   }
 }
@@ -109,49 +108,132 @@ const benignProse = Object.entries(rowsBySet)
   .flatMap(([set, rows]) => rows.filter((r) => r.label === 'benign' && r.text.length <= 400 && bucketOf(set, r) >= 2))
   .map((r) => r.text);
 const payloads = [...bipiaInstr.map((r) => r.text), ...shortDirect.map((r) => r.text)];
+/**
+ * Instructions planted into documents, split by their own hash so validation never sees a
+ * training instruction: BIPIA train instructions, short direct attacks, and ordinary user
+ * prompts (a user-style request embedded in data addressed to the model is the BIPIA threat).
+ */
+const plantPool = (side: 'train' | 'val') => {
+  const ok = (t: string) => (fnv1a(canonicalText(t)) % 5 === 1) === (side === 'val');
+  const inSide = (set: string, r: PromptRow) => (side === 'val' ? bucketOf(set, r) === 1 : bucketOf(set, r) >= 2);
+  const trustedRows = Object.entries(rowsBySet).filter(([set]) => TRAIN_SETS[set].trust === 'trusted');
+  return {
+    bipia: bipiaInstr.map((r) => r.text).filter(ok),
+    direct: trustedRows.flatMap(([set, rows]) => rows.filter((r) => r.label === 'attack' && !isHarmfulRequest(r) && r.text.length <= 400 && inSide(set, r))).map((r) => r.text),
+    prompts: trustedRows.flatMap(([set, rows]) => rows.filter((r) => r.label === 'benign' && r.text.length <= 400 && inSide(set, r))).map((r) => r.text),
+  };
+};
+const pools = { train: plantPool('train'), val: plantPool('val') };
 let synth = 0;
+
+/**
+ * Benign documents with prose and code: README.md files of the installed npm packages under
+ * permissive licences (MIT, ISC, Apache-2.0, BSD, 0BSD), skipping any that talk about prompts,
+ * LLMs, injection or guardrails. Pinned by package-lock.json, listed in sorted order.
+ */
+function readmeDocs(): { name: string; text: string }[] {
+  const root = join(here, '..', 'node_modules');
+  const dirs: string[] = [];
+  for (const d of readdirSync(root).sort()) {
+    if (d.startsWith('.')) continue;
+    if (d.startsWith('@')) for (const e of readdirSync(join(root, d)).sort()) dirs.push(`${d}/${e}`);
+    else dirs.push(d);
+  }
+  const out: { name: string; text: string }[] = [];
+  for (const d of dirs) {
+    try {
+      const pj = JSON.parse(readFileSync(join(root, d, 'package.json'), 'utf8')) as { license?: unknown };
+      if (typeof pj.license !== 'string' || !/^(MIT|ISC|Apache-2\.0|BSD-2-Clause|BSD-3-Clause|0BSD)$/.test(pj.license)) continue;
+      const f = readdirSync(join(root, d)).find((x) => /^readme\.md$/i.test(x));
+      if (!f) continue;
+      const text = readFileSync(join(root, d, f), 'utf8');
+      if (/injection|jailbreak|prompt|guardrail|\bllm\b|chatgpt|openai|anthropic/i.test(text)) continue;
+      out.push({ name: d, text });
+    } catch {
+      /* not a package */
+    }
+  }
+  return out;
+}
+
+/** Carrier documents: AgentDojo tool outputs (MIT) and README slices, each with its bucket. */
+interface Carrier {
+  text: string;
+  bucket: number;
+  template: string | null;
+  slots: string[];
+  set: string;
+}
+const carriers: Carrier[] = [];
 for (const row of rowsBySet.agentdojo_environments) {
   const bucket = bucketOf('agentdojo_environments', row);
   if (bucket === 0) continue;
-  for (let k = 0; k < 4; k++) {
-    const attack = k < 3 ? pick(bipiaInstr).text : pick(payloads);
-    let carrier = row.text;
-    const template = typeof row.template === 'string' ? row.template : null;
-    const slots = Array.isArray(row.injection_slots) ? (row.injection_slots as string[]) : [];
-    let doc: string;
-    if (template && slots.length > 0) {
-      doc = template;
-      const target = pick(slots);
-      for (const s of slots) doc = doc.split(`{${s}}`).join(s === target ? attack.replace(/\n/g, ' ') : '');
-    } else {
-      const room = Math.max(200, WINDOW - attack.length - 8);
-      if (carrier.length > room) {
-        const s = Math.floor(rand() * (carrier.length - room));
-        carrier = carrier.slice(s, s + room);
-      }
-      const pos = k % 3;
-      if (pos === 0) doc = `${attack}\n${carrier}`;
-      else if (pos === 2) doc = `${carrier}\n${attack}`;
-      else {
-        const mid = carrier.indexOf('\n', Math.floor(carrier.length / 2));
-        const at = mid < 0 ? Math.floor(carrier.length / 2) : mid;
-        doc = `${carrier.slice(0, at)}\n${attack}\n${carrier.slice(at)}`;
-      }
+  const template = typeof row.template === 'string' ? row.template : null;
+  const slots = Array.isArray(row.injection_slots) ? (row.injection_slots as string[]) : [];
+  carriers.push({ text: row.text, bucket, template, slots, set: 'agentdojo_environments' });
+}
+const readmes = readmeDocs();
+for (const r of readmes) {
+  const bucket = fnv1a(r.name) % 5;
+  if (bucket === 0) continue;
+  const start = r.text.length > 2000 ? Math.floor(rand() * (r.text.length - 2000)) : 0;
+  carriers.push({ text: r.text.slice(start, start + 2000), bucket, template: null, slots: [], set: 'npm_readmes' });
+}
+count('npm_readmes', `docs_${readmes.length}`);
+
+/** Indirect-head windows of a synthetic document: windows covering the planted span are positive, disjoint ones negative. */
+function plantedWindows(fold: string, span: [number, number], bucket: number) {
+  let neg = 0;
+  for (const [s, e] of windows(fold.length, INDIRECT_WINDOW, INDIRECT_STRIDE)) {
+    const overlap = Math.max(0, Math.min(e, span[1]) - Math.max(s, span[0]));
+    const attackLen = span[1] - span[0];
+    if (overlap >= Math.min(0.6 * attackLen, 0.6 * (e - s))) samples.push({ fold: fold.slice(s, e), y: 1, w: 1, set: 'synthetic_indirect', head: 'indirect', bucket });
+    else if (overlap === 0 && neg < 3 && rand() < 0.5) {
+      samples.push({ fold: fold.slice(s, e), y: 0, w: 1, set: 'synthetic_indirect_context', head: 'indirect', bucket });
+      neg++;
     }
-    const fold = foldOf(doc);
-    // Keep the window(s) that contain the injection: synthetic docs are short, so take the window around it.
-    for (const f of windowFolds(fold)) samples.push({ fold: f, y: 1, w: 1, set: 'synthetic_indirect', trust: 'untrusted', bucket });
+  }
+}
+
+for (const c of carriers) {
+  const attacks = c.set === 'agentdojo_environments' ? 4 : 2;
+  for (let k = 0; k < attacks; k++) {
+    const pool = pools[c.bucket === 1 ? 'val' : 'train'];
+    const attack = k === 0 ? pick(pool.bipia) : k === 1 ? pick(pool.prompts) : k === 2 ? pick(pool.direct) : pick(pool.bipia);
+    void payloads;
+    let doc: string;
+    let at: number;
+    const planted = c.template && c.slots.length > 0 ? attack.replace(/\n/g, ' ') : attack;
+    if (c.template && c.slots.length > 0) {
+      const target = pick(c.slots);
+      doc = c.template;
+      for (const sl of c.slots) if (sl !== target) doc = doc.split(`{${sl}}`).join('');
+      at = doc.indexOf(`{${target}}`);
+      doc = doc.split(`{${target}}`).join(planted);
+    } else {
+      const pos = k % 3;
+      if (pos === 0) at = 0;
+      else if (pos === 2) at = c.text.length + 1;
+      else {
+        const mid = c.text.indexOf('\n', Math.floor(c.text.length / 2));
+        at = (mid < 0 ? Math.floor(c.text.length / 2) : mid) + 1;
+      }
+      doc = pos === 0 ? `${planted}\n${c.text}` : pos === 2 ? `${c.text}\n${planted}` : `${c.text.slice(0, at - 1)}\n${planted}\n${c.text.slice(at - 1)}`;
+    }
+    const norm = normalize(doc, { decode: false });
+    // Map the planted span (original offsets) to view offsets.
+    let vs = 0;
+    while (vs < norm.starts.length && norm.starts[vs] < at) vs++;
+    let ve = vs;
+    while (ve < norm.starts.length && norm.starts[ve] < at + planted.length) ve++;
+    plantedWindows(norm.fold, [vs, ve], c.bucket);
     synth++;
   }
-  // Benign documents that also contain ordinary prose or questions (hard negatives for the indirect head).
-  for (let k = 0; k < 2; k++) {
-    const benign = pick(benignProse);
-    const at = Math.floor(rand() * row.text.length);
-    const doc = `${row.text.slice(0, at)}\n${benign}\n${row.text.slice(at)}`;
-    for (const f of windowFolds(foldOf(doc))) samples.push({ fold: f, y: 0, w: 1, set: 'synthetic_benign_doc', trust: 'untrusted', bucket });
-  }
-  // Benign carriers get extra weight (they are few).
-  for (const f of windowFolds(foldOf(row.text))) samples.push({ fold: f, y: 0, w: 2, set: 'agentdojo_environments', trust: 'untrusted', bucket });
+  // Benign carriers: negatives for both heads.
+  const fold = foldOf(c.text);
+  const w = c.set === 'agentdojo_environments' ? 2 : 1;
+  for (const f of windowFolds(fold, INDIRECT_WINDOW, INDIRECT_STRIDE, 8)) samples.push({ fold: f, y: 0, w, set: c.set, head: 'indirect', bucket: c.bucket });
+  for (const f of windowFolds(fold, WINDOW, WINDOW / 2, 2)) samples.push({ fold: f, y: 0, w, set: c.set, head: 'direct', bucket: c.bucket });
 }
 count('synthetic_indirect', `docs_${synth}`);
 
@@ -166,9 +248,7 @@ const EPOCHS = 12;
 
 function trainHead(head: Head) {
   // The direct head also sees benign tool outputs as negatives, so structured data does not look like a prompt attack.
-  const all = samples
-    .map((s, i) => ({ s, v: vecs[i] }))
-    .filter((x) => headOf(x.s) === head || (head === 'direct' && x.s.set === 'agentdojo_environments' && x.s.y === 0));
+  const all = samples.map((s, i) => ({ s, v: vecs[i] })).filter((x) => x.s.head === head);
   const train = all.filter((x) => x.s.bucket >= 2);
   const val = all.filter((x) => x.s.bucket === 1);
   const pos = train.filter((x) => x.s.y === 1).reduce((a, x) => a + x.s.w, 0);
@@ -244,6 +324,32 @@ function report(name: string, xs: { y: number; p: number }[], t: number) {
 
 const heads = { direct: trainHead('direct'), indirect: trainHead('indirect') };
 
+/**
+ * Document-level calibration of the indirect head: the max over 256-unit windows on benign
+ * validation documents (AgentDojo and README bucket 1, plus BIPIA's train-split contexts, which
+ * are used only for this threshold, never as training data). The classifier maps the 2 %
+ * point to 0.5.
+ */
+{
+  const h = heads.indirect;
+  const bytes = Buffer.from(h.weights, 'base64');
+  const q = new Int8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const wq = new Float32Array(q.length);
+  for (let i = 0; i < q.length; i++) wq[i] = q[i] * h.scale;
+  const docs = [
+    ...carriers.filter((c) => c.bucket === 1).map((c) => c.text),
+    ...loadJsonl<PromptRow>(join(DATASETS_DIR, 'bipia', 'bipia.jsonl')).filter((r) => r.split === 'train' && r.label === 'benign').map((r) => r.text),
+  ];
+  const scores = docs.map((d) => {
+    const f = foldOf(d);
+    let best = 0;
+    for (const [s, e] of windows(f.length, INDIRECT_WINDOW, INDIRECT_STRIDE)) best = Math.max(best, sigmoid(dot(featurize(f.slice(s, e)), wq) + h.bias));
+    return { y: 0, p: best };
+  });
+  h.calibration = { ...thresholdsAt(scores, [0.01, 0.02, 0.05]), documents: scores.length };
+  console.log(`[indirect] document-level calibration on ${scores.length} benign validation documents: ${JSON.stringify(h.calibration)}`);
+}
+
 const meta = {
   trainedAt: new Date().toISOString().slice(0, 10),
   seed: SEED,
@@ -251,9 +357,10 @@ const meta = {
     'bucket = FNV-1a(canonical text; JailbreakBench: canonical goal) mod 5, canonical = lowercase + collapsed whitespace; BIPIA: its own split (test = held out). 0 = held out (eval only), 1 = validation (calibration), 2-4 = training.',
   sets: Object.fromEntries(Object.entries(TRAIN_SETS).map(([k, v]) => [k, v.licence])),
   excluded: ['wizardlm_testset (CC BY-NC 4.0)', 'bipia contexts (CC BY-SA)', 'harmful_request/* rows (not injections)'],
-  synthetic: 'BIPIA train attack instructions (MIT) and short direct attacks inserted into AgentDojo tool outputs (MIT), seeded',
+  synthetic: 'BIPIA train attack instructions (MIT) and short direct attacks planted into AgentDojo tool outputs (MIT) and npm README slices; indirect-head windows over the planted span are positive, disjoint windows negative; seeded',
   counts,
-  window: WINDOW,
+  window: { direct: WINDOW, indirect: INDIRECT_WINDOW },
+  benignDocuments: 'README.md of installed npm packages with MIT/ISC/Apache-2.0/BSD/0BSD licences, excluding any mentioning prompts/LLMs/injection (pinned by package-lock.json)',
   epochs: EPOCHS,
   heads: Object.fromEntries(Object.entries(heads).map(([k, h]) => [k, { validation: h.validation, calibration: h.calibration, trainWindows: h.trainWindows }])),
 };

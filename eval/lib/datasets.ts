@@ -119,12 +119,13 @@ export function splitKeyOf(set: string, row: PromptRow): string {
 
 /**
  * Bucket 0–4 of a prompt row. Rule: FNV-1a(split key) mod 5, except BIPIA, whose own
- * train/test split is used (test → bucket 0, train → bucket 2) because its injected documents
- * reuse each attack instruction many times. Bucket 0 is held out for evaluation, bucket 1 is
+ * train/test split is used (test → bucket 0, train → bucket 1) because its injected documents
+ * reuse each attack instruction many times; BIPIA's contexts (CC BY-SA) are never trained on,
+ * its train split only serves threshold calibration. Bucket 0 is held out for evaluation, bucket 1 is
  * the validation bucket for threshold calibration, buckets 2–4 are training.
  */
 export function bucketOf(set: string, row: PromptRow): number {
-  if (set === 'bipia' && (row.split === 'test' || row.split === 'train')) return row.split === 'test' ? 0 : 2;
+  if (set === 'bipia' && (row.split === 'test' || row.split === 'train')) return row.split === 'test' ? 0 : 1;
   return fnv1a(splitKeyOf(set, row)) % 5;
 }
 

@@ -8,6 +8,7 @@
  * `--no-peers` skips the peers.
  */
 import { writeFileSync, mkdirSync } from 'node:fs';
+import { loadavg, cpus } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -21,7 +22,8 @@ const here = dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
 const SPLIT_BUCKET = args.includes('--split') && args[args.indexOf('--split') + 1] === 'validation' ? 1 : 0;
 const WITH_PEERS = !args.includes('--no-peers');
-const TRAINED = new Set(Object.keys((MODEL_META.sets as Record<string, string>) ?? {}));
+/** Sets with a train/validation/held-out split: the classifier's training sets, plus BIPIA (own split; train split = calibration only). */
+const TRAINED = new Set([...Object.keys((MODEL_META.sets as Record<string, string>) ?? {}), 'bipia']);
 const UNTRUSTED_SETS = new Set(['bipia', 'agentdojo_environments', 'greshake_llm_security']);
 
 interface EvalRow {
@@ -279,7 +281,9 @@ const main = async () => {
   }
 
   // Throughput, overall.
-  console.log('\nThroughput (all rows, one thread)');
+  const load = loadavg().map((x) => x.toFixed(1)).join(' ');
+  console.log(`\nThroughput (all rows, one thread; ${cpus().length} CPUs, load average at the end ${load} — compare detectors only within one run)`);
+  result.loadAverage = loadavg();
   console.log(formatTable(['detector', 'texts', 'MB', 'MB/s', 'texts/s', 'errors'], runs.map((r) => [r.name, r.throughput.texts, Number((r.throughput.bytes / 1e6).toFixed(2)), Number(r.throughput.mbPerS.toFixed(2)), Math.round(r.throughput.textsPerS), r.errors])));
 
   // Examples of misses and false positives (ours).

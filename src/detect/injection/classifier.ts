@@ -4,7 +4,7 @@
  * this module, imported statically (no I/O at call time); weights are int8-quantised.
  */
 import model from './model.json' with { type: 'json' };
-import { featurize, dot, sigmoid, windows, FEATURE_BITS, type SparseVector } from './features.js';
+import { featurize, dot, sigmoid, windows, FEATURE_BITS, INDIRECT_WINDOW, INDIRECT_STRIDE, type SparseVector } from './features.js';
 
 /** Shape of model.json. */
 export interface InjectionModel {
@@ -71,8 +71,8 @@ function logit(p: number): number {
 }
 
 /**
- * The indirect head is calibrated so that its validation threshold at 2 % false positives on
- * benign documents maps to 0.5 (the default untrusted upper threshold).
+ * The indirect head is calibrated so that its document-level validation threshold at 2 % false
+ * positives on benign documents maps to 0.5 (the default untrusted upper threshold).
  */
 const INDIRECT_SHIFT = (() => {
   const heads = (MODEL_META.heads ?? {}) as Record<string, { calibration?: Record<string, number> }>;
@@ -88,12 +88,15 @@ export function indirectScore(v: SparseVector): number {
 
 /**
  * Scores a folded view in overlapping windows; returns every window's score (the max is the
- * text score). Trusted text uses the direct head; untrusted text the max of both heads.
+ * text score). Trusted text: the direct head on 1024-unit windows. Untrusted text: also the
+ * indirect head on 256-unit windows (a planted instruction dominates such a window).
  */
 export function classifyWindows(fold: string, untrusted = false): WindowScore[] {
-  return windows(fold.length).map(([s, e]) => {
-    const v = featurize(fold.slice(s, e));
-    const d = scoreVector(v, 'direct');
-    return { start: s, end: e, score: untrusted ? Math.max(d, indirectScore(v)) : d };
-  });
+  const out: WindowScore[] = windows(fold.length).map(([s, e]) => ({ start: s, end: e, score: scoreVector(featurize(fold.slice(s, e)), 'direct') }));
+  if (untrusted) {
+    for (const [s, e] of windows(fold.length, INDIRECT_WINDOW, INDIRECT_STRIDE)) {
+      out.push({ start: s, end: e, score: indirectScore(featurize(fold.slice(s, e))) });
+    }
+  }
+  return out;
 }

@@ -132,9 +132,12 @@ export function sigmoid(z: number): number {
   return z >= 0 ? 1 / (1 + Math.exp(-z)) : Math.exp(z) / (1 + Math.exp(z));
 }
 
-/** Window length and stride (code units of the matching view) for long inputs. */
+/** Window length and stride (code units of the matching view) of the direct head. */
 export const WINDOW = 1024;
 export const STRIDE = 512;
+/** Smaller windows for the indirect head, so one planted sentence dominates its window in a long document. */
+export const INDIRECT_WINDOW = 256;
+export const INDIRECT_STRIDE = 128;
 
 /** Window spans [start, end) of a view of length `n`: one span when it fits, otherwise overlapping windows. */
 export function windows(n: number, size = WINDOW, stride = STRIDE): [number, number][] {

@@ -111,7 +111,7 @@ test('adversarial 1 MiB inputs complete (linear time)', () => {
     const t = performance.now();
     const n = normalize(s);
     assert.ok(n.starts.length === n.text.length);
-    assert.ok(performance.now() - t < 5000);
+    assert.ok(performance.now() - t < 30_000, "completes (a catastrophic regex would take far longer)");
   }
 });
 
