@@ -33,6 +33,11 @@ export interface EngineOptions {
   /** Pre-built judges (tests); otherwise built from `guards.judges`. */
   judges?: Partial<Record<'prompt-guard' | 'llama-guard', Judge>>;
   vault?: PseudonymVault;
+  /**
+   * More guards per effective config (e.g. the response-stage guards of src/guards/response),
+   * appended after the built-in ones for every tenant/tier/key scope.
+   */
+  extraGuards?: (cfg: GuardsConfig) => Guard[];
 }
 
 /** The result of running the request stage over a body. */
@@ -152,6 +157,7 @@ export function createGuardEngine(raw: GuardsConfig | GuardsConfigInput | undefi
     judges.set('llama-guard', createLlamaGuardJudge({ baseUrl: j.baseUrl, model: j.model, timeoutMs: j.timeoutMs, failMode: j.failMode, cacheSize: j.cacheSize, cacheTtlMs: j.cacheTtlMs, ...(apiKey ? { apiKey } : {}) }));
   }
   const deps = { judges, vault, hashKey, cache: createDetectionCache(cfg.cacheEntries) };
+  const guardsOf = (c: GuardsConfig): Guard[] => [...buildGuards(c, deps), ...(c.enabled && opts.extraGuards ? opts.extraGuards(c) : [])];
   const toScope = (s?: string | PolicyScope): PolicyScope => (typeof s === 'string' ? { tenantName: s } : s ?? {});
   /** Only names that have overrides matter for the cache key (bounded by the config). */
   const keyOf = (s: PolicyScope) => {
@@ -160,12 +166,12 @@ export function createGuardEngine(raw: GuardsConfig | GuardsConfigInput | undefi
     const key = s.keyId !== undefined && cfg.keys[s.keyId] ? s.keyId : '';
     return `${tier}\0${tenant}\0${key}`;
   };
-  const pipelines = new Map<string, Pipeline>([['\0\0', createPipeline(buildGuards(cfg, deps))]]);
+  const pipelines = new Map<string, Pipeline>([['\0\0', createPipeline(guardsOf(cfg))]]);
   const pipelineOf = (s: PolicyScope): Pipeline => {
     const k = keyOf(s);
     let p = pipelines.get(k);
     if (!p) {
-      p = createPipeline(buildGuards(configForScope(cfg, s), deps));
+      p = createPipeline(guardsOf(configForScope(cfg, s)));
       pipelines.set(k, p);
     }
     return p;

@@ -128,12 +128,18 @@ function limitError(e: GuardLimitError): GatewayError {
   return new GatewayError('PCL_BODY_TOO_LARGE', { message: `The input is larger than the guards accept (${e.limit === 'segment' ? 'one text part' : 'total text'} over ${e.max} characters).` });
 }
 
+/** The guards module; later modules (response guards, admin API) reach the engine through it. */
+export interface GuardsModule extends GatewayModule {
+  engine: GuardEngine;
+}
+
 /** Creates the guards module from the gateway config (`config.guards`). */
-export function createGuardsModule(mctx: ModuleContext, engine: GuardEngine = createGuardEngine((mctx.config as { guards?: unknown }).guards as never, { env: mctx.env })): GatewayModule {
+export function createGuardsModule(mctx: ModuleContext, engine: GuardEngine = createGuardEngine(mctx.config.guards, { env: mctx.env })): GuardsModule {
   const db = mctx.db.kysely;
   const log = mctx.logger;
   return {
     name: 'guards',
+    engine,
     steps: {
       async requestGuards(ctx) {
         const tenantName = ctx.principal?.tenantName;
@@ -222,6 +228,6 @@ export function createGuardsModule(mctx: ModuleContext, engine: GuardEngine = cr
 }
 
 /** The module factory listed in the composition root. */
-export function guardsModule(mctx: ModuleContext): GatewayModule {
+export function guardsModule(mctx: ModuleContext): GuardsModule {
   return createGuardsModule(mctx);
 }
