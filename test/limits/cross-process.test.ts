@@ -140,7 +140,7 @@ describe('limits on Redis', { skip, timeout: 20_000 }, () => {
 
   test('settlement replaces the reservation; release gives everything back', async () => {
     const config = parseLimitsConfig({ keyPrefix: PREFIX });
-    const limiter = track(createLimiter({ config, store: createRedisCounterStore(URL, { keyPrefix: PREFIX }) }));
+    const limiter = track(createLimiter({ config, store: createRedisCounterStore(URL, { keyPrefix: PREFIX, commandTimeoutMs: 3000 }) }));
     const limits = { key: { dailyTokens: 10_000, dailyCostUsd: 1, concurrency: 1 } };
     const req = { tenantId: 'settle', keyId: 'k', model: 'demo', inputTokens: 1000, requestedOutputTokens: 500, messages: 1, limits };
     const a = await limiter.admit(req);

@@ -38,7 +38,7 @@ if (!reachable) console.log(`# skipping the Redis run of the limiter suite: Redi
 
 const stores: { name: string; make: () => CounterStore; skip: string | false }[] = [
   { name: 'memory', make: () => createMemoryCounterStore({ sweepMs: 0 }), skip: false },
-  { name: 'redis', make: () => createRedisCounterStore(URL, { keyPrefix: PREFIX }), skip: reachable ? false : 'Redis unreachable' },
+  { name: 'redis', make: () => createRedisCounterStore(URL, { keyPrefix: PREFIX, commandTimeoutMs: 3000 }), skip: reachable ? false : 'Redis unreachable' },
 ];
 
 after(async () => {

@@ -121,7 +121,7 @@ describe('limits properties', () => {
     test('same random sequence → same decisions, headers and costs', async () => {
       let now = T0;
       const mem = createLimiter({ config, store: createMemoryCounterStore({ sweepMs: 0 }), clock: () => now });
-      const red = createLimiter({ config, store: createRedisCounterStore(URL, { keyPrefix: PREFIX }), clock: () => now });
+      const red = createLimiter({ config, store: createRedisCounterStore(URL, { keyPrefix: PREFIX, commandTimeoutMs: 3000 }), clock: () => now });
       limiters.push(mem, red);
       await fc.assert(
         fc.asyncProperty(
