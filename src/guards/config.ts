@@ -180,6 +180,12 @@ export const guardsConfigSchema = z
         maxConversations: z.number().int().positive().max(10_000_000).default(10_000),
         /** Placeholders per conversation at most. */
         maxEntries: z.number().int().positive().max(1_000_000).default(1_000),
+        /** `redis` shares conversations between gateway instances (entries AES-256-GCM encrypted). */
+        store: z.enum(['memory', 'redis']).default('memory'),
+        /** Redis URL for `store: redis` (default: store.redisUrl). */
+        redisUrl: z.string().optional(),
+        /** Env variable holding the 32-byte vault key (64 hex characters or base64), required for `store: redis`. */
+        keyEnv: z.string().default('PORTCULLIS_VAULT_KEY'),
       })
       .strict()
       .default({}),

@@ -18,6 +18,7 @@ import { createPipeline, type Pipeline, type RunOptions } from './pipeline.js';
 import { createSpotlightGuard } from './spotlight/index.js';
 import type { Guard, PipelineOutcome } from './types.js';
 import { createVault, type PseudonymVault } from './vault.js';
+import { createRedisVault, parseVaultKey } from './vault-redis.js';
 
 /** Raised when input exceeds the configured guard limits (the gateway answers 413). */
 export class GuardLimitError extends Error {
@@ -38,6 +39,8 @@ export interface EngineOptions {
    * appended after the built-in ones for every tenant/tier/key scope.
    */
   extraGuards?: (cfg: GuardsConfig) => Guard[];
+  /** Redis URL used by `vault.store: redis` when `vault.redisUrl` is not set (the gateway passes store.redisUrl). */
+  redisUrl?: string;
 }
 
 /** The result of running the request stage over a body. */
@@ -137,12 +140,26 @@ export function buildGuards(cfg: GuardsConfig, deps: { judges: ReadonlyMap<strin
   return guards;
 }
 
+/** Whether any guard of a config pseudonymises (and so needs the vault). */
+function usesVault(cfg: GuardsConfig): boolean {
+  return cfg.pii.action === 'pseudonymize' || cfg.secrets.action === 'pseudonymize' || cfg.regex.some((r) => r.action === 'pseudonymize');
+}
+
 /** Creates the engine from a `guards:` section (raw or parsed). */
 export function createGuardEngine(raw: GuardsConfig | GuardsConfigInput | undefined, opts: EngineOptions = {}): GuardEngine {
   const cfg = parseGuardsConfig(raw ?? {});
   const env = opts.env ?? process.env;
   const hashKey = env[cfg.hashKeyEnv] || randomBytes(32);
-  const vault = opts.vault ?? createVault({ ttlMs: cfg.vault.ttlSeconds * 1000, maxConversations: cfg.vault.maxConversations, maxEntries: cfg.vault.maxEntries });
+  const vaultOpts = { ttlMs: cfg.vault.ttlSeconds * 1000, maxConversations: cfg.vault.maxConversations, maxEntries: cfg.vault.maxEntries };
+  let vault: PseudonymVault;
+  if (opts.vault) vault = opts.vault;
+  else if (cfg.vault.store === 'redis') {
+    const url = cfg.vault.redisUrl ?? opts.redisUrl;
+    if (!url) throw new Error('guards.vault.store is redis but neither guards.vault.redisUrl nor store.redisUrl is set');
+    const keyText = env[cfg.vault.keyEnv];
+    if (!keyText) throw new Error(`guards.vault.store is redis: set ${cfg.vault.keyEnv} to a 32-byte key (64 hex characters or base64)`);
+    vault = createRedisVault({ ...vaultOpts, redis: url, encryptionKey: parseVaultKey(keyText) });
+  } else vault = createVault(vaultOpts);
   const judges = new Map<string, Judge>();
   if (opts.judges?.['prompt-guard']) judges.set('prompt-guard', opts.judges['prompt-guard']);
   else if (cfg.judges.promptGuard) {
@@ -206,12 +223,16 @@ export function createGuardEngine(raw: GuardsConfig | GuardsConfigInput | undefi
       const inspected = inspect(api, body);
       const only = engine.routeList(api, scope);
       engine.checkLimits(inspected, scope);
+      const shared = vault.prepare && runOpts.conversationId && runOpts.tenant !== undefined && usesVault(effective(scope));
+      if (shared) await vault.prepare!(runOpts.tenant!, runOpts.conversationId!);
       const outcome = await pipelineOf(scope).run('request', inspected.segments, { ...runOpts, api, ...(only ? { only } : {}) });
+      if (shared && outcome.action !== 'block') await vault.commit!(runOpts.tenant!, runOpts.conversationId!);
       const out = outcome.action === 'block' ? body : writeBack(inspected, body, outcome.segments, outcome.changed, outcome.run.systemNotes);
       return { inspected, outcome, body: out };
     },
     async close() {
       for (const j of judges.values()) await j.close().catch(() => {});
+      if (!opts.vault) await vault.close?.().catch(() => {});
     },
   };
   return engine;

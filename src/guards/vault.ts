@@ -23,8 +23,19 @@ export interface VaultSession {
   readonly mapping: ReadonlyMap<string, string>;
 }
 
-class Session implements VaultSession {
+/** One stored placeholder: what it stands for. */
+export interface VaultEntry {
+  placeholder: string;
+  style: 'tag' | 'surrogate';
+  category: string;
+  value: string;
+}
+
+/** A session's table (exported for the Redis variant). */
+export class Session implements VaultSession {
   readonly mapping = new Map<string, string>();
+  /** Entries added since the last commit (persisted by the Redis variant). */
+  pending: VaultEntry[] = [];
   private readonly byValue = new Map<string, string>();
   private readonly counts = new Map<string, number>();
   constructor(private readonly max: number, private readonly seed: string) {}
@@ -39,13 +50,27 @@ class Session implements VaultSession {
       p = surrogate(value, category, this.seed);
       for (let i = 1; this.mapping.has(p) || p === value; i++) p = surrogate(value, category, `${this.seed}:${i}`);
     } else {
-      const n = (this.counts.get(cat) ?? 0) + 1;
+      let n = (this.counts.get(cat) ?? 0) + 1;
+      while (this.mapping.has(`<${cat}_${n}>`)) n++;
       this.counts.set(cat, n);
       p = `<${cat}_${n}>`;
     }
     this.byValue.set(k, p);
     this.mapping.set(p, value);
+    this.pending.push({ placeholder: p, style, category, value });
     return p;
+  }
+  /** Adds entries loaded from a shared store; entries whose placeholder is taken locally are skipped. */
+  merge(entries: readonly VaultEntry[]): void {
+    for (const e of entries) {
+      if (this.mapping.has(e.placeholder)) continue;
+      const k = `${e.style}\0${e.category}\0${e.value}`;
+      if (this.byValue.has(k)) continue;
+      this.byValue.set(k, e.placeholder);
+      this.mapping.set(e.placeholder, e.value);
+      const m = /^<([A-Z0-9_]+)_(\d+)>$/.exec(e.placeholder);
+      if (m) this.counts.set(m[1]!, Math.max(this.counts.get(m[1]!) ?? 0, Number(m[2])));
+    }
   }
 }
 
@@ -55,9 +80,14 @@ export interface PseudonymVault {
   session(tenant: string, conversationId?: string): VaultSession;
   /** The placeholder table of an existing conversation (not created, not refreshed), if any. */
   peek(tenant: string, conversationId: string): ReadonlyMap<string, string> | undefined;
-  /** Number of live conversations. */
+  /** Shared-store variants: loads a conversation before the guards run. */
+  prepare?(tenant: string, conversationId: string): Promise<void>;
+  /** Shared-store variants: persists the entries a run added. */
+  commit?(tenant: string, conversationId: string): Promise<void>;
+  /** Number of live conversations (in this process). */
   readonly size: number;
   clear(): void;
+  close?(): Promise<void>;
 }
 
 /** Creates an in-memory vault (LRU + TTL). */

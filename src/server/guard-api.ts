@@ -134,7 +134,7 @@ export interface GuardsModule extends GatewayModule {
 }
 
 /** Creates the guards module from the gateway config (`config.guards`). */
-export function createGuardsModule(mctx: ModuleContext, engine: GuardEngine = createGuardEngine(mctx.config.guards, { env: mctx.env })): GuardsModule {
+export function createGuardsModule(mctx: ModuleContext, engine: GuardEngine = createGuardEngine(mctx.config.guards, { env: mctx.env, ...(mctx.config.store.redisUrl ? { redisUrl: mctx.config.store.redisUrl } : {}) })): GuardsModule {
   const db = mctx.db.kysely;
   const log = mctx.logger;
   return {
@@ -159,7 +159,8 @@ export function createGuardsModule(mctx: ModuleContext, engine: GuardEngine = cr
           });
         } catch (e) {
           if (e instanceof GuardLimitError) throw limitError(e);
-          throw e;
+          // Anything else (e.g. the shared vault unreachable) fails closed: nothing is forwarded unchecked.
+          throw e instanceof GatewayError ? e : new GatewayError('PCL_GUARD_FAILED', { internal: (e as Error)?.message ?? String(e) });
         }
         const { outcome } = run;
         // In a conversation the model may refer to placeholders of earlier turns (e.g. Responses
