@@ -11,10 +11,13 @@ const WORD = "[A-Z][A-Za-z'.-]{1,24}|\\d{1,3}(?:st|nd|rd|th)";
 const NUMBER_FIRST = `(?<![\\w-])\\d{1,6}[A-Za-z]?(?:\\s(?:${WORD})){1,4}\\s(?:${SUFFIX})\\b\\.?${UNIT}${US_TAIL}`;
 const STREET_WORDS_EU =
   'straße|strasse|str\\.|weg|gasse|platz|allee|ring|damm|ufer|katu|tie|polku|vej|gade|laan|straat|plein|gracht|väg|vägen|gatan|gata|veien|vegen|utca|ulica|ul\\.';
-const NAME_FIRST_EU = `(?<![\\w-])[A-ZÀ-Ý][a-zß-ÿ]{1,30}(?:${STREET_WORDS_EU})\\s\\d{1,4}[a-z]?(?![\\w])`;
+const NAME_FIRST_EU = `(?<![\\w-])[A-ZÀ-Ý][a-zß-ÿ]{3,30}(?:${STREET_WORDS_EU})\\s\\d{1,4}[a-z]?(?![\\w])`;
 const ROMANCE =
   '(?<![\\w-])(?:\\d{1,4},?\\s)?(?:Rue|Avenue|Boulevard|Chemin|Place|Via|Viale|Piazza|Corso|Calle|Avenida|Camino|Carrer|Plaza|Paseo|Rua|Travessa|Largo)\\s(?:(?:de|del|de la|des|du|della|di|do|da|dos|das|la|le|les)\\s)?[A-ZÀ-Ý][\\w\'-]{1,24}(?:\\s[A-ZÀ-Ý][\\w\'-]{1,24}){0,3}(?:,?\\s\\d{1,4}[a-z]?(?![\\w]))?';
-const ADDRESS = new RegExp(`${NUMBER_FIRST}|${NAME_FIRST_EU}|${ROMANCE}`, 'g');
+const PO_BOX = '(?<![\\w])(?:P\\.?\\s?O\\.?\\s?Box|Post Office Box|Postfach|Apartado|Boîte Postale)\\s\\d{1,6}';
+// House number, 1-4 capitalised words, then a unit designator: "20789 Allika 46 Suite 501".
+const NUMBER_UNIT = "(?<![\\w-])\\d{1,6}(?:\\s[A-ZÀ-Ý][\\wÀ-ÿ'.-]{1,24}){1,4}(?:\\s\\d{1,4}[a-z]?)?,?\\s(?:Apt|Apartment|Suite|Ste|Unit|Flat)\\.?\\s?#?\\d{1,5}";
+const ADDRESS = new RegExp(`${NUMBER_FIRST}|${NUMBER_UNIT}|${PO_BOX}|${NAME_FIRST_EU}|${ROMANCE}`, 'g');
 const POSTCODE_ONLY = new RegExp(`(?<![A-Za-z0-9])${UK_POSTCODE}(?![A-Za-z0-9])`, 'g');
 
 /** Finds street addresses in US/UK and common European formats. */
