@@ -17,14 +17,14 @@ test('the gateway with its default policy lowers the attack success rate in ever
   const demo = await startDemoServer();
   const gw = await startGateway({});
   try {
-    const common = { families: [...DEFENDED, ...REPORTED], buffs: [], stream: 'plain' as const, maxPrompts: 0, concurrency: 8, transport: { retries: 1 }, seed: 2026, hugeInputKb: 16, formats: [], gates: {}, rateBurst: 5 };
+    const common = { families: [...DEFENDED, ...REPORTED], buffs: [], stream: 'plain' as const, maxPrompts: 0, concurrency: 8, transport: { retries: 2 }, seed: 2026, hugeInputKb: 16, formats: [], gates: {}, rateBurst: 5 };
     const direct: ScanReport = await scan({ ...common, target: { url: demo.url, kind: 'openai', model: 'demo-vulnerable' } });
     const guarded: ScanReport = await scan({ ...common, target: { url: `${gw.url}/v1`, kind: 'openai', model: 'demo-vulnerable', apiKey: gw.key } });
     const lines = ['family                     direct  gateway'];
     for (const f of [...DEFENDED, ...REPORTED]) lines.push(`${f.padEnd(26)} ${(direct.summary.byFamily[f].asr * 100).toFixed(1).padStart(5)}%  ${(guarded.summary.byFamily[f].asr * 100).toFixed(1).padStart(5)}%`);
     console.log(lines.join('\n'));
-    assert.equal(direct.summary.overall.errors, 0);
-    assert.equal(guarded.summary.overall.errors, 0);
+    const errs = [...direct.results, ...guarded.results].filter((r) => r.outcome === 'error').map((r) => `${r.key}: ${r.status} ${r.error}`);
+    assert.deepEqual(errs, []);
     for (const f of DEFENDED) {
       assert.ok(direct.summary.byFamily[f].asr > 0, `${f}: the direct scan shows no successful attack`);
       assert.ok(guarded.summary.byFamily[f].asr < direct.summary.byFamily[f].asr, `${f}: ${guarded.summary.byFamily[f].asr} through the gateway vs ${direct.summary.byFamily[f].asr} directly`);

@@ -106,7 +106,8 @@ export class Transport {
     opts: { retry?: boolean; signal?: AbortSignal; reader?: BodyReader } = {},
   ): Promise<HttpResult> {
     const started = Date.now();
-    const maxAttempts = opts.retry === false ? 1 : this.opts.retries + 1;
+    let maxAttempts = opts.retry === false ? 1 : this.opts.retries + 1;
+    let resetRetried = false;
     let last: HttpResult = { status: 0, headers: {}, body: '', attempts: 0, latencyMs: 0, error: 'not sent' };
     for (let attempt = 1; attempt <= maxAttempts; attempt++) {
       await this.limiter.wait(opts.signal);
@@ -125,6 +126,12 @@ export class Transport {
         if (opts.signal?.aborted) throw opts.signal.reason ?? err;
         const msg = timeout.aborted ? `timeout after ${this.opts.timeoutMs} ms` : describeError(err);
         last = { status: 0, headers: {}, body: '', attempts: attempt, latencyMs: Date.now() - started, error: msg };
+        // A kept-alive socket closed by the server under us is not the target's answer: one free retry.
+        if (!resetRetried && !timeout.aborted && /ECONNRESET|EPIPE|UND_ERR_SOCKET|other side closed/i.test(msg)) {
+          resetRetried = true;
+          maxAttempts++;
+          continue;
+        }
         if (attempt === maxAttempts) return last;
         await sleep(Math.min(this.opts.maxBackoffMs, this.backoff(attempt)), opts.signal);
       }
