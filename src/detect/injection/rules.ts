@@ -224,18 +224,41 @@ function literalStartOf(a: string): string[] | null {
   if (!m) return null;
   let lit = m[0];
   const next = a[lit.length];
-  // A complete word (followed by a space, a gap or the end): match the whole word.
-  if (next === undefined || next === ' ') return lit.length >= 2 ? [`w:${lit}`] : null;
+  // A complete word followed by a space: match the whole word. At the end of the alternative
+  // the text may continue the word (no trailing \b in every rule), so use a prefix there.
+  if (next === ' ') return lit.length >= 2 ? [`w:${lit}`] : null;
   // A following quantifier makes the last character optional.
   if (next === '?' || next === '*' || next === '{') lit = lit.slice(0, -1);
   if (lit.length < 2) return null;
   return [`p:${lit.slice(0, 6)}`];
 }
 
+/**
+ * Substring needles for a list of alternatives whose start is not a literal word (e.g.
+ * `a partir de maintenant`): the first literal run of 4+ letters of each alternative, or null
+ * when one alternative has none.
+ */
+function literalNeedles(alternatives: string[]): string[] | null {
+  const out: string[] = [];
+  for (const a of alternatives) {
+    // Keep only what every match must contain: drop groups, classes and optional characters.
+    let t = a;
+    for (let prev = ''; prev !== t; ) {
+      prev = t;
+      t = t.replace(/\([^()]*\)(?:[?*+]|\{\d+,?\d*\})?/g, ' ');
+    }
+    t = t.replace(/\[[^\]]*\](?:[?*+]|\{\d+,?\d*\})?/g, ' ').replace(/\\.|.[?*]|[?*+{}\d,]/g, ' ');
+    const m = /[a-z']{4,}/.exec(t);
+    if (!m) return null;
+    out.push(`s:${m[0]}`);
+  }
+  return [...new Set(out)];
+}
+
 function groups(...lists: string[][]): string[][] | undefined {
   const out: string[][] = [];
   for (const l of lists) {
-    const starts = literalStarts(l);
+    const starts = literalStarts(l) ?? literalNeedles(l);
     if (starts !== null) out.push(starts);
   }
   return out.length > 0 ? out : undefined;
@@ -312,7 +335,7 @@ export interface RuleMatch {
   end: number;
 }
 
-/** Longest text a single match may cover; a regex must not produce more matches than this bound allows. */
+/** At most this many matches are collected per rule (bounds the work on repetitive input). */
 const MAX_MATCHES_PER_RULE = 64;
 
 /** Word prefixes (2–6 characters) present in a folded text. */
@@ -338,7 +361,7 @@ function wordPrefixes(fold: string): Set<string> {
 function anchorsPresent(rule: Rule, prefixes: Set<string>, fold: string): boolean {
   if (rule.needles && !rule.needles.some((nd) => fold.includes(nd))) return false;
   if (rule.anchors) {
-    for (const group of rule.anchors) if (!group.some((a) => prefixes.has(a))) return false;
+    for (const group of rule.anchors) if (!group.some((a) => (a.startsWith('s:') ? fold.includes(a.slice(2)) : prefixes.has(a)))) return false;
   }
   return true;
 }
