@@ -134,7 +134,7 @@ export const SECRET_RULES: readonly SecretRule[] = [
   { id: 'azure_sas_token', description: 'Azure shared access signature', keywords: ['sig='], pattern: rx('(?:sv=\\d{4}-\\d{2}-\\d{2}&)[^\\s"\']{0,300}?sig=([A-Za-z0-9%+/=]{40,120})'), score: 0.85 },
   tok('azure_ad_client_secret', 'Azure AD (Entra) client secret', ['q~'], '[A-Za-z0-9_~.]{3}\\dQ~[A-Za-z0-9_~.-]{31,34}', { entropy: 3 }),
   kv('azure_credential', 'Azure credential in a configuration variable', ['azure_client_secret', 'azure_password', 'arm_client_secret', 'azureclientsecret', 'azure_storage_key'], '[^\\s"\'`;,]{8,120}', { validate: notPlaceholder, entropy: 3 }),
-  kv('azure_identity_id', 'Azure tenant/client id in a configuration', ['azure_tenant_id', 'azure_client_id', 'arm_tenant_id', 'arm_client_id', 'azuretenantid', 'azureclientid', 'tenant_id', 'client_id', 'tenantid', 'clientid'], UUID, { score: 0.6 }),
+  kv('azure_identity_id', 'Azure tenant/client id in a configuration', ['azure_tenant_id', 'azure_client_id', 'arm_tenant_id', 'arm_client_id', 'azuretenantid', 'azureclientid', 'azure_subscription_id', 'arm_subscription_id', 'ad_tenant_id', 'ad_client_id', 'aad_tenant_id', 'aad_client_id', 'entra_tenant_id', 'entra_client_id'], UUID, { score: 0.6 }),
   tok('digitalocean_pat', 'DigitalOcean personal access token', ['dop_v1_'], 'dop_v1_[a-f0-9]{64}', { severity: 'critical' }),
   tok('digitalocean_oauth_token', 'DigitalOcean OAuth token', ['doo_v1_'], 'doo_v1_[a-f0-9]{64}'),
   tok('digitalocean_refresh_token', 'DigitalOcean refresh token', ['dor_v1_'], 'dor_v1_[a-f0-9]{64}'),
