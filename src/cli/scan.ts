@@ -97,6 +97,8 @@ export function configFromFlags(f: ScanFlags): ScanConfig {
   if (formats.some((x) => x !== 'console') && !f.report) throw new ScanUsageError('--format json/junit/html/sarif needs --report DIR');
   const buffs = (f.buffs ?? '').split(',').map((s) => s.trim()).filter(Boolean);
   for (const b of buffs) for (const n of b.split('+')) if (!BUFF_NAMES.includes(n)) throw new ScanUsageError(`--buffs: unknown buff "${n}" (known: ${BUFF_NAMES.join(', ')})`);
+  const timeoutS = Number(f.timeout);
+  if (!Number.isFinite(timeoutS) || timeoutS <= 0 || timeoutS > 3600) throw new ScanUsageError(`--timeout: expected seconds between 0 and 3600, got "${f.timeout}"`);
   const rateMatch = /^(\d+(?:\.\d+)?)(?:\/s)?$/.exec(f.rate);
   if (!rateMatch) throw new ScanUsageError(`--rate: expected R or R/s, got "${f.rate}"`);
   let families;
@@ -145,7 +147,7 @@ export function configFromFlags(f: ScanFlags): ScanConfig {
     stream: f.stream as ScanConfig['stream'],
     maxPrompts: int(f.maxPrompts, '--max-prompts', 0),
     concurrency: int(f.concurrency, '--concurrency', 1),
-    transport: { rate: Number(rateMatch[1]), timeoutMs: Number(f.timeout) * 1000, retries: int(f.retries, '--retries', 0) },
+    transport: { rate: Number(rateMatch[1]), timeoutMs: Math.round(timeoutS * 1000), retries: int(f.retries, '--retries', 0) },
     seed,
     hugeInputKb: int(f.hugeInputKb, '--huge-input-kb', 1),
     rateBurst: int(f.rateBurst, '--rate-burst', 1),

@@ -136,6 +136,10 @@ test('exit 2 for usage errors and unreachable targets', async () => {
     [['--target', `${naive.url}/v1`, '--api-key-env', 'PCL_SCAN_UNSET_VAR'], /not set/],
     [['--target', `${naive.url}/v1`, '--fail-on', 'pii-leakage=2'], /rate between/],
     [['--target', `${naive.url}/v1`, '--bogus-flag'], /unknown option/],
+    [['--target', `${naive.url}/v1`, '--timeout', '0'], /--timeout/],
+    [['--target', `${naive.url}/v1`, '--kind', 'grpc'], /invalid/],
+    [['--target', `${naive.url}/v1`, '--format', 'html'], /needs --report/],
+    [['--target', `${naive.url}/v1`, '--buffs', 'base64+nope'], /unknown buff/],
     [['--target', 'http://127.0.0.1:9/v1', '--probes', 'direct-injection', '--retries', '0'], /unreachable/],
     [['--target', `${refusing.url}/v1`, '--probes', 'direct-injection'], /rejected the credentials/],
   ];
