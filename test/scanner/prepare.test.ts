@@ -63,3 +63,26 @@ test('buffs and stream modes expand attacks; --max-prompts is a seeded, stable s
   assert.throws(() => parseFamilies('direct-injection,nope'), /unknown probe family/);
   assert.deepEqual(parseFamilies('all'), [...PROBE_FAMILIES]);
 });
+
+test('progress: a cli-progress bar on a TTY, plain lines otherwise', async () => {
+  const { Writable } = await import('node:stream');
+  const { createProgress } = await import('../../src/scanner/reports/console.js');
+  const sink = (tty: boolean): { s: NodeJS.WritableStream & { isTTY?: boolean }; text: () => string } => {
+    let out = '';
+    const s = Object.assign(new Writable({ write(chunk: Buffer, _e, cb) { out += chunk.toString(); cb(); } }), { isTTY: tty, columns: 100 });
+    return { s, text: () => out };
+  };
+  const r = { probeId: 'direct-injection/x', outcome: 'succeeded', buff: null, mode: 'plain' } as unknown as Parameters<ReturnType<typeof createProgress>['update']>[0];
+  const tty = sink(true);
+  const bar = createProgress(tty.s, true);
+  bar.start(2);
+  bar.update(r, 1, 2);
+  bar.update(r, 2, 2);
+  bar.stop();
+  assert.match(tty.text(), /scan \[█+\] 2\/2 \| succeeded 2/);
+  const plain = sink(false);
+  const lines = createProgress(plain.s, false);
+  lines.start(1);
+  lines.update(r, 1, 1);
+  assert.equal(plain.text(), 'scan: 1 attempts\n[1/1] SUCCEEDED direct-injection/x\n');
+});
