@@ -50,11 +50,22 @@ async function main(): Promise<void> {
         process.stdout.write(`  skipped: ${name}.ts does not export run()\n`);
         continue;
       }
-      const result = await mod.run();
+      // Count what the module prints; a module that prints nothing gets its result shown as JSON.
+      let printed = 0;
+      const write = process.stdout.write.bind(process.stdout);
+      process.stdout.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+        printed += chunk.length;
+        return (write as (...a: unknown[]) => boolean)(chunk, ...rest);
+      }) as typeof process.stdout.write;
+      let result: unknown;
+      try {
+        result = await mod.run();
+      } finally {
+        process.stdout.write = write;
+      }
       const seconds = Math.round((performance.now() - t0) / 100) / 10;
       outcomes.push({ module: name, ok: true, seconds, result });
-      // Modules that return a `table` have printed it; show the others' numbers compactly.
-      if (!(result && typeof result === 'object' && typeof (result as { table?: unknown }).table === 'string')) {
+      if (printed === 0) {
         const text = JSON.stringify(result, null, 1);
         process.stdout.write(`${text.length > 3000 ? text.slice(0, 3000) + '\n  … (full result in the JSON file)' : text}\n`);
       }
