@@ -195,3 +195,30 @@ test('generic HTTP target: body template with {{prompt}}, reply path, headers fr
     await mock.close();
   }
 });
+
+test('BOLA: another tenant reading the scan key\'s objects is found; an owner-bound API is not', async () => {
+  const { runApiCheck } = await import('../../src/scanner/api-checks.js');
+  const { createTarget } = await import('../../src/scanner/index.js');
+  const { allProbes } = await import('../../src/scanner/probes/library.js');
+  const probe = allProbes().find((p) => p.id === 'api/bola');
+  assert.ok(probe && probe.kind === 'api');
+  for (const ownerBound of [false, true]) {
+    const mock = await startMock((req, res) => {
+      const key = String(req.headers.authorization ?? '').replace('Bearer ', '');
+      const path = (req.url ?? '').replace(/^\/v1/, '');
+      res.setHeader('content-type', 'application/json');
+      if (path === '/files' && key === 'key-a') return res.end(JSON.stringify({ data: [{ id: 'file-owned-by-a', object: 'file' }] }));
+      if (path === '/files/file-owned-by-a' && (key === 'key-a' || !ownerBound)) return res.end(JSON.stringify({ id: 'file-owned-by-a', object: 'file' }));
+      res.statusCode = 404;
+      res.end('{"error":{"message":"Not found."}}');
+    });
+    try {
+      const target = createTarget({ url: `${mock.url}/v1`, kind: 'openai', apiKey: 'key-a' }, new Transport(DEFAULT_TRANSPORT));
+      const r = await runApiCheck(probe, target, { seed: 1, burst: 1, altApiKey: 'key-b' });
+      assert.equal(r.verdict.success, !ownerBound, r.verdict.evidence);
+      if (!ownerBound) assert.match(r.verdict.evidence, /another tenant/);
+    } finally {
+      await mock.close();
+    }
+  }
+});
