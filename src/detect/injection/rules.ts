@@ -34,6 +34,13 @@ export interface Rule {
   anchors?: string[][];
   /** Cheap substring prefilter for language-neutral rules. */
   needles?: string[];
+  /**
+   * Word prefixes (`p:`) or words (`w:`) at which every match must start (the literal starts of
+   * the rule's first element). When set, the rule runs as a sticky regex at those positions only.
+   */
+  lead?: string[];
+  /** Sticky copy of `re`, used with `lead`. */
+  sticky?: RegExp;
 }
 
 const alt = (words: string[]) => `(?:${words.join('|')})`;
@@ -226,7 +233,7 @@ function literalStartOf(a: string): string[] | null {
   const next = a[lit.length];
   // A complete word followed by a space: match the whole word. At the end of the alternative
   // the text may continue the word (no trailing \b in every rule), so use a prefix there.
-  if (next === ' ') return lit.length >= 2 ? [`w:${lit}`] : null;
+  if (next === ' ') return [`w:${lit}`];
   // A following quantifier makes the last character optional.
   if (next === '?' || next === '*' || next === '{') lit = lit.slice(0, -1);
   if (lit.length < 2) return null;
@@ -290,6 +297,15 @@ function familyRules(f: Family): Rule[] {
     { id: `persona.become.${f.lang}`, category: 'persona_hijack', lang: f.lang, score: 0.25, re: compile(`${b}${B}${b}`), anchors: groups(f.becomeRole) },
     { id: `refusal.${f.lang}`, category: 'refusal_suppression', lang: f.lang, score: 0.6, re: compile(`${b}${N}`), anchors: groups(f.noRefusal) },
   ];
+  // The first element of each rule above, in order: matches can only start where it starts.
+  const firsts = [f.overrideVerbs, f.prior, f.overrideVerbs, f.newRegime, f.revealVerbs, f.systemPrompt, f.systemPrompt, f.unrestricted, f.becomeRole, f.becomeRole, f.noRefusal];
+  rules.forEach((r, i) => {
+    const lead = literalStarts(firsts[i]);
+    if (lead !== null) {
+      r.lead = lead;
+      r.sticky = new RegExp(r.re.source, 'y');
+    }
+  });
   return rules;
 }
 
@@ -325,6 +341,9 @@ const LANGUAGE_NEUTRAL: Rule[] = [
 /** All compiled rules (English first, then the other languages, then language-neutral rules). */
 export const RULES: readonly Rule[] = Object.freeze([...FAMILIES.flatMap(familyRules), ...LANGUAGE_NEUTRAL]);
 
+/** The word-index keys any rule asks for (others are not indexed). */
+const NEEDED_KEYS: ReadonlySet<string> = new Set(RULES.flatMap((r) => [...(r.lead ?? []), ...(r.anchors ?? []).flat()]).filter((k) => !k.startsWith('s:')));
+
 /** Languages with phrase families. */
 export const RULE_LANGUAGES: readonly string[] = FAMILIES.map((f) => f.lang);
 
@@ -338,30 +357,45 @@ export interface RuleMatch {
 /** At most this many matches are collected per rule (bounds the work on repetitive input). */
 const MAX_MATCHES_PER_RULE = 64;
 
-/** Word prefixes (2–6 characters) present in a folded text. */
-function wordPrefixes(fold: string): Set<string> {
-  const set = new Set<string>();
+/**
+ * Index of the words of a folded text: for every word (a run of `[a-z0-9']` not starting with
+ * an apostrophe) its prefixes of 2–6 characters (`p:…`) and the whole word (`w:…`, up to 24
+ * characters), each with the word start positions in ascending order.
+ */
+function wordIndex(fold: string): Map<string, number[]> {
+  const index = new Map<string, number[]>();
+  const add = (key: string, pos: number) => {
+    if (!NEEDED_KEYS.has(key)) return;
+    const list = index.get(key);
+    if (list === undefined) index.set(key, [pos]);
+    else if (list[list.length - 1] !== pos) list.push(pos);
+  };
   const n = fold.length;
   let i = 0;
   while (i < n) {
     let c = fold.charCodeAt(i);
-    if (!((c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 39)) {
+    if (!((c >= 97 && c <= 122) || (c >= 48 && c <= 57))) {
       i++;
       continue;
     }
     const start = i;
     while (i < n && ((c = fold.charCodeAt(i)), (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 39)) i++;
-    const len = Math.min(6, i - start);
-    for (let k = 2; k <= len; k++) set.add('p:' + fold.slice(start, start + k));
-    if (i - start <= 24) set.add('w:' + fold.slice(start, i));
+    // The word, and every part after an apostrophe (a regex \b also starts a word there).
+    for (let s = start; s < i; s++) {
+      if (s !== start && fold.charCodeAt(s - 1) !== 39) continue;
+      if (fold.charCodeAt(s) === 39) continue;
+      const len = Math.min(6, i - s);
+      for (let k = 1; k <= len; k++) add('p:' + fold.slice(s, s + k), s);
+      if (i - s <= 24) add('w:' + fold.slice(s, i), s);
+    }
   }
-  return set;
+  return index;
 }
 
-function anchorsPresent(rule: Rule, prefixes: Set<string>, fold: string): boolean {
+function anchorsPresent(rule: Rule, index: Map<string, number[]>, fold: string): boolean {
   if (rule.needles && !rule.needles.some((nd) => fold.includes(nd))) return false;
   if (rule.anchors) {
-    for (const group of rule.anchors) if (!group.some((a) => (a.startsWith('s:') ? fold.includes(a.slice(2)) : prefixes.has(a)))) return false;
+    for (const group of rule.anchors) if (!group.some((a) => (a.startsWith('s:') ? fold.includes(a.slice(2)) : index.has(a)))) return false;
   }
   return true;
 }
@@ -369,9 +403,31 @@ function anchorsPresent(rule: Rule, prefixes: Set<string>, fold: string): boolea
 /** Runs every rule over a matching view (the `fold` view) and returns the matches. */
 export function matchRules(fold: string): RuleMatch[] {
   const out: RuleMatch[] = [];
-  const prefixes = wordPrefixes(fold);
+  const index = wordIndex(fold);
   for (const rule of RULES) {
-    if (!anchorsPresent(rule, prefixes, fold)) continue;
+    if (!anchorsPresent(rule, index, fold)) continue;
+    if (rule.lead && rule.sticky) {
+      // Only where the first element can start: sticky matches at those word starts, in order.
+      const positions: number[] = [];
+      for (const a of rule.lead) {
+        const list = index.get(a);
+        if (list) for (const p of list) positions.push(p);
+      }
+      positions.sort((x, y) => x - y);
+      let lastEnd = -1;
+      let count = 0;
+      for (let k = 0; k < positions.length; k++) {
+        const p = positions[k];
+        if (p < lastEnd || (k > 0 && p === positions[k - 1])) continue;
+        rule.sticky.lastIndex = p;
+        const m = rule.sticky.exec(fold);
+        if (m === null || m[0].length === 0) continue;
+        out.push({ rule, start: p, end: p + m[0].length });
+        lastEnd = p + m[0].length;
+        if (++count >= MAX_MATCHES_PER_RULE) break;
+      }
+      continue;
+    }
     rule.re.lastIndex = 0;
     let count = 0;
     let m: RegExpExecArray | null;
