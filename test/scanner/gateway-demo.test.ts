@@ -18,8 +18,10 @@ test('the gateway with its default policy lowers the attack success rate in ever
   const gw = await startGateway({});
   try {
     const common = { families: [...DEFENDED, ...REPORTED], buffs: [], stream: 'plain' as const, maxPrompts: 0, concurrency: 8, transport: { retries: 2 }, seed: 2026, hugeInputKb: 16, formats: [], gates: {}, rateBurst: 5 };
-    const direct: ScanReport = await scan({ ...common, target: { url: demo.url, kind: 'openai', model: 'demo-vulnerable' } });
-    const guarded: ScanReport = await scan({ ...common, target: { url: `${gw.url}/v1`, kind: 'openai', model: 'demo-vulnerable', apiKey: gw.key } });
+    const [direct, guarded]: ScanReport[] = await Promise.all([
+      scan({ ...common, target: { url: demo.url, kind: 'openai', model: 'demo-vulnerable' } }),
+      scan({ ...common, target: { url: `${gw.url}/v1`, kind: 'openai', model: 'demo-vulnerable', apiKey: gw.key } }),
+    ]);
     const lines = ['family                     direct  gateway'];
     for (const f of [...DEFENDED, ...REPORTED]) lines.push(`${f.padEnd(26)} ${(direct.summary.byFamily[f].asr * 100).toFixed(1).padStart(5)}%  ${(guarded.summary.byFamily[f].asr * 100).toFixed(1).padStart(5)}%`);
     console.log(lines.join('\n'));
