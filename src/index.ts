@@ -11,15 +11,17 @@ import { createIdentity, type Identity } from './identity/service.js';
 import { createRouter, type Router } from './providers/router.js';
 import { buildApp, type RouteRegistrar } from './server/app.js';
 import { composeSteps, type GatewayModule, type ModuleFactory } from './server/modules.js';
+import { guardsModule } from './server/guard-api.js';
 import { identityModule } from './identity/module.js';
+import { limitsModule } from './limits/module.js';
 import { policyModule } from './policy/module.js';
 import { adminModule } from './server/admin/module.js';
-import { guardsModule } from './server/guard-api.js';
+import { responseGuardsModule } from './guards/response/module.js';
 
 /**
  * The modules of the gateway, in the order their steps run. Each concern adds one line here.
  */
-const MODULES: ModuleFactory[] = [identityModule, policyModule, adminModule, guardsModule];
+const MODULES: ModuleFactory[] = [identityModule, policyModule, adminModule, guardsModule, responseGuardsModule, limitsModule];
 
 export { GatewayError } from './errors.js';
 export { check, type CheckOptions, type CheckResult, type CheckFinding, type CheckStage, type CheckMessage } from './guards/check.js';
@@ -70,7 +72,7 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
   const db = await openDb(cluster ? { postgresUrl: config.store.postgresUrl!, ...(opts.pgSchema ? { pgSchema: opts.pgSchema } : {}) } : { dataDir: config.dataDir });
   const pepper = loadPepper(config.dataDir, env);
   const identity = createIdentity({ db, pepper, config: config.identity, logger, ...(cluster ? { postgresUrl: config.store.postgresUrl! } : {}) });
-  const router = createRouter(config);
+  const router = createRouter(config, env);
   const bootstrapKey = opts.skipBootstrap ? null : await bootstrap(db.kysely, pepper);
 
   const mods: GatewayModule[] = [];

@@ -5,6 +5,7 @@ import { createGateway, createLogger } from '../index.js';
 import { openDb } from '../store/db.js';
 import { bootstrap, loadPepper } from '../identity/keys.js';
 import type { Config } from '../config/schema.js';
+import { createMemoryCounterStore, startCounterHost } from '../limits/index.js';
 import { configFromOptions, fail, type CommonOptions } from './common.js';
 
 function printBootstrapKey(k: { key: string; tenant: string }): void {
@@ -47,6 +48,8 @@ export async function serve(config: Config): Promise<void> {
   if (config.server.workers <= 1) return runWorker(config, false);
   if (cluster.isPrimary) {
     await bootstrapOnce(config);
+    // With in-memory counters the primary holds them and workers ask over IPC: limits stay exact, never N×.
+    if (config.limits.store === 'memory') startCounterHost(createMemoryCounterStore());
     for (let i = 0; i < config.server.workers; i++) cluster.fork();
     let stopping = false;
     cluster.on('exit', (w, code, signal) => {

@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { guardsConfigSchema } from '../guards/config.js';
+import { limitsConfigSchema } from '../limits/config.js';
 import { adminConfigSchema, identityConfigSchema } from '../identity/config.js';
 import { policyConfigSchema, tiersConfigSchema } from '../policy/config.js';
 
@@ -126,6 +127,8 @@ export const configSchema = z
     policy: policyConfigSchema,
     /** Request-stage guards: injection, PII, secrets, regexes, spotlighting, judges, vault (see docs/sections/guards.md). */
     guards: guardsConfigSchema.default({}),
+    /** Rate limits, concurrency, token and money budgets, pricing (see the Limits section of the README). */
+    limits: limitsConfigSchema.default({}),
   })
   .strict();
 

@@ -21,25 +21,25 @@ export interface TestGateway {
 
 /** Starts a gateway with the given raw config (merged over test defaults). */
 export async function startGateway(raw: Record<string, any> = {}, opts: { env?: Record<string, string | undefined>; pgSchema?: string } = {}): Promise<TestGateway> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'pcl-test-'));
+  const dataDir = raw.dataDir ?? mkdtempSync(join(tmpdir(), 'pcl-test-'));
   const env = opts.env ?? {};
   const merged = applyEnv({ dataDir, ...raw, server: { host: '127.0.0.1', port: 0, ...(raw.server ?? {}) }, log: { level: process.env.PCL_TEST_LOG ?? 'silent', ...(raw.log ?? {}) } }, env);
   const config = validateConfig(merged);
   const gw = await createGateway(config, { logger: createLogger(config.log.level), env, ...(opts.pgSchema ? { pgSchema: opts.pgSchema } : {}) });
   const { url } = await gw.listen();
-  if (!gw.bootstrapKey) throw new Error('expected a bootstrap key on a fresh data dir');
+  if (!gw.bootstrapKey && raw.dataDir === undefined) throw new Error('expected a bootstrap key on a fresh data dir');
   const pepper = loadPepper(dataDir, env);
   return {
     gw,
     url,
-    key: gw.bootstrapKey.key,
+    key: gw.bootstrapKey?.key ?? '',
     dataDir,
     async newKey(tenant, name = 'test') {
       return (await createKey(gw.db.kysely, pepper, { tenant, name })).key;
     },
     async close() {
       await gw.close();
-      rmSync(dataDir, { recursive: true, force: true });
+      if (raw.dataDir === undefined) rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }

@@ -10,7 +10,8 @@ let openai: OpenAI;
 let anthropic: Anthropic;
 
 before(async () => {
-  g = await startGateway();
+  // The proxy itself, without guards (they have their own end-to-end tests under test/guards).
+  g = await startGateway({ guards: { enabled: false } });
   openai = new OpenAI({ baseURL: `${g.url}/v1`, apiKey: g.key, maxRetries: 0 });
   anthropic = new Anthropic({ baseURL: g.url, apiKey: g.key, maxRetries: 0 });
 });

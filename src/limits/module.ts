@@ -1,0 +1,161 @@
+/**
+ * The limits gateway module: admission before the upstream call (rate limits, concurrency,
+ * token and money budgets, size limits) and settlement after it with the provider's usage.
+ */
+import type { GatewayModule, ModuleFactory } from '../server/modules.js';
+import type { RequestContext } from '../server/context.js';
+import { createCounterStoreFromConfig, createLimiter, estimateInputTokens, resolveLimitSets, costUsd } from './index.js';
+import type { LimitsConfig } from './config.js';
+import type { Limiter, Ticket } from './types.js';
+
+/** The limits module, with its limiter for metrics and tests. */
+export interface LimitsModule extends GatewayModule {
+  limiter: Limiter;
+}
+
+/** State the module leaves in ctx.state.limits (read by audit and metrics). */
+export interface LimitsState {
+  ticket?: Ticket;
+  estimatedInputTokens: number;
+  /** Decision: admitted, or the refusal code. */
+  decision: 'admitted' | string;
+  costUsd?: number;
+  settled?: 'settled' | 'released';
+}
+
+function partsText(content: unknown, out: string[]): void {
+  if (typeof content === 'string') out.push(content);
+  else if (Array.isArray(content)) {
+    for (const p of content) {
+      if (typeof p === 'string') out.push(p);
+      else if (p && typeof p === 'object') {
+        const o = p as Record<string, unknown>;
+        if (typeof o.text === 'string') out.push(o.text);
+        if (o.content !== undefined) partsText(o.content, out);
+        if (o.input !== undefined && typeof o.input === 'object') out.push(JSON.stringify(o.input));
+        if (typeof o.output === 'string') out.push(o.output);
+        if (typeof o.arguments === 'string') out.push(o.arguments);
+      }
+    }
+  }
+}
+
+/** The texts of a request that count as input tokens, and its message count. */
+export function requestTexts(body: Record<string, unknown>): { texts: string[]; messages: number } {
+  const texts: string[] = [];
+  let messages = 0;
+  if (Array.isArray(body.messages)) {
+    messages = body.messages.length;
+    for (const m of body.messages) {
+      if (!m || typeof m !== 'object') continue;
+      const o = m as Record<string, unknown>;
+      partsText(o.content, texts);
+      if (Array.isArray(o.tool_calls)) texts.push(JSON.stringify(o.tool_calls));
+    }
+  }
+  partsText(body.system, texts);
+  if (typeof body.instructions === 'string') texts.push(body.instructions);
+  if (typeof body.prompt === 'string') texts.push(body.prompt);
+  else if (Array.isArray(body.prompt)) partsText(body.prompt, texts);
+  if (typeof body.input === 'string') {
+    texts.push(body.input);
+    messages = Math.max(messages, 1);
+  } else if (Array.isArray(body.input)) {
+    messages = Math.max(messages, body.input.length);
+    for (const item of body.input) {
+      if (typeof item === 'string') texts.push(item);
+      else if (item && typeof item === 'object') partsText([item], texts);
+    }
+  }
+  if (Array.isArray(body.tools) && body.tools.length > 0) texts.push(JSON.stringify(body.tools));
+  return { texts, messages: Math.max(messages, 1) };
+}
+
+function requestedOutput(body: Record<string, unknown>): number | undefined {
+  for (const k of ['max_completion_tokens', 'max_tokens', 'max_output_tokens']) {
+    const v = body[k];
+    if (typeof v === 'number' && Number.isFinite(v) && v > 0) return Math.floor(v);
+  }
+  return undefined;
+}
+
+const OUTPUT_FIELD: Record<string, string> = { chat: 'max_tokens', completions: 'max_tokens', messages: 'max_tokens', responses: 'max_output_tokens' };
+
+/** Builds the limits module from the `limits:` config section. */
+export function createLimitsModule(config: LimitsConfig): LimitsModule {
+  return buildModule(config);
+}
+
+function buildModule(config: LimitsConfig, log?: { warn(o: object, m: string): void }): LimitsModule {
+  const store = createCounterStoreFromConfig(config);
+  const limiter = createLimiter({ config, store, ...(log ? { log } : {}) });
+
+  const admit = async (ctx: RequestContext): Promise<void> => {
+    const p = ctx.principal;
+    if (!p || !ctx.model) return;
+    const { texts, messages } = requestTexts(ctx.body);
+    const inputTokens = estimateInputTokens(ctx.model, texts, config);
+    const state: LimitsState = { estimatedInputTokens: inputTokens, decision: 'admitted' };
+    ctx.state.limits = state;
+    const tier = p.tier && config.tiers[p.tier] ? p.tier : undefined;
+    const requested = requestedOutput(ctx.body);
+    const adm = await limiter.admit({
+      tenantId: p.tenantId,
+      ...(p.keyId ? { keyId: p.keyId } : {}),
+      ...(p.user ? { userId: p.user } : {}),
+      model: ctx.model,
+      inputTokens: ctx.api === 'embeddings' ? inputTokens : inputTokens,
+      ...(requested !== undefined ? { requestedOutputTokens: requested } : {}),
+      messages,
+      limits: resolveLimitSets(config, tier),
+    });
+    if (!adm.ok) {
+      state.decision = adm.error.publicCode;
+      throw adm.error;
+    }
+    state.ticket = adm.ticket;
+    Object.assign(ctx.responseHeaders, adm.headers);
+    // Enforce the output cap the reservation assumes, so budgets cannot be overrun by a long answer.
+    const field = OUTPUT_FIELD[ctx.api];
+    if (field && ctx.api !== 'embeddings' && (requested === undefined || requested > adm.ticket.maxOutputTokens)) {
+      const usesCompletionField = ctx.api === 'chat' && (ctx.body.max_completion_tokens !== undefined || /^(o\d|gpt-5)/.test(ctx.model));
+      ctx.body = { ...ctx.body, [usesCompletionField ? 'max_completion_tokens' : field]: adm.ticket.maxOutputTokens };
+      if (usesCompletionField) delete (ctx.body as Record<string, unknown>).max_tokens;
+    }
+  };
+
+  const done = async (ctx: RequestContext): Promise<void> => {
+    const state = ctx.state.limits as LimitsState | undefined;
+    const ticket = state?.ticket;
+    if (!state || !ticket) return;
+    const reachedUpstream = ctx.ttfbMs !== undefined;
+    const ok = ctx.status !== undefined && ctx.status < 400;
+    if (ctx.usage && (ok || ctx.aborted)) {
+      const r = await limiter.settle(ticket, ctx.usage);
+      state.costUsd = r.costUsd;
+      state.settled = 'settled';
+    } else if (reachedUpstream && ctx.aborted) {
+      // The upstream was reached but no usage arrived (client went away): charge the input estimate.
+      const usage = { inputTokens: state.estimatedInputTokens, outputTokens: 0 };
+      const r = await limiter.settle(ticket, usage);
+      state.costUsd = r.costUsd;
+      state.settled = 'settled';
+    } else {
+      await limiter.release(ticket);
+      state.settled = 'released';
+      state.costUsd = ctx.usage && ctx.model ? costUsd(ctx.model, ctx.usage, config) : 0;
+    }
+  };
+
+  return {
+    name: 'limits',
+    limiter,
+    steps: { admit, done },
+    async close() {
+      await limiter.close();
+    },
+  };
+}
+
+/** Module factory for the composition root. */
+export const limitsModule: ModuleFactory = ({ config, logger }) => buildModule(config.limits, logger);

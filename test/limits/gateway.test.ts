@@ -1,0 +1,164 @@
+/** Limits through a real gateway: headers, 429s, budgets, concurrency, settlement and release; Redis and workers. */
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { request } from 'undici';
+import { startGateway, type TestGateway } from '../helpers/gateway.js';
+import { defaultChat, startMockUpstream } from '../helpers/mock-upstream.js';
+
+const cleanups: Array<() => Promise<void> | void> = [];
+after(async () => {
+  for (const c of cleanups.reverse()) await c();
+});
+
+async function gw(limits: Record<string, unknown>, extra: Record<string, unknown> = {}) {
+  const mock = await startMockUpstream();
+  const g = await startGateway({ providers: { mock: { type: 'openai', baseUrl: `${mock.url}/v1` }, demo: { type: 'demo' } }, routes: [{ model: 'mock-*', provider: 'mock' }, { model: 'demo*', provider: 'demo' }], limits, ...extra });
+  cleanups.push(() => g.close(), () => mock.close());
+  return { g, mock };
+}
+
+async function chat(g: TestGateway, body: Record<string, unknown> = {}, key = g.key) {
+  const res = await request(`${g.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'mock-1', messages: [{ role: 'user', content: 'hello' }], ...body }),
+  });
+  const text = await res.body.text();
+  return { status: res.statusCode, headers: res.headers, json: JSON.parse(text) };
+}
+
+test('requests per minute: OpenAI-style headers on every response, 429 with Retry-After past the limit', async () => {
+  const { g } = await gw({ defaults: { key: { requestsPerMinute: 3 } } });
+  const results = [];
+  for (let i = 0; i < 4; i++) results.push(await chat(g));
+  assert.deepEqual(results.map((r) => r.status), [200, 200, 200, 429]);
+  assert.equal(results[0]!.headers['x-ratelimit-limit-requests'], '3');
+  assert.equal(results[0]!.headers['x-ratelimit-remaining-requests'], '2');
+  assert.ok(results[0]!.headers['x-ratelimit-reset-requests']);
+  const denied = results[3]!;
+  assert.equal(denied.json.error.code, 'rate_limit_exceeded');
+  assert.ok(Number(denied.headers['retry-after']) >= 1);
+  const other = await g.newKey('other-tenant');
+  assert.equal((await chat(g, {}, other)).status, 200, 'another key has its own limit');
+});
+
+test('daily token budget: insufficient_quota naming the budget, refused before the upstream is called', async () => {
+  const { g, mock } = await gw({ defaults: { tenant: { dailyTokens: 300 } } });
+  const first = await chat(g, { max_tokens: 100 });
+  assert.equal(first.status, 200);
+  const before = mock.requests.length;
+  const r = await chat(g, { max_tokens: 280 });
+  assert.equal(r.status, 429);
+  assert.equal(r.json.error.code, 'insufficient_quota');
+  assert.match(r.json.error.message, /daily token budget/i);
+  assert.equal(mock.requests.length, before, 'the refused request never reached the upstream');
+});
+
+test('output cap is enforced upstream when the client sends none', async () => {
+  const { g, mock } = await gw({ defaults: { key: { maxOutputTokens: 64 } } });
+  await chat(g);
+  assert.equal(mock.requests.at(-1)!.body.max_tokens, 64);
+  const r = await chat(g, { max_tokens: 5000 });
+  assert.notEqual(r.status, 200, 'asking above the cap is refused');
+});
+
+test('concurrency limit is never exceeded (the mock counts in-flight requests)', async () => {
+  const { g, mock } = await gw({ defaults: { key: { concurrency: 2 } } });
+  mock.handler = async (req, res) => {
+    await new Promise((r) => setTimeout(r, 150));
+    defaultChat(req, res);
+  };
+  const rs = await Promise.all(Array.from({ length: 6 }, () => chat(g)));
+  const ok = rs.filter((r) => r.status === 200).length;
+  assert.equal(ok, 2);
+  assert.ok(mock.maxInFlight <= 2);
+  assert.equal((await chat(g)).status, 200, 'slots are released after completion');
+});
+
+test('streams settle on usage from the last chunk; upstream errors release the reservation', async () => {
+  const { g, mock } = await gw({ defaults: { key: { tokensPerMinute: 400 } } });
+  // the mock reports 18 total tokens in its last chunk
+  const res = await request(`${g.url}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${g.key}`, 'content-type': 'application/json' }, body: JSON.stringify({ model: 'mock-1', stream: true, max_tokens: 300, messages: [{ role: 'user', content: 'hi' }] }) });
+  await res.body.text();
+  await new Promise((r) => setTimeout(r, 100));
+  const next = await chat(g, { max_tokens: 300 });
+  assert.equal(next.status, 200, 'after settling at 18 tokens, a 300-token reservation fits again');
+  const remaining = Number(next.headers['x-ratelimit-remaining-tokens']);
+  assert.ok(remaining < 400 - 18 - 300 + 20 && remaining > 0, `remaining ${remaining}`);
+
+  mock.handler = (_req, r) => {
+    r.writeHead(500);
+    r.end('{}');
+  };
+  for (let i = 0; i < 3; i++) assert.equal((await chat(g, { max_tokens: 300 })).status, 502);
+  mock.handler = (req, r) => defaultChat(req, r);
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal((await chat(g, { max_tokens: 300 })).status, 200, 'failed requests gave their reservations back');
+});
+
+const redisUp = await (async () => {
+  try {
+    const { Redis } = await import('ioredis');
+    const r = new Redis({ host: '127.0.0.1', port: 6379, lazyConnect: true, connectTimeout: 500, maxRetriesPerRequest: 0 });
+    await r.connect();
+    await r.ping();
+    r.disconnect();
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+test('two gateway instances sharing Redis admit exactly N together', { skip: !redisUp && process.env.CI !== 'true' ? 'Redis at 127.0.0.1:6379 unreachable (set CI=true to require it)' : false }, async () => {
+  const prefix = `pcl:test:${process.pid}:${Date.now()}`;
+  const limits = { store: 'redis', redisUrl: 'redis://127.0.0.1:6379', keyPrefix: prefix, defaults: { tenant: { requestsPerMinute: 7 } } };
+  const a = await gw(limits);
+  // second instance on the same data dir so that tenant ids agree
+  const b = await startGateway({ dataDir: a.g.dataDir, providers: { mock: { type: 'openai', baseUrl: `${a.mock.url}/v1` } }, routes: [{ model: 'mock-*', provider: 'mock' }], limits });
+  cleanups.push(() => b.gw.close());
+  const rs = await Promise.all(Array.from({ length: 20 }, (_, i) => chat(i % 2 ? a.g : ({ ...b, key: a.g.key } as TestGateway))));
+  assert.equal(rs.filter((r) => r.status === 200).length, 7);
+});
+
+test('serve --workers 2 on the embedded default keeps limits exact across workers', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pcl-workers-'));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  const cfg = join(dir, 'c.yaml');
+  writeFileSync(cfg, `dataDir: ${JSON.stringify(join(dir, 'data'))}\nlog: { level: warn }\nlimits:\n  defaults:\n    key: { requestsPerMinute: 5 }\n`);
+  const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '../../src/cli/index.ts'), 'serve', '--config', cfg, '--port', String(port), '--workers', '2'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (out += d));
+  const exited = new Promise((r) => child.once('exit', r));
+  try {
+    const t0 = Date.now();
+    let ready = false;
+    const key = () => /(pcl_[A-Za-z0-9]{12}_[A-Za-z0-9_-]{43})/.exec(out)?.[1];
+    while (!ready && Date.now() - t0 < 90_000) {
+      await new Promise((r) => setTimeout(r, 200));
+      if (!key()) continue;
+      try {
+        ready = (await fetch(`http://127.0.0.1:${port}/healthz`)).ok;
+      } catch {
+        /* not yet */
+      }
+    }
+    assert.ok(ready, `workers did not start: ${out}`);
+    await new Promise((r) => setTimeout(r, 1500)); // let the second worker come up too
+    const statuses = [];
+    for (let i = 0; i < 12; i++) {
+      const res = await fetch(`http://127.0.0.1:${port}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${key()}`, 'content-type': 'application/json', connection: 'close' }, body: JSON.stringify({ model: 'demo', messages: [{ role: 'user', content: 'hi' }] }) });
+      statuses.push(res.status);
+      await res.text();
+    }
+    assert.equal(statuses.filter((s) => s === 200).length, 5, `statuses ${statuses}`);
+  } finally {
+    child.kill('SIGTERM');
+    await exited;
+  }
+});
