@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseDocument, DomUtils } from 'htmlparser2';
+import { parseDocument } from 'htmlparser2';
 import type { Element } from 'domhandler';
 import { Ajv } from 'ajv';
 import { runScanCli, runScanInProcess, startNaiveMock, startRefusingMock, type Mock } from './helpers.js';

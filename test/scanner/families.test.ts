@@ -82,7 +82,7 @@ test('demo-vulnerable served directly: attacks succeed in every family the demo 
 
 test('streaming parity: a target that is only guarded without streaming is reported', async () => {
   const { startMock, writeChat } = await import('./helpers.js');
-  const leaky = await startMock((req, res, body) => {
+  const leaky = await startMock((_req, res, body) => {
     const b = JSON.parse(body) as { stream?: boolean; messages: { content: string }[] };
     const marker = /ZQX[A-Z2-7]{7}/.exec(JSON.stringify(b.messages));
     writeChat(res, { anthropic: false, stream: b.stream === true, text: b.stream && marker ? marker[0] : "I'm sorry, but I can't help with that." });

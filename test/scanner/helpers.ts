@@ -111,7 +111,7 @@ export function startRefusingMock(): Promise<Mock> {
 /** An OpenAI-compatible mock whose replies come from a function of the request body. */
 export function startScriptedMock(reply: (body: Record<string, unknown>, n: number) => { status?: number; text?: string; headers?: Record<string, string>; raw?: string }): Promise<Mock> {
   let n = 0;
-  return startMock((req, res, body) => {
+  return startMock((_req, res, body) => {
     const r = reply((() => {
       try {
         return JSON.parse(body) as Record<string, unknown>;
