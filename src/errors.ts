@@ -49,6 +49,8 @@ export const ERROR_CODES = {
   PCL_UPSTREAM_BAD_RESPONSE: { status: 502, type: 'upstream_error', publicCode: 'upstream_bad_response', message: 'The upstream provider returned a malformed response.' },
   PCL_UPSTREAM_TIMEOUT: { status: 504, type: 'timeout_error', publicCode: 'upstream_timeout', message: 'The upstream provider did not respond in time.' },
   PCL_UNAVAILABLE: { status: 503, type: 'overloaded_error', publicCode: 'service_unavailable', message: 'The gateway is temporarily unavailable.' },
+  PCL_APPROVAL_REQUIRED: { status: 403, type: 'permission_error', publicCode: 'approval_required', message: 'The response proposes a tool call that needs a human approval. Retry the same request with the header x-portcullis-approval once the ticket is approved.' },
+  PCL_APPROVAL_DENIED: { status: 403, type: 'permission_error', publicCode: 'approval_denied', message: 'The tool call was denied by a reviewer.' },
   PCL_GUARD_FAILED: { status: 503, type: 'api_error', publicCode: 'guard_unavailable', message: 'A required safety check could not be completed.' },
   PCL_INTERNAL: { status: 500, type: 'api_error', publicCode: 'internal_error', message: 'Internal gateway error.' },
 } as const satisfies Record<string, CodeSpec>;

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { compileUserPattern } from '../detect/pii/index.js';
 import { PII_ENTITIES } from '../detect/pii/types.js';
 import { SEGMENT_ROLES, type SegmentRole } from './types.js';
+import { approvalsSchema, responseGuardsSchema, toolGuardsSchema } from './response/config.js';
 
 const roleSchema = z.enum(SEGMENT_ROLES as [SegmentRole, ...SegmentRole[]]);
 const modeSchema = z.enum(['enforce', 'shadow']).default('enforce');
@@ -149,6 +150,8 @@ const tenantOverrideSchema = z
     spotlight: spotlightSchema.deepPartial().optional(),
     regex: z.array(regexSchema).optional(),
     routes: z.record(z.enum(GUARD_APIS), routeListSchema).optional(),
+    response: responseGuardsSchema.deepPartial().optional(),
+    tools: toolGuardsSchema.deepPartial().optional(),
   })
   .strict();
 
@@ -172,6 +175,12 @@ export const guardsConfigSchema = z
     spotlight: spotlightSchema.default({}),
     regex: z.array(regexSchema).default([]),
     judges: judgesSchema,
+    /** Response-side guards (outputs, streams): see src/guards/response/config.ts. */
+    response: responseGuardsSchema.default({}),
+    /** Agent/tool safety: offered tools, model-proposed calls, SQL guard, approvals, taint. */
+    tools: toolGuardsSchema.default({}),
+    /** Approval tickets for tools that need a human. */
+    approvals: approvalsSchema.default({}),
     vault: z
       .object({
         /** How long a conversation's pseudonyms live after their last use. */
@@ -265,7 +274,7 @@ export interface PolicyScope {
 
 function applyOverride(cfg: GuardsConfig, o: TenantGuardOverride | undefined): GuardsConfig {
   if (!o) return cfg;
-  return deepMerge(cfg, { injection: o.injection, pii: o.pii, secrets: o.secrets, spotlight: o.spotlight, regex: o.regex, routes: o.routes ? { ...cfg.routes, ...o.routes } : undefined });
+  return deepMerge(cfg, { injection: o.injection, pii: o.pii, secrets: o.secrets, spotlight: o.spotlight, regex: o.regex, routes: o.routes ? { ...cfg.routes, ...o.routes } : undefined, response: o.response, tools: o.tools });
 }
 
 /** The effective configuration for a scope: the global section, then the tier's, the tenant's and the key's overrides. */

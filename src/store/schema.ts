@@ -91,6 +91,37 @@ export interface GuardShadowTable {
   created_at: Millis;
 }
 
+/** Approval tickets of tool calls that need a human (migration 006). */
+export interface ApprovalsTable {
+  id: string;
+  tenant_id: string;
+  key_id: string | null;
+  subject: string | null;
+  request_id: string;
+  /** sha256 of the canonical request body (without stream flags). */
+  request_hash: string;
+  api: string;
+  model: string | null;
+  tool: string;
+  /** sha256 of the call's arguments JSON as the model produced it (after the SQL LIMIT rewrite). */
+  arguments_hash: string;
+  /** The arguments, truncated, for the reviewer. */
+  arguments: string | null;
+  /** requires_approval | sql_write | taint */
+  reason: string;
+  /** JSON array of finding categories. */
+  categories: string;
+  /** pending | approved | denied | used */
+  status: string;
+  created_at: Millis;
+  expires_at: Millis;
+  decided_at: Millis | null;
+  decided_by: string | null;
+  decision_reason: string | null;
+  used_at: Millis | null;
+  used_request_id: string | null;
+}
+
 /** All tables. Later migrations add their tables here. */
 export interface Database {
   tenants: TenantsTable;
@@ -100,4 +131,5 @@ export interface Database {
   admin_events: AdminEventsTable;
   key_changes: KeyChangesTable;
   guard_shadow: GuardShadowTable;
+  approvals: ApprovalsTable;
 }

@@ -7,6 +7,7 @@ import type { Dialect } from '../db.js';
 import { m001 } from './001-tenants-keys.js';
 import { m005 } from './005-guard-shadow.js';
 import { m002 } from './002-identity-access.js';
+import { m006 } from './006-approvals.js';
 
 /** One migration; `dialect` lets a step use engine-specific column types. */
 export interface DbMigration {
@@ -19,4 +20,5 @@ export const migrations: Record<string, DbMigration> = {
   '001-tenants-keys': m001,
   '002-identity-access': m002,
   '005-guard-shadow': m005,
+  '006-approvals': m006,
 };

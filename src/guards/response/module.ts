@@ -1,0 +1,308 @@
+/**
+ * The `response-guards` gateway module: request side (offered tools against the allow-list,
+ * tool poisoning, taint sources, the system-prompt canary), response side (whole bodies and
+ * streams through the output checker and the tool-call checks), approvals (tickets, the
+ * `x-portcullis-approval` retry header, admin routes) and the verdict records in `ctx.state`.
+ */
+import { randomBytes } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import { GatewayError } from '../../errors.js';
+import { newCanary } from '../../detect/leakage/random.js';
+import { toolAllowed } from '../../detect/tools/index.js';
+import type { PolicyModule } from '../../policy/module.js';
+import type { GuardsModule } from '../../server/guard-api.js';
+import type { RequestContext } from '../../server/context.js';
+import type { GatewayModule, ModuleContext } from '../../server/modules.js';
+import { readBounded } from '../../server/upstream-errors.js';
+import { inspect, writeBack } from '../inspect.js';
+import type { GuardsConfig, PolicyScope } from '../config.js';
+import { registerApprovalRoutes } from '../approvals/routes.js';
+import { callHash, consumeTicket, countPending, createTicket, requestHash } from '../approvals/store.js';
+import { detectToolPoisoning, offeredTools, taintSources, type OfferedToolInfo } from '../tools/index.js';
+import { guardBody } from './body.js';
+import { createOutputChecker, urlsIn } from './scan.js';
+import { ResponseSession, type ApprovalResolver } from './session.js';
+import { createGuardTransform } from './stream.js';
+
+/** Header carrying approved ticket ids on a retried request (comma-separated). */
+export const APPROVAL_HEADER = 'x-portcullis-approval';
+const TICKET_RE = /^apr_[0-9a-f]{24}$/;
+
+/** What the module keeps per request in `ctx.state.responseGuards` (no texts except what the checks need). */
+export interface ResponseGuardState {
+  cfg: GuardsConfig;
+  canary?: string;
+  systemPrompt?: string;
+  trustedUrls: string[];
+  offered: OfferedToolInfo[];
+  tainted: string[];
+  /** Tools removed from the request (strip mode) and why. */
+  stripped: Array<{ name: string; reason: 'not_allowed' | 'tool_poisoning' }>;
+}
+
+/** The audit summary of approvals in `ctx.state.approvals`. */
+export interface ApprovalAudit {
+  event: 'requested' | 'used' | 'denied';
+  ticket: string;
+  tool: string;
+}
+
+function scopeOf(ctx: RequestContext): PolicyScope {
+  const p = ctx.principal;
+  return { ...(p?.tenantName !== undefined ? { tenantName: p.tenantName } : {}), ...(p?.tier !== undefined ? { tier: p.tier } : {}), ...(p?.keyId !== undefined ? { keyId: p.keyId } : {}) };
+}
+
+/** Removes tools by index from a request body (and a `tool_choice` that names one of them). */
+function withoutTools(body: Record<string, unknown>, remove: ReadonlySet<number>, names: ReadonlySet<string>): Record<string, unknown> {
+  if (remove.size === 0) return body;
+  const out = { ...body };
+  const tools = (body.tools as unknown[]).filter((_, i) => !remove.has(i));
+  if (tools.length > 0) out.tools = tools;
+  else {
+    delete out.tools;
+    delete out.tool_choice;
+    delete out.parallel_tool_calls;
+  }
+  const tc = out.tool_choice as any;
+  const chosen = tc && typeof tc === 'object' ? (tc.function?.name ?? tc.name) : undefined;
+  if (typeof chosen === 'string' && names.has(chosen)) delete out.tool_choice;
+  return out;
+}
+
+/** Adds the canary note to the system prompt in the API's own place. */
+function addCanary(api: string, body: Record<string, unknown>, note: string): Record<string, unknown> | undefined {
+  const b = structuredClone(body) as Record<string, any>;
+  if (api === 'chat' && Array.isArray(b.messages)) {
+    const sys = b.messages.find((m: any) => m && (m.role === 'system' || m.role === 'developer'));
+    if (sys && typeof sys.content === 'string') sys.content = `${sys.content}\n\n${note}`;
+    else if (sys && Array.isArray(sys.content)) sys.content = [...sys.content, { type: 'text', text: note }];
+    else b.messages = [{ role: 'system', content: note }, ...b.messages];
+    return b;
+  }
+  if (api === 'messages') {
+    if (typeof b.system === 'string' && b.system) b.system = `${b.system}\n\n${note}`;
+    else if (Array.isArray(b.system)) b.system = [...b.system, { type: 'text', text: note }];
+    else b.system = note;
+    return b;
+  }
+  if (api === 'responses') {
+    b.instructions = typeof b.instructions === 'string' && b.instructions ? `${b.instructions}\n\n${note}` : note;
+    return b;
+  }
+  return undefined;
+}
+
+/** Creates the response-guards module (needs the guards module; uses the policy module when present). */
+export function createResponseGuardsModule(mctx: ModuleContext): GatewayModule {
+  const guards = mctx.modules.get('guards') as GuardsModule | undefined;
+  if (!guards) throw new Error('the response-guards module needs the guards module');
+  const engine = guards.engine;
+  const policy = mctx.modules.get('policy') as PolicyModule | undefined;
+  const db = mctx.db.kysely;
+  const hashKey = mctx.env[engine.config.hashKeyEnv] || randomBytes(32);
+  const log = mctx.logger;
+
+  // Strip mode for tools the policy scopes do not allow: must run before the policy's authorize step.
+  if (policy?.steps?.authorize) {
+    const authorize = policy.steps.authorize.bind(policy.steps);
+    policy.steps.authorize = (ctx: RequestContext) => {
+      ctx.state.clientBody = ctx.body;
+      const cfg = engine.configFor(scopeOf(ctx));
+      if (cfg.enabled && cfg.tools.enabled && cfg.tools.onDisallowed === 'strip' && ctx.principal && Array.isArray(ctx.body.tools)) {
+        const remove = new Set<number>();
+        const names = new Set<string>();
+        for (const t of offeredTools(ctx.body)) {
+          const d = policy.engine.authorize(ctx.principal, { operation: ctx.api, tools: [t.name] });
+          if (!d.allow && d.reason === 'tool_not_allowed') {
+            remove.add(t.index);
+            names.add(t.name);
+          }
+        }
+        if (remove.size > 0) {
+          ctx.body = withoutTools(ctx.body, remove, names);
+          ((ctx.state.toolsStripped ??= []) as Array<{ name: string; reason: string }>).push(...[...names].map((name) => ({ name, reason: 'not_allowed' })));
+        }
+      }
+      return authorize(ctx);
+    };
+  }
+
+  function requestSide(ctx: RequestContext): void {
+    const cfg = engine.configFor(scopeOf(ctx));
+    if (!cfg.enabled || (!cfg.response.enabled && !cfg.tools.enabled)) return;
+    const st: ResponseGuardState = { cfg, trustedUrls: [], offered: [], tainted: [], stripped: [...(((ctx.state.toolsStripped as ResponseGuardState['stripped']) ?? []))] };
+    const tc = cfg.tools;
+    if (tc.enabled && Array.isArray(ctx.body.tools)) {
+      let offered = offeredTools(ctx.body);
+      const remove = new Set<number>();
+      const names = new Set<string>();
+      if (tc.allow) {
+        const bad = offered.filter((t) => !toolAllowed(t.name, tc.allow!));
+        if (bad.length > 0 && tc.mode === 'enforce') {
+          if (tc.onDisallowed === 'reject') {
+            ctx.state.policy = { ...((ctx.state.policy as object) ?? {}), toolDenied: bad.map((t) => t.name) };
+            throw new GatewayError('PCL_FORBIDDEN', { internal: { reason: 'tool_not_allowed', tools: bad.map((t) => t.name) } });
+          }
+          for (const t of bad) remove.add(t.index), names.add(t.name), st.stripped.push({ name: t.name, reason: 'not_allowed' });
+        }
+      }
+      if (tc.poisoning.enabled) {
+        const t0 = performance.now();
+        const poisoned = offered.filter((t) => !remove.has(t.index) && detectToolPoisoning(t).length > 0);
+        const ms = performance.now() - t0;
+        const rec = { guard: 'tools:poisoning', stage: 'request' as const, mode: tc.mode, action: poisoned.length === 0 ? 'allow' : tc.poisoning.action === 'flag' ? 'flag' : tc.poisoning.action === 'strip' ? 'transform' : 'block', categories: poisoned.length ? ['tool_poisoning'] : [], findings: poisoned.length, latencyMs: Math.round(ms * 1000) / 1000, applied: poisoned.length > 0 && tc.mode === 'enforce' && tc.poisoning.action !== 'flag' };
+        ((ctx.state.guards ??= []) as unknown[]).push(rec);
+        if (poisoned.length > 0 && tc.mode === 'enforce') {
+          if (tc.poisoning.action === 'block') {
+            throw new GatewayError('PCL_CONTENT_POLICY', { details: { categories: ['tool_poisoning'] }, headers: { 'x-portcullis-guard': 'tools:poisoning', 'x-portcullis-action': 'block' } });
+          }
+          if (tc.poisoning.action === 'strip') for (const t of poisoned) remove.add(t.index), names.add(t.name), st.stripped.push({ name: t.name, reason: 'tool_poisoning' });
+        }
+      }
+      if (remove.size > 0) {
+        ctx.body = withoutTools(ctx.body, remove, names);
+        offered = offeredTools(ctx.body);
+      }
+      st.offered = offered;
+    }
+    const inspected = inspect(ctx.api, ctx.body);
+    if (tc.enabled && tc.taint.enabled && st.offered.length > 0) st.tainted = taintSources(inspected.segments.filter((s) => s.role === 'tool' || s.role === 'retrieved').map((s) => s.text));
+    if (cfg.response.enabled) {
+      const system = inspected.segments.filter((s) => s.role === 'system' || s.role === 'developer').map((s) => s.text).join('\n');
+      if (system) st.systemPrompt = system;
+      for (const s of inspected.segments) if (s.role === 'system' || s.role === 'developer' || s.role === 'user') st.trustedUrls.push(...urlsIn(s.text));
+      if (cfg.response.canary.enabled && cfg.response.mode === 'enforce') {
+        const c = newCanary();
+        const b = addCanary(ctx.api, ctx.body, c.note);
+        if (b) {
+          ctx.body = b;
+          st.canary = c.token;
+        }
+      }
+    }
+    ctx.state.responseGuards = st;
+  }
+
+  function sessionFor(ctx: RequestContext, stage: 'response' | 'stream'): ResponseSession | undefined {
+    const st = ctx.state.responseGuards as ResponseGuardState | undefined;
+    if (!st) return undefined;
+    const cfg = st.cfg;
+    const checker = createOutputChecker(cfg, { ...(st.canary ? { canary: st.canary } : {}), ...(st.systemPrompt ? { systemPrompt: st.systemPrompt } : {}), trustedUrls: st.trustedUrls }, hashKey);
+    const judge = cfg.response.unsafe.judge ? engine.judges.get('llama-guard') : undefined;
+    const tickets = ((ctx.state.approvalTickets as string[] | undefined) ?? []).filter((t) => TICKET_RE.test(t));
+    const audits = ((ctx.state.approvals ??= []) as ApprovalAudit[]);
+    const approvals: ApprovalResolver = {
+      async resolve(call, reason, categories) {
+        const p = ctx.principal!;
+        const rh = requestHash(ctx.api, (ctx.state.clientBody as Record<string, unknown>) ?? ctx.body);
+        const ah = callHash(call.name, call.arguments);
+        for (const t of tickets) {
+          const r = await consumeTicket(db, t, { tenantId: p.tenantId, ...(p.keyId ? { keyId: p.keyId } : {}), requestHash: rh, tool: call.name, argumentsHash: ah, requestId: ctx.requestId });
+          if (r === 'used') {
+            audits.push({ event: 'used', ticket: t, tool: call.name });
+            return { approved: true };
+          }
+          if (r === 'denied') {
+            audits.push({ event: 'denied', ticket: t, tool: call.name });
+            throw new GatewayError('PCL_APPROVAL_DENIED', { headers: { 'x-portcullis-guard': 'response:tools', 'x-portcullis-action': 'block' } });
+          }
+        }
+        const ac = cfg.approvals;
+        if ((await countPending(db, p.tenantId)) >= ac.maxPendingPerTenant) throw new GatewayError('PCL_RATE_LIMITED', { message: 'Too many tool calls are waiting for approval.', headers: { 'retry-after': '60' } });
+        const row = await createTicket(db, {
+          tenantId: p.tenantId,
+          ...(p.keyId ? { keyId: p.keyId } : {}),
+          subject: p.subject,
+          requestId: ctx.requestId,
+          requestHash: rh,
+          api: ctx.api,
+          ...(ctx.model ? { model: ctx.model } : {}),
+          tool: call.name,
+          argumentsHash: ah,
+          arguments: call.arguments,
+          reason,
+          categories,
+          ttlMs: ac.ttlSeconds * 1000,
+          maxStoredArgumentChars: ac.maxStoredArgumentChars,
+        });
+        audits.push({ event: 'requested', ticket: row.id, tool: call.name });
+        log.info({ reqId: ctx.requestId, ticket: row.id, tool: call.name, reason }, 'tool call held for approval');
+        return { approved: false, ticket: row.id, expiresAt: Number(row.expires_at) };
+      },
+    };
+    const s = new ResponseSession({
+      cfg,
+      checker,
+      ...(judge ? { judge } : {}),
+      ...(cfg.tools.enabled ? { tools: { cfg: cfg.tools, offered: st.offered.map((t) => t.raw), ...(cfg.tools.allow ? { allowed: cfg.tools.allow } : {}), tainted: st.tainted, allowHosts: cfg.response.exfil.allowHosts } } : {}),
+      ...(ctx.principal ? { approvals } : {}),
+      state: ctx.state,
+      stage,
+    });
+    ctx.state.responseSession = s;
+    return s;
+  }
+
+  async function reask(ctx: RequestContext, note: string): Promise<Record<string, unknown> | undefined> {
+    if (!ctx.provider || !ctx.upstreamModel) return undefined;
+    const base: Record<string, unknown> = { ...ctx.body, model: ctx.upstreamModel, stream: false };
+    delete base.stream_options;
+    const body = writeBack(inspect(ctx.api, base), base, [], new Set(), [note]);
+    const res = await ctx.provider.send({ api: ctx.api, body, stream: false, signal: AbortSignal.timeout(mctx.config.upstream.totalTimeoutMs), requestId: ctx.requestId });
+    if (res.status >= 400) {
+      res.dump();
+      return undefined;
+    }
+    const buf = await readBounded(res.body, mctx.config.upstream.maxResponseBytes);
+    const parsed = JSON.parse(buf.toString('utf8')) as Record<string, any>;
+    const u = parsed?.usage;
+    if (u && ctx.usage) {
+      ctx.usage = { ...ctx.usage, inputTokens: ctx.usage.inputTokens + Number(u.prompt_tokens ?? u.input_tokens ?? 0), outputTokens: ctx.usage.outputTokens + Number(u.completion_tokens ?? u.output_tokens ?? 0) };
+    }
+    ctx.state.reasked = true;
+    return parsed && typeof parsed === 'object' ? parsed : undefined;
+  }
+
+  return {
+    name: 'response-guards',
+    steps: {
+      requestGuards(ctx) {
+        requestSide(ctx);
+      },
+      async responseGuards(ctx, body) {
+        const s = sessionFor(ctx, 'response');
+        if (!s) return body;
+        if (!s.cfg.response.enabled && !s.cfg.tools.enabled) return body;
+        const out = await guardBody(s, ctx.api, body, { reask: () => reask(ctx, s.cfg.response.reaskNote) });
+        if (out.block && !s.shadow) {
+          ctx.responseHeaders['x-portcullis-guard'] = out.block.guard;
+          ctx.responseHeaders['x-portcullis-action'] = ctx.state.reasked ? 'reask' : s.cfg.response.onBlock === 'fallback' ? 'fallback' : 'block';
+        } else if (out.changed && !ctx.responseHeaders['x-portcullis-action']) {
+          ctx.responseHeaders['x-portcullis-guard'] = 'response';
+          ctx.responseHeaders['x-portcullis-action'] = 'transform';
+        }
+        return out.body;
+      },
+      streamGuards(ctx) {
+        const s = sessionFor(ctx, 'stream');
+        if (!s) return undefined;
+        return createGuardTransform(s, ctx.api);
+      },
+      done(ctx) {
+        (ctx.state.responseSession as ResponseSession | undefined)?.finish();
+      },
+    },
+    routes(app: FastifyInstance) {
+      app.addHook('onRequest', async (req) => {
+        const h = req.headers[APPROVAL_HEADER];
+        if (typeof h === 'string' && h.length <= 1000 && req.pcl) req.pcl.state.approvalTickets = h.split(',').map((x) => x.trim()).filter(Boolean).slice(0, 16);
+      });
+      registerApprovalRoutes(app, { db, identity: mctx.identity, enabled: mctx.config.admin.enabled });
+    },
+  };
+}
+
+/** The module factory listed in the composition root (after the guards module). */
+export function responseGuardsModule(mctx: ModuleContext): GatewayModule {
+  return createResponseGuardsModule(mctx);
+}

@@ -1,0 +1,173 @@
+/**
+ * The output checker: one scan over an assistant output (PII, secrets, canary, system-prompt
+ * overlap, exfiltration links, unsafe content, banned topics) whose findings are sorted into
+ * what blocks, what is rewritten and what is only recorded. The same checker serves whole
+ * bodies and the per-choice stream scanners, so streamed and non-streamed outputs get the
+ * same treatment.
+ */
+import { detectCanary } from '../../detect/leakage/index.js';
+import { detectOverlap } from '../../detect/leakage/overlap.js';
+import { exfilRiskyTail, rewriteOutputLinks, scanOutputLinks, type LinkPolicy } from '../../detect/exfil/index.js';
+import { normalize } from '../../detect/normalize/index.js';
+import { detectPii, type PiiOptions } from '../../detect/pii/index.js';
+import { applyActions } from '../../detect/redact.js';
+import { detectSecrets } from '../../detect/secrets/index.js';
+import { replaceSpans } from '../../detect/stream/index.js';
+import { detectTopics } from '../../detect/topics/index.js';
+import { detectUnsafe, type HazardId } from '../../detect/unsafe/index.js';
+import type { Finding } from '../../detect/types.js';
+import type { GuardsConfig } from '../config.js';
+import type { ResponseGuardsConfig } from './config.js';
+
+/** What a finding leads to. */
+export type OutputAct = 'block' | 'rewrite' | 'flag';
+
+/** The response guards, by name (used in records, headers and findings). */
+export type OutputGuardName = 'response:pii' | 'response:secrets' | 'response:canary' | 'response:overlap' | 'response:exfil' | 'response:unsafe' | 'response:topics' | 'response:judge' | 'response:tools';
+
+/** A finding of the output checker with the guard it belongs to and what it leads to. */
+export interface OutputFinding extends Finding {
+  guard: OutputGuardName;
+  act: OutputAct;
+}
+
+/** Per-request facts the checker needs besides the config. */
+export interface OutputContext {
+  /** The canary token added to this request's system prompt. */
+  canary?: string;
+  /** The system prompt as the client sent it (for the overlap check). */
+  systemPrompt?: string;
+  /** URLs that appeared in trusted input (system and user turns). */
+  trustedUrls?: readonly string[];
+}
+
+/** The output checker of one request. */
+export interface OutputChecker {
+  /** Characters a stream must hold back so every local finding is seen whole. */
+  readonly holdBack: number;
+  /** Every finding in a text (offsets into it). */
+  scan(text: string): OutputFinding[];
+  /** Applies the rewrite findings to `text` (block and flag findings are ignored). */
+  rewrite(text: string, findings: readonly OutputFinding[]): string;
+  /** Unfinished risky fragment (open link/image/tag/URL) at the end of a stream window. */
+  riskyTail(text: string): number;
+  /** Checks needing the whole output (off-topic). */
+  whole(text: string): OutputFinding[];
+  /** The link policy in force. */
+  readonly linkPolicy: LinkPolicy;
+}
+
+type RedactionAction = 'flag' | 'block' | 'redact' | 'mask' | 'hash';
+
+function effectiveAction(own: ResponseGuardsConfig['pii']['action'], inherited: string): RedactionAction {
+  const a = own === 'inherit' ? inherited : own;
+  // Pseudonymising an output makes no sense (nobody restores it): redact instead.
+  if (a === 'pseudonymize') return 'redact';
+  return a as RedactionAction;
+}
+
+function actOf(a: RedactionAction): OutputAct {
+  return a === 'flag' ? 'flag' : a === 'block' ? 'block' : 'rewrite';
+}
+
+const MAYBE_ENCODED = /[A-Za-z0-9+/=_-]{16,}|%[0-9a-f]{2}|\\u[0-9a-f]{4}|[\u{E0000}-\u{E007F}]/iu;
+
+/** Builds the output checker of one request from the effective guards config. */
+export function createOutputChecker(cfg: GuardsConfig, ctx: OutputContext, hashKey: string | Uint8Array): OutputChecker {
+  const r = cfg.response;
+  const piiAction = effectiveAction(r.pii.action, cfg.pii.action);
+  const secretsAction = effectiveAction(r.secrets.action, cfg.secrets.action);
+  const p = cfg.pii;
+  const piiOpts: PiiOptions = {
+    ...(p.entities ? { entities: p.entities } : {}),
+    ...(p.threshold !== undefined ? { threshold: p.threshold } : {}),
+    ...(p.allowList ? { allowList: p.allowList } : {}),
+    ...(p.denyList ? { denyList: p.denyList } : {}),
+    ...(p.defaultRegion ? { defaultRegion: p.defaultRegion } : {}),
+  };
+  const secretOpts = { ...(cfg.secrets.threshold !== undefined ? { threshold: cfg.secrets.threshold } : {}), ...(cfg.secrets.disable ? { disable: cfg.secrets.disable } : {}) };
+  const exfilAct: OutputAct = r.exfil.action === 'block' ? 'block' : r.exfil.action === 'flag' ? 'flag' : 'rewrite';
+  const linkPolicy: LinkPolicy = {
+    allowHosts: r.exfil.allowHosts,
+    allowOnlyTrustedUrls: r.exfil.allowOnlyTrustedUrls,
+    trustedUrls: ctx.trustedUrls ?? [],
+    maxUrls: r.exfil.maxUrls,
+    action: r.exfil.action === 'neutralize' ? 'neutralize' : r.exfil.action === 'flag' ? 'flag' : 'remove',
+    minSequence: r.exfil.minSequence,
+  };
+  const rewritePolicy: LinkPolicy = { ...linkPolicy, action: linkPolicy.action === 'flag' ? 'remove' : linkPolicy.action };
+  const canary = r.canary.enabled ? ctx.canary : undefined;
+  const overlapPrompt = r.overlap.enabled && ctx.systemPrompt && ctx.systemPrompt.length >= r.overlap.minChars ? ctx.systemPrompt : undefined;
+  const banned = r.topics.banned && Object.keys(r.topics.banned).length > 0 ? { banned: r.topics.banned } : undefined;
+  const allowedTopics = r.topics.allowed && Object.keys(r.topics.allowed).length > 0 ? { allowed: r.topics.allowed } : undefined;
+  const unsafeOpts = r.unsafe.categories ? { categories: r.unsafe.categories as HazardId[] } : {};
+  const decode = (t: string): string[] => {
+    if (!MAYBE_ENCODED.test(t)) return [];
+    const n = normalize(t);
+    return [n.text, ...n.decoded.map((d) => d.view.text)];
+  };
+  // Long enough for the longest local finding: secrets such as PEM keys and the unsafe rules' sentence context.
+  const holdBack = Math.max(r.holdBack, r.unsafe.enabled ? 400 : 0, overlapPrompt ? r.overlap.minChars + 32 : 0, canary ? 160 : 0);
+
+  const tag = (fs: readonly Finding[], guard: OutputGuardName, act: OutputAct): OutputFinding[] => fs.map((f) => ({ ...f, guard, act }));
+
+  function scan(text: string): OutputFinding[] {
+    const out: OutputFinding[] = [];
+    if (text.length === 0) return out;
+    if (r.secrets.enabled) out.push(...tag(detectSecrets(text, secretOpts), 'response:secrets', actOf(secretsAction)));
+    if (r.pii.enabled) out.push(...tag(detectPii(text, piiOpts), 'response:pii', actOf(piiAction)));
+    if (canary) out.push(...tag(detectCanary(text, canary, decode), 'response:canary', r.canary.action === 'block' ? 'block' : 'rewrite'));
+    if (r.exfil.enabled) {
+      for (const f of scanOutputLinks(text, linkPolicy).findings) {
+        // Char-by-char sequences and invisible text are recorded; the URLs themselves are rewritten one by one.
+        const removable = f.category !== 'char_by_char' && f.category !== 'invisible_unicode' && f.category !== 'unicode_tags' && f.end - f.start < text.length;
+        out.push({ ...f, guard: 'response:exfil', act: exfilAct === 'rewrite' && !removable ? 'flag' : exfilAct });
+      }
+    }
+    if (r.unsafe.enabled) out.push(...tag(detectUnsafe(text, unsafeOpts), 'response:unsafe', r.unsafe.action));
+    if (banned) out.push(...tag(detectTopics(text, banned).findings, 'response:topics', r.topics.action));
+    if (overlapPrompt) {
+      const o = detectOverlap(text, overlapPrompt, { minChars: r.overlap.minChars, minNgramWords: r.overlap.minNgramWords, minCoverage: r.overlap.minCoverage });
+      out.push(...tag(o.findings, 'response:overlap', r.overlap.action));
+    }
+    return out;
+  }
+
+  function replacement(text: string, group: Finding[]): string {
+    const gs = Math.min(...group.map((f) => f.start));
+    const ge = Math.max(...group.map((f) => f.end));
+    const slice = text.slice(gs, ge);
+    const shifted = (group as OutputFinding[]).map((f) => ({ ...f, start: f.start - gs, end: f.end - gs }));
+    const exfil = shifted.filter((f) => f.guard === 'response:exfil');
+    if (exfil.length > 0) {
+      const out = rewriteOutputLinks(slice, exfil, rewritePolicy);
+      return out === slice ? '[link removed]' : out;
+    }
+    if (shifted.some((f) => f.guard === 'response:canary')) return '[REDACTED]';
+    const secret = shifted.filter((f) => f.guard === 'response:secrets');
+    const action = secret.length > 0 ? secretsAction : piiAction;
+    if (action === 'flag' || action === 'block') return slice;
+    return applyActions(slice, shifted, action, { hashKey }).text;
+  }
+
+  return {
+    holdBack,
+    linkPolicy,
+    scan,
+    rewrite(text, findings) {
+      const rw = findings.filter((f) => f.act === 'rewrite');
+      if (rw.length === 0) return text;
+      return replaceSpans(text, rw, (group) => replacement(text, group));
+    },
+    riskyTail: r.exfil.enabled ? exfilRiskyTail : () => 0,
+    whole(text) {
+      if (!allowedTopics || text.trim().length === 0) return [];
+      return tag(detectTopics(text, allowedTopics).findings.filter((f) => f.category === 'off_topic'), 'response:topics', r.topics.action);
+    },
+  };
+}
+
+/** Extracts http(s) URLs from trusted text (for `allowOnlyTrustedUrls` and trusted-URL pass-through). */
+export function urlsIn(text: string): string[] {
+  return text.match(/\bhttps?:\/\/[^\s<>"'`)\]]+/gi)?.slice(0, 1000) ?? [];
+}

@@ -1,0 +1,138 @@
+/** Shared helpers of the response-guard tests: scripted upstream replies and SSE reading. */
+import type { ServerResponse } from 'node:http';
+import type { Recorded } from '../../helpers/mock-upstream.js';
+
+/** An assistant tool call the scripted upstream proposes. */
+export interface ScriptedCall {
+  name: string;
+  arguments: string;
+}
+
+/** Writes a chat completion (or an SSE stream of `chunks` text pieces, then tool calls in `argPieces` pieces). */
+export function scriptedChat(req: Recorded, res: ServerResponse, chunks: readonly string[], calls: readonly ScriptedCall[] = [], argPieces = 3): void {
+  const model = req.body?.model ?? 'mock';
+  const base = { id: 'c1', object: 'chat.completion.chunk', created: 1, model };
+  const finish = calls.length ? 'tool_calls' : 'stop';
+  if (req.body?.stream) {
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    res.write(`data: ${JSON.stringify({ ...base, choices: [{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null }] })}\n\n`);
+    for (const p of chunks) res.write(`data: ${JSON.stringify({ ...base, choices: [{ index: 0, delta: { content: p }, finish_reason: null }] })}\n\n`);
+    calls.forEach((c, i) => {
+      res.write(`data: ${JSON.stringify({ ...base, choices: [{ index: 0, delta: { tool_calls: [{ index: i, id: `call_${i}`, type: 'function', function: { name: c.name, arguments: '' } }] }, finish_reason: null }] })}\n\n`);
+      const n = Math.max(1, argPieces);
+      for (let k = 0; k < n; k++) {
+        const piece = c.arguments.slice(Math.floor((k * c.arguments.length) / n), Math.floor(((k + 1) * c.arguments.length) / n));
+        res.write(`data: ${JSON.stringify({ ...base, choices: [{ index: 0, delta: { tool_calls: [{ index: i, function: { arguments: piece } }] }, finish_reason: null }] })}\n\n`);
+      }
+    });
+    res.write(`data: ${JSON.stringify({ ...base, choices: [{ index: 0, delta: {}, finish_reason: finish }] })}\n\n`);
+    if (req.body?.stream_options?.include_usage) res.write(`data: ${JSON.stringify({ ...base, choices: [], usage: { prompt_tokens: 5, completion_tokens: 5, total_tokens: 10 } })}\n\n`);
+    res.end('data: [DONE]\n\n');
+    return;
+  }
+  res.writeHead(200, { 'content-type': 'application/json' });
+  const text = chunks.join('');
+  const message: Record<string, unknown> = { role: 'assistant', content: calls.length && !text ? null : text };
+  if (calls.length) message.tool_calls = calls.map((c, i) => ({ id: `call_${i}`, type: 'function', function: { name: c.name, arguments: c.arguments } }));
+  res.end(JSON.stringify({ id: 'c1', object: 'chat.completion', created: 1, model, choices: [{ index: 0, message, finish_reason: finish }], usage: { prompt_tokens: 5, completion_tokens: 5, total_tokens: 10 } }));
+}
+
+/** Writes an Anthropic messages stream (or body) of text pieces and optional tool uses. */
+export function scriptedMessages(req: Recorded, res: ServerResponse, chunks: readonly string[], calls: readonly ScriptedCall[] = []): void {
+  const model = req.body?.model ?? 'claude-mock';
+  if (!req.body?.stream) {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    const content: unknown[] = [];
+    if (chunks.length) content.push({ type: 'text', text: chunks.join('') });
+    calls.forEach((c, i) => content.push({ type: 'tool_use', id: `toolu_${i}`, name: c.name, input: JSON.parse(c.arguments) }));
+    res.end(JSON.stringify({ id: 'msg_1', type: 'message', role: 'assistant', model, content, stop_reason: calls.length ? 'tool_use' : 'end_turn', stop_sequence: null, usage: { input_tokens: 5, output_tokens: 5 } }));
+    return;
+  }
+  res.writeHead(200, { 'content-type': 'text/event-stream' });
+  const ev = (type: string, o: Record<string, unknown>) => res.write(`event: ${type}\ndata: ${JSON.stringify({ type, ...o })}\n\n`);
+  ev('message_start', { message: { id: 'msg_1', type: 'message', role: 'assistant', model, content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: 5, output_tokens: 1 } } });
+  let idx = 0;
+  if (chunks.length) {
+    ev('content_block_start', { index: idx, content_block: { type: 'text', text: '' } });
+    for (const c of chunks) ev('content_block_delta', { index: idx, delta: { type: 'text_delta', text: c } });
+    ev('content_block_stop', { index: idx });
+    idx++;
+  }
+  for (const c of calls) {
+    ev('content_block_start', { index: idx, content_block: { type: 'tool_use', id: `toolu_${idx}`, name: c.name, input: {} } });
+    const h = Math.floor(c.arguments.length / 2);
+    ev('content_block_delta', { index: idx, delta: { type: 'input_json_delta', partial_json: c.arguments.slice(0, h) } });
+    ev('content_block_delta', { index: idx, delta: { type: 'input_json_delta', partial_json: c.arguments.slice(h) } });
+    ev('content_block_stop', { index: idx });
+    idx++;
+  }
+  ev('message_delta', { delta: { stop_reason: calls.length ? 'tool_use' : 'end_turn', stop_sequence: null }, usage: { output_tokens: 9 } });
+  ev('message_stop', {});
+  res.end();
+}
+
+/** A parsed SSE event. */
+export interface ReadEvent {
+  event?: string;
+  data: string;
+  json?: any;
+}
+
+/** POSTs a JSON body and reads the whole SSE reply into events. */
+export async function postSse(url: string, key: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; events: ReadEvent[]; headers: Headers }> {
+  const r = await fetch(url, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+  const text = await r.text();
+  const events: ReadEvent[] = [];
+  for (const block of text.split('\n\n')) {
+    if (!block.trim()) continue;
+    let event: string | undefined;
+    const data: string[] = [];
+    for (const line of block.split('\n')) {
+      if (line.startsWith('event:')) event = line.slice(6).trim();
+      else if (line.startsWith('data:')) data.push(line.slice(5).replace(/^ /, ''));
+    }
+    const d = data.join('\n');
+    let json: any;
+    try {
+      json = d === '[DONE]' ? undefined : JSON.parse(d);
+    } catch {
+      json = undefined;
+    }
+    events.push({ ...(event ? { event } : {}), data: d, ...(json !== undefined ? { json } : {}) });
+  }
+  return { status: r.status, events, headers: r.headers };
+}
+
+/** Concatenated assistant text of OpenAI chat stream events, and the finish reasons. */
+export function chatText(events: readonly ReadEvent[]): { text: string; finish: string[]; done: boolean; toolCalls: Array<{ name: string; arguments: string }> } {
+  let text = '';
+  const finish: string[] = [];
+  const calls = new Map<number, { name: string; arguments: string }>();
+  for (const e of events) {
+    for (const c of e.json?.choices ?? []) {
+      if (typeof c.delta?.content === 'string') text += c.delta.content;
+      if (typeof c.text === 'string') text += c.text;
+      for (const t of c.delta?.tool_calls ?? []) {
+        const cur = calls.get(t.index) ?? { name: '', arguments: '' };
+        if (t.function?.name) cur.name = t.function.name;
+        if (typeof t.function?.arguments === 'string') cur.arguments += t.function.arguments;
+        calls.set(t.index, cur);
+      }
+      if (c.finish_reason) finish.push(c.finish_reason);
+    }
+  }
+  return { text, finish, done: events.some((e) => e.data === '[DONE]'), toolCalls: [...calls.values()] };
+}
+
+/** POSTs JSON and returns status and parsed body. */
+export async function postJson(url: string, key: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: any; headers: Headers }> {
+  const r = await fetch(url, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+  const text = await r.text();
+  let parsed: any = text;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    /* keep text */
+  }
+  return { status: r.status, body: parsed, headers: r.headers };
+}
