@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /** The `portcullis` command. */
 import { Command } from 'commander';
+import { registerApprovalsCommand } from './approvals.js';
 import { registerCheckCommand } from './check.js';
 import { registerConfigCommand } from './config.js';
 import { registerDemoCommand } from './demo.js';
@@ -18,6 +19,7 @@ registerPolicyCommand(program);
 registerConfigCommand(program);
 registerDemoCommand(program);
 registerCheckCommand(program);
+registerApprovalsCommand(program);
 
 program.parseAsync(process.argv).catch((e) => {
   process.stderr.write(`portcullis: ${(e as Error).message}\n`);

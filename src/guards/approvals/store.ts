@@ -222,7 +222,7 @@ export async function decideTicket(db: Kysely<Database>, id: string, decision: '
   return viewOf((await getTicket(db, id))!, now);
 }
 
-/** The result of presenting a ticket with a retried request. */
+/** The result of presenting a ticket with a retried request (`pending`: this very call, still waiting). */
 export type ConsumeResult = 'used' | 'unknown' | 'pending' | 'denied' | 'expired' | 'already_used' | 'mismatch';
 
 /**
@@ -240,8 +240,8 @@ export async function consumeTicket(
   if (row.status === 'used') return 'already_used';
   if (row.status === 'denied') return 'denied';
   if (Number(row.expires_at) <= now) return 'expired';
-  if (row.status === 'pending') return 'pending';
   if (row.request_hash !== m.requestHash || row.tool !== m.tool || row.arguments_hash !== m.argumentsHash) return 'mismatch';
+  if (row.status === 'pending') return 'pending';
   const res = await db
     .updateTable('approvals')
     .set({ status: 'used', used_at: now, used_request_id: m.requestId.slice(0, 128) })

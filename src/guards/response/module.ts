@@ -17,7 +17,7 @@ import { readBounded } from '../../server/upstream-errors.js';
 import { inspect, writeBack } from '../inspect.js';
 import type { GuardsConfig, PolicyScope } from '../config.js';
 import { registerApprovalRoutes } from '../approvals/routes.js';
-import { callHash, consumeTicket, countPending, createTicket, requestHash } from '../approvals/store.js';
+import { callHash, consumeTicket, countPending, createTicket, getTicket, requestHash } from '../approvals/store.js';
 import { detectToolPoisoning, offeredTools, taintSources, type OfferedToolInfo } from '../tools/index.js';
 import { guardBody } from './body.js';
 import { createOutputChecker, urlsIn } from './scan.js';
@@ -201,6 +201,11 @@ export function createResponseGuardsModule(mctx: ModuleContext): GatewayModule {
           if (r === 'used') {
             audits.push({ event: 'used', ticket: t, tool: call.name });
             return { approved: true };
+          }
+          if (r === 'pending') {
+            // The same call, still waiting for a reviewer: answer with the same ticket.
+            const row = await getTicket(db, t);
+            if (row) return { approved: false, ticket: row.id, expiresAt: Number(row.expires_at) };
           }
           if (r === 'denied') {
             audits.push({ event: 'denied', ticket: t, tool: call.name });
