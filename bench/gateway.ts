@@ -6,7 +6,7 @@
  * (or autocannon when wrk is missing). All targets run at once (idle ones cost nothing) and every
  * load phase is split into rounds that rotate through the targets, so a change in machine load
  * during the run hits every target alike; percentiles are the median of the rounds.
- * Tunables (env): PCL_BENCH_DURATION (s per phase and target, default 6), PCL_BENCH_ROUNDS (default 3),
+ * Tunables (env): PCL_BENCH_DURATION (s per phase and target, default 8), PCL_BENCH_ROUNDS (default 4),
  * PCL_BENCH_TTFB_N (sequential streams, default 200), PCL_BENCH_STREAMS (concurrent streams for
  * the memory sample, default 200), PCL_BENCH_TARGETS (comma list of gateway ids: portcullis, portkey,
  * portcullis-w2, portcullis-guards; default all; `none` = direct only),
@@ -206,7 +206,7 @@ const median = (xs: number[]) => {
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
 
-/** Combines rounds of one phase: summed counts, median of each round's percentiles. */
+/** Combines rounds of one phase: summed counts; req/s and percentiles are the median of the rounds (robust to a burst of load from other processes during one round). */
 function mergeRounds(rs: LoadResult[]): LoadResult {
   const requests = rs.reduce((a, r) => a + r.requests, 0);
   const durationSec = rs.reduce((a, r) => a + r.durationSec, 0);
@@ -215,7 +215,7 @@ function mergeRounds(rs: LoadResult[]): LoadResult {
     connections: rs[0]!.connections,
     durationSec,
     requests,
-    rps: requests / durationSec,
+    rps: median(rs.map((r) => r.rps)),
     p50: median(rs.map((r) => r.p50)),
     p90: median(rs.map((r) => r.p90)),
     p99: median(rs.map((r) => r.p99)),
@@ -239,8 +239,8 @@ function brief(r: LoadResult): string {
 
 /** Runs the gateway overhead benchmark and prints its tables. */
 export async function run(): Promise<GatewayBenchResult> {
-  const D = num('PCL_BENCH_DURATION', 6);
-  const ROUNDS = Math.round(num('PCL_BENCH_ROUNDS', 3));
+  const D = num('PCL_BENCH_DURATION', 8);
+  const ROUNDS = Math.round(num('PCL_BENCH_ROUNDS', 4));
   const seg = Math.max(1, Math.round(D / ROUNDS));
   const TTFB_N = num('PCL_BENCH_TTFB_N', 200);
   const STREAMS = num('PCL_BENCH_STREAMS', 200);
@@ -260,7 +260,8 @@ export async function run(): Promise<GatewayBenchResult> {
     loadavgAtStart: loadavg().map((v) => Math.round(v * 100) / 100),
     loadGenerator: tool,
     gatewayFrom: cli.from,
-    rounds: `${ROUNDS} rounds of ${seg}s per target and phase, rotating through the targets; percentiles are the median of the rounds`,
+    rounds: `${ROUNDS} rounds of ${seg}s per target and phase, rotating through the targets; req/s and percentiles are the median of the rounds`,
+    roundsDetail: 'targets[].nonStream50 etc. hold the merged result; requests and durationSec are summed over the rounds',
     requestBodyBytes: 1024,
     streamChunks: STREAM_CHUNKS,
     ttfbSequentialRequests: TTFB_N,
