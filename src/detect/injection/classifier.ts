@@ -4,7 +4,7 @@
  * this module, imported statically (no I/O at call time); weights are int8-quantised.
  */
 import model from './model.json' with { type: 'json' };
-import { featurize, dot, sigmoid, windows, FEATURE_BITS, INDIRECT_WINDOW, INDIRECT_STRIDE, type SparseVector } from './features.js';
+import { dot, sigmoid, windows, windowDot, FEATURE_BITS, INDIRECT_WINDOW, INDIRECT_STRIDE, type SparseVector } from './features.js';
 
 /** Shape of model.json. */
 export interface InjectionModel {
@@ -29,6 +29,9 @@ export interface ModelHead {
 
 interface LoadedHead {
   w: Float32Array;
+  /** The int8 weights (w = q * scale), a quarter of the memory for the hot path. */
+  q: Int8Array;
+  scale: number;
   bias: number;
 }
 
@@ -42,7 +45,7 @@ export function loadModel(m: InjectionModel): Record<ClassifierHead, LoadedHead>
     const q = new Int8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const w = new Float32Array(q.length);
     for (let i = 0; i < q.length; i++) w[i] = q[i] * h.scale;
-    out[name] = { w, bias: h.bias };
+    out[name] = { w, q: Int8Array.from(q), scale: h.scale, bias: h.bias };
   }
   return out;
 }
@@ -92,10 +95,13 @@ export function indirectScore(v: SparseVector): number {
  * indirect head on 256-unit windows (a planted instruction dominates such a window).
  */
 export function classifyWindows(fold: string, untrusted = false): WindowScore[] {
-  const out: WindowScore[] = windows(fold.length).map(([s, e]) => ({ start: s, end: e, score: scoreVector(featurize(fold.slice(s, e)), 'direct') }));
+  const out: WindowScore[] = [];
+  const d = loaded.direct;
+  for (const [s, e] of windows(fold.length)) out.push({ start: s, end: e, score: sigmoid(d.scale * windowDot(fold, s, e, d.q) + d.bias) });
   if (untrusted) {
+    const h = loaded.indirect;
     for (const [s, e] of windows(fold.length, INDIRECT_WINDOW, INDIRECT_STRIDE)) {
-      out.push({ start: s, end: e, score: indirectScore(featurize(fold.slice(s, e))) });
+      out.push({ start: s, end: e, score: sigmoid(h.scale * windowDot(fold, s, e, h.q) + h.bias - INDIRECT_SHIFT) });
     }
   }
   return out;

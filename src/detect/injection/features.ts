@@ -24,48 +24,61 @@ function hashString(s: string, seed: number): number {
   return h >>> 0;
 }
 
-// Reusable accumulator (single-threaded JS: safe to share between calls).
-const ACC = new Float32Array(1 << FEATURE_BITS);
+// Reusable accumulator (single-threaded JS: safe to share between calls). Counts are integers:
+// a Uint16Array (saturating) is a quarter of the size of a Float32Array, which keeps the random
+// accesses of feature hashing in cache.
+const ACC = new Uint16Array(1 << FEATURE_BITS);
 let TOUCHED = new Uint32Array(1 << 14);
 let nTouched = 0;
 
 function bump(h: number, w: number): void {
   const k = h & MASK;
-  if (ACC[k] === 0) {
-    if (nTouched === TOUCHED.length) {
-      const t = new Uint32Array(TOUCHED.length * 2);
-      t.set(TOUCHED);
-      TOUCHED = t;
-    }
-    TOUCHED[nTouched++] = k;
-  }
-  ACC[k] += w;
+  const c = ACC[k];
+  if (c === 0) TOUCHED[nTouched++] = k;
+  ACC[k] = c + w > 0xffff ? 0xffff : c + w;
+}
+
+function ensureTouched(extra: number): void {
+  if (nTouched + extra <= TOUCHED.length) return;
+  const t = new Uint32Array(Math.max(TOUCHED.length * 2, nTouched + extra));
+  t.set(TOUCHED.subarray(0, nTouched));
+  TOUCHED = t;
 }
 
 function isWordCode(c: number): boolean {
   return (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 39 || (c >= 0xc0 && c !== 0xd7 && c !== 0xf7 && !(c >= 0x2000 && c <= 0x2bff) && !(c >= 0x3000 && c <= 0x303f) && !(c >= 0xd800 && c <= 0xdfff) && !(c >= 0xfe00 && c <= 0xfe6f));
 }
 
-/** Hashes a folded text (already lowercased and folded) into a sparse vector. */
-export function featurize(fold: string, extra: string[] = []): SparseVector {
+function isSpace(c: number): boolean {
+  return c === 32 || c === 10 || c === 9 || c === 13;
+}
+
+/**
+ * Hashes the features of `fold[start, end)` into ACC/TOUCHED (exactly the features of
+ * `fold.slice(start, end)`), without allocating.
+ */
+function accumulate(fold: string, start: number, end: number): void {
   nTouched = 0;
-  const n = fold.length;
+  // At most one unigram + one bigram per word/mark and three char n-grams per code unit.
+  ensureTouched(5 * (end - start) + 16);
   // Words (runs of letters/digits/apostrophes, max 24 chars hashed) and single punctuation marks: unigrams and bigrams.
   let prev = 0;
   let havePrev = false;
-  let i = 0;
-  while (i < n) {
+  let i = start;
+  while (i < end) {
     const c = fold.charCodeAt(i);
-    if (c === 32 || c === 10 || c === 9 || c === 13) {
+    if (isSpace(c)) {
       i++;
       continue;
     }
     let h = (0x811c9dc5 ^ 1) >>> 0;
     if (isWordCode(c)) {
       let len = 0;
-      while (i < n && isWordCode(fold.charCodeAt(i))) {
+      while (i < end) {
+        const d = fold.charCodeAt(i);
+        if (!isWordCode(d)) break;
         if (len < 24) {
-          h ^= fold.charCodeAt(i);
+          h ^= d;
           h = Math.imul(h, 0x01000193);
         }
         len++;
@@ -82,27 +95,49 @@ export function featurize(fold: string, extra: string[] = []): SparseVector {
     prev = h;
     havePrev = true;
   }
-  // Char 3–5-grams over the text with whitespace runs collapsed to one space.
-  const buf = new Uint16Array(n);
-  let m = 0;
+  // Char 3–5-grams over the text with whitespace runs collapsed to one space (a rolling window of
+  // the last five collapsed code units; the n-grams starting at each position, as before).
+  let c0 = 0, c1 = 0, c2 = 0, c3 = 0, c4 = 0;
+  let have = 0;
   let lastSpace = true;
-  for (let j = 0; j < n; j++) {
-    const c = fold.charCodeAt(j);
-    const space = c === 32 || c === 10 || c === 9 || c === 13;
+  const gram = (a: number, b: number, c: number, d: number, e: number, k: number): void => {
+    let h = 0x9e3779b9 >>> 0;
+    h ^= a; h = Math.imul(h, 0x01000193) >>> 0;
+    h ^= b; h = Math.imul(h, 0x01000193) >>> 0;
+    h ^= c; h = Math.imul(h, 0x01000193) >>> 0;
+    bump(Math.imul(h ^ (2 * 0x27d4eb2d), 0x85ebca6b) >>> 0, 1);
+    if (k < 4) return;
+    h ^= d; h = Math.imul(h, 0x01000193) >>> 0;
+    bump(Math.imul(h ^ (3 * 0x27d4eb2d), 0x85ebca6b) >>> 0, 1);
+    if (k < 5) return;
+    h ^= e; h = Math.imul(h, 0x01000193) >>> 0;
+    bump(Math.imul(h ^ (4 * 0x27d4eb2d), 0x85ebca6b) >>> 0, 1);
+  };
+  for (let j = start; j < end; j++) {
+    let c = fold.charCodeAt(j);
+    const space = isSpace(c);
     if (space) {
       if (lastSpace) continue;
-      buf[m++] = 32;
-    } else buf[m++] = c;
-    lastSpace = space;
-  }
-  for (let j = 0; j < m; j++) {
-    let h = 0x9e3779b9 >>> 0;
-    for (let k = 0; k < 5 && j + k < m; k++) {
-      h ^= buf[j + k];
-      h = Math.imul(h, 0x01000193) >>> 0;
-      if (k >= 2) bump(Math.imul(h ^ (k * 0x27d4eb2d), 0x85ebca6b) >>> 0, 1);
+      c = 32;
     }
+    lastSpace = space;
+    // Shift in c; once five units are buffered, emit the grams starting at the oldest one.
+    c0 = c1; c1 = c2; c2 = c3; c3 = c4; c4 = c;
+    if (++have >= 5) gram(c0, c1, c2, c3, c4, 5);
   }
+  // The last (up to four) start positions have shorter grams.
+  const tail = Math.min(have, 4);
+  const buf = [c1, c2, c3, c4].slice(4 - tail);
+  for (let j = 0; j < tail; j++) {
+    const left = tail - j;
+    if (left >= 3) gram(buf[j]!, buf[j + 1]!, buf[j + 2]!, buf[j + 3] ?? 0, 0, left);
+  }
+}
+
+/** Hashes a folded text (already lowercased and folded) into a sparse vector. */
+export function featurize(fold: string, extra: string[] = []): SparseVector {
+  accumulate(fold, 0, fold.length);
+  ensureTouched(extra.length);
   for (const e of extra) bump(hashString('__' + e, 3), 2);
   const idx = new Uint32Array(nTouched);
   const val = new Float32Array(nTouched);
@@ -118,6 +153,26 @@ export function featurize(fold: string, extra: string[] = []): SparseVector {
   norm = Math.sqrt(norm) || 1;
   for (let j = 0; j < val.length; j++) val[j] /= norm;
   return { idx, val };
+}
+
+/**
+ * Dot product of the (normalised) features of `fold[start, end)` with int8 weights, i.e.
+ * `dot(featurize(fold.slice(start, end)), q)` computed without allocating. Multiply by the
+ * head's scale to get the logit contribution.
+ */
+export function windowDot(fold: string, start: number, end: number, q: Int8Array): number {
+  accumulate(fold, start, end);
+  let norm = 0;
+  let s = 0;
+  for (let j = 0; j < nTouched; j++) {
+    const k = TOUCHED[j];
+    const c = ACC[k];
+    ACC[k] = 0;
+    const v = c === 1 ? 1 : 1 + Math.log(c);
+    norm += v * v;
+    s += q[k] * v;
+  }
+  return norm > 0 ? s / Math.sqrt(norm) : 0;
 }
 
 /** Dot product of a sparse vector with dense weights. */
