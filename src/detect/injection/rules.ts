@@ -357,19 +357,66 @@ export interface RuleMatch {
 /** At most this many matches are collected per rule (bounds the work on repetitive input). */
 const MAX_MATCHES_PER_RULE = 64;
 
+/** Alphabet of indexed words: a–z, 0–9 and the apostrophe. */
+function symbolOf(c: number): number {
+  if (c >= 97 && c <= 122) return c - 97;
+  if (c >= 48 && c <= 57) return c - 48 + 26;
+  return c === 39 ? 36 : -1;
+}
+const SYMBOLS = 37;
+
+/**
+ * A trie over the needed keys (prefixes `p:` of up to 6 characters and whole words `w:`), so
+ * indexing a text walks each word once without building strings for words no rule asks for.
+ */
+const TRIE = (() => {
+  const child: number[] = [];
+  const pKey: (string | undefined)[] = [];
+  const wKey: (string | undefined)[] = [];
+  const node = () => {
+    for (let k = 0; k < SYMBOLS; k++) child.push(0);
+    pKey.push(undefined);
+    wKey.push(undefined);
+    return pKey.length - 1;
+  };
+  node();
+  for (const key of NEEDED_KEYS) {
+    const word = key.slice(2);
+    let at = 0;
+    let ok = true;
+    for (let i = 0; i < word.length; i++) {
+      const sym = symbolOf(word.charCodeAt(i));
+      if (sym < 0) {
+        ok = false;
+        break;
+      }
+      let next = child[at * SYMBOLS + sym]!;
+      if (next === 0) {
+        next = node();
+        child[at * SYMBOLS + sym] = next;
+      }
+      at = next;
+    }
+    if (!ok) continue;
+    if (key.startsWith('p:')) pKey[at] = key;
+    else wKey[at] = key;
+  }
+  return { child: Int32Array.from(child), pKey, wKey };
+})();
+
 /**
  * Index of the words of a folded text: for every word (a run of `[a-z0-9']` not starting with
- * an apostrophe) its prefixes of 2–6 characters (`p:…`) and the whole word (`w:…`, up to 24
- * characters), each with the word start positions in ascending order.
+ * an apostrophe) its prefixes of 1–6 characters (`p:…`) and the whole word (`w:…`, up to 24
+ * characters) that some rule asks for, each with the word start positions in ascending order.
  */
 function wordIndex(fold: string): Map<string, number[]> {
   const index = new Map<string, number[]>();
   const add = (key: string, pos: number) => {
-    if (!NEEDED_KEYS.has(key)) return;
     const list = index.get(key);
     if (list === undefined) index.set(key, [pos]);
     else if (list[list.length - 1] !== pos) list.push(pos);
   };
+  const { child, pKey, wKey } = TRIE;
   const n = fold.length;
   let i = 0;
   while (i < n) {
@@ -384,9 +431,20 @@ function wordIndex(fold: string): Map<string, number[]> {
     for (let s = start; s < i; s++) {
       if (s !== start && fold.charCodeAt(s - 1) !== 39) continue;
       if (fold.charCodeAt(s) === 39) continue;
-      const len = Math.min(6, i - s);
-      for (let k = 1; k <= len; k++) add('p:' + fold.slice(s, s + k), s);
-      if (i - s <= 24) add('w:' + fold.slice(s, i), s);
+      let at = 0;
+      let t = s;
+      for (; t < i; t++) {
+        at = child[at * SYMBOLS + symbolOf(fold.charCodeAt(t))]!;
+        if (at === 0) break;
+        if (t - s < 6) {
+          const pk = pKey[at];
+          if (pk !== undefined) add(pk, s);
+        }
+      }
+      if (at !== 0 && t === i && i - s <= 24) {
+        const wk = wKey[at];
+        if (wk !== undefined) add(wk, s);
+      }
     }
   }
   return index;
