@@ -463,10 +463,46 @@ const COMMON = new Set(
   ),
 );
 
-function commonWordCount(s: string): number {
+/** Number of COMMON words in `s` (ASCII letters, case-insensitive), counting stops at `cap`. */
+function commonWordCount(s: string, cap = Infinity): number {
   let count = 0;
-  for (const w of s.toLowerCase().split(/[^a-z]+/)) if (w && COMMON.has(w)) count++;
+  const n = s.length;
+  let i = 0;
+  while (i < n && count < cap) {
+    if (!isAsciiLetter(s.charCodeAt(i))) {
+      i++;
+      continue;
+    }
+    const start = i;
+    while (i < n && isAsciiLetter(s.charCodeAt(i))) i++;
+    if (i - start <= 12 && COMMON.has(s.slice(start, i).toLowerCase())) count++;
+  }
   return count;
+}
+
+function isB64Code(c: number): boolean {
+  return (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 43 || c === 47 || c === 95 || c === 45;
+}
+
+function isHexRunCode(c: number): boolean {
+  return (c >= 48 && c <= 57) || (c >= 97 && c <= 102) || (c >= 65 && c <= 70) || c === 120 || c === 92 || c === 32 || c === 58 || c === 44;
+}
+
+/** Maximal runs [start, end) of characters accepted by `ok`, at least `min` long. */
+function runsOf(s: string, ok: (c: number) => boolean, min: number): [number, number][] {
+  const out: [number, number][] = [];
+  const n = s.length;
+  let i = 0;
+  while (i < n) {
+    if (!ok(s.charCodeAt(i))) {
+      i++;
+      continue;
+    }
+    const start = i;
+    while (i < n && ok(s.charCodeAt(i))) i++;
+    if (i - start >= min) out.push([start, i]);
+  }
+  return out;
 }
 
 function findPayloads(into: NormalizedText, budget: Budget, depth: number): void {
@@ -481,17 +517,26 @@ function findPayloads(into: NormalizedText, budget: Budget, depth: number): void
     const span = toOriginal(into, vs, ve);
     addPayload(into, kind, span.start, span.end, decoded, budget, depth);
   };
-  for (const m of view.matchAll(HEX)) {
+  // Every HEX match lies inside a run of at least 16 characters of [0-9a-fA-Fx\\ :,]: run the
+  // regex only on such runs (same matches, far fewer regex attempts on ordinary prose).
+  for (const [rs, re] of runsOf(view, isHexRunCode, 16)) {
     if (budget.payloads <= 0) break;
-    const s = m[0].slice(0, MAX_CANDIDATE);
-    consider('hex', m.index!, m.index! + m[0].length, decodeHex(s));
+    const run = view.slice(rs, re);
+    for (const m of run.matchAll(HEX)) {
+      if (budget.payloads <= 0) break;
+      const s = m[0].slice(0, MAX_CANDIDATE);
+      consider('hex', rs + m.index!, rs + m.index! + m[0].length, decodeHex(s));
+    }
   }
-  for (const m of view.matchAll(B64)) {
+  // A base64 match is a whole run of at least 16 base64 characters plus up to two '='.
+  for (const [rs, re] of runsOf(view, isB64Code, 16)) {
     if (budget.payloads <= 0) break;
-    const s = m[0].slice(0, MAX_CANDIDATE);
+    let end = re;
+    while (end < view.length && end - re < 2 && view.charCodeAt(end) === 61) end++;
+    const s = view.slice(rs, Math.min(end, rs + MAX_CANDIDATE));
     // Skip plain identifiers/words: require a mix of cases or digits.
     if (!/[A-Z]/.test(s) || !/[a-z0-9]/.test(s)) continue;
-    consider('base64', m.index!, m.index! + m[0].length, decodeBase64(s));
+    consider('base64', rs, end, decodeBase64(s));
   }
   if (view.includes('%')) {
     for (const m of view.matchAll(URLENC)) {
@@ -509,10 +554,10 @@ function findPayloads(into: NormalizedText, budget: Budget, depth: number): void
     if (lineEnd < 0 || lineEnd > limit) lineEnd = limit;
     if (lineEnd - lineStart >= 16 && lineEnd - lineStart <= 8192) {
       const line = view.slice(lineStart, lineEnd);
-      const before = commonWordCount(line);
+      const before = commonWordCount(line, 3);
       if (before <= 2) {
         const rotated = rot13(line);
-        const after = commonWordCount(rotated);
+        const after = commonWordCount(rotated, 9);
         if (after >= 3 && after >= 3 * (before + 1)) consider('rot13', lineStart, lineEnd, rotated);
       }
     }
