@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { guardsConfigSchema } from '../guards/config.js';
 import { limitsConfigSchema } from '../limits/config.js';
+import { auditConfigSchema } from '../audit/config.js';
 import { adminConfigSchema, identityConfigSchema } from '../identity/config.js';
 import { policyConfigSchema, tiersConfigSchema } from '../policy/config.js';
 
@@ -129,6 +130,8 @@ export const configSchema = z
     guards: guardsConfigSchema.default({}),
     /** Rate limits, concurrency, token and money budgets, pricing (see the Limits section of the README). */
     limits: limitsConfigSchema.default({}),
+    /** Audit trail: durable events, payload capture, sinks (see docs/sections/audit.md). */
+    audit: auditConfigSchema.default({}),
   })
   .strict();
 

@@ -13,6 +13,7 @@ import { mapTransportError } from '../providers/http.js';
 import type { Router } from '../providers/router.js';
 import type { Api, UpstreamResponse } from '../providers/types.js';
 import type { Config } from '../config/schema.js';
+import type { AuditRequestState } from '../audit/event.js';
 import type { ProxySteps, RequestContext, SseEvent } from './context.js';
 import { mapUpstreamStatus, readBounded } from './upstream-errors.js';
 import { isTerminalEvent, usageFromBody, usageFromEvent } from './usage.js';
@@ -148,7 +149,9 @@ export async function handleProxy(deps: ProxyDeps, api: Api, req: FastifyRequest
     ctx.status = res.status;
     reply.headers(ctx.responseHeaders);
     reply.code(res.status).header('content-type', 'application/json; charset=utf-8');
-    return reply.send(JSON.stringify(out));
+    const text = JSON.stringify(out);
+    (ctx.state.audit as AuditRequestState | undefined)?.tap?.body(out, text); // output hash for the audit trail
+    return reply.send(text);
   } catch (e) {
     throw e;
   }
@@ -190,6 +193,8 @@ async function relayStream(
 
   const write = async (evs: SseEvent[]) => {
     if (evs.length === 0 || out.destroyed) return;
+    const tap = (ctx.state.audit as AuditRequestState | undefined)?.tap; // output hash for the audit trail
+    if (tap) for (const ev of evs) tap.event(ev.data);
     const ok = out.write(evs.map(formatSse).join(''));
     if (!ok && !out.destroyed) await Promise.race([once(out, 'drain'), once(out, 'close')]);
   };

@@ -122,6 +122,60 @@ export interface ApprovalsTable {
   used_request_id: string | null;
 }
 
+/** Audit events (migration 007): indexed columns plus the whole event as JSON in `data`. */
+export interface AuditEventsTable {
+  id: string;
+  ts: Millis;
+  /** Calendar day (YYYY-MM-DD) of `ts` in the limits time zone, for usage reports. */
+  day: string;
+  /** request | admin */
+  kind: string;
+  tenant_id: string | null;
+  key_id: string | null;
+  request_id: string | null;
+  status: number | null;
+  model: string | null;
+  /** Admin action, or the request's strongest guard action. */
+  action: string | null;
+  /** Finding categories as `|a|b|` (empty: `||`). */
+  categories: string;
+  tokens_in: ColumnType<number, number, number>;
+  tokens_out: ColumnType<number, number, number>;
+  cost_usd: number;
+  data: string;
+}
+
+/** Encrypted request/response bodies of tenants with payload capture (migration 007). */
+export interface AuditPayloadsTable {
+  event_id: string;
+  tenant_id: string;
+  ts: Millis;
+  expires_at: Millis;
+  /** base64(iv | tag | ciphertext) under the tenant's data key, or null. */
+  request: string | null;
+  response: string | null;
+}
+
+/** Per-tenant data keys wrapped by the master key (migration 007). */
+export interface AuditTenantKeysTable {
+  tenant_id: string;
+  /** base64(iv | tag | wrapped key). */
+  wrapped: string;
+  created_at: Millis;
+}
+
+/** Owner of an upstream object id (migration 003): files, batches, fine-tuning jobs, vector stores, responses. */
+export interface ObjectOwnersTable {
+  /** files | batches | fine_tuning | vector_stores | responses */
+  kind: string;
+  object_id: string;
+  tenant_id: string;
+  key_id: string | null;
+  /** Key name, JWT subject or SPIFFE id of the creator. */
+  subject: string | null;
+  created_at: Millis;
+}
+
 /** All tables. Later migrations add their tables here. */
 export interface Database {
   tenants: TenantsTable;
@@ -131,5 +185,8 @@ export interface Database {
   admin_events: AdminEventsTable;
   key_changes: KeyChangesTable;
   guard_shadow: GuardShadowTable;
+  audit_events: AuditEventsTable;
+  audit_payloads: AuditPayloadsTable;
+  audit_tenant_keys: AuditTenantKeysTable;
   approvals: ApprovalsTable;
 }

@@ -7,6 +7,7 @@ import type { Dialect } from '../db.js';
 import { m001 } from './001-tenants-keys.js';
 import { m005 } from './005-guard-shadow.js';
 import { m002 } from './002-identity-access.js';
+import { m007 } from './007-audit.js';
 import { m006 } from './006-approvals.js';
 
 /** One migration; `dialect` lets a step use engine-specific column types. */
@@ -21,4 +22,5 @@ export const migrations: Record<string, DbMigration> = {
   '002-identity-access': m002,
   '005-guard-shadow': m005,
   '006-approvals': m006,
+  '007-audit': m007,
 };

@@ -1,0 +1,316 @@
+/**
+ * The audit event: one per proxied request and one per admin action. Metadata, keyed hashes and
+ * findings only — never prompt text, output text or matched values.
+ */
+import { createHmac, randomUUID } from 'node:crypto';
+import type { RequestContext } from '../server/context.js';
+
+/** One guard evaluation as audited. */
+export interface AuditGuardVerdict {
+  guard: string;
+  stage: string;
+  mode: string;
+  action: string;
+  categories: string[];
+  findings: number;
+  score?: number;
+  latencyMs?: number;
+  error?: string;
+  applied?: boolean;
+}
+
+/** One finding as audited: detector, category, score and the LENGTH of the span, never its value. */
+export interface AuditFinding {
+  detector: string;
+  category: string;
+  severity?: string;
+  score?: number;
+  spanLength: number;
+  /** Role of the segment it was found in (user, tool, retrieved, …). */
+  role?: string;
+}
+
+/** An audit event (the JSON stored in `audit_events.data` and sent to sinks). */
+export interface AuditEvent {
+  /** Unique, idempotent id (`aud_…` for requests, `adm_<n>` for bridged admin events). */
+  id: string;
+  /** Epoch milliseconds. */
+  ts: number;
+  kind: 'request' | 'admin';
+  requestId?: string;
+  tenantId?: string;
+  keyId?: string;
+  /** End user (the request's `user` field or the JWT subject). */
+  user?: string;
+  clientIp?: string;
+  route?: string;
+  /** API (chat, completions, embeddings, responses, messages) or policy operation. */
+  api?: string;
+  operation?: string;
+  model?: string;
+  upstreamModel?: string;
+  provider?: string;
+  stream?: boolean;
+  status?: number;
+  errorCode?: string;
+  aborted?: boolean;
+  /** Total time in the gateway including the upstream. */
+  latencyMs?: number;
+  /** Gateway's own share (total − upstream). */
+  gatewayMs?: number;
+  upstreamMs?: number;
+  ttfbMs?: number;
+  tokensIn?: number;
+  tokensOut?: number;
+  cachedTokensIn?: number;
+  costUsd?: number;
+  /** Strongest guard action applied (allow, flag, transform, block). */
+  guardAction?: string;
+  guards?: AuditGuardVerdict[];
+  findings?: AuditFinding[];
+  /** Union of finding categories (searchable). */
+  categories?: string[];
+  /** Limits: admission decision, estimated input tokens, settlement. */
+  limits?: { decision?: string; estimatedInputTokens?: number; settled?: string };
+  /** Policy: operation, decision, denial layer and reason. */
+  policy?: { operation?: string; decision?: string; reason?: string; layer?: string };
+  /** Approval tickets requested/used/denied. */
+  approvals?: Array<{ event: string; ticket?: string; tool?: string }>;
+  /** HMAC-SHA256 (audit hash key) of the canonical prompt, hex; and of the output text. */
+  promptHash?: string;
+  outputHash?: string;
+  promptChars?: number;
+  outputChars?: number;
+  /** Set when an encrypted payload was captured for this event. */
+  payload?: boolean;
+  // admin events
+  action?: string;
+  actor?: string;
+  actorRole?: string;
+  source?: string;
+  targetType?: string;
+  targetId?: string;
+  detail?: unknown;
+}
+
+/** An event on its way to the store, with its encrypted payload (never sent to sinks). */
+export interface QueuedEvent {
+  event: AuditEvent;
+  payload?: { tenantId: string; expiresAt: number; request: string | null; response: string | null };
+}
+
+/** A new request event id. */
+export function newEventId(): string {
+  return 'aud_' + randomUUID().replace(/-/g, '');
+}
+
+/** The canonical prompt of a request body: the fields that carry what the user sent, not sampling options. */
+export function canonicalPrompt(body: Record<string, unknown>): string {
+  const parts: Record<string, unknown> = {};
+  for (const k of ['system', 'instructions', 'messages', 'input', 'prompt']) if (body[k] !== undefined) parts[k] = body[k];
+  return JSON.stringify(parts);
+}
+
+/** HMAC-SHA256 of a text under the audit hash key, hex. */
+export function keyedHash(key: Buffer, text: string): string {
+  return createHmac('sha256', key).update(text, 'utf8').digest('hex');
+}
+
+const round = (n: number) => Math.round(n * 100) / 100;
+
+/**
+ * Collects the output text of a response for hashing (and the captured body, when wanted): the
+ * proxy calls `body` with the JSON body sent, or `event` with each SSE event sent.
+ */
+export class OutputTap {
+  private text = '';
+  private raw: string[] = [];
+  private rawBytes = 0;
+  private truncated = false;
+  constructor(private readonly captureBytes = 0) {}
+  /** A whole JSON body sent to the client. */
+  body(o: Record<string, unknown>, serialized: string): void {
+    this.text += outputText(o);
+    this.keep(serialized);
+  }
+  /** One SSE event's data sent to the client. */
+  event(data: string): void {
+    if (data !== '[DONE]') {
+      try {
+        this.text += deltaText(JSON.parse(data));
+      } catch {
+        /* not JSON */
+      }
+    }
+    this.keep(`data: ${data}\n\n`);
+  }
+  private keep(s: string): void {
+    if (this.captureBytes <= 0 || this.truncated) return;
+    if (this.rawBytes + s.length > this.captureBytes) {
+      this.raw.push(s.slice(0, this.captureBytes - this.rawBytes));
+      this.truncated = true;
+      this.rawBytes = this.captureBytes;
+      return;
+    }
+    this.raw.push(s);
+    this.rawBytes += s.length;
+  }
+  /** The output text seen so far. */
+  outputText(): string {
+    return this.text;
+  }
+  /** The captured response (when capture is on), with a truncation marker. */
+  captured(): string | null {
+    if (this.captureBytes <= 0) return null;
+    return this.raw.join('') + (this.truncated ? '\n[truncated]' : '');
+  }
+}
+
+function outputText(o: any): string {
+  let s = '';
+  if (Array.isArray(o?.choices)) for (const c of o.choices) s += String(c?.message?.content ?? c?.text ?? '') + (c?.message?.tool_calls ? JSON.stringify(c.message.tool_calls) : '');
+  if (Array.isArray(o?.content)) for (const c of o.content) s += c?.type === 'text' ? String(c.text ?? '') : c?.type === 'tool_use' ? JSON.stringify(c.input ?? {}) : '';
+  if (Array.isArray(o?.output)) for (const it of o.output) if (Array.isArray(it?.content)) for (const c of it.content) s += String(c?.text ?? '');
+  if (Array.isArray(o?.data) && o?.object === 'list') s += `[${o.data.length} embeddings]`;
+  return s;
+}
+
+function deltaText(o: any): string {
+  if (Array.isArray(o?.choices)) {
+    let s = '';
+    for (const c of o.choices) s += String(c?.delta?.content ?? c?.text ?? '') + (c?.delta?.tool_calls ? JSON.stringify(c.delta.tool_calls.map((t: any) => t?.function?.arguments ?? '')) : '');
+    return s;
+  }
+  if (o?.type === 'content_block_delta') return String(o.delta?.text ?? o.delta?.partial_json ?? '');
+  if (o?.type === 'response.output_text.delta') return String(o.delta ?? '');
+  return '';
+}
+
+/** Audit state a request carries in `ctx.state.audit`. */
+export interface AuditRequestState {
+  /** The body as the client sent it (before request-stage transforms). */
+  clientBody?: Record<string, unknown>;
+  tap?: OutputTap;
+  capture?: boolean;
+}
+
+/** Builds the request event from a finished request context. */
+export function requestEvent(ctx: RequestContext, hashKey: Buffer, now = Date.now()): AuditEvent {
+  const st = (ctx.state.audit ?? {}) as AuditRequestState;
+  const p = ctx.principal;
+  const totalMs = performance.now() - ctx.startedAt;
+  const ev: AuditEvent = {
+    id: newEventId(),
+    ts: now,
+    kind: 'request',
+    requestId: ctx.requestId,
+    clientIp: ctx.clientIp,
+    route: ctx.route,
+    api: ctx.api,
+    stream: ctx.stream,
+    latencyMs: round(totalMs),
+    gatewayMs: round(totalMs - (ctx.upstreamMs ?? 0)),
+  };
+  if (p) {
+    ev.tenantId = p.tenantId;
+    if (p.keyId) ev.keyId = p.keyId;
+    if (p.user) ev.user = p.user;
+  }
+  if (ctx.model) ev.model = ctx.model;
+  if (ctx.upstreamModel) ev.upstreamModel = ctx.upstreamModel;
+  if (ctx.provider) ev.provider = ctx.provider.name;
+  const errState = ctx.state.error as { code?: string } | undefined;
+  const sent = typeof ctx.state.httpStatus === 'number' ? (ctx.state.httpStatus as number) : undefined;
+  const status = ctx.status ?? sent ?? (ctx.aborted ? 499 : undefined);
+  if (status !== undefined) ev.status = status;
+  if (ctx.errorCode) ev.errorCode = ctx.errorCode;
+  else if (errState?.code) ev.errorCode = errState.code;
+  if (ctx.aborted) ev.aborted = true;
+  if (ctx.upstreamMs !== undefined) ev.upstreamMs = round(ctx.upstreamMs);
+  if (ctx.ttfbMs !== undefined) ev.ttfbMs = round(ctx.ttfbMs);
+  if (ctx.usage) {
+    ev.tokensIn = ctx.usage.inputTokens;
+    ev.tokensOut = ctx.usage.outputTokens;
+    if (ctx.usage.cachedInputTokens) ev.cachedTokensIn = ctx.usage.cachedInputTokens;
+  }
+  const lim = ctx.state.limits as { decision?: string; estimatedInputTokens?: number; settled?: string; costUsd?: number } | undefined;
+  if (lim) {
+    ev.limits = { ...(lim.decision ? { decision: lim.decision } : {}), ...(lim.estimatedInputTokens !== undefined ? { estimatedInputTokens: lim.estimatedInputTokens } : {}), ...(lim.settled ? { settled: lim.settled } : {}) };
+    if (typeof lim.costUsd === 'number') ev.costUsd = lim.costUsd;
+  }
+  const pol = ctx.state.policy as { operation?: string; decision?: string; reason?: string; layer?: string } | undefined;
+  if (pol) {
+    ev.operation = pol.operation;
+    ev.policy = { operation: pol.operation, decision: pol.decision, ...(pol.reason ? { reason: pol.reason } : {}), ...(pol.layer ? { layer: pol.layer } : {}) };
+  }
+  const recs = ctx.state.guards as Array<Record<string, any>> | undefined;
+  const cats = new Set<string>();
+  if (Array.isArray(recs) && recs.length) {
+    ev.guards = recs.map((r) => {
+      for (const c of r.categories ?? []) cats.add(String(c));
+      const g: AuditGuardVerdict = { guard: String(r.guard), stage: String(r.stage), mode: String(r.mode ?? 'enforce'), action: String(r.action), categories: (r.categories ?? []).map(String), findings: Number(r.findings ?? 0) };
+      if (typeof r.score === 'number') g.score = r.score;
+      if (typeof r.latencyMs === 'number') g.latencyMs = r.latencyMs;
+      if (r.error) g.error = String(r.error);
+      if (typeof r.applied === 'boolean') g.applied = r.applied;
+      return g;
+    });
+  }
+  const run = ctx.state.guardRun as { outcome?: { action?: string; findings?: Array<Record<string, any>>; segments?: Array<{ id: string; role: string }> } } | undefined;
+  const outcome = run?.outcome;
+  if (outcome?.action) ev.guardAction = outcome.action;
+  if (Array.isArray(outcome?.findings) && outcome.findings.length) {
+    const roles = new Map((outcome.segments ?? []).map((s) => [s.id, s.role]));
+    ev.findings = outcome.findings.slice(0, 200).map((f) => {
+      cats.add(String(f.category));
+      const a: AuditFinding = { detector: String(f.detector), category: String(f.category), spanLength: Math.max(0, Number(f.end) - Number(f.start)) || 0 };
+      if (f.severity) a.severity = String(f.severity);
+      if (typeof f.score === 'number') a.score = f.score;
+      const role = roles.get(String(f.segment));
+      if (role) a.role = role;
+      return a;
+    });
+  }
+  if (!ev.guardAction && ev.guards?.some((g) => g.action === 'block' && g.applied)) ev.guardAction = 'block';
+  if (cats.size) ev.categories = [...cats].sort();
+  const approvals = ctx.state.approvals as Array<{ event: string; ticket?: string; tool?: string }> | undefined;
+  if (Array.isArray(approvals) && approvals.length) ev.approvals = approvals.map((a) => ({ event: a.event, ...(a.ticket ? { ticket: a.ticket } : {}), ...(a.tool ? { tool: a.tool } : {}) }));
+  const body = st.clientBody ?? ctx.body;
+  if (body && Object.keys(body).length) {
+    const prompt = canonicalPrompt(body);
+    ev.promptHash = keyedHash(hashKey, prompt);
+    ev.promptChars = prompt.length;
+  }
+  const out = st.tap?.outputText();
+  if (out) {
+    ev.outputHash = keyedHash(hashKey, out);
+    ev.outputChars = out.length;
+  }
+  return ev;
+}
+
+/** An `admin_events` row as an audit event (id `adm_<row id>`, so bridging twice is harmless). */
+export function adminEvent(row: { id: number | string; ts: number | string; actor: string; actor_role: string | null; action: string; target_type: string | null; target_id: string | null; tenant_id: string | null; source: string | null; request_id: string | null; detail: string | null }): AuditEvent {
+  let detail: unknown = undefined;
+  if (row.detail) {
+    try {
+      detail = JSON.parse(row.detail);
+    } catch {
+      detail = row.detail;
+    }
+  }
+  return {
+    id: `adm_${row.id}`,
+    ts: Number(row.ts),
+    kind: 'admin',
+    action: row.action,
+    actor: row.actor,
+    ...(row.actor_role ? { actorRole: row.actor_role } : {}),
+    ...(row.tenant_id ? { tenantId: row.tenant_id } : {}),
+    ...(row.source ? { source: row.source } : {}),
+    ...(row.request_id ? { requestId: row.request_id } : {}),
+    ...(row.target_type ? { targetType: row.target_type } : {}),
+    ...(row.target_id ? { targetId: row.target_id } : {}),
+    ...(detail !== undefined ? { detail } : {}),
+  };
+}

@@ -1,0 +1,255 @@
+/**
+ * The audit and usage admin API as plain handlers (served by the audit module under /admin/v1
+ * and called offline by the CLI): search, one event, payload decryption, purge, usage report.
+ */
+import { z } from 'zod';
+import type { Kysely } from 'kysely';
+import { GatewayError } from '../errors.js';
+import type { AdminPrincipal, AdminRole } from '../identity/types.js';
+import type { Database } from '../store/schema.js';
+import { open, type TenantKeys } from './crypto.js';
+import type { AuditStore } from './store.js';
+
+/** What the handlers need. */
+export interface AuditApiDeps {
+  store: AuditStore;
+  db: Kysely<Database>;
+  /** Per-tenant data keys (undefined when no master key is configured). */
+  keys?: TenantKeys;
+  maxPageSize: number;
+  /** Event retention in days (0 = forever), used by purge. */
+  retentionDays: number;
+}
+
+/** Who calls (admin key id, role, source address, request id). */
+export interface AuditActor {
+  id: string;
+  role: string;
+  source?: string;
+  requestId?: string;
+}
+
+/** One audit API route. */
+export interface AuditRoute {
+  id: string;
+  method: 'GET' | 'POST';
+  path: string;
+  summary: string;
+  roles: readonly AdminRole[];
+  handler(deps: AuditApiDeps, admin: AdminPrincipal, actor: AuditActor, params: Record<string, string>, query: Record<string, unknown>): Promise<unknown>;
+}
+
+const REL = /^(\d+)\s*(s|m|h|d|w)$/;
+/** Parses a time: epoch ms, ISO date/time, or a relative age such as `24h`, `7d`. */
+export function parseTime(v: string, now = Date.now()): number {
+  const s = v.trim();
+  const r = REL.exec(s);
+  if (r) return now - Number(r[1]) * { s: 1e3, m: 6e4, h: 36e5, d: 864e5, w: 6048e5 }[r[2] as 's']!;
+  if (/^\d{10,16}$/.test(s)) return Number(s);
+  const t = Date.parse(s);
+  if (!Number.isFinite(t)) throw new GatewayError('PCL_INVALID_REQUEST', { message: `invalid time ${JSON.stringify(s.slice(0, 50))}: expected ISO 8601, epoch milliseconds or an age like 24h or 7d` });
+  return t;
+}
+
+const str = z.string().min(1).max(200);
+const searchQuery = z
+  .object({
+    tenant: str.optional(),
+    key: str.optional(),
+    since: str.optional(),
+    until: str.optional(),
+    category: str.optional(),
+    status: z.string().regex(/^(\d{3}|[1-5]xx|ok|error)$/i, 'expected a status (403), a class (4xx), ok or error').optional(),
+    kind: z.enum(['request', 'admin']).optional(),
+    requestId: str.optional(),
+    action: str.optional(),
+    cursor: z.string().max(500).optional(),
+    limit: z.coerce.number().int().min(1).max(10_000).optional(),
+  })
+  .strict();
+const usageQuery = z
+  .object({
+    tenant: str.optional(),
+    key: str.optional(),
+    model: str.optional(),
+    since: str.optional(),
+    until: str.optional(),
+    groupBy: z
+      .string()
+      .regex(/^(day|tenant|key|model)(,(day|tenant|key|model))*$/, 'expected a comma list of day, tenant, key, model')
+      .optional(),
+  })
+  .strict();
+
+function zodFail(e: z.ZodError): GatewayError {
+  return new GatewayError('PCL_INVALID_REQUEST', { message: e.issues.map((i) => `${i.path.join('.') || '(query)'}: ${i.message}`).join('; ').slice(0, 500) });
+}
+
+async function tenantId(deps: AuditApiDeps, ref: string): Promise<string | undefined> {
+  const t = await deps.db.selectFrom('tenants').select('id').where((eb) => eb.or([eb('id', '=', ref), eb('name', '=', ref)])).executeTakeFirst();
+  return t?.id;
+}
+
+/** The tenants an admin may see for a request filtered by `ref` (undefined = all). */
+async function scope(deps: AuditApiDeps, admin: AdminPrincipal, ref: string | undefined): Promise<string[] | undefined> {
+  if (ref !== undefined) {
+    const id = (await tenantId(deps, ref)) ?? ref; // events of a deleted tenant stay searchable by id
+    if (admin.tenants && !admin.tenants.includes(id)) throw new GatewayError('PCL_NOT_FOUND', { message: `tenant ${JSON.stringify(ref.slice(0, 100))} not found` });
+    return [id];
+  }
+  return admin.tenants ? [...admin.tenants] : undefined;
+}
+
+/** Records an admin action in `admin_events` (bridged into the audit trail). */
+export async function recordAdminEvent(db: Kysely<Database>, actor: AuditActor, action: string, target: { type: string; id: string; tenantId?: string | null }, detail?: unknown): Promise<void> {
+  await db
+    .insertInto('admin_events')
+    .values({
+      ts: Date.now(),
+      actor: actor.id.slice(0, 200),
+      actor_role: actor.role,
+      action,
+      target_type: target.type,
+      target_id: target.id.slice(0, 200),
+      tenant_id: target.tenantId ?? null,
+      source: actor.source?.slice(0, 200) ?? null,
+      request_id: actor.requestId?.slice(0, 200) ?? null,
+      detail: detail === undefined ? null : JSON.stringify(detail),
+    })
+    .execute();
+}
+
+async function visibleEvent(deps: AuditApiDeps, admin: AdminPrincipal, id: string) {
+  const ev = await deps.store.get(id);
+  if (!ev || (admin.tenants && (!ev.tenantId || !admin.tenants.includes(ev.tenantId)))) throw new GatewayError('PCL_NOT_FOUND', { message: 'audit event not found' });
+  return ev;
+}
+
+const ALL: readonly AdminRole[] = ['owner', 'operator', 'auditor'];
+const P = '/admin/v1';
+
+/** The audit and usage routes. */
+export const AUDIT_ROUTES: readonly AuditRoute[] = [
+  {
+    id: 'searchAudit',
+    method: 'GET',
+    path: `${P}/audit`,
+    summary: 'Search audit events (newest first, paginated): tenant, key, since, until, category, status, kind, requestId, action',
+    roles: ALL,
+    async handler(deps, admin, _actor, _params, rawQuery) {
+      const r = searchQuery.safeParse(rawQuery);
+      if (!r.success) throw zodFail(r.error);
+      const q = r.data;
+      const tenantIds = await scope(deps, admin, q.tenant);
+      try {
+        const page = await deps.store.search({
+          ...(tenantIds ? { tenantIds } : {}),
+          ...(q.key ? { keyId: q.key } : {}),
+          ...(q.since ? { since: parseTime(q.since) } : {}),
+          ...(q.until ? { until: parseTime(q.until) } : {}),
+          ...(q.category ? { category: q.category } : {}),
+          ...(q.status ? { status: q.status } : {}),
+          ...(q.kind ? { kind: q.kind } : {}),
+          ...(q.requestId ? { requestId: q.requestId } : {}),
+          ...(q.action ? { action: q.action } : {}),
+          ...(q.cursor ? { cursor: q.cursor } : {}),
+          limit: Math.min(q.limit ?? 100, deps.maxPageSize),
+        });
+        return { object: 'list', data: page.data, nextCursor: page.nextCursor };
+      } catch (e) {
+        if (e instanceof Error && /cursor|status:/.test(e.message)) throw new GatewayError('PCL_INVALID_REQUEST', { message: e.message });
+        throw e;
+      }
+    },
+  },
+  {
+    id: 'getAuditEvent',
+    method: 'GET',
+    path: `${P}/audit/:id`,
+    summary: 'One audit event',
+    roles: ALL,
+    handler: async (deps, admin, _a, params) => visibleEvent(deps, admin, params.id!),
+  },
+  {
+    id: 'decryptAuditPayload',
+    method: 'GET',
+    path: `${P}/audit/:id/payload`,
+    summary: 'Decrypt the captured request/response bodies of an event (owner, auditor; audited)',
+    roles: ['owner', 'auditor'],
+    async handler(deps, admin, actor, params) {
+      const ev = await visibleEvent(deps, admin, params.id!);
+      const p = await deps.store.payload(ev.id);
+      if (!p || p.expiresAt <= Date.now()) throw new GatewayError('PCL_NOT_FOUND', { message: 'no captured payload for this event (not captured, or purged)' });
+      if (!deps.keys) throw new GatewayError('PCL_INVALID_REQUEST', { message: 'payload decryption needs the master key (PORTCULLIS_MASTER_KEY or audit.payloads.masterKeyFile)' });
+      // Audit first: a decryption that cannot be recorded does not happen.
+      await recordAdminEvent(deps.db, actor, 'audit.payload.decrypt', { type: 'audit_event', id: ev.id, tenantId: p.tenantId }, { requestId: ev.requestId ?? null });
+      const key = await deps.keys.keyFor(p.tenantId);
+      const dec = (s: string | null, part: string) => (s ? open(key, s, `${ev.id}:${part}`).toString('utf8') : null);
+      return { id: ev.id, tenantId: p.tenantId, requestId: ev.requestId ?? null, request: dec(p.request, 'request'), response: dec(p.response, 'response'), expiresAt: p.expiresAt };
+    },
+  },
+  {
+    id: 'purgeAudit',
+    method: 'POST',
+    path: `${P}/audit/purge`,
+    summary: 'Delete expired payloads (and events past audit.retentionDays)',
+    roles: ['owner'],
+    async handler(deps, _admin, actor) {
+      const now = Date.now();
+      const r = await deps.store.purge(now, deps.retentionDays > 0 ? now - deps.retentionDays * 864e5 : undefined);
+      await recordAdminEvent(deps.db, actor, 'audit.purge', { type: 'audit', id: 'purge' }, r);
+      return r;
+    },
+  },
+  {
+    id: 'usage',
+    method: 'GET',
+    path: `${P}/usage`,
+    summary: 'Requests, tokens and cost per day/tenant/key/model (groupBy=day,key,model,tenant)',
+    roles: ALL,
+    async handler(deps, admin, _a, _p, rawQuery) {
+      const r = usageQuery.safeParse(rawQuery);
+      if (!r.success) throw zodFail(r.error);
+      const q = r.data;
+      const tenantIds = await scope(deps, admin, q.tenant);
+      const groupBy = (q.groupBy ?? 'day').split(',') as Array<'day' | 'tenant' | 'key' | 'model'>;
+      const rows = await deps.store.usage({
+        ...(tenantIds ? { tenantIds } : {}),
+        ...(q.key ? { keyId: q.key } : {}),
+        ...(q.model ? { model: q.model } : {}),
+        ...(q.since ? { since: parseTime(q.since) } : {}),
+        ...(q.until ? { until: parseTime(q.until) } : {}),
+        groupBy,
+      });
+      const total = rows.reduce((a, x) => ({ requests: a.requests + x.requests, tokensIn: a.tokensIn + x.tokensIn, tokensOut: a.tokensOut + x.tokensOut, costUsd: Math.round((a.costUsd + x.costUsd) * 1e6) / 1e6 }), { requests: 0, tokensIn: 0, tokensOut: 0, costUsd: 0 });
+      return { object: 'usage', timeZone: deps.store.timeZone, groupBy, data: rows, total };
+    },
+  },
+];
+
+/** Runs a route for an admin: role check (denials recorded), then the handler. */
+export async function runAuditRoute(route: AuditRoute, deps: AuditApiDeps, admin: AdminPrincipal, actor: AuditActor, params: Record<string, string>, query: Record<string, unknown>): Promise<unknown> {
+  if (!route.roles.includes(admin.role)) {
+    await recordAdminEvent(deps.db, actor, 'admin.denied', { type: 'route', id: route.id }, { role: admin.role, ...(params.id ? { target: params.id } : {}) }).catch(() => {});
+    throw new GatewayError('PCL_FORBIDDEN', { message: `The ${admin.role} role may not use ${route.id}.` });
+  }
+  return route.handler(deps, admin, actor, params, query);
+}
+
+/** Finds a route by method and path. */
+export function matchAuditRoute(method: string, path: string): { route: AuditRoute; params: Record<string, string> } | null {
+  const parts = path.split('?')[0]!.split('/');
+  for (const route of AUDIT_ROUTES) {
+    if (route.method !== method) continue;
+    const rp = route.path.split('/');
+    if (rp.length !== parts.length) continue;
+    const params: Record<string, string> = {};
+    let ok = true;
+    for (let i = 0; i < rp.length && ok; i++) {
+      if (rp[i]!.startsWith(':')) params[rp[i]!.slice(1)] = decodeURIComponent(parts[i]!);
+      else ok = rp[i] === parts[i];
+    }
+    if (ok) return { route, params };
+  }
+  return null;
+}

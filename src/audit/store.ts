@@ -1,0 +1,204 @@
+/** The audit store over Kysely (SQLite or PostgreSQL): idempotent batch inserts, search, usage, purge. */
+import { sql, type Kysely } from 'kysely';
+import type { Database } from '../store/schema.js';
+import type { AuditEvent, QueuedEvent } from './event.js';
+
+/** What the writer needs from a store. */
+export interface AuditSink {
+  /** Inserts a batch; events whose id already exists are skipped (idempotent). */
+  insert(batch: readonly QueuedEvent[]): Promise<void>;
+}
+
+/** A search over the audit trail. */
+export interface AuditQuery {
+  tenantIds?: readonly string[];
+  keyId?: string;
+  since?: number;
+  until?: number;
+  category?: string;
+  /** Exact status (e.g. 403), a class (`4xx`, `5xx`) or `error` (>= 400). */
+  status?: string;
+  kind?: 'request' | 'admin';
+  requestId?: string;
+  /** Admin action (exact). */
+  action?: string;
+  /** Opaque cursor from the previous page. */
+  cursor?: string;
+  limit: number;
+}
+
+/** One page of events, newest first. */
+export interface AuditPage {
+  data: AuditEvent[];
+  nextCursor: string | null;
+}
+
+/** A usage report query. */
+export interface UsageQuery {
+  tenantIds?: readonly string[];
+  keyId?: string;
+  model?: string;
+  since?: number;
+  until?: number;
+  groupBy: ReadonlyArray<'day' | 'tenant' | 'key' | 'model'>;
+}
+
+/** One usage row. */
+export interface UsageRow {
+  day?: string;
+  tenantId?: string | null;
+  keyId?: string | null;
+  model?: string | null;
+  requests: number;
+  tokensIn: number;
+  tokensOut: number;
+  costUsd: number;
+}
+
+const enc = (ts: number, id: string) => Buffer.from(`${ts}:${id}`, 'utf8').toString('base64url');
+function dec(c: string): { ts: number; id: string } {
+  const s = Buffer.from(c, 'base64url').toString('utf8');
+  const i = s.indexOf(':');
+  const ts = Number(s.slice(0, i));
+  if (i <= 0 || !Number.isFinite(ts)) throw new Error('invalid cursor');
+  return { ts, id: s.slice(i + 1) };
+}
+
+/** Calendar day (YYYY-MM-DD) of an instant in a time zone. */
+export function dayOf(ms: number, timeZone: string): string {
+  return new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' }).format(ms);
+}
+
+/** The audit store. */
+export class AuditStore implements AuditSink {
+  private readonly dayFmt: Intl.DateTimeFormat;
+  constructor(
+    readonly db: Kysely<Database>,
+    /** Time zone of the `day` column (the limits time zone). */
+    readonly timeZone = 'UTC',
+  ) {
+    this.dayFmt = new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' });
+  }
+
+  async insert(batch: readonly QueuedEvent[]): Promise<void> {
+    if (batch.length === 0) return;
+    const rows = batch.map(({ event: e }) => ({
+      id: e.id,
+      ts: e.ts,
+      day: this.dayFmt.format(e.ts),
+      kind: e.kind,
+      tenant_id: e.tenantId ?? null,
+      key_id: e.keyId ?? null,
+      request_id: e.requestId?.slice(0, 128) ?? null,
+      status: e.status ?? null,
+      model: e.model?.slice(0, 200) ?? null,
+      action: (e.kind === 'admin' ? e.action : e.guardAction)?.slice(0, 100) ?? null,
+      categories: `|${(e.categories ?? []).join('|')}|`,
+      tokens_in: e.tokensIn ?? 0,
+      tokens_out: e.tokensOut ?? 0,
+      cost_usd: e.costUsd ?? 0,
+      data: JSON.stringify(e),
+    }));
+    const payloads = batch.filter((q) => q.payload).map((q) => ({ event_id: q.event.id, tenant_id: q.payload!.tenantId, ts: q.event.ts, expires_at: q.payload!.expiresAt, request: q.payload!.request, response: q.payload!.response }));
+    await this.db.transaction().execute(async (tx) => {
+      // Chunks keep each statement under SQLite's bound-parameter limit.
+      for (let i = 0; i < rows.length; i += 500) {
+        await tx.insertInto('audit_events').values(rows.slice(i, i + 500)).onConflict((oc) => oc.column('id').doNothing()).execute();
+      }
+      for (let i = 0; i < payloads.length; i += 500) {
+        await tx.insertInto('audit_payloads').values(payloads.slice(i, i + 500)).onConflict((oc) => oc.column('event_id').doNothing()).execute();
+      }
+    });
+  }
+
+  /** Events matching the query, newest first, paginated by cursor. */
+  async search(q: AuditQuery): Promise<AuditPage> {
+    let s = this.db.selectFrom('audit_events').select(['id', 'ts', 'data']);
+    if (q.tenantIds) s = q.tenantIds.length ? s.where('tenant_id', 'in', [...q.tenantIds]) : s.where(sql<boolean>`1 = 0`);
+    if (q.keyId) s = s.where('key_id', '=', q.keyId);
+    if (q.since !== undefined) s = s.where('ts', '>=', q.since);
+    if (q.until !== undefined) s = s.where('ts', '<', q.until);
+    if (q.kind) s = s.where('kind', '=', q.kind);
+    if (q.requestId) s = s.where('request_id', '=', q.requestId);
+    if (q.action) s = s.where('action', '=', q.action);
+    if (q.category) s = s.where('categories', 'like', `%|${q.category.replace(/[%_|\\]/g, '')}|%`);
+    if (q.status) {
+      const st = q.status.toLowerCase();
+      if (/^\d{3}$/.test(st)) s = s.where('status', '=', Number(st));
+      else if (/^[1-5]xx$/.test(st)) s = s.where('status', '>=', Number(st[0]) * 100).where('status', '<', Number(st[0]) * 100 + 100);
+      else if (st === 'error') s = s.where('status', '>=', 400);
+      else if (st === 'ok') s = s.where('status', '<', 400);
+      else throw new Error('status: expected a code (403), a class (4xx), ok or error');
+    }
+    if (q.cursor) {
+      const c = dec(q.cursor);
+      s = s.where((eb) => eb.or([eb('ts', '<', c.ts), eb.and([eb('ts', '=', c.ts), eb('id', '<', c.id)])]));
+    }
+    const rows = await s.orderBy('ts', 'desc').orderBy('id', 'desc').limit(q.limit + 1).execute();
+    const more = rows.length > q.limit;
+    const page = rows.slice(0, q.limit);
+    const last = page[page.length - 1];
+    return { data: page.map((r) => JSON.parse(r.data) as AuditEvent), nextCursor: more && last ? enc(Number(last.ts), last.id) : null };
+  }
+
+  /** Requests, tokens and cost grouped by day/tenant/key/model (request events only). */
+  async usage(q: UsageQuery): Promise<UsageRow[]> {
+    const cols = { day: 'day', tenant: 'tenant_id', key: 'key_id', model: 'model' } as const;
+    const groups = [...new Set(q.groupBy)].map((g) => cols[g]);
+    let s = this.db.selectFrom('audit_events').where('kind', '=', 'request');
+    if (q.tenantIds) s = q.tenantIds.length ? s.where('tenant_id', 'in', [...q.tenantIds]) : s.where(sql<boolean>`1 = 0`);
+    if (q.keyId) s = s.where('key_id', '=', q.keyId);
+    if (q.model) s = s.where('model', '=', q.model);
+    if (q.since !== undefined) s = s.where('ts', '>=', q.since);
+    if (q.until !== undefined) s = s.where('ts', '<', q.until);
+    const sel = s.select((eb) => [
+      ...groups.map((g) => eb.ref(g).as(g)),
+      eb.fn.countAll<number>().as('requests'),
+      eb.fn.sum<number>('tokens_in').as('tokens_in'),
+      eb.fn.sum<number>('tokens_out').as('tokens_out'),
+      eb.fn.sum<number>('cost_usd').as('cost_usd'),
+    ]);
+    let g = groups.length ? sel.groupBy(groups) : sel;
+    for (const c of groups) g = g.orderBy(c);
+    const rows = (await g.execute()) as Array<Record<string, unknown>>;
+    return rows.map((r) => ({
+      ...(groups.includes('day') ? { day: String(r.day) } : {}),
+      ...(groups.includes('tenant_id') ? { tenantId: (r.tenant_id as string | null) ?? null } : {}),
+      ...(groups.includes('key_id') ? { keyId: (r.key_id as string | null) ?? null } : {}),
+      ...(groups.includes('model') ? { model: (r.model as string | null) ?? null } : {}),
+      requests: Number(r.requests),
+      tokensIn: Number(r.tokens_in ?? 0),
+      tokensOut: Number(r.tokens_out ?? 0),
+      costUsd: Math.round(Number(r.cost_usd ?? 0) * 1e6) / 1e6,
+    }));
+  }
+
+  /** The stored event by id, or undefined. */
+  async get(id: string): Promise<AuditEvent | undefined> {
+    const r = await this.db.selectFrom('audit_events').select('data').where('id', '=', id).executeTakeFirst();
+    return r ? (JSON.parse(r.data) as AuditEvent) : undefined;
+  }
+
+  /** The encrypted payload of an event, or undefined. */
+  async payload(id: string): Promise<{ tenantId: string; request: string | null; response: string | null; expiresAt: number } | undefined> {
+    const r = await this.db.selectFrom('audit_payloads').selectAll().where('event_id', '=', id).executeTakeFirst();
+    return r ? { tenantId: r.tenant_id, request: r.request, response: r.response, expiresAt: Number(r.expires_at) } : undefined;
+  }
+
+  /** Deletes expired payloads (and events older than `eventsBefore`, when given); returns the counts. */
+  async purge(now: number, eventsBefore?: number): Promise<{ payloads: number; events: number }> {
+    const p = await this.db.deleteFrom('audit_payloads').where('expires_at', '<=', now).executeTakeFirst();
+    let events = 0n;
+    if (eventsBefore !== undefined) {
+      await this.db.deleteFrom('audit_payloads').where('ts', '<', eventsBefore).execute();
+      events = (await this.db.deleteFrom('audit_events').where('ts', '<', eventsBefore).executeTakeFirst()).numDeletedRows;
+    }
+    return { payloads: Number(p.numDeletedRows), events: Number(events) };
+  }
+
+  /** Number of stored events (tests, bench). */
+  async count(): Promise<number> {
+    const r = await this.db.selectFrom('audit_events').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    return Number(r.n);
+  }
+}

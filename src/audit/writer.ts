@@ -1,0 +1,210 @@
+/**
+ * The durable audit writer: a bounded in-memory queue written in batches; when the store fails
+ * (or the queue is full) events go to an append-only spill file, replayed once the store answers
+ * again. Ids are idempotent, so a batch replayed twice is stored once. Never blocks the caller.
+ */
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import type { QueuedEvent } from './event.js';
+import type { AuditSink } from './store.js';
+
+/** Writer options. */
+export interface WriterOptions {
+  store: AuditSink;
+  spillDir: string;
+  queueSize: number;
+  batchSize: number;
+  flushIntervalMs: number;
+  retryIntervalMs: number;
+  log?: { warn(o: object, m: string): void; error(o: object, m: string): void; info?(o: object, m: string): void };
+}
+
+/** Counters of the writer (metrics, tests, bench). */
+export interface WriterStats {
+  enqueued: number;
+  written: number;
+  spilled: number;
+  replayed: number;
+  failures: number;
+  queued: number;
+  storeDown: boolean;
+}
+
+const SEG_RE = /^seg-\d+-\d+-\d+\.jsonl$/;
+
+/** The audit writer. */
+export class AuditWriter {
+  private queue: QueuedEvent[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private retry: NodeJS.Timeout | undefined;
+  private flushing: Promise<void> | undefined;
+  private down = false;
+  private closed = false;
+  private seq = 0;
+  private readonly active: string;
+  readonly stats: WriterStats = { enqueued: 0, written: 0, spilled: 0, replayed: 0, failures: 0, queued: 0, storeDown: false };
+
+  constructor(private readonly o: WriterOptions) {
+    mkdirSync(o.spillDir, { recursive: true, mode: 0o700 });
+    this.active = join(o.spillDir, `active-${process.pid}.jsonl`);
+    this.adoptOrphans();
+    if (this.hasSpill()) this.scheduleRetry(0);
+  }
+
+  /** Queues an event (spills when the queue is full or the store is down). */
+  push(e: QueuedEvent): void {
+    this.stats.enqueued++;
+    if (this.closed || this.down || this.queue.length >= this.o.queueSize) {
+      this.spill([e]);
+      if (!this.down && !this.closed) this.scheduleRetry(this.o.retryIntervalMs);
+      return;
+    }
+    this.queue.push(e);
+    this.stats.queued = this.queue.length;
+    if (this.queue.length >= this.o.batchSize) void this.flush();
+    else if (!this.timer) {
+      this.timer = setTimeout(() => {
+        this.timer = undefined;
+        void this.flush();
+      }, this.o.flushIntervalMs);
+      this.timer.unref();
+    }
+  }
+
+  /** Writes everything queued now; on failure the events go to the spill file. */
+  flush(): Promise<void> {
+    if (this.flushing) return this.flushing.then(() => (this.queue.length ? this.flush() : undefined));
+    this.flushing = (async () => {
+      try {
+        while (this.queue.length) {
+          const batch = this.queue.splice(0, this.o.batchSize);
+          this.stats.queued = this.queue.length;
+          if (this.down) {
+            this.spill(batch);
+            continue;
+          }
+          try {
+            await this.o.store.insert(batch);
+            this.stats.written += batch.length;
+          } catch (e) {
+            this.stats.failures++;
+            this.markDown(e);
+            this.spill(batch);
+          }
+        }
+      } finally {
+        this.flushing = undefined;
+      }
+    })();
+    return this.flushing;
+  }
+
+  private markDown(e: unknown): void {
+    if (!this.down) this.o.log?.warn({ err: (e as Error)?.message }, 'audit store unavailable: spilling events to the local file');
+    this.down = true;
+    this.stats.storeDown = true;
+    this.scheduleRetry(this.o.retryIntervalMs);
+  }
+
+  private spill(batch: readonly QueuedEvent[]): void {
+    if (batch.length === 0) return;
+    appendFileSync(this.active, batch.map((q) => JSON.stringify(q)).join('\n') + '\n', { mode: 0o600 });
+    this.stats.spilled += batch.length;
+  }
+
+  private hasSpill(): boolean {
+    return existsSync(this.active) || readdirSync(this.o.spillDir).some((f) => SEG_RE.test(f));
+  }
+
+  /** Spill files of processes that are gone become segments this writer replays. */
+  private adoptOrphans(): void {
+    for (const f of readdirSync(this.o.spillDir)) {
+      const m = /^active-(\d+)\.jsonl$/.exec(f);
+      if (m && Number(m[1]) !== process.pid && !alive(Number(m[1]))) this.rotate(join(this.o.spillDir, f));
+      const c = /^claim-(\d+)-(seg-.+)$/.exec(f);
+      if (c && (Number(c[1]) === process.pid || !alive(Number(c[1])))) renameSync(join(this.o.spillDir, f), join(this.o.spillDir, c[2]!));
+    }
+  }
+
+  private rotate(file: string): void {
+    try {
+      renameSync(file, join(this.o.spillDir, `seg-${Date.now()}-${process.pid}-${this.seq++}.jsonl`));
+    } catch {
+      /* nothing to rotate */
+    }
+  }
+
+  private scheduleRetry(ms: number): void {
+    if (this.retry || this.closed) return;
+    this.retry = setTimeout(() => {
+      this.retry = undefined;
+      void this.replay().then((ok) => {
+        if (!ok) this.scheduleRetry(this.o.retryIntervalMs);
+      });
+    }, ms);
+    this.retry.unref();
+  }
+
+  /**
+   * Replays the spill files into the store (idempotent). Returns true when nothing is left.
+   * Each segment is claimed by rename, so several processes sharing the directory never replay one twice at once.
+   */
+  async replay(): Promise<boolean> {
+    this.rotate(this.active);
+    const segs = readdirSync(this.o.spillDir).filter((f) => SEG_RE.test(f)).sort();
+    for (const seg of segs) {
+      const claimed = join(this.o.spillDir, `claim-${process.pid}-${seg}`);
+      try {
+        renameSync(join(this.o.spillDir, seg), claimed);
+      } catch {
+        continue; // another process took it
+      }
+      const events: QueuedEvent[] = [];
+      for (const line of readFileSync(claimed, 'utf8').split('\n')) {
+        if (!line) continue;
+        try {
+          events.push(JSON.parse(line) as QueuedEvent);
+        } catch {
+          /* a torn last line of a crash: the rest is still good */
+        }
+      }
+      try {
+        for (let i = 0; i < events.length; i += this.o.batchSize) await this.o.store.insert(events.slice(i, i + this.o.batchSize));
+      } catch (e) {
+        renameSync(claimed, join(this.o.spillDir, seg));
+        this.stats.failures++;
+        if (!this.down) this.o.log?.warn({ err: (e as Error)?.message }, 'audit store unavailable: spilling events to the local file');
+        this.down = true;
+        this.stats.storeDown = true;
+        return false;
+      }
+      unlinkSync(claimed);
+      this.stats.replayed += events.length;
+    }
+    if (this.down) this.o.log?.info?.({ replayed: this.stats.replayed }, 'audit store back: spill replayed');
+    this.down = false;
+    this.stats.storeDown = false;
+    if (existsSync(this.active)) return this.replay();
+    return true;
+  }
+
+  /** Flushes the queue and replays what it can; events that still cannot be stored stay in the spill file. */
+  async close(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.flush();
+    this.closed = true;
+    if (this.retry) clearTimeout(this.retry);
+    this.retry = undefined;
+    if (this.hasSpill()) await this.replay().catch(() => false);
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
