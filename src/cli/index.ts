@@ -8,6 +8,7 @@ import { registerDemoCommand } from './demo.js';
 import { registerKeysCommand } from './keys.js';
 import { registerPolicyCommand } from './policy.js';
 import { registerTenantsCommand } from './tenants.js';
+import { registerScanCommand } from './scan.js';
 import { registerServeCommand } from './serve.js';
 
 const program = new Command();
@@ -20,8 +21,11 @@ registerConfigCommand(program);
 registerDemoCommand(program);
 registerCheckCommand(program);
 registerApprovalsCommand(program);
+registerScanCommand(program);
 
 program.parseAsync(process.argv).catch((e) => {
-  process.stderr.write(`portcullis: ${(e as Error).message}\n`);
-  process.exit(2);
+  // Commander already printed its own usage errors.
+  const code = (e as { code?: unknown }).code;
+  if (!(typeof code === 'string' && code.startsWith('commander.'))) process.stderr.write(`portcullis: ${(e as Error).message}\n`);
+  process.exit(typeof (e as { exitCode?: unknown }).exitCode === 'number' ? (e as { exitCode: number }).exitCode || 2 : 2);
 });
