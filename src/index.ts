@@ -2,12 +2,16 @@
  * Portcullis: the composition root. `createGateway(config)` wires stores, identity, routing,
  * steps and the HTTP app; nothing else holds global state.
  */
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import pino, { type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from './config/schema.js';
 import { openDb, type Db } from './store/db.js';
 import { bootstrap, loadPepper } from './identity/keys.js';
 import { createIdentity, type Identity } from './identity/service.js';
+import { createJwtVerifier } from './identity/jwt.js';
+import { createMtlsIdentity, tlsServerOptions } from './identity/mtls.js';
+import { objectsModule } from './server/objects.js';
 import { createRouter, type Router } from './providers/router.js';
 import { buildApp, type RouteRegistrar } from './server/app.js';
 import { composeSteps, type GatewayModule, type ModuleFactory } from './server/modules.js';
@@ -22,7 +26,7 @@ import { auditModule } from './audit/module.js';
 /**
  * The modules of the gateway, in the order their steps run. Each concern adds one line here.
  */
-const MODULES: ModuleFactory[] = [identityModule, policyModule, adminModule, guardsModule, responseGuardsModule, limitsModule, auditModule];
+const MODULES: ModuleFactory[] = [identityModule, policyModule, adminModule, guardsModule, responseGuardsModule, limitsModule, objectsModule, auditModule];
 
 export { GatewayError } from './errors.js';
 export { check, type CheckOptions, type CheckResult, type CheckFinding, type CheckStage, type CheckMessage } from './guards/check.js';
@@ -72,7 +76,13 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
   if (cluster && !config.store.postgresUrl) throw new Error('store.kind is cluster but store.postgresUrl is not set');
   const db = await openDb(cluster ? { postgresUrl: config.store.postgresUrl!, ...(opts.pgSchema ? { pgSchema: opts.pgSchema } : {}) } : { dataDir: config.dataDir });
   const pepper = loadPepper(config.dataDir, env);
-  const identity = createIdentity({ db, pepper, config: config.identity, logger, ...(cluster ? { postgresUrl: config.store.postgresUrl! } : {}) });
+  if (config.auth.mtls && !config.server.tls?.requestClientCert) {
+    await db.close();
+    throw new Error('auth.mtls needs server.tls with requestClientCert: true');
+  }
+  const jwt = config.auth.jwt ? createJwtVerifier(config.auth.jwt, { db: db.kysely, env }) : undefined;
+  const mtls = config.auth.mtls ? createMtlsIdentity(config.auth.mtls, { db: db.kysely, required: config.server.tls?.requireClientCert === true }) : undefined;
+  const identity = createIdentity({ db, pepper, config: config.identity, logger, ...(cluster ? { postgresUrl: config.store.postgresUrl! } : {}), ...(jwt ? { jwt } : {}), ...(mtls ? { mtls } : {}) });
   const router = createRouter(config, env);
   const bootstrapKey = opts.skipBootstrap ? null : await bootstrap(db.kysely, pepper);
 
@@ -104,6 +114,8 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
   });
 
   let closed = false;
+  // TLS termination: an https server hands requests to the fastify router (app.ts stays protocol-agnostic).
+  let tlsServer: HttpsServer | undefined;
   return {
     app,
     config,
@@ -114,6 +126,19 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
     logger,
     bootstrapKey,
     async listen() {
+      if (config.server.tls) {
+        await app.ready();
+        const server = createHttpsServer(tlsServerOptions(config.server.tls), (req, res) => app.routing(req, res));
+        server.requestTimeout = config.server.requestTimeoutMs;
+        tlsServer = server;
+        await new Promise<void>((resolve, reject) => {
+          server.once('error', reject);
+          server.listen(config.server.port, config.server.host, () => resolve());
+        });
+        const a = server.address() as { port: number; address: string };
+        const h = a.address.includes(':') ? `[${a.address}]` : a.address;
+        return { url: `https://${h}:${a.port}`, port: a.port, host: a.address };
+      }
       await app.listen({ port: config.server.port, host: config.server.host });
       const addr = app.server.address() as { port: number; address: string };
       const host = addr.address.includes(':') ? `[${addr.address}]` : addr.address;
@@ -122,6 +147,11 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
     async close() {
       if (closed) return;
       closed = true;
+      if (tlsServer) {
+        const s = tlsServer;
+        s.closeAllConnections();
+        await new Promise<void>((r) => s.close(() => r()));
+      }
       await app.close();
       for (const m of [...mods].reverse()) await m.close?.().catch((e) => logger.error({ module: m.name, err: (e as Error)?.message }, 'module close failed'));
       await router.close();

@@ -64,7 +64,7 @@ export async function serve(config: Config): Promise<void> {
     };
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
-    process.stdout.write(`  Portcullis primary ${process.pid} started ${config.server.workers} workers on http://${config.server.host}:${config.server.port}\n`);
+    process.stdout.write(`  Portcullis primary ${process.pid} started ${config.server.workers} workers on ${config.server.tls ? 'https' : 'http'}://${config.server.host}:${config.server.port}\n`);
     return;
   }
   return runWorker(config, true);

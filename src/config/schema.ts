@@ -8,6 +8,8 @@ import { limitsConfigSchema } from '../limits/config.js';
 import { auditConfigSchema } from '../audit/config.js';
 import { adminConfigSchema, identityConfigSchema } from '../identity/config.js';
 import { policyConfigSchema, tiersConfigSchema } from '../policy/config.js';
+import { jwtConfigSchema } from '../identity/jwt.js';
+import { mtlsConfigSchema, tlsConfigSchema } from '../identity/mtls.js';
 
 const ms = (def: number) => z.number().int().positive().max(3_600_000).default(def);
 
@@ -80,6 +82,8 @@ export const configSchema = z
         /** Trust X-Forwarded-For from these proxies (fastify trustProxy). */
         trustProxy: z.union([z.boolean(), z.string(), z.array(z.string())]).default(false),
         requestTimeoutMs: ms(600_000),
+        /** Terminate TLS in the gateway (and optionally ask for client certificates); see docs/sections/jwt-mtls-objects.md. */
+        tls: tlsConfigSchema.optional(),
       })
       .strict()
       .default({}),
@@ -120,6 +124,11 @@ export const configSchema = z
       .default({}),
     /** Identification: key cache, revocation propagation, failed-auth limits. */
     identity: identityConfigSchema,
+    /** Other credentials besides API keys: bearer JWTs (`jwt`) and client certificates (`mtls`, needs server.tls). */
+    auth: z
+      .object({ jwt: jwtConfigSchema.optional(), mtls: mtlsConfigSchema.optional() })
+      .strict()
+      .default({}),
     /** Admin API. */
     admin: adminConfigSchema,
     /** Named scope templates (tiers) keys and tenants refer to. */

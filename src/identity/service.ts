@@ -11,6 +11,8 @@ import { FailureBuckets } from './auth-limiter.js';
 import { watchKeyChanges, type Watcher } from './changes.js';
 import { identityConfigSchema, type IdentityConfig } from './config.js';
 import { findKey, keyState, parseApiKey, principalOf, verifySecret, type KeyRecord } from './keys.js';
+import { isJwtShaped, type JwtVerifier } from './jwt.js';
+import type { MtlsIdentity, PeerInfo } from './mtls.js';
 import type { AdminPrincipal, Principal } from './types.js';
 
 /** Why an authentication failed (kept for logs and metrics; clients see a generic 401/429). */
@@ -23,10 +25,14 @@ export type AuthFailureReason =
   | 'expired'
   | 'rotated'
   | 'tenant_disabled'
-  | 'rate_limited';
+  | 'rate_limited'
+  /** A bearer JWT failed verification or claim mapping (detail says why). */
+  | 'bad_token'
+  /** mTLS: no, untrusted or unmapped client certificate (detail says why). */
+  | 'client_cert';
 
 /** The outcome of an authentication attempt. */
-export type AuthResult<P> = { ok: true; principal: P } | { ok: false; reason: AuthFailureReason; retryAfterS?: number };
+export type AuthResult<P> = { ok: true; principal: P } | { ok: false; reason: AuthFailureReason; retryAfterS?: number; detail?: string };
 
 /** Failed authentication counters (monotonic since start). */
 export interface AuthFailureCounts {
@@ -52,6 +58,10 @@ export interface Identity {
   invalidate(keyId?: string): void;
   /** Failed-authentication counters, for metrics. */
   failureCounts(): AuthFailureCounts;
+  /** Present when mTLS identity is configured: authenticates a client certificate. */
+  authenticatePeer?(peer: PeerInfo | null, meta?: AuthMeta): Promise<AuthResult<Principal>>;
+  /** True when every API request needs a valid client certificate (mTLS `requireClientCert`). */
+  readonly clientCertRequired?: boolean;
   /** Starts propagation watchers and the last-used flusher (idempotent). */
   start(): Promise<void>;
   /** Writes pending last_used_at values now. */
@@ -82,6 +92,10 @@ export interface IdentityOptions {
   logger?: Pick<Logger, 'warn' | 'error'>;
   /** Clock (tests). */
   now?: () => number;
+  /** Bearer JWT verification (`auth.jwt`); tokens shaped like a JWT go here instead of the key path. */
+  jwt?: JwtVerifier;
+  /** Client-certificate identity (`auth.mtls`). */
+  mtls?: MtlsIdentity;
 }
 
 const DUMMY_HASH = '0'.repeat(64);
@@ -95,7 +109,7 @@ export function createIdentity(opts: IdentityOptions): Identity {
   const adminCache = new LRUCache<string, AdminKeyRecord | false>({ max: 1000, ttl: cfg.cacheTtlMs });
   const byAddress = new FailureBuckets(cfg.failedAuth.perAddress, 100_000, now);
   const byKey = new FailureBuckets(cfg.failedAuth.perKey, 100_000, now);
-  const reasons: AuthFailureReason[] = ['missing', 'malformed', 'unknown_key', 'bad_secret', 'revoked', 'expired', 'rotated', 'tenant_disabled', 'rate_limited'];
+  const reasons: AuthFailureReason[] = ['missing', 'malformed', 'unknown_key', 'bad_secret', 'revoked', 'expired', 'rotated', 'tenant_disabled', 'rate_limited', 'bad_token', 'client_cert'];
   const counts: AuthFailureCounts = { total: 0, byReason: Object.fromEntries(reasons.map((r) => [r, 0])) as Record<AuthFailureReason, number> };
   const lastUsed = new Map<string, number>();
   const adminLastUsed = new Map<string, number>();
@@ -103,14 +117,26 @@ export function createIdentity(opts: IdentityOptions): Identity {
   let flushTimer: NodeJS.Timeout | undefined;
   let started: Promise<void> | undefined;
 
-  function failure<P>(reason: AuthFailureReason, meta: AuthMeta | undefined, keyId: string | undefined, retryAfterS?: number): AuthResult<P> {
+  function failure<P>(reason: AuthFailureReason, meta: AuthMeta | undefined, keyId: string | undefined, retryAfterS?: number, detail?: string): AuthResult<P> {
     counts.total++;
     counts.byReason[reason]++;
     if (reason !== 'missing' && reason !== 'rate_limited') {
       if (meta?.ip) byAddress.fail(meta.ip);
       if (keyId) byKey.fail(keyId);
     }
-    return retryAfterS ? { ok: false, reason, retryAfterS } : { ok: false, reason };
+    return { ok: false, reason, ...(retryAfterS ? { retryAfterS } : {}), ...(detail ? { detail } : {}) };
+  }
+
+  /** Bearer JWTs: same address-based failure limiting as keys; the reason stays internal. */
+  async function verifyJwt(jwt: JwtVerifier, token: string, meta: AuthMeta | undefined): Promise<AuthResult<Principal>> {
+    if (meta?.ip) {
+      const wait = byAddress.blockedFor(meta.ip);
+      if (wait > 0) return failure('rate_limited', meta, undefined, wait);
+    }
+    const r = await jwt.verify(token);
+    if (r.ok) return r;
+    if (r.reason === 'tenant_disabled') return failure('tenant_disabled', meta, undefined, undefined, 'jwt');
+    return failure('bad_token', meta, undefined, undefined, r.detail ? `${r.reason}: ${r.detail}` : r.reason);
   }
 
   /** Shared flow of API and admin keys: limits, cached lookup, constant-time verify. */
@@ -227,8 +253,20 @@ export function createIdentity(opts: IdentityOptions): Identity {
       return r.ok ? r.principal : null;
     },
     authenticate(presented, meta) {
+      if (opts.jwt && presented && isJwtShaped(presented)) return verifyJwt(opts.jwt, presented, meta);
       return verifyPresented(presented, meta, parseApiKey, lookupKey, acceptKey);
     },
+    ...(opts.mtls
+      ? {
+          clientCertRequired: opts.mtls.required,
+          async authenticatePeer(peer: PeerInfo | null, meta?: AuthMeta): Promise<AuthResult<Principal>> {
+            const r = await opts.mtls!.principalFor(peer);
+            if (r.ok) return r;
+            if (r.reason === 'tenant_disabled') return failure('tenant_disabled', meta, undefined, undefined, 'mtls');
+            return failure('client_cert', meta, undefined, undefined, r.reason);
+          },
+        }
+      : {}),
     authenticateAdmin(presented, meta) {
       return verifyPresented(presented, meta, parseAdminKey, lookupAdmin, acceptAdmin);
     },

@@ -4,6 +4,7 @@
  */
 import { GatewayError } from '../errors.js';
 import { demoEmbedding, demoTokens, runDemoModel, type DemoReply, type DemoTool, type DemoTurn } from './demo-model.js';
+import { demoObjects, rememberDemoResponse } from './demo-objects.js';
 import type { Api, Provider, UpstreamRequest, UpstreamResponse } from './types.js';
 
 /** Models the demo upstream serves. */
@@ -192,6 +193,7 @@ function responses(body: Record<string, any>, req: UpstreamRequest, id: string, 
   }
   const usage = { input_tokens: r.inputTokens, input_tokens_details: { cached_tokens: 0 }, output_tokens: r.outputTokens, output_tokens_details: { reasoning_tokens: 0 }, total_tokens: r.inputTokens + r.outputTokens };
   const full = { id, object: 'response', created_at: created, status: 'completed', error: null, incomplete_details: null, instructions: body.instructions ?? null, model, output, parallel_tool_calls: true, tool_choice: 'auto', tools: body.tools ?? [], usage, metadata: {}, text: { format: { type: 'text' } } };
+  if (body.store !== false) rememberDemoResponse(full);
   if (!req.stream) return jsonResponse(200, full);
   let seq = 0;
   const ev = (type: string, data: Record<string, unknown>) => sse({ type, sequence_number: seq++, ...data }, type);
@@ -277,6 +279,7 @@ export function createDemoProvider(name = 'demo'): Provider {
     async send(req) {
       return demoRespond(req.api, req.body, req);
     },
+    request: demoObjects,
     async close() {},
   };
 }

@@ -1,6 +1,7 @@
 /** OpenAI-compatible upstreams: OpenAI, Azure OpenAI, vLLM, Ollama, Together, … */
 import type { ProviderConfig } from '../config/schema.js';
-import { createAgent, postJson, readCredential, type UpstreamTimeouts } from './http.js';
+import { request } from 'undici';
+import { createAgent, mapTransportError, postJson, readCredential, type UpstreamTimeouts } from './http.js';
 import { API_PATHS, type Api, type Provider } from './types.js';
 
 type OpenAiConfig = Extract<ProviderConfig, { type: 'openai' }>;
@@ -10,22 +11,38 @@ export function createOpenAiProvider(name: string, cfg: OpenAiConfig, timeouts: 
   const agent = createAgent(timeouts);
   const base = cfg.baseUrl.replace(/\/+$/, '');
   const apis = new Set<Api>(['chat', 'completions', 'embeddings', 'responses']);
+  /** Upstream URL and headers with the upstream credential (never the client's). */
+  const target = (path: string, query: Record<string, string>, requestId: string) => {
+    const key = readCredential(cfg, env);
+    const headers: Record<string, string> = { ...cfg.headers };
+    const q = new URLSearchParams(query);
+    if (cfg.azure) {
+      q.set('api-version', cfg.azure.apiVersion);
+      if (key) headers['api-key'] = key;
+    } else if (key) {
+      headers.authorization = `Bearer ${key}`;
+    }
+    headers['x-request-id'] = requestId;
+    const qs = q.toString();
+    return { url: base + path + (qs ? `?${qs}` : ''), headers };
+  };
   return {
     name,
     type: 'openai',
     apis,
     send(req) {
-      const key = readCredential(cfg, env);
-      const headers: Record<string, string> = { ...cfg.headers };
-      let url = base + API_PATHS[req.api];
-      if (cfg.azure) {
-        url += `?api-version=${encodeURIComponent(cfg.azure.apiVersion)}`;
-        if (key) headers['api-key'] = key;
-      } else if (key) {
-        headers.authorization = `Bearer ${key}`;
-      }
-      headers['x-request-id'] = req.requestId;
+      const { url, headers } = target(API_PATHS[req.api], {}, req.requestId);
       return postJson(agent, url, headers, req.body, req.signal);
+    },
+    async request(req) {
+      const { url, headers } = target(req.path, req.query ?? {}, req.requestId);
+      if (req.contentType) headers['content-type'] = req.contentType;
+      try {
+        const res = await request(url, { method: req.method, headers: { accept: 'application/json', ...headers }, body: req.body ?? null, dispatcher: agent, signal: req.signal });
+        return { status: res.statusCode, headers: res.headers, body: res.body, dump: () => res.body.destroy() };
+      } catch (e) {
+        throw mapTransportError(e, name);
+      }
     },
     close: () => agent.close(),
   };

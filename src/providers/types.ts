@@ -1,4 +1,5 @@
 /** Provider adapters: what the gateway needs to call an upstream LLM API. */
+import type { Readable } from 'node:stream';
 
 /** The client-facing APIs the gateway serves. */
 export type Api = 'chat' | 'completions' | 'embeddings' | 'responses' | 'messages';
@@ -32,6 +33,24 @@ export interface UpstreamResponse {
   dump(): void;
 }
 
+/**
+ * A call to an upstream object endpoint (files, batches, fine-tuning jobs, vector stores,
+ * stored responses). The gateway builds `path` from validated ids; clients never choose it.
+ */
+export interface RawUpstreamRequest {
+  method: 'GET' | 'POST' | 'DELETE';
+  /** Path below the provider's base URL, e.g. `/files/file-abc/content`. */
+  path: string;
+  /** Query parameters (only ones the gateway forwards). */
+  query?: Record<string, string>;
+  /** Content type of `body` (JSON, or multipart with its boundary). */
+  contentType?: string;
+  /** The body: JSON bytes, or a streamed multipart upload (already size-limited). */
+  body?: Buffer | Readable;
+  signal: AbortSignal;
+  requestId: string;
+}
+
 /** A provider: data plus small functions. */
 export interface Provider {
   /** Configured name (e.g. `openai`). */
@@ -40,5 +59,7 @@ export interface Provider {
   /** The client-facing APIs this provider can serve natively. */
   apis: ReadonlySet<Api>;
   send(req: UpstreamRequest): Promise<UpstreamResponse>;
+  /** Object endpoints (files, batches, …), when the provider has them. */
+  request?(req: RawUpstreamRequest): Promise<UpstreamResponse>;
   close(): Promise<void>;
 }

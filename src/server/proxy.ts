@@ -7,7 +7,8 @@ import { once } from 'node:events';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import { GatewayError } from '../errors.js';
-import { credentialFrom, type Identity } from '../identity/service.js';
+import { credentialFrom, type AuthResult, type Identity } from '../identity/service.js';
+import { peerOf } from '../identity/mtls.js';
 import type { Principal } from '../identity/types.js';
 import { mapTransportError } from '../providers/http.js';
 import type { Router } from '../providers/router.js';
@@ -30,17 +31,28 @@ export interface ProxyDeps {
 
 /**
  * Authenticates the caller or throws: 401 (generic) for a missing/invalid credential, 429 with
- * Retry-After when the client address or key id has too many recent failures. Later identity
- * kinds (JWT, mTLS) plug in here before the API-key path.
+ * Retry-After when the client address or key id has too many recent failures. With mTLS
+ * configured, a required client certificate is checked first; a presented credential (API key
+ * or JWT) identifies the caller, otherwise the certificate's SAN URI does.
  */
 export async function identify(deps: Pick<ProxyDeps, 'identity'>, req: FastifyRequest): Promise<Principal> {
   const cred = credentialFrom(req.headers);
-  if (!cred) throw new GatewayError('PCL_UNAUTHENTICATED', { message: 'Missing API key. Send it as `Authorization: Bearer <key>` or `x-api-key`.', internal: { authFailure: 'missing' } });
-  const r = await deps.identity.authenticate(cred, { ip: req.ip });
+  let r: AuthResult<Principal>;
+  const peer = deps.identity.authenticatePeer ? peerOf(req.raw.socket) : null;
+  if (deps.identity.clientCertRequired && !peer?.authorized) {
+    r = await deps.identity.authenticatePeer!(peer, { ip: req.ip });
+    if (r.ok) r = { ok: false, reason: 'client_cert', detail: 'certificate not authorized' };
+  } else if (!cred && peer && deps.identity.authenticatePeer) {
+    r = await deps.identity.authenticatePeer(peer, { ip: req.ip });
+  } else if (!cred) {
+    throw new GatewayError('PCL_UNAUTHENTICATED', { message: 'Missing API key. Send it as `Authorization: Bearer <key>` or `x-api-key`.', internal: { authFailure: 'missing' } });
+  } else {
+    r = await deps.identity.authenticate(cred, { ip: req.ip });
+  }
   if (!r.ok) {
     if (req.pcl) req.pcl.state.authFailure = r.reason;
     if (r.reason === 'rate_limited') throw new GatewayError('PCL_RATE_LIMITED', { message: 'Too many failed authentication attempts.', headers: { 'retry-after': String(r.retryAfterS ?? 60) }, internal: { authFailure: r.reason } });
-    throw new GatewayError('PCL_UNAUTHENTICATED', { internal: { authFailure: r.reason } });
+    throw new GatewayError('PCL_UNAUTHENTICATED', { internal: { authFailure: r.reason, ...(r.detail ? { detail: r.detail } : {}) } });
   }
   if (r.principal.rotated && req.pcl) req.pcl.responseHeaders['x-portcullis-key-rotated'] = 'true';
   return r.principal;

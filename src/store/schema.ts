@@ -176,6 +176,18 @@ export interface ObjectOwnersTable {
   created_at: Millis;
 }
 
+/** Owner of an upstream object id (migration 003): files, batches, fine-tuning jobs, vector stores, responses. */
+export interface ObjectOwnersTable {
+  /** files | batches | fine_tuning | vector_stores | responses */
+  kind: string;
+  object_id: string;
+  tenant_id: string;
+  key_id: string | null;
+  /** Key name, JWT subject or SPIFFE id of the creator. */
+  subject: string | null;
+  created_at: Millis;
+}
+
 /** All tables. Later migrations add their tables here. */
 export interface Database {
   tenants: TenantsTable;
@@ -185,6 +197,7 @@ export interface Database {
   admin_events: AdminEventsTable;
   key_changes: KeyChangesTable;
   guard_shadow: GuardShadowTable;
+  object_owners: ObjectOwnersTable;
   audit_events: AuditEventsTable;
   audit_payloads: AuditPayloadsTable;
   audit_tenant_keys: AuditTenantKeysTable;

@@ -7,6 +7,7 @@ import type { Dialect } from '../db.js';
 import { m001 } from './001-tenants-keys.js';
 import { m005 } from './005-guard-shadow.js';
 import { m002 } from './002-identity-access.js';
+import { m003 } from './003-object-owners.js';
 import { m007 } from './007-audit.js';
 import { m006 } from './006-approvals.js';
 
@@ -20,6 +21,7 @@ export interface DbMigration {
 export const migrations: Record<string, DbMigration> = {
   '001-tenants-keys': m001,
   '002-identity-access': m002,
+  '003-object-owners': m003,
   '005-guard-shadow': m005,
   '006-approvals': m006,
   '007-audit': m007,

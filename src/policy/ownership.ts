@@ -1,0 +1,64 @@
+/**
+ * Object ownership (BOLA defence): the gateway records which tenant (and key) created each
+ * upstream object id, and answers "not yours" exactly like "does not exist". Stored in the
+ * `object_owners` table (SQLite or PostgreSQL, migration 003).
+ */
+import type { Kysely } from 'kysely';
+import type { Database } from '../store/schema.js';
+
+/** Kinds of objects the gateway tracks (also the policy operation that guards them). */
+export type ObjectKind = 'files' | 'batches' | 'fine_tuning' | 'vector_stores' | 'responses';
+
+/** Who created an object. */
+export interface ObjectOwner {
+  tenantId: string;
+  keyId?: string | undefined;
+  subject?: string | undefined;
+}
+
+/** The ownership store. */
+export interface OwnershipStore {
+  /** Records the creator of an object; an id already owned keeps its first owner. */
+  record(kind: ObjectKind, id: string, owner: ObjectOwner): Promise<void>;
+  /** The owning tenant id, or null when the gateway never saw the object. */
+  ownerOf(kind: ObjectKind, id: string): Promise<string | null>;
+  /** True when `tenantId` owns the object. */
+  owns(kind: ObjectKind, id: string, tenantId: string): Promise<boolean>;
+  /** The subset of `ids` owned by `tenantId` (for filtering list pages). */
+  ownedAmong(kind: ObjectKind, ids: readonly string[], tenantId: string): Promise<Set<string>>;
+  /** Forgets an object (after a successful delete upstream). */
+  forget(kind: ObjectKind, id: string): Promise<void>;
+}
+
+/** Creates the ownership store over the gateway database. */
+export function createOwnershipStore(db: Kysely<Database>, now: () => number = Date.now): OwnershipStore {
+  return {
+    async record(kind, id, owner) {
+      await db
+        .insertInto('object_owners')
+        .values({ kind, object_id: id, tenant_id: owner.tenantId, key_id: owner.keyId ?? null, subject: owner.subject?.slice(0, 1000) ?? null, created_at: now() })
+        .onConflict((oc) => oc.columns(['kind', 'object_id']).doNothing())
+        .execute();
+    },
+    async ownerOf(kind, id) {
+      const row = await db.selectFrom('object_owners').select('tenant_id').where('kind', '=', kind).where('object_id', '=', id).executeTakeFirst();
+      return row?.tenant_id ?? null;
+    },
+    async owns(kind, id, tenantId) {
+      return (await this.ownerOf(kind, id)) === tenantId;
+    },
+    async ownedAmong(kind, ids, tenantId) {
+      const out = new Set<string>();
+      for (let i = 0; i < ids.length; i += 500) {
+        const chunk = ids.slice(i, i + 500);
+        if (chunk.length === 0) continue;
+        const rows = await db.selectFrom('object_owners').select('object_id').where('kind', '=', kind).where('tenant_id', '=', tenantId).where('object_id', 'in', chunk).execute();
+        for (const r of rows) out.add(r.object_id);
+      }
+      return out;
+    },
+    async forget(kind, id) {
+      await db.deleteFrom('object_owners').where('kind', '=', kind).where('object_id', '=', id).execute();
+    },
+  };
+}

@@ -1,0 +1,335 @@
+/**
+ * Object endpoints with ownership (BOLA defence): files, batches, fine-tuning jobs, vector
+ * stores and stored responses are proxied to the first configured provider that has them. The
+ * gateway records which tenant (and key) created each object id; an id the caller's tenant does
+ * not own answers 404 exactly like an unknown one, list pages are filtered to the caller's
+ * objects, and ids referenced inside requests (a batch's input file, `previous_response_id`,
+ * `file_id`, `vector_store_ids`) must be the caller's too.
+ */
+import { Readable, Transform, type TransformCallback } from 'node:stream';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { GatewayError } from '../errors.js';
+import { createOwnershipStore, type ObjectKind, type OwnershipStore } from '../policy/ownership.js';
+import type { PolicyModule } from '../policy/module.js';
+import { mapTransportError } from '../providers/http.js';
+import type { Provider, RawUpstreamRequest, UpstreamResponse } from '../providers/types.js';
+import type { RequestContext, SseEvent } from './context.js';
+import type { GatewayModule, ModuleFactory } from './modules.js';
+import { identify } from './proxy.js';
+import { mapUpstreamStatus, readBounded } from './upstream-errors.js';
+
+/** What one object route does. */
+type Action = 'create' | 'list' | 'get' | 'content' | 'delete' | 'cancel';
+
+interface RouteSpec {
+  method: 'GET' | 'POST' | 'DELETE';
+  url: string;
+  kind: ObjectKind;
+  action: Action;
+  /** Upstream path from the (validated) id. */
+  path(id?: string): string;
+}
+
+const LABEL: Record<ObjectKind, string> = { files: 'File', batches: 'batch', fine_tuning: 'fine-tuning job', vector_stores: 'vector store', responses: 'response' };
+
+/** The object routes the gateway serves. */
+export const OBJECT_ROUTES: readonly RouteSpec[] = [
+  { method: 'POST', url: '/v1/files', kind: 'files', action: 'create', path: () => '/files' },
+  { method: 'GET', url: '/v1/files', kind: 'files', action: 'list', path: () => '/files' },
+  { method: 'GET', url: '/v1/files/:id', kind: 'files', action: 'get', path: (id) => `/files/${id}` },
+  { method: 'GET', url: '/v1/files/:id/content', kind: 'files', action: 'content', path: (id) => `/files/${id}/content` },
+  { method: 'DELETE', url: '/v1/files/:id', kind: 'files', action: 'delete', path: (id) => `/files/${id}` },
+  { method: 'POST', url: '/v1/batches', kind: 'batches', action: 'create', path: () => '/batches' },
+  { method: 'GET', url: '/v1/batches', kind: 'batches', action: 'list', path: () => '/batches' },
+  { method: 'GET', url: '/v1/batches/:id', kind: 'batches', action: 'get', path: (id) => `/batches/${id}` },
+  { method: 'POST', url: '/v1/batches/:id/cancel', kind: 'batches', action: 'cancel', path: (id) => `/batches/${id}/cancel` },
+  { method: 'POST', url: '/v1/fine_tuning/jobs', kind: 'fine_tuning', action: 'create', path: () => '/fine_tuning/jobs' },
+  { method: 'GET', url: '/v1/fine_tuning/jobs', kind: 'fine_tuning', action: 'list', path: () => '/fine_tuning/jobs' },
+  { method: 'GET', url: '/v1/fine_tuning/jobs/:id', kind: 'fine_tuning', action: 'get', path: (id) => `/fine_tuning/jobs/${id}` },
+  { method: 'POST', url: '/v1/fine_tuning/jobs/:id/cancel', kind: 'fine_tuning', action: 'cancel', path: (id) => `/fine_tuning/jobs/${id}/cancel` },
+  { method: 'POST', url: '/v1/vector_stores', kind: 'vector_stores', action: 'create', path: () => '/vector_stores' },
+  { method: 'GET', url: '/v1/vector_stores', kind: 'vector_stores', action: 'list', path: () => '/vector_stores' },
+  { method: 'GET', url: '/v1/vector_stores/:id', kind: 'vector_stores', action: 'get', path: (id) => `/vector_stores/${id}` },
+  { method: 'DELETE', url: '/v1/vector_stores/:id', kind: 'vector_stores', action: 'delete', path: (id) => `/vector_stores/${id}` },
+  { method: 'GET', url: '/v1/responses/:id', kind: 'responses', action: 'get', path: (id) => `/responses/${id}` },
+  { method: 'DELETE', url: '/v1/responses/:id', kind: 'responses', action: 'delete', path: (id) => `/responses/${id}` },
+];
+
+const ID_RE = /^[A-Za-z0-9_.:-]{1,200}$/;
+/** Upstream pages scanned at most per list call while collecting the caller's objects. */
+const MAX_LIST_PAGES = 20;
+
+/** The 404 for an object that does not exist or belongs to another tenant (same answer for both). */
+export function objectNotFound(kind: ObjectKind, id: string): GatewayError {
+  const shown = ID_RE.test(id) ? id : 'invalid id';
+  return new GatewayError('PCL_NOT_FOUND', { message: `No such ${LABEL[kind]}: ${shown}`, param: 'id', internal: { bola: kind } });
+}
+
+/** Object ids a chat/responses request body refers to: `file_id`s, `vector_store_ids`, `previous_response_id`. */
+export function referencedObjects(body: Record<string, unknown>): Array<[ObjectKind, string]> {
+  const out: Array<[ObjectKind, string]> = [];
+  if (typeof body.previous_response_id === 'string') out.push(['responses', body.previous_response_id]);
+  let budget = 10_000;
+  const walk = (v: unknown, depth: number): void => {
+    if (depth > 32 || --budget < 0 || !v || typeof v !== 'object') return;
+    if (Array.isArray(v)) {
+      for (const x of v) walk(x, depth + 1);
+      return;
+    }
+    for (const [k, x] of Object.entries(v)) {
+      if (k === 'file_id' && typeof x === 'string') out.push(['files', x]);
+      else if (k === 'vector_store_ids' && Array.isArray(x)) for (const id of x) if (typeof id === 'string') out.push(['vector_stores', id]);
+      else walk(x, depth + 1);
+    }
+  };
+  walk(body.input, 0);
+  walk(body.messages, 0);
+  walk(body.tools, 0);
+  walk(body.tool_resources, 0);
+  return out;
+}
+
+/** Counts bytes of a streamed upload and fails once it exceeds the limit (nothing is buffered). */
+class ByteLimit extends Transform {
+  seen = 0;
+  exceeded = false;
+  constructor(private readonly limit: number) {
+    super();
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.seen += chunk.length;
+    if (this.seen > this.limit) {
+      this.exceeded = true;
+      cb(new GatewayError('PCL_BODY_TOO_LARGE'));
+      return;
+    }
+    cb(null, chunk);
+  }
+}
+
+/** The objects module: routes, ownership store, and the reference/ownership steps for `/v1/responses` and chat. */
+export interface ObjectsModule extends GatewayModule {
+  owners: OwnershipStore;
+}
+
+/** Creates the objects module. */
+export const objectsModule: ModuleFactory = ({ config, db, identity, router, modules }) => {
+  const owners = createOwnershipStore(db.kysely);
+  const policy = () => {
+    const p = modules.get('policy') as PolicyModule | undefined;
+    if (!p) throw new GatewayError('PCL_INTERNAL', { internal: 'policy module missing' });
+    return p;
+  };
+  const provider = (): Provider | undefined => [...router.providers.values()].find((p) => typeof p.request === 'function');
+
+  async function checkOwned(ctx: RequestContext, kind: ObjectKind, id: string): Promise<void> {
+    if (!ID_RE.test(id) || !(await owners.owns(kind, id, ctx.principal!.tenantId))) throw objectNotFound(kind, id);
+  }
+
+  async function call(req: FastifyRequest, reply: FastifyReply, up: Omit<RawUpstreamRequest, 'signal' | 'requestId'>, p: Provider): Promise<UpstreamResponse> {
+    const ac = new AbortController();
+    const onClose = () => {
+      if (!reply.raw.writableFinished) ac.abort(new GatewayError('PCL_UPSTREAM_ERROR', { internal: 'client closed the connection' }));
+    };
+    reply.raw.once('close', onClose);
+    const total = setTimeout(() => ac.abort(new GatewayError('PCL_UPSTREAM_TIMEOUT', { internal: 'total timeout' })), config.upstream.totalTimeoutMs);
+    total.unref();
+    try {
+      const res = await p.request!({ ...up, signal: ac.signal, requestId: req.pcl.requestId });
+      if (res.status >= 400) {
+        let text = '';
+        try {
+          text = (await readBounded(res.body, 64 * 1024)).toString('utf8');
+        } catch {
+          res.dump();
+        }
+        throw mapUpstreamStatus(res.status, res.headers, text);
+      }
+      return res;
+    } catch (e) {
+      throw mapTransportError(e, p.name);
+    } finally {
+      clearTimeout(total);
+    }
+  }
+
+  async function readJson(res: UpstreamResponse, p: Provider): Promise<Record<string, unknown>> {
+    let buf: Buffer;
+    try {
+      buf = await readBounded(res.body, config.upstream.maxResponseBytes);
+    } catch (e) {
+      throw mapTransportError(e, p.name);
+    }
+    try {
+      const v = JSON.parse(buf.toString('utf8'));
+      if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error('not an object');
+      return v;
+    } catch {
+      throw new GatewayError('PCL_UPSTREAM_BAD_RESPONSE', { internal: { bodyPrefix: buf.subarray(0, 200).toString('utf8') } });
+    }
+  }
+
+  /** Records objects the upstream made on the caller's behalf (batch output files, fine-tuning result files). */
+  async function adoptDerived(kind: ObjectKind, obj: Record<string, unknown>, ctx: RequestContext): Promise<void> {
+    const p = ctx.principal!;
+    const owner = { tenantId: p.tenantId, keyId: p.keyId, subject: p.subject };
+    const ids: string[] = [];
+    if (kind === 'batches') for (const k of ['output_file_id', 'error_file_id']) if (typeof obj[k] === 'string') ids.push(obj[k] as string);
+    if (kind === 'fine_tuning' && Array.isArray(obj.result_files)) for (const f of obj.result_files) if (typeof f === 'string') ids.push(f);
+    for (const id of ids) if (ID_RE.test(id)) await owners.record('files', id, owner);
+  }
+
+  async function list(req: FastifyRequest, reply: FastifyReply, spec: RouteSpec, p: Provider): Promise<Record<string, unknown>> {
+    const ctx = req.pcl;
+    const q = (req.query ?? {}) as Record<string, unknown>;
+    const maxLimit = spec.kind === 'files' ? 10_000 : 100;
+    const defLimit = spec.kind === 'files' ? 10_000 : 20;
+    const limitRaw = typeof q.limit === 'string' ? Number.parseInt(q.limit, 10) : NaN;
+    const limit = Number.isFinite(limitRaw) ? Math.min(Math.max(limitRaw, 1), maxLimit) : defLimit;
+    const fwd: Record<string, string> = { limit: String(Math.max(limit, Math.min(100, maxLimit))) };
+    if (typeof q.order === 'string' && (q.order === 'asc' || q.order === 'desc')) fwd.order = q.order;
+    if (spec.kind === 'files' && typeof q.purpose === 'string' && q.purpose.length <= 100) fwd.purpose = q.purpose;
+    let after = typeof q.after === 'string' ? q.after : undefined;
+    if (after !== undefined) await checkOwned(ctx, spec.kind, after); // a cursor is an object reference too
+    const data: Array<Record<string, unknown>> = [];
+    let hasMore = false;
+    for (let pageNo = 0; ; pageNo++) {
+      const res = await call(req, reply, { method: 'GET', path: spec.path(), query: { ...fwd, ...(after ? { after } : {}) } }, p);
+      const page = await readJson(res, p);
+      const items = Array.isArray(page.data) ? (page.data as Array<Record<string, unknown>>).filter((x) => x && typeof x.id === 'string') : [];
+      const mine = await owners.ownedAmong(spec.kind, items.map((x) => x.id as string), ctx.principal!.tenantId);
+      let i = 0;
+      for (; i < items.length && data.length < limit; i++) if (mine.has(items[i]!.id as string)) data.push(items[i]!);
+      if (data.length >= limit) {
+        hasMore = items.slice(i).some((x) => mine.has(x.id as string)) || page.has_more === true;
+        break;
+      }
+      if (page.has_more !== true || items.length === 0) break;
+      if (pageNo + 1 >= MAX_LIST_PAGES) {
+        hasMore = true;
+        break;
+      }
+      after = items.at(-1)!.id as string;
+    }
+    return { object: 'list', data, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null, has_more: hasMore };
+  }
+
+  async function handle(spec: RouteSpec, req: FastifyRequest, reply: FastifyReply): Promise<unknown> {
+    const ctx = req.pcl;
+    ctx.principal = await identify({ identity }, req);
+    const body = req.body;
+    const json = spec.action === 'create' && spec.kind !== 'files' ? (body as Record<string, unknown> | undefined) : undefined;
+    if (spec.action === 'create' && spec.kind !== 'files' && (!json || typeof json !== 'object' || json instanceof Readable)) {
+      throw new GatewayError('PCL_INVALID_REQUEST', { message: 'The request body must be a JSON object.' });
+    }
+    const model = spec.kind === 'fine_tuning' && typeof json?.model === 'string' ? json.model : undefined;
+    if (model !== undefined) ctx.model = model;
+    policy().enforce(ctx, spec.kind, model);
+    const id = (req.params as { id?: string } | undefined)?.id;
+    ctx.state.objects = { kind: spec.kind, action: spec.action, ...(id ? { id: id.slice(0, 200) } : {}) };
+    if (id !== undefined) await checkOwned(ctx, spec.kind, id);
+
+    // Objects named inside a create request must be the caller's as well.
+    if (json) {
+      const refs: Array<[ObjectKind, unknown]> = [];
+      if (spec.kind === 'batches') refs.push(['files', json.input_file_id]);
+      if (spec.kind === 'fine_tuning') refs.push(['files', json.training_file], ['files', json.validation_file]);
+      if (spec.kind === 'vector_stores' && Array.isArray(json.file_ids)) for (const f of json.file_ids) refs.push(['files', f]);
+      for (const [k, v] of refs) if (v !== undefined && v !== null) await checkOwned(ctx, k, String(v));
+    }
+
+    const p = provider();
+    if (!p) throw new GatewayError('PCL_ROUTE_NOT_FOUND', { message: 'No configured provider serves object endpoints.' });
+    ctx.provider = p;
+    const t0 = performance.now();
+    try {
+      if (spec.action === 'list') return reply.code(200).headers(ctx.responseHeaders).send(await list(req, reply, spec, p));
+
+      let up: Omit<RawUpstreamRequest, 'signal' | 'requestId'>;
+      let limiter: ByteLimit | undefined;
+      if (spec.kind === 'files' && spec.action === 'create') {
+        if (!(body instanceof Readable)) throw new GatewayError('PCL_BAD_CONTENT_TYPE', { message: 'File uploads must be multipart/form-data.' });
+        const declared = Number(req.headers['content-length']);
+        if (Number.isFinite(declared) && declared > config.server.bodyLimit) throw new GatewayError('PCL_BODY_TOO_LARGE');
+        limiter = new ByteLimit(config.server.bodyLimit);
+        body.on('error', (e) => limiter!.destroy(e));
+        up = { method: 'POST', path: spec.path(), contentType: String(req.headers['content-type']), body: body.pipe(limiter) };
+      } else {
+        up = { method: spec.method, path: spec.path(id), ...(json ? { contentType: 'application/json', body: Buffer.from(JSON.stringify(json)) } : {}) };
+      }
+      let res: UpstreamResponse;
+      try {
+        res = await call(req, reply, up, p);
+      } catch (e) {
+        if (limiter?.exceeded) throw new GatewayError('PCL_BODY_TOO_LARGE');
+        throw e;
+      }
+      if (limiter?.exceeded) {
+        res.dump();
+        throw new GatewayError('PCL_BODY_TOO_LARGE');
+      }
+      ctx.status = res.status;
+      if (spec.action === 'content') {
+        const ct = res.headers['content-type'];
+        const len = res.headers['content-length'];
+        reply.code(res.status).headers(ctx.responseHeaders).header('content-type', typeof ct === 'string' ? ct : 'application/octet-stream');
+        if (typeof len === 'string' && /^\d+$/.test(len)) reply.header('content-length', len);
+        return reply.send(Readable.from(res.body));
+      }
+      const obj = await readJson(res, p);
+      const pr = ctx.principal!;
+      if (spec.action === 'create') {
+        if (typeof obj.id !== 'string' || !ID_RE.test(obj.id)) throw new GatewayError('PCL_UPSTREAM_BAD_RESPONSE', { internal: 'created object without a usable id' });
+        await owners.record(spec.kind, obj.id, { tenantId: pr.tenantId, keyId: pr.keyId, subject: pr.subject });
+      }
+      if (spec.action === 'get' || spec.action === 'create') await adoptDerived(spec.kind, obj, ctx);
+      if (spec.action === 'delete' && obj.deleted === true && id) await owners.forget(spec.kind, id);
+      return reply.code(res.status).headers(ctx.responseHeaders).header('content-type', 'application/json; charset=utf-8').send(JSON.stringify(obj));
+    } finally {
+      ctx.upstreamMs = performance.now() - t0;
+    }
+  }
+
+  const mod: ObjectsModule = {
+    name: 'objects',
+    owners,
+    steps: {
+      /** `previous_response_id`, `file_id`s and `vector_store_ids` in chat/responses requests must be the caller's. */
+      async authorize(ctx) {
+        if (ctx.api !== 'responses' && ctx.api !== 'chat') return;
+        for (const [kind, id] of referencedObjects(ctx.body)) await checkOwned(ctx, kind, id);
+      },
+      /** Stored responses created through the proxy belong to the caller. */
+      async responseGuards(ctx, body) {
+        if (ctx.api === 'responses' && ctx.principal && typeof body.id === 'string' && ID_RE.test(body.id) && ctx.body.store !== false) {
+          await owners.record('responses', body.id, { tenantId: ctx.principal.tenantId, keyId: ctx.principal.keyId, subject: ctx.principal.subject });
+        }
+        return body;
+      },
+      streamGuards(ctx) {
+        if (ctx.api !== 'responses' || !ctx.principal || ctx.body.store === false) return undefined;
+        const pr = ctx.principal;
+        let recorded = false;
+        return {
+          async onEvent(ev: SseEvent, parsed: unknown) {
+            const r = (parsed as { type?: string; response?: { id?: unknown } } | undefined)?.response;
+            if (!recorded && r && typeof r.id === 'string' && ID_RE.test(r.id)) {
+              recorded = true;
+              await owners.record('responses', r.id, { tenantId: pr.tenantId, keyId: pr.keyId, subject: pr.subject });
+            }
+            return [ev];
+          },
+          end: () => [],
+        };
+      },
+    },
+    routes(app: FastifyInstance) {
+      // A child context only so the streaming multipart parser applies to these routes alone.
+      return app.register(async (scope) => {
+        scope.addContentTypeParser('multipart/form-data', (_req, payload, done) => done(null, payload));
+        for (const spec of OBJECT_ROUTES) scope.route({ method: spec.method, url: spec.url, handler: (req, reply) => handle(spec, req, reply) });
+      }) as unknown as Promise<void>;
+    },
+  };
+  return mod;
+};
