@@ -27,5 +27,5 @@ program.parseAsync(process.argv).catch((e) => {
   // Commander already printed its own usage errors.
   const code = (e as { code?: unknown }).code;
   if (!(typeof code === 'string' && code.startsWith('commander.'))) process.stderr.write(`portcullis: ${(e as Error).message}\n`);
-  process.exit(typeof (e as { exitCode?: unknown }).exitCode === 'number' ? (e as { exitCode: number }).exitCode || 2 : 2);
+  process.exit(typeof (e as { exitCode?: unknown }).exitCode === 'number' ? (e as { exitCode: number }).exitCode : 2);
 });
