@@ -155,6 +155,9 @@ export function featurize(fold: string, extra: string[] = []): SparseVector {
   return { idx, val };
 }
 
+/** 1 + ln(count) for small counts. */
+const LOG_TABLE = Float64Array.from({ length: 256 }, (_, c) => (c === 0 ? 0 : 1 + Math.log(c)));
+
 /**
  * Dot product of the (normalised) features of `fold[start, end)` with int8 weights, i.e.
  * `dot(featurize(fold.slice(start, end)), q)` computed without allocating. Multiply by the
@@ -168,7 +171,7 @@ export function windowDot(fold: string, start: number, end: number, q: Int8Array
     const k = TOUCHED[j];
     const c = ACC[k];
     ACC[k] = 0;
-    const v = c === 1 ? 1 : 1 + Math.log(c);
+    const v = c < LOG_TABLE.length ? LOG_TABLE[c]! : 1 + Math.log(c);
     norm += v * v;
     s += q[k] * v;
   }

@@ -458,6 +458,8 @@ function anchorsPresent(rule: Rule, index: Map<string, number[]>, fold: string):
   return true;
 }
 
+const EMPTY: readonly number[] = [];
+
 /** Runs every rule over a matching view (the `fold` view) and returns the matches. */
 export function matchRules(fold: string): RuleMatch[] {
   const out: RuleMatch[] = [];
@@ -466,12 +468,22 @@ export function matchRules(fold: string): RuleMatch[] {
     if (!anchorsPresent(rule, index, fold)) continue;
     if (rule.lead && rule.sticky) {
       // Only where the first element can start: sticky matches at those word starts, in order.
-      const positions: number[] = [];
+      let positions: ArrayLike<number> = EMPTY;
+      let lists = 0;
       for (const a of rule.lead) {
         const list = index.get(a);
-        if (list) for (const p of list) positions.push(p);
+        if (list === undefined) continue;
+        // One list is already in order; several are merged with a native numeric sort.
+        if (lists === 0) positions = list;
+        else {
+          const merged = new Int32Array(positions.length + list.length);
+          merged.set(positions);
+          merged.set(list, positions.length);
+          positions = merged;
+        }
+        lists++;
       }
-      positions.sort((x, y) => x - y);
+      if (lists > 1) (positions as Int32Array).sort();
       let lastEnd = -1;
       let count = 0;
       for (let k = 0; k < positions.length; k++) {

@@ -131,7 +131,7 @@ export function normalize(original: string, opts: NormalizeOptions = {}): Normal
     chars: opts.maxDecodedChars ?? 65_536,
     payloads: opts.maxPayloads ?? 32,
   };
-  return normalizeAt(original, opts.decode === false ? { ...budget, depth: 0 } : budget, 1);
+  return normalizeAt(flatten(original), opts.decode === false ? { ...budget, depth: 0 } : budget, 1);
 }
 
 interface Budget {
@@ -336,8 +336,17 @@ function foldView(text: string, flags: NormalizeFlags): string {
     }
     i = j;
   }
-  let s = '';
-  for (let k = 0; k < n; k += 8192) s += String.fromCharCode.apply(null, out.subarray(k, Math.min(n, k + 8192)) as unknown as number[]);
+  // One native UTF-16 decode (keeps lone surrogates) into a flat string.
+  return Buffer.from(out.buffer, out.byteOffset, n * 2).toString('utf16le');
+}
+
+/**
+ * Flattens a rope (a string built by `+=`): reading one code unit at a time from a rope is many
+ * times slower than from a flat string. Converting to a number flattens the string in V8 and
+ * stops at the first character that cannot be part of a number.
+ */
+function flatten(s: string): string {
+  if (s.length > 256) void Number(s);
   return s;
 }
 
@@ -480,29 +489,38 @@ function commonWordCount(s: string, cap = Infinity): number {
   return count;
 }
 
-function isB64Code(c: number): boolean {
-  return (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 43 || c === 47 || c === 95 || c === 45;
-}
+/** Per ASCII code: bit 1 = base64 alphabet ([A-Za-z0-9+/_-]), bit 2 = hex-run alphabet ([0-9a-fA-Fx\\ :,]). */
+const RUN_CLASS = (() => {
+  const t = new Uint8Array(128);
+  for (const ch of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/_-') t[ch.charCodeAt(0)]! |= 1;
+  for (const ch of '0123456789abcdefABCDEFx\\ :,') t[ch.charCodeAt(0)]! |= 2;
+  return t;
+})();
 
-function isHexRunCode(c: number): boolean {
-  return (c >= 48 && c <= 57) || (c >= 97 && c <= 102) || (c >= 65 && c <= 70) || c === 120 || c === 92 || c === 32 || c === 58 || c === 44;
-}
-
-/** Maximal runs [start, end) of characters accepted by `ok`, at least `min` long. */
-function runsOf(s: string, ok: (c: number) => boolean, min: number): [number, number][] {
-  const out: [number, number][] = [];
+/** Maximal runs [start, end) of base64 (bit 1) and hex-run (bit 2) characters at least `min` long, in one pass. */
+function candidateRuns(s: string, min: number): { b64: [number, number][]; hex: [number, number][] } {
+  const b64: [number, number][] = [];
+  const hex: [number, number][] = [];
   const n = s.length;
-  let i = 0;
-  while (i < n) {
-    if (!ok(s.charCodeAt(i))) {
-      i++;
-      continue;
+  let bStart = -1;
+  let hStart = -1;
+  for (let i = 0; i <= n; i++) {
+    const c = i < n ? s.charCodeAt(i) : 0;
+    const k = c < 128 ? RUN_CLASS[c]! : 0;
+    if (k & 1) {
+      if (bStart < 0) bStart = i;
+    } else if (bStart >= 0) {
+      if (i - bStart >= min) b64.push([bStart, i]);
+      bStart = -1;
     }
-    const start = i;
-    while (i < n && ok(s.charCodeAt(i))) i++;
-    if (i - start >= min) out.push([start, i]);
+    if (k & 2) {
+      if (hStart < 0) hStart = i;
+    } else if (hStart >= 0) {
+      if (i - hStart >= min) hex.push([hStart, i]);
+      hStart = -1;
+    }
   }
-  return out;
+  return { b64, hex };
 }
 
 function findPayloads(into: NormalizedText, budget: Budget, depth: number): void {
@@ -519,7 +537,8 @@ function findPayloads(into: NormalizedText, budget: Budget, depth: number): void
   };
   // Every HEX match lies inside a run of at least 16 characters of [0-9a-fA-Fx\\ :,]: run the
   // regex only on such runs (same matches, far fewer regex attempts on ordinary prose).
-  for (const [rs, re] of runsOf(view, isHexRunCode, 16)) {
+  const runs = candidateRuns(view, 16);
+  for (const [rs, re] of runs.hex) {
     if (budget.payloads <= 0) break;
     const run = view.slice(rs, re);
     for (const m of run.matchAll(HEX)) {
@@ -529,7 +548,7 @@ function findPayloads(into: NormalizedText, budget: Budget, depth: number): void
     }
   }
   // A base64 match is a whole run of at least 16 base64 characters plus up to two '='.
-  for (const [rs, re] of runsOf(view, isB64Code, 16)) {
+  for (const [rs, re] of runs.b64) {
     if (budget.payloads <= 0) break;
     let end = re;
     while (end < view.length && end - re < 2 && view.charCodeAt(end) === 61) end++;
