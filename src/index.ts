@@ -21,12 +21,15 @@ import { limitsModule } from './limits/module.js';
 import { policyModule } from './policy/module.js';
 import { adminModule } from './server/admin/module.js';
 import { responseGuardsModule } from './guards/response/module.js';
+import { metricsModule } from './metrics/module.js';
+import { tracingModule } from './tracing/module.js';
+import { analyticsModule } from './analytics/module.js';
 import { auditModule } from './audit/module.js';
 
 /**
  * The modules of the gateway, in the order their steps run. Each concern adds one line here.
  */
-const MODULES: ModuleFactory[] = [identityModule, policyModule, adminModule, guardsModule, responseGuardsModule, limitsModule, objectsModule, auditModule];
+const MODULES: ModuleFactory[] = [metricsModule, identityModule, policyModule, adminModule, guardsModule, responseGuardsModule, analyticsModule, limitsModule, objectsModule, auditModule, tracingModule];
 
 export { GatewayError } from './errors.js';
 export { check, type CheckOptions, type CheckResult, type CheckFinding, type CheckStage, type CheckMessage } from './guards/check.js';

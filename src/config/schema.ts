@@ -8,6 +8,9 @@ import { limitsConfigSchema } from '../limits/config.js';
 import { auditConfigSchema } from '../audit/config.js';
 import { adminConfigSchema, identityConfigSchema } from '../identity/config.js';
 import { policyConfigSchema, tiersConfigSchema } from '../policy/config.js';
+import { metricsConfigSchema } from '../metrics/config.js';
+import { tracingConfigSchema } from '../tracing/config.js';
+import { analyticsConfigSchema } from '../analytics/config.js';
 import { jwtConfigSchema } from '../identity/jwt.js';
 import { mtlsConfigSchema, tlsConfigSchema } from '../identity/mtls.js';
 
@@ -139,6 +142,12 @@ export const configSchema = z
     guards: guardsConfigSchema.default({}),
     /** Rate limits, concurrency, token and money budgets, pricing (see the Limits section of the README). */
     limits: limitsConfigSchema.default({}),
+    /** Prometheus /metrics: access (token or loopback port), per-key labels, cardinality cap (see docs/sections/observability.md). */
+    metrics: metricsConfigSchema.default({}),
+    /** OpenTelemetry tracing of each request (OTLP/HTTP exporter). */
+    tracing: tracingConfigSchema.default({}),
+    /** Behaviour analytics: anomaly baselines, extraction detection, logprobs perturbation, automated response, alerts. */
+    analytics: analyticsConfigSchema.default({}),
     /** Audit trail: durable events, payload capture, sinks (see docs/sections/audit.md). */
     audit: auditConfigSchema.default({}),
   })

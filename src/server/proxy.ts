@@ -19,6 +19,7 @@ import type { ProxySteps, RequestContext, SseEvent } from './context.js';
 import { mapUpstreamStatus, readBounded } from './upstream-errors.js';
 import { isTerminalEvent, usageFromBody, usageFromEvent } from './usage.js';
 import { validateBody } from './validate.js';
+import { phase } from '../tracing/phases.js';
 
 /** What the proxy needs from the composition root. */
 export interface ProxyDeps {
@@ -76,7 +77,7 @@ export async function handleProxy(deps: ProxyDeps, api: Api, req: FastifyRequest
   const ctx = req.pcl;
   ctx.api = api;
   try {
-    ctx.principal = await identify(deps, req);
+    ctx.principal = await phase(ctx, 'identify', () => identify(deps, req));
     const body = req.body as Record<string, unknown>;
     if (!body || typeof body !== 'object') throw new GatewayError('PCL_INVALID_REQUEST', { message: 'The request body must be a JSON object.' });
     validateBody(api, body);
@@ -91,9 +92,9 @@ export async function handleProxy(deps: ProxyDeps, api: Api, req: FastifyRequest
     ctx.body = body;
     if (ctx.principal && typeof body.user === 'string') ctx.principal = { ...ctx.principal, user: body.user.slice(0, 256) };
 
-    await deps.steps.authorize?.(ctx);
-    await deps.steps.admit?.(ctx);
-    await deps.steps.requestGuards?.(ctx);
+    await phase(ctx, 'authorize', () => deps.steps.authorize?.(ctx));
+    await phase(ctx, 'admit', () => deps.steps.admit?.(ctx));
+    await phase(ctx, 'request_guards', () => deps.steps.requestGuards?.(ctx));
 
     const upstreamBody: Record<string, unknown> = { ...ctx.body, model: route.upstreamModel };
     let clientWantsUsage = true;
@@ -117,7 +118,7 @@ export async function handleProxy(deps: ProxyDeps, api: Api, req: FastifyRequest
     const t0 = performance.now();
     let res: UpstreamResponse;
     try {
-      res = await route.provider.send({ api, body: upstreamBody, stream: ctx.stream, signal: ac.signal, requestId: ctx.requestId });
+      res = await phase(ctx, 'upstream', () => route.provider.send({ api, body: upstreamBody, stream: ctx.stream, signal: ac.signal, requestId: ctx.requestId }));
     } catch (e) {
       clearTimeout(total);
       throw mapTransportError(e, route.provider.name);

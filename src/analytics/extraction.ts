@@ -1,0 +1,269 @@
+/**
+ * Model-extraction detection per key over a sliding window of recent requests: volume, the share
+ * of near-duplicate prompts (MinHash + LSH), systematic variation (one template, many enumerated
+ * fillers), heavy logprobs/top_logprobs use and coverage-style sweeping. Only hashes of words are
+ * kept, never the prompt text.
+ */
+import { LRUCache } from 'lru-cache';
+import { fnv1a, MinHasher, tokenize } from './minhash.js';
+
+/** Options of the extraction detector. */
+export interface ExtractionOptions {
+  /** Requests kept per key. */
+  window: number;
+  /** Oldest request kept (ms). */
+  windowMs: number;
+  /** Requests in the window before a score is given. */
+  minRequests: number;
+  /** Estimated Jaccard similarity that makes two prompts near-duplicates. */
+  similarity: number;
+  /** Requests per hour that count as full volume. */
+  volumePerHour: number;
+  /** Score (0–1) at which the key is reported. */
+  threshold: number;
+  /** Signal weights (normalised). */
+  weights: { duplicates: number; systematic: number; logprobs: number; coverage: number; volume: number };
+  /** Keys tracked (least recently seen dropped). */
+  maxKeys: number;
+}
+
+/** Defaults, measured in test/analytics (see docs/sections/observability.md). */
+export const DEFAULT_EXTRACTION: ExtractionOptions = {
+  window: 200,
+  windowMs: 3_600_000,
+  minRequests: 30,
+  similarity: 0.5,
+  volumePerHour: 2000,
+  threshold: 0.5,
+  weights: { duplicates: 0.25, systematic: 0.25, logprobs: 0.2, coverage: 0.15, volume: 0.15 },
+  maxKeys: 50_000,
+};
+
+/** What the detector needs of one request. */
+export interface ExtractionInput {
+  at: number;
+  /** The variable part of the prompt (the last user turn). */
+  text: string;
+  /** 0 = no logprobs; 1 = logprobs with the most alternatives the API allows. */
+  logprobs: number;
+}
+
+/** The extraction assessment of a key. */
+export interface ExtractionScore {
+  score: number;
+  requests: number;
+  signals: { duplicates: number; systematic: number; logprobs: number; coverage: number; volume: number };
+  /** Human-readable reasons for the signals that are high. */
+  reasons: string[];
+  flagged: boolean;
+}
+
+interface Entry {
+  at: number;
+  bands: string[];
+  sig: Uint32Array;
+  toks: Uint32Array;
+  dup: boolean;
+  template?: number;
+  filler?: number;
+  mono: boolean;
+  logprobs: number;
+}
+
+interface TemplateStats {
+  n: number;
+  fillers: Map<number, number>;
+  lastNum?: number;
+}
+
+interface KeyState {
+  entries: Entry[];
+  head: number;
+  bandIndex: Map<string, Entry[]>;
+  dup: number;
+  templated: number;
+  mono: number;
+  logprobs: number;
+  templates: Map<number, TemplateStats>;
+}
+
+const hasher = new MinHasher(16, 4, 2);
+
+function hashTokens(words: string[]): Uint32Array {
+  const out = new Uint32Array(Math.min(words.length, 128));
+  for (let i = 0; i < out.length; i++) out[i] = fnv1a(words[i]!);
+  return out;
+}
+
+/** The differing middle of two token lists when they share a prefix and suffix covering most of them. */
+function templateDiff(a: Uint32Array, b: Uint32Array, words: string[]): { template: number; filler: number; num?: number } | undefined {
+  let p = 0;
+  while (p < a.length && p < b.length && a[p] === b[p]) p++;
+  let s = 0;
+  while (s < a.length - p && s < b.length - p && a[a.length - 1 - s] === b[b.length - 1 - s]) s++;
+  const midA = a.length - p - s;
+  const midB = b.length - p - s;
+  if (midA < 1 || midA > 4 || midB > 4 || p + s < 3) return undefined;
+  let t = 0x811c9dc5;
+  for (let i = 0; i < p; i++) t = Math.imul(t ^ a[i]!, 0x01000193);
+  t = Math.imul(t ^ 0x7c, 0x01000193);
+  for (let i = a.length - s; i < a.length; i++) t = Math.imul(t ^ a[i]!, 0x01000193);
+  let f = 0x811c9dc5;
+  for (let i = p; i < a.length - s; i++) f = Math.imul(f ^ a[i]!, 0x01000193);
+  const mid = words.slice(p, a.length - s);
+  const num = mid.length === 1 && /^\d{1,15}$/.test(mid[0]!) ? Number(mid[0]) : undefined;
+  return { template: t >>> 0, filler: f >>> 0, ...(num !== undefined ? { num } : {}) };
+}
+
+/** Tracks keys and scores them for extraction behaviour. */
+export class ExtractionDetector {
+  readonly opts: ExtractionOptions;
+  private readonly keys: LRUCache<string, KeyState>;
+  constructor(opts: Partial<ExtractionOptions> = {}) {
+    this.opts = { ...DEFAULT_EXTRACTION, ...opts, weights: { ...DEFAULT_EXTRACTION.weights, ...(opts.weights ?? {}) } };
+    this.keys = new LRUCache({ max: this.opts.maxKeys });
+  }
+
+  /** Adds one request of `key` and returns the key's current score. */
+  observe(key: string, input: ExtractionInput): ExtractionScore {
+    let st = this.keys.get(key);
+    if (!st) {
+      st = { entries: [], head: 0, bandIndex: new Map(), dup: 0, templated: 0, mono: 0, logprobs: 0, templates: new Map() };
+      this.keys.set(key, st);
+    }
+    this.evict(st, input.at);
+    const words = tokenize(input.text, 128);
+    const toks = hashTokens(words);
+    const sig = hasher.signature(words);
+    const bands = hasher.bandKeys(sig);
+    let best: Entry | undefined;
+    let bestSim = 0;
+    const seen = new Set<Entry>();
+    for (const b of bands) {
+      for (const e of st.bandIndex.get(b) ?? []) {
+        if (seen.has(e)) continue;
+        seen.add(e);
+        const sim = MinHasher.similarity(sig, e.sig);
+        if (sim > bestSim) {
+          bestSim = sim;
+          best = e;
+        }
+      }
+    }
+    const entry: Entry = { at: input.at, bands, sig, toks, dup: false, mono: false, logprobs: Math.min(1, Math.max(0, input.logprobs)) };
+    if (best && bestSim >= this.opts.similarity && words.length > 0) {
+      entry.dup = true;
+      const d = templateDiff(toks, best.toks, words);
+      if (d) {
+        entry.template = d.template;
+        entry.filler = d.filler;
+        // The neighbour belongs to the same template: count it too the first time it pairs up.
+        if (best.template === undefined) {
+          const bd = templateDiff(best.toks, toks, []);
+          if (bd) this.addTemplated(st, best, bd.template, bd.filler, undefined);
+        }
+        this.addTemplated(st, entry, d.template, d.filler, d.num);
+      }
+    }
+    st.entries.push(entry);
+    for (const b of bands) {
+      let list = st.bandIndex.get(b);
+      if (!list) st.bandIndex.set(b, (list = []));
+      list.push(entry);
+    }
+    if (entry.dup) st.dup++;
+    st.logprobs += entry.logprobs;
+    return this.scoreOf(st, input.at);
+  }
+
+  /** The current score of a key (undefined when unseen). */
+  score(key: string, now = Date.now()): ExtractionScore | undefined {
+    const st = this.keys.get(key);
+    return st ? this.scoreOf(st, now) : undefined;
+  }
+
+  /** Forgets a key (after an operator cleared it). */
+  reset(key: string): void {
+    this.keys.delete(key);
+  }
+
+  private addTemplated(st: KeyState, e: Entry, template: number, filler: number, num: number | undefined): void {
+    e.template = template;
+    e.filler = filler;
+    let t = st.templates.get(template);
+    if (!t) st.templates.set(template, (t = { n: 0, fillers: new Map() }));
+    t.n++;
+    t.fillers.set(filler, (t.fillers.get(filler) ?? 0) + 1);
+    if (num !== undefined) {
+      if (t.lastNum !== undefined && num > t.lastNum) {
+        e.mono = true;
+        st.mono++;
+      }
+      t.lastNum = num;
+    }
+    st.templated++;
+  }
+
+  private evict(st: KeyState, now: number): void {
+    const live = () => st.entries.length - st.head;
+    while (live() > 0 && (live() >= this.opts.window || st.entries[st.head]!.at < now - this.opts.windowMs)) {
+      const e = st.entries[st.head++]!;
+      for (const b of e.bands) {
+        const list = st.bandIndex.get(b);
+        if (!list) continue;
+        const i = list.indexOf(e);
+        if (i >= 0) list.splice(i, 1);
+        if (list.length === 0) st.bandIndex.delete(b);
+      }
+      if (e.dup) st.dup--;
+      st.logprobs -= e.logprobs;
+      if (e.mono) st.mono--;
+      if (e.template !== undefined) {
+        st.templated--;
+        const t = st.templates.get(e.template);
+        if (t) {
+          t.n--;
+          const c = (t.fillers.get(e.filler!) ?? 1) - 1;
+          if (c <= 0) t.fillers.delete(e.filler!);
+          else t.fillers.set(e.filler!, c);
+          if (t.n <= 0) st.templates.delete(e.template);
+        }
+      }
+    }
+    if (st.head > 1024 && st.head * 2 > st.entries.length) {
+      st.entries = st.entries.slice(st.head);
+      st.head = 0;
+    }
+  }
+
+  private scoreOf(st: KeyState, now: number): ExtractionScore {
+    const live = st.entries.slice(st.head);
+    const n = live.length;
+    const o = this.opts;
+    const hourAgo = now - 3_600_000;
+    let lastHour = 0;
+    for (const e of live) if (e.at >= hourAgo) lastHour++;
+    let maxFillers = 0;
+    let distinct = 0;
+    for (const t of st.templates.values()) {
+      maxFillers = Math.max(maxFillers, t.fillers.size);
+      distinct += t.fillers.size;
+    }
+    const duplicates = n ? st.dup / n : 0;
+    const systematic = n ? Math.min(1, maxFillers / n) : 0;
+    const logprobs = n ? st.logprobs / n : 0;
+    const coverage = st.templated >= 10 ? Math.min(1, (0.5 * (distinct / st.templated) + 0.5 * (st.mono / st.templated)) * Math.min(1, (2 * st.templated) / n)) : 0;
+    const volume = Math.min(1, lastHour / o.volumePerHour);
+    const signals = { duplicates, systematic, logprobs, coverage, volume };
+    const w = o.weights;
+    const total = w.duplicates + w.systematic + w.logprobs + w.coverage + w.volume || 1;
+    const score = n < o.minRequests ? 0 : (w.duplicates * duplicates + w.systematic * systematic + w.logprobs * logprobs + w.coverage * coverage + w.volume * volume) / total;
+    const reasons: string[] = [];
+    if (duplicates >= 0.5) reasons.push(`${Math.round(duplicates * 100)}% of the last ${n} prompts are near-duplicates of each other`);
+    if (systematic >= 0.3) reasons.push(`one prompt template with ${maxFillers} different fillers (systematic variation)`);
+    if (logprobs >= 0.3) reasons.push(`${Math.round(logprobs * 100)}% logprobs/top_logprobs use (weighted by alternatives asked)`);
+    if (coverage >= 0.3) reasons.push(`templated prompts sweep new fillers${st.mono ? ' in increasing order' : ''} (coverage-style querying)`);
+    if (volume >= 0.5) reasons.push(`${lastHour} requests in the last hour`);
+    return { score: Math.round(score * 1000) / 1000, requests: n, signals, reasons, flagged: n >= o.minRequests && score >= o.threshold };
+  }
+}

@@ -1,0 +1,115 @@
+/**
+ * The `metrics` gateway module: records every finished request into the private registry and
+ * serves the exposition at `metrics.path` — on the gateway port behind a bearer token, or on a
+ * separate port bound to loopback.
+ */
+import { readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { timingSafeEqual, createHash } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import type { GatewayModule, ModuleFactory } from '../server/modules.js';
+import type { LimitsModule } from '../limits/module.js';
+import { createMetrics, type GatewayMetrics } from './index.js';
+import type { MetricsConfig } from './config.js';
+
+/** The metrics module; other modules find it as `modules.get('metrics')`. */
+export interface MetricsModule extends GatewayModule {
+  metrics: GatewayMetrics;
+  /** Address of the separate metrics port, once listening. */
+  address(): { port: number; host: string } | null;
+}
+
+const digest = (s: string) => createHash('sha256').update(s).digest();
+
+/** Reads the scrape token from the file or env variable (undefined when none is set). */
+export function metricsToken(cfg: MetricsConfig, env: Record<string, string | undefined>): string | undefined {
+  if (cfg.tokenFile) return readFileSync(cfg.tokenFile, 'utf8').trim() || undefined;
+  const t = env[cfg.tokenEnv];
+  return t && t.trim() ? t.trim() : undefined;
+}
+
+/** Whether an Authorization header carries the token (constant time). */
+function tokenOk(header: string | undefined, token: string): boolean {
+  const m = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
+  return !!m && timingSafeEqual(digest(m[1]!), digest(token));
+}
+
+/** Module factory: must be listed before modules that register metrics of their own. */
+export const metricsModule: ModuleFactory = ({ config, env, identity, modules, logger }) => {
+  const cfg = (config as { metrics?: MetricsConfig }).metrics;
+  const enabled = cfg?.enabled ?? false;
+  const metrics = createMetrics(
+    cfg ?? ({ enabled: false, maxLabelValues: 1, perKeyLabels: false, latencyBuckets: [1], processMetrics: false } as unknown as MetricsConfig),
+    {
+      authFailures: () => identity.failureCounts(),
+      // The limits module comes later in the list: look it up at scrape time.
+      limiter: () => (modules.get('limits') as LimitsModule | undefined)?.limiter.stats() ?? { fallbackAdmissions: 0, unavailableRefusals: 0, storeErrors: 0 },
+    },
+  );
+  const token = cfg ? metricsToken(cfg, env) : undefined;
+  let server: Server | undefined;
+  const skip = new Set([cfg?.path ?? '/metrics', '/healthz', '/readyz']);
+
+  const mod: MetricsModule = {
+    name: 'metrics',
+    metrics,
+    address() {
+      const a = server?.address();
+      return a && typeof a === 'object' ? { port: a.port, host: a.address } : null;
+    },
+    steps: enabled
+      ? {
+          done(ctx) {
+            if (skip.has(ctx.route)) return;
+            metrics.observe(ctx);
+          },
+        }
+      : {},
+    async routes(app: FastifyInstance) {
+      if (!enabled || !cfg) return;
+      // The final status of every request (errors included) for the status label.
+      app.addHook('onSend', async (req, reply, payload) => {
+        if (req.pcl) req.pcl.state.httpStatus = reply.statusCode;
+        return payload;
+      });
+      if (cfg.port !== undefined) {
+        server = createServer((req, res) => {
+          const path = (req.url ?? '').split('?')[0];
+          if (req.method !== 'GET' || path !== cfg.path) {
+            res.writeHead(404).end();
+            return;
+          }
+          if (token && !tokenOk(req.headers.authorization, token)) {
+            res.writeHead(401, { 'www-authenticate': 'Bearer' }).end();
+            return;
+          }
+          metrics.scrape().then(
+            (text) => res.writeHead(200, { 'content-type': metrics.contentType }).end(text),
+            () => res.writeHead(500).end(),
+          );
+        });
+        await new Promise<void>((resolve, reject) => {
+          server!.once('error', reject);
+          server!.listen(cfg.port, cfg.host, () => resolve());
+        });
+        return;
+      }
+      if (!token && !cfg.public) {
+        logger.warn({ path: cfg.path }, 'metrics: no scrape token set (metrics.tokenEnv / tokenFile) and metrics.public is false; /metrics is not served');
+        return;
+      }
+      app.get(cfg.path, async (req, reply) => {
+        if (token && !tokenOk(req.headers.authorization, token)) {
+          reply.code(401).header('www-authenticate', 'Bearer').header('content-type', 'application/json; charset=utf-8');
+          return JSON.stringify({ error: { message: 'Missing or invalid metrics token.', type: 'authentication_error', code: 'invalid_api_key' } });
+        }
+        reply.header('content-type', metrics.contentType).header('cache-control', 'no-store');
+        return metrics.scrape();
+      });
+    },
+    async close() {
+      if (server) await new Promise<void>((r) => server!.close(() => r()));
+    },
+  };
+  return mod;
+};
