@@ -30,7 +30,7 @@ export const metricsConfigSchema = z
     maxLabelValues: z.number().int().min(1).max(100_000).default(200),
     /** Histogram buckets (seconds) of latency metrics. */
     latencyBuckets: z.array(z.number().positive()).min(1).default([0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]),
-    /** Add Node.js process metrics (CPU, memory, event-loop lag) with the `portcullis_process_` prefix. */
+    /** Add Node.js process metrics (CPU, memory, event-loop lag) with the `portcullis_` prefix (portcullis_process_*, portcullis_nodejs_*). */
     processMetrics: z.boolean().default(true),
   })
   .strict();

@@ -83,7 +83,7 @@ export function createMetrics(config: MetricsConfig, sources: MetricSources = {}
   const labels = new LabelCap(config.maxLabelValues);
   const perKey = config.perKeyLabels;
   const buckets = config.latencyBuckets;
-  if (config.processMetrics) collectDefaultMetrics({ register: registry, prefix: 'portcullis_process_' });
+  if (config.processMetrics) collectDefaultMetrics({ register: registry, prefix: 'portcullis_' });
 
   const reqLabels = perKey ? (['route', 'status', 'model', 'tenant', 'key'] as const) : (['route', 'status', 'model', 'tenant'] as const);
   const requests = new Counter({ name: 'portcullis_requests_total', help: 'Proxied requests by route, status, model and tenant', labelNames: reqLabels as readonly string[], registers: [registry] });
