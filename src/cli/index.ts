@@ -3,6 +3,7 @@
 import { Command } from 'commander';
 import { registerApprovalsCommand } from './approvals.js';
 import { registerCheckCommand } from './check.js';
+import { registerIncidentCommand } from './incident.js';
 import { registerConfigCommand } from './config.js';
 import { registerDemoCommand } from './demo.js';
 import { registerKeysCommand } from './keys.js';
@@ -20,6 +21,7 @@ registerPolicyCommand(program);
 registerConfigCommand(program);
 registerDemoCommand(program);
 registerCheckCommand(program);
+registerIncidentCommand(program);
 registerApprovalsCommand(program);
 registerScanCommand(program);
 

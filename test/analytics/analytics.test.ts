@@ -1,0 +1,152 @@
+/** Behaviour analytics: simulated week, extraction campaign vs normal workload, automated throttle/suspend and reversal, incident. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { BaselineDetector } from '../../src/analytics/baseline.js';
+import { ExtractionDetector } from '../../src/analytics/extraction.js';
+import { perturbRequest, roundLogprobs } from '../../src/analytics/perturb.js';
+import { signWebhook } from '../../src/analytics/alerts.js';
+import type { AnalyticsModule } from '../../src/analytics/module.js';
+import type { AdminModule } from '../../src/server/admin/module.js';
+import { startGateway } from '../helpers/gateway.js';
+
+function rng(seed: number) {
+  let s = seed >>> 0;
+  return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+}
+function poisson(r: () => number, lambda: number): number {
+  let l = Math.exp(-lambda), k = 0, p = 1;
+  do { k++; p *= r(); } while (p > l);
+  return k - 1;
+}
+
+test('anomaly: a normal key does not alert over a simulated week; a burst does', () => {
+  const r = rng(7);
+  const d = new BaselineDetector();
+  const start = Date.UTC(2026, 0, 5);
+  let alerts = 0;
+  for (let m = 0; m < 7 * 1440; m++) {
+    const hour = (m / 60) % 24;
+    const lambda = 2 + 10 * Math.max(0, Math.sin(((hour - 6) / 24) * 2 * Math.PI)); // diurnal, 2–12 req/min
+    const n = poisson(r, lambda);
+    for (let i = 0; i < n; i++) alerts += d.observe('key:normal', { at: start + m * 60_000 + i, tokens: 300 + Math.floor(r() * 200), promptTokens: 200 + Math.floor(r() * 100), error: r() < 0.01, blocked: r() < 0.005, model: r() < 0.8 ? 'demo' : 'demo-2' }).length;
+  }
+  assert.equal(alerts, 0, 'no alerts for the normal key over a week');
+  const t = start + 7 * 1440 * 60_000;
+  const burst = [];
+  for (let m = 0; m < 3; m++) for (let i = 0; i < 150; i++) burst.push(...d.observe('key:normal', { at: t + m * 60_000 + i, tokens: 400, promptTokens: 250, error: false, blocked: false, model: 'demo' }));
+  burst.push(...d.tick(t + 4 * 60_000));
+  assert.ok(burst.some((a) => a.signal === 'request_rate'), `burst alerts: ${JSON.stringify(burst.map((a) => a.signal))}`);
+  // A new key never alerts during warm-up, however bursty.
+  let fresh = 0;
+  for (let m = 0; m < 60; m++) for (let i = 0; i < (m === 59 ? 500 : 3); i++) fresh += d.observe('key:new', { at: t + m * 60_000 + i, tokens: 10, promptTokens: 5, error: false, blocked: false }).length;
+  assert.equal(fresh, 0);
+});
+
+const benign: string[] = ['self_instruct_user_oriented', 'wizardlm_testset'].flatMap((n) =>
+  readFileSync(`/work/shared/datasets/${n}/${n}.jsonl`, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l).text as string),
+);
+const WORDS = ['apple', 'river', 'castle', 'violin', 'thunder', 'garden', 'pencil', 'mirror', 'planet', 'candle', 'forest', 'bridge', 'rocket', 'island', 'shadow', 'anchor'];
+function campaign(i: number, kind: number): { text: string; logprobs: number } {
+  if (kind === 0) return { text: `Classify the sentiment of review number ${1000 + i}: "The product arrived on time and works as described." Answer positive or negative.`, logprobs: 1 };
+  if (kind === 1) return { text: `Translate the word "${WORDS[i % WORDS.length]}${Math.floor(i / WORDS.length) || ''}" into French and give only the translation.`, logprobs: 0 };
+  return { text: `What is the probability that the next token after "The capital of country ${i} is" is Paris?`, logprobs: 0.75 };
+}
+
+test('extraction: scripted campaigns detected within a bounded number of requests; normal mixed workload is not', () => {
+  const results: Record<string, number> = {};
+  for (const kind of [0, 1, 2]) {
+    const d = new ExtractionDetector();
+    let at = -1;
+    for (let i = 0; i < 300; i++) {
+      const c = campaign(i, kind);
+      if (d.observe('k', { at: 1_000_000 + i * 1000, ...c }).flagged) {
+        at = i + 1;
+        break;
+      }
+    }
+    results[`campaign${kind}`] = at;
+    assert.ok(at > 0 && at <= 60, `campaign ${kind} detected after ${at} requests`);
+  }
+  const r = rng(11);
+  let flaggedKeys = 0;
+  const keys = 40;
+  for (let k = 0; k < keys; k++) {
+    const d = new ExtractionDetector();
+    let flagged = false;
+    for (let i = 0; i < 300; i++) {
+      const text = benign[Math.floor(r() * benign.length)]!;
+      if (d.observe('k', { at: 1_000_000 + i * 5000, text, logprobs: r() < 0.1 ? 0.6 : 0 }).flagged) flagged = true;
+    }
+    if (flagged) flaggedKeys++;
+  }
+  console.log(`extraction: campaigns detected after ${JSON.stringify(results)} requests; normal keys flagged ${flaggedKeys}/${keys}`);
+  assert.equal(flaggedKeys, 0);
+});
+
+test('perturbation: cap/strip logprobs, round returned log-probabilities; webhook signature', () => {
+  assert.deepEqual(perturbRequest({ logprobs: true, top_logprobs: 20 }, { logprobs: 'cap', maxTopLogprobs: 5 }), { logprobs: true, top_logprobs: 5 });
+  assert.deepEqual(perturbRequest({ model: 'x', logprobs: true, top_logprobs: 3 }, { logprobs: 'strip', maxTopLogprobs: 5 }), { model: 'x' });
+  const body = { choices: [{ index: 0, logprobs: { content: [{ token: 'a', logprob: -0.123456, top_logprobs: [{ token: 'a', logprob: -0.123456 }, { token: 'b', logprob: -2.987654 }] }] } }] };
+  const out = roundLogprobs(body, 2) as any;
+  assert.equal(out.choices[0].logprobs.content[0].logprob, -0.12);
+  assert.equal(out.choices[0].logprobs.content[0].top_logprobs[1].logprob, -2.99);
+  assert.match(signWebhook('s', '1', '{}'), /^sha256=[0-9a-f]{64}$/);
+});
+
+async function adminKey(gw: { modules: ReadonlyMap<string, unknown> }): Promise<string> {
+  const lc = (gw.modules.get('admin') as AdminModule).lifecycle;
+  return (await lc.createAdminKey({ id: 'test' }, { name: 'ops', role: 'owner' })).key;
+}
+
+test('automated throttle on an extraction campaign through the gateway, operator reversal, suspend, incident revoke-tenant', async () => {
+  const t = await startGateway({ analytics: { response: { onExtraction: 'throttle', throttleRpm: 0 }, perturb: { logprobs: 'cap', maxTopLogprobs: 2 } } });
+  try {
+    const key = await t.newKey('acme', 'svc');
+    const keyId = key.split('_')[1]!;
+    const admin = await adminKey(t.gw);
+    const send = async (content: string, extra: Record<string, unknown> = {}) => {
+      const res = await fetch(`${t.url}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: JSON.stringify({ model: 'demo', messages: [{ role: 'user', content }], ...extra }) });
+      await res.text();
+      return res.status;
+    };
+    const mod = t.gw.modules.get('analytics') as AnalyticsModule;
+    let throttledAt = -1;
+    for (let i = 0; i < 80; i++) {
+      const s = await send(campaign(i, 0).text, { logprobs: true, top_logprobs: 20 });
+      await mod.settle();
+      if (s === 429) {
+        throttledAt = i + 1;
+        break;
+      }
+      assert.equal(s, 200);
+    }
+    assert.ok(throttledAt > 0 && throttledAt <= 61, `throttled after ${throttledAt}`);
+    const events = await (await fetch(`${t.url}/admin/v1/events?action=analytics.throttle`, { headers: { authorization: `Bearer ${admin}` } })).json();
+    assert.equal(events.data.length, 1, 'the automatic action is audited');
+    const alerts = await (await fetch(`${t.url}/admin/v1/analytics/alerts`, { headers: { authorization: `Bearer ${admin}` } })).json();
+    assert.equal(alerts.data[0].kind, 'extraction');
+    // Operator reverses it.
+    const clear = await fetch(`${t.url}/admin/v1/analytics/keys/${keyId}/clear`, { method: 'POST', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, body: JSON.stringify({ reason: 'false positive' }) });
+    assert.equal(clear.status, 200);
+    assert.equal(await send('hello again'), 200);
+    // Manual suspend and its reversal.
+    const sus = await fetch(`${t.url}/admin/v1/analytics/keys/${keyId}/suspend`, { method: 'POST', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, body: '{}' });
+    assert.equal(sus.status, 200);
+    assert.equal(await send('am I in?'), 403);
+    await fetch(`${t.url}/admin/v1/analytics/keys/${keyId}/clear`, { method: 'POST', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, body: '{}' });
+    assert.equal(await send('back'), 200);
+    // Incident: revoke and reissue the tenant's keys.
+    const inc = await fetch(`${t.url}/admin/v1/incident/revoke-tenant/acme`, { method: 'POST', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, body: JSON.stringify({ reason: 'leaked in a repo' }) });
+    assert.equal(inc.status, 200);
+    const r = await inc.json();
+    assert.deepEqual(r.revoked, [keyId]);
+    assert.equal(r.reissued.length, 1);
+    assert.ok(r.usage.requests >= 3);
+    assert.equal(await send('old key'), 401);
+    const res = await fetch(`${t.url}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${r.reissued[0].key}`, 'content-type': 'application/json' }, body: JSON.stringify({ model: 'demo', messages: [{ role: 'user', content: 'new key' }] }) });
+    assert.equal(res.status, 200);
+  } finally {
+    await t.close();
+  }
+});
