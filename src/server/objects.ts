@@ -77,9 +77,13 @@ export function referencedObjects(body: Record<string, unknown>): Array<[ObjectK
       return;
     }
     for (const [k, x] of Object.entries(v)) {
-      if (k === 'file_id' && typeof x === 'string') out.push(['files', x]);
-      else if (k === 'vector_store_ids' && Array.isArray(x)) for (const id of x) if (typeof id === 'string') out.push(['vector_stores', id]);
-      else walk(x, depth + 1);
+      if (k === 'file_id' && typeof x === 'string') {
+        out.push(['files', x]);
+      } else if (k === 'vector_store_ids' && Array.isArray(x)) {
+        for (const id of x) if (typeof id === 'string') out.push(['vector_stores', id]);
+      } else {
+        walk(x, depth + 1);
+      }
     }
   };
   walk(body.input, 0);
