@@ -122,9 +122,9 @@ test('automated throttle on an extraction campaign through the gateway, operator
       assert.equal(s, 200);
     }
     assert.ok(throttledAt > 0 && throttledAt <= 61, `throttled after ${throttledAt}`);
-    const events = await (await fetch(`${t.url}/admin/v1/events?action=analytics.throttle`, { headers: { authorization: `Bearer ${admin}` } })).json();
+    const events = (await (await fetch(`${t.url}/admin/v1/events?action=analytics.throttle`, { headers: { authorization: `Bearer ${admin}` } })).json()) as any;
     assert.equal(events.data.length, 1, 'the automatic action is audited');
-    const alerts = await (await fetch(`${t.url}/admin/v1/analytics/alerts`, { headers: { authorization: `Bearer ${admin}` } })).json();
+    const alerts = (await (await fetch(`${t.url}/admin/v1/analytics/alerts`, { headers: { authorization: `Bearer ${admin}` } })).json()) as any;
     assert.equal(alerts.data[0].kind, 'extraction');
     // Operator reverses it.
     const clear = await fetch(`${t.url}/admin/v1/analytics/keys/${keyId}/clear`, { method: 'POST', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, body: JSON.stringify({ reason: 'false positive' }) });
@@ -139,7 +139,7 @@ test('automated throttle on an extraction campaign through the gateway, operator
     // Incident: revoke and reissue the tenant's keys.
     const inc = await fetch(`${t.url}/admin/v1/incident/revoke-tenant/acme`, { method: 'POST', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, body: JSON.stringify({ reason: 'leaked in a repo' }) });
     assert.equal(inc.status, 200);
-    const r = await inc.json();
+    const r = (await inc.json()) as any;
     assert.deepEqual(r.revoked, [keyId]);
     assert.equal(r.reissued.length, 1);
     assert.ok(r.usage.requests >= 3);
