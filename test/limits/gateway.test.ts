@@ -68,13 +68,25 @@ test('output cap is enforced upstream when the client sends none', async () => {
 
 test('concurrency limit is never exceeded (the mock counts in-flight requests)', async () => {
   const { g, mock } = await gw({ defaults: { key: { concurrency: 2 } } });
+  let open!: () => void;
+  const gate = new Promise<void>((r) => (open = r));
   mock.handler = async (req, res) => {
-    await new Promise((r) => setTimeout(r, 150));
+    await gate; // admitted requests stay in flight until every other request has been answered
     defaultChat(req, res);
   };
-  const rs = await Promise.all(Array.from({ length: 6 }, () => chat(g)));
-  const ok = rs.filter((r) => r.status === 200).length;
-  assert.equal(ok, 2);
+  let refused = 0;
+  const pending = Array.from({ length: 6 }, () =>
+    chat(g).then((r) => {
+      if (r.status === 429) refused++;
+      return r;
+    }),
+  );
+  const t0 = Date.now();
+  while (refused < 4 && Date.now() - t0 < 60_000) await new Promise((r) => setTimeout(r, 20));
+  open();
+  const rs = await Promise.all(pending);
+  assert.equal(rs.filter((r) => r.status === 200).length, 2);
+  assert.equal(refused, 4);
   assert.ok(mock.maxInFlight <= 2);
   assert.equal((await chat(g)).status, 200, 'slots are released after completion');
 });
