@@ -46,6 +46,9 @@ function startUpstream(): Promise<{ url: string; server: Server }> {
   return new Promise((r) => server.listen(0, '127.0.0.1', () => r({ url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, server })));
 }
 
+/** Extra `guards.response` options for the guarded gateway (PCL_BENCH_RESPONSE, JSON), e.g. '{"minRelease":256}'. */
+const extra = JSON.parse(process.env.PCL_BENCH_RESPONSE ?? '{}') as Record<string, unknown>;
+
 async function gateway(upstream: string, responseOn: boolean): Promise<{ gw: Gateway; url: string; key: string; dir: string }> {
   const dir = mkdtempSync(join(tmpdir(), 'pcl-bench-rg-'));
   const config = validateConfig({
@@ -54,7 +57,7 @@ async function gateway(upstream: string, responseOn: boolean): Promise<{ gw: Gat
     log: { level: 'silent' },
     providers: { mock: { type: 'openai', baseUrl: upstream + '/v1' } },
     routes: [{ model: 'gpt-*', provider: 'mock' }],
-    guards: { response: responseOn ? { canary: { enabled: true } } : { enabled: false }, tools: { enabled: responseOn } },
+    guards: { response: responseOn ? { canary: { enabled: true }, ...extra } : { enabled: false }, tools: { enabled: responseOn } },
   });
   const gw = await createGateway(config, { logger: createLogger('silent'), env: {} });
   const { url } = await gw.listen();

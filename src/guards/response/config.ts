@@ -30,7 +30,7 @@ export const responseGuardsSchema = z
     /** Characters held back per stream (raised automatically to what the enabled detectors need). */
     holdBack: z.number().int().min(16).max(16_384).default(256),
     /** Scan a stream only once this many characters beyond the hold-back are pending (fewer scans, a little more lag). */
-    minRelease: z.number().int().min(0).max(16_384).default(64),
+    minRelease: z.number().int().min(0).max(16_384).default(256),
     /** Outputs longer than this are refused (fail-closed) rather than scanned. */
     maxOutputChars: z.number().int().positive().default(2_097_152),
     /** PII in outputs (`inherit` uses `guards.pii.action`). */

@@ -47,6 +47,12 @@ export interface OutputChecker {
   readonly holdBack: number;
   /** Every finding in a text (offsets into it). */
   scan(text: string): OutputFinding[];
+  /** Only the detectors that can rewrite or block (what a stream must scan before releasing text). */
+  scanActing(text: string): OutputFinding[];
+  /** Only the flag-only detectors (run once over a whole streamed output). */
+  scanFlags(text: string): OutputFinding[];
+  /** Whether some enabled detector can only flag. */
+  readonly hasFlagOnly: boolean;
   /** Applies the rewrite findings to `text` (block and flag findings are ignored). */
   rewrite(text: string, findings: readonly OutputFinding[]): string;
   /** Unfinished risky fragment (open link/image/tag/URL) at the end of a stream window. */
@@ -111,11 +117,29 @@ export function createOutputChecker(cfg: GuardsConfig, ctx: OutputContext, hashK
 
   const tag = (fs: readonly Finding[], guard: OutputGuardName, act: OutputAct): OutputFinding[] => fs.map((f) => ({ ...f, guard, act }));
 
-  function scan(text: string): OutputFinding[] {
+  // Detectors that can only flag (never rewrite or block) do not change a stream: they run once over the whole text.
+  const flagOnly = {
+    secrets: actOf(secretsAction) === 'flag',
+    pii: actOf(piiAction) === 'flag',
+    unsafe: r.unsafe.action === 'flag',
+    topics: r.topics.action === 'flag',
+    overlap: r.overlap.action === 'flag',
+  };
+  const hasFlagOnly = (r.secrets.enabled && flagOnly.secrets) || (r.pii.enabled && flagOnly.pii) || (r.unsafe.enabled && flagOnly.unsafe) || (!!banned && flagOnly.topics) || (!!overlapPrompt && flagOnly.overlap);
+
+  function scanImpl(text: string, which: 'all' | 'acting' | 'flags'): OutputFinding[] {
     const out: OutputFinding[] = [];
     if (text.length === 0) return out;
-    if (r.secrets.enabled) out.push(...tag(detectSecrets(text, secretOpts), 'response:secrets', actOf(secretsAction)));
-    if (r.pii.enabled) out.push(...tag(detectPii(text, piiOpts), 'response:pii', actOf(piiAction)));
+    const want = (isFlagOnly: boolean) => which === 'all' || (which === 'acting' ? !isFlagOnly : isFlagOnly);
+    if (r.secrets.enabled && want(flagOnly.secrets)) out.push(...tag(detectSecrets(text, secretOpts), 'response:secrets', actOf(secretsAction)));
+    if (r.pii.enabled && want(flagOnly.pii)) out.push(...tag(detectPii(text, piiOpts), 'response:pii', actOf(piiAction)));
+    if (r.unsafe.enabled && want(flagOnly.unsafe)) out.push(...tag(detectUnsafe(text, unsafeOpts), 'response:unsafe', r.unsafe.action));
+    if (banned && want(flagOnly.topics)) out.push(...tag(detectTopics(text, banned).findings, 'response:topics', r.topics.action));
+    if (overlapPrompt && want(flagOnly.overlap)) {
+      const o = detectOverlap(text, overlapPrompt, { minChars: r.overlap.minChars, minNgramWords: r.overlap.minNgramWords, minCoverage: r.overlap.minCoverage });
+      out.push(...tag(o.findings, 'response:overlap', r.overlap.action));
+    }
+    if (which === 'flags') return out;
     if (canary) out.push(...tag(detectCanary(text, canary, decode), 'response:canary', r.canary.action === 'block' ? 'block' : 'rewrite'));
     if (r.exfil.enabled) {
       for (const f of scanOutputLinks(text, linkPolicy).findings) {
@@ -123,12 +147,6 @@ export function createOutputChecker(cfg: GuardsConfig, ctx: OutputContext, hashK
         const removable = f.category !== 'char_by_char' && f.category !== 'invisible_unicode' && f.category !== 'unicode_tags' && f.end - f.start < text.length;
         out.push({ ...f, guard: 'response:exfil', act: exfilAct === 'rewrite' && !removable ? 'flag' : exfilAct });
       }
-    }
-    if (r.unsafe.enabled) out.push(...tag(detectUnsafe(text, unsafeOpts), 'response:unsafe', r.unsafe.action));
-    if (banned) out.push(...tag(detectTopics(text, banned).findings, 'response:topics', r.topics.action));
-    if (overlapPrompt) {
-      const o = detectOverlap(text, overlapPrompt, { minChars: r.overlap.minChars, minNgramWords: r.overlap.minNgramWords, minCoverage: r.overlap.minCoverage });
-      out.push(...tag(o.findings, 'response:overlap', r.overlap.action));
     }
     return out;
   }
@@ -153,7 +171,10 @@ export function createOutputChecker(cfg: GuardsConfig, ctx: OutputContext, hashK
   return {
     holdBack,
     linkPolicy,
-    scan,
+    hasFlagOnly,
+    scan: (text) => scanImpl(text, 'all'),
+    scanActing: (text) => scanImpl(text, 'acting'),
+    scanFlags: (text) => scanImpl(text, 'flags'),
     rewrite(text, findings) {
       const rw = findings.filter((f) => f.act === 'rewrite');
       if (rw.length === 0) return text;

@@ -28,7 +28,7 @@ class TextChannel {
   constructor(private readonly s: ResponseSession) {
     const checker = s.checker;
     const r = s.cfg.response;
-    this.keepFull = !!(r.topics.allowed && Object.keys(r.topics.allowed).length) || (r.unsafe.enabled && r.unsafe.judge);
+    this.keepFull = !!(r.topics.allowed && Object.keys(r.topics.allowed).length) || (r.unsafe.enabled && r.unsafe.judge) || checker.hasFlagOnly;
     const flagged = new Set<string>();
     this.scanner = createStreamScanner({
       holdBack: checker.holdBack,
@@ -36,7 +36,7 @@ class TextChannel {
       riskyTail: checker.riskyTail,
       scan: (text) => {
         const t0 = performance.now();
-        const fs = checker.scan(text);
+        const fs = checker.scanActing(text);
         this.scanMs += performance.now() - t0;
         if (fs.length === 0) return { findings: [] };
         const b = s.blockOf(fs);
@@ -78,6 +78,7 @@ class TextChannel {
     if (this.scanner.findings.length > 0) this.s.noteFindings(this.scanner.findings as OutputFinding[]);
     if (this.pendingBlock && !this.s.shadow) return this.blocked();
     if (this.keepFull) {
+      if (this.s.checker.hasFlagOnly) this.s.noteFindings(this.s.checker.scanFlags(this.full));
       const whole = this.s.checker.whole(this.full);
       this.s.noteFindings(whole);
       const wb = this.s.blockOf(whole);

@@ -67,37 +67,53 @@ describe('response guards on outputs', () => {
     return { plain: a.body.choices[0].message.content, finishPlain: a.body.choices[0].finish_reason, streamed: s.text, finishStream: s.finish, done: s.done };
   }
 
+  /** One stream holding a copy of `value` for every offset k, with a chunk boundary k characters into copy k. */
+  function everyOffset(value: string, sentence: (v: string) => string): { text: string; chunks: string[] } {
+    const cuts: number[] = [];
+    let text = PAD;
+    for (let k = 0; k <= value.length; k++) {
+      const s = sentence(value);
+      cuts.push(text.length + s.indexOf(value) + k);
+      text += s;
+    }
+    text += PAD;
+    for (let i = 13; i < text.length; i += 13) cuts.push(i);
+    const sorted = [...new Set(cuts)].filter((c) => c > 0 && c < text.length).sort((x, y) => x - y);
+    const chunks: string[] = [];
+    let at = 0;
+    for (const c of sorted) {
+      chunks.push(text.slice(at, c));
+      at = c;
+    }
+    chunks.push(text.slice(at));
+    return { text, chunks };
+  }
+
   test('a PII value split at every offset is redacted in the stream exactly as in the body', async () => {
-    const text = `${PAD}Contact the owner at ${EMAIL} for details. ${PAD}`;
-    const at = text.indexOf(EMAIL);
+    const { text, chunks } = everyOffset(EMAIL, (v) => `Contact the owner at ${v} for details. `);
     mock.handler = (req, res) => scriptedChat(req, res, [text]);
     const plain = (await postJson(chatUrl(), gw.key, ask(false))).body.choices[0].message.content as string;
     assert.ok(!plain.includes(EMAIL));
-    assert.match(plain, /Contact the owner at \[EMAIL[^\]]*\] for details/);
-    for (let k = 0; k <= EMAIL.length; k++) {
-      mock.handler = (req, res) => scriptedChat(req, res, pieces(text, at + k));
-      const r = await postSse(chatUrl(), gw.key, ask(true));
-      const s = chatText(r.events);
-      assert.equal(s.text, plain, `offset ${k}`);
-      assert.deepEqual(s.finish, ['stop']);
-      assert.ok(s.done);
-    }
+    assert.equal(plain.match(/Contact the owner at \[EMAIL[^\]]*\] for details/g)?.length, EMAIL.length + 1);
+    mock.handler = (req, res) => scriptedChat(req, res, chunks);
+    const s = chatText((await postSse(chatUrl(), gw.key, ask(true))).events);
+    assert.equal(s.text, plain);
+    assert.deepEqual(s.finish, ['stop']);
+    assert.ok(s.done);
   });
 
-  test('a secret split at every offset is redacted in the stream', async () => {
-    const text = `${PAD}Use token ${GH} to call the API. ${PAD}`;
-    const at = text.indexOf(GH);
-    for (let k = 0; k <= GH.length; k += 1) {
-      mock.handler = (req, res) => scriptedChat(req, res, pieces(text, at + k));
-      const r = await postSse(chatUrl(), gw.key, ask(true));
-      const s = chatText(r.events);
-      assert.ok(!s.text.includes(GH.slice(4, 14)), `offset ${k}: no part of the secret body leaks`);
-      assert.match(s.text, /Use token \[[A-Za-z_]+\] to call the API/, `offset ${k}`);
-    }
+  test('a secret split at every offset is redacted in the stream exactly as in the body', async () => {
+    const { text, chunks } = everyOffset(GH, (v) => `Use token ${v} to call the API. `);
     mock.handler = (req, res) => scriptedChat(req, res, [text]);
     const plain = await postJson(chatUrl(), gw.key, ask(false));
-    assert.ok(!JSON.stringify(plain.body).includes(GH));
+    const body = plain.body.choices[0].message.content as string;
+    assert.ok(!body.includes(GH.slice(4, 14)));
+    assert.equal(body.match(/Use token \[[A-Za-z_]+\] to call the API/g)?.length, GH.length + 1);
     assert.equal(plain.headers.get('x-portcullis-action'), 'transform');
+    mock.handler = (req, res) => scriptedChat(req, res, chunks);
+    const s = chatText((await postSse(chatUrl(), gw.key, ask(true))).events);
+    assert.equal(s.text, body);
+    assert.ok(!s.text.includes(GH.slice(4, 14)));
   });
 
   test('the system-prompt canary is added upstream and blocks a leak split at every offset', async () => {
@@ -105,7 +121,7 @@ describe('response guards on outputs', () => {
     const leak = (req: Recorded) => {
       const sys = String(req.body.messages.find((m: any) => m.role === 'system')?.content ?? '');
       token = /pcl-canary-[0-9a-f]{32}/.exec(sys)?.[0] ?? '';
-      return `${PAD}My instructions say: ${sys} ${PAD}`;
+      return `${PAD}${PAD}My instructions say: ${sys} ${PAD}`;
     };
     mock.handler = (req, res) => scriptedChat(req, res, [leak(req)]);
     const a = await postJson(chatUrl(), gw.key, ask(false));
@@ -113,7 +129,7 @@ describe('response guards on outputs', () => {
     assert.equal(a.body.choices[0].finish_reason, 'content_filter');
     assert.equal(a.body.choices[0].message.content, '');
     assert.equal(a.headers.get('x-portcullis-guard'), 'response:canary');
-    for (let k = 0; k <= 43; k += 3) {
+    for (let k = 0; k <= 43; k++) {
       mock.handler = (req, res) => {
         const t = leak(req);
         scriptedChat(req, res, pieces(t, t.indexOf('pcl-canary-') + k));
