@@ -313,11 +313,30 @@ export async function run(): Promise<GatewayBenchResult> {
     const live = () => running.filter((x) => x.gw && !x.r.error) as Array<{ r: TargetResult; gw: Running }>;
     const cpuOf = (gw: Running) => sumCpu(gw.pids()) + (gw.primaryPid ? cpuMs(gw.primaryPid) : 0);
 
-    /** Runs `phase` for every live target, `ROUNDS` times in rotation; failures mark the target. */
+    /** Waits until the mock and every gateway are idle, so a slow target's backlog does not eat into the next one's round. */
+    const settle = async () => {
+      const pids = [mockChild.pid, ...running.flatMap((x) => (x.gw ? [...x.gw.pids(), ...(x.gw.primaryPid ? [x.gw.primaryPid] : [])] : []))];
+      const deadline = Date.now() + 5000;
+      let before = sumCpu(pids);
+      while (Date.now() < deadline) {
+        await sleep(150);
+        const now = sumCpu(pids);
+        if (now - before <= 20) return;
+        before = now;
+      }
+    };
+
+    /**
+     * Runs `phase` for every live target, `ROUNDS` times; each round starts one target later
+     * (so no target always follows the same one) and waits for the processes to go idle between runs.
+     */
     const rotate = async (name: string, phase: (x: { r: TargetResult; gw: Running }, round: number) => Promise<void>) => {
       say(`-- ${name}`);
       for (let round = 0; round < ROUNDS; round++) {
-        for (const x of live()) {
+        const targets = live();
+        for (let i = 0; i < targets.length; i++) {
+          const x = targets[(i + round) % targets.length]!;
+          await settle();
           try {
             await phase(x, round);
           } catch (e) {
@@ -336,6 +355,7 @@ export async function run(): Promise<GatewayBenchResult> {
     await rotate('non-stream, 50 connections', async ({ r, gw }) => {
       const c0 = cpuOf(gw);
       const res = await load(gw, body, 50, seg);
+      await settle(); // the target's CPU for requests still queued when the load stopped counts too
       cpuSpent.set(r.id, (cpuSpent.get(r.id) ?? 0) + cpuOf(gw) - c0);
       ns50.set(r.id, [...(ns50.get(r.id) ?? []), res]);
     });
