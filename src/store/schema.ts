@@ -176,18 +176,6 @@ export interface ObjectOwnersTable {
   created_at: Millis;
 }
 
-/** Owner of an upstream object id (migration 003): files, batches, fine-tuning jobs, vector stores, responses. */
-export interface ObjectOwnersTable {
-  /** files | batches | fine_tuning | vector_stores | responses */
-  kind: string;
-  object_id: string;
-  tenant_id: string;
-  key_id: string | null;
-  /** Key name, JWT subject or SPIFFE id of the creator. */
-  subject: string | null;
-  created_at: Millis;
-}
-
 /** All tables. Later migrations add their tables here. */
 export interface Database {
   tenants: TenantsTable;
