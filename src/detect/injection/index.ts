@@ -59,6 +59,9 @@ function severityOf(score: number, t: Thresholds): Severity {
   return 'low';
 }
 
+/** Rule evidence is combined within windows of two adjacent blocks of this many code units. */
+const RULE_BLOCK = 512;
+
 /** Noisy-or over categories of the rules' maxima. */
 function combineRules(perCategory: Map<string, number>): number {
   let keep = 1;
@@ -79,9 +82,14 @@ export function fuse(rules: number, classifier: number): number {
 function scoreView(norm: NormalizedText, t: Thresholds, untrusted: boolean, span?: { start: number; end: number }): Scored {
   const findings: Finding[] = [];
   const mapSpan = (s: number, e: number) => span ?? toOriginal(norm, s, e);
-  const perCategory = new Map<string, number>();
+  // Per 512-unit block: each category's best rule score. Categories are combined only within a
+  // window of two adjacent blocks, so unrelated matches far apart in a long text do not add up.
+  const blocks = new Map<number, Map<string, number>>();
   for (const m of matchRules(norm.fold)) {
     const c = m.rule.category;
+    const b = Math.floor(m.start / RULE_BLOCK);
+    let perCategory = blocks.get(b);
+    if (perCategory === undefined) blocks.set(b, (perCategory = new Map()));
     perCategory.set(c, Math.max(perCategory.get(c) ?? 0, m.rule.score));
     if (m.rule.score < MIN_FINDING) continue;
     const o = mapSpan(m.start, m.end);
@@ -95,11 +103,31 @@ function scoreView(norm: NormalizedText, t: Thresholds, untrusted: boolean, span
       reason: `rule ${m.rule.id}`,
     });
   }
-  const ruleScore = combineRules(perCategory);
-  let best = { start: 0, end: norm.fold.length, score: 0 };
-  if (norm.fold.trim().length > 0) {
-    for (const w of classifyWindows(norm.fold, untrusted)) if (w.score > best.score) best = w;
+  // Rule score per window key b (blocks b and b + 1).
+  const ruleAt = new Map<number, number>();
+  for (const [b, perCategory] of blocks) {
+    const next = blocks.get(b + 1);
+    const joint = new Map(perCategory);
+    if (next) for (const [c, v] of next) joint.set(c, Math.max(joint.get(c) ?? 0, v));
+    ruleAt.set(b, combineRules(joint));
   }
+  let best = { start: 0, end: norm.fold.length, score: 0 };
+  // Classifier score per window key: a window starting in block b counts for key b, and for key
+  // b - 1 when it lies within blocks b - 1 and b (the small indirect windows).
+  const classifierAt = new Map<number, number>();
+  if (norm.fold.trim().length > 0) {
+    const words = wordCount(norm.fold);
+    for (const w of classifyWindows(norm.fold, untrusted)) {
+      const score = shortTextScore(w.score, words);
+      if (score > best.score) best = { start: w.start, end: w.end, score };
+      const b = Math.floor(w.start / RULE_BLOCK);
+      classifierAt.set(b, Math.max(classifierAt.get(b) ?? 0, score));
+      if (b > 0 && w.end - w.start <= RULE_BLOCK) classifierAt.set(b - 1, Math.max(classifierAt.get(b - 1) ?? 0, score));
+    }
+  }
+  // Rules and classifier reinforce each other only when they see the same part of the text.
+  let score = best.score;
+  for (const [b, r] of ruleAt) score = Math.max(score, fuse(r, classifierAt.get(b) ?? 0));
   if (best.score >= Math.min(t.lower, 0.5)) {
     const o = mapSpan(best.start, best.end);
     findings.push({
@@ -112,7 +140,36 @@ function scoreView(norm: NormalizedText, t: Thresholds, untrusted: boolean, span
       reason: 'n-gram classifier window score',
     });
   }
-  return { score: fuse(ruleScore, best.score), findings };
+  return { score, findings };
+}
+
+/** Texts with fewer words than this get a classifier score above 0.5 pulled toward 0.5 (minimum evidence). */
+const SHORT_TEXT_WORDS = 5;
+
+/** Number of words (runs of letters or digits) of a folded view, counted up to SHORT_TEXT_WORDS. */
+function wordCount(fold: string): number {
+  let words = 0;
+  let inWord = false;
+  for (let i = 0; i < fold.length && words < SHORT_TEXT_WORDS; i++) {
+    const c = fold.charCodeAt(i);
+    const w = (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c >= 0xc0;
+    if (w && !inWord) words++;
+    inWord = w;
+  }
+  return words;
+}
+
+/**
+ * Minimum evidence for the classifier: with only a few words the L2-normalised n-gram vector
+ * has few features and one imperative word ("say", "repeat") can dominate it, so short benign
+ * prompts scored as high as attacks. Below SHORT_TEXT_WORDS words the classifier's positive
+ * log-odds are scaled by words / SHORT_TEXT_WORDS (low scores stay as they are); rules are unaffected, so short known attack phrases
+ * still act.
+ */
+export function shortTextScore(p: number, words: number): number {
+  if (words >= SHORT_TEXT_WORDS || p <= 0.5 || p >= 1) return p;
+  const z = Math.log(p / (1 - p)) * (words / SHORT_TEXT_WORDS);
+  return 1 / (1 + Math.exp(-z));
 }
 
 function round(x: number): number {
