@@ -96,6 +96,9 @@ export const auditModule: ModuleFactory = async ({ config, db, logger, identity,
   }
 
   async function done(ctx: RequestContext): Promise<void> {
+    // API traffic only: health, readiness and metrics probes are not audit events; admin actions
+    // arrive through the admin_events bridge.
+    if (!ctx.route.startsWith('/v1/')) return;
     const ev: AuditEvent = requestEvent(ctx, hashKey);
     const st = ctx.state.audit as AuditRequestState | undefined;
     let payload: QueuedEvent['payload'];

@@ -74,7 +74,9 @@ export class AuditWriter {
   /** Writes everything queued now; on failure the events go to the spill file. */
   flush(): Promise<void> {
     if (this.flushing) return this.flushing.then(() => (this.queue.length ? this.flush() : undefined));
-    this.flushing = (async () => {
+    if (this.queue.length === 0) return Promise.resolve();
+    const run = async (): Promise<void> => {
+      await Promise.resolve(); // `flushing` is assigned before the loop runs
       try {
         while (this.queue.length) {
           const batch = this.queue.splice(0, this.o.batchSize);
@@ -95,7 +97,8 @@ export class AuditWriter {
       } finally {
         this.flushing = undefined;
       }
-    })();
+    };
+    this.flushing = run();
     return this.flushing;
   }
 
