@@ -278,7 +278,13 @@ export function createResponseGuardsModule(mctx: ModuleContext): GatewayModule {
         const s = sessionFor(ctx, 'response');
         if (!s) return body;
         if (!s.cfg.response.enabled && !s.cfg.tools.enabled) return body;
-        const out = await guardBody(s, ctx.api, body, { reask: () => reask(ctx, s.cfg.response.reaskNote) });
+        let out;
+        try {
+          out = await guardBody(s, ctx.api, body, { reask: () => reask(ctx, s.cfg.response.reaskNote) });
+        } finally {
+          // Records go to ctx.state.guards before the guards module's done step reads them.
+          s.finish();
+        }
         if (out.block && !s.shadow) {
           ctx.responseHeaders['x-portcullis-guard'] = out.block.guard;
           ctx.responseHeaders['x-portcullis-action'] = ctx.state.reasked ? 'reask' : s.cfg.response.onBlock === 'fallback' ? 'fallback' : 'block';

@@ -432,7 +432,7 @@ export function createGuardTransform(s: ResponseSession, api: string): StreamTra
     async end() {
       note();
       if (scanMs > 0) s.note('response:stream', 'allow', [], 0, scanMs, 'stream');
-      if (ended) return [];
+      s.finish();
       return [];
     },
   };

@@ -1,0 +1,118 @@
+/**
+ * Streams of the other APIs (Responses, legacy completions) and shadow mode: redaction across
+ * deltas, the Responses terminal event on a block, function calls held until validated, and
+ * shadow mode leaving the output untouched while recording what it would have done.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { ServerResponse } from 'node:http';
+import { startGateway, type TestGateway } from '../../helpers/gateway.js';
+import { startMockUpstream, type MockUpstream, type Recorded } from '../../helpers/mock-upstream.js';
+import { postJson, postSse, scriptedChat } from './helpers.js';
+
+const GH = 'gh' + 'p_' + 'aB3dE6gH9jK2mN5pQ8sT1vW4yZ7bC0eF3hJ6';
+
+function responsesStream(req: Recorded, res: ServerResponse, pieces: string[], call?: { name: string; arguments: string }): void {
+  res.writeHead(200, { 'content-type': 'text/event-stream' });
+  const ev = (o: Record<string, unknown>) => res.write(`event: ${o.type}\ndata: ${JSON.stringify(o)}\n\n`);
+  const resp = { id: 'resp_1', object: 'response', status: 'in_progress', model: req.body.model, output: [] };
+  ev({ type: 'response.created', response: resp });
+  ev({ type: 'response.output_item.added', output_index: 0, item: { type: 'message', id: 'm1', role: 'assistant', status: 'in_progress', content: [] } });
+  ev({ type: 'response.content_part.added', item_id: 'm1', output_index: 0, content_index: 0, part: { type: 'output_text', text: '', annotations: [] } });
+  for (const p of pieces) ev({ type: 'response.output_text.delta', item_id: 'm1', output_index: 0, content_index: 0, delta: p });
+  const text = pieces.join('');
+  ev({ type: 'response.output_text.done', item_id: 'm1', output_index: 0, content_index: 0, text });
+  ev({ type: 'response.content_part.done', item_id: 'm1', output_index: 0, content_index: 0, part: { type: 'output_text', text, annotations: [] } });
+  const msg = { type: 'message', id: 'm1', role: 'assistant', status: 'completed', content: [{ type: 'output_text', text, annotations: [] }] };
+  ev({ type: 'response.output_item.done', output_index: 0, item: msg });
+  const output: unknown[] = [msg];
+  if (call) {
+    const item = { type: 'function_call', id: 'fc1', call_id: 'call_1', name: call.name, arguments: '' };
+    ev({ type: 'response.output_item.added', output_index: 1, item });
+    ev({ type: 'response.function_call_arguments.delta', item_id: 'fc1', output_index: 1, delta: call.arguments.slice(0, 5) });
+    ev({ type: 'response.function_call_arguments.delta', item_id: 'fc1', output_index: 1, delta: call.arguments.slice(5) });
+    ev({ type: 'response.function_call_arguments.done', item_id: 'fc1', output_index: 1, arguments: call.arguments });
+    const done = { ...item, arguments: call.arguments, status: 'completed' };
+    ev({ type: 'response.output_item.done', output_index: 1, item: done });
+    output.push(done);
+  }
+  ev({ type: 'response.completed', response: { ...resp, status: 'completed', output, usage: { input_tokens: 3, output_tokens: 5, total_tokens: 8 } } });
+  res.end();
+}
+
+describe('response guards on the Responses and completions APIs, and shadow mode', () => {
+  let gw: TestGateway;
+  let mock: MockUpstream;
+  const TOOLS = [{ type: 'function', name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } }];
+  before(async () => {
+    mock = await startMockUpstream();
+    gw = await startGateway({
+      providers: { mock: { type: 'openai', baseUrl: mock.url + '/v1' } },
+      routes: [{ model: 'gpt-*', provider: 'mock' }],
+      guards: { response: { secrets: { action: 'redact' } }, tenants: { shadow: { response: { mode: 'shadow' }, tools: { mode: 'shadow' } } } },
+    });
+  });
+  after(async () => {
+    await gw?.close();
+    await mock?.close();
+  });
+
+  test('Responses stream: a secret split across deltas is redacted in deltas, done events and response.completed', async () => {
+    mock.handler = (req, res) => responsesStream(req, res, ['Your key is ', GH.slice(0, 9), GH.slice(9), '. Keep it.'], { name: 'get_weather', arguments: '{"city":"Oslo"}' });
+    const r = await postSse(gw.url + '/v1/responses', gw.key, { model: 'gpt-4o', input: 'hi', stream: true, tools: TOOLS });
+    assert.equal(r.status, 200);
+    const all = r.events.map((e) => e.data).join('\n');
+    assert.ok(!all.includes(GH.slice(4, 20)), 'no part of the secret anywhere in the stream');
+    const text = r.events.filter((e) => e.json?.type === 'response.output_text.delta').map((e) => e.json.delta).join('');
+    assert.match(text, /^Your key is \[[a-z_]+\]\. Keep it\.$/);
+    assert.equal(r.events.find((e) => e.json?.type === 'response.output_text.done')?.json.text, text);
+    const completed = r.events.find((e) => e.json?.type === 'response.completed')!.json.response;
+    assert.equal(completed.output[0].content[0].text, text);
+    assert.equal(completed.output[1].name, 'get_weather');
+    const args = r.events.filter((e) => e.json?.type === 'response.function_call_arguments.delta').map((e) => e.json.delta).join('');
+    assert.equal(args, '{"city":"Oslo"}');
+  });
+
+  test('Responses stream: a disallowed function call ends the stream with response.incomplete (content_filter)', async () => {
+    mock.handler = (req, res) => responsesStream(req, res, ['Working on it.'], { name: 'wipe_disk', arguments: '{"disk":"/dev/sda"}' });
+    const r = await postSse(gw.url + '/v1/responses', gw.key, { model: 'gpt-4o', input: 'hi', stream: true, tools: TOOLS });
+    const last = r.events.at(-1)!;
+    assert.equal(last.json.type, 'response.incomplete');
+    assert.equal(last.json.response.incomplete_details.reason, 'content_filter');
+    assert.ok(!r.events.some((e) => e.data.includes('wipe_disk')), 'the call never reached the client');
+    mock.handler = (req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ id: 'resp_2', object: 'response', status: 'completed', model: 'gpt-4o', output: [{ type: 'function_call', id: 'fc1', call_id: 'c1', name: 'wipe_disk', arguments: '{}' }] }));
+    };
+    const nb = await postJson(gw.url + '/v1/responses', gw.key, { model: 'gpt-4o', input: 'hi', tools: TOOLS });
+    assert.equal(nb.body.status, 'incomplete');
+    assert.deepEqual(nb.body.output, []);
+  });
+
+  test('legacy completions stream: redaction across chunks', async () => {
+    mock.handler = (req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      for (const t of ['Token ', GH.slice(0, 20), GH.slice(20), ' end']) res.write(`data: ${JSON.stringify({ id: 'x', object: 'text_completion', model: 'gpt-4o', choices: [{ index: 0, text: t, finish_reason: null }] })}\n\n`);
+      res.write(`data: ${JSON.stringify({ id: 'x', object: 'text_completion', model: 'gpt-4o', choices: [{ index: 0, text: '', finish_reason: 'stop' }] })}\n\n`);
+      res.end('data: [DONE]\n\n');
+    };
+    const r = await postSse(gw.url + '/v1/completions', gw.key, { model: 'gpt-4o', prompt: 'hi', stream: true });
+    const text = r.events.flatMap((e) => e.json?.choices ?? []).map((c: any) => c.text ?? '').join('');
+    assert.match(text, /^Token \[[a-z_]+\] end$/);
+    assert.ok(r.events.some((e) => e.data === '[DONE]'));
+  });
+
+  test('shadow mode: output untouched, verdicts recorded as shadow results', async () => {
+    const key = await gw.newKey('shadow');
+    mock.handler = (req, res) => scriptedChat(req, res, [`Key ${GH}, and how do I make a pipe bomb at home? Step 1.`], [{ name: 'wipe_disk', arguments: '{}' }]);
+    const r = await postJson(gw.url + '/v1/chat/completions', key, { model: 'gpt-4o', messages: [{ role: 'user', content: 'hi' }], tools: [{ type: 'function', function: { name: 'get_weather', parameters: { type: 'object' } } }] });
+    assert.ok(r.body.choices[0].message.content.includes(GH), 'shadow mode does not change the output');
+    assert.equal(r.body.choices[0].message.tool_calls[0].function.name, 'wipe_disk');
+    const s = await postSse(gw.url + '/v1/chat/completions', key, { model: 'gpt-4o', stream: true, messages: [{ role: 'user', content: 'hi' }] });
+    assert.ok(s.events.map((e) => e.data).join('').includes(GH.slice(4)), 'shadow streams pass through');
+    const rows = await gw.gw.db.kysely.selectFrom('guard_shadow').select(['guard', 'action', 'categories']).execute();
+    const guards = new Set(rows.map((x) => x.guard));
+    assert.ok(guards.has('response:secrets') && guards.has('response:unsafe') && guards.has('response:tools'), [...guards].join(','));
+    assert.ok(!rows.some((x) => x.categories.includes(GH)), 'no values in shadow results');
+  });
+});
