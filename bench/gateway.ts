@@ -247,7 +247,10 @@ export async function run(): Promise<GatewayBenchResult> {
   const only = process.env.PCL_BENCH_TARGETS?.split(',').map((s) => s.trim()) ?? ['portcullis', 'portkey', 'portcullis-w2', 'portcullis-guards'];
   const notes: string[] = [];
   const tool = loadTool();
-  if (tool === 'autocannon') notes.push('wrk is not installed (Debian: apt-get install wrk), so autocannon generated the load; it is slower than wrk, so the direct baseline is capped by the load generator.');
+  if (tool === 'autocannon')
+    notes.push(
+      `autocannon generated the load (${process.env.PCL_BENCH_LOADGEN === 'autocannon' ? 'PCL_BENCH_LOADGEN=autocannon' : 'wrk is not installed; Debian: apt-get install wrk'}). It is slower than wrk, so the direct baseline is capped by the load generator, and it reports whole milliseconds, so the 1-connection added p50 is not meaningful.`,
+    );
   const cli = cliCommand(notes);
   const profileDir = process.env.PCL_BENCH_PROFILE === '1' ? join(ROOT, 'bench', 'results', 'profiles') : undefined;
   if (profileDir) mkdirSync(profileDir, { recursive: true });
