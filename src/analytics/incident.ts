@@ -15,13 +15,14 @@ export interface IncidentResult {
 
 /**
  * Revokes all non-revoked keys of a tenant and (unless `reissue` is false) creates one
- * replacement per active key with the same name, owner, scopes, tier and expiry.
+ * replacement per active key with the same name, owner, scopes, tier and expiry; `usage`
+ * supplies the 24-hour summary (audit trail first, in-memory analytics as fallback).
  */
 export async function revokeTenant(
   lifecycle: Lifecycle,
   actor: Actor,
   tenantRef: string,
-  opts: { reason?: string; reissue?: boolean; usage?: (tenantId: string) => UsageSummary | null } = {},
+  opts: { reason?: string; reissue?: boolean; usage?: (tenantId: string) => UsageSummary | null | Promise<UsageSummary | null> } = {},
 ): Promise<IncidentResult> {
   const t = await lifecycle.mustTenant(tenantRef);
   const before = (await lifecycle.listKeys({ tenantId: t.id, limit: 10_000 })).data;
@@ -58,5 +59,5 @@ export async function revokeTenant(
     if (old || !page.nextCursor) break;
     cursor = page.nextCursor;
   }
-  return { tenant: { id: t.id, name: t.name }, revoked: r.keyIds, reissued, adminEvents, usage: opts.usage?.(t.id) ?? null };
+  return { tenant: { id: t.id, name: t.name }, revoked: r.keyIds, reissued, adminEvents, usage: (await opts.usage?.(t.id)) ?? null };
 }

@@ -22,7 +22,7 @@ import type { AnalyticsConfig } from './config.js';
 import { ExtractionDetector, type ExtractionScore } from './extraction.js';
 import { revokeTenant } from './incident.js';
 import { logprobDemand, perturbRequest, roundLogprobs } from './perturb.js';
-import { UsageRollup } from './usage.js';
+import { auditUsageSummary, UsageRollup } from './usage.js';
 
 export { analyticsConfigSchema, type AnalyticsConfig } from './config.js';
 
@@ -286,7 +286,7 @@ export async function createAnalyticsModule(mctx: ModuleContext): Promise<Analyt
       handler: async (c) => {
         const t = await lifecycle.tenant(c.params.tenant!);
         if (!t || (c.admin.tenants !== null && !c.admin.tenants.includes(t.id))) throw new GatewayError('PCL_NOT_FOUND', { message: `tenant ${JSON.stringify(c.params.tenant!.slice(0, 100))} not found` });
-        return revokeTenant(lifecycle, c.actor, t.id, { reissue: c.body.reissue, ...(c.body.reason ? { reason: c.body.reason } : {}), usage: (id) => usage.summary(id) });
+        return revokeTenant(lifecycle, c.actor, t.id, { reissue: c.body.reissue, ...(c.body.reason ? { reason: c.body.reason } : {}), usage: async (id) => (await auditUsageSummary(db.kysely, id)) ?? usage.summary(id) });
       },
     },
   ];

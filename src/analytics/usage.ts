@@ -1,4 +1,6 @@
-/** Hourly per-tenant usage of the last 24 hours, in memory (the incident summary's fallback source). */
+/** Hourly per-tenant usage of the last 24 hours, in memory (the incident summary's fallback source), and the audit-trail summary. */
+import type { Kysely } from 'kysely';
+import type { Database } from '../store/schema.js';
 
 /** One hour of a tenant's traffic. */
 export interface HourUsage {
@@ -27,6 +29,7 @@ export interface UsageSummary {
   models: string[];
   /** Requests per key id. */
   keys: Record<string, number>;
+  /** Distinct client addresses (-1 when the source does not say). */
   distinctClientAddresses: number;
   /** Requests per hour, oldest first. */
   hourly: Array<{ hour: number; requests: number }>;
@@ -81,5 +84,46 @@ export class UsageRollup {
     s.distinctClientAddresses = clients.size;
     s.costUsd = Math.round(s.costUsd * 1e6) / 1e6;
     return s;
+  }
+}
+
+/**
+ * The last 24 hours of a tenant from the audit trail (`audit_events`), or null when the table
+ * does not exist or holds nothing for the tenant (then the in-memory rollup is used).
+ */
+export async function auditUsageSummary(db: Kysely<Database>, tenantId: string, now = Date.now()): Promise<UsageSummary | null> {
+  const since = now - 24 * 3_600_000;
+  try {
+    const base = () => db.selectFrom('audit_events').where('kind', '=', 'request').where('tenant_id', '=', tenantId).where('ts', '>=', since);
+    const rows = await base()
+      .select((eb) => ['key_id', 'model', eb.fn.countAll<number>().as('n'), eb.fn.sum<number>('tokens_in').as('tin'), eb.fn.sum<number>('tokens_out').as('tout'), eb.fn.sum<number>('cost_usd').as('cost')])
+      .groupBy(['key_id', 'model'])
+      .execute();
+    if (rows.length === 0) return null;
+    const errors = await base().where('status', '>=', 400).where((eb) => eb.or([eb('action', 'is', null), eb('action', '!=', 'block')])).select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirst();
+    const blocked = await base().where('action', '=', 'block').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirst();
+    const hours = await base().select(['ts']).orderBy('ts').limit(200_000).execute();
+    const s: UsageSummary = { source: 'audit trail (audit_events)', since, requests: 0, errors: Number(errors?.n ?? 0), blocked: Number(blocked?.n ?? 0), inputTokens: 0, outputTokens: 0, costUsd: 0, models: [], keys: {}, distinctClientAddresses: -1, hourly: [] };
+    const models = new Set<string>();
+    for (const r of rows) {
+      const n = Number(r.n);
+      s.requests += n;
+      s.inputTokens += Number(r.tin ?? 0);
+      s.outputTokens += Number(r.tout ?? 0);
+      s.costUsd += Number(r.cost ?? 0);
+      if (r.model) models.add(r.model);
+      if (r.key_id) s.keys[r.key_id] = (s.keys[r.key_id] ?? 0) + n;
+    }
+    s.models = [...models];
+    s.costUsd = Math.round(s.costUsd * 1e6) / 1e6;
+    const byHour = new Map<number, number>();
+    for (const h of hours) {
+      const k = Math.floor(Number(h.ts) / 3_600_000) * 3_600_000;
+      byHour.set(k, (byHour.get(k) ?? 0) + 1);
+    }
+    s.hourly = [...byHour].map(([hour, requests]) => ({ hour, requests }));
+    return s;
+  } catch {
+    return null;
   }
 }

@@ -6,6 +6,7 @@ import { userInfo } from 'node:os';
 import type { Command } from 'commander';
 import { ActionBook } from '../analytics/actions.js';
 import { revokeTenant, type IncidentResult } from '../analytics/incident.js';
+import { auditUsageSummary } from '../analytics/usage.js';
 import { loadPepper } from '../identity/keys.js';
 import { Lifecycle, type Actor } from '../identity/lifecycle.js';
 import { openDb } from '../store/db.js';
@@ -51,10 +52,10 @@ export function printIncident(r: IncidentResult, json = false): void {
     const u = r.usage;
     out.push(`  source: ${u.source}`);
     out.push(`  requests ${u.requests}, errors ${u.errors}, blocked ${u.blocked}, tokens in ${u.inputTokens} / out ${u.outputTokens}, cost $${u.costUsd}`);
-    out.push(`  models: ${u.models.join(', ') || '-'}; distinct client addresses: ${u.distinctClientAddresses}`);
+    out.push(`  models: ${u.models.join(', ') || '-'}${u.distinctClientAddresses >= 0 ? `; distinct client addresses: ${u.distinctClientAddresses}` : ''}`);
     for (const [k, n] of Object.entries(u.keys)) out.push(`  key ${k}: ${n} requests`);
   } else {
-    out.push('  usage: not available offline (run with --url against the gateway for its in-memory summary)');
+    out.push('  usage: no audit events for this tenant in the last 24 h (run with --url against the gateway for its in-memory summary)');
   }
   const ev = Object.entries(r.adminEvents);
   out.push(`  admin events (source: admin_events table): ${ev.length ? ev.map(([a, n]) => `${a} ×${n}`).join(', ') : 'none'}`);
@@ -75,7 +76,7 @@ export function registerIncidentCommand(program: Command): void {
     try {
       const r: IncidentResult = o.url
         ? await http(o).call('POST', `/admin/v1/incident/revoke-tenant/${encodeURIComponent(tenant)}`, { body: { reissue: o.reissue, ...(o.reason ? { reason: o.reason } : {}) } })
-        : await offline(o, (lc) => revokeTenant(lc, cliActor(), tenant, { reissue: o.reissue, ...(o.reason ? { reason: o.reason } : {}) }));
+        : await offline(o, (lc) => revokeTenant(lc, cliActor(), tenant, { reissue: o.reissue, ...(o.reason ? { reason: o.reason } : {}), usage: (id) => auditUsageSummary(lc.db.kysely, id) }));
       printIncident(r, o.json);
     } catch (e) {
       fail(e);
