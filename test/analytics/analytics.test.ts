@@ -153,3 +153,37 @@ test('automated throttle on an extraction campaign through the gateway, operator
     await t.close();
   }
 });
+
+test('alerts: HMAC-signed webhook, deduplicated, logged', async () => {
+  const { Alerter } = await import('../../src/analytics/alerts.js');
+  const { createServer } = await import('node:http');
+  const { createHmac } = await import('node:crypto');
+  const got: Array<{ sig: string; ts: string; body: string }> = [];
+  const srv = createServer((req, res) => {
+    let b = '';
+    req.on('data', (c) => (b += c));
+    req.on('end', () => {
+      got.push({ sig: String(req.headers['x-portcullis-signature']), ts: String(req.headers['x-portcullis-timestamp']), body: b });
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+  const logs: object[] = [];
+  const secret = 'hook-' + 'secret';
+  const al = new Alerter({ webhookUrl: `http://127.0.0.1:${(srv.address() as { port: number }).port}/hook`, webhookSecret: secret, timeoutMs: 2000, dedupMs: 60_000, keep: 10, log: { warn: (o) => logs.push(o) } });
+  try {
+    const a = { at: 1_000_000, kind: 'extraction' as const, entity: 'key:k1', tenantId: 't1', keyId: 'k1', signal: 'score', value: 40, score: 0.8, reasons: ['x'], action: 'throttle' as const };
+    assert.ok(al.emit(a));
+    assert.equal(al.emit({ ...a, at: a.at + 1000 }), null, 'duplicate within the dedup period');
+    assert.ok(al.emit({ ...a, at: a.at + 61_000 }), 'sent again after the period');
+    await al.flush();
+    assert.equal(got.length, 2);
+    const g = got[0]!;
+    assert.equal(g.sig, 'sha256=' + createHmac('sha256', secret).update(`${g.ts}.${g.body}`).digest('hex'));
+    assert.equal(JSON.parse(g.body).alert.keyId, 'k1');
+    assert.equal(logs.length, 2);
+    assert.equal(al.list({ tenantIds: ['other'] }).length, 0);
+  } finally {
+    srv.close();
+  }
+});
