@@ -6,6 +6,8 @@
  * SQL tools through the SQL guard (LIMIT rewritten into the arguments), and calls that need a
  * human (configured tools, SQL writes, tainted arguments) marked for approval.
  */
+import { createHash } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
 import { scanOutputLinks } from '../../detect/exfil/index.js';
 import { detectInjection } from '../../detect/injection/index.js';
 import { detectSecrets } from '../../detect/secrets/index.js';
@@ -42,11 +44,25 @@ export function offeredTools(body: Record<string, unknown>): OfferedToolInfo[] {
   return out;
 }
 
+/** Injection bands of untrusted texts (tool descriptions, tool results) by hash: resent history is not rescanned. */
+const bandCache = new LRUCache<string, { band: 'allow' | 'uncertain' | 'act'; score: number }>({ max: 10_000 });
+
+function untrustedBand(text: string): { band: 'allow' | 'uncertain' | 'act'; score: number } {
+  const k = createHash('sha256').update(text).digest('base64url');
+  let v = bandCache.get(k);
+  if (!v) {
+    const r = detectInjection(text, { trust: 'untrusted' });
+    v = { band: r.band, score: r.score };
+    bandCache.set(k, v);
+  }
+  return v;
+}
+
 /** Finds tool poisoning: injection in a tool's description or schema text (descriptions of parameters included). */
 export function detectToolPoisoning(tool: OfferedToolInfo): Finding[] {
   const text = `${tool.description}\n${tool.schema ? JSON.stringify(tool.schema).slice(0, 64_000) : ''}`;
   if (text.trim().length < 12) return [];
-  const r = detectInjection(text, { trust: 'untrusted' });
+  const r = untrustedBand(text);
   if (r.band !== 'act') return [];
   return [{ detector: 'tools.poisoning', category: 'tool_poisoning', severity: 'high', score: r.score, start: 0, end: text.length, reason: 'tool description or schema carries instructions' }];
 }
@@ -57,8 +73,7 @@ export function taintSources(toolResults: readonly string[], maxSources = 32): s
   for (const t of toolResults) {
     if (out.length >= maxSources) break;
     if (t.length < 16) continue;
-    const r = detectInjection(t, { trust: 'untrusted' });
-    if (r.band !== 'allow') out.push(t.slice(0, 100_000));
+    if (untrustedBand(t).band !== 'allow') out.push(t.slice(0, 100_000));
   }
   return out;
 }
