@@ -55,7 +55,8 @@ export const OBJECT_ROUTES: readonly RouteSpec[] = [
   { method: 'DELETE', url: '/v1/responses/:id', kind: 'responses', action: 'delete', path: (id) => `/responses/${id}` },
 ];
 
-const ID_RE = /^[A-Za-z0-9_.:-]{1,200}$/;
+/** Object ids: provider ids such as `file-abc`, `batch_abc`, `vs_abc` (never `.`/`..`, never a path). */
+const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$/;
 /** Upstream pages scanned at most per list call while collecting the caller's objects. */
 const MAX_LIST_PAGES = 20;
 
@@ -154,6 +155,7 @@ export const objectsModule: ModuleFactory = ({ config, db, identity, router, mod
       throw mapTransportError(e, p.name);
     } finally {
       clearTimeout(total);
+      reply.raw.off('close', onClose);
     }
   }
 

@@ -101,6 +101,10 @@ describe('object endpoints through the OpenAI adapter', () => {
     const n = mock.requests.length;
     await assert.rejects(a.files.retrieve('file-foreign'), (e: { status?: number }) => e.status === 404);
     await assert.rejects(a.files.retrieve('../../admin'), (e: { status?: number }) => e.status === 404);
+    for (const id of ['%2E%2E', '.', '%2E%2E%2Fbatches', 'x%2F..%2F..']) {
+      const r = await fetch(`${g.url}/v1/files/${id}/content`, { headers: { authorization: `Bearer ${g.key}` } });
+      assert.equal(r.status, 404, id);
+    }
     assert.equal(mock.requests.length, n);
     assert.equal(await (await a.files.content('file-up1')).text(), 'hello');
     assert.equal((await a.files.delete('file-up1')).deleted, true);

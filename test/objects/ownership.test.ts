@@ -7,13 +7,17 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openDb, type Db } from '../../src/store/db.js';
+import pg from 'pg';
+import { Kysely, Migrator, PostgresDialect } from 'kysely';
+import { openDb } from '../../src/store/db.js';
+import { migrations } from '../../src/store/migrations/index.js';
+import type { Database } from '../../src/store/schema.js';
 import { createOwnershipStore } from '../../src/policy/ownership.js';
 import { referencedObjects } from '../../src/server/objects.js';
 import { dropSchema, PG_URL, pgSkipReason, uniqueSchema } from '../identity/util.js';
 
-async function exercise(db: Db): Promise<void> {
-  const s = createOwnershipStore(db.kysely);
+async function exercise(db: Kysely<Database>): Promise<void> {
+  const s = createOwnershipStore(db);
   await s.record('files', 'file-1', { tenantId: 'ten_a', keyId: 'k1', subject: 'svc' });
   await s.record('files', 'file-1', { tenantId: 'ten_b' }); // a second claim never changes the owner
   await s.record('batches', 'file-1', { tenantId: 'ten_b' }); // kinds are separate namespaces
@@ -37,7 +41,7 @@ describe('ownership store', () => {
     const dir = mkdtempSync(join(tmpdir(), 'pcl-own-'));
     const db = await openDb({ dataDir: dir });
     try {
-      await exercise(db);
+      await exercise(db.kysely);
     } finally {
       await db.close();
       rmSync(dir, { recursive: true, force: true });
@@ -51,11 +55,20 @@ describe('ownership store', () => {
   test('PostgreSQL', async (t) => {
     const skip = await pgSkipReason();
     if (skip) return t.skip(skip);
-    const db = await openDb({ postgresUrl: PG_URL, pgSchema: schema });
+    // The shared migrations, run here with the migration table pinned to this run's schema:
+    // openDb's Migrator would also see other runs' schemas' kysely_migration tables.
+    const pool = new pg.Pool({ connectionString: PG_URL, max: 2, options: `-c search_path=${schema}` });
+    const c = await pool.connect();
+    await c.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
+    c.release();
+    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     try {
+      const provider = { getMigrations: async () => Object.fromEntries(Object.entries(migrations).map(([k, m]) => [k, { up: (d: Kysely<any>) => m.up(d, 'postgres') }])) };
+      const { error } = await new Migrator({ db: db as Kysely<any>, provider, migrationTableSchema: schema }).migrateToLatest();
+      assert.equal(error, undefined);
       await exercise(db);
     } finally {
-      await db.close();
+      await db.destroy();
     }
   });
 });
