@@ -97,11 +97,13 @@ export function detectSecrets(text: string, opts: SecretOptions = {}): Finding[]
       let start = m.index;
       let end = m.index + whole.length;
       let secret = whole;
-      if (m[1] !== undefined) {
-        const off = whole.lastIndexOf(m[1]);
+      // The secret part: the named group `secret` when the rule has one, else capture group 1.
+      const part = m.groups?.secret ?? m[1];
+      if (part !== undefined) {
+        const off = whole.lastIndexOf(part);
         start = m.index + off;
-        end = start + m[1].length;
-        secret = m[1];
+        end = start + part.length;
+        secret = part;
       }
       if (rule.extend) {
         end = rule.extend(text, m.index + whole.length);

@@ -13,7 +13,7 @@ export interface SecretRule {
   description: string;
   /** Lower-case keywords; the rule runs only when one occurs in the text. */
   keywords: readonly string[];
-  /** Global regex; group 1, when present, is the secret part. Bounded quantifiers only. */
+  /** Global regex; the named group `secret` (or else group 1), when present, is the secret part. Bounded quantifiers only. */
   pattern: RegExp;
   /** Minimum Shannon entropy (bits/char) of the secret part. */
   entropy?: number;
@@ -370,6 +370,31 @@ export const SECRET_RULES: readonly SecretRule[] = [
     validate: (s, whole, before) => notPlaceholder(s) && /\d/.test(s) && /[A-Za-z]/.test(s) && !/public|publishable|pub_?key/i.test(whole + before.slice(-24)) && (s.length >= 16 || /secret|token|api[_-]?key|password/i.test(whole)),
     entropy: 3,
     score: 0.75,
+  },
+  {
+    id: 'secret_block_value',
+    description: 'Value on an indented line under a password/secret key with an empty value (INI continuation, nested YAML)',
+    keywords: ['pass', 'pwd', 'secret', 'token', 'credential', 'api_key', 'apikey'],
+    // The key line ends in `=`/`:` with nothing after it; the value is on one of the next (up to
+    // three) indented lines, more indented than the key, optionally behind a nested `name:`.
+    pattern: rx(
+      `(?<=^(?<ind>[ \\t]{0,16})${keyName(['password', 'passwords', 'passwd', 'pwd', 'passphrase', 'secret', 'secrets', 'token', 'tokens', 'credential', 'credentials', 'apikey', 'api_key'])
+        .replace('{1,16})?(?![A-Za-z0-9])', '{1,32})?(?![A-Za-z0-9])')}[ \\t]{0,4}[=:][ \\t]{0,4}\\r?\\n(?:[ \\t]{1,32}[^\\n]{0,200}\\r?\\n){0,3})\\k<ind>[ \\t]{1,32}(?:[A-Za-z0-9_.-]{1,32}:[ \\t]{1,4})?(?<secret>[^\\s"'\`;,:]{6,200})[ \\t]*$`,
+      'm',
+    ),
+    validate: (s) => notPlaceholder(s) && shannonEntropy(s) >= 3 && (/\d/.test(s) || s.length >= 24) && !/^[A-Za-z]+\/[A-Za-z.-]+$/.test(s),
+    score: 0.7,
+  },
+  {
+    id: 'secp256k1_private_key',
+    description: '256-bit private key in hex: 0x-prefixed, or after private-key words (Ethereum/secp256k1 style)',
+    keywords: ['0x', 'priv', 'secret', 'wallet', 'signing'],
+    pattern: rx(
+      '(?:(?<![A-Za-z0-9])0x|(?<=(?:private|priv|secret|wallet|signing)[ _-]?key\\b[^\\n]{0,24}?)(?<![A-Za-z0-9]))(?<secret>[0-9a-fA-F]{64})(?![0-9A-Za-z])',
+      'i',
+    ),
+    validate: (s, _whole, before) => /[a-f]/i.test(s) && /\d/.test(s) && shannonEntropy(s) >= 3.3 && !/hash|digest|sha\d*|checksum|commit|tx|transaction|block|public|pub_?key|address/i.test(before.slice(-40)),
+    score: 0.6,
   },
   {
     id: 'high_entropy_string',

@@ -118,3 +118,19 @@ test('adversarial inputs finish quickly', () => {
     assert.ok(ms < 2500, `took ${ms.toFixed(0)} ms on ${JSON.stringify(s.slice(0, 20))}…`);
   }
 });
+
+test('indented values under an empty password/secret key and 0x-prefixed 256-bit hex keys', () => {
+  const ini = '[section]\nsecrets_for_ops =\n    x9' + 'Qz4vB7kLm2\n';
+  assert.deepEqual(detectSecrets(ini).map((f) => [f.category, ini.slice(f.start, f.end)]), [['secret_block_value', 'x9' + 'Qz4vB7kLm2']]);
+  const yml = 'deploy:\n  password:\n    secure: ' + 'q7Wm2Zr9' + 'Lk4Tp8Vx\n  on:\n    repo: acme/site\n';
+  assert.deepEqual(detectSecrets(yml).map((f) => f.category), ['secret_block_value']);
+  // Not a block: the value is not indented under the key, or the lines are plain words.
+  assert.deepEqual(detectSecrets('password:\n  - admin\n  - user\n'), []);
+  const hex = 'c8f12fb8b20008e14b5a5ff4bad15af9' + 'b545d98144da8707892dcc2a2014ba58';
+  assert.deepEqual(detectSecrets(`oops, left this here 0x${hex}!`).map((f) => f.category), ['secp256k1_private_key']);
+  assert.deepEqual(detectSecrets(`my wallet private key is ${hex}`).map((f) => f.category), ['secp256k1_private_key']);
+  // Hashes are not keys.
+  assert.deepEqual(detectSecrets(`tx hash 0x${hex}`), []);
+  assert.deepEqual(detectSecrets(`sha256: ${hex}`), []);
+  assert.deepEqual(detectSecrets(`the file digest is ${hex}`), []);
+});
