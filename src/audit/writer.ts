@@ -141,9 +141,14 @@ export class AuditWriter {
     if (this.retry || this.closed) return;
     this.retry = setTimeout(() => {
       this.retry = undefined;
-      void this.replay().then((ok) => {
-        if (!ok) this.scheduleRetry(this.o.retryIntervalMs);
-      });
+      void this.replay()
+        .catch((e) => {
+          this.o.log?.error({ err: (e as Error)?.message }, 'audit spill replay failed');
+          return false;
+        })
+        .then((ok) => {
+          if (!ok) this.scheduleRetry(this.o.retryIntervalMs);
+        });
     }, ms);
     this.retry.unref();
   }

@@ -1,0 +1,220 @@
+/**
+ * Durability of the audit writer: spill to the local file while the store is down, replay when
+ * it returns, no loss and no duplicates — on SQLite (a failing writer) and on real PostgreSQL
+ * cut off mid-load by a TCP proxy in the test (the shared server itself is never stopped).
+ */
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { appendFileSync, copyFileSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { Kysely, Migrator, PostgresDialect, type Migration } from 'kysely';
+import { openDb, type Db } from '../../src/store/db.js';
+import { migrations } from '../../src/store/migrations/index.js';
+import type { Database } from '../../src/store/schema.js';
+import { AuditStore } from '../../src/audit/store.js';
+import { AuditWriter } from '../../src/audit/writer.js';
+import { newEventId, type QueuedEvent } from '../../src/audit/event.js';
+import { PG_URL, dropSchema, pgSkipReason, uniqueSchema } from '../identity/util.js';
+
+const cleanups: Array<() => Promise<void> | void> = [];
+after(async () => {
+  for (const c of cleanups.reverse()) await c();
+});
+
+function tmp(): string {
+  const d = mkdtempSync(join(tmpdir(), 'pcl-audit-'));
+  cleanups.push(() => rmSync(d, { recursive: true, force: true }));
+  return d;
+}
+
+function ev(i: number, tenant = 'ten_a'): QueuedEvent {
+  return { event: { id: newEventId(), ts: Date.now(), kind: 'request', requestId: `r${i}`, tenantId: tenant, keyId: 'k1', model: 'm', status: 200, tokensIn: 10, tokensOut: 5, costUsd: 0.001 } };
+}
+
+/** A store wrapper that fails while `down` is set (the writer cannot tell it from a real outage). */
+function flaky(store: AuditStore) {
+  const s = { down: false, calls: 0, async insert(b: readonly QueuedEvent[]) {
+    s.calls++;
+    if (s.down) throw new Error('store unavailable');
+    await store.insert(b);
+  } };
+  return s;
+}
+
+async function ids(db: Db): Promise<string[]> {
+  return (await db.kysely.selectFrom('audit_events').select('id').execute()).map((r) => r.id);
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+test('SQLite: events written while the store fails are spilled and replayed; none lost, none duplicated', async () => {
+  const dir = tmp();
+  const db = await openDb({ dataDir: dir });
+  cleanups.push(() => db.close());
+  const store = new AuditStore(db.kysely);
+  const f = flaky(store);
+  const w = new AuditWriter({ store: f, spillDir: join(dir, 'spill'), queueSize: 500, batchSize: 50, flushIntervalMs: 5, retryIntervalMs: 30 });
+  const want: string[] = [];
+  for (let i = 0; i < 3000; i++) {
+    if (i === 1000) f.down = true;
+    if (i === 2000) f.down = false;
+    const e = ev(i);
+    want.push(e.event.id);
+    w.push(e);
+    if (i % 100 === 0) await sleep(5);
+  }
+  await w.close();
+  assert.ok(w.stats.spilled > 0, 'some events were spilled');
+  assert.ok(w.stats.replayed > 0, 'and replayed');
+  const got = await ids(db);
+  assert.equal(got.length, 3000);
+  assert.deepEqual(new Set(got), new Set(want));
+  assert.deepEqual(readdirSync(join(dir, 'spill')), [], 'spill files removed after replay');
+});
+
+test('SQLite: a full queue spills instead of dropping; replaying a segment twice stores it once', async () => {
+  const dir = tmp();
+  const db = await openDb({ dataDir: dir });
+  cleanups.push(() => db.close());
+  const store = new AuditStore(db.kysely);
+  const f = flaky(store);
+  f.down = true;
+  const spill = join(dir, 'spill');
+  const w = new AuditWriter({ store: f, spillDir: spill, queueSize: 10, batchSize: 5, flushIntervalMs: 1000, retryIntervalMs: 60_000 });
+  for (let i = 0; i < 200; i++) w.push(ev(i));
+  await w.flush();
+  assert.equal(w.stats.spilled, 200);
+  // duplicate the spill file as a second segment (what a crash between insert and unlink leaves behind)
+  const active = readdirSync(spill).find((x) => x.startsWith('active-'))!;
+  copyFileSync(join(spill, active), join(spill, `seg-1-99999999-0.jsonl`));
+  appendFileSync(join(spill, `seg-1-99999999-0.jsonl`), '{"event":{"id":"torn'); // torn last line of a crash
+  f.down = false;
+  assert.equal(await w.replay(), true);
+  await w.close();
+  assert.equal((await ids(db)).length, 200);
+});
+
+test('SQLite: spill files left by a dead process are adopted and replayed by the next writer', async () => {
+  const dir = tmp();
+  const db = await openDb({ dataDir: dir });
+  cleanups.push(() => db.close());
+  const spill = join(dir, 'spill');
+  const w0 = new AuditWriter({ store: new AuditStore(db.kysely), spillDir: spill, queueSize: 10, batchSize: 10, flushIntervalMs: 10, retryIntervalMs: 10 });
+  await w0.close();
+  const lines = Array.from({ length: 50 }, (_, i) => JSON.stringify(ev(i)));
+  writeFileSync(join(spill, 'active-2147480000.jsonl'), lines.join('\n') + '\n'); // pid that does not exist
+  const w = new AuditWriter({ store: new AuditStore(db.kysely), spillDir: spill, queueSize: 10, batchSize: 10, flushIntervalMs: 10, retryIntervalMs: 10 });
+  await sleep(100);
+  await w.close();
+  assert.equal((await ids(db)).length, 50);
+  assert.deepEqual(readdirSync(spill), []);
+});
+
+/**
+ * Opens PostgreSQL in its own schema with the migration tables pinned to that schema (Kysely's
+ * migrator otherwise finds the lock table of any other schema on the server and fails).
+ */
+async function openPgSchema(url: string, schema: string): Promise<Db> {
+  const pool = new pg.Pool({ connectionString: url, max: 4, connectionTimeoutMillis: 5000, options: `-c search_path=${schema}` });
+  pool.on('error', () => {});
+  // A checked-out client whose connection drops also emits 'error' (the query itself rejects too).
+  pool.on('connect', (c) => c.on('error', () => {}));
+  await pool.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
+  const kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  const provider = {
+    async getMigrations() {
+      const out: Record<string, Migration> = {};
+      for (const [n, m] of Object.entries(migrations)) out[n] = { up: (d) => m.up(d, 'postgres') };
+      return out;
+    },
+  };
+  const r = await new Migrator({ db: kysely as Kysely<any>, provider, migrationTableSchema: schema }).migrateToLatest();
+  if (r.error) throw r.error;
+  return { kysely, dialect: 'postgres', ping: async () => true, close: () => kysely.destroy() };
+}
+
+/** A TCP proxy to PostgreSQL that the test can cut and restore. */
+async function pgProxy(target: { host: string; port: number }) {
+  const sockets = new Set<Socket>();
+  let server: Server | undefined;
+  let port = 0;
+  const start = () =>
+    new Promise<void>((res) => {
+      server = createServer((c) => {
+        const up = connect(target.port, target.host);
+        sockets.add(c).add(up);
+        const drop = () => {
+          c.destroy();
+          up.destroy();
+          sockets.delete(c);
+          sockets.delete(up);
+        };
+        c.on('error', drop).on('close', drop);
+        up.on('error', drop).on('close', drop);
+        c.pipe(up).pipe(c);
+      });
+      server.listen(port, '127.0.0.1', () => {
+        port = (server!.address() as { port: number }).port;
+        res();
+      });
+    });
+  await start();
+  return {
+    get port() {
+      return port;
+    },
+    async cut() {
+      await new Promise<void>((r) => {
+        server!.close(() => r());
+        for (const s of sockets) s.destroy();
+      });
+    },
+    restore: start,
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => (server?.listening ? server.close(() => r()) : r()));
+    },
+  };
+}
+
+test('PostgreSQL cut off mid-load (TCP proxy): no event lost, none duplicated', async (t) => {
+  const skip = await pgSkipReason();
+  if (skip) return t.skip(skip);
+  const u = new URL(PG_URL);
+  const proxy = await pgProxy({ host: u.hostname || '127.0.0.1', port: Number(u.port || 5432) });
+  cleanups.push(() => proxy.close());
+  const schema = uniqueSchema('audit');
+  cleanups.push(() => dropSchema(schema));
+  const viaProxy = new URL(PG_URL);
+  viaProxy.hostname = '127.0.0.1';
+  viaProxy.port = String(proxy.port);
+  const db = await openPgSchema(viaProxy.toString(), schema);
+  cleanups.push(() => db.close());
+  const dir = tmp();
+  const w = new AuditWriter({ store: new AuditStore(db.kysely), spillDir: join(dir, 'spill'), queueSize: 1000, batchSize: 100, flushIntervalMs: 10, retryIntervalMs: 100 });
+  const want: string[] = [];
+  const N = 3000;
+  for (let i = 0; i < N; i++) {
+    if (i === 1000) await proxy.cut();
+    if (i === 2000) await proxy.restore();
+    const e = ev(i);
+    want.push(e.event.id);
+    w.push(e);
+    if (i % 50 === 0) await sleep(10);
+  }
+  await w.close();
+  assert.ok(w.stats.spilled > 0, `the outage was noticed (stats ${JSON.stringify(w.stats)})`);
+  const direct = new pg.Client({ connectionString: PG_URL, options: `-c search_path=${schema}` });
+  await direct.connect();
+  try {
+    const r = await direct.query('select id from audit_events');
+    const got = r.rows.map((x: { id: string }) => x.id);
+    assert.equal(got.length, N, 'every event stored exactly once');
+    assert.deepEqual(new Set(got), new Set(want));
+  } finally {
+    await direct.end();
+  }
+});
