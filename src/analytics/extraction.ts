@@ -88,6 +88,8 @@ interface KeyState {
 }
 
 const hasher = new MinHasher(16, 4, 2);
+/** Most earlier prompts compared with a new one (newest first). */
+const MAX_CANDIDATES = 8;
 
 function hashTokens(words: string[]): Uint32Array {
   const out = new Uint32Array(Math.min(words.length, 128));
@@ -139,9 +141,14 @@ export class ExtractionDetector {
     let best: Entry | undefined;
     let bestSim = 0;
     const seen = new Set<Entry>();
-    for (const b of bands) {
-      for (const e of st.bandIndex.get(b) ?? []) {
+    // Newest candidates first, a bounded number of them: the cost stays flat on templated floods.
+    scan: for (const b of bands) {
+      const list = st.bandIndex.get(b);
+      if (!list) continue;
+      for (let i = list.length - 1; i >= 0; i--) {
+        const e = list[i]!;
         if (seen.has(e)) continue;
+        if (seen.size >= MAX_CANDIDATES) break scan;
         seen.add(e);
         const sim = MinHasher.similarity(sig, e.sig);
         if (sim > bestSim) {
@@ -211,8 +218,11 @@ export class ExtractionDetector {
       for (const b of e.bands) {
         const list = st.bandIndex.get(b);
         if (!list) continue;
-        const i = list.indexOf(e);
-        if (i >= 0) list.splice(i, 1);
+        if (list[0] === e) list.shift();
+        else {
+          const i = list.indexOf(e);
+          if (i >= 0) list.splice(i, 1);
+        }
         if (list.length === 0) st.bandIndex.delete(b);
       }
       if (e.dup) st.dup--;
@@ -237,12 +247,11 @@ export class ExtractionDetector {
   }
 
   private scoreOf(st: KeyState, now: number): ExtractionScore {
-    const live = st.entries.slice(st.head);
-    const n = live.length;
+    const n = st.entries.length - st.head;
     const o = this.opts;
     const hourAgo = now - 3_600_000;
     let lastHour = 0;
-    for (const e of live) if (e.at >= hourAgo) lastHour++;
+    for (let i = st.entries.length - 1; i >= st.head && st.entries[i]!.at >= hourAgo; i--) lastHour++;
     let maxFillers = 0;
     let distinct = 0;
     for (const t of st.templates.values()) {
