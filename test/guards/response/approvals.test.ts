@@ -5,15 +5,28 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
+import { Command } from 'commander';
 import OpenAI from 'openai';
+import { registerApprovalsCommand } from '../../../src/cli/approvals.js';
 import type { AdminModule } from '../../../src/server/admin/module.js';
 import { startGateway, type TestGateway } from '../../helpers/gateway.js';
 import { startMockUpstream, type MockUpstream } from '../../helpers/mock-upstream.js';
 import { postSse, scriptedChat } from './helpers.js';
 
-const run = promisify(execFile);
+/** Runs `portcullis <args>` in process (the same code as the binary) and returns what it printed. */
+async function cli(args: string[]): Promise<string> {
+  const program = new Command().exitOverride();
+  registerApprovalsCommand(program);
+  let out = '';
+  const write = process.stdout.write.bind(process.stdout);
+  process.stdout.write = ((chunk: string | Uint8Array) => ((out += String(chunk)), true)) as typeof process.stdout.write;
+  try {
+    await program.parseAsync(['node', 'portcullis', ...args]);
+  } finally {
+    process.stdout.write = write;
+  }
+  return out;
+}
 
 const TOOLS: OpenAI.Chat.Completions.ChatCompletionTool[] = [
   { type: 'function', function: { name: 'send_payment', description: 'Sends money.', parameters: { type: 'object', properties: { to: { type: 'string' }, amount: { type: 'number' } }, required: ['to', 'amount'] } } },
@@ -112,9 +125,9 @@ describe('approvals', () => {
   test('denied with the CLI: the retry is refused with approval_denied; streams get an error event', async () => {
     amount = 140;
     const ticket = await ticketOf(client.chat.completions.create(body()));
-    const { stdout } = await run(process.execPath, ['--import', 'tsx', 'src/cli/index.ts', 'approvals', 'list', '--url', gw.url, '--admin-key', owner, '--json'], { cwd: process.cwd() });
-    assert.ok(JSON.parse(stdout).data.some((x: any) => x.id === ticket));
-    await run(process.execPath, ['--import', 'tsx', 'src/cli/index.ts', 'approvals', 'deny', ticket, '--reason', 'not expected', '--url', gw.url, '--admin-key', owner]);
+    const listed = await cli(['approvals', 'list', '--url', gw.url, '--admin-key', owner, '--json']);
+    assert.ok(JSON.parse(listed).data.some((x: any) => x.id === ticket));
+    assert.match(await cli(['approvals', 'deny', ticket, '--reason', 'not expected', '--url', gw.url, '--admin-key', owner]), new RegExp(`^${ticket} denied tool=send_payment`));
     await assert.rejects(client.chat.completions.create(body(), { headers: { 'x-portcullis-approval': ticket } }), (e: any) => e.status === 403 && e.code === 'approval_denied');
     const s = await postSse(gw.url + '/v1/chat/completions', gw.key, { ...body(), stream: true });
     const err = s.events.find((e) => e.json?.error);
