@@ -16,6 +16,32 @@ function digitCount(s: string): number {
   return n;
 }
 
+/** Lengths of the digit groups of a written number ("(415) 555-2671" → 3,3,4). */
+function digitGroups(s: string): string {
+  return s
+    .split(/\D+/)
+    .filter((g) => g.length > 0)
+    .map((g) => g.length)
+    .join(',');
+}
+
+/** A year-like group (1900–2099) or more than one kind of separator between digit groups. */
+function looksLikeNumberList(raw: string): boolean {
+  if (/(?:^|\D)(?:19|20)\d{2}(?!\d)/.test(raw)) return true;
+  const seps = new Set(raw.replace(/^\(\d{1,5}\)\s?/, '').match(/\D/g) ?? []);
+  return seps.size > 1;
+}
+
+/** Whether `raw` groups its digits like `formatted` (a national format), ignoring a trunk prefix the writer left out. */
+function sameGrouping(raw: string, formatted: string): boolean {
+  const a = digitGroups(raw);
+  const b = digitGroups(formatted);
+  if (a === b) return true;
+  // "0" trunk prefix written in the national format but not in the text, or the other way round.
+  const bump = (g: string, d: number) => g.replace(/^\d+/, (x) => String(Number(x) + d));
+  return a === bump(b, -1) || bump(a, -1) === b;
+}
+
 /** Most libphonenumber validations per call; later candidates are judged by shape only (bounded cost on hostile input). */
 export const MAX_PHONE_VALIDATIONS = 500;
 
@@ -50,9 +76,16 @@ function judge(raw: string, grouped: boolean, international: boolean, defaultReg
         if (r === defaultRegion) continue;
         const q = parsePhoneNumberFromString(raw, r as CountryCode);
         if (q?.isValid()) {
-          score = 0.6;
-          reason = 'phone number valid in a configured region';
-          break;
+          // Outside the default region, a list of ordinary numbers ("2024 17 42", "17 3.5 2024":
+          // a year-like group or mixed separators) not grouped the way that region writes phone
+          // numbers stays below the default threshold unless a context word ("phone", "tel" …) raises it.
+          if (!looksLikeNumberList(raw) || sameGrouping(raw, q.formatNational())) {
+            score = 0.6;
+            reason = 'phone number valid in a configured region';
+            break;
+          }
+          score = 0.45;
+          reason = 'number list valid as a phone number in a configured region';
         }
       }
     }

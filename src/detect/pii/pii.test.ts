@@ -129,3 +129,12 @@ test('NER (opt-in) finds a cued person name', () => {
   const f = detectPii(t, { entities: PII_ENTITIES });
   assert.ok(f.some((x) => x.category === 'PERSON' && t.slice(x.start, x.end) === 'Maria Lopez'), JSON.stringify(f));
 });
+
+test('phone: lists of ordinary numbers are not phone numbers without context', () => {
+  const phones = (t: string) => detectPii(t).filter((f) => f.category === 'PHONE').map((f) => t.slice(f.start, f.end));
+  for (const t of ['In 2024 17 42 people came.', 'Scores: 17 3.5 2024 and 2024 2024 again.', 'release 17 2024 42 notes']) assert.deepEqual(phones(t), [], t);
+  // A context word still makes the same shape a phone number; ordinary layouts are unaffected.
+  assert.deepEqual(phones('Phone: 2024 17 42'), ['2024 17 42']);
+  assert.deepEqual(phones('Call me at 415 555 2671'), ['415 555 2671']);
+  assert.deepEqual(phones('my number is 020 7946 0958'), ['020 7946 0958']);
+});
