@@ -43,18 +43,66 @@ function responsesStream(req: Recorded, res: ServerResponse, pieces: string[], c
 describe('response guards on the Responses and completions APIs, and shadow mode', () => {
   let gw: TestGateway;
   let mock: MockUpstream;
+  let judge: MockUpstream;
+  let judgeDelayMs = 0;
   const TOOLS = [{ type: 'function', name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } }];
   before(async () => {
     mock = await startMockUpstream();
+    // A Llama Guard judge behind an OpenAI-compatible endpoint.
+    judge = await startMockUpstream(async (req, res) => {
+      if (judgeDelayMs) await new Promise((r) => setTimeout(r, judgeDelayMs));
+      const text = String(req.body?.messages?.[0]?.content ?? '');
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ choices: [{ index: 0, message: { role: 'assistant', content: text.includes('forbidden-recipe') ? 'unsafe\nS2' : 'safe' }, finish_reason: 'stop' }] }));
+    });
     gw = await startGateway({
       providers: { mock: { type: 'openai', baseUrl: mock.url + '/v1' } },
       routes: [{ model: 'gpt-*', provider: 'mock' }],
-      guards: { response: { secrets: { action: 'redact' } }, tenants: { shadow: { response: { mode: 'shadow' }, tools: { mode: 'shadow' } } } },
+      guards: {
+        response: { secrets: { action: 'redact' } },
+        judges: { llamaGuard: { baseUrl: judge.url + '/v1', model: 'llama-guard-3', timeoutMs: 300, failMode: 'closed', cacheSize: 0 } },
+        tenants: {
+          shadow: { response: { mode: 'shadow' }, tools: { mode: 'shadow' } },
+          judged: { response: { unsafe: { judge: true } } },
+          trusted: { response: { exfil: { allowOnlyTrustedUrls: true } } },
+        },
+      },
     });
   });
   after(async () => {
     await gw?.close();
     await mock?.close();
+    await judge?.close();
+  });
+
+  test('the Llama Guard judge on outputs: unsafe blocks (body and stream), a timeout fails closed', async () => {
+    const key = await gw.newKey('judged');
+    const chat = (stream: boolean) => ({ model: 'gpt-4o', stream, messages: [{ role: 'user', content: 'hi' }] });
+    mock.handler = (req, res) => scriptedChat(req, res, ['Here is the forbidden-recipe you asked for.']);
+    const a = await postJson(gw.url + '/v1/chat/completions', key, chat(false));
+    assert.equal(a.body.choices[0].finish_reason, 'content_filter');
+    assert.equal(a.headers.get('x-portcullis-guard'), 'response:judge');
+    const s = await postSse(gw.url + '/v1/chat/completions', key, chat(true));
+    assert.ok(s.events.some((e) => e.json?.choices?.[0]?.finish_reason === 'content_filter'));
+    assert.ok(!s.events.some((e) => String(e.json?.choices?.[0]?.delta?.content ?? '').includes('forbidden')));
+    mock.handler = (req, res) => scriptedChat(req, res, ['A perfectly normal answer.']);
+    assert.equal((await postJson(gw.url + '/v1/chat/completions', key, chat(false))).body.choices[0].message.content, 'A perfectly normal answer.');
+    judgeDelayMs = 1000;
+    try {
+      const t = await postJson(gw.url + '/v1/chat/completions', key, chat(false));
+      assert.equal(t.body.choices[0].finish_reason, 'content_filter', 'fail-closed judge timeout blocks');
+    } finally {
+      judgeDelayMs = 0;
+    }
+  });
+
+  test('allowOnlyTrustedUrls: only URLs from the system/user turns pass', async () => {
+    const key = await gw.newKey('trusted');
+    mock.handler = (req, res) => scriptedChat(req, res, ['See [the guide](https://docs.partner.example/guide) and [this](https://docs.partner.example/other).']);
+    const r = await postJson(gw.url + '/v1/chat/completions', key, { model: 'gpt-4o', messages: [{ role: 'user', content: 'Summarise https://docs.partner.example/guide please' }] });
+    const out = r.body.choices[0].message.content as string;
+    assert.ok(out.includes('(https://docs.partner.example/guide)'));
+    assert.ok(!out.includes('docs.partner.example/other'));
   });
 
   test('Responses stream: a secret split across deltas is redacted in deltas, done events and response.completed', async () => {
