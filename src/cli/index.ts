@@ -11,6 +11,8 @@ import { registerPolicyCommand } from './policy.js';
 import { registerTenantsCommand } from './tenants.js';
 import { registerScanCommand } from './scan.js';
 import { registerServeCommand } from './serve.js';
+import { registerAuditCommand } from './audit.js';
+import { registerUsageCommand } from './usage.js';
 
 const program = new Command();
 program.name('portcullis').description('Portcullis: a security gateway for AI APIs').version('0.1.0');
@@ -21,6 +23,8 @@ registerPolicyCommand(program);
 registerConfigCommand(program);
 registerDemoCommand(program);
 registerCheckCommand(program);
+registerAuditCommand(program);
+registerUsageCommand(program);
 registerIncidentCommand(program);
 registerApprovalsCommand(program);
 registerScanCommand(program);
