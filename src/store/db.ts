@@ -93,7 +93,7 @@ export async function openDb(opts: OpenDbOptions): Promise<Db> {
       close: () => kysely.destroy(),
     };
   }
-  await migrate(db);
+  await migrate(db, opts.pgSchema);
   return db;
 }
 
@@ -109,8 +109,15 @@ class StaticProvider implements MigrationProvider {
 }
 
 /** Runs every pending migration; throws with the failing migration's name. */
-export async function migrate(db: Db): Promise<void> {
-  const migrator = new Migrator({ db: db.kysely as Kysely<any>, provider: new StaticProvider(db.dialect) });
+export async function migrate(db: Db, pgSchema?: string): Promise<void> {
+  const migrator = new Migrator({
+    db: db.kysely as Kysely<any>,
+    provider: new StaticProvider(db.dialect),
+    // Migrations are numbered per module and may land out of order on an existing data dir.
+    allowUnorderedMigrations: true,
+    // Keep the bookkeeping tables inside the schema in use, so schemas never see each other's.
+    ...(db.dialect === 'postgres' ? { migrationTableSchema: pgSchema ?? 'public' } : {}),
+  });
   const { error, results } = await migrator.migrateToLatest();
   if (error) {
     const failed = results?.find((r) => r.status === 'Error');
