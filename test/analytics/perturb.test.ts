@@ -1,0 +1,63 @@
+/** Logprobs perturbation through a real gateway: the upstream sees capped/stripped requests; clients get rounded logprobs (JSON and SSE). */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startGateway } from '../helpers/gateway.js';
+import { startMockUpstream } from '../helpers/mock-upstream.js';
+
+const LP = { content: [{ token: 'Hi', logprob: -0.123456, bytes: [72, 105], top_logprobs: [{ token: 'Hi', logprob: -0.123456, bytes: [72, 105] }, { token: 'Hey', logprob: -2.987654, bytes: [72, 101, 121] }] }] };
+
+test('perturbation: cap top_logprobs upstream, round returned logprobs in bodies and streams; strip mode', async () => {
+  const mock = await startMockUpstream((req, res) => {
+    if (req.body?.stream) {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(`data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 1, model: 'm', choices: [{ index: 0, delta: { content: 'Hi' }, logprobs: LP, finish_reason: null }] })}\n\n`);
+      res.write(`data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 1, model: 'm', choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: 'stop' }] })}\n\n`);
+      res.write(`data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 1, model: 'm', choices: [], usage: { prompt_tokens: 3, completion_tokens: 1, total_tokens: 4 } })}\n\n`);
+      res.end('data: [DONE]\n\n');
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ id: 'c', object: 'chat.completion', created: 1, model: 'm', choices: [{ index: 0, message: { role: 'assistant', content: 'Hi' }, logprobs: LP, finish_reason: 'stop' }], usage: { prompt_tokens: 3, completion_tokens: 1, total_tokens: 4 } }));
+  });
+  const base = { providers: { mock: { type: 'openai', baseUrl: mock.url + '/v1' } }, routes: [{ model: '*', provider: 'mock' }] };
+  const t = await startGateway({ ...base, analytics: { perturb: { logprobs: 'cap', maxTopLogprobs: 3, roundDecimals: 1 } } });
+  const post = (url: string, key: string, body: object) => fetch(`${url}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  try {
+    const res = await post(t.url, t.key, { model: 'm', messages: [{ role: 'user', content: 'hi' }], logprobs: true, top_logprobs: 20 });
+    assert.equal(res.status, 200);
+    const j = (await res.json()) as any;
+    assert.equal(mock.requests.at(-1)!.body.top_logprobs, 3, 'capped upstream');
+    assert.equal(j.choices[0].logprobs.content[0].logprob, -0.1);
+    assert.equal(j.choices[0].logprobs.content[0].top_logprobs[1].logprob, -3);
+    const s = await post(t.url, t.key, { model: 'm', stream: true, messages: [{ role: 'user', content: 'hi' }], logprobs: true, top_logprobs: 2 });
+    const text = await s.text();
+    assert.equal(mock.requests.at(-1)!.body.top_logprobs, 2, 'under the cap: unchanged');
+    // The streaming response guards re-emit text chunks (logprobs: null); whatever reaches the client is rounded.
+    assert.ok(!text.includes('-0.123456') && !text.includes('-2.987654'), text);
+    if (text.includes('"logprob"')) assert.ok(text.includes('"logprob":-0.1'));
+  } finally {
+    await t.close();
+  }
+  const t2 = await startGateway({ ...base, analytics: { perturb: { logprobs: 'strip' } } });
+  try {
+    const res = await post(t2.url, t2.key, { model: 'm', messages: [{ role: 'user', content: 'hi' }], logprobs: true, top_logprobs: 5 });
+    assert.equal(res.status, 200);
+    await res.text();
+    const sent = mock.requests.at(-1)!.body;
+    assert.equal(sent.logprobs, undefined);
+    assert.equal(sent.top_logprobs, undefined);
+  } finally {
+    await t2.close();
+    await mock.close();
+  }
+});
+
+test('perturbation: the stream transform rounds logprobs in chunks', async () => {
+  const { roundLogprobs } = await import('../../src/analytics/perturb.js');
+  const chunk = { id: 'c', choices: [{ index: 0, delta: { content: 'Hi' }, logprobs: LP, finish_reason: null }] };
+  const out = roundLogprobs(chunk, 1) as any;
+  assert.equal(out.choices[0].logprobs.content[0].logprob, -0.1);
+  assert.deepEqual(out.choices[0].logprobs.content[0].bytes, [72, 105]);
+  const legacy = roundLogprobs({ choices: [{ text: 'a', logprobs: { tokens: ['a'], token_logprobs: [-1.23456], top_logprobs: [{ a: -1.23456, b: -4.5678 }] } }] }, 2) as any;
+  assert.deepEqual(legacy.choices[0].logprobs.token_logprobs, [-1.23]);
+  assert.deepEqual(legacy.choices[0].logprobs.top_logprobs[0], { a: -1.23, b: -4.57 });
+});
