@@ -279,17 +279,18 @@ export function createResponseGuardsModule(mctx: ModuleContext): GatewayModule {
         if (!s) return body;
         if (!s.cfg.response.enabled && !s.cfg.tools.enabled) return body;
         let out;
+        let recs: ReturnType<ResponseSession['finish']> = [];
         try {
           out = await guardBody(s, ctx.api, body, { reask: () => reask(ctx, s.cfg.response.reaskNote) });
         } finally {
           // Records go to ctx.state.guards before the guards module's done step reads them.
-          s.finish();
+          recs = s.finish();
         }
         if (out.block && !s.shadow) {
           ctx.responseHeaders['x-portcullis-guard'] = out.block.guard;
           ctx.responseHeaders['x-portcullis-action'] = ctx.state.reasked ? 'reask' : s.cfg.response.onBlock === 'fallback' ? 'fallback' : 'block';
         } else if (out.changed && !ctx.responseHeaders['x-portcullis-action']) {
-          ctx.responseHeaders['x-portcullis-guard'] = 'response';
+          ctx.responseHeaders['x-portcullis-guard'] = recs.find((r) => r.action === 'transform' && r.applied)?.guard ?? 'response';
           ctx.responseHeaders['x-portcullis-action'] = 'transform';
         }
         return out.body;

@@ -208,12 +208,7 @@ export function createGuardTransform(s: ResponseSession, api: string): StreamTra
       // The text/role part of this chunk (when it carries anything).
       const d = oc.delta;
       const hasText = api === 'chat' ? (typeof d?.content === 'string' && d.content.length > 0) || (d && Object.keys(d).some((k) => k !== 'content' && d[k] !== undefined && d[k] !== null)) : typeof oc.text === 'string' && oc.text.length > 0;
-      if (hasText) {
-        if (api === 'chat' && d && d.content === '' && typeof text === 'string') {
-          // keep an empty string only when the upstream sent one with the role (first chunk)
-        }
-        out.push(data({ ...rest, choices: [oc] }));
-      }
+      if (hasText) out.push(data({ ...rest, choices: [oc] }));
       if (calls.length > 0) {
         const b = await emitCalls(index, calls, out);
         if (b) return [...out, ...chatBlock(b)];

@@ -75,7 +75,7 @@ test('any split of an output streams exactly the non-streamed rewrite', async ()
 test('a canary anywhere, split anywhere, ends the stream with content_filter and releases nothing of it', async () => {
   await fc.assert(
     fc.asyncProperty(fc.array(pieceArb, { maxLength: 6 }), fc.nat(6), fc.array(fc.nat(2000), { maxLength: 40 }), async (pieces, at, cuts) => {
-      const list = [...pieces];
+      const list: string[] = [...pieces];
       list.splice(at % (list.length + 1), 0, `Marker: ${CANARY}. `);
       const s = await streamed(list.join(''), cuts);
       assert.deepEqual(s.finish, ['content_filter']);
