@@ -90,6 +90,8 @@ export async function createAnalyticsModule(mctx: ModuleContext): Promise<Analyt
   refreshTimer?.unref();
   const pending = new Set<Promise<unknown>>();
   const clearedAt = new Map<string, number>();
+  /** Tenant of each key seen (for alerts raised by the bucket timer). */
+  const keyTenant = new Map<string, string>();
   const track = (p: Promise<unknown>) => {
     const q = p.catch((e) => logger.error({ err: (e as Error)?.message }, 'analytics: action failed')).finally(() => pending.delete(q));
     pending.add(q);
@@ -133,7 +135,7 @@ export async function createAnalyticsModule(mctx: ModuleContext): Promise<Analyt
   }
 
   const tickTimer = enabled && cfg!.anomaly.enabled ? setInterval(() => {
-    for (const a of baselines.tick(Date.now())) anomaly(a, a.entity.startsWith('tenant:') ? a.entity.slice(7) : null);
+    for (const a of baselines.tick(Date.now())) anomaly(a, a.entity.startsWith('tenant:') ? a.entity.slice(7) : (keyTenant.get(a.entity.slice(4)) ?? null));
   }, Math.max(1000, Math.floor(cfg!.anomaly.bucketMs / 2))) : undefined;
   tickTimer?.unref();
 
@@ -194,6 +196,10 @@ export async function createAnalyticsModule(mctx: ModuleContext): Promise<Analyt
           const lim = ctx.state.limits as { estimatedInputTokens?: number; costUsd?: number } | undefined;
           const inTok = ctx.usage?.inputTokens ?? lim?.estimatedInputTokens ?? 0;
           const outTok = ctx.usage?.outputTokens ?? 0;
+          if (p.keyId && keyTenant.get(p.keyId) !== p.tenantId) {
+            if (keyTenant.size > 200_000) keyTenant.clear();
+            keyTenant.set(p.keyId, p.tenantId);
+          }
           usage.add(p.tenantId, { at: now, ...(p.keyId ? { keyId: p.keyId } : {}), model: ctx.model, error, blocked, inputTokens: inTok, outputTokens: outTok, costUsd: lim?.costUsd ?? 0, client: ctx.clientIp });
           if (cfg!.anomaly.enabled) {
             const o = { at: now, tokens: inTok + outTok, promptTokens: inTok, error, blocked, model: ctx.model };
