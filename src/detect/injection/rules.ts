@@ -450,10 +450,51 @@ function wordIndex(fold: string): Map<string, number[]> {
   return index;
 }
 
-function anchorsPresent(rule: Rule, index: Map<string, number[]>, fold: string): boolean {
+/**
+ * Inverted anchor index: for every word-index key, the (rule, group bit) pairs it satisfies, so
+ * the anchor groups of all rules are checked with one pass over the keys present in a text.
+ * Groups with substring anchors (`s:`) are checked per rule, only when still needed.
+ */
+const ANCHOR_USERS = new Map<string, number[]>();
+const FULL_MASK = new Int32Array(RULES.length);
+const HAS_SUBSTRING_ANCHORS = new Uint8Array(RULES.length);
+RULES.forEach((rule, ri) => {
+  const groups = rule.anchors ?? [];
+  if (groups.length > 30) throw new Error(`rule ${rule.id}: too many anchor groups`);
+  FULL_MASK[ri] = (1 << groups.length) - 1;
+  groups.forEach((group, gi) => {
+    for (const a of group) {
+      if (a.startsWith('s:')) {
+        HAS_SUBSTRING_ANCHORS[ri] = 1;
+        continue;
+      }
+      let users = ANCHOR_USERS.get(a);
+      if (users === undefined) ANCHOR_USERS.set(a, (users = []));
+      users.push(ri, 1 << gi);
+    }
+  });
+});
+
+/** Anchor group bits satisfied by word-index keys, per rule. */
+function anchorMasks(index: Map<string, number[]>): Int32Array {
+  const masks = new Int32Array(RULES.length);
+  for (const key of index.keys()) {
+    const users = ANCHOR_USERS.get(key);
+    if (users === undefined) continue;
+    for (let k = 0; k < users.length; k += 2) masks[users[k]!]! |= users[k + 1]!;
+  }
+  return masks;
+}
+
+function anchorsPresent(ri: number, mask: number, fold: string): boolean {
+  const rule = RULES[ri]!;
   if (rule.needles && !rule.needles.some((nd) => fold.includes(nd))) return false;
-  if (rule.anchors) {
-    for (const group of rule.anchors) if (!group.some((a) => (a.startsWith('s:') ? fold.includes(a.slice(2)) : index.has(a)))) return false;
+  if (mask === FULL_MASK[ri]) return true;
+  if (!HAS_SUBSTRING_ANCHORS[ri] || !rule.anchors) return false;
+  // Groups not yet satisfied by words may be satisfied by a substring anchor.
+  for (let gi = 0; gi < rule.anchors.length; gi++) {
+    if (mask & (1 << gi)) continue;
+    if (!rule.anchors[gi]!.some((a) => a.startsWith('s:') && fold.includes(a.slice(2)))) return false;
   }
   return true;
 }
@@ -464,8 +505,10 @@ const EMPTY: readonly number[] = [];
 export function matchRules(fold: string): RuleMatch[] {
   const out: RuleMatch[] = [];
   const index = wordIndex(fold);
-  for (const rule of RULES) {
-    if (!anchorsPresent(rule, index, fold)) continue;
+  const masks = anchorMasks(index);
+  for (let ri = 0; ri < RULES.length; ri++) {
+    const rule = RULES[ri]!;
+    if (!anchorsPresent(ri, masks[ri]!, fold)) continue;
     if (rule.lead && rule.sticky) {
       // Only where the first element can start: sticky matches at those word starts, in order.
       let positions: ArrayLike<number> = EMPTY;
