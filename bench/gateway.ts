@@ -50,6 +50,8 @@ export interface TargetResult {
   ttfbFailures?: number;
   /** Gateway CPU time per request during the 50-connection non-stream phase (µs). */
   cpuUsPerRequest?: number;
+  /** Gateway CPU divided by the mock upstream's CPU for the same requests (same seconds). */
+  cpuVsMock?: number;
   /** RSS of the gateway process(es), MB: idle after load, and peak with N streams open. */
   rssIdleMB?: number;
   rssStreamsMB?: number;
@@ -355,17 +357,24 @@ export async function run(): Promise<GatewayBenchResult> {
 
     const ns50 = new Map<string, LoadResult[]>();
     const cpuSpent = new Map<string, number>();
+    const mockSpent = new Map<string, number>();
     await rotate('non-stream, 50 connections', async ({ r, gw }) => {
       const c0 = cpuOf(gw);
+      const m0 = cpuMs(mockChild.pid);
       const res = await load(gw, body, 50, seg);
       await settle(); // the target's CPU for requests still queued when the load stopped counts too
       cpuSpent.set(r.id, (cpuSpent.get(r.id) ?? 0) + cpuOf(gw) - c0);
+      mockSpent.set(r.id, (mockSpent.get(r.id) ?? 0) + cpuMs(mockChild.pid) - m0);
       ns50.set(r.id, [...(ns50.get(r.id) ?? []), res]);
     });
     for (const { r } of live()) {
       r.nonStream50 = mergeRounds(ns50.get(r.id)!);
       if (r.id !== 'direct') r.cpuUsPerRequest = r.nonStream50.requests ? Math.round(((cpuSpent.get(r.id) ?? 0) * 1000) / r.nonStream50.requests) : undefined;
-      say(`   ${r.label.padEnd(24)} ${brief(r.nonStream50)}${r.cpuUsPerRequest !== undefined ? `  (gateway CPU ${r.cpuUsPerRequest} µs/req)` : ''}`);
+      // Gateway CPU over the mock's CPU for the same requests in the same seconds: a cost ratio that
+      // cancels out how fast the (shared, throttled) CPU happened to be.
+      const mockMs = mockSpent.get(r.id) ?? 0;
+      if (r.id !== 'direct' && mockMs > 0) r.cpuVsMock = Math.round(((cpuSpent.get(r.id) ?? 0) / mockMs) * 10) / 10;
+      say(`   ${r.label.padEnd(24)} ${brief(r.nonStream50)}${r.cpuUsPerRequest !== undefined ? `  (gateway CPU ${r.cpuUsPerRequest} µs/req, ${r.cpuVsMock ?? '—'}× the mock's)` : ''}`);
     }
 
     const ns1 = new Map<string, LoadResult[]>();
@@ -465,17 +474,19 @@ function compare(rs: TargetResult[]): GatewayBenchResult['comparisons'] {
     portcullisCpuUsPerRequest: { value: pc?.cpuUsPerRequest ?? null },
     portkeyCpuUsPerRequest: { value: pk?.cpuUsPerRequest ?? null },
     cpuPerRequestPortkeyVsPortcullis: { value: ratio(pk?.cpuUsPerRequest, pc?.cpuUsPerRequest), note: 'gateway CPU time per request, a less load-dependent efficiency ratio' },
+    portcullisCpuVsMock: { value: pc?.cpuVsMock ?? null, note: 'gateway CPU ÷ mock CPU for the same requests; cancels out the speed of a throttled CPU' },
+    portkeyCpuVsMock: { value: pk?.cpuVsMock ?? null },
   };
 }
 
 function renderTable(rs: TargetResult[], c: GatewayBenchResult['comparisons']): string {
   const direct = rs.find((r) => r.id === 'direct');
   const rows: Array<Array<string | number>> = [
-    ['target', 'req/s c50', 'p50 c50 ms', 'p99 c50 ms', 'p50 c1 ms', 'added p50 c1 ms', 'stream req/s c50', 'stream p99 ms', 'TTFB p50 ms', 'added TTFB ms', 'CPU µs/req', 'RSS idle MB', 'RSS 200 streams MB'],
+    ['target', 'req/s c50', 'p50 c50 ms', 'p99 c50 ms', 'p50 c1 ms', 'added p50 c1 ms', 'stream req/s c50', 'stream p99 ms', 'TTFB p50 ms', 'added TTFB ms', 'CPU µs/req', 'CPU ÷ mock CPU', 'RSS idle MB', 'RSS 200 streams MB'],
   ];
   for (const r of rs) {
     if (r.error && !r.nonStream50) {
-      rows.push([r.label, `failed: ${r.error.slice(0, 60)}`, '', '', '', '', '', '', '', '', '', '', '']);
+      rows.push([r.label, `failed: ${r.error.slice(0, 60)}`, '', '', '', '', '', '', '', '', '', '', '', '']);
       continue;
     }
     rows.push([
@@ -490,6 +501,7 @@ function renderTable(rs: TargetResult[], c: GatewayBenchResult['comparisons']): 
       fmt(r.ttfb?.p50, 3),
       r.id === 'direct' ? '—' : fmt((r.ttfb?.p50 ?? NaN) - (direct?.ttfb?.p50 ?? NaN), 3),
       r.cpuUsPerRequest === undefined ? '—' : String(r.cpuUsPerRequest),
+      r.cpuVsMock === undefined ? '—' : String(r.cpuVsMock),
       fmt(r.rssIdleMB, 1),
       fmt(r.rssStreamsMB, 1),
     ]);
@@ -515,6 +527,7 @@ function renderTable(rs: TargetResult[], c: GatewayBenchResult['comparisons']): 
       ['default guards: added p50 at 1 connection (ms)', verdict('guardsAddedP50At1ConnectionMs')],
       ['default guards / no guards throughput', verdict('guardsThroughputRatio')],
       ['gateway CPU per request, Portkey / Portcullis', verdict('cpuPerRequestPortkeyVsPortcullis')],
+      ['gateway CPU ÷ mock CPU, Portcullis / Portkey', `${c.portcullisCpuVsMock!.value ?? '—'} / ${c.portkeyCpuVsMock!.value ?? '—'}`],
     ]),
   ].join('\n');
 }
