@@ -66,10 +66,9 @@ export interface OutputChecker {
 type RedactionAction = 'flag' | 'block' | 'redact' | 'mask' | 'hash';
 
 function effectiveAction(own: ResponseGuardsConfig['pii']['action'], inherited: string): RedactionAction {
-  const a = own === 'inherit' ? inherited : own;
-  // Pseudonymising an output makes no sense (nobody restores it): redact instead.
-  if (a === 'pseudonymize') return 'redact';
-  return a as RedactionAction;
+  // Inheriting `pseudonymize`: the values in the output are the caller's own, restored on purpose — record only.
+  if (own === 'inherit') return inherited === 'pseudonymize' ? 'flag' : (inherited as RedactionAction);
+  return own;
 }
 
 function actOf(a: RedactionAction): OutputAct {
