@@ -47,6 +47,7 @@ export async function openDb(opts: OpenDbOptions): Promise<Db> {
       ...(schema ? { options: `-c search_path=${schema}` } : {}),
     });
     pool.on('error', () => {}); // idle client errors surface on the next query instead of crashing
+    pool.on('connect', (client) => client.on('error', () => {})); // a dropped connection mid-query fails that query, not the process
     if (schema) {
       const c = await pool.connect();
       try {
