@@ -132,7 +132,7 @@ export class ResponseSession {
 
   /** Checks one whole output text (non-streamed): scan, block/rewrite, whole-text checks, judge. */
   async checkText(text: string): Promise<TextResult> {
-    if (text.length === 0) return { ok: true, text };
+    if (text.length === 0 || !this.cfg.response.enabled) return { ok: true, text };
     if (text.length > this.cfg.response.maxOutputChars) {
       this.note('response:size', 'block', ['output_too_large'], 1);
       return { ok: false, block: { guard: 'response:exfil', categories: ['output_too_large'], failed: true } };

@@ -62,6 +62,10 @@ class TextChannel {
 
   push(delta: string): Step {
     if (delta.length === 0) return { emit: '' };
+    if (!this.s.cfg.response.enabled) {
+      this.emitted += delta;
+      return { emit: delta };
+    }
     if (this.keepFull) this.full += delta;
     if (this.full.length > this.s.cfg.response.maxOutputChars) return { emit: '', block: { guard: 'response:exfil', categories: ['output_too_large'], failed: true } };
     const st = this.scanner.push(delta);
@@ -74,6 +78,7 @@ class TextChannel {
   async end(): Promise<Step> {
     if (this.ended) return { emit: '' };
     this.ended = true;
+    if (!this.s.cfg.response.enabled) return { emit: '' };
     const st = this.scanner.end();
     if (this.scanner.findings.length > 0) this.s.noteFindings(this.scanner.findings as OutputFinding[]);
     if (this.pendingBlock && !this.s.shadow) return this.blocked();

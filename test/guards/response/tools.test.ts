@@ -166,3 +166,25 @@ describe('tool guards', () => {
     assert.deepEqual(nb.body.content, []);
   });
 });
+
+describe('tool guards with the response text guards off', () => {
+  test('text passes untouched (body and stream) while tool calls are still validated', async () => {
+    const mock = await startMockUpstream();
+    const gw = await startGateway({ providers: { mock: { type: 'openai', baseUrl: mock.url + '/v1' } }, routes: [{ model: 'gpt-*', provider: 'mock' }], guards: { response: { enabled: false } } });
+    try {
+      const GH = 'gh' + 'p_' + 'aB3dE6gH9jK2mN5pQ8sT1vW4yZ7bC0eF3hJ6';
+      mock.handler = (req, res) => scriptedChat(req, res, [`Key ${GH} `, 'done'], [{ name: 'delete_account', arguments: '{}' }]);
+      const body = (stream: boolean) => ({ model: 'gpt-4o', stream, messages: [{ role: 'user', content: 'hi' }], tools: TOOLS });
+      const a = await postJson(gw.url + '/v1/chat/completions', gw.key, body(false));
+      assert.equal(a.body.choices[0].finish_reason, 'content_filter', 'the bad call still blocks');
+      mock.handler = (req, res) => scriptedChat(req, res, [`Key ${GH} `, 'done']);
+      const b = await postJson(gw.url + '/v1/chat/completions', gw.key, body(false));
+      assert.equal(b.body.choices[0].message.content, `Key ${GH} done`);
+      const s = chatText((await postSse(gw.url + '/v1/chat/completions', gw.key, body(true))).events);
+      assert.equal(s.text, `Key ${GH} done`);
+    } finally {
+      await gw.close();
+      await mock.close();
+    }
+  });
+});
