@@ -4,7 +4,7 @@
  */
 import type { GatewayModule, ModuleFactory } from '../server/modules.js';
 import type { RequestContext } from '../server/context.js';
-import { createCounterStoreFromConfig, createLimiter, estimateInputTokens, resolveLimitSets, costUsd } from './index.js';
+import { approxTokens, createCounterStoreFromConfig, createLimiter, estimateInputTokens, resolveLimitSets, costUsd } from './index.js';
 import type { LimitsConfig } from './config.js';
 import type { Limiter, Ticket } from './types.js';
 
@@ -79,6 +79,13 @@ function requestedOutput(body: Record<string, unknown>): number | undefined {
   return undefined;
 }
 
+const TOKEN_FIELDS = ['tokensPerMinute', 'dailyTokens', 'monthlyTokens', 'dailyCostUsd', 'monthlyCostUsd', 'maxInputTokens'] as const;
+
+/** True when any scope limits tokens or money (then admission needs a real token count). */
+function needsTokens(sets: ReturnType<typeof resolveLimitSets>): boolean {
+  return [sets.key, sets.tenant, sets.user].some((s) => s && TOKEN_FIELDS.some((f) => s[f] !== undefined));
+}
+
 const OUTPUT_FIELD: Record<string, string> = { chat: 'max_tokens', completions: 'max_tokens', messages: 'max_tokens', responses: 'max_output_tokens' };
 
 /** Builds the limits module from the `limits:` config section. */
@@ -94,10 +101,12 @@ function buildModule(config: LimitsConfig, log?: { warn(o: object, m: string): v
     const p = ctx.principal;
     if (!p || !ctx.model) return;
     const { texts, messages } = requestTexts(ctx.body);
-    const inputTokens = estimateInputTokens(ctx.model, texts, config);
+    const tier = p.tier && config.tiers[p.tier] ? p.tier : undefined;
+    const sets = resolveLimitSets(config, tier);
+    // The real tokenizer only where a limit counts tokens or money; otherwise a cheap estimate.
+    const inputTokens = needsTokens(sets) ? estimateInputTokens(ctx.model, texts, config) : approxTokens(texts.join('\n'));
     const state: LimitsState = { estimatedInputTokens: inputTokens, decision: 'admitted' };
     ctx.state.limits = state;
-    const tier = p.tier && config.tiers[p.tier] ? p.tier : undefined;
     const requested = requestedOutput(ctx.body);
     const adm = await limiter.admit({
       tenantId: p.tenantId,
@@ -107,7 +116,7 @@ function buildModule(config: LimitsConfig, log?: { warn(o: object, m: string): v
       inputTokens: ctx.api === 'embeddings' ? inputTokens : inputTokens,
       ...(requested !== undefined ? { requestedOutputTokens: requested } : {}),
       messages,
-      limits: resolveLimitSets(config, tier),
+      limits: sets,
     });
     if (!adm.ok) {
       state.decision = adm.error.publicCode;

@@ -1,5 +1,5 @@
 /** The fastify application: body parsing, request context, routes, error mapping, request logs. */
-import { randomBytes } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { GatewayError } from '../errors.js';
@@ -52,7 +52,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     routerOptions: { maxParamLength: 200 },
     genReqId(req) {
       const h = req.headers['x-request-id'];
-      return typeof h === 'string' && REQUEST_ID_RE.test(h) ? h : 'req_' + randomBytes(12).toString('hex');
+      return typeof h === 'string' && REQUEST_ID_RE.test(h) ? h : 'req_' + randomUUID().replace(/-/g, '');
     },
   });
 

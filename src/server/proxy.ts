@@ -219,14 +219,17 @@ async function relayStream(
       parser.feed(decoder.decode(chunk, { stream: true }));
       const batch = pending;
       pending = [];
+      // Everything parsed from one upstream chunk goes out in one socket write (no added delay).
+      const outgoing: SseEvent[] = [];
       for (const { ev, parsed } of batch) {
         ctx.usage = usageFromEvent(api, parsed, ctx.usage);
         if (isTerminalEvent(api, ev.data, parsed)) terminal = true;
         // Usage-only chunk the gateway asked for on the client's behalf: keep it to ourselves.
         if (!clientWantsUsage && (parsed as any)?.usage && Array.isArray((parsed as any).choices) && (parsed as any).choices.length === 0) continue;
-        const evs = transform ? await transform.onEvent(ev, parsed) : [ev];
-        await write(evs);
+        if (transform) outgoing.push(...(await transform.onEvent(ev, parsed)));
+        else outgoing.push(ev);
       }
+      await write(outgoing);
       if (out.destroyed) break;
     }
     if (!terminal && !ctx.aborted) throw new GatewayError('PCL_UPSTREAM_BAD_RESPONSE', { message: 'The upstream stream ended early.', internal: 'truncated stream' });
