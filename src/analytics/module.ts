@@ -97,8 +97,22 @@ export async function createAnalyticsModule(mctx: ModuleContext): Promise<Analyt
     pending.add(q);
   };
 
+  /** Keys with an action being applied: concurrent alerts on one key apply one action, not several. */
+  const applying = new Set<string>();
+
   async function respond(kind: 'anomaly' | 'extraction', keyId: string | null, tenantId: string | null, policy: 'alert' | 'throttle' | 'suspend', reason: string, detail: Record<string, unknown>): Promise<void> {
     if (policy === 'alert' || !keyId || !cfg) return;
+    if (applying.has(keyId)) return;
+    applying.add(keyId);
+    try {
+      await respondOnce(kind, keyId, tenantId, policy, reason, detail);
+    } finally {
+      applying.delete(keyId);
+    }
+  }
+
+  async function respondOnce(kind: 'anomaly' | 'extraction', keyId: string, tenantId: string | null, policy: 'throttle' | 'suspend', reason: string, detail: Record<string, unknown>): Promise<void> {
+    if (!cfg) return;
     const now = Date.now();
     const last = actions.latest(keyId);
     const cleared = Math.max(clearedAt.get(keyId) ?? 0, last?.kind === 'clear' ? last.at : 0);
