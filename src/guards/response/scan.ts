@@ -150,7 +150,7 @@ export function createOutputChecker(cfg: GuardsConfig, ctx: OutputContext, hashK
       for (const f of links) {
         // Char-by-char sequences and invisible text are recorded; the URLs themselves are rewritten one by one.
         const plain = r.exfil.plainLinks === 'keep' && !r.exfil.allowOnlyTrustedUrls && !sequence && f.category === 'disallowed_url' && PLAIN_LINK_REASON.test(f.reason);
-        const removable = !plain && f.category !== 'char_by_char' && f.category !== 'invisible_unicode' && f.category !== 'unicode_tags' && f.end - f.start < text.length;
+        const removable = !plain && f.category !== 'char_by_char' && f.category !== 'invisible_unicode' && f.category !== 'unicode_tags';
         out.push({ ...f, guard: 'response:exfil', act: plain || (exfilAct === 'rewrite' && !removable) ? 'flag' : exfilAct });
       }
     }
