@@ -1,4 +1,5 @@
 /** The Redis-shared pseudonym vault: two engines (two gateway instances) share a conversation. */
+import { redisReachable as redisReachableAt } from '../helpers/services.js';
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -9,18 +10,7 @@ import { createRedisVault } from '../../src/guards/vault-redis.js';
 const URL = process.env.PCL_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const PREFIX = `pcl:test-vault:${process.pid}:${Date.now()}:`;
 
-async function reachable(): Promise<boolean> {
-  const r = new Redis(URL, { lazyConnect: true, connectTimeout: 500, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false });
-  r.on('error', () => {});
-  try {
-    await r.connect();
-    return (await r.ping()) === 'PONG';
-  } catch {
-    return false;
-  } finally {
-    r.disconnect();
-  }
-}
+const reachable = (): Promise<boolean> => redisReachableAt(URL);
 const ok = await reachable();
 if (!ok && process.env.CI === 'true') throw new Error(`Redis at ${URL} is unreachable and CI=true`);
 

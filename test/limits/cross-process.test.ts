@@ -6,6 +6,7 @@
  * - over IPC (`serve --workers N` without Redis): counters held by the primary (this test
  *   process) stay exact across the workers.
  */
+import { redisReachable as redisReachableAt } from '../helpers/services.js';
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
@@ -17,18 +18,7 @@ import { forkWorkers, killWorkers, runJob } from './fixtures/workers.js';
 const URL = process.env.PCL_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const PREFIX = `pcl:test:${process.pid}:${Date.now()}`;
 
-async function redisReachable(): Promise<boolean> {
-  const r = new Redis(URL, { lazyConnect: true, connectTimeout: 500, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false });
-  r.on('error', () => {});
-  try {
-    await r.connect();
-    return (await r.ping()) === 'PONG';
-  } catch {
-    return false;
-  } finally {
-    r.disconnect();
-  }
-}
+const redisReachable = (): Promise<boolean> => redisReachableAt(URL);
 
 const reachable = await redisReachable();
 if (!reachable && process.env.CI === 'true') throw new Error(`Redis at ${URL} is unreachable and CI=true: the Redis limits tests must run`);

@@ -3,6 +3,7 @@
  * reachable) the Redis store: GCRA smoothness, calendar budgets in a time zone,
  * reservations, settlement, release, size limits, leases, headers and errors.
  */
+import { redisReachable as redisReachableAt } from '../helpers/services.js';
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
@@ -20,18 +21,7 @@ import {
 const URL = process.env.PCL_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const PREFIX = `pcl:test-unit:${process.pid}:${Date.now()}`;
 
-async function redisReachable(): Promise<boolean> {
-  const r = new Redis(URL, { lazyConnect: true, connectTimeout: 500, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false });
-  r.on('error', () => {});
-  try {
-    await r.connect();
-    return (await r.ping()) === 'PONG';
-  } catch {
-    return false;
-  } finally {
-    r.disconnect();
-  }
-}
+const redisReachable = (): Promise<boolean> => redisReachableAt(URL);
 const reachable = await redisReachable();
 if (!reachable && process.env.CI === 'true') throw new Error(`Redis at ${URL} is unreachable and CI=true`);
 if (!reachable) console.log(`# skipping the Redis run of the limiter suite: Redis at ${URL} unreachable`);

@@ -3,6 +3,7 @@
  * overspent under any admit/settle/release interleaving, and the Redis Lua scripts decide
  * exactly like the memory store on the same random sequences.
  */
+import { redisReachable as redisReachableAt } from '../helpers/services.js';
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import fc from 'fast-check';
@@ -13,18 +14,7 @@ const URL = process.env.PCL_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const PREFIX = `pcl:test-prop:${process.pid}:${Date.now()}`;
 const config = parseLimitsConfig({});
 
-async function redisReachable(): Promise<boolean> {
-  const r = new Redis(URL, { lazyConnect: true, connectTimeout: 500, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false });
-  r.on('error', () => {});
-  try {
-    await r.connect();
-    return (await r.ping()) === 'PONG';
-  } catch {
-    return false;
-  } finally {
-    r.disconnect();
-  }
-}
+const redisReachable = (): Promise<boolean> => redisReachableAt(URL);
 const reachable = await redisReachable();
 if (!reachable && process.env.CI === 'true') throw new Error(`Redis at ${URL} is unreachable and CI=true`);
 
