@@ -8,7 +8,8 @@
  * the first write wins in Redis (HSETNX) and each request still restores its own values correctly.
  */
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
+import { createRequire } from 'node:module';
+import type { Redis } from 'ioredis';
 import { createVault, type PseudonymVault, type Session, type VaultEntry, type VaultOptions } from './vault.js';
 
 /** Options of the Redis vault. */
@@ -47,7 +48,7 @@ export function createRedisVault(opts: RedisVaultOptions): PseudonymVault {
   if (opts.encryptionKey.length !== 32) throw new Error('the vault key must be 32 bytes');
   const local = createVault(opts);
   const ownClient = typeof opts.redis === 'string';
-  const redis = typeof opts.redis === 'string' ? new Redis(opts.redis, { lazyConnect: false, maxRetriesPerRequest: 1, enableOfflineQueue: true }) : opts.redis;
+  const redis = typeof opts.redis === 'string' ? new ((createRequire(import.meta.url)('ioredis') as { Redis: typeof Redis }).Redis)(opts.redis, { lazyConnect: false, maxRetriesPerRequest: 1, enableOfflineQueue: true }) : opts.redis;
   if (ownClient) redis.on('error', () => {});
   const prefix = opts.keyPrefix ?? 'pcl:vault:';
   const keyOf = (tenant: string, conv: string) => prefix + createHash('sha256').update(`${tenant}\0${conv}`).digest('base64url');

@@ -5,7 +5,8 @@
  * sequence (SQLite workers, CLI changes made offline, and as a fallback behind LISTEN),
  * dropping the affected keys from its cache.
  */
-import pg from 'pg';
+import { createRequire } from 'node:module';
+import type pg from 'pg';
 import { sql } from 'kysely';
 import type { Db } from '../store/db.js';
 
@@ -87,7 +88,8 @@ export function watchKeyChanges(opts: WatchOptions): Watcher {
 
   async function listen(): Promise<void> {
     if (!opts.postgresUrl || closed) return;
-    const c = new pg.Client({ connectionString: opts.postgresUrl, connectionTimeoutMillis: 5000 });
+    const Pg = createRequire(import.meta.url)('pg') as typeof pg; // cluster mode only
+    const c = new Pg.Client({ connectionString: opts.postgresUrl, connectionTimeoutMillis: 5000 });
     c.on('notification', (n) => {
       if (n.channel === KEY_CHANGE_CHANNEL && n.payload) emit(n.payload.split(','));
     });

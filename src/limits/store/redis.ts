@@ -4,7 +4,8 @@
  * single atomic round trip. All keys of one request share the tenant's hash tag
  * (`{t:<tenant>}`), so the scripts also run on Redis Cluster.
  */
-import { Redis, type Cluster, type RedisOptions } from 'ioredis';
+import { createRequire } from 'node:module';
+import type { Redis, Cluster, RedisOptions } from 'ioredis';
 import type { AdmitOutcome, AdmitPlan, CounterStore, SettlePlan } from '../types.js';
 
 /**
@@ -133,6 +134,11 @@ end
 return 1
 `;
 
+/** ioredis, loaded on first use so processes without Redis never load it. */
+function loadRedis(): typeof Redis {
+  return (createRequire(import.meta.url)('ioredis') as { Redis: typeof Redis }).Redis;
+}
+
 /** Options of the Redis store. */
 export interface RedisStoreOptions {
   /** Prefix of every key (no braces). Default `pcl:lim`. */
@@ -158,7 +164,7 @@ export function createRedisCounterStore(target: string | Redis | Cluster, opts: 
   const timeout = opts.commandTimeoutMs ?? 250;
   const client = (
     owned
-      ? new Redis(target, {
+      ? new (loadRedis())(target, {
           commandTimeout: timeout,
           maxRetriesPerRequest: 1,
           enableOfflineQueue: false,
