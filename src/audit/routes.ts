@@ -9,6 +9,7 @@ import type { AdminPrincipal, AdminRole } from '../identity/types.js';
 import type { Database } from '../store/schema.js';
 import { open, type TenantKeys } from './crypto.js';
 import type { AuditStore } from './store.js';
+import { matchRoute } from '../server/admin/routes.js';
 
 /** What the handlers need. */
 export interface AuditApiDeps {
@@ -238,18 +239,5 @@ export async function runAuditRoute(route: AuditRoute, deps: AuditApiDeps, admin
 
 /** Finds a route by method and path. */
 export function matchAuditRoute(method: string, path: string): { route: AuditRoute; params: Record<string, string> } | null {
-  const parts = path.split('?')[0]!.split('/');
-  for (const route of AUDIT_ROUTES) {
-    if (route.method !== method) continue;
-    const rp = route.path.split('/');
-    if (rp.length !== parts.length) continue;
-    const params: Record<string, string> = {};
-    let ok = true;
-    for (let i = 0; i < rp.length && ok; i++) {
-      if (rp[i]!.startsWith(':')) params[rp[i]!.slice(1)] = decodeURIComponent(parts[i]!);
-      else ok = rp[i] === parts[i];
-    }
-    if (ok) return { route, params };
-  }
-  return null;
+  return matchRoute(AUDIT_ROUTES, method, path);
 }

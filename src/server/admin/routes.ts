@@ -407,22 +407,32 @@ export async function runAdminRoute(route: AdminRoute, deps: AdminDeps, admin: A
   }
 }
 
-/** Finds the route for a method and concrete path, with its params. */
-export function matchAdminRoute(method: string, path: string): { route: AdminRoute; params: Record<string, string> } | null {
+/** Finds the route for a method and concrete path among `routes` (`:name` segments become params). */
+export function matchRoute<R extends { method: string; path: string }>(routes: readonly R[], method: string, path: string): { route: R; params: Record<string, string> } | null {
   const parts = path.split('?')[0]!.split('/');
-  for (const route of ADMIN_ROUTES) {
+  for (const route of routes) {
     if (route.method !== method) continue;
     const rp = route.path.split('/');
     if (rp.length !== parts.length) continue;
     const params: Record<string, string> = {};
     let ok = true;
     for (let i = 0; i < rp.length && ok; i++) {
-      if (rp[i]!.startsWith(':')) params[rp[i]!.slice(1)] = decodeURIComponent(parts[i]!);
-      else ok = rp[i] === parts[i];
+      if (rp[i]!.startsWith(':')) {
+        try {
+          params[rp[i]!.slice(1)] = decodeURIComponent(parts[i]!);
+        } catch {
+          ok = false; // malformed %-escape: no such route
+        }
+      } else ok = rp[i] === parts[i];
     }
     if (ok) return { route, params };
   }
   return null;
+}
+
+/** Finds the admin route for a method and concrete path, with its params. */
+export function matchAdminRoute(method: string, path: string): { route: AdminRoute; params: Record<string, string> } | null {
+  return matchRoute(ADMIN_ROUTES, method, path);
 }
 
 /** Calls the admin API in-process (offline CLI): same routes, roles, validation and audit. */
