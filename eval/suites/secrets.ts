@@ -52,6 +52,19 @@ function spansFromRedacted(original: string, redacted: string, placeholder: RegE
   return out;
 }
 
+/**
+ * An excerpt safe to print and commit: long alphanumeric runs cut to 6 characters, and the
+ * markers secret scanners key on (PEM headers, xox?- prefixes) broken, so results files are
+ * not themselves token-shaped.
+ */
+function defang(text: string, max: number): string {
+  const cut = text
+    .replace(/[A-Za-z0-9]{12,}/g, (w) => w.slice(0, 6) + '…')
+    .replace(/-----(BEGIN|END)([A-Z ]*) KEY-----/g, '[$1$2 KEY]')
+    .replace(/\b(xox[a-z])-/g, '$1_');
+  return truncate(cut, max);
+}
+
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'pcl-secrets-'));
   try {
@@ -109,7 +122,7 @@ async function main(): Promise<void> {
           if (pred.length > 0) {
             fpRows++;
             ps.fpRows++;
-            for (const p of pred) fps.push({ id: String(r.id), category: (p as { category?: string }).category ?? '?', text: truncate(r.text.slice(Math.max(0, p.start - 30), p.end + 10).replace(/[A-Za-z0-9]{12,}/g, (w) => w.slice(0, 6) + '…'), 100) });
+            for (const p of pred) fps.push({ id: String(r.id), category: (p as { category?: string }).category ?? '?', text: defang(r.text.slice(Math.max(0, p.start - 30), p.end + 10), 100) });
           }
           continue;
         }
@@ -119,7 +132,7 @@ async function main(): Promise<void> {
           if (pred.some((p) => p.start < g.end && g.start < p.end)) {
             recalled++;
             ps.recalled++;
-          } else misses.push({ id: String(r.id), type: g.type, context: truncate(r.text.slice(g.start, Math.min(g.end, g.start + 60)).replace(/[A-Za-z0-9]{12,}/g, (w) => w.slice(0, 6) + '…'), 80) });
+          } else misses.push({ id: String(r.id), type: g.type, context: defang(r.text.slice(g.start, Math.min(g.end, g.start + 60)), 80) });
         }
         for (const p of pred) if (!spans.some((g) => p.start < g.end && g.start < p.end)) extra++;
       }
