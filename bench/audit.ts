@@ -10,15 +10,11 @@ import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { validateConfig } from '../src/config/load.js';
-import { createGateway, createLogger, type Gateway } from '../src/index.js';
 import { openDb, type Db } from '../src/store/db.js';
 import { AuditStore } from '../src/audit/store.js';
 import { AuditWriter } from '../src/audit/writer.js';
 import { newEventId, type QueuedEvent } from '../src/audit/event.js';
-import { startBenchMock } from './lib/mock-upstream.js';
-import { runLoad, type LoadResult } from './lib/load.js';
-import { table, fmt } from './lib/table.js';
+import { compareOnOff, onOffTable } from './lib/on-off.js';
 
 const DURATION = Number(process.env.PCL_BENCH_AUDIT_SECONDS ?? 5);
 const CONNECTIONS = Number(process.env.PCL_BENCH_AUDIT_CONNECTIONS ?? 32);
@@ -77,23 +73,6 @@ async function writeThroughput(db: Db): Promise<{ eventsPerSec: number; events: 
   }
 }
 
-async function gateway(upstream: string, on: boolean): Promise<{ gw: Gateway; url: string; key: string; dir: string }> {
-  const dir = mkdtempSync(join(tmpdir(), 'pcl-bench-audit-gw-'));
-  const config = validateConfig({
-    dataDir: dir,
-    server: { host: '127.0.0.1', port: 0 },
-    log: { level: 'silent' },
-    providers: { mock: { type: 'openai', baseUrl: upstream + '/v1' } },
-    routes: [{ model: '*', provider: 'mock' }],
-    // Guards off in both, as in the gateway overhead bench: the difference is the audit trail alone.
-    guards: { enabled: false },
-    audit: { enabled: on },
-  });
-  const gw = await createGateway(config, { logger: createLogger('silent'), env: {} });
-  const { url } = await gw.listen();
-  return { gw, url, key: gw.bootstrapKey!.key, dir };
-}
-
 /** Runs the bench and returns its numbers. */
 export async function run(): Promise<object> {
   const sqliteDir = mkdtempSync(join(tmpdir(), 'pcl-bench-audit-db-'));
@@ -122,40 +101,26 @@ export async function run(): Promise<object> {
     await c.end().catch(() => {});
   }
 
-  const mock = await startBenchMock();
-  const upstream = `http://127.0.0.1:${mock.port}`;
-  const off = await gateway(upstream, false);
-  const on = await gateway(upstream, true);
-  const body = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'system', content: 'You are a helpful assistant.' }, { role: 'user', content: 'Write one sentence about the sea and the weather today.' }], max_tokens: 64 });
-  const phases: Array<{ mode: 'off' | 'on'; r: LoadResult }> = [];
   let stored = 0;
-  try {
-    for (const g of [off, on]) await runLoad({ url: `${g.url}/v1/chat/completions`, body, headers: { authorization: `Bearer ${g.key}`, 'content-type': 'application/json' }, connections: CONNECTIONS, durationSec: 1 }); // warm-up
-    for (const mode of ['off', 'on', 'off', 'on'] as const) {
-      const g = mode === 'on' ? on : off;
-      phases.push({ mode, r: await runLoad({ url: `${g.url}/v1/chat/completions`, body, headers: { authorization: `Bearer ${g.key}`, 'content-type': 'application/json' }, connections: CONNECTIONS, durationSec: DURATION }) });
-    }
-    const m = on.gw.modules.get('audit') as unknown as { flush(): Promise<void>; store: AuditStore };
-    await m.flush();
-    stored = await m.store.count();
-  } finally {
-    await on.gw.close();
-    await off.gw.close();
-    await mock.close();
-    rmSync(on.dir, { recursive: true, force: true });
-    rmSync(off.dir, { recursive: true, force: true });
-  }
-  const best = (m: 'on' | 'off') => phases.filter((p) => p.mode === m).reduce((a, b) => (b.r.rps > a.r.rps ? b : a)).r;
-  const bOff = best('off');
-  const bOn = best('on');
+  // Guards off in both, as in the gateway overhead bench: the difference is the audit trail alone.
+  const res = await compareOnOff({
+    offConfig: { guards: { enabled: false }, audit: { enabled: false } },
+    onConfig: { guards: { enabled: false }, audit: { enabled: true } },
+    connections: CONNECTIONS,
+    durationSec: DURATION,
+    warmupSec: 1,
+    prefix: 'pcl-bench-audit-gw-',
+    async inspect(on) {
+      const m = on.gw.modules.get('audit') as unknown as { flush(): Promise<void>; store: AuditStore };
+      await m.flush();
+      stored = await m.store.count();
+    },
+  });
+  const { phases, on: bOn, off: bOff, ratioPercent: ratio } = res;
   const served = phases.filter((p) => p.mode === 'on').reduce((a, p) => a + p.r.requests - p.r.errors, 0);
-  const ratio = Math.round((bOn.rps / bOff.rps) * 1000) / 10;
   const pgLine = 'eventsPerSec' in postgres ? `${postgres.eventsPerSec} events/s` : postgres.skipped;
   process.stdout.write(
-    table([
-      ['mode', 'rps', 'p50 ms', 'p99 ms', 'errors'],
-      ...phases.map((p) => [p.mode, fmt(p.r.rps, 0), fmt(p.r.p50), fmt(p.r.p99), p.r.errors]),
-    ]) + `\naudit on: ${ratio} % of off (target ≥ 90 %); ${stored} events stored for ${served} requests completed in the audit-on phases (plus warm-up and in-flight ones)\nwriter: SQLite ${sqlite.eventsPerSec} events/s, PostgreSQL ${pgLine} (${EVENTS} events, batches of 500)\n`,
+    onOffTable(res) + `\naudit on: ${ratio} % of off (target ≥ 90 %); ${stored} events stored for ${served} requests completed in the audit-on phases (plus warm-up and in-flight ones)\nwriter: SQLite ${sqlite.eventsPerSec} events/s, PostgreSQL ${pgLine} (${EVENTS} events, batches of 500)\n`,
   );
   return { tool: bOn.tool, connections: CONNECTIONS, durationSec: DURATION, off: { rps: bOff.rps, p50: bOff.p50, p99: bOff.p99 }, on: { rps: bOn.rps, p50: bOn.p50, p99: bOn.p99 }, ratioPercent: ratio, eventsStored: stored, requestsWithAuditOn: served, writer: { sqlite, postgres } };
 }
