@@ -138,3 +138,16 @@ export function isHeldOut(set: string, row: PromptRow): boolean {
 export function isHarmfulRequest(row: PromptRow): boolean {
   return typeof row.category === 'string' && row.category.startsWith('harmful_request/');
 }
+
+/** Maps code-point offsets (as the span data sets count) to UTF-16 offsets (as JavaScript strings do) for one text. */
+export function cpToUtf16(text: string): (cp: number) => number {
+  if (!/[\uD800-\uDFFF]/.test(text)) return (cp) => cp;
+  const map: number[] = [];
+  let u = 0;
+  for (const ch of text) {
+    map.push(u);
+    u += ch.length;
+  }
+  map.push(u);
+  return (cp) => map[cp] ?? u;
+}

@@ -11,7 +11,7 @@
 import { join } from 'node:path';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { DATASETS_DIR, fmt, formatTable, loadJsonl, splitOf, truncate, type SpanRow } from '../lib/index.js';
+import { cpToUtf16, DATASETS_DIR, fmt, formatTable, loadJsonl, splitOf, truncate, type SpanRow } from '../lib/index.js';
 import { detectPii, PII_ENTITIES, STRUCTURED_ENTITIES } from '../../src/detect/pii/index.js';
 
 type Span = { start: number; end: number; type: string };
@@ -24,18 +24,6 @@ const STRUCTURED = ['EMAIL', 'PHONE', 'CREDIT_CARD', 'IBAN', 'US_SSN', 'IP_ADDRE
 const NER = ['PERSON', 'LOCATION'];
 const OTHER = ['STREET_ADDRESS', 'DRIVER_LICENSE'];
 const SCORED = new Set([...STRUCTURED, ...NER, ...OTHER]);
-
-function cpToUtf16(text: string): (cp: number) => number {
-  if (!/[\uD800-\uDFFF]/.test(text)) return (cp) => cp;
-  const map: number[] = [];
-  let u = 0;
-  for (const ch of text) {
-    map.push(u);
-    u += ch.length;
-  }
-  map.push(u);
-  return (cp) => map[cp] ?? u;
-}
 
 /** Recovers replaced spans from a peer's redacted output by aligning the literal text between placeholders. */
 function spansFromRedacted(original: string, redacted: string, placeholder: RegExp, mapLabel: (l: string) => string | undefined): Span[] {

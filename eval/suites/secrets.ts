@@ -13,22 +13,10 @@ import { mkdtempSync, rmSync, readdirSync, existsSync, mkdirSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { DATASETS_DIR, fmt, formatTable, listPromptFiles, loadJsonl, truncate, type PromptRow, type SpanRow } from '../lib/index.js';
+import { cpToUtf16, DATASETS_DIR, fmt, formatTable, listPromptFiles, loadJsonl, truncate, type PromptRow, type SpanRow } from '../lib/index.js';
 import { detectSecrets, RULE_COUNT } from '../../src/detect/secrets/index.js';
 
 type Span = { start: number; end: number };
-
-function cpToUtf16(text: string): (cp: number) => number {
-  if (!/[\uD800-\uDFFF]/.test(text)) return (cp) => cp;
-  const map: number[] = [];
-  let u = 0;
-  for (const ch of text) {
-    map.push(u);
-    u += ch.length;
-  }
-  map.push(u);
-  return (cp) => map[cp] ?? u;
-}
 
 /** Recovers replaced spans from a peer's redacted output by aligning the literal text between placeholders. */
 function spansFromRedacted(original: string, redacted: string, placeholder: RegExp): Span[] {
