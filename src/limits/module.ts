@@ -89,10 +89,6 @@ function needsTokens(sets: ReturnType<typeof resolveLimitSets>): boolean {
 const OUTPUT_FIELD: Record<string, string> = { chat: 'max_tokens', completions: 'max_tokens', messages: 'max_tokens', responses: 'max_output_tokens' };
 
 /** Builds the limits module from the `limits:` config section. */
-export function createLimitsModule(config: LimitsConfig): LimitsModule {
-  return buildModule(config);
-}
-
 function buildModule(config: LimitsConfig, log?: { warn(o: object, m: string): void }): LimitsModule {
   const store = createCounterStoreFromConfig(config);
   const limiter = createLimiter({ config, store, ...(log ? { log } : {}) });
@@ -113,7 +109,7 @@ function buildModule(config: LimitsConfig, log?: { warn(o: object, m: string): v
       ...(p.keyId ? { keyId: p.keyId } : {}),
       ...(p.user ? { userId: p.user } : {}),
       model: ctx.model,
-      inputTokens: ctx.api === 'embeddings' ? inputTokens : inputTokens,
+      inputTokens,
       ...(requested !== undefined ? { requestedOutputTokens: requested } : {}),
       messages,
       limits: sets,
@@ -126,7 +122,7 @@ function buildModule(config: LimitsConfig, log?: { warn(o: object, m: string): v
     Object.assign(ctx.responseHeaders, adm.headers);
     // Enforce the output cap the reservation assumes, so budgets cannot be overrun by a long answer.
     const field = OUTPUT_FIELD[ctx.api];
-    if (field && ctx.api !== 'embeddings' && (requested === undefined || requested > adm.ticket.maxOutputTokens)) {
+    if (field && (requested === undefined || requested > adm.ticket.maxOutputTokens)) {
       const usesCompletionField = ctx.api === 'chat' && (ctx.body.max_completion_tokens !== undefined || /^(o\d|gpt-5)/.test(ctx.model));
       ctx.body = { ...ctx.body, [usesCompletionField ? 'max_completion_tokens' : field]: adm.ticket.maxOutputTokens };
       if (usesCompletionField) delete (ctx.body as Record<string, unknown>).max_tokens;

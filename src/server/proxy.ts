@@ -76,98 +76,94 @@ export function formatSse(ev: SseEvent): string {
 export async function handleProxy(deps: ProxyDeps, api: Api, req: FastifyRequest, reply: FastifyReply): Promise<unknown> {
   const ctx = req.pcl;
   ctx.api = api;
-  try {
-    ctx.principal = await phase(ctx, 'identify', () => identify(deps, req));
-    const body = req.body as Record<string, unknown>;
-    if (!body || typeof body !== 'object') throw new GatewayError('PCL_INVALID_REQUEST', { message: 'The request body must be a JSON object.' });
-    validateBody(api, body);
-    const model = body.model as string;
-    ctx.model = model;
-    const route = deps.router.resolve(model);
-    if (!route) throw new GatewayError('PCL_MODEL_NOT_FOUND', { message: `The model '${model.slice(0, 100)}' does not exist or is not routed by this gateway.`, param: 'model' });
-    if (!route.provider.apis.has(api)) throw new GatewayError('PCL_MODEL_UNSUPPORTED_ROUTE', { param: 'model' });
-    ctx.provider = route.provider;
-    ctx.upstreamModel = route.upstreamModel;
-    ctx.stream = body.stream === true;
-    ctx.body = body;
-    if (ctx.principal && typeof body.user === 'string') ctx.principal = { ...ctx.principal, user: body.user.slice(0, 256) };
+  ctx.principal = await phase(ctx, 'identify', () => identify(deps, req));
+  const body = req.body as Record<string, unknown>;
+  if (!body || typeof body !== 'object') throw new GatewayError('PCL_INVALID_REQUEST', { message: 'The request body must be a JSON object.' });
+  validateBody(api, body);
+  const model = body.model as string;
+  ctx.model = model;
+  const route = deps.router.resolve(model);
+  if (!route) throw new GatewayError('PCL_MODEL_NOT_FOUND', { message: `The model '${model.slice(0, 100)}' does not exist or is not routed by this gateway.`, param: 'model' });
+  if (!route.provider.apis.has(api)) throw new GatewayError('PCL_MODEL_UNSUPPORTED_ROUTE', { param: 'model' });
+  ctx.provider = route.provider;
+  ctx.upstreamModel = route.upstreamModel;
+  ctx.stream = body.stream === true;
+  ctx.body = body;
+  if (ctx.principal && typeof body.user === 'string') ctx.principal = { ...ctx.principal, user: body.user.slice(0, 256) };
 
-    await phase(ctx, 'authorize', () => deps.steps.authorize?.(ctx));
-    await phase(ctx, 'admit', () => deps.steps.admit?.(ctx));
-    await phase(ctx, 'request_guards', () => deps.steps.requestGuards?.(ctx));
+  await phase(ctx, 'authorize', () => deps.steps.authorize?.(ctx));
+  await phase(ctx, 'admit', () => deps.steps.admit?.(ctx));
+  await phase(ctx, 'request_guards', () => deps.steps.requestGuards?.(ctx));
 
-    const upstreamBody: Record<string, unknown> = { ...ctx.body, model: route.upstreamModel };
-    let clientWantsUsage = true;
-    if (ctx.stream && (api === 'chat' || api === 'completions')) {
-      const so = (ctx.body.stream_options ?? {}) as Record<string, unknown>;
-      clientWantsUsage = so.include_usage === true;
-      upstreamBody.stream_options = { ...so, include_usage: true }; // settle budgets on real usage
-    }
-
-    const ac = new AbortController();
-    const onClose = () => {
-      if (!reply.raw.writableFinished) {
-        ctx.aborted = true;
-        ac.abort(new GatewayError('PCL_UPSTREAM_ERROR', { internal: 'client closed the connection' }));
-      }
-    };
-    reply.raw.once('close', onClose);
-    const total = setTimeout(() => ac.abort(new GatewayError('PCL_UPSTREAM_TIMEOUT', { internal: 'total timeout' })), deps.config.upstream.totalTimeoutMs);
-    total.unref();
-
-    const t0 = performance.now();
-    let res: UpstreamResponse;
-    try {
-      res = await phase(ctx, 'upstream', () => route.provider.send({ api, body: upstreamBody, stream: ctx.stream, signal: ac.signal, requestId: ctx.requestId }));
-    } catch (e) {
-      clearTimeout(total);
-      throw mapTransportError(e, route.provider.name);
-    }
-    ctx.ttfbMs = performance.now() - t0;
-
-    if (res.status >= 400) {
-      clearTimeout(total);
-      let text = '';
-      try {
-        text = (await readBounded(res.body, 64 * 1024)).toString('utf8');
-      } catch {
-        res.dump();
-      }
-      throw mapUpstreamStatus(res.status, res.headers, text);
-    }
-
-    const ctype = String(res.headers['content-type'] ?? '');
-    if (ctx.stream && ctype.includes('text/event-stream')) {
-      return relayStream(deps, ctx, res, reply, ac, total, clientWantsUsage);
-    }
-
-    let buf: Buffer;
-    try {
-      buf = await readBounded(res.body, deps.config.upstream.maxResponseBytes);
-    } catch (e) {
-      throw mapTransportError(e, route.provider.name);
-    } finally {
-      clearTimeout(total);
-    }
-    ctx.upstreamMs = performance.now() - t0;
-    let parsed: Record<string, unknown>;
-    try {
-      parsed = JSON.parse(buf.toString('utf8'));
-      if (!parsed || typeof parsed !== 'object') throw new Error('not an object');
-    } catch {
-      throw new GatewayError('PCL_UPSTREAM_BAD_RESPONSE', { internal: { upstreamStatus: res.status, bodyPrefix: buf.subarray(0, 200).toString('utf8') } });
-    }
-    ctx.usage = usageFromBody(api, parsed);
-    const out = deps.steps.responseGuards ? await deps.steps.responseGuards(ctx, parsed) : parsed;
-    ctx.status = res.status;
-    reply.headers(ctx.responseHeaders);
-    reply.code(res.status).header('content-type', 'application/json; charset=utf-8');
-    const text = JSON.stringify(out);
-    (ctx.state.audit as AuditRequestState | undefined)?.tap?.body(out, text); // output hash for the audit trail
-    return reply.send(text);
-  } catch (e) {
-    throw e;
+  const upstreamBody: Record<string, unknown> = { ...ctx.body, model: route.upstreamModel };
+  let clientWantsUsage = true;
+  if (ctx.stream && (api === 'chat' || api === 'completions')) {
+    const so = (ctx.body.stream_options ?? {}) as Record<string, unknown>;
+    clientWantsUsage = so.include_usage === true;
+    upstreamBody.stream_options = { ...so, include_usage: true }; // settle budgets on real usage
   }
+
+  const ac = new AbortController();
+  const onClose = () => {
+    if (!reply.raw.writableFinished) {
+      ctx.aborted = true;
+      ac.abort(new GatewayError('PCL_UPSTREAM_ERROR', { internal: 'client closed the connection' }));
+    }
+  };
+  reply.raw.once('close', onClose);
+  const total = setTimeout(() => ac.abort(new GatewayError('PCL_UPSTREAM_TIMEOUT', { internal: 'total timeout' })), deps.config.upstream.totalTimeoutMs);
+  total.unref();
+
+  const t0 = performance.now();
+  let res: UpstreamResponse;
+  try {
+    res = await phase(ctx, 'upstream', () => route.provider.send({ api, body: upstreamBody, stream: ctx.stream, signal: ac.signal, requestId: ctx.requestId }));
+  } catch (e) {
+    clearTimeout(total);
+    throw mapTransportError(e, route.provider.name);
+  }
+  ctx.ttfbMs = performance.now() - t0;
+
+  if (res.status >= 400) {
+    clearTimeout(total);
+    let text = '';
+    try {
+      text = (await readBounded(res.body, 64 * 1024)).toString('utf8');
+    } catch {
+      res.dump();
+    }
+    throw mapUpstreamStatus(res.status, res.headers, text);
+  }
+
+  const ctype = String(res.headers['content-type'] ?? '');
+  if (ctx.stream && ctype.includes('text/event-stream')) {
+    return relayStream(deps, ctx, res, reply, ac, total, clientWantsUsage);
+  }
+
+  let buf: Buffer;
+  try {
+    buf = await readBounded(res.body, deps.config.upstream.maxResponseBytes);
+  } catch (e) {
+    throw mapTransportError(e, route.provider.name);
+  } finally {
+    clearTimeout(total);
+  }
+  ctx.upstreamMs = performance.now() - t0;
+  let parsed: Record<string, unknown>;
+  try {
+    parsed = JSON.parse(buf.toString('utf8'));
+    if (!parsed || typeof parsed !== 'object') throw new Error('not an object');
+  } catch {
+    throw new GatewayError('PCL_UPSTREAM_BAD_RESPONSE', { internal: { upstreamStatus: res.status, bodyPrefix: buf.subarray(0, 200).toString('utf8') } });
+  }
+  ctx.usage = usageFromBody(api, parsed);
+  const out = deps.steps.responseGuards ? await deps.steps.responseGuards(ctx, parsed) : parsed;
+  ctx.status = res.status;
+  reply.headers(ctx.responseHeaders);
+  reply.code(res.status).header('content-type', 'application/json; charset=utf-8');
+  const text = JSON.stringify(out);
+  (ctx.state.audit as AuditRequestState | undefined)?.tap?.body(out, text); // output hash for the audit trail
+  return reply.send(text);
 }
 
 async function relayStream(
