@@ -60,7 +60,7 @@ export interface ExtractionScore {
 
 interface Entry {
   at: number;
-  bands: string[];
+  bands: number[];
   sig: Uint32Array;
   toks: Uint32Array;
   dup: boolean;
@@ -79,7 +79,7 @@ interface TemplateStats {
 interface KeyState {
   entries: Entry[];
   head: number;
-  bandIndex: Map<string, Entry[]>;
+  bandIndex: Map<number, Entry[]>;
   dup: number;
   templated: number;
   mono: number;
@@ -91,8 +91,8 @@ const hasher = new MinHasher(16, 4, 2);
 /** Most earlier prompts compared with a new one (newest first). */
 const MAX_CANDIDATES = 8;
 
-function hashTokens(words: string[]): Uint32Array {
-  const out = new Uint32Array(Math.min(words.length, 128));
+function hashTokens(words: string[], max = 128): Uint32Array {
+  const out = new Uint32Array(Math.min(words.length, max));
   for (let i = 0; i < out.length; i++) out[i] = fnv1a(words[i]!);
   return out;
 }
@@ -136,16 +136,17 @@ export class ExtractionDetector {
     this.evict(st, input.at);
     const words = tokenize(input.text, 128);
     const toks = hashTokens(words);
-    const sig = hasher.signature(words);
+    const sig = hasher.signatureOfHashes(toks);
     const bands = hasher.bandKeys(sig);
     let best: Entry | undefined;
     let bestSim = 0;
     const seen = new Set<Entry>();
-    // Newest candidates first, a bounded number of them: the cost stays flat on templated floods.
+    // Newest candidates first, a bounded number of them per band and in all: the cost stays flat
+    // on templated floods (where every band lists the same earlier prompts).
     scan: for (const b of bands) {
       const list = st.bandIndex.get(b);
       if (!list) continue;
-      for (let i = list.length - 1; i >= 0; i--) {
+      for (let i = list.length - 1, looked = 0; i >= 0 && looked < MAX_CANDIDATES; i--, looked++) {
         const e = list[i]!;
         if (seen.has(e)) continue;
         if (seen.size >= MAX_CANDIDATES) break scan;

@@ -7,8 +7,9 @@
 export function tokenize(text: string, max = 256): string[] {
   const out: string[] = [];
   const re = /[\p{L}\p{N}]+/gu;
+  const lower = text.toLowerCase();
   let m: RegExpExecArray | null;
-  while ((m = re.exec(text)) !== null && out.length < max) out.push(m[0].toLowerCase());
+  while (out.length < max && (m = re.exec(lower)) !== null) out.push(m[0]);
   return out;
 }
 
@@ -52,25 +53,43 @@ export class MinHasher {
 
   /** The signature of a token list (empty input → all-max signature). */
   signature(tokens: readonly string[]): Uint32Array {
+    const hashes = new Uint32Array(tokens.length);
+    for (let i = 0; i < tokens.length; i++) hashes[i] = fnv1a(tokens[i]!);
+    return this.signatureOfHashes(hashes);
+  }
+
+  /**
+   * The signature of a list of token hashes (`fnv1a` of each token): each shingle of `shingle`
+   * consecutive tokens is hashed from its tokens' hashes, so no shingle string is built.
+   */
+  signatureOfHashes(tokens: Uint32Array): Uint32Array {
     const sig = new Uint32Array(this.size).fill(0xffffffff);
     const k = Math.min(this.shingle, Math.max(1, tokens.length));
+    const a = this.a;
+    const b = this.b;
+    const n = this.size;
     for (let i = 0; i + k <= tokens.length; i++) {
-      const h = fnv1a(tokens.slice(i, i + k).join(' '));
-      for (let j = 0; j < this.size; j++) {
-        const v = (Math.imul(this.a[j]!, h) + this.b[j]!) >>> 0;
+      let h = 0x811c9dc5;
+      for (let t = 0; t < k; t++) h = Math.imul(h ^ tokens[i + t]!, 0x01000193);
+      h >>>= 0;
+      for (let j = 0; j < n; j++) {
+        const v = (Math.imul(a[j]!, h) + b[j]!) >>> 0;
         if (v < sig[j]!) sig[j] = v;
       }
     }
     return sig;
   }
 
-  /** The LSH band keys of a signature (equal keys in any band → candidate near-duplicates). */
-  bandKeys(sig: Uint32Array): string[] {
-    const keys: string[] = [];
+  /**
+   * The LSH band keys of a signature (equal keys in any band → candidate near-duplicates): the
+   * band number times 2^32 plus the band's 32-bit hash, a safe integer (cheap Map key, no string).
+   */
+  bandKeys(sig: Uint32Array): number[] {
+    const keys: number[] = new Array<number>(this.bands);
     for (let b = 0; b < this.bands; b++) {
       let h = 0x811c9dc5 ^ b;
       for (let r = 0; r < this.rows; r++) h = Math.imul(h ^ sig[b * this.rows + r]!, 0x01000193);
-      keys.push(`${b}:${(h >>> 0).toString(36)}`);
+      keys[b] = b * 0x1_0000_0000 + (h >>> 0);
     }
     return keys;
   }
