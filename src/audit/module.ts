@@ -41,7 +41,7 @@ export const auditModule: ModuleFactory = async ({ config, db, logger, identity,
     throw new Error(`audit.payloads.enabled needs a master key: set ${c.payloads.masterKeyEnv} (32 bytes as 64 hex characters or base64) or audit.payloads.masterKeyFile`);
   }
   const keys = master ? new TenantKeys(db.kysely, master) : undefined;
-  const store = new AuditStore(db.kysely, config.limits.timeZone);
+  const store = new AuditStore(db.kysely, config.limits.timeZone, db.sqlite);
   const writer = new AuditWriter({
     store,
     spillDir: c.spillDir ?? join(config.dataDir, 'audit-spill'),

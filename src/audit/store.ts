@@ -1,5 +1,6 @@
 /** The audit store over Kysely (SQLite or PostgreSQL): idempotent batch inserts, search, usage, purge. */
 import { sql, type Kysely } from 'kysely';
+import type SqliteDatabase from 'better-sqlite3';
 import type { Database } from '../store/schema.js';
 import type { AuditEvent, QueuedEvent } from './event.js';
 
@@ -69,15 +70,46 @@ export function dayOf(ms: number, timeZone: string): string {
   return new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' }).format(ms);
 }
 
+const EVENT_COLUMNS = ['id', 'ts', 'day', 'kind', 'tenant_id', 'key_id', 'request_id', 'status', 'model', 'action', 'categories', 'tokens_in', 'tokens_out', 'cost_usd', 'data'] as const;
+const PAYLOAD_COLUMNS = ['event_id', 'tenant_id', 'ts', 'expires_at', 'request', 'response'] as const;
+/** Time zone offsets change at most on quarter hours: a day name is cached per 15 minutes. */
+const DAY_SLOT_MS = 15 * 60_000;
+
 /** The audit store. */
 export class AuditStore implements AuditSink {
   private readonly dayFmt: Intl.DateTimeFormat;
+  private daySlot = -1;
+  private dayName = '';
+  private readonly rawInsert?: (rows: readonly Record<string, unknown>[], payloads: readonly Record<string, unknown>[]) => void;
   constructor(
     readonly db: Kysely<Database>,
     /** Time zone of the `day` column (the limits time zone). */
     readonly timeZone = 'UTC',
+    /**
+     * The embedded default's SQLite handle: batches are then written with two prepared statements
+     * in one synchronous transaction instead of building a multi-row statement per batch.
+     */
+    private readonly sqlite?: SqliteDatabase.Database,
   ) {
     this.dayFmt = new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' });
+    if (sqlite) {
+      const ev = sqlite.prepare(`INSERT INTO audit_events (${EVENT_COLUMNS.join(', ')}) VALUES (${EVENT_COLUMNS.map((c) => '@' + c).join(', ')}) ON CONFLICT (id) DO NOTHING`);
+      const pl = sqlite.prepare(`INSERT INTO audit_payloads (${PAYLOAD_COLUMNS.join(', ')}) VALUES (${PAYLOAD_COLUMNS.map((c) => '@' + c).join(', ')}) ON CONFLICT (event_id) DO NOTHING`);
+      this.rawInsert = sqlite.transaction((rows: readonly Record<string, unknown>[], payloads: readonly Record<string, unknown>[]) => {
+        for (const r of rows) ev.run(r);
+        for (const p of payloads) pl.run(p);
+      });
+    }
+  }
+
+  /** The `day` column of an instant (YYYY-MM-DD in the store's time zone). */
+  private dayOf(ts: number): string {
+    const slot = Math.floor(ts / DAY_SLOT_MS);
+    if (slot !== this.daySlot) {
+      this.dayName = this.dayFmt.format(ts);
+      this.daySlot = slot;
+    }
+    return this.dayName;
   }
 
   async insert(batch: readonly QueuedEvent[]): Promise<void> {
@@ -85,7 +117,7 @@ export class AuditStore implements AuditSink {
     const rows = batch.map(({ event: e }) => ({
       id: e.id,
       ts: e.ts,
-      day: this.dayFmt.format(e.ts),
+      day: this.dayOf(e.ts),
       kind: e.kind,
       tenant_id: e.tenantId ?? null,
       key_id: e.keyId ?? null,
@@ -100,6 +132,11 @@ export class AuditStore implements AuditSink {
       data: JSON.stringify(e),
     }));
     const payloads = batch.filter((q) => q.payload).map((q) => ({ event_id: q.event.id, tenant_id: q.payload!.tenantId, ts: q.event.ts, expires_at: q.payload!.expiresAt, request: q.payload!.request, response: q.payload!.response }));
+    // Raw statements only when no Kysely transaction is open on the connection (they would join it).
+    if (this.rawInsert && !this.sqlite!.inTransaction) {
+      this.rawInsert(rows, payloads);
+      return;
+    }
     await this.db.transaction().execute(async (tx) => {
       // Chunks keep each statement under SQLite's bound-parameter limit.
       for (let i = 0; i < rows.length; i += 500) {

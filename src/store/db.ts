@@ -18,6 +18,11 @@ export type Dialect = 'sqlite' | 'postgres';
 export interface Db {
   kysely: Kysely<Database>;
   dialect: Dialect;
+  /**
+   * The embedded default's better-sqlite3 handle, for hot paths that want prepared statements
+   * (the audit writer). Check `inTransaction` first: a Kysely transaction may be open on it.
+   */
+  sqlite?: SqliteDatabase.Database;
   /** Cheap reachability check for /readyz. */
   ping(): Promise<boolean>;
   close(): Promise<void>;
@@ -86,6 +91,7 @@ export async function openDb(opts: OpenDbOptions): Promise<Db> {
     db = {
       kysely,
       dialect: 'sqlite',
+      sqlite,
       async ping() {
         try {
           sqlite.prepare('select 1').get();
