@@ -28,6 +28,11 @@ export const metricsConfigSchema = z
     perKeyLabels: z.boolean().default(false),
     /** Most distinct values kept per label (tenant, model, key…); further values become `other`. */
     maxLabelValues: z.number().int().min(1).max(100_000).default(200),
+    /**
+     * Most series (label combinations) kept per request metric; further combinations are counted
+     * in one series whose labels are all `other` (bounds memory and scrape size whatever the traffic).
+     */
+    maxSeriesPerMetric: z.number().int().min(1).max(1_000_000).default(10_000),
     /** Histogram buckets (seconds) of latency metrics. */
     latencyBuckets: z.array(z.number().positive()).min(1).default([0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]),
     /** Add Node.js process metrics (CPU, memory, event-loop lag) with the `portcullis_` prefix (portcullis_process_*, portcullis_nodejs_*). */

@@ -4,7 +4,8 @@
  * latency, limiter rejections and fail-open fallbacks, upstream errors, auth failures.
  * Label values that come from clients or tenants are capped (overflow → `other`).
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics, type Aggregator } from 'prom-client';
+import { FastCounter, FastHistogram } from './fast.js';
 import type { RequestContext } from '../server/context.js';
 import type { MetricsConfig } from './config.js';
 
@@ -13,20 +14,34 @@ export { metricsConfigSchema, type MetricsConfig } from './config.js';
 /** Label value used once a label has seen `maxLabelValues` distinct values. */
 export const OVERFLOW_LABEL = 'other';
 
-/** Caps the distinct values of each label name; values past the cap map to `other`. */
-export class LabelCap {
-  private readonly seen = new Map<string, Set<string>>();
+/** The distinct values of one label, up to a cap. */
+export class LabelValues {
+  private readonly seen = new Set<string>();
   constructor(private readonly max: number) {}
-  /** The value to use for `label` (the value itself while under the cap, else `other`). */
-  value(label: string, v: string | undefined | null): string {
+  /** The value to use (the value itself while under the cap, else `other`; empty → `none`). */
+  value(v: string | undefined | null): string {
     if (v === undefined || v === null || v === '') return 'none';
     const s = v.length > 120 ? v.slice(0, 120) : v;
-    let set = this.seen.get(label);
-    if (!set) this.seen.set(label, (set = new Set()));
-    if (set.has(s)) return s;
-    if (set.size >= this.max) return OVERFLOW_LABEL;
-    set.add(s);
+    if (this.seen.has(s)) return s;
+    if (this.seen.size >= this.max) return OVERFLOW_LABEL;
+    this.seen.add(s);
     return s;
+  }
+}
+
+/** Caps the distinct values of each label name; values past the cap map to `other`. */
+export class LabelCap {
+  private readonly caps = new Map<string, LabelValues>();
+  constructor(private readonly max: number) {}
+  /** The cap of one label name (hold on to it on hot paths). */
+  of(label: string): LabelValues {
+    let c = this.caps.get(label);
+    if (!c) this.caps.set(label, (c = new LabelValues(this.max)));
+    return c;
+  }
+  /** The value to use for `label` (the value itself while under the cap, else `other`). */
+  value(label: string, v: string | undefined | null): string {
+    return this.of(label).value(v);
   }
 }
 
@@ -59,8 +74,11 @@ export interface GatewayMetrics {
   observe(ctx: RequestContext): void;
   /** Registers a counter on the same registry (for analytics and other modules). */
   counter<L extends string>(name: string, help: string, labelNames: readonly L[]): Counter<L>;
-  /** Registers a gauge on the same registry. */
-  gauge<L extends string>(name: string, help: string, labelNames: readonly L[]): Gauge<L>;
+  /**
+   * Registers a gauge on the same registry. `aggregator`: how `--workers` combines the workers'
+   * values (`sum` for per-process quantities, `max`/`first` for a value every worker shares).
+   */
+  gauge<L extends string>(name: string, help: string, labelNames: readonly L[], aggregator?: Aggregator): Gauge<L>;
   /** The Prometheus text exposition. */
   scrape(): Promise<string>;
   /** The content type of the exposition. */
@@ -77,33 +95,46 @@ function syncCounter(c: Counter<string>, last: Map<string, number>, labels: Reco
   last.set(k, Math.max(prev, now));
 }
 
+/** Status codes as label strings (no String() per request). */
+const STATUS = new Map<number, string>();
+function statusLabel(n: number): string {
+  let s = STATUS.get(n);
+  if (s === undefined) {
+    s = String(n);
+    if (STATUS.size < 1000) STATUS.set(n, s);
+  }
+  return s;
+}
+
 /** Creates the metrics on a fresh registry. */
 export function createMetrics(config: MetricsConfig, sources: MetricSources = {}): GatewayMetrics {
   const registry = new Registry();
   const labels = new LabelCap(config.maxLabelValues);
   const perKey = config.perKeyLabels;
   const buckets = config.latencyBuckets;
+  const maxSeries = config.maxSeriesPerMetric ?? 10_000;
   if (config.processMetrics) collectDefaultMetrics({ register: registry, prefix: 'portcullis_' });
 
-  const reqLabels = perKey ? (['route', 'status', 'model', 'tenant', 'key'] as const) : (['route', 'status', 'model', 'tenant'] as const);
-  const requests = new Counter({ name: 'portcullis_requests_total', help: 'Proxied requests by route, status, model and tenant', labelNames: reqLabels as readonly string[], registers: [registry] });
-  const duration = new Histogram({ name: 'portcullis_request_duration_seconds', help: 'Total request latency as the client sees it', labelNames: ['route', 'model'], buckets, registers: [registry] });
-  const overhead = new Histogram({ name: 'portcullis_gateway_overhead_seconds', help: 'Time spent in the gateway (total minus upstream)', labelNames: ['route'], buckets, registers: [registry] });
-  const upstream = new Histogram({ name: 'portcullis_upstream_duration_seconds', help: 'Time waiting on the upstream (whole body, or whole stream)', labelNames: ['provider', 'model', 'stream'], buckets, registers: [registry] });
-  const ttfb = new Histogram({ name: 'portcullis_upstream_ttfb_seconds', help: 'Time to the upstream response headers (first byte of streams)', labelNames: ['provider', 'model', 'stream'], buckets, registers: [registry] });
-  const tokLabels = perKey ? ['tenant', 'model', 'direction', 'key'] : ['tenant', 'model', 'direction'];
-  const tokens = new Counter({ name: 'portcullis_tokens_total', help: 'Tokens reported by the provider, by direction (input/output)', labelNames: tokLabels, registers: [registry] });
-  const cost = new Counter({ name: 'portcullis_cost_usd_total', help: 'Cost in US dollars by tenant and model', labelNames: ['tenant', 'model'], registers: [registry] });
-  const prompt = new Histogram({ name: 'portcullis_prompt_tokens', help: 'Input tokens per request (provider usage, else the admission estimate)', labelNames: ['model'], buckets: PROMPT_BUCKETS, registers: [registry] });
-  const verdicts = new Counter({ name: 'portcullis_guard_verdicts_total', help: 'Guard verdicts by guard, stage, category, action and mode', labelNames: ['guard', 'stage', 'category', 'action', 'mode'], registers: [registry] });
-  const guardLatency = new Histogram({ name: 'portcullis_guard_duration_seconds', help: 'Guard evaluation latency', labelNames: ['guard', 'stage'], buckets, registers: [registry] });
-  const guardErrors = new Counter({ name: 'portcullis_guard_errors_total', help: 'Guards that threw or timed out', labelNames: ['guard', 'error'], registers: [registry] });
-  const limitRejections = new Counter({ name: 'portcullis_limit_rejections_total', help: 'Requests refused by limits, by reason code', labelNames: ['reason', 'tenant'], registers: [registry] });
-  const policyDenials = new Counter({ name: 'portcullis_policy_denials_total', help: 'Requests refused by the authorization policy, by layer', labelNames: ['layer'], registers: [registry] });
-  const upstreamErrors = new Counter({ name: 'portcullis_upstream_errors_total', help: 'Upstream failures by provider and type', labelNames: ['provider', 'type'], registers: [registry] });
+  // Per-request metrics: hot-path counters/histograms (see fast.ts), registered like prom-client's.
+  const counter = (name: string, help: string, labelNames: readonly string[]) => new FastCounter(name, help, labelNames, maxSeries).register(registry);
+  const histogram = (name: string, help: string, labelNames: readonly string[], b: readonly number[]) => new FastHistogram(name, help, labelNames, b, maxSeries).register(registry);
+  const requests = counter('portcullis_requests_total', 'Proxied requests by route, status, model and tenant', perKey ? ['route', 'status', 'model', 'tenant', 'key'] : ['route', 'status', 'model', 'tenant']);
+  const duration = histogram('portcullis_request_duration_seconds', 'Total request latency as the client sees it', ['route', 'model'], buckets);
+  const overhead = histogram('portcullis_gateway_overhead_seconds', 'Time spent in the gateway (total minus upstream)', ['route'], buckets);
+  const upstream = histogram('portcullis_upstream_duration_seconds', 'Time waiting on the upstream (whole body, or whole stream)', ['provider', 'model', 'stream'], buckets);
+  const ttfb = histogram('portcullis_upstream_ttfb_seconds', 'Time to the upstream response headers (first byte of streams)', ['provider', 'model', 'stream'], buckets);
+  const tokens = counter('portcullis_tokens_total', 'Tokens reported by the provider, by direction (input/output)', perKey ? ['tenant', 'model', 'direction', 'key'] : ['tenant', 'model', 'direction']);
+  const cost = counter('portcullis_cost_usd_total', 'Cost in US dollars by tenant and model', ['tenant', 'model']);
+  const prompt = histogram('portcullis_prompt_tokens', 'Input tokens per request (provider usage, else the admission estimate)', ['model'], PROMPT_BUCKETS);
+  const verdicts = counter('portcullis_guard_verdicts_total', 'Guard verdicts by guard, stage, category, action and mode', ['guard', 'stage', 'category', 'action', 'mode']);
+  const guardLatency = histogram('portcullis_guard_duration_seconds', 'Guard evaluation latency', ['guard', 'stage'], buckets);
+  const guardErrors = counter('portcullis_guard_errors_total', 'Guards that threw or timed out', ['guard', 'error']);
+  const limitRejections = counter('portcullis_limit_rejections_total', 'Requests refused by limits, by reason code', ['reason', 'tenant']);
+  const policyDenials = counter('portcullis_policy_denials_total', 'Requests refused by the authorization policy, by layer', ['layer']);
+  const upstreamErrors = counter('portcullis_upstream_errors_total', 'Upstream failures by provider and type', ['provider', 'type']);
 
   const authLast = new Map<string, number>();
-  const authFailures = new Counter({
+  new Counter({
     name: 'portcullis_auth_failures_total',
     help: 'Failed authentications by reason',
     labelNames: ['reason'],
@@ -113,9 +144,8 @@ export function createMetrics(config: MetricsConfig, sources: MetricSources = {}
       if (c) for (const [reason, n] of Object.entries(c.byReason)) syncCounter(this as Counter<string>, authLast, { reason }, n);
     },
   });
-  void authFailures;
   const limLast = new Map<string, number>();
-  const limiterEvents = new Counter({
+  new Counter({
     name: 'portcullis_limiter_store_events_total',
     help: 'Limiter store trouble: fallback (fail-open admissions), unavailable (fail-closed refusals), error',
     labelNames: ['event'],
@@ -128,53 +158,59 @@ export function createMetrics(config: MetricsConfig, sources: MetricSources = {}
       syncCounter(this as Counter<string>, limLast, { event: 'error' }, s.storeErrors);
     },
   });
-  void limiterEvents;
+
+  const routeCap = labels.of('route');
+  const modelCap = labels.of('model');
+  const tenantCap = labels.of('tenant');
+  const keyCap = labels.of('key');
+  const guardCap = labels.of('guard');
+  const categoryCap = labels.of('category');
 
   function observe(ctx: RequestContext): void {
-    const route = labels.value('route', ctx.route);
-    const status = String((ctx.state.httpStatus as number | undefined) ?? ctx.status ?? (ctx.aborted ? 499 : 0));
-    const model = labels.value('model', ctx.model);
-    const tenant = labels.value('tenant', ctx.principal?.tenantName);
-    const key = perKey ? labels.value('key', ctx.principal?.keyId) : undefined;
-    requests.inc(perKey ? { route, status, model, tenant, key: key! } : { route, status, model, tenant });
+    const route = routeCap.value(ctx.route);
+    const status = statusLabel((ctx.state.httpStatus as number | undefined) ?? ctx.status ?? (ctx.aborted ? 499 : 0));
+    const model = modelCap.value(ctx.model);
+    const tenant = tenantCap.value(ctx.principal?.tenantName);
+    const key = perKey ? keyCap.value(ctx.principal?.keyId) : undefined;
+    requests.inc(1, route, status, model, tenant, key);
     const totalS = (performance.now() - ctx.startedAt) / 1000;
-    duration.observe({ route, model }, totalS);
+    duration.observe(totalS, route, model);
     const upS = (ctx.upstreamMs ?? 0) / 1000;
-    overhead.observe({ route }, Math.max(0, totalS - upS));
+    overhead.observe(totalS > upS ? totalS - upS : 0, route);
     const provider = ctx.provider?.name ?? 'none';
     const stream = ctx.stream ? 'true' : 'false';
-    if (ctx.upstreamMs !== undefined) upstream.observe({ provider, model, stream }, upS);
-    if (ctx.ttfbMs !== undefined) ttfb.observe({ provider, model, stream }, ctx.ttfbMs / 1000);
+    if (ctx.upstreamMs !== undefined) upstream.observe(upS, provider, model, stream);
+    if (ctx.ttfbMs !== undefined) ttfb.observe(ctx.ttfbMs / 1000, provider, model, stream);
     const u = ctx.usage;
     if (u) {
-      const base = perKey ? { tenant, model, key: key! } : { tenant, model };
-      if (u.inputTokens > 0) tokens.inc({ ...base, direction: 'input' }, u.inputTokens);
-      if (u.outputTokens > 0) tokens.inc({ ...base, direction: 'output' }, u.outputTokens);
+      if (u.inputTokens > 0) tokens.inc(u.inputTokens, tenant, model, 'input', key);
+      if (u.outputTokens > 0) tokens.inc(u.outputTokens, tenant, model, 'output', key);
     }
     const lim = ctx.state.limits as { estimatedInputTokens?: number; decision?: string; costUsd?: number } | undefined;
     const inTok = u?.inputTokens ?? lim?.estimatedInputTokens;
-    if (inTok !== undefined && ctx.model) prompt.observe({ model }, inTok);
-    if (lim?.costUsd) cost.inc({ tenant, model }, lim.costUsd);
-    if (lim?.decision && lim.decision !== 'admitted') limitRejections.inc({ reason: lim.decision, tenant });
+    if (inTok !== undefined && ctx.model) prompt.observe(inTok, model);
+    if (lim?.costUsd) cost.inc(lim.costUsd, tenant, model);
+    if (lim?.decision && lim.decision !== 'admitted') limitRejections.inc(1, lim.decision, tenant);
     const pol = ctx.state.policy as { decision?: string; layer?: string } | undefined;
-    if (pol?.decision === 'deny') policyDenials.inc({ layer: pol.layer ?? 'unknown' });
+    if (pol?.decision === 'deny') policyDenials.inc(1, pol.layer ?? 'unknown');
     const recs = ctx.state.guards as GuardRec[] | undefined;
     if (recs) {
-      for (const r of recs) {
-        const guard = labels.value('guard', r.guard);
-        const cats = r.categories.length ? r.categories : ['none'];
-        for (const c of cats) verdicts.inc({ guard, stage: r.stage, category: labels.value('category', c), action: r.action, mode: r.mode });
-        guardLatency.observe({ guard, stage: r.stage }, r.latencyMs / 1000);
-        if (r.error) guardErrors.inc({ guard, error: r.error });
+      for (let i = 0; i < recs.length; i++) {
+        const r = recs[i]!;
+        const guard = guardCap.value(r.guard);
+        const cats = r.categories;
+        if (cats.length === 0) verdicts.inc(1, guard, r.stage, 'none', r.action, r.mode);
+        else for (let j = 0; j < cats.length; j++) verdicts.inc(1, guard, r.stage, categoryCap.value(cats[j]), r.action, r.mode);
+        guardLatency.observe(r.latencyMs / 1000, guard, r.stage);
+        if (r.error) guardErrors.inc(1, guard, r.error);
       }
     }
-    const err = ctx.state.error as { code?: string; internal?: unknown } | undefined;
-    if (err?.code && (err.code.startsWith('PCL_UPSTREAM') || (err.internal as { upstreamStatus?: number } | undefined)?.upstreamStatus !== undefined)) {
-      const up = (err.internal as { upstreamStatus?: number } | undefined)?.upstreamStatus;
-      const type = up !== undefined ? `status_${up}` : err.code.slice(4).toLowerCase();
-      upstreamErrors.inc({ provider, type });
+    const err = ctx.state.error as { code?: string; internal?: { upstreamStatus?: number } } | undefined;
+    const up = err?.internal?.upstreamStatus;
+    if (err?.code && (up !== undefined || err.code.startsWith('PCL_UPSTREAM'))) {
+      upstreamErrors.inc(1, provider, up !== undefined ? `status_${up}` : err.code.slice(4).toLowerCase());
     } else if (ctx.errorCode && ctx.errorCode.startsWith('upstream')) {
-      upstreamErrors.inc({ provider, type: ctx.errorCode });
+      upstreamErrors.inc(1, provider, ctx.errorCode);
     }
   }
 
@@ -183,7 +219,7 @@ export function createMetrics(config: MetricsConfig, sources: MetricSources = {}
     labels,
     observe,
     counter: (name, help, labelNames) => new Counter({ name, help, labelNames: labelNames as readonly string[], registers: [registry] }) as never,
-    gauge: (name, help, labelNames) => new Gauge({ name, help, labelNames: labelNames as readonly string[], registers: [registry] }) as never,
+    gauge: (name, help, labelNames, aggregator = 'sum') => new Gauge({ name, help, labelNames: labelNames as readonly string[], registers: [registry], aggregator }) as never,
     scrape: () => registry.metrics(),
     contentType: registry.contentType,
   };
