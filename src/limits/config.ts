@@ -135,7 +135,7 @@ export const limitsConfigSchema = z
     failMode: z.enum(['closed', 'open']).default('closed'),
     /** IANA time zone of calendar day/month budgets. */
     timeZone: z.string().refine(validTimeZone, { message: 'expected an IANA time zone such as UTC or Europe/Berlin' }).default('UTC'),
-    /** Concurrency leases expire after this long unless released (protects against crashed instances). */
+    /** Concurrency leases expire after this long unless released or renewed; requests in flight renew theirs every third of it, so only crashed instances lose slots this way. */
     concurrencyLeaseMs: z.number().int().positive().default(15 * 60_000),
     /** Limits applied to every request, per scope. */
     defaults: scopedLimitsSchema.default({}),

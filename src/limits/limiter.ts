@@ -115,6 +115,51 @@ export function createLimiter(opts: CreateLimiterOptions): Limiter {
     log?.warn({ ...obj, store: store.kind, ...stats }, msg);
   }
 
+  // Concurrency leases of requests in flight are renewed every third of concurrencyLeaseMs, so
+  // a stream that outlives the lease keeps its slot, while the leases of a crashed instance
+  // (no more renewals) still expire. One unref'd timer per limiter, running only while some
+  // admitted request holds a slot; settle/release/close stop the renewals.
+  const leaseMs = config.concurrencyLeaseMs;
+  const renewEveryMs = Math.max(10, Math.floor(leaseMs / 3));
+  const held = new Set<Ticket>();
+  let renewTimer: NodeJS.Timeout | undefined;
+  let renewing = false;
+
+  function hold(ticket: Ticket): void {
+    held.add(ticket);
+    if (!renewTimer) {
+      renewTimer = setInterval(() => void renewHeld(), renewEveryMs);
+      renewTimer.unref();
+    }
+  }
+  function unhold(ticket: Ticket): void {
+    if (held.delete(ticket) && held.size === 0 && renewTimer) {
+      clearInterval(renewTimer);
+      renewTimer = undefined;
+    }
+  }
+  async function renewHeld(): Promise<void> {
+    if (renewing) return; // a slow store: skip a tick rather than pile up renewals
+    renewing = true;
+    try {
+      const onStore: TicketPlan['slots'] = [];
+      const onFallback: TicketPlan['slots'] = [];
+      for (const t of held) for (const sl of t.plan.slots) (t.fallback ? onFallback : onStore).push(sl);
+      const now = clock();
+      const jobs: Promise<number>[] = [];
+      if (onStore.length) jobs.push(store.renew({ now, slots: onStore, ttlMs: leaseMs }));
+      if (onFallback.length && fallbackStore) jobs.push(fallbackStore.renew({ now, slots: onFallback, ttlMs: leaseMs }));
+      for (const r of await Promise.allSettled(jobs)) {
+        if (r.status === 'rejected') {
+          stats.storeErrors++;
+          warn({ event: 'limits_renew_failed', err: errMessage(r.reason) }, 'limits store unavailable for lease renewal; in-flight leases expire after concurrencyLeaseMs unless a later renewal succeeds');
+        }
+      }
+    } finally {
+      renewing = false;
+    }
+  }
+
   // Merged sets are cached per request-limits object (callers usually pass the same resolved objects).
   const merged = { key: new WeakMap<LimitSet, LimitSet | undefined>(), tenant: new WeakMap<LimitSet, LimitSet | undefined>(), user: new WeakMap<LimitSet, LimitSet | undefined>() };
   function effective(scope: Scope, given: LimitSet | undefined): LimitSet | undefined {
@@ -305,6 +350,7 @@ export function createLimiter(opts: CreateLimiterOptions): Limiter {
       fallback,
       plan: tplan,
     };
+    if (tplan.slots.length) hold(ticket);
     return { ok: true, ticket, headers };
   }
 
@@ -323,6 +369,7 @@ export function createLimiter(opts: CreateLimiterOptions): Limiter {
     const cost = costNanoUsd(ticket.model, usage, config);
     if (ticket.plan.done) return { costUsd: cost / NANO_PER_USD };
     ticket.plan.done = true;
+    unhold(ticket);
     const tokens = Math.max(0, Math.ceil(usage.inputTokens)) + Math.max(0, Math.ceil(usage.outputTokens));
     await apply(ticket, {
       now: clock(),
@@ -340,6 +387,7 @@ export function createLimiter(opts: CreateLimiterOptions): Limiter {
   async function release(ticket: Ticket): Promise<void> {
     if (ticket.plan.done) return;
     ticket.plan.done = true;
+    unhold(ticket);
     await apply(ticket, {
       now: clock(),
       rates: ticket.plan.rates.filter((r) => r.kind === 'tokens').map((r) => ({ key: r.key, limit: r.limit, periodMs: r.periodMs, delta: -r.cost })),
@@ -354,6 +402,9 @@ export function createLimiter(opts: CreateLimiterOptions): Limiter {
     release,
     stats: () => ({ ...stats }),
     async close() {
+      if (renewTimer) clearInterval(renewTimer);
+      renewTimer = undefined;
+      held.clear(); // leases not settled by now are left to expire
       await fallbackStore?.close();
       await store.close();
     },

@@ -103,7 +103,11 @@ export interface LimiterStats {
 
 /** The limits engine as the gateway uses it. */
 export interface Limiter {
-  /** Checks every limit and reserves rate, concurrency and budget capacity in one atomic store operation. */
+  /**
+   * Checks every limit and reserves rate, concurrency and budget capacity in one atomic store
+   * operation. A concurrency lease is renewed (every third of `concurrencyLeaseMs`) until the
+   * ticket is settled or released, so long streams keep their slot.
+   */
   admit(req: AdmitRequest): Promise<Admission>;
   /** Replaces the reservation by actual usage and frees the concurrency slot; returns the request's cost. Idempotent. */
   settle(ticket: Ticket, usage: Usage): Promise<{ costUsd: number }>;
@@ -111,7 +115,7 @@ export interface Limiter {
   release(ticket: Ticket): Promise<void>;
   /** Counters for metrics. */
   stats(): LimiterStats;
-  /** Closes the store and timers. */
+  /** Closes the store and timers; stops lease renewals (leases not yet settled then expire). */
   close(): Promise<void>;
 }
 
@@ -130,7 +134,7 @@ export interface SlotOp {
   key: string;
   limit: number;
   leaseId: string;
-  /** The lease expires after this long, so a crashed instance cannot hold a slot forever. */
+  /** The lease expires after this long unless renewed, so a crashed instance cannot hold a slot forever. */
   ttlMs: number;
 }
 
@@ -182,6 +186,14 @@ export interface SettlePlan {
   budgets: { key: string; delta: number; ttlMs: number }[];
 }
 
+/** Lease renewals for requests still in flight. */
+export interface RenewPlan {
+  now: number;
+  /** Each lease that is still held (not yet dropped or reclaimed) gets expiry `now + ttlMs`. */
+  slots: { key: string; leaseId: string }[];
+  ttlMs: number;
+}
+
 /** Where counters live. Each method is one atomic operation (one round trip on networked stores). */
 export interface CounterStore {
   /** Short name for logs and metrics: memory, redis, ipc. */
@@ -190,6 +202,12 @@ export interface CounterStore {
   admit(plan: AdmitPlan): Promise<AdmitOutcome>;
   /** Applies all adjustments of the plan. */
   settle(plan: SettlePlan): Promise<void>;
+  /**
+   * Pushes the expiry of concurrency leases that are still held to `now + ttlMs`; a lease that
+   * was dropped (settled, released) or reclaimed by an admission after it expired stays gone.
+   * Returns how many leases were renewed.
+   */
+  renew(plan: RenewPlan): Promise<number>;
   /** Frees connections and timers. */
   close(): Promise<void>;
 }

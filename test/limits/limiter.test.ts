@@ -218,10 +218,17 @@ for (const { name, make, skip } of stores) {
     });
 
     test('a concurrency lease of a crashed instance expires after the lease TTL', async () => {
-      const l = mk({ concurrencyLeaseMs: 10_000 });
+      // The holder is a second limiter on the same counters (memory: the same store object;
+      // Redis: another connection, same prefix) that "crashes": closed without settling, so
+      // it stops renewing its lease.
+      const shared = make();
+      const holder = createLimiter({ config: parseLimitsConfig({ concurrencyLeaseMs: 10_000 }), store: name === 'memory' ? shared : make(), clock: () => now });
+      const l = createLimiter({ config: parseLimitsConfig({ concurrencyLeaseMs: 10_000 }), store: shared, clock: () => now });
+      limiters.push(l);
       const r = req({ concurrency: 1 });
       now = 1_800_000_000_000;
-      assert.ok((await l.admit(r)).ok); // never settled: the instance "crashed"
+      assert.ok((await holder.admit(r)).ok);
+      await holder.close(); // never settled
       const busy = await l.admit(r);
       assert.ok(!busy.ok && /concurrent/.test(busy.error.message));
       assert.equal(busy.error.headers['Retry-After'], '1');

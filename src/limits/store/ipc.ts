@@ -1,25 +1,25 @@
 /**
  * Counters shared by `serve --workers N` (node:cluster) without Redis: the primary holds
  * the one real store and answers admission/settlement messages from workers, so limits
- * stay exact across worker processes (never N× the limit). Each admission or settlement
- * is one message round trip and runs atomically in the primary.
+ * stay exact across worker processes (never N× the limit). Each admission, settlement or
+ * lease renewal is one message round trip and runs atomically in the primary.
  */
 import cluster from 'node:cluster';
-import type { AdmitOutcome, AdmitPlan, CounterStore, SettlePlan } from '../types.js';
+import type { AdmitOutcome, AdmitPlan, CounterStore, RenewPlan, SettlePlan } from '../types.js';
 
 const TAG = '__pclLimits';
 
 interface IpcRequest {
   [TAG]: 1;
   id: number;
-  op: 'admit' | 'settle';
-  plan: AdmitPlan | SettlePlan;
+  op: 'admit' | 'settle' | 'renew';
+  plan: AdmitPlan | SettlePlan | RenewPlan;
 }
 interface IpcReply {
   [TAG]: 1;
   id: number;
   ok: boolean;
-  result?: AdmitOutcome | null;
+  result?: AdmitOutcome | number | null;
   error?: string;
 }
 
@@ -51,7 +51,12 @@ export function startCounterHost(store: CounterStore, opts: { cluster?: boolean 
 
   async function answer(msg: IpcRequest, reply: (r: IpcReply) => void): Promise<void> {
     try {
-      const result = msg.op === 'admit' ? await store.admit(msg.plan as AdmitPlan) : (await store.settle(msg.plan as SettlePlan), null);
+      const result =
+        msg.op === 'admit'
+          ? await store.admit(msg.plan as AdmitPlan)
+          : msg.op === 'renew'
+            ? await store.renew(msg.plan as RenewPlan)
+            : (await store.settle(msg.plan as SettlePlan), null);
       reply({ [TAG]: 1, id: msg.id, ok: true, result });
     } catch (err) {
       reply({ [TAG]: 1, id: msg.id, ok: false, error: err instanceof Error ? err.message : String(err) });
@@ -101,7 +106,7 @@ export function createIpcCounterStore(opts: IpcStoreOptions = {}): CounterStore 
   if (!opts.channel && typeof process.send !== 'function') throw new Error('limits: IPC store needs an IPC channel (run under cluster or fork)');
   const timeoutMs = opts.timeoutMs ?? 1000;
   let nextId = 1;
-  const pending = new Map<number, { resolve(v: AdmitOutcome | null): void; reject(e: Error): void; timer: NodeJS.Timeout }>();
+  const pending = new Map<number, { resolve(v: AdmitOutcome | number | null): void; reject(e: Error): void; timer: NodeJS.Timeout }>();
 
   const onMessage = (msg: unknown) => {
     if (typeof msg !== 'object' || msg === null || (msg as Record<string, unknown>)[TAG] !== 1 || 'op' in msg) return;
@@ -115,7 +120,7 @@ export function createIpcCounterStore(opts: IpcStoreOptions = {}): CounterStore 
   };
   channel.on('message', onMessage);
 
-  function call(op: 'admit' | 'settle', plan: AdmitPlan | SettlePlan): Promise<AdmitOutcome | null> {
+  function call(op: IpcRequest['op'], plan: IpcRequest['plan']): Promise<AdmitOutcome | number | null> {
     return new Promise((resolve, reject) => {
       const id = nextId++;
       const timer = setTimeout(() => {
@@ -146,6 +151,9 @@ export function createIpcCounterStore(opts: IpcStoreOptions = {}): CounterStore 
     },
     async settle(plan) {
       await call('settle', plan);
+    },
+    async renew(plan) {
+      return (await call('renew', plan)) as number;
     },
     async close() {
       channel.off('message', onMessage);

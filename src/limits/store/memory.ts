@@ -4,7 +4,7 @@
  * inside one call, hence atomic.
  */
 import { gcraAdjust, gcraTake } from '../gcra.js';
-import type { AdmitOutcome, AdmitPlan, CounterStore, RateState, SettlePlan } from '../types.js';
+import type { AdmitOutcome, AdmitPlan, CounterStore, RateState, RenewPlan, SettlePlan } from '../types.js';
 
 /** Options of the memory store. */
 export interface MemoryStoreOptions {
@@ -141,6 +141,23 @@ export function createMemoryCounterStore(opts: MemoryStoreOptions = {}): MemoryC
     }
   }
 
+  // A lease still in its set is renewed even when its expiry has just passed: it is only
+  // still there if no admission on that key has run since (admissions drop expired leases
+  // before counting), so nobody can have been admitted in its place.
+  function renewSync(plan: RenewPlan): number {
+    lastNow = plan.now;
+    const exp = plan.now + plan.ttlMs;
+    let n = 0;
+    for (const s of plan.slots) {
+      const m = slots.get(s.key);
+      const cur = m?.get(s.leaseId);
+      if (cur === undefined) continue;
+      if (cur < exp) m!.set(s.leaseId, exp);
+      n++;
+    }
+    return n;
+  }
+
   return {
     kind: 'memory',
     async admit(plan) {
@@ -148,6 +165,9 @@ export function createMemoryCounterStore(opts: MemoryStoreOptions = {}): MemoryC
     },
     async settle(plan) {
       settleSync(plan);
+    },
+    async renew(plan) {
+      return renewSync(plan);
     },
     async close() {
       if (timer) clearInterval(timer);

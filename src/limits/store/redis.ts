@@ -1,12 +1,13 @@
 /**
  * Redis counter store for cluster mode: one Lua script per admission and one per
  * settlement (EVALSHA with automatic EVAL fallback via ioredis defineCommand), so each is a
- * single atomic round trip. All keys of one request share the tenant's hash tag
- * (`{t:<tenant>}`), so the scripts also run on Redis Cluster.
+ * single atomic round trip; periodic lease renewal is one script per tenant. All keys of
+ * one request share the tenant's hash tag (`{t:<tenant>}`), so the scripts also run on
+ * Redis Cluster.
  */
 import { createRequire } from 'node:module';
 import type { Redis, Cluster, RedisOptions } from 'ioredis';
-import type { AdmitOutcome, AdmitPlan, CounterStore, SettlePlan } from '../types.js';
+import type { AdmitOutcome, AdmitPlan, CounterStore, RenewPlan, SettlePlan } from '../types.js';
 
 /**
  * Admission. KEYS: rate keys, slot keys, budget keys. ARGV: now(ms), nRates, nSlots, nBudgets,
@@ -134,6 +135,38 @@ end
 return 1
 `;
 
+/**
+ * Lease renewal. KEYS: slot keys (one hash tag per call). ARGV: now(ms), ttlMs, then one
+ * leaseId per key. A lease still in its sorted set gets score now + ttl (never lowered) and
+ * the set's expiry is pushed to at least ttl; a lease that is gone (settled, released, or
+ * reclaimed by an admission after it expired) is not re-added. Returns the number renewed.
+ */
+const RENEW_LUA = `
+local exp = tonumber(ARGV[1]) + tonumber(ARGV[2])
+local ttl = tonumber(ARGV[2])
+local n = 0
+for i = 1, #KEYS do
+  local lease = ARGV[2 + i]
+  local s = redis.call('ZSCORE', KEYS[i], lease)
+  if s then
+    if tonumber(s) < exp then redis.call('ZADD', KEYS[i], string.format('%.0f', exp), lease) end
+    if redis.call('PTTL', KEYS[i]) < ttl then redis.call('PEXPIRE', KEYS[i], ttl) end
+    n = n + 1
+  end
+end
+return n
+`;
+
+/** Renewals per script call (bounds the script's run time while Redis is blocked). */
+const RENEW_BATCH = 256;
+
+/** The hash tag of a key (`{t:…}`), so each renewal script touches one Redis Cluster slot. */
+function hashTag(key: string): string {
+  const a = key.indexOf('{');
+  const b = a >= 0 ? key.indexOf('}', a + 1) : -1;
+  return b > a ? key.slice(a, b + 1) : '';
+}
+
 /** ioredis, loaded on first use so processes without Redis never load it. */
 function loadRedis(): typeof Redis {
   return (createRequire(import.meta.url)('ioredis') as { Redis: typeof Redis }).Redis;
@@ -154,6 +187,7 @@ export interface RedisStoreOptions {
 type ScriptClient = (Redis | Cluster) & {
   pclAdmit(...args: (string | number)[]): Promise<number[]>;
   pclSettle(...args: (string | number)[]): Promise<number>;
+  pclRenew(...args: (string | number)[]): Promise<number>;
 };
 
 /** A Redis-backed CounterStore (pass a URL to let the store own the connection, or an ioredis client). */
@@ -177,6 +211,7 @@ export function createRedisCounterStore(target: string | Redis | Cluster, opts: 
   if (owned) client.on('error', () => {}); // failures surface per command; the limiter logs them
   client.defineCommand('pclAdmit', { lua: ADMIT_LUA });
   client.defineCommand('pclSettle', { lua: SETTLE_LUA });
+  client.defineCommand('pclRenew', { lua: RENEW_LUA });
 
   let everReady = client.status === 'ready';
   let readyWait: Promise<void> | undefined;
@@ -274,6 +309,26 @@ export function createRedisCounterStore(target: string | Redis | Cluster, opts: 
         args.push(b.delta, Math.ceil(b.ttlMs));
       }
       await client.pclSettle(keys.length, ...keys, ...args);
+    },
+    async renew(plan: RenewPlan): Promise<number> {
+      if (plan.slots.length === 0) return 0;
+      const wait = ensureReady();
+      if (wait) await wait;
+      const groups = new Map<string, { key: string; leaseId: string }[]>();
+      for (const sl of plan.slots) {
+        const tag = hashTag(sl.key);
+        let g = groups.get(tag);
+        if (!g) groups.set(tag, (g = []));
+        g.push(sl);
+      }
+      const calls: Promise<number>[] = [];
+      for (const g of groups.values()) {
+        for (let i = 0; i < g.length; i += RENEW_BATCH) {
+          const part = g.slice(i, i + RENEW_BATCH);
+          calls.push(client.pclRenew(part.length, ...part.map((x) => k(x.key)), Math.round(plan.now), Math.ceil(plan.ttlMs), ...part.map((x) => x.leaseId)));
+        }
+      }
+      return (await Promise.all(calls)).reduce((a, b) => a + Number(b), 0);
     },
     async close() {
       if (owned) client.disconnect();
