@@ -6,6 +6,7 @@ import { openDb } from '../store/db.js';
 import { bootstrap, loadPepper } from '../identity/keys.js';
 import type { Config } from '../config/schema.js';
 import { createMemoryCounterStore, startCounterHost } from '../limits/index.js';
+import { startMetricsAggregator } from '../metrics/cluster.js';
 import { configFromOptions, fail, type CommonOptions } from './common.js';
 
 function printBootstrapKey(k: { key: string; tenant: string }): void {
@@ -50,6 +51,8 @@ export async function serve(config: Config): Promise<void> {
     await bootstrapOnce(config);
     // With in-memory counters the primary holds them and workers ask over IPC: limits stay exact, never N×.
     if (config.limits.store === 'memory') startCounterHost(createMemoryCounterStore());
+    // A scrape of any worker returns every worker's metrics, aggregated here.
+    if (config.metrics.enabled) startMetricsAggregator();
     for (let i = 0; i < config.server.workers; i++) cluster.fork();
     let stopping = false;
     cluster.on('exit', (w, code, signal) => {

@@ -3,6 +3,7 @@
  * serves the exposition at `metrics.path` — on the gateway port behind a bearer token, or on a
  * separate port bound to loopback.
  */
+import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { timingSafeEqual, createHash } from 'node:crypto';
@@ -10,6 +11,7 @@ import type { FastifyInstance } from 'fastify';
 import type { GatewayModule, ModuleFactory } from '../server/modules.js';
 import type { LimitsModule } from '../limits/module.js';
 import { createMetrics, type GatewayMetrics } from './index.js';
+import { joinMetricsCluster, type WorkerMetricsLink } from './cluster.js';
 import type { MetricsConfig } from './config.js';
 
 /** The metrics module; other modules find it as `modules.get('metrics')`. */
@@ -48,6 +50,9 @@ export const metricsModule: ModuleFactory = ({ config, env, identity, modules, l
   );
   const token = cfg ? metricsToken(cfg, env) : undefined;
   let server: Server | undefined;
+  // In a `serve --workers N` worker, scrapes go through the primary, which aggregates all workers.
+  let link: WorkerMetricsLink | undefined;
+  const scrape = () => (link ? link.scrape() : metrics.scrape());
   const skip = new Set([cfg?.path ?? '/metrics', '/healthz', '/readyz']);
 
   const mod: MetricsModule = {
@@ -67,10 +72,12 @@ export const metricsModule: ModuleFactory = ({ config, env, identity, modules, l
       : {},
     async routes(app: FastifyInstance) {
       if (!enabled || !cfg) return;
-      // The final status of every request (errors included) for the status label.
-      app.addHook('onSend', async (req, reply, payload) => {
+      if (cluster.isWorker && process.send) link = joinMetricsCluster(metrics.registry);
+      // The final status of every request (errors included) for the status label. Callback
+      // style: no promise per request.
+      app.addHook('onSend', (req, reply, payload, done) => {
         if (req.pcl) req.pcl.state.httpStatus = reply.statusCode;
-        return payload;
+        done(null, payload);
       });
       if (cfg.port !== undefined) {
         server = createServer((req, res) => {
@@ -83,9 +90,12 @@ export const metricsModule: ModuleFactory = ({ config, env, identity, modules, l
             res.writeHead(401, { 'www-authenticate': 'Bearer' }).end();
             return;
           }
-          metrics.scrape().then(
-            (text) => res.writeHead(200, { 'content-type': metrics.contentType }).end(text),
-            () => res.writeHead(500).end(),
+          scrape().then(
+            (text) => res.writeHead(200, { 'content-type': metrics.contentType, 'cache-control': 'no-store' }).end(text),
+            (e: Error) => {
+              logger.error({ err: e.message }, 'metrics: scrape failed');
+              res.writeHead(500).end();
+            },
           );
         });
         await new Promise<void>((resolve, reject) => {
@@ -103,11 +113,19 @@ export const metricsModule: ModuleFactory = ({ config, env, identity, modules, l
           reply.code(401).header('www-authenticate', 'Bearer').header('content-type', 'application/json; charset=utf-8');
           return JSON.stringify({ error: { message: 'Missing or invalid metrics token.', type: 'authentication_error', code: 'invalid_api_key' } });
         }
-        reply.header('content-type', metrics.contentType).header('cache-control', 'no-store');
-        return metrics.scrape();
+        try {
+          const text = await scrape();
+          reply.header('content-type', metrics.contentType).header('cache-control', 'no-store');
+          return text;
+        } catch (e) {
+          logger.error({ err: (e as Error).message }, 'metrics: scrape failed');
+          reply.code(500).header('content-type', 'application/json; charset=utf-8');
+          return JSON.stringify({ error: { message: 'Metrics are unavailable.', type: 'server_error', code: 'metrics_unavailable' } });
+        }
       });
     },
     async close() {
+      link?.stop();
       if (server) await new Promise<void>((r) => server!.close(() => r()));
     },
   };
