@@ -2,19 +2,37 @@
 import { isUtf8 } from 'node:buffer';
 import { GatewayError } from '../errors.js';
 
-/** Largest nesting depth of a JSON text (linear scan that skips strings). */
-export function jsonDepthExceeds(text: string, max: number): boolean {
+const OPEN_OBJECT = 0x7b; // {
+const OPEN_ARRAY = 0x5b; // [
+const CLOSE_OBJECT = 0x7d; // }
+const CLOSE_ARRAY = 0x5d; // ]
+const QUOTE = 0x22; // "
+const BACKSLASH = 0x5c; // \
+
+/**
+ * Whether a JSON text (UTF-8 bytes) nests deeper than `max`. A text with at most `max` opening
+ * brackets cannot (counted with native `indexOf`); otherwise one linear scan over the bytes that
+ * skips strings. UTF-8 continuation bytes are ≥ 0x80, so they never look like ASCII punctuation.
+ */
+export function jsonDepthExceeds(buf: Uint8Array, max: number): boolean {
+  const b = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+  let opening = 0;
+  for (let i = b.indexOf(OPEN_OBJECT); i !== -1 && opening <= max; i = b.indexOf(OPEN_OBJECT, i + 1)) opening++;
+  for (let i = b.indexOf(OPEN_ARRAY); i !== -1 && opening <= max; i = b.indexOf(OPEN_ARRAY, i + 1)) opening++;
+  if (opening <= max) return false;
   let depth = 0;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (inString) {
-      if (c === 92 /* \ */) i++;
-      else if (c === 34 /* " */) inString = false;
-    } else if (c === 34) inString = true;
-    else if (c === 123 /* { */ || c === 91 /* [ */) {
+  const n = b.length;
+  for (let i = 0; i < n; i++) {
+    const c = b[i]!;
+    if (c === QUOTE) {
+      for (i++; i < n; i++) {
+        const d = b[i]!;
+        if (d === BACKSLASH) i++;
+        else if (d === QUOTE) break;
+      }
+    } else if (c === OPEN_OBJECT || c === OPEN_ARRAY) {
       if (++depth > max) return true;
-    } else if (c === 125 || c === 93) depth--;
+    } else if (c === CLOSE_OBJECT || c === CLOSE_ARRAY) depth--;
   }
   return false;
 }
@@ -23,11 +41,10 @@ export function jsonDepthExceeds(text: string, max: number): boolean {
 export function parseJsonBody(buf: Buffer, maxDepth: number): Record<string, unknown> {
   if (buf.length === 0) throw new GatewayError('PCL_BAD_JSON', { message: 'The request body is empty; a JSON object is required.' });
   if (!isUtf8(buf)) throw new GatewayError('PCL_BAD_UTF8');
-  const text = buf.toString('utf8');
-  if (jsonDepthExceeds(text, maxDepth)) throw new GatewayError('PCL_TOO_DEEP', { message: `The request body is nested deeper than ${maxDepth} levels.` });
+  if (jsonDepthExceeds(buf, maxDepth)) throw new GatewayError('PCL_TOO_DEEP', { message: `The request body is nested deeper than ${maxDepth} levels.` });
   let value: unknown;
   try {
-    value = JSON.parse(text);
+    value = JSON.parse(buf.toString('utf8'));
   } catch {
     throw new GatewayError('PCL_BAD_JSON');
   }
