@@ -58,6 +58,8 @@ export interface GuardEngine {
   readonly judges: ReadonlyMap<string, Judge>;
   /** The effective pipeline of a scope (tenant name or {tenantName, tier}), cached. */
   pipelineFor(scope?: string | PolicyScope): Pipeline;
+  /** Whether any request-stage guard runs for this scope (false: guards off, nothing to inspect). */
+  hasRequestGuards(scope: PolicyScope): boolean;
   /** The effective configuration of a scope. */
   configFor(scope?: string | PolicyScope): GuardsConfig;
   /** Guard names to run for an API (undefined = all; empty = pass-through). */
@@ -205,6 +207,9 @@ export function createGuardEngine(raw: GuardsConfig | GuardsConfigInput | undefi
     judges,
     pipelineFor(scope) {
       return pipelineOf(toScope(scope));
+    },
+    hasRequestGuards(scope) {
+      return (pipelineOf(scope).byStage.get('request')?.length ?? 0) > 0;
     },
     configFor: effective,
     routeList(api, scope) {

@@ -143,6 +143,8 @@ export function createGuardsModule(mctx: ModuleContext, engine: GuardEngine = cr
     steps: {
       async requestGuards(ctx) {
         const tenantName = ctx.principal?.tenantName;
+        // Guards switched off for this caller (globally or by override): nothing to inspect or record.
+        if (!engine.hasRequestGuards({ ...(tenantName !== undefined ? { tenantName } : {}), ...(ctx.principal?.tier !== undefined ? { tier: ctx.principal.tier } : {}), ...(ctx.principal?.keyId !== undefined ? { keyId: ctx.principal.keyId } : {}) })) return;
         const conversationId = ctx.state.conversationId as string | undefined;
         // The vault is scoped to tenant and key: another key guessing a conversation id gets nothing back.
         const vaultScope = ctx.principal ? `${ctx.principal.tenantId}/${ctx.principal.keyId ?? ctx.principal.subject}` : undefined;
