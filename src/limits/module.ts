@@ -155,7 +155,7 @@ function buildModule(config: LimitsConfig, log?: { warn(o: object, m: string): v
   return {
     name: 'limits',
     limiter,
-    steps: { admit, done },
+    steps: { admit, settle: done },
     async close() {
       await limiter.close();
     },

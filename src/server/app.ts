@@ -153,11 +153,17 @@ function finish(deps: AppDeps, method: string, ctx: RequestContext, status: numb
     aborted: ctx.aborted || undefined,
   };
   deps.logger.info(line, 'request');
-  if (deps.steps.done) {
-    Promise.resolve()
-      .then(() => deps.steps.done!(ctx))
+  const { settle, done } = deps.steps;
+  if (!settle && !done) return;
+  // Settlement right away (a client's next request must find its concurrency slot free) …
+  const settled = settle ? Promise.resolve().then(() => settle(ctx)) : undefined;
+  // … audit, metrics and analytics after the I/O already waiting (e.g. the client's next request on
+  // a kept-alive connection), so they never delay a response.
+  setImmediate(() => {
+    Promise.resolve(settled)
+      .then(() => done?.(ctx))
       .catch((e) => deps.logger.error({ reqId: ctx.requestId, err: (e as Error)?.message }, 'post-request step failed'));
-  }
+  });
 }
 
 function round(n: number): number {

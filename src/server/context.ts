@@ -68,6 +68,11 @@ export interface ProxySteps {
   responseGuards?(ctx: RequestContext, body: Record<string, unknown>): Promise<Record<string, unknown>> | Record<string, unknown>;
   /** Stream-stage guards: a transformer per streamed request (or undefined). */
   streamGuards?(ctx: RequestContext): StreamTransform | undefined;
-  /** Settlement, audit, metrics: always called once at the end. */
+  /**
+   * Settlement of what admission reserved (limits): called once when the response has ended,
+   * right away (before the next I/O), so a client's next request sees its slot released.
+   */
+  settle?(ctx: RequestContext): Promise<void> | void;
+  /** Audit, metrics, analytics: called once at the end, after `settle`, off the response path. */
   done?(ctx: RequestContext): Promise<void> | void;
 }

@@ -67,6 +67,24 @@ function safeParse(s: string): unknown {
   }
 }
 
+/**
+ * Runs request steps in order; a step that returns no promise costs no microtask hop (most are
+ * synchronous), and the result is a promise only when some step was asynchronous.
+ */
+function sequence(fs: ReadonlyArray<(ctx: RequestContext) => void | Promise<void>>): (ctx: RequestContext) => void | Promise<void> {
+  const from = async (ctx: RequestContext, i: number, pending: Promise<void>): Promise<void> => {
+    await pending;
+    for (let j = i; j < fs.length; j++) await fs[j]!(ctx);
+  };
+  return (ctx) => {
+    for (let i = 0; i < fs.length; i++) {
+      const r = fs[i]!(ctx);
+      if (r && typeof (r as Promise<void>).then === 'function') return from(ctx, i + 1, r as Promise<void>);
+    }
+    return undefined;
+  };
+}
+
 /** Composes the modules' steps into one ProxySteps, in module order. */
 export function composeSteps(mods: readonly GatewayModule[], logger: Logger): ProxySteps {
   const withStep = <K extends keyof ProxySteps>(k: K) => mods.filter((m) => m.steps?.[k]).map((m) => m.steps![k]!) as NonNullable<ProxySteps[K]>[];
@@ -76,10 +94,11 @@ export function composeSteps(mods: readonly GatewayModule[], logger: Logger): Pr
   const responseGuards = withStep('responseGuards');
   const streamGuards = withStep('streamGuards');
   const done = mods.filter((m) => m.steps?.done);
+  const settle = mods.filter((m) => m.steps?.settle);
   const steps: ProxySteps = {};
-  if (authorize.length) steps.authorize = async (ctx) => { for (const f of authorize) await f(ctx); };
-  if (admit.length) steps.admit = async (ctx) => { for (const f of admit) await f(ctx); };
-  if (requestGuards.length) steps.requestGuards = async (ctx) => { for (const f of requestGuards) await f(ctx); };
+  if (authorize.length) steps.authorize = sequence(authorize);
+  if (admit.length) steps.admit = sequence(admit);
+  if (requestGuards.length) steps.requestGuards = sequence(requestGuards);
   if (responseGuards.length) {
     steps.responseGuards = async (ctx, body) => {
       let b = body;
@@ -93,16 +112,16 @@ export function composeSteps(mods: readonly GatewayModule[], logger: Logger): Pr
       return ts.length === 0 ? undefined : ts.length === 1 ? ts[0] : chainTransforms(ts);
     };
   }
-  if (done.length) {
-    steps.done = async (ctx) => {
-      for (const m of done) {
-        try {
-          await m.steps!.done!(ctx);
-        } catch (e) {
-          logger.error({ reqId: ctx.requestId, module: m.name, err: (e as Error)?.message }, 'module done step failed');
-        }
+  const each = (list: GatewayModule[], k: 'settle' | 'done') => async (ctx: RequestContext) => {
+    for (const m of list) {
+      try {
+        await m.steps![k]!(ctx);
+      } catch (e) {
+        logger.error({ reqId: ctx.requestId, module: m.name, err: (e as Error)?.message }, `module ${k} step failed`);
       }
-    };
-  }
+    }
+  };
+  if (settle.length) steps.settle = each(settle, 'settle');
+  if (done.length) steps.done = each(done, 'done');
   return steps;
 }
