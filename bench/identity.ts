@@ -1,20 +1,99 @@
 /**
  * Per-request cost of identify + authorize with a warm key cache on the embedded default
  * (SQLite): API-key parse, cached lookup, HMAC-SHA256 verify, principal, layered scope checks.
- * Target ≤ 20 µs. Run directly: `node --import tsx bench/identity.ts`.
+ * Target ≤ 20 µs. Then, in the same run, gateway throughput with authentication on vs off
+ * (bench/lib/on-off.ts): two in-process gateways with the same config (guards off, every other
+ * module as by default), the "off" one given an identity service that returns the bootstrap
+ * key's principal without any lookup or hashing. Target: on ≥ 95 % of off.
+ * Run directly: `node --import tsx bench/identity.ts`.
  */
 import { mkdtempSync, rmSync, mkdirSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import os, { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { openDb } from '../src/store/db.js';
-import { createKey } from '../src/identity/keys.js';
-import { createIdentity } from '../src/identity/service.js';
+import { createKey, loadPepper } from '../src/identity/keys.js';
+import { createIdentity, type AuthFailureCounts, type AuthResult, type Identity } from '../src/identity/service.js';
+import type { Principal } from '../src/identity/types.js';
 import { createPolicyEngine } from '../src/policy/engine.js';
 import { policyConfigSchema, tiersConfigSchema } from '../src/policy/config.js';
+import { compareOnOff, onOffTable, type OnOffResult } from './lib/on-off.js';
+
+const DURATION = Number(process.env.PCL_BENCH_IDENTITY_SECONDS ?? 4);
+const CONNECTIONS = Number(process.env.PCL_BENCH_IDENTITY_CONNECTIONS ?? 32);
+/** Rounds alternate off, on, on, off, … so a steady drift in machine load cancels out. */
+const PATTERN = ['off', 'on', 'on', 'off', 'off', 'on', 'on', 'off'] as const;
+
+/**
+ * Authentication "off": every request gets `principal` (set before the load starts) without
+ * parsing, looking up or hashing the presented key. Admin authentication always fails.
+ */
+function fixedIdentity(): Identity & { principal?: Principal; counts?: AuthFailureCounts } {
+  const self: Identity & { principal?: Principal; counts?: AuthFailureCounts } = {
+    async authenticateKey() {
+      return self.principal ?? null;
+    },
+    async authenticate(): Promise<AuthResult<Principal>> {
+      return self.principal ? { ok: true, principal: self.principal } : { ok: false, reason: 'unknown_key' };
+    },
+    async authenticateAdmin() {
+      return { ok: false, reason: 'unknown_key' };
+    },
+    invalidate() {},
+    failureCounts: () => self.counts ?? ({ total: 0, byReason: {} } as AuthFailureCounts),
+    async start() {},
+    async flushLastUsed() {},
+    async close() {},
+  };
+  return self;
+}
+
+/** Gateway throughput with authentication on (the real identity service, warm cache) vs off. */
+async function gatewayOnOff(): Promise<OnOffResult> {
+  const base = { guards: { enabled: false } };
+  const off = fixedIdentity();
+  const res = await compareOnOff({
+    offConfig: base,
+    onConfig: base,
+    offOptions: { identity: off },
+    connections: CONNECTIONS,
+    durationSec: DURATION,
+    warmupSec: 2,
+    pattern: PATTERN,
+    prefix: 'pcl-bench-identity-gw-',
+    async prepare(g) {
+      // The principal the real service gives the off gateway's bootstrap key, resolved once.
+      const real = createIdentity({ db: g.gw.db, pepper: loadPepper(g.dir, {}) });
+      const p = await real.authenticateKey(g.key);
+      off.counts = real.failureCounts();
+      await real.close();
+      if (!p) throw new Error('bench: the bootstrap key did not authenticate');
+      off.principal = p;
+    },
+  });
+  return res;
+}
 
 /** Runs the benchmark; returns the measured numbers. */
 export async function run(opts: { iterations?: number } = {}): Promise<object> {
+  const micro = await identifyAuthorize(opts);
+  const res = await gatewayOnOff();
+  const { on: bOn, off: bOff, ratioPercent: ratio } = res;
+  const loadAverage = os.loadavg().map((x) => Math.round(x * 10) / 10);
+  process.stdout.write(
+    `identify+authorize (warm cache, SQLite): mean ${micro.meanUs} µs, p50 ${micro.p50Us} µs, p99 ${micro.p99Us} µs (identify alone ${micro.identifyOnlyMeanUs} µs; target ≤ 20 µs)\n` +
+      onOffTable(res) +
+      `\nauthentication on: ${ratio} % of off by best req/s, ${res.cpuRatioPercent} % by CPU per request (paired rounds) (target ≥ 95 %); load average ${loadAverage.join(' ')} on ${os.cpus().length} CPUs\n`,
+  );
+  return {
+    ...micro,
+    gateway: { tool: bOn.tool, connections: CONNECTIONS, durationSec: DURATION, off: { rps: bOff.rps, p50: bOff.p50, p99: bOff.p99 }, on: { rps: bOn.rps, p50: bOn.p50, p99: bOn.p99 }, ratioPercent: ratio, cpuRatioPercent: res.cpuRatioPercent, targetPercent: 95, phases: res.phases },
+    loadAverage,
+  };
+}
+
+/** identify + authorize per request with a warm cache, outside the gateway. */
+async function identifyAuthorize(opts: { iterations?: number }) {
   const iterations = opts.iterations ?? 100_000;
   const dir = mkdtempSync(join(tmpdir(), 'pcl-bench-id-'));
   const db = await openDb({ dataDir: dir });

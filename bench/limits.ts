@@ -1,14 +1,20 @@
 /**
  * Limits engine cost per request: admission + settlement on the memory store (target
  * ≤ 10 µs), on Redis (one Lua round trip each; p50/p99 in µs) and over IPC to a primary
- * (node:cluster style). Also token estimation cost. `run()` returns the numbers; running the
- * file directly prints them. Redis at PCL_BENCH_REDIS_URL (default redis://127.0.0.1:6379).
+ * (node:cluster style). Also token estimation cost. Then gateway throughput with limits on vs
+ * off in the same run (bench/lib/on-off.ts; guards off, every other module as by default):
+ * the memory store on the embedded default (target ≥ 90 %), and the Redis store in cluster
+ * mode (PostgreSQL at PCL_BENCH_PG_URL, one schema per gateway) against cluster mode without
+ * limits. `run()` returns the numbers; running the file directly prints them. Redis at
+ * PCL_BENCH_REDIS_URL (default redis://127.0.0.1:6379).
  */
 import { fork } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import os from 'node:os';
+import os, { userInfo } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
+import pg from 'pg';
+import { compareOnOff, onOffTable, type BenchGateway, type OnOffResult } from './lib/on-off.js';
 import {
   createIpcCounterStore,
   createLimiter,
@@ -25,6 +31,11 @@ import {
 
 const DATASETS = process.env.PCL_DATASETS ?? '/work/shared/datasets';
 const REDIS_URL = process.env.PCL_BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const PG_URL = process.env.PCL_BENCH_PG_URL ?? `postgresql://${encodeURIComponent(process.env.PGUSER ?? userInfo().username)}@127.0.0.1:5432/test`;
+const GW_SECONDS = Number(process.env.PCL_BENCH_LIMITS_SECONDS ?? 4);
+const GW_CONNECTIONS = Number(process.env.PCL_BENCH_LIMITS_CONNECTIONS ?? 32);
+/** Rounds alternate off, on, on, off, … so a steady drift in machine load cancels out. */
+const GW_PATTERN = ['off', 'on', 'on', 'off', 'off', 'on', 'on', 'off'] as const;
 const config = parseLimitsConfig({});
 /** A realistic limit set: every kind of limit on the key, money on the tenant, high enough never to refuse. */
 const LIMITS = {
@@ -166,6 +177,111 @@ function approxAccuracy(): object {
   };
 }
 
+/**
+ * The limits of the gateway "on" side: every kind of limit, all checked on every request, high
+ * enough never to refuse; money with an explicit price for the bench's model.
+ */
+const GATEWAY_LIMITS = {
+  defaults: {
+    key: { requestsPerMinute: 1e9, tokensPerMinute: 1e12, concurrency: 1e6, dailyTokens: 1e13, dailyCostUsd: 1e6, maxInputTokens: 1e6, maxMessages: 1000 },
+    tenant: { monthlyTokens: 1e14, monthlyCostUsd: 1e6 },
+  },
+  pricing: { 'gpt-4o-mini*': { inputPerMTok: 0.15, outputPerMTok: 0.6, cachedInputPerMTok: 0.075 } },
+};
+
+type GatewayComparison = { tool: string; off: { rps: number; p50: number; p99: number }; on: { rps: number; p50: number; p99: number }; ratioPercent: number; cpuRatioPercent: number; phases: OnOffResult['phases'] };
+
+function summary(res: OnOffResult): GatewayComparison {
+  const { on, off } = res;
+  return {
+    tool: on.tool,
+    off: { rps: Math.round(off.rps), p50: off.p50, p99: off.p99 },
+    on: { rps: Math.round(on.rps), p50: on.p50, p99: on.p99 },
+    ratioPercent: res.ratioPercent,
+    cpuRatioPercent: res.cpuRatioPercent,
+    phases: res.phases,
+  };
+}
+
+/** Limits on (memory store) vs no limits configured, embedded default. */
+export async function gatewayMemory(): Promise<GatewayComparison> {
+  const res = await compareOnOff({
+    offConfig: { guards: { enabled: false } },
+    onConfig: { guards: { enabled: false }, limits: GATEWAY_LIMITS },
+    connections: GW_CONNECTIONS,
+    durationSec: GW_SECONDS,
+    warmupSec: 2,
+    pattern: GW_PATTERN,
+    prefix: 'pcl-bench-limits-gw-',
+    prepare: checkLimited,
+  });
+  process.stdout.write(`gateway, memory store (embedded default):\n${onOffTable(res)}\nlimits on: ${res.ratioPercent} % of off by best req/s, ${res.cpuRatioPercent} % by CPU per request (paired rounds) (target ≥ 90 %)\n`);
+  return summary(res);
+}
+
+/** Limits on (Redis store) vs no limits, both gateways in cluster mode on PostgreSQL. */
+export async function gatewayRedis(): Promise<GatewayComparison | { skipped: string }> {
+  const schemas = [`pcl_bench_lim_off_${process.pid}`, `pcl_bench_lim_on_${process.pid}`];
+  const keyPrefix = `pcl:bench-gw:${process.pid}`;
+  const cluster = { kind: 'cluster', postgresUrl: PG_URL };
+  try {
+    const c = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 2000 });
+    await c.connect();
+    await c.end();
+  } catch (e) {
+    return { skipped: `PostgreSQL at ${PG_URL}: ${(e as Error).message}` };
+  }
+  try {
+    const res = await compareOnOff({
+      offConfig: { guards: { enabled: false }, store: cluster },
+      onConfig: { guards: { enabled: false }, store: cluster, limits: { ...GATEWAY_LIMITS, store: 'redis', redisUrl: REDIS_URL, keyPrefix } },
+      offOptions: { pgSchema: schemas[0] },
+      onOptions: { pgSchema: schemas[1] },
+      connections: GW_CONNECTIONS,
+      durationSec: GW_SECONDS,
+      warmupSec: 2,
+      pattern: GW_PATTERN,
+      prefix: 'pcl-bench-limits-gw-',
+      prepare: checkLimited,
+    });
+    process.stdout.write(`gateway, Redis store (cluster mode, both on PostgreSQL):\n${onOffTable(res)}\nlimits on: ${res.ratioPercent} % of off by best req/s, ${res.cpuRatioPercent} % by CPU per request (paired rounds)\n`);
+    return summary(res);
+  } finally {
+    const c = new pg.Client({ connectionString: PG_URL });
+    await c
+      .connect()
+      .then(() => c.query(`DROP SCHEMA IF EXISTS ${schemas[0]} CASCADE; DROP SCHEMA IF EXISTS ${schemas[1]} CASCADE`))
+      .catch(() => {});
+    await c.end().catch(() => {});
+    await deleteKeys(keyPrefix);
+  }
+}
+
+/** Before the load: the "on" gateway answers with rate-limit headers from its limits, the "off" one without. */
+async function checkLimited(off: BenchGateway, on: BenchGateway): Promise<void> {
+  const call = (g: BenchGateway) =>
+    fetch(`${g.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${g.key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], max_tokens: 8 }),
+    }).then(async (r) => (await r.arrayBuffer(), r));
+  const [a, b] = [await call(off), await call(on)];
+  if (a.status !== 200 || b.status !== 200) throw new Error(`bench: probe requests answered ${a.status} / ${b.status}`);
+  if (a.headers.get('x-ratelimit-limit-requests') !== null) throw new Error('bench: the "off" gateway applies limits');
+  if (b.headers.get('x-ratelimit-limit-requests') !== String(GATEWAY_LIMITS.defaults.key.requestsPerMinute)) throw new Error('bench: the "on" gateway does not apply its limits');
+}
+
+async function deleteKeys(prefix: string): Promise<void> {
+  const admin = new Redis(REDIS_URL);
+  let cursor = '0';
+  do {
+    const [next, keys] = await admin.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+    if (keys.length) await admin.del(...keys);
+    cursor = next;
+  } while (cursor !== '0');
+  admin.disconnect();
+}
+
 /** Runs the limits bench and returns its numbers. */
 export async function run(): Promise<object> {
   const out: Record<string, unknown> = {};
@@ -208,17 +324,13 @@ export async function run(): Promise<object> {
     const prefix = `pcl:bench:${process.pid}`;
     out.redis = await measure(createRedisCounterStore(REDIS_URL, { keyPrefix: prefix, commandTimeoutMs: 2000 }), 5000);
     out.redisThroughput = await throughput(createRedisCounterStore(REDIS_URL, { keyPrefix: prefix, commandTimeoutMs: 2000 }), 10_000, 32);
-    const admin = new Redis(REDIS_URL);
-    let cursor = '0';
-    do {
-      const [next, keys] = await admin.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-      if (keys.length) await admin.del(...keys);
-      cursor = next;
-    } while (cursor !== '0');
-    admin.disconnect();
+    await deleteKeys(prefix);
   } else {
     out.redis = { skipped: `Redis at ${REDIS_URL} unreachable` };
   }
+
+  out.gatewayMemory = await gatewayMemory();
+  out.gatewayRedis = (await redisUp()) ? await gatewayRedis() : { skipped: `Redis at ${REDIS_URL} unreachable` };
 
   out.loadAverage = os.loadavg().map((x) => Math.round(x * 10) / 10);
   out.cpus = os.cpus().length;

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { validateConfig } from '../../src/config/load.js';
-import { createGateway, createLogger, type Gateway } from '../../src/index.js';
+import { createGateway, createLogger, type Gateway, type GatewayOptions } from '../../src/index.js';
 import { startBenchMock } from './mock-upstream.js';
 import { runLoad, type LoadResult } from './load.js';
 import { fmt, table } from './table.js';
@@ -20,8 +20,8 @@ export interface BenchGateway {
   dir: string;
 }
 
-/** Starts an in-process gateway routing every model to `upstream`, with `extra` config merged in. */
-export async function startBenchGateway(upstream: string, extra: Record<string, unknown>, prefix = 'pcl-bench-gw-'): Promise<BenchGateway> {
+/** Starts an in-process gateway routing every model to `upstream`, with `extra` config merged in (and `options` passed to createGateway). */
+export async function startBenchGateway(upstream: string, extra: Record<string, unknown>, prefix = 'pcl-bench-gw-', options: GatewayOptions = {}): Promise<BenchGateway> {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   const config = validateConfig({
     dataDir: dir,
@@ -31,17 +31,26 @@ export async function startBenchGateway(upstream: string, extra: Record<string, 
     routes: [{ model: '*', provider: 'mock' }],
     ...extra,
   });
-  const gw = await createGateway(config, { logger: createLogger('silent'), env: {} });
+  const gw = await createGateway(config, { logger: createLogger('silent'), env: {}, ...options });
   const { url } = await gw.listen();
   return { gw, url, key: gw.bootstrapKey!.key, dir };
 }
 
 /** Best round per mode and the on/off ratio. */
 export interface OnOffResult {
-  phases: Array<{ mode: 'off' | 'on'; r: LoadResult }>;
+  /** `cpuUsPerRequest`: CPU time (user + system, all threads) of this process — both gateways and the mock; the load generator is separate — per request of the round. */
+  phases: Array<{ mode: 'off' | 'on'; r: LoadResult; cpuUsPerRequest: number }>;
   off: LoadResult;
   on: LoadResult;
   ratioPercent: number;
+  /**
+   * CPU per request of "off" ÷ that of "on", in %: the throughput ratio the two would have with
+   * this process alone on a CPU. Each "on" round is paired with its neighbouring "off" round(s)
+   * (load from other processes changes slowly, so neighbours see about the same machine), and
+   * the median of the pair ratios is reported. Much less sensitive than req/s to other load on a
+   * shared machine.
+   */
+  cpuRatioPercent: number;
 }
 
 const BODY = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'system', content: 'You are a helpful assistant.' }, { role: 'user', content: 'Write one sentence about the sea and the weather today.' }], max_tokens: 64 });
@@ -57,18 +66,31 @@ export async function compareOnOff(opts: {
   durationSec: number;
   warmupSec?: number;
   prefix?: string;
+  /** createGateway options (not config) of each gateway, e.g. a replaced identity service. */
+  offOptions?: GatewayOptions;
+  onOptions?: GatewayOptions;
+  /** Order of the measured rounds (default off, on, off, on); e.g. off, on, on, off cancels a steady drift. */
+  pattern?: ReadonlyArray<'off' | 'on'>;
+  /** Runs once both gateways listen, before any load. */
+  prepare?: (off: BenchGateway, on: BenchGateway) => Promise<void>;
   inspect?: (on: BenchGateway) => Promise<void>;
 }): Promise<OnOffResult> {
   const mock = await startBenchMock();
   const upstream = `http://127.0.0.1:${mock.port}`;
-  const off = await startBenchGateway(upstream, opts.offConfig, opts.prefix);
-  const on = await startBenchGateway(upstream, opts.onConfig, opts.prefix);
+  const off = await startBenchGateway(upstream, opts.offConfig, opts.prefix, opts.offOptions);
+  const on = await startBenchGateway(upstream, opts.onConfig, opts.prefix, opts.onOptions);
   const load = (g: BenchGateway, durationSec: number) =>
     runLoad({ url: `${g.url}/v1/chat/completions`, body: BODY, headers: { authorization: `Bearer ${g.key}`, 'content-type': 'application/json' }, connections: opts.connections, durationSec });
   const phases: OnOffResult['phases'] = [];
   try {
+    await opts.prepare?.(off, on);
     if (opts.warmupSec) for (const g of [off, on]) await load(g, opts.warmupSec);
-    for (const mode of ['off', 'on', 'off', 'on'] as const) phases.push({ mode, r: await load(mode === 'on' ? on : off, opts.durationSec) });
+    for (const mode of opts.pattern ?? (['off', 'on', 'off', 'on'] as const)) {
+      const c0 = process.cpuUsage();
+      const r = await load(mode === 'on' ? on : off, opts.durationSec);
+      const c = process.cpuUsage(c0);
+      phases.push({ mode, r, cpuUsPerRequest: Math.round(((c.user + c.system) / Math.max(1, r.requests)) * 10) / 10 });
+    }
     await opts.inspect?.(on);
   } finally {
     await on.gw.close();
@@ -80,10 +102,20 @@ export async function compareOnOff(opts: {
   const best = (m: 'on' | 'off') => phases.filter((p) => p.mode === m).reduce((a, b) => (b.r.rps > a.r.rps ? b : a)).r;
   const bOff = best('off');
   const bOn = best('on');
-  return { phases, off: bOff, on: bOn, ratioPercent: Math.round((bOn.rps / bOff.rps) * 1000) / 10 };
+  const median = (xs: number[]) => {
+    const s = [...xs].sort((a, b) => a - b);
+    return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+  };
+  const offMedian = median(phases.filter((p) => p.mode === 'off').map((p) => p.cpuUsPerRequest));
+  const pairRatios = phases.flatMap((p, i) => {
+    if (p.mode !== 'on') return [];
+    const near = [phases[i - 1], phases[i + 1]].filter((q) => q?.mode === 'off').map((q) => q!.cpuUsPerRequest);
+    return [(near.length ? near.reduce((a, b) => a + b, 0) / near.length : offMedian) / p.cpuUsPerRequest];
+  });
+  return { phases, off: bOff, on: bOn, ratioPercent: Math.round((bOn.rps / bOff.rps) * 1000) / 10, cpuRatioPercent: Math.round(median(pairRatios) * 1000) / 10 };
 }
 
 /** The per-round table of an on/off run. */
 export function onOffTable(res: OnOffResult): string {
-  return table([['mode', 'rps', 'p50 ms', 'p99 ms', 'errors'], ...res.phases.map((p) => [p.mode, fmt(p.r.rps, 0), fmt(p.r.p50), fmt(p.r.p99), p.r.errors])]);
+  return table([['mode', 'rps', 'p50 ms', 'p99 ms', 'errors', 'CPU µs/req'], ...res.phases.map((p) => [p.mode, fmt(p.r.rps, 0), fmt(p.r.p50), fmt(p.r.p99), p.r.errors, fmt(p.cpuUsPerRequest, 0)])]);
 }
