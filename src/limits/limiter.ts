@@ -462,10 +462,18 @@ function addBudget(c: BudgetCtx, kind: 'tokens' | 'cost', period: 'day' | 'month
   c.budgetMeta.push({ kind, period, scope: c.scope, limit: limitUnits, resetAt: end });
 }
 
+/** Header names per kind, as constants (template-built names would be new strings on every request). */
+const HEADER_NAMES = {
+  requests: { limit: 'x-ratelimit-limit-requests', remaining: 'x-ratelimit-remaining-requests', reset: 'x-ratelimit-reset-requests' },
+  tokens: { limit: 'x-ratelimit-limit-tokens', remaining: 'x-ratelimit-remaining-tokens', reset: 'x-ratelimit-reset-tokens' },
+} as const;
+const KINDS = ['requests', 'tokens'] as const;
+
 /** x-ratelimit-* headers from the tightest request and token limiters of the plan. */
 function rateHeaders(rates: RateOp[], meta: { kind: 'requests' | 'tokens' }[], outcome: AdmitOutcome): Record<string, string> {
   const h: Record<string, string> = {};
-  for (const kind of ['requests', 'tokens'] as const) {
+  if (rates.length === 0) return h;
+  for (const kind of KINDS) {
     let bestI = -1;
     let bestRemaining = Infinity;
     for (let i = 0; i < rates.length; i++) {
@@ -478,9 +486,10 @@ function rateHeaders(rates: RateOp[], meta: { kind: 'requests' | 'tokens' }[], o
       }
     }
     if (bestI >= 0) {
-      h[`x-ratelimit-limit-${kind}`] = String(rates[bestI].limit);
-      h[`x-ratelimit-remaining-${kind}`] = String(bestRemaining);
-      h[`x-ratelimit-reset-${kind}`] = formatResetDuration(outcome.rates[bestI].fillMs);
+      const names = HEADER_NAMES[kind];
+      h[names.limit] = String(rates[bestI].limit);
+      h[names.remaining] = String(bestRemaining);
+      h[names.reset] = formatResetDuration(outcome.rates[bestI].fillMs);
     }
   }
   return h;

@@ -6,7 +6,7 @@ import type { GatewayModule, ModuleFactory } from '../server/modules.js';
 import type { RequestContext } from '../server/context.js';
 import { approxTokens, createCounterStoreFromConfig, createLimiter, estimateInputTokens, resolveLimitSets, costUsd } from './index.js';
 import type { LimitsConfig } from './config.js';
-import type { Limiter, Ticket } from './types.js';
+import type { AdmitRequest, Limiter, Ticket } from './types.js';
 
 /** The limits module, with its limiter for metrics and tests. */
 export interface LimitsModule extends GatewayModule {
@@ -81,9 +81,12 @@ function requestedOutput(body: Record<string, unknown>): number | undefined {
 
 const TOKEN_FIELDS = ['tokensPerMinute', 'dailyTokens', 'monthlyTokens', 'dailyCostUsd', 'monthlyCostUsd', 'maxInputTokens'] as const;
 
-/** True when any scope limits tokens or money (then admission needs a real token count). */
+const needsTokensCache = new WeakMap<object, boolean>();
+/** True when any scope limits tokens or money (then admission needs a real token count); cached per resolved sets object. */
 function needsTokens(sets: ReturnType<typeof resolveLimitSets>): boolean {
-  return [sets.key, sets.tenant, sets.user].some((s) => s && TOKEN_FIELDS.some((f) => s[f] !== undefined));
+  let v = needsTokensCache.get(sets);
+  if (v === undefined) needsTokensCache.set(sets, (v = [sets.key, sets.tenant, sets.user].some((s) => s && TOKEN_FIELDS.some((f) => s[f] !== undefined))));
+  return v;
 }
 
 const OUTPUT_FIELD: Record<string, string> = { chat: 'max_tokens', completions: 'max_tokens', messages: 'max_tokens', responses: 'max_output_tokens' };
@@ -104,16 +107,11 @@ function buildModule(config: LimitsConfig, log?: { warn(o: object, m: string): v
     const state: LimitsState = { estimatedInputTokens: inputTokens, decision: 'admitted' };
     ctx.state.limits = state;
     const requested = requestedOutput(ctx.body);
-    const adm = await limiter.admit({
-      tenantId: p.tenantId,
-      ...(p.keyId ? { keyId: p.keyId } : {}),
-      ...(p.user ? { userId: p.user } : {}),
-      model: ctx.model,
-      inputTokens,
-      ...(requested !== undefined ? { requestedOutputTokens: requested } : {}),
-      messages,
-      limits: sets,
-    });
+    const req: AdmitRequest = { tenantId: p.tenantId, model: ctx.model, inputTokens, messages, limits: sets };
+    if (p.keyId) req.keyId = p.keyId;
+    if (p.user) req.userId = p.user;
+    if (requested !== undefined) req.requestedOutputTokens = requested;
+    const adm = await limiter.admit(req);
     if (!adm.ok) {
       state.decision = adm.error.publicCode;
       throw adm.error;

@@ -26,6 +26,49 @@ function encoder(kind: 'o200k' | 'cl100k'): CountFn {
   return fn;
 }
 
+/**
+ * Token counts of recently seen texts, per tokenizer: chat clients resend the whole
+ * conversation (system prompt and history) on every turn, so most texts of a request were
+ * counted before. Two generations (the older one dropped when the newer fills up) bound memory
+ * to about 2 × COUNT_CACHE_CHARS characters of retained texts.
+ */
+const COUNT_CACHE_ENTRIES = 8192;
+const COUNT_CACHE_CHARS = 2_000_000;
+/** Texts shorter than this are counted directly (a lookup would cost about as much). */
+const COUNT_CACHE_MIN_CHARS = 16;
+class CountCache {
+  private cur = new Map<string, number>();
+  private old = new Map<string, number>();
+  private chars = 0;
+  get(text: string): number | undefined {
+    const n = this.cur.get(text);
+    if (n !== undefined) return n;
+    const m = this.old.get(text);
+    if (m !== undefined) this.set(text, m);
+    return m;
+  }
+  set(text: string, n: number): void {
+    if (this.cur.size >= COUNT_CACHE_ENTRIES || this.chars + text.length > COUNT_CACHE_CHARS) {
+      this.old = this.cur;
+      this.cur = new Map();
+      this.chars = 0;
+    }
+    this.cur.set(text, n);
+    this.chars += text.length;
+  }
+}
+const countCaches = new Map<CountFn, CountCache>();
+
+/** `count(text)` through the recent-texts cache. */
+function cachedCount(count: CountFn, text: string): number {
+  if (text.length < COUNT_CACHE_MIN_CHARS || text.length > COUNT_CACHE_CHARS / 8) return count(text, PLAIN);
+  let cache = countCaches.get(count);
+  if (!cache) countCaches.set(count, (cache = new CountCache()));
+  let n = cache.get(text);
+  if (n === undefined) cache.set(text, (n = count(text, PLAIN)));
+  return n;
+}
+
 /** Loads the BPE tables now (call at start-up so the first request does not pay for it). */
 export function warmTokenizers(kinds: ('o200k' | 'cl100k')[] = ['o200k', 'cl100k']): void {
   for (const k of kinds) encoder(k);
@@ -85,7 +128,7 @@ export function estimateInputTokens(model: string, texts: string[], config: Limi
     total += overhead;
     if (t.length === 0) continue;
     if (t.length <= budget) {
-      const n = count(t, PLAIN);
+      const n = cachedCount(count, t);
       total += n;
       exactChars += t.length;
       exactTokens += n;

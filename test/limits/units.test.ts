@@ -68,6 +68,18 @@ describe('token estimation', () => {
     assert.equal(estimateInputTokens('claude-sonnet-4-5', ['a'.repeat(35)], c2), 7);
     assert.equal(estimateInputTokens('mistral-large', ['a'.repeat(35)], c2), 10);
   });
+  test('recently seen texts are counted from a cache: same counts, per tokenizer, also after it rolls over', () => {
+    const conv = ['You are a helpful assistant for the billing team.', 'Wie spät ist es in Tōkyō? 東京の天気は？'];
+    const o = conv.reduce((s, t) => s + countTokens(t), 0);
+    const cl = conv.reduce((s, t) => s + countCl100k(t), 0);
+    assert.notEqual(o, cl, 'precondition: the two tokenizers count these texts differently');
+    assert.equal(estimateInputTokens('gpt-4o', conv, c), o + 9);
+    assert.equal(estimateInputTokens('gpt-4o', conv, c), o + 9, 'second time (cached)');
+    assert.equal(estimateInputTokens('gpt-4-0613', conv, c), cl + 9, 'a cl100k model never gets o200k counts');
+    for (let i = 0; i < 20_000; i++) estimateInputTokens('gpt-4o', [`message number ${i} of a long conversation`], c); // several roll-overs
+    assert.equal(estimateInputTokens('gpt-4o', [`message number 19999 of a long conversation`], c), countTokens('message number 19999 of a long conversation') + 6);
+    assert.equal(estimateInputTokens('gpt-4o', conv, c), o + 9);
+  });
   test('large inputs are bounded in time and still roughly right', () => {
     const unit = 'The quick brown fox jumps over the lazy dog while 42 zebras watch. ';
     const big = unit.repeat(30_000); // ~2 MB
