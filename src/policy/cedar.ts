@@ -9,7 +9,8 @@
  * Cedar denies by default: without a matching `permit`, the request is refused.
  */
 import { readFileSync } from 'node:fs';
-import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
+import { createRequire } from 'node:module';
+import type * as cedarTypes from '@cedar-policy/cedar-wasm/nodejs';
 import type { Principal } from '../identity/types.js';
 import type { AuthzRequest } from './engine.js';
 
@@ -28,8 +29,16 @@ export interface CedarEvaluator {
 
 let seq = 0;
 
+// The Cedar engine is a ~12 MB WebAssembly module: instantiated only when Cedar policies are configured.
+let cedarModule: typeof cedarTypes | undefined;
+function cedarWasm(): typeof cedarTypes {
+  cedarModule ??= createRequire(import.meta.url)('@cedar-policy/cedar-wasm/nodejs') as typeof cedarTypes;
+  return cedarModule;
+}
+
 /** Parses Cedar policies (text) and optional entities; throws with Cedar's messages when invalid. */
-export function createCedarEvaluator(policiesText: string, entities: cedar.EntityJson[] = []): CedarEvaluator {
+export function createCedarEvaluator(policiesText: string, entities: cedarTypes.EntityJson[] = []): CedarEvaluator {
+  const cedar = cedarWasm();
   const id = `portcullis-${process.pid}-${++seq}`;
   // Name each policy by its @id("…") annotation (Cedar would call them policy0, policy1, …).
   const parts = cedar.policySetTextToParts(policiesText);
@@ -47,7 +56,7 @@ export function createCedarEvaluator(policiesText: string, entities: cedar.Entit
   return {
     evaluate(p, req, extra) {
       const principal = { type: 'Portcullis::Key', id: p.keyId ?? p.subject };
-      const ctx: Record<string, cedar.CedarValueJson> = {
+      const ctx: Record<string, cedarTypes.CedarValueJson> = {
         tools: req.tools ?? [],
         maxOutputTokens: req.maxOutputTokens ?? 0,
         dataBoundary: extra.dataBoundary ?? '',
@@ -83,7 +92,7 @@ export function createCedarEvaluator(policiesText: string, entities: cedar.Entit
 /** Loads Cedar policies (and optional entities JSON) from files. */
 export function loadCedarFiles(policiesFile: string, entitiesFile?: string): CedarEvaluator {
   const text = readFileSync(policiesFile, 'utf8');
-  const ents = entitiesFile ? (JSON.parse(readFileSync(entitiesFile, 'utf8')) as cedar.EntityJson[]) : [];
+  const ents = entitiesFile ? (JSON.parse(readFileSync(entitiesFile, 'utf8')) as cedarTypes.EntityJson[]) : [];
   if (!Array.isArray(ents)) throw new Error(`${entitiesFile}: expected a JSON array of Cedar entities`);
   return createCedarEvaluator(text, ents);
 }

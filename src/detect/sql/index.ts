@@ -3,10 +3,10 @@
  * allow-listed tables and columns, no comments or dangerous functions, with a row LIMIT
  * enforced (added or lowered). Parsing uses node-sql-parser; anything it cannot parse is refused.
  */
-import sqlParser from 'node-sql-parser';
+import { createRequire } from 'node:module';
+import type sqlParserType from 'node-sql-parser';
 import type { Finding, Severity } from '../types.js';
 
-const { Parser } = sqlParser;
 
 /** SQL dialects the guard understands. */
 export type SqlDialect = 'postgresql' | 'mysql' | 'mariadb' | 'sqlite' | 'bigquery' | 'tsql' | 'snowflake' | 'redshift' | 'trino';
@@ -63,7 +63,12 @@ const DENIED_FUNCTIONS = new Set([
 ]);
 
 const WRITE_TYPES = new Set(['insert', 'update', 'delete', 'replace']);
-const parser = new Parser();
+// node-sql-parser holds every dialect's grammar (~28 MB resident): load it when a SQL tool is first checked.
+let parserInstance: InstanceType<typeof sqlParserType.Parser> | undefined;
+function sqlParser(): InstanceType<typeof sqlParserType.Parser> {
+  parserInstance ??= new (createRequire(import.meta.url)('node-sql-parser') as typeof sqlParserType).Parser();
+  return parserInstance;
+}
 
 function f(category: string, severity: Severity, reason: string, start = 0, end = 0): Finding {
   return { detector: 'sql.guard', category, severity, score: severity === 'critical' ? 1 : severity === 'high' ? 0.9 : 0.7, start, end, reason };
@@ -180,6 +185,7 @@ export function checkSql(sql: string, policy: SqlPolicy): SqlCheckResult {
   if (!policy.allowComments) {
     for (const [s, e] of findSqlComments(sql, dialect)) findings.push(f('comment', 'high', 'SQL comment (truncation trick)', s, e));
   }
+  const parser = sqlParser();
   let parsed: unknown;
   try {
     parsed = parser.astify(sql, opt);
