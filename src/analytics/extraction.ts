@@ -5,7 +5,7 @@
  * kept, never the prompt text.
  */
 import { LRUCache } from 'lru-cache';
-import { fnv1a, MinHasher, tokenize } from './minhash.js';
+import { MinHasher, tokenHashes } from './minhash.js';
 
 /** Options of the extraction detector. */
 export interface ExtractionOptions {
@@ -91,14 +91,8 @@ const hasher = new MinHasher(16, 4, 2);
 /** Most earlier prompts compared with a new one (newest first). */
 const MAX_CANDIDATES = 8;
 
-function hashTokens(words: string[], max = 128): Uint32Array {
-  const out = new Uint32Array(Math.min(words.length, max));
-  for (let i = 0; i < out.length; i++) out[i] = fnv1a(words[i]!);
-  return out;
-}
-
 /** The differing middle of two token lists when they share a prefix and suffix covering most of them. */
-function templateDiff(a: Uint32Array, b: Uint32Array, words: string[]): { template: number; filler: number; num?: number } | undefined {
+function templateDiff(a: Uint32Array, b: Uint32Array, word: (i: number) => string): { template: number; filler: number; num?: number } | undefined {
   let p = 0;
   while (p < a.length && p < b.length && a[p] === b[p]) p++;
   let s = 0;
@@ -112,8 +106,8 @@ function templateDiff(a: Uint32Array, b: Uint32Array, words: string[]): { templa
   for (let i = a.length - s; i < a.length; i++) t = Math.imul(t ^ a[i]!, 0x01000193);
   let f = 0x811c9dc5;
   for (let i = p; i < a.length - s; i++) f = Math.imul(f ^ a[i]!, 0x01000193);
-  const mid = words.slice(p, a.length - s);
-  const num = mid.length === 1 && /^\d{1,15}$/.test(mid[0]!) ? Number(mid[0]) : undefined;
+  const mid = a.length - s - p === 1 ? word(p) : undefined;
+  const num = mid !== undefined && /^\d{1,15}$/.test(mid) ? Number(mid) : undefined;
   return { template: t >>> 0, filler: f >>> 0, ...(num !== undefined ? { num } : {}) };
 }
 
@@ -134,8 +128,8 @@ export class ExtractionDetector {
       this.keys.set(key, st);
     }
     this.evict(st, input.at);
-    const words = tokenize(input.text, 128);
-    const toks = hashTokens(words);
+    const tk = tokenHashes(input.text, 128);
+    const toks = tk.hashes;
     const sig = hasher.signatureOfHashes(toks);
     const bands = hasher.bandKeys(sig);
     let best: Entry | undefined;
@@ -159,15 +153,15 @@ export class ExtractionDetector {
       }
     }
     const entry: Entry = { at: input.at, bands, sig, toks, dup: false, mono: false, logprobs: Math.min(1, Math.max(0, input.logprobs)) };
-    if (best && bestSim >= this.opts.similarity && words.length > 0) {
+    if (best && bestSim >= this.opts.similarity && toks.length > 0) {
       entry.dup = true;
-      const d = templateDiff(toks, best.toks, words);
+      const d = templateDiff(toks, best.toks, (i) => input.text.slice(tk.starts[i], tk.ends[i]));
       if (d) {
         entry.template = d.template;
         entry.filler = d.filler;
         // The neighbour belongs to the same template: count it too the first time it pairs up.
         if (best.template === undefined) {
-          const bd = templateDiff(best.toks, toks, []);
+          const bd = templateDiff(best.toks, toks, () => '');
           if (bd) this.addTemplated(st, best, bd.template, bd.filler, undefined);
         }
         this.addTemplated(st, entry, d.template, d.filler, d.num);
