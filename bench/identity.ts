@@ -4,7 +4,8 @@
  * Target ≤ 20 µs. Then, in the same run, gateway throughput with authentication on vs off
  * (bench/lib/on-off.ts): two in-process gateways with the same config (guards off, every other
  * module as by default), the "off" one given an identity service that returns the bootstrap
- * key's principal without any lookup or hashing. Target: on ≥ 95 % of off.
+ * key's principal without any lookup or hashing. Target: on ≥ 95 % of off. PCL_BENCH_AA=1 adds
+ * an A/A control (two identical gateways) that shows how much of a difference is noise.
  * Run directly: `node --import tsx bench/identity.ts`.
  */
 import { mkdtempSync, rmSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -19,10 +20,12 @@ import { createPolicyEngine } from '../src/policy/engine.js';
 import { policyConfigSchema, tiersConfigSchema } from '../src/policy/config.js';
 import { compareOnOff, onOffTable, type OnOffResult } from './lib/on-off.js';
 
-const DURATION = Number(process.env.PCL_BENCH_IDENTITY_SECONDS ?? 4);
+const DURATION = Number(process.env.PCL_BENCH_IDENTITY_SECONDS ?? 2);
 const CONNECTIONS = Number(process.env.PCL_BENCH_IDENTITY_CONNECTIONS ?? 32);
-/** Rounds alternate off, on, on, off, … so a steady drift in machine load cancels out. */
-const PATTERN = ['off', 'on', 'on', 'off', 'off', 'on', 'on', 'off'] as const;
+/** 16 short rounds in blocks of off, on, on, off, so a steady drift in machine load cancels out. */
+const PATTERN = Array.from({ length: 4 }, () => ['off', 'on', 'on', 'off'] as const).flat();
+/** PCL_BENCH_AA=1: also compare two identical gateways (both with authentication) — the noise floor of this machine. */
+const AA = process.env.PCL_BENCH_AA === '1';
 
 /**
  * Authentication "off": every request gets `principal` (set before the load starts) without
@@ -48,20 +51,21 @@ function fixedIdentity(): Identity & { principal?: Principal; counts?: AuthFailu
   return self;
 }
 
-/** Gateway throughput with authentication on (the real identity service, warm cache) vs off. */
-async function gatewayOnOff(): Promise<OnOffResult> {
+/** Gateway throughput with authentication on (the real identity service, warm cache) vs off (or vs on again: `aa`). */
+async function gatewayOnOff(aa = false): Promise<OnOffResult> {
   const base = { guards: { enabled: false } };
   const off = fixedIdentity();
   const res = await compareOnOff({
     offConfig: base,
     onConfig: base,
-    offOptions: { identity: off },
+    ...(aa ? {} : { offOptions: { identity: off } }),
     connections: CONNECTIONS,
     durationSec: DURATION,
     warmupSec: 2,
     pattern: PATTERN,
     prefix: 'pcl-bench-identity-gw-',
     async prepare(g) {
+      if (aa) return;
       // The principal the real service gives the off gateway's bootstrap key, resolved once.
       const real = createIdentity({ db: g.gw.db, pepper: loadPepper(g.dir, {}) });
       const p = await real.authenticateKey(g.key);
@@ -79,7 +83,9 @@ export async function run(opts: { iterations?: number } = {}): Promise<object> {
   const micro = await identifyAuthorize(opts);
   const res = await gatewayOnOff();
   const { on: bOn, off: bOff, ratioPercent: ratio } = res;
+  const control = AA ? await gatewayOnOff(true) : undefined;
   const loadAverage = os.loadavg().map((x) => Math.round(x * 10) / 10);
+  if (control) process.stdout.write(`A/A control (both gateways authenticate):\n${onOffTable(control)}\nA/A: ${control.ratioPercent} % by best req/s, ${control.cpuRatioPercent} % by CPU per request (paired rounds)\n`);
   process.stdout.write(
     `identify+authorize (warm cache, SQLite): mean ${micro.meanUs} µs, p50 ${micro.p50Us} µs, p99 ${micro.p99Us} µs (identify alone ${micro.identifyOnlyMeanUs} µs; target ≤ 20 µs)\n` +
       onOffTable(res) +
@@ -88,6 +94,7 @@ export async function run(opts: { iterations?: number } = {}): Promise<object> {
   return {
     ...micro,
     gateway: { tool: bOn.tool, connections: CONNECTIONS, durationSec: DURATION, off: { rps: bOff.rps, p50: bOff.p50, p99: bOff.p99 }, on: { rps: bOn.rps, p50: bOn.p50, p99: bOn.p99 }, ratioPercent: ratio, cpuRatioPercent: res.cpuRatioPercent, targetPercent: 95, phases: res.phases },
+    ...(control ? { aaControl: { ratioPercent: control.ratioPercent, cpuRatioPercent: control.cpuRatioPercent } } : {}),
     loadAverage,
   };
 }

@@ -32,10 +32,10 @@ import {
 const DATASETS = process.env.PCL_DATASETS ?? '/work/shared/datasets';
 const REDIS_URL = process.env.PCL_BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const PG_URL = process.env.PCL_BENCH_PG_URL ?? `postgresql://${encodeURIComponent(process.env.PGUSER ?? userInfo().username)}@127.0.0.1:5432/test`;
-const GW_SECONDS = Number(process.env.PCL_BENCH_LIMITS_SECONDS ?? 4);
+const GW_SECONDS = Number(process.env.PCL_BENCH_LIMITS_SECONDS ?? 2);
 const GW_CONNECTIONS = Number(process.env.PCL_BENCH_LIMITS_CONNECTIONS ?? 32);
-/** Rounds alternate off, on, on, off, … so a steady drift in machine load cancels out. */
-const GW_PATTERN = ['off', 'on', 'on', 'off', 'off', 'on', 'on', 'off'] as const;
+/** 16 short rounds in blocks of off, on, on, off, so a steady drift in machine load cancels out. */
+const GW_PATTERN = Array.from({ length: 4 }, () => ['off', 'on', 'on', 'off'] as const).flat();
 const config = parseLimitsConfig({});
 /** A realistic limit set: every kind of limit on the key, money on the tenant, high enough never to refuse. */
 const LIMITS = {
