@@ -5,6 +5,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from '../helpers/services.js';
 
 const CLI = ['--import', 'tsx', join(import.meta.dirname, '../../src/cli/index.ts')];
 const dirs: string[] = [];
@@ -40,11 +41,10 @@ async function serveOnce(dataDir: string, port: number): Promise<string> {
 
 test('first start prints the bootstrap key once; later starts do not', async () => {
   const dir = tmp();
-  const port = 20000 + Math.floor(Math.random() * 20000);
-  const first = await serveOnce(dir, port);
+  const first = await serveOnce(dir, await freePort());
   assert.match(first, /Bootstrap API key for tenant "default"/);
   assert.match(first, /pcl_[A-Za-z0-9]{12}_[A-Za-z0-9_-]{43}/);
-  const second = await serveOnce(dir, port + 1);
+  const second = await serveOnce(dir, await freePort());
   assert.doesNotMatch(second, /pcl_[A-Za-z0-9]{12}_/);
 });
 
@@ -56,7 +56,7 @@ test('keys create --json works offline and the key authenticates against a gatew
   assert.deepEqual(Object.keys(k).sort(), ['id', 'key', 'tenant']);
   assert.equal(k.tenant, 'acme');
   assert.match(k.key, new RegExp(`^pcl_${k.id}_[A-Za-z0-9_-]{43}$`));
-  const port = 20000 + Math.floor(Math.random() * 20000);
+  const port = await freePort();
   const child = spawn(process.execPath, [...CLI, 'serve', '--data-dir', dir, '--port', String(port)], { env: { ...process.env, PORTCULLIS_LOG_LEVEL: 'warn' } });
   let out = '';
   child.stdout.on('data', (d) => (out += d));

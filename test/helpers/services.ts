@@ -14,3 +14,19 @@ export async function redisReachable(url: string): Promise<boolean> {
     r.disconnect();
   }
 }
+
+/**
+ * A TCP port on 127.0.0.1 that was free a moment ago (the OS picks it; the listener is closed
+ * before returning). For tests that must pass a concrete port to a child process.
+ */
+export async function freePort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}

@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from '../helpers/services.js';
 import { request } from 'undici';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { defaultChat, startMockUpstream } from '../helpers/mock-upstream.js';
@@ -139,7 +140,7 @@ test('two gateway instances sharing Redis admit exactly N together', { skip: !re
 test('serve --workers 2 on the embedded default keeps limits exact across workers', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'pcl-workers-'));
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  const port = 20000 + Math.floor(Math.random() * 20000);
+  const port = await freePort();
   const cfg = join(dir, 'c.yaml');
   writeFileSync(cfg, `dataDir: ${JSON.stringify(join(dir, 'data'))}\nlog: { level: warn }\nlimits:\n  defaults:\n    key: { requestsPerMinute: 5 }\n`);
   const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '../../src/cli/index.ts'), 'serve', '--config', cfg, '--port', String(port), '--workers', '2'], { stdio: ['ignore', 'pipe', 'pipe'] });

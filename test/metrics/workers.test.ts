@@ -9,10 +9,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from '../helpers/services.js';
 
 const TOKEN = 'metrics-' + 'workers-token';
 const CLI = join(import.meta.dirname, '../../src/cli/index.ts');
-const freePort = () => 20000 + Math.floor(Math.random() * 20000);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Served {
@@ -29,7 +29,7 @@ interface Served {
 
 async function serve(metricsYaml: string): Promise<Served> {
   const dir = mkdtempSync(join(tmpdir(), 'pcl-metrics-workers-'));
-  const port = freePort();
+  const port = await freePort();
   const cfg = join(dir, 'c.yaml');
   writeFileSync(cfg, `dataDir: ${JSON.stringify(join(dir, 'data'))}\nlog: { level: info }\nmetrics:\n${metricsYaml}\n`);
   const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'serve', '--config', cfg, '--port', String(port), '--workers', '2'], {
@@ -165,7 +165,7 @@ test('serve --workers 2: /metrics on the gateway port (token) aggregates both wo
 });
 
 test('serve --workers 2: a separate metrics port (with token) serves the aggregate too', { timeout: 180_000 }, async () => {
-  const mport = freePort();
+  const mport = await freePort();
   const s = await serve(`  port: ${mport}\n  tokenEnv: PORTCULLIS_METRICS_TOKEN`);
   try {
     const N = 12;
