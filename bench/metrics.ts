@@ -1,9 +1,11 @@
 /**
- * Throughput with metrics + analytics on vs off, in the same run: two in-process gateways in
- * front of the bench mock upstream, loaded alternately (off, on, off, on) with the same
- * request; the best phase of each counts. Target: on ≥ 90 % of off. Also the cost of one
- * extraction-detector observation and one metrics observation in µs.
+ * Throughput with metrics on vs off (analytics off in both), then metrics + analytics on vs off,
+ * in the same run: two in-process gateways in front of the bench mock upstream, warmed up, then
+ * loaded in rounds off, on, on, off ×2 with the same request; reports the best round of each by
+ * req/s and the CPU per request of neighbouring rounds. Target: on ≥ 90 % of off. Also the cost
+ * of one extraction-detector observation and one metrics observation in µs.
  */
+import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { ExtractionDetector } from '../src/analytics/extraction.js';
 import { createMetrics, metricsConfigSchema } from '../src/metrics/index.js';
@@ -26,21 +28,40 @@ function microbench(): { extractionObserveUs: number; metricsObserveUs: number }
   return { extractionObserveUs: Math.round(ex * 100) / 100, metricsObserveUs: Math.round(mo * 100) / 100 };
 }
 
+/** Measured rounds: off, on, on, off twice (ABBA cancels a steady drift of the shared machine). */
+const PATTERN = Array.from({ length: 2 }, () => ['off', 'on', 'on', 'off'] as const).flat();
+
 /** Runs the bench and returns its numbers. */
 export async function run(): Promise<object> {
+  const loadBefore = os.loadavg().map((x) => Math.round(x * 10) / 10);
+  const common = { connections: CONNECTIONS, durationSec: DURATION, warmupSec: 2, pattern: PATTERN, prefix: 'pcl-bench-metrics-' };
+  // Metrics alone (analytics off in both), then metrics + analytics vs neither.
+  const alone = await compareOnOff({ ...common, offConfig: { metrics: { enabled: false }, analytics: { enabled: false } }, onConfig: { metrics: { enabled: true, public: true }, analytics: { enabled: false } } });
   const res = await compareOnOff({
+    ...common,
     offConfig: { metrics: { enabled: false }, analytics: { enabled: false } },
     onConfig: { metrics: { enabled: true, public: true }, analytics: { enabled: true } },
-    connections: CONNECTIONS,
-    durationSec: DURATION,
-    prefix: 'pcl-bench-metrics-',
   });
   const { on: bOn, off: bOff, ratioPercent: ratio } = res;
   const micro = microbench();
+  const loadAfter = os.loadavg().map((x) => Math.round(x * 10) / 10);
   process.stdout.write(
-    onOffTable(res) + `\nmetrics + analytics on: ${ratio} % of off (target ≥ 90 %); extraction observe ${micro.extractionObserveUs} µs, metrics observe ${micro.metricsObserveUs} µs per request\n`,
+    `metrics alone:\n${onOffTable(alone)}\nmetrics on: ${alone.ratioPercent} % of off by best req/s, ${alone.cpuRatioPercent} % by CPU per request (paired rounds)\n` +
+      `metrics + analytics:\n${onOffTable(res)}\nmetrics + analytics on: ${ratio} % of off by best req/s, ${res.cpuRatioPercent} % by CPU per request (target ≥ 90 %); ` +
+      `extraction observe ${micro.extractionObserveUs} µs, metrics observe ${micro.metricsObserveUs} µs per request; load average ${loadBefore.join(' ')} → ${loadAfter.join(' ')}\n`,
   );
-  return { tool: bOn.tool, connections: CONNECTIONS, durationSec: DURATION, off: { rps: bOff.rps, p50: bOff.p50, p99: bOff.p99 }, on: { rps: bOn.rps, p50: bOn.p50, p99: bOn.p99 }, ratioPercent: ratio, ...micro };
+  return {
+    tool: bOn.tool,
+    connections: CONNECTIONS,
+    durationSec: DURATION,
+    loadAverage: { before: loadBefore, after: loadAfter },
+    metricsAlone: { off: { rps: alone.off.rps, p50: alone.off.p50, p99: alone.off.p99 }, on: { rps: alone.on.rps, p50: alone.on.p50, p99: alone.on.p99 }, ratioPercent: alone.ratioPercent, cpuRatioPercent: alone.cpuRatioPercent },
+    off: { rps: bOff.rps, p50: bOff.p50, p99: bOff.p99 },
+    on: { rps: bOn.rps, p50: bOn.p50, p99: bOn.p99 },
+    ratioPercent: ratio,
+    cpuRatioPercent: res.cpuRatioPercent,
+    ...micro,
+  };
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
