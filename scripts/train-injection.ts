@@ -8,16 +8,23 @@
  * - Only sets whose licence allows shipping a model trained on them; never wizardlm_testset
  *   (CC BY-NC) and never BIPIA's contexts (CC BY-SA); `harmful_request/*` rows are left out.
  * - Indirect injections are synthesised AgentDojo-style: BIPIA *train* attack instructions
- *   (and short direct attacks) are put into AgentDojo tool outputs (injection slots, or
- *   start/middle/end), seeded.
- * - Logistic regression (AdaGrad, L2, class-balanced) over hashed n-grams; int8 weights.
+ *   (and short direct attacks and ordinary user prompts) are put into AgentDojo tool outputs
+ *   (injection slots, or start/middle/end), README slices, and synthetic tables, e-mails and
+ *   HTML pages built from those sources; seeded. The indirect head scores line windows
+ *   (features.ts `indirectWindows`), trained on the same windows.
+ * - GCG-style augmentation: training-side JailbreakBench goals with random token-soup suffixes.
+ * - Logistic regression (AdaGrad, L2, class-balanced) over hashed n-grams, bagged (5 bootstrap
+ *   runs, weights averaged: still one linear model); int8 weights.
+ * - Calibration: the indirect head's document-level 2 % point on benign validation documents
+ *   and the direct head's document-level 1 % point on benign validation prompts are stored in
+ *   the model's meta; classifier.ts maps them to 0.5 and 0.7.
  */
 import { writeFileSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join, dirname } from 'node:path';
 import { loadJsonl, DATASETS_DIR, bucketOf, isHarmfulRequest, type PromptRow } from '../eval/lib/datasets.js';
 import { normalize } from '../src/detect/normalize/index.js';
-import { featurize, dot, sigmoid, windows, FEATURE_BITS, WINDOW, INDIRECT_WINDOW, INDIRECT_STRIDE, type SparseVector } from '../src/detect/injection/features.js';
+import { featurize, dot, sigmoid, windows, indirectWindows, FEATURE_BITS, WINDOW, INDIRECT_WINDOW, INDIRECT_STRIDE, LINE_MIN, type SparseVector } from '../src/detect/injection/features.js';
 import { readdirSync, readFileSync } from 'node:fs';
 import { fnv1a, canonicalText } from '../eval/lib/datasets.js';
 
@@ -96,6 +103,40 @@ for (const [set, cfg] of Object.entries(TRAIN_SETS)) {
     for (const fold of windowFolds(foldOf(row.text))) samples.push({ fold, y, w: 1, set, head: 'direct', bucket });
     count(set, `${bucket === 1 ? 'val' : 'train'}_${row.label}`);
   }
+}
+
+/**
+ * Adversarial-suffix augmentation (GCG-style attacks append an optimised token soup to a request):
+ * each training-side JailbreakBench goal gets a random suffix of words, word pieces and
+ * punctuation clusters. Only the shape is synthetic (no real optimised suffixes are copied), so
+ * the classifier learns "request + token soup", not particular suffix strings.
+ */
+{
+  // Word material from the training buckets of two benign prompt sets only (never held-out rows).
+  const words = (['fastchat_mtbench', 'self_instruct_user_oriented'] as const).flatMap((set) =>
+    rowsBySet[set]!.filter((r) => bucketOf(set, r) >= 2).flatMap((r) => r.text.match(/[A-Za-z]{2,12}/g) ?? []),
+  );
+  const punct = ['(', ')', '{', '}', '[', ']', '<', '>', '\\', '/', '"', "'", '.', ',', ';', ':', '!', '?', '*', '=', '+', '-', '_', '|', '~', '^', '$', '#', '@', '%', '&', '`'];
+  const piece = (): string => {
+    const r = rand();
+    if (r < 0.45) { const w = pick(words); return rand() < 0.3 ? w[0]!.toUpperCase() + w.slice(1) : w; }
+    if (r < 0.6) { const w = pick(words); return w.slice(0, 2 + Math.floor(rand() * 4)) + pick(words).slice(0, 3); }
+    return Array.from({ length: 1 + Math.floor(rand() * 4) }, () => pick(punct)).join('');
+  };
+  const seen = new Set<string>();
+  for (const r of rowsBySet.jailbreakbench_artifacts!) {
+    const goal = typeof r.goal === 'string' ? r.goal : '';
+    const bucket = bucketOf('jailbreakbench_artifacts', r);
+    if (!goal || bucket < 1 || seen.has(goal)) continue;
+    seen.add(goal);
+    for (let k = 0; k < 2; k++) {
+      const n = 12 + Math.floor(rand() * 20);
+      let suffix = '';
+      for (let i = 0; i < n; i++) suffix += (rand() < 0.35 ? '' : ' ') + piece();
+      samples.push({ fold: foldOf(`${goal}${suffix}`), y: 1, w: 0.5, set: 'synthetic_suffix', head: 'direct', bucket });
+    }
+  }
+  count('synthetic_suffix', `goals_${seen.size}`);
 }
 
 // Synthetic indirect injections: BIPIA train attack instructions (MIT) inside AgentDojo tool outputs (MIT).
@@ -181,10 +222,145 @@ for (const r of readmes) {
 }
 count('npm_readmes', `docs_${readmes.length}`);
 
+/**
+ * More carrier formats, so the indirect head does not learn "planted text = whatever is not
+ * YAML or README prose": tables (one-line pipe rows, markdown, CSV, JSON) of AgentDojo records
+ * and of random cells drawn from README words and numbers, markdown tables cut from READMEs,
+ * e-mails (several header styles) around AgentDojo message bodies and README paragraphs, and
+ * README slices rendered as simple HTML pages. Every synthetic carrier takes its bucket from its
+ * sources, so validation carriers are built from validation sources only.
+ */
+function recordOf(text: string): [string, string][] {
+  const out: [string, string][] = [];
+  for (const line of text.split('\n')) {
+    const m = /^([A-Za-z_][\w ]{0,30}):\s?(.*)$/.exec(line);
+    if (m) out.push([m[1]!, m[2]!.replace(/^'(.*)'$/, '$1')]);
+    else if (out.length > 0 && line.trim() !== '') out[out.length - 1]![1] += ' ' + line.trim().replace(/^- /, '');
+  }
+  return out.filter(([, v]) => v.length <= 300);
+}
+type Table = { head: string[]; rows: string[][] };
+function renderTable(t: Table, style: number): string {
+  const cell = (x: string) => x.replace(/\|/g, '/').replace(/\s+/g, ' ');
+  switch (style) {
+    case 0: // one line, pipe-separated rows
+      return [t.head, ...t.rows].map((r) => `| ${r.map(cell).join(' | ')} |`).join(' ');
+    case 1: // markdown
+      return [`| ${t.head.map(cell).join(' | ')} |`, `|${t.head.map(() => '---').join('|')}|`, ...t.rows.map((r) => `| ${r.map(cell).join(' | ')} |`)].join('\n');
+    case 2: // CSV
+      return [t.head, ...t.rows].map((r) => r.map((x) => (/[",\n]/.test(x) ? `"${x.replace(/"/g, '""').replace(/\n/g, ' ')}"` : x)).join(',')).join('\n');
+    default: // JSON records
+      return JSON.stringify(t.rows.map((r) => Object.fromEntries(t.head.map((h, i) => [h, r[i] ?? '']))), null, style === 3 ? 2 : undefined);
+  }
+}
+const side = (b: number) => (b === 1 ? 1 : 2);
+const readmeWords: Record<number, string[]> = { 1: [], 2: [] };
+for (const r of readmes) {
+  const b = fnv1a(r.name) % 5;
+  if (b === 0) continue;
+  const ws = r.text.replace(/```[\s\S]*?```/g, ' ').match(/\b[A-Za-z][a-z]{2,14}\b/g) ?? [];
+  for (let i = 0; i < ws.length; i += 7) readmeWords[side(b)]!.push(ws[i]!);
+}
+const randCell = (words: string[]): string => {
+  const r = rand();
+  if (r < 0.2) return String(Math.floor(rand() * 10000));
+  if (r < 0.3) return (rand() * 1000).toFixed(rand() < 0.5 ? 1 : 2);
+  if (r < 0.38) return String(1900 + Math.floor(rand() * 125));
+  if (r < 0.44) return `$${(rand() * 5000).toFixed(2)}`;
+  if (r < 0.5) return `${(rand() * 100).toFixed(1)}%`;
+  if (r < 0.55) return `${1 + Math.floor(rand() * 28)} ${pick(['January', 'March', 'May', 'July', 'September', 'November'])} ${1950 + Math.floor(rand() * 75)}`;
+  if (r < 0.6) return pick(['–', '-', '', 'N/A', 'yes', 'no']);
+  const n = 1 + Math.floor(rand() * 3);
+  return Array.from({ length: n }, (_, i) => { const w = pick(words); return i === 0 || rand() < 0.4 ? w[0]!.toUpperCase() + w.slice(1) : w; }).join(' ');
+};
+function emailOf(h: { from: string; to: string; subject: string; date: string }, body: string, style: number): string {
+  if (style === 0) return `From: ${h.from}\nTo: ${h.to}\nDate: ${h.date}\nSubject: ${h.subject}\n\n${body}`;
+  if (style === 1) return `Subject: ${h.subject} | From: ${h.from} | Received: ${h.date} | Content: ${body.replace(/\n+/g, ' ')}`;
+  if (style === 2) return `SUBJECT: ${h.subject}|FROM: ${h.from}|DATE: ${h.date}|BODY: ${body}`;
+  return `-----Original Message-----\nFrom: ${h.from}\nSent: ${h.date}\nTo: ${h.to}\nSubject: ${h.subject}\n\n${body}`;
+}
+const names = ['Alice Martin', 'Bob Chen', 'Carla Diaz', 'David Smith', 'Emma Johnson', 'Farid Khan', 'Grace Lee', 'Hugo Weber', 'Ines Costa', 'Jonas Berg', 'Support Team', 'Billing', 'Notifications'];
+const addr = (n: string) => `${n.split(' ')[0]!.toLowerCase()}@${pick(['example.com', 'mail.example.org', 'corp.example.net', 'shop.example.com'])}`;
+const dateStr = () => `${pick(['Mon', 'Tue', 'Wed', 'Thu', 'Fri'])}, ${1 + Math.floor(rand() * 28)} ${pick(['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Sep', 'Oct'])} ${2019 + Math.floor(rand() * 6)} ${String(Math.floor(rand() * 24)).padStart(2, '0')}:${String(Math.floor(rand() * 60)).padStart(2, '0')}`;
+const header = () => { const f = pick(names); const t = pick(names); return { from: `${f} <${addr(f)}>`, to: addr(t), subject: '', date: dateStr() }; };
+const proseOf = (text: string): string[] =>
+  text.replace(/```[\s\S]*?```/g, '\n\n').split(/\n\s*\n/).map((p) => p.replace(/\s+/g, ' ').trim()).filter((p) => p.length >= 80 && /^[A-Z]/.test(p) && !/[|<>#\[\]{}]/.test(p.slice(0, 40)));
+const extra: Carrier[] = [];
+{
+  // Tables of AgentDojo records, grouped by category and split side.
+  const groups = new Map<string, { rec: [string, string][]; b: number }[]>();
+  for (const row of rowsBySet.agentdojo_environments!) {
+    const b = bucketOf('agentdojo_environments', row);
+    if (b === 0 || row.template) continue;
+    const rec = recordOf(row.text);
+    if (rec.length < 2) continue;
+    const key = `${row.category}|${side(b)}`;
+    if (!groups.has(key)) groups.set(key, []);
+    groups.get(key)!.push({ rec, b });
+  }
+  for (const [, g] of groups) {
+    for (let rep = 0; rep < Math.min(6, g.length); rep++) {
+      const rows = g.filter(() => rand() < 0.7).slice(0, 8);
+      if (rows.length < 2) continue;
+      const head = rows[0]!.rec.map(([k]) => k);
+      const t = { head, rows: rows.map((r) => head.map((k) => r.rec.find(([kk]) => kk === k)?.[1] ?? '')) };
+      extra.push({ text: renderTable(t, Math.floor(rand() * 5)), bucket: rows[0]!.b, template: null, slots: [], set: 'synthetic_tables' });
+    }
+  }
+  // Random tables from README words and numbers.
+  for (const sd of [1, 2] as const) {
+    const words = readmeWords[sd]!;
+    for (let n = 0; n < (sd === 1 ? 40 : 160); n++) {
+      const cols = 3 + Math.floor(rand() * 5);
+      const head = Array.from({ length: cols }, () => { const w = pick(words); return w[0]!.toUpperCase() + w.slice(1); });
+      const rows = Array.from({ length: 4 + Math.floor(rand() * 20) }, () => head.map(() => randCell(words)));
+      extra.push({ text: renderTable({ head, rows }, rand() < 0.5 ? 0 : Math.floor(rand() * 5)), bucket: sd === 1 ? 1 : 2 + (n % 3), template: null, slots: [], set: 'synthetic_tables' });
+    }
+  }
+  // Markdown tables cut from READMEs.
+  for (const r of readmes) {
+    const b = fnv1a(r.name) % 5;
+    if (b === 0) continue;
+    const m = r.text.match(/(?:^\|.*\|[ \t]*\n){3,}/gm) ?? [];
+    for (const t of m.slice(0, 2)) extra.push({ text: rand() < 0.5 ? t.trim() : t.trim().split('\n').join(' '), bucket: b, template: null, slots: [], set: 'readme_tables' });
+  }
+  // E-mails: AgentDojo message bodies and README paragraphs.
+  for (const row of rowsBySet.agentdojo_environments!) {
+    const b = bucketOf('agentdojo_environments', row);
+    if (b === 0 || row.template) continue;
+    const rec = Object.fromEntries(recordOf(row.text));
+    const body = rec.body ?? rec.content ?? rec.description;
+    if (!body || body.length < 40) continue;
+    const h = header();
+    h.subject = rec.subject ?? rec.title ?? 'Update';
+    extra.push({ text: emailOf(h, body, Math.floor(rand() * 4)), bucket: b, template: null, slots: [], set: 'synthetic_emails' });
+  }
+  for (const r of readmes) {
+    const b = fnv1a(r.name) % 5;
+    if (b === 0 || rand() < 0.5) continue;
+    const paras = proseOf(r.text);
+    if (paras.length === 0) continue;
+    const h = header();
+    h.subject = pick(['Re: ', 'Fwd: ', '', 'Question about ', 'Update on ']) + r.name;
+    const start = Math.floor(rand() * paras.length);
+    const body = [pick(['Hi,', 'Hello team,', 'Dear colleague,', 'Hey,']), ...paras.slice(start, start + 1 + Math.floor(rand() * 3)), pick(['Best,', 'Thanks,', 'Regards,', 'Cheers,']) + '\n' + h.from.split(' <')[0]].join('\n\n');
+    extra.push({ text: emailOf(h, body, Math.floor(rand() * 4)), bucket: b, template: null, slots: [], set: 'synthetic_emails' });
+  }
+  // README slices as HTML pages.
+  for (const r of readmes) {
+    const b = fnv1a(r.name) % 5;
+    if (b === 0 || rand() < 0.6) continue;
+    const body = r.text.slice(0, 2500).split(/\n\s*\n/).map((p) => (/^#+ /.test(p) ? `<h2>${p.replace(/^#+ /, '')}</h2>` : p.startsWith('```') ? `<pre><code>${p.replace(/```\w*/g, '')}</code></pre>` : `<p>${p.replace(/\n/g, ' ')}</p>`)).join('\n');
+    extra.push({ text: `<html><head><title>${r.name}</title></head><body>\n<nav><a href="/">Home</a> | <a href="/docs">Docs</a></nav>\n${body}\n<footer>© ${2015 + Math.floor(rand() * 10)} ${r.name}</footer></body></html>`, bucket: b, template: null, slots: [], set: 'synthetic_html' });
+  }
+}
+carriers.push(...extra);
+for (const c of extra) count(c.set, `bucket${c.bucket === 1 ? 'val' : 'train'}`);
+
 /** Indirect-head windows of a synthetic document: windows covering the planted span are positive, disjoint ones negative. */
 function plantedWindows(fold: string, span: [number, number], bucket: number) {
   let neg = 0;
-  for (const [s, e] of windows(fold.length, INDIRECT_WINDOW, INDIRECT_STRIDE)) {
+  for (const [s, e] of indirectWindows(fold)) {
     const overlap = Math.max(0, Math.min(e, span[1]) - Math.max(s, span[0]));
     const attackLen = span[1] - span[0];
     if (overlap >= Math.min(0.6 * attackLen, 0.6 * (e - s))) samples.push({ fold: fold.slice(s, e), y: 1, w: 1, set: 'synthetic_indirect', head: 'indirect', bucket });
@@ -196,7 +372,8 @@ function plantedWindows(fold: string, span: [number, number], bucket: number) {
 }
 
 for (const c of carriers) {
-  const attacks = c.set === 'agentdojo_environments' ? 4 : 2;
+  // Planted documents per carrier (instruction kinds by k: BIPIA, user prompt, direct attack, then BIPIA).
+  const attacks = c.set === 'agentdojo_environments' ? 12 : 6;
   for (let k = 0; k < attacks; k++) {
     const pool = pools[c.bucket === 1 ? 'val' : 'train'];
     const attack = k === 0 ? pick(pool.bipia) : k === 1 ? pick(pool.prompts) : k === 2 ? pick(pool.direct) : pick(pool.bipia);
@@ -210,6 +387,23 @@ for (const c of carriers) {
       for (const sl of c.slots) if (sl !== target) doc = doc.split(`{${sl}}`).join('');
       at = doc.indexOf(`{${target}}`);
       doc = doc.split(`{${target}}`).join(planted);
+    } else if (c.set !== 'agentdojo_environments' && c.set !== 'npm_readmes') {
+      // Varied position (start, end, or a line break / space near a random point) and occasional framing.
+      const pos = Math.floor(rand() * 3);
+      const f = rand();
+      const framed = c.set === 'synthetic_html' && f < 0.3 ? `<!-- ${planted} -->` : c.set === 'synthetic_html' && f < 0.6 ? `<p>${planted}</p>` : f < 0.1 ? `${pick(['Note: ', 'P.S. ', 'IMPORTANT: ', 'Reminder: ', 'NB: '])}${planted}` : planted;
+      if (pos === 0) { at = 0; doc = `${framed}\n${c.text}`; }
+      else if (pos === 2) { at = c.text.length + 1; doc = `${c.text}\n${framed}`; }
+      else {
+        const target = Math.floor(c.text.length * (0.2 + 0.6 * rand()));
+        const nl = c.text.indexOf('\n', target);
+        const sp = c.text.indexOf(' ', target);
+        const cut = nl >= 0 && nl - target < 200 ? nl : sp >= 0 ? sp : c.text.length;
+        at = cut + 1;
+        doc = `${c.text.slice(0, cut)}\n${framed}\n${c.text.slice(cut + 1)}`;
+      }
+      const off = framed.indexOf(planted);
+      at += off;
     } else {
       const pos = k % 3;
       if (pos === 0) at = 0;
@@ -232,7 +426,9 @@ for (const c of carriers) {
   // Benign carriers: negatives for both heads.
   const fold = foldOf(c.text);
   const w = c.set === 'agentdojo_environments' ? 2 : 1;
-  for (const f of windowFolds(fold, INDIRECT_WINDOW, INDIRECT_STRIDE, 8)) samples.push({ fold: f, y: 0, w, set: c.set, head: 'indirect', bucket: c.bucket });
+  const iws = indirectWindows(fold);
+  const istep = Math.max(1, Math.ceil(iws.length / 8));
+  for (const f of iws.filter((_, i) => i % istep === 0).map(([s, e]) => fold.slice(s, e))) samples.push({ fold: f, y: 0, w, set: c.set, head: 'indirect', bucket: c.bucket });
   for (const f of windowFolds(fold, WINDOW, WINDOW / 2, 2)) samples.push({ fold: f, y: 0, w, set: c.set, head: 'direct', bucket: c.bucket });
 }
 count('synthetic_indirect', `docs_${synth}`);
@@ -245,16 +441,12 @@ const D = 1 << FEATURE_BITS;
 const LR = 0.5;
 const L2 = 1e-6;
 const EPOCHS = 12;
+const BAGS = 5;
 
-function trainHead(head: Head) {
-  // The direct head also sees benign tool outputs as negatives, so structured data does not look like a prompt attack.
-  const all = samples.map((s, i) => ({ s, v: vecs[i] })).filter((x) => x.s.head === head);
-  const train = all.filter((x) => x.s.bucket >= 2);
-  const val = all.filter((x) => x.s.bucket === 1);
-  const pos = train.filter((x) => x.s.y === 1).reduce((a, x) => a + x.s.w, 0);
-  const neg = train.filter((x) => x.s.y === 0).reduce((a, x) => a + x.s.w, 0);
-  const cw = { 1: (pos + neg) / (2 * pos), 0: (pos + neg) / (2 * neg) };
-  console.log(`[${head}] train windows ${train.length} (pos weight ${pos}, neg weight ${neg}), validation ${val.length}`);
+type Train = { s: Sample; v: SparseVector }[];
+/** One AdaGrad run (class-weighted logistic loss, L2) over `train`, or over a bootstrap resample of it. */
+function trainOnce(all: Train, cw: Record<0 | 1, number>, bootstrap: boolean): { w: Float32Array; bias: number } {
+  const train = bootstrap ? all.map(() => all[Math.floor(rand() * all.length)]!) : all;
   const w = new Float32Array(D);
   const g2 = new Float32Array(D).fill(1e-8);
   let bias = 0;
@@ -265,13 +457,11 @@ function trainHead(head: Head) {
       const j = Math.floor(rand() * (i + 1));
       [order[i], order[j]] = [order[j], order[i]];
     }
-    let loss = 0;
     for (const i of order) {
-      const { s, v } = train[i];
+      const { s, v } = train[i]!;
       const p = sigmoid(dot(v, w) + bias);
       const weight = s.w * cw[s.y];
       const g = (p - s.y) * weight;
-      loss += -weight * (s.y ? Math.log(p + 1e-12) : Math.log(1 - p + 1e-12));
       for (let k = 0; k < v.idx.length; k++) {
         const j = v.idx[k];
         const gj = g * v.val[k] + L2 * w[j];
@@ -281,8 +471,31 @@ function trainHead(head: Head) {
       gb2 += g * g;
       bias -= (LR * g) / Math.sqrt(gb2);
     }
-    if (epoch === EPOCHS - 1) console.log(`[${head}] epoch ${epoch + 1}: loss ${(loss / order.length).toFixed(4)}`);
   }
+  return { w, bias };
+}
+
+function trainHead(head: Head) {
+  // The direct head also sees benign tool outputs as negatives, so structured data does not look like a prompt attack.
+  const all = samples.map((s, i) => ({ s, v: vecs[i] })).filter((x) => x.s.head === head);
+  const train = all.filter((x) => x.s.bucket >= 2);
+  const val = all.filter((x) => x.s.bucket === 1);
+  const pos = train.filter((x) => x.s.y === 1).reduce((a, x) => a + x.s.w, 0);
+  const neg = train.filter((x) => x.s.y === 0).reduce((a, x) => a + x.s.w, 0);
+  const cw = { 1: (pos + neg) / (2 * pos), 0: (pos + neg) / (2 * neg) };
+  console.log(`[${head}] train windows ${train.length} (pos weight ${pos}, neg weight ${neg}), validation ${val.length}`);
+  // Bagging: BAGS runs over bootstrap resamples of the training windows (each with its own
+  // shuffles), weights averaged. The average of linear models is a linear model (same inference
+  // cost); it lowers the variance that comes from which synthetic plants and which order a single
+  // run happens to see.
+  const w = new Float32Array(D);
+  let bias = 0;
+  for (let bag = 0; bag < BAGS; bag++) {
+    const r = trainOnce(train, cw, BAGS > 1);
+    for (let i = 0; i < D; i++) w[i] += r.w[i] / BAGS;
+    bias += r.bias / BAGS;
+  }
+  console.log(`[${head}] ${BAGS} bag(s) of ${EPOCHS} epochs`);
   // Quantise to int8.
   let maxAbs = 0;
   for (let i = 0; i < D; i++) maxAbs = Math.max(maxAbs, Math.abs(w[i]));
@@ -300,12 +513,36 @@ function trainHead(head: Head) {
   return { bias, scale, weights: Buffer.from(q.buffer).toString('base64'), validation, calibration: cal, trainWindows: train.length };
 }
 
-function thresholdsAt(scores: { y: number; p: number }[], fprs: number[]): Record<string, number> {
-  const negs = scores.filter((x) => x.y === 0).map((x) => x.p).sort((a, b) => b - a);
+/**
+ * Score thresholds at which at most the given fractions of the negatives (by weight, default 1
+ * each) score at or above: the
+ * logit midpoint between the k-th highest negative and the next higher distinct one, so negatives
+ * tied with the k-th (e.g. many documents whose best window is the same common line) stay clearly
+ * below the threshold. No cap: a head that is confident on benign documents gets a large shift.
+ */
+function thresholdsAt(scores: { y: number; p: number; w?: number }[], fprs: number[]): Record<string, number> {
+  const sorted = scores.filter((x) => x.y === 0).sort((a, b) => b.p - a.p);
+  const negs = sorted.map((x) => x.p);
+  const total = sorted.reduce((a, x) => a + (x.w ?? 1), 0);
+  const lg = (p: number) => Math.log(Math.max(1e-12, p) / Math.max(1e-12, 1 - p));
   const out: Record<string, number> = {};
   for (const f of fprs) {
-    const k = Math.floor(negs.length * f);
-    out[`fpr_${f}`] = negs.length ? Math.min(0.99, (negs[Math.min(k, negs.length - 1)] ?? 0) + 1e-6) : 0.5;
+    // k: the first negative (by descending score) at which the weight above it would exceed f.
+    let k = 0;
+    for (let acc = 0; k < sorted.length; k++) {
+      acc += sorted[k]!.w ?? 1;
+      if (acc > f * total) break;
+    }
+    k = Math.min(k, negs.length - 1);
+    if (k < 0) {
+      out[`fpr_${f}`] = 0.5;
+      continue;
+    }
+    const at = negs[k]!;
+    let up = k - 1;
+    while (up >= 0 && negs[up]! <= at) up--;
+    const z = up >= 0 ? (lg(at) + lg(negs[up]!)) / 2 : lg(at) + 0.5;
+    out[`fpr_${f}`] = sigmoid(z);
   }
   return out;
 }
@@ -325,10 +562,10 @@ function report(name: string, xs: { y: number; p: number }[], t: number) {
 const heads = { direct: trainHead('direct'), indirect: trainHead('indirect') };
 
 /**
- * Document-level calibration of the indirect head: the max over 256-unit windows on benign
- * validation documents (AgentDojo and README bucket 1, plus BIPIA's train-split contexts, which
- * are used only for this threshold, never as training data). The classifier maps the 2 %
- * point to 0.5.
+ * Document-level calibration of the indirect head: the max over its line windows on benign
+ * validation documents (AgentDojo, README and synthetic carriers of bucket 1, plus BIPIA's
+ * train-split contexts, which are used only for this threshold, never as training data), each
+ * kind of document weighted equally. The classifier maps the 2 % point to 0.5.
  */
 {
   const h = heads.indirect;
@@ -337,17 +574,46 @@ const heads = { direct: trainHead('direct'), indirect: trainHead('indirect') };
   const wq = new Float32Array(q.length);
   for (let i = 0; i < q.length; i++) wq[i] = q[i] * h.scale;
   const docs = [
-    ...carriers.filter((c) => c.bucket === 1).map((c) => c.text),
-    ...loadJsonl<PromptRow>(join(DATASETS_DIR, 'bipia', 'bipia.jsonl')).filter((r) => r.split === 'train' && r.label === 'benign').map((r) => r.text),
+    ...carriers.filter((c) => c.bucket === 1).map((c) => ({ text: c.text, kind: c.set })),
+    ...loadJsonl<PromptRow>(join(DATASETS_DIR, 'bipia', 'bipia.jsonl')).filter((r) => r.split === 'train' && r.label === 'benign').map((r) => ({ text: r.text, kind: `bipia/${String(r.category)}` })),
   ];
+  // Every kind of document (AgentDojo records, READMEs, each synthetic format, BIPIA code
+  // answers, e-mails and tables) weighs the same, so the 617 BIPIA tables do not set the
+  // threshold alone.
+  const perKind = new Map<string, number>();
+  for (const d of docs) perKind.set(d.kind, (perKind.get(d.kind) ?? 0) + 1);
+  const scores = docs.map((d) => {
+    const f = foldOf(d.text);
+    let best = 0;
+    for (const [s, e] of indirectWindows(f)) best = Math.max(best, sigmoid(dot(featurize(f.slice(s, e)), wq) + h.bias));
+    return { y: 0, p: best, w: 1 / perKind.get(d.kind)! };
+  });
+  h.calibration = { ...thresholdsAt(scores, [0.01, 0.02, 0.05]), documents: scores.length, kinds: perKind.size };
+  console.log(`[indirect] document-level calibration on ${scores.length} benign validation documents: ${JSON.stringify(h.calibration)}`);
+}
+
+/**
+ * Document-level calibration of the direct head on the benign validation prompts (bucket 1 of
+ * the trusted sets, NotInject included): the max over direct windows. The classifier maps the
+ * `DIRECT_CAL_FPR` point to the trusted act threshold (0.7).
+ */
+{
+  const h = heads.direct;
+  const bytes = Buffer.from(h.weights, 'base64');
+  const q = new Int8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const wq = new Float32Array(q.length);
+  for (let i = 0; i < q.length; i++) wq[i] = q[i] * h.scale;
+  const docs = Object.entries(rowsBySet)
+    .filter(([set]) => TRAIN_SETS[set]!.trust === 'trusted')
+    .flatMap(([set, rows]) => rows.filter((r) => r.label === 'benign' && bucketOf(set, r) === 1).map((r) => r.text));
   const scores = docs.map((d) => {
     const f = foldOf(d);
     let best = 0;
-    for (const [s, e] of windows(f.length, INDIRECT_WINDOW, INDIRECT_STRIDE)) best = Math.max(best, sigmoid(dot(featurize(f.slice(s, e)), wq) + h.bias));
+    for (const [s, e] of windows(f.length)) best = Math.max(best, sigmoid(dot(featurize(f.slice(s, e)), wq) + h.bias));
     return { y: 0, p: best };
   });
-  h.calibration = { ...thresholdsAt(scores, [0.01, 0.02, 0.05]), documents: scores.length };
-  console.log(`[indirect] document-level calibration on ${scores.length} benign validation documents: ${JSON.stringify(h.calibration)}`);
+  (h as { documentCalibration?: Record<string, number> }).documentCalibration = { ...thresholdsAt(scores, [0.01, 0.015, 0.02]), documents: scores.length };
+  console.log(`[direct] document-level calibration on ${scores.length} benign validation prompts: ${JSON.stringify((h as { documentCalibration?: unknown }).documentCalibration)}`);
 }
 
 const meta = {
@@ -357,12 +623,13 @@ const meta = {
     'bucket = FNV-1a(canonical text; JailbreakBench: canonical goal) mod 5, canonical = lowercase + collapsed whitespace; BIPIA: its own split (test = held out). 0 = held out (eval only), 1 = validation (calibration), 2-4 = training.',
   sets: Object.fromEntries(Object.entries(TRAIN_SETS).map(([k, v]) => [k, v.licence])),
   excluded: ['wizardlm_testset (CC BY-NC 4.0)', 'bipia contexts (CC BY-SA)', 'harmful_request/* rows (not injections)'],
-  synthetic: 'BIPIA train attack instructions (MIT) and short direct attacks planted into AgentDojo tool outputs (MIT) and npm README slices; indirect-head windows over the planted span are positive, disjoint windows negative; seeded',
+  synthetic: 'BIPIA train attack instructions (MIT), short direct attacks and ordinary user prompts planted into AgentDojo tool outputs (MIT), npm README slices, and synthetic tables (AgentDojo records, random cells from README words), README markdown tables, e-mails (AgentDojo bodies, README paragraphs) and HTML pages (README slices); indirect-head line windows over the planted span are positive, disjoint windows negative; JailbreakBench training goals with random token-soup suffixes (GCG-style shape); seeded',
   counts,
-  window: { direct: WINDOW, indirect: INDIRECT_WINDOW },
+  window: { direct: WINDOW, indirect: `lines (merged to >= ${LINE_MIN} units, long lines cut into ${INDIRECT_WINDOW}/${INDIRECT_STRIDE} windows)` },
   benignDocuments: 'README.md of installed npm packages with MIT/ISC/Apache-2.0/BSD/0BSD licences, excluding any mentioning prompts/LLMs/injection (pinned by package-lock.json)',
   epochs: EPOCHS,
-  heads: Object.fromEntries(Object.entries(heads).map(([k, h]) => [k, { validation: h.validation, calibration: h.calibration, trainWindows: h.trainWindows }])),
+  bags: BAGS,
+  heads: Object.fromEntries(Object.entries(heads).map(([k, h]) => [k, { validation: h.validation, calibration: h.calibration, documentCalibration: (h as { documentCalibration?: unknown }).documentCalibration, trainWindows: h.trainWindows }])),
 };
 const json = JSON.stringify({
   version: 2,

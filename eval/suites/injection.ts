@@ -12,7 +12,7 @@ import { loadavg, cpus } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  listPromptFiles, loadJsonl, bucketOf, isHarmfulRequest, type PromptRow,
+  listPromptFiles, loadJsonl, bucketOf, isHarmfulRequest, fnv1a, canonicalText, DATASETS_DIR, type PromptRow,
   emptyConfusion, addPrediction, metricsOf, mergeConfusion, throughputOf, printMetricsTable, formatTable, fmt, truncate,
   type Confusion, type Metrics, type Throughput,
 } from '../lib/index.js';
@@ -54,6 +54,55 @@ for (const f of listPromptFiles()) {
     rows.push({ set: f.set, text: r.text, y: r.label === 'attack', category, trust: untrusted ? 'untrusted' : 'trusted' });
   }
 }
+/**
+ * Validation only: BIPIA has no attacks in its train split, so the indirect group would have no
+ * positives there. Built the way the shared set built its held-out injected rows (see
+ * bipia/SOURCE.md): BIPIA *train* contexts with one attack instruction at the start, the middle
+ * (newline nearest the middle, else the nearest whitespace) or the end. The instructions are the
+ * BIPIA train instructions on the validation side of the training script's instruction split
+ * (FNV-1a of the canonical text mod 5 = 1), which training never plants; held-out (test) contexts
+ * and instructions are not used. Table contexts are subsampled (every 7th) so the task mix is
+ * close to the held-out one.
+ */
+function bipiaValidationRows(): EvalRow[] {
+  const instr = loadJsonl<PromptRow>(join(DATASETS_DIR, 'bipia', 'bipia_attack_instructions.jsonl'))
+    .filter((r) => r.split === 'train' && fnv1a(canonicalText(r.text)) % 5 === 1);
+  const pool = { code: instr.filter((r) => String(r.category).startsWith('indirect_instruction/code/')), text: instr.filter((r) => String(r.category).startsWith('indirect_instruction/text/')) };
+  const out: EvalRow[] = [];
+  const contexts = loadJsonl<PromptRow>(join(DATASETS_DIR, 'bipia', 'bipia.jsonl')).filter((r) => r.split === 'train' && r.label === 'benign');
+  let i = 0;
+  for (const [n, ctx] of contexts.entries()) {
+    const task = String(ctx.category).split('/')[1] ?? 'table';
+    if (task === 'table' && n % 7 !== 0) continue;
+    const p = task === 'code' ? pool.code : pool.text;
+    for (let j = 0; j < 3; j++) {
+      const attack = p[(3 * i + j) % p.length]!;
+      const c = ctx.text;
+      let text: string;
+      if (j === 0) text = `${attack.text}\n${c}`;
+      else if (j === 2) text = `${c}\n${attack.text}`;
+      else {
+        const mid = Math.floor(c.length / 2);
+        let at = -1;
+        for (const sep of ['\n', ' ']) {
+          const a = c.lastIndexOf(sep, mid);
+          const b = c.indexOf(sep, mid);
+          const cands = [a, b].filter((x) => x >= 0);
+          if (cands.length) {
+            at = cands.sort((x, y) => Math.abs(x - mid) - Math.abs(y - mid))[0]!;
+            break;
+          }
+        }
+        text = at < 0 ? `${c}\n${attack.text}` : `${c.slice(0, at)}\n${attack.text}\n${c.slice(at + 1)}`;
+      }
+      out.push({ set: 'bipia_validation_synthetic', text, y: true, category: `injected_document/${task}/${String(attack.category).split('/')[2]}`, trust: 'untrusted' });
+    }
+    i++;
+  }
+  return out;
+}
+if (SPLIT_BUCKET === 1) rows.push(...bipiaValidationRows());
+
 const selfMadeRows: EvalRow[] = SPLIT_BUCKET === 0
   ? loadJsonl<PromptRow>(join(here, '..', 'data', 'injection-multilingual.jsonl')).map((r) => ({
       set: 'self_made_multilingual', text: r.text, y: r.label === 'attack', category: String(r.category), trust: 'trusted' as const, lang: String(r.lang), selfMade: true,

@@ -4,7 +4,7 @@
  * this module, imported statically (no I/O at call time); weights are int8-quantised.
  */
 import model from './model.json' with { type: 'json' };
-import { dot, sigmoid, windows, windowDot, FEATURE_BITS, INDIRECT_WINDOW, INDIRECT_STRIDE, type SparseVector } from './features.js';
+import { dot, sigmoid, windows, windowDot, indirectWindows, FEATURE_BITS, type SparseVector } from './features.js';
 
 /** Shape of model.json. */
 export interface InjectionModel {
@@ -83,6 +83,18 @@ const INDIRECT_SHIFT = (() => {
   return typeof t === 'number' ? logit(t) : 0;
 })();
 
+/**
+ * The direct head is calibrated so that its document-level point at 1 % false positives on the
+ * benign validation prompts (NotInject included) maps to 0.7, the default trusted upper
+ * threshold; rule matches add their own false positives on top, so the whole detector lands near
+ * 2 % on validation.
+ */
+const DIRECT_SHIFT = (() => {
+  const heads = (MODEL_META.heads ?? {}) as Record<string, { documentCalibration?: Record<string, number> }>;
+  const t = heads.direct?.documentCalibration?.['fpr_0.01'];
+  return typeof t === 'number' ? logit(t) - logit(0.7) : 0;
+})();
+
 /** Indirect-head probability, recalibrated (see INDIRECT_SHIFT). */
 export function indirectScore(v: SparseVector): number {
   const h = loaded.indirect;
@@ -92,15 +104,18 @@ export function indirectScore(v: SparseVector): number {
 /**
  * Scores a folded view in overlapping windows; returns every window's score (the max is the
  * text score). Trusted text: the direct head on 1024-unit windows. Untrusted text: also the
- * indirect head on 256-unit windows (a planted instruction dominates such a window).
+ * indirect head on line windows (see `indirectWindows`: a planted instruction is its own window).
+ * `uncalibratedDirect` skips the direct head's calibration shift (used for very short texts,
+ * which the calibration prompts hardly contain; see index.ts).
  */
-export function classifyWindows(fold: string, untrusted = false): WindowScore[] {
+export function classifyWindows(fold: string, untrusted = false, uncalibratedDirect = false): WindowScore[] {
   const out: WindowScore[] = [];
   const d = loaded.direct;
-  for (const [s, e] of windows(fold.length)) out.push({ start: s, end: e, score: sigmoid(d.scale * windowDot(fold, s, e, d.q) + d.bias) });
+  const shift = uncalibratedDirect ? 0 : DIRECT_SHIFT;
+  for (const [s, e] of windows(fold.length)) out.push({ start: s, end: e, score: sigmoid(d.scale * windowDot(fold, s, e, d.q) + d.bias - shift) });
   if (untrusted) {
     const h = loaded.indirect;
-    for (const [s, e] of windows(fold.length, INDIRECT_WINDOW, INDIRECT_STRIDE)) {
+    for (const [s, e] of indirectWindows(fold)) {
       out.push({ start: s, end: e, score: sigmoid(h.scale * windowDot(fold, s, e, h.q) + h.bias - INDIRECT_SHIFT) });
     }
   }

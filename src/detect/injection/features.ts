@@ -208,3 +208,57 @@ export function windows(n: number, size = WINDOW, stride = STRIDE): [number, num
   }
   return out;
 }
+
+/** Lines shorter than this (code units) are merged with the following ones into one indirect window. */
+export const LINE_MIN = 64;
+/** A run of short lines of at least this many units before a long line is a window of its own (about three words). */
+export const LINE_ALONE = 16;
+/**
+ * Windows of the indirect head: one per line (a planted instruction is usually its own line or
+ * paragraph, so its window is not diluted by the surrounding data). Short lines are merged with
+ * the following ones until the window reaches LINE_MIN units, except that a run of short lines
+ * (at least LINE_ALONE units) right before a long line stays a window of its own (a one-line
+ * question above a table is not merged into the table). Lines longer than INDIRECT_WINDOW are
+ * cut into INDIRECT_WINDOW/INDIRECT_STRIDE windows, so an instruction in the middle of a long line
+ * is still scored in 256-unit windows; a short tail joins the previous window. Each code unit lies
+ * in at most two windows, as with the fixed windows before.
+ */
+export function indirectWindows(fold: string): [number, number][] {
+  const out: [number, number][] = [];
+  const n = fold.length;
+  let i = 0;
+  let pend = -1;
+  let pendEnd = -1;
+  while (i < n) {
+    let j = fold.indexOf('\n', i);
+    if (j < 0) j = n;
+    let s = i;
+    let e = j;
+    while (s < e && isSpace(fold.charCodeAt(s))) s++;
+    while (e > s && isSpace(fold.charCodeAt(e - 1))) e--;
+    if (e > s) {
+      if (pend >= 0 && e - s >= LINE_MIN && pendEnd - pend >= LINE_ALONE) {
+        out.push([pend, pendEnd]);
+        pend = -1;
+      }
+      pendEnd = e;
+      const start = pend >= 0 ? pend : s;
+      if (e - start < LINE_MIN && j < n) pend = start;
+      else {
+        pend = -1;
+        if (e - start <= INDIRECT_WINDOW) out.push([start, e]);
+        else for (const [a, b] of windows(e - start, INDIRECT_WINDOW, INDIRECT_STRIDE)) out.push([start + a, start + b]);
+      }
+    }
+    i = j + 1;
+  }
+  // A short tail (a closing fence, a signature) joins the previous window; only a tail of at least
+  // LINE_ALONE units is a window of its own.
+  if (pend >= 0) {
+    const last = out[out.length - 1];
+    if (last !== undefined && pendEnd - pend < LINE_ALONE) last[1] = pendEnd;
+    else out.push([pend, pendEnd]);
+  }
+  if (out.length === 0) out.push([0, n]);
+  return out;
+}

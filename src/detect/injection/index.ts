@@ -23,7 +23,7 @@ export interface Thresholds {
 
 /** Default thresholds per trust level: untrusted content (tool results, retrieved documents) is judged more strictly. */
 export const DEFAULT_THRESHOLDS: Readonly<Record<Trust, Readonly<Thresholds>>> = Object.freeze({
-  trusted: Object.freeze({ upper: 0.7, lower: 0.4 }),
+  trusted: Object.freeze({ upper: 0.7, lower: 0.6 }),
   untrusted: Object.freeze({ upper: 0.5, lower: 0.3 }),
 });
 
@@ -117,7 +117,7 @@ function scoreView(norm: NormalizedText, t: Thresholds, untrusted: boolean, span
   const classifierAt = new Map<number, number>();
   if (norm.fold.trim().length > 0) {
     const words = wordCount(norm.fold);
-    for (const w of classifyWindows(norm.fold, untrusted)) {
+    for (const w of classifyWindows(norm.fold, untrusted, words < SHORT_TEXT_WORDS)) {
       const score = shortTextScore(w.score, words);
       if (score > best.score) best = { start: w.start, end: w.end, score };
       const b = Math.floor(w.start / RULE_BLOCK);
@@ -144,7 +144,7 @@ function scoreView(norm: NormalizedText, t: Thresholds, untrusted: boolean, span
 }
 
 /** Texts with fewer words than this get a classifier score above 0.5 pulled toward 0.5 (minimum evidence). */
-const SHORT_TEXT_WORDS = 5;
+const SHORT_TEXT_WORDS = 7;
 
 /** Number of words (runs of letters or digits) of a folded view, counted up to SHORT_TEXT_WORDS. */
 function wordCount(fold: string): number {

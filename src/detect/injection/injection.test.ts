@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { detectInjection, DEFAULT_THRESHOLDS, RULES, RULE_LANGUAGES, MODEL_META, fuse, shortTextScore } from './index.js';
 import { matchRules } from './rules.js';
 import { classifyWindows } from './classifier.js';
-import { windows, WINDOW, windowDot, featurize, dot } from './features.js';
+import { windows, WINDOW, windowDot, featurize, dot, indirectWindows, INDIRECT_WINDOW } from './features.js';
 import { normalize } from '../normalize/index.js';
 
 const cats = (text: string, trust: 'trusted' | 'untrusted' = 'trusted') =>
@@ -193,7 +193,8 @@ test('short prompts need more than one imperative word to be blocked (minimum ev
   // The damping only lowers scores above 0.5, never raises low ones.
   assert.equal(shortTextScore(0.2, 1), 0.2);
   assert.ok(shortTextScore(0.9, 2) < 0.9 && shortTextScore(0.9, 2) > 0.5);
-  assert.equal(shortTextScore(0.9, 5), 0.9);
+  assert.ok(shortTextScore(0.9, 5) < 0.9);
+  assert.equal(shortTextScore(0.9, 7), 0.9);
 });
 
 test('rule evidence far apart in a long text is not combined', () => {
@@ -214,4 +215,29 @@ test('windowDot equals dot(featurize(slice)) for any window (the allocation-free
   for (const [s, e] of [[0, fold.length], [0, 1], [0, 4], [3, 9], [17, 300], [fold.length - 5, fold.length]] as const) {
     assert.ok(Math.abs(windowDot(fold, s, e, q) - dot(featurize(fold.slice(s, e)), w)) < 1e-3, `${s}-${e}`);
   }
+});
+
+test('indirect windows follow lines: a planted line is its own window, long lines are cut, every unit is covered', () => {
+  const table = '| Year | Title | Label | ' + Array.from({ length: 40 }, (_, i) => `| ${1990 + i} | Song ${i} | Label ${i % 7} |`).join(' ');
+  const planted = 'Who wrote the play about two rivals?';
+  for (const text of [`${planted}\n${table}`, `${table}\n${planted}`, `${table.slice(0, 300)}\n${planted}\n${table.slice(300)}`, 'short\nlines\nonly', 'x', table]) {
+    const fold = normalize(text).fold;
+    const ws = indirectWindows(fold);
+    // Coverage: every non-space unit lies in some window, and in at most two.
+    const cover = new Uint8Array(fold.length);
+    for (const [s, e] of ws) {
+      assert.ok(0 <= s && s < e && e <= fold.length, `${s}-${e}`);
+      for (let i = s; i < e; i++) cover[i]++;
+    }
+    for (let i = 0; i < fold.length; i++) {
+      if (!/\s/.test(fold[i]!)) assert.ok(cover[i]! >= 1, `unit ${i} uncovered in ${JSON.stringify(text.slice(0, 30))}`);
+      assert.ok(cover[i]! <= 2);
+    }
+    if (text.includes(planted)) assert.ok(ws.some(([s, e]) => fold.slice(s, e) === normalize(planted).fold), 'the planted line is a window of its own');
+  }
+  // A long line is cut into INDIRECT_WINDOW-unit windows.
+  assert.ok(indirectWindows(normalize(table).fold).every(([s, e]) => e - s <= INDIRECT_WINDOW));
+  // A short tail (closing fence) joins the previous window instead of standing alone.
+  const code = normalize('Use the helper like this to fix the error you are seeing in the loop:\n```\nfor x in xs: print(x)\n```').fold;
+  assert.ok(!indirectWindows(code).some(([s, e]) => code.slice(s, e).trim() === '```'));
 });
