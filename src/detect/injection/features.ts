@@ -220,15 +220,21 @@ export const LINE_ALONE = 16;
  * (at least LINE_ALONE units) right before a long line stays a window of its own (a one-line
  * question above a table is not merged into the table). Lines longer than INDIRECT_WINDOW are
  * cut into INDIRECT_WINDOW/INDIRECT_STRIDE windows, so an instruction in the middle of a long line
- * is still scored in 256-unit windows; a short tail joins the previous window. Each code unit lies
- * in at most two windows, as with the fixed windows before.
+ * is still scored in 256-unit windows; a fenced code block counts as one long line; a short tail
+ * joins the previous window. Each code unit lies in at most two windows, as with the fixed
+ * windows before.
  */
 export function indirectWindows(fold: string): [number, number][] {
   const out: [number, number][] = [];
   const n = fold.length;
+  const emit = (start: number, e: number) => {
+    if (e - start <= INDIRECT_WINDOW) out.push([start, e]);
+    else for (const [a, b] of windows(e - start, INDIRECT_WINDOW, INDIRECT_STRIDE)) out.push([start + a, start + b]);
+  };
   let i = 0;
   let pend = -1;
   let pendEnd = -1;
+  let fence = -1; // start of an open fenced code block
   while (i < n) {
     let j = fold.indexOf('\n', i);
     if (j < 0) j = n;
@@ -236,24 +242,39 @@ export function indirectWindows(fold: string): [number, number][] {
     let e = j;
     while (s < e && isSpace(fold.charCodeAt(s))) s++;
     while (e > s && isSpace(fold.charCodeAt(e - 1))) e--;
-    if (e > s) {
-      if (pend >= 0 && e - s >= LINE_MIN && pendEnd - pend >= LINE_ALONE) {
-        out.push([pend, pendEnd]);
-        pend = -1;
-      }
-      pendEnd = e;
-      const start = pend >= 0 ? pend : s;
-      if (e - start < LINE_MIN && j < n) pend = start;
-      else {
-        pend = -1;
-        if (e - start <= INDIRECT_WINDOW) out.push([start, e]);
-        else for (const [a, b] of windows(e - start, INDIRECT_WINDOW, INDIRECT_STRIDE)) out.push([start + a, start + b]);
-      }
-    }
     i = j + 1;
+    if (e === s) continue;
+    // A fenced code block (``` … ```) is one segment, like one long line: its short lines are not
+    // windows of their own.
+    const isFence = e - s >= 3 && fold.charCodeAt(s) === 96 && fold.charCodeAt(s + 1) === 96 && fold.charCodeAt(s + 2) === 96;
+    if (fence < 0 && isFence && fold.indexOf('```', e) >= 0) {
+      fence = s;
+      continue;
+    }
+    if (fence >= 0) {
+      if (!isFence && j < n) continue;
+      s = fence;
+      fence = -1;
+    }
+    if (pend >= 0 && e - s >= LINE_MIN && pendEnd - pend >= LINE_ALONE) {
+      out.push([pend, pendEnd]);
+      pend = -1;
+    }
+    pendEnd = e;
+    const start = pend >= 0 ? pend : s;
+    if (e - start < LINE_MIN && j < n) pend = start;
+    else {
+      pend = -1;
+      emit(start, e);
+    }
   }
-  // A short tail (a closing fence, a signature) joins the previous window; only a tail of at least
-  // LINE_ALONE units is a window of its own.
+  if (fence >= 0) {
+    // Unclosed at the end cannot happen (a fence opens only when a closing one follows); kept for safety.
+    emit(pend >= 0 ? pend : fence, n);
+    pend = -1;
+  }
+  // A short tail (a signature, a last short line) joins the previous window; only a tail of at
+  // least LINE_ALONE units is a window of its own.
   if (pend >= 0) {
     const last = out[out.length - 1];
     if (last !== undefined && pendEnd - pend < LINE_ALONE) last[1] = pendEnd;
