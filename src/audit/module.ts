@@ -176,6 +176,7 @@ export const auditModule: ModuleFactory = async ({ config, db, logger, identity,
       for (const t of timers) clearInterval(t);
       if (c.enabled) await pollAdminEvents().catch(() => 0);
       await writer.close();
+      await store.close();
       await Promise.all(sinks.map((s) => s.close()));
     },
   };

@@ -1,6 +1,8 @@
 /** The audit store over Kysely (SQLite or PostgreSQL): idempotent batch inserts, search, usage, purge. */
 import { sql, type Kysely } from 'kysely';
+import { Worker } from 'node:worker_threads';
 import type SqliteDatabase from 'better-sqlite3';
+import { EVENT_COLUMNS, PAYLOAD_COLUMNS, insertStatements } from './sqlite-rows.js';
 import type { Database } from '../store/schema.js';
 import type { AuditEvent, QueuedEvent } from './event.js';
 
@@ -70,8 +72,6 @@ export function dayOf(ms: number, timeZone: string): string {
   return new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' }).format(ms);
 }
 
-const EVENT_COLUMNS = ['id', 'ts', 'day', 'kind', 'tenant_id', 'key_id', 'request_id', 'status', 'model', 'action', 'categories', 'tokens_in', 'tokens_out', 'cost_usd', 'data'] as const;
-const PAYLOAD_COLUMNS = ['event_id', 'tenant_id', 'ts', 'expires_at', 'request', 'response'] as const;
 /** Time zone offsets change at most on quarter hours: a day name is cached per 15 minutes. */
 const DAY_SLOT_MS = 15 * 60_000;
 
@@ -80,26 +80,85 @@ export class AuditStore implements AuditSink {
   private readonly dayFmt: Intl.DateTimeFormat;
   private daySlot = -1;
   private dayName = '';
-  private readonly rawInsert?: (rows: readonly Record<string, unknown>[], payloads: readonly Record<string, unknown>[]) => void;
+  private readonly rawInsert?: (rows: readonly unknown[][], payloads: readonly unknown[][]) => void;
+  private worker?: Worker;
+  private workerFailed = false;
+  private readonly pending = new Map<number, { rows: unknown[][]; payloads: unknown[][]; resolve(): void; reject(e: Error): void }>();
+  private seq = 0;
   constructor(
     readonly db: Kysely<Database>,
     /** Time zone of the `day` column (the limits time zone). */
     readonly timeZone = 'UTC',
     /**
      * The embedded default's SQLite handle: batches are then written with two prepared statements
-     * in one synchronous transaction instead of building a multi-row statement per batch.
+     * in one transaction instead of building a multi-row statement per batch — on a writer thread
+     * with its own connection to the same file (unless `thread` is false or the thread cannot
+     * start), else on this thread.
      */
     private readonly sqlite?: SqliteDatabase.Database,
+    private readonly opts: { thread?: boolean } = {},
   ) {
     this.dayFmt = new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' });
-    if (sqlite) {
-      const ev = sqlite.prepare(`INSERT INTO audit_events (${EVENT_COLUMNS.join(', ')}) VALUES (${EVENT_COLUMNS.map((c) => '@' + c).join(', ')}) ON CONFLICT (id) DO NOTHING`);
-      const pl = sqlite.prepare(`INSERT INTO audit_payloads (${PAYLOAD_COLUMNS.join(', ')}) VALUES (${PAYLOAD_COLUMNS.map((c) => '@' + c).join(', ')}) ON CONFLICT (event_id) DO NOTHING`);
-      this.rawInsert = sqlite.transaction((rows: readonly Record<string, unknown>[], payloads: readonly Record<string, unknown>[]) => {
-        for (const r of rows) ev.run(r);
-        for (const p of payloads) pl.run(p);
+    if (sqlite) this.rawInsert = insertStatements(sqlite);
+  }
+
+  /** The writer thread, started on first use; undefined when it is off or has failed. */
+  private writerThread(): Worker | undefined {
+    if (this.worker || this.workerFailed || !this.sqlite || this.opts.thread === false || this.sqlite.memory) return this.worker;
+    try {
+      const here = import.meta.url;
+      const workerData = { file: this.sqlite.name };
+      // Compiled: the worker module itself. From the TypeScript sources (tsx): a bootstrap that
+      // registers tsx in the thread first; without tsx the thread fails and batches stay on this one.
+      const w = here.endsWith('.ts')
+        ? new Worker(`import('tsx/esm/api').then((t) => { t.register(); return import(${JSON.stringify(new URL('./sqlite-worker.ts', here).href)}); });`, { eval: true, workerData })
+        : new Worker(new URL('./sqlite-worker.js', here), { workerData });
+      w.unref();
+      w.on('message', (m: { id: number; error?: string }) => {
+        const p = this.pending.get(m.id);
+        if (!p) return;
+        this.pending.delete(m.id);
+        if (this.pending.size === 0) w.unref();
+        if (m.error) p.reject(new Error(m.error));
+        else p.resolve();
       });
+      // A thread that fails or exits is not restarted: its unanswered batches (idempotent ids, so
+      // a batch it did write is skipped) and every later one are written on this thread.
+      const gone = (why: string) => {
+        this.workerFailed = true;
+        this.worker = undefined;
+        const left = [...this.pending.values()];
+        this.pending.clear();
+        for (const p of left) {
+          try {
+            if (this.sqlite!.inTransaction) throw new Error(`audit writer thread ${why}`);
+            this.rawInsert!(p.rows, p.payloads);
+            p.resolve();
+          } catch (e) {
+            p.reject(e as Error);
+          }
+        }
+      };
+      w.on('error', (e) => gone(`failed: ${e.message}`));
+      w.on('exit', (code) => gone(`exited (${code})`));
+      this.worker = w;
+    } catch {
+      this.workerFailed = true;
     }
+    return this.worker;
+  }
+
+  /** Whether batches currently go to the writer thread. */
+  get threaded(): boolean {
+    return this.worker !== undefined;
+  }
+
+  /** Stops the writer thread (after the writer has flushed); later batches are written on this thread. */
+  async close(): Promise<void> {
+    const w = this.worker;
+    if (!w) return;
+    this.workerFailed = true; // no restart
+    await w.terminate();
   }
 
   /** The `day` column of an instant (YYYY-MM-DD in the store's time zone). */
@@ -132,10 +191,22 @@ export class AuditStore implements AuditSink {
       data: JSON.stringify(e),
     }));
     const payloads = batch.filter((q) => q.payload).map((q) => ({ event_id: q.event.id, tenant_id: q.payload!.tenantId, ts: q.event.ts, expires_at: q.payload!.expiresAt, request: q.payload!.request, response: q.payload!.response }));
-    // Raw statements only when no Kysely transaction is open on the connection (they would join it).
-    if (this.rawInsert && !this.sqlite!.inTransaction) {
-      this.rawInsert(rows, payloads);
-      return;
+    if (this.rawInsert) {
+      const rowArrays = rows.map((r) => EVENT_COLUMNS.map((c) => r[c]));
+      const payloadArrays = payloads.map((r) => PAYLOAD_COLUMNS.map((c) => r[c]));
+      const w = this.writerThread();
+      if (w) {
+        const id = ++this.seq;
+        const done = new Promise<void>((resolve, reject) => this.pending.set(id, { rows: rowArrays, payloads: payloadArrays, resolve, reject }));
+        w.ref();
+        w.postMessage({ id, rows: rowArrays, payloads: payloadArrays });
+        return done;
+      }
+      // On this thread: raw statements only when no Kysely transaction is open on the connection (they would join it).
+      if (!this.sqlite!.inTransaction) {
+        this.rawInsert(rowArrays, payloadArrays);
+        return;
+      }
     }
     await this.db.transaction().execute(async (tx) => {
       // Chunks keep each statement under SQLite's bound-parameter limit.

@@ -1,0 +1,17 @@
+/** The SQLite audit insert, shared by the in-thread path and the writer thread: column order and statements. */
+import type SqliteDatabase from 'better-sqlite3';
+
+/** Columns of `audit_events`, in the order rows are passed as arrays. */
+export const EVENT_COLUMNS = ['id', 'ts', 'day', 'kind', 'tenant_id', 'key_id', 'request_id', 'status', 'model', 'action', 'categories', 'tokens_in', 'tokens_out', 'cost_usd', 'data'] as const;
+/** Columns of `audit_payloads`, in the order rows are passed as arrays. */
+export const PAYLOAD_COLUMNS = ['event_id', 'tenant_id', 'ts', 'expires_at', 'request', 'response'] as const;
+
+/** A transaction that inserts event rows and payload rows (arrays in column order), skipping known ids. */
+export function insertStatements(db: SqliteDatabase.Database): (rows: readonly unknown[][], payloads: readonly unknown[][]) => void {
+  const ev = db.prepare(`INSERT INTO audit_events (${EVENT_COLUMNS.join(', ')}) VALUES (${EVENT_COLUMNS.map(() => '?').join(', ')}) ON CONFLICT (id) DO NOTHING`);
+  const pl = db.prepare(`INSERT INTO audit_payloads (${PAYLOAD_COLUMNS.join(', ')}) VALUES (${PAYLOAD_COLUMNS.map(() => '?').join(', ')}) ON CONFLICT (event_id) DO NOTHING`);
+  return db.transaction((rows: readonly unknown[][], payloads: readonly unknown[][]) => {
+    for (const r of rows) ev.run(r);
+    for (const p of payloads) pl.run(p);
+  });
+}

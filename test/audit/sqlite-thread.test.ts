@@ -1,0 +1,52 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openDb } from '../../src/store/db.js';
+import { AuditStore } from '../../src/audit/store.js';
+import { newEventId, type QueuedEvent } from '../../src/audit/event.js';
+
+const batch = (n: number, tenant: string): QueuedEvent[] =>
+  Array.from({ length: n }, (_, i) => ({ event: { id: newEventId(), ts: Date.now(), kind: 'request' as const, tenantId: tenant, requestId: `req_${i}`, status: 200, tokensIn: 3, tokensOut: 4 }, ...(i % 10 === 0 ? { payload: { tenantId: tenant, expiresAt: Date.now() + 60_000, request: 'enc-req', response: null } } : {}) }));
+
+test('SQLite audit batches go through the writer thread, replays are idempotent, and after the thread stops batches are written on the main thread', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pcl-audit-thread-'));
+  const db = await openDb({ dataDir: dir });
+  const store = new AuditStore(db.kysely, 'UTC', db.sqlite);
+  try {
+    const first = batch(500, 'ten_a');
+    await Promise.all([store.insert(first), store.insert(batch(300, 'ten_b'))]);
+    assert.equal(store.threaded, true, 'the writer thread is used for a file-backed database');
+    await store.insert(first); // replayed after a failure: every id is known, nothing is added
+    assert.equal(await store.count(), 800);
+    const one = await store.get(first[10]!.event.id);
+    assert.equal(one?.tenantId, 'ten_a');
+    assert.equal((await store.payload(first[10]!.event.id))?.request, 'enc-req');
+    const usage = await store.usage({ groupBy: ['tenant'] });
+    assert.deepEqual(usage.map((u) => [u.tenantId, u.requests, u.tokensIn]).sort(), [['ten_a', 500, 1500], ['ten_b', 300, 900]]);
+
+    await store.close();
+    assert.equal(store.threaded, false);
+    await store.insert(batch(5, 'ten_c'));
+    assert.equal(await store.count(), 805, 'written on the main thread once the thread is gone');
+  } finally {
+    await store.close();
+    await db.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('without a thread (thread: false) the same batches are written on the main thread', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pcl-audit-nothread-'));
+  const db = await openDb({ dataDir: dir });
+  const store = new AuditStore(db.kysely, 'UTC', db.sqlite, { thread: false });
+  try {
+    await store.insert(batch(50, 'ten_a'));
+    assert.equal(store.threaded, false);
+    assert.equal(await store.count(), 50);
+  } finally {
+    await db.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
