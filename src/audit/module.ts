@@ -154,9 +154,9 @@ export const auditModule: ModuleFactory = async ({ config, db, logger, identity,
       : {}),
     routes(app) {
       // The status actually sent, for error responses whose status the context does not carry.
-      app.addHook('onSend', async (req, reply, payload) => {
+      app.addHook('onSend', (req, reply, payload, done) => {
         if (req.pcl) req.pcl.state.httpStatus = reply.statusCode;
-        return payload;
+        done(null, payload);
       });
       if (!config.admin.enabled) return;
       for (const route of AUDIT_ROUTES) {

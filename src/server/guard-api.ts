@@ -198,9 +198,10 @@ export function createGuardsModule(mctx: ModuleContext, engine: GuardEngine = cr
       },
     },
     routes(app: FastifyInstance) {
-      app.addHook('onRequest', async (req: FastifyRequest) => {
+      app.addHook('onRequest', (req: FastifyRequest, _reply, done) => {
         const h = req.headers[CONVERSATION_HEADER];
         if (typeof h === 'string' && CONVERSATION_RE.test(h) && req.pcl) req.pcl.state.conversationId = h;
+        done();
       });
       app.post('/v1/guard/check', async (req) => {
         const principal = await identify({ identity: mctx.identity }, req);

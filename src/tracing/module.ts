@@ -117,21 +117,23 @@ export function createTracingModule(cfg: TracingConfig | undefined, opts: { expo
     name: 'tracing',
     ...(provider ? { provider } : {}),
     routes(app: FastifyInstance) {
-      app.addHook('onRequest', async (req, reply) => {
+      // Callback-style hooks: no promise per request.
+      app.addHook('onRequest', (req, reply, done) => {
         const ctx = req.pcl;
-        if (!ctx) return;
-        const p = parentFromTraceparent(req.headers.traceparent);
-        if (!(p?.sampled || Math.random() < cfg.sampleRatio)) return;
-        if (p) ctx.state.traceParent = p.ctx;
-        ctx.state.timings = [];
-        methods.set(ctx, req.method);
-        reply.raw.once('close', () => {
-          ctx.state.finishedAt = performance.now();
-        });
+        const p = ctx ? parentFromTraceparent(req.headers.traceparent) : undefined;
+        if (ctx && (p?.sampled || Math.random() < cfg.sampleRatio)) {
+          if (p) ctx.state.traceParent = p.ctx;
+          ctx.state.timings = [];
+          methods.set(ctx, req.method);
+          reply.raw.once('close', () => {
+            ctx.state.finishedAt = performance.now();
+          });
+        }
+        done();
       });
-      app.addHook('onSend', async (req, reply, payload) => {
+      app.addHook('onSend', (req, reply, payload, done) => {
         if (req.pcl?.state.timings) req.pcl.state.httpStatus = reply.statusCode;
-        return payload;
+        done(null, payload);
       });
     },
     steps: {

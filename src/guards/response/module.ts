@@ -305,9 +305,10 @@ export function createResponseGuardsModule(mctx: ModuleContext): GatewayModule {
       },
     },
     routes(app: FastifyInstance) {
-      app.addHook('onRequest', async (req) => {
+      app.addHook('onRequest', (req, _reply, done) => {
         const h = req.headers[APPROVAL_HEADER];
         if (typeof h === 'string' && h.length <= 1000 && req.pcl) req.pcl.state.approvalTickets = h.split(',').map((x) => x.trim()).filter(Boolean).slice(0, 16);
+        done();
       });
       registerApprovalRoutes(app, { db, identity: mctx.identity, enabled: mctx.config.admin.enabled });
     },
