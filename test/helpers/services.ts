@@ -30,3 +30,13 @@ export async function freePort(): Promise<number> {
     });
   });
 }
+
+/** Deletes every Redis key matching `pattern` (SCAN, not KEYS), e.g. a test run's key prefix. */
+export async function deleteKeys(redis: Redis, pattern: string): Promise<void> {
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
+    if (keys.length) await redis.del(...keys);
+    cursor = next;
+  } while (cursor !== '0');
+}

@@ -6,7 +6,7 @@
  * - over IPC (`serve --workers N` without Redis): counters held by the primary (this test
  *   process) stay exact across the workers.
  */
-import { redisReachable as redisReachableAt } from '../helpers/services.js';
+import { redisReachable as redisReachableAt, deleteKeys } from '../helpers/services.js';
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
@@ -42,12 +42,7 @@ describe('limits on Redis', { skip, timeout: 20_000 }, () => {
   });
   after(async () => {
     for (const l of open) await l.close();
-    let cursor = '0';
-    do {
-      const [next, keys] = await admin.scan(cursor, 'MATCH', `${PREFIX}:*`, 'COUNT', 500);
-      if (keys.length) await admin.del(...keys);
-      cursor = next;
-    } while (cursor !== '0');
+    await deleteKeys(admin, `${PREFIX}:*`);
     admin.disconnect();
   });
 

@@ -5,7 +5,7 @@
  * renewals) frees its slot once the lease runs out, and a stream through the gateway that
  * outlives the lease still counts against the concurrency limit.
  */
-import { redisReachable as redisReachableAt } from '../helpers/services.js';
+import { redisReachable as redisReachableAt, deleteKeys } from '../helpers/services.js';
 import assert from 'node:assert/strict';
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -48,12 +48,7 @@ after(async () => {
   for (const c of closers.reverse()) await c();
   if (reachable) {
     const admin = new Redis(REDIS_URL);
-    let cursor = '0';
-    do {
-      const [next, keys] = await admin.scan(cursor, 'MATCH', `${PREFIX}:*`, 'COUNT', 500);
-      if (keys.length) await admin.del(...keys);
-      cursor = next;
-    } while (cursor !== '0');
+    await deleteKeys(admin, `${PREFIX}:*`);
     admin.disconnect();
   }
 });

@@ -3,7 +3,7 @@
  * reachable) the Redis store: GCRA smoothness, calendar budgets in a time zone,
  * reservations, settlement, release, size limits, leases, headers and errors.
  */
-import { redisReachable as redisReachableAt } from '../helpers/services.js';
+import { redisReachable as redisReachableAt, deleteKeys } from '../helpers/services.js';
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
@@ -34,12 +34,7 @@ const stores: { name: string; make: () => CounterStore; skip: string | false }[]
 after(async () => {
   if (!reachable) return;
   const admin = new Redis(URL);
-  let cursor = '0';
-  do {
-    const [next, keys] = await admin.scan(cursor, 'MATCH', `${PREFIX}:*`, 'COUNT', 500);
-    if (keys.length) await admin.del(...keys);
-    cursor = next;
-  } while (cursor !== '0');
+  await deleteKeys(admin, `${PREFIX}:*`);
   admin.disconnect();
 });
 

@@ -3,7 +3,7 @@
  * overspent under any admit/settle/release interleaving, and the Redis Lua scripts decide
  * exactly like the memory store on the same random sequences.
  */
-import { redisReachable as redisReachableAt } from '../helpers/services.js';
+import { redisReachable as redisReachableAt, deleteKeys } from '../helpers/services.js';
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import fc from 'fast-check';
@@ -99,12 +99,7 @@ describe('limits properties', () => {
     after(async () => {
       for (const l of limiters) await l.close();
       const admin = new Redis(URL);
-      let cursor = '0';
-      do {
-        const [next, keys] = await admin.scan(cursor, 'MATCH', `${PREFIX}:*`, 'COUNT', 500);
-        if (keys.length) await admin.del(...keys);
-        cursor = next;
-      } while (cursor !== '0');
+      await deleteKeys(admin, `${PREFIX}:*`);
       admin.disconnect();
     });
 
