@@ -128,6 +128,15 @@ for (const { name, make, skip } of stores) {
   });
 }
 
+/** A live holder keeps its slot past 2.5 leases; killed, its slot is free within one lease (+1.5 s). */
+async function renewsThenFreesAfterCrash(kid: ChildProcess, limiter: Limiter, tenant: string): Promise<void> {
+  await sleep(2.5 * LEASE_MS);
+  assert.ok(!(await limiter.admit(reqFor(tenant))).ok, 'the live holder keeps renewing its lease');
+  const r = await crashAndWaitForSlot(kid, limiter, tenant);
+  assert.ok(r.refusedRightAfter, 'the lease outlives the process by up to one lease period');
+  assert.ok(r.freedAfterMs <= LEASE_MS + 1500, `slot freed ${r.freedAfterMs} ms after the crash`);
+}
+
 describe('a crashed holder frees its slot after the lease', { timeout: 30_000 }, () => {
   test('over IPC (memory store in this process, the holder a killed worker)', async () => {
     const store = createMemoryCounterStore({ sweepMs: 0 });
@@ -137,11 +146,7 @@ describe('a crashed holder frees its slot after the lease', { timeout: 30_000 },
     const tenant = `crash-ipc-${++tenantSeq}`;
     const { kid, admitted } = await forkHolder({ store: { kind: 'ipc' }, tenantId: tenant, leaseMs: LEASE_MS }, (k) => host.attach(k as unknown as IpcPeer));
     assert.ok(admitted);
-    await sleep(2.5 * LEASE_MS);
-    assert.ok(!(await limiter.admit(reqFor(tenant))).ok, 'the live holder keeps renewing its lease');
-    const r = await crashAndWaitForSlot(kid, limiter, tenant);
-    assert.ok(r.refusedRightAfter, 'the lease outlives the process by up to one lease period');
-    assert.ok(r.freedAfterMs <= LEASE_MS + 1500, `slot freed ${r.freedAfterMs} ms after the crash`);
+    await renewsThenFreesAfterCrash(kid, limiter, tenant);
   });
 
   test('on Redis (the holder a killed process)', { skip: redisSkip }, async () => {
@@ -150,11 +155,7 @@ describe('a crashed holder frees its slot after the lease', { timeout: 30_000 },
     const tenant = `crash-redis-${++tenantSeq}`;
     const { kid, admitted } = await forkHolder({ store: { kind: 'redis', url: REDIS_URL, prefix: PREFIX }, tenantId: tenant, leaseMs: LEASE_MS });
     assert.ok(admitted);
-    await sleep(2.5 * LEASE_MS);
-    assert.ok(!(await limiter.admit(reqFor(tenant))).ok, 'the live holder keeps renewing its lease');
-    const r = await crashAndWaitForSlot(kid, limiter, tenant);
-    assert.ok(r.refusedRightAfter, 'the lease outlives the process by up to one lease period');
-    assert.ok(r.freedAfterMs <= LEASE_MS + 1500, `slot freed ${r.freedAfterMs} ms after the crash`);
+    await renewsThenFreesAfterCrash(kid, limiter, tenant);
   });
 });
 

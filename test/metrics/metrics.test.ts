@@ -1,5 +1,6 @@
 /** Metrics, dashboard and tracing against a real gateway (demo provider and a mock upstream). */
 import { test } from 'node:test';
+import { metricValue } from '../helpers/metrics.js';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -19,14 +20,7 @@ async function chat(url: string, key: string, body: Record<string, unknown>, hea
   return res.status;
 }
 
-function value(text: string, name: string, labels: Record<string, string>): number {
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(name + '{') && !line.startsWith(name + ' ')) continue;
-    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) sum += Number(line.split(' ').pop());
-  }
-  return sum;
-}
+const value = metricValue;
 
 test('metrics after known traffic: names, values, token access, dashboard names exist', async () => {
   const t = await startGateway({ metrics: { maxLabelValues: 50 } }, { env: { PORTCULLIS_METRICS_TOKEN: TOKEN } });

@@ -4,6 +4,7 @@
  * and on a separate metrics port; counters survive a worker being killed and restarted.
  */
 import { test } from 'node:test';
+import { metricValue } from '../helpers/metrics.js';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -107,14 +108,7 @@ async function scrape(url: string, token?: string): Promise<{ status: number; te
   return { status: res.status, text: await res.text() };
 }
 
-function value(text: string, name: string, labels: Record<string, string>): number {
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(name + '{') && !line.startsWith(name + ' ')) continue;
-    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) sum += Number(line.split(' ').pop());
-  }
-  return sum;
-}
+const value = metricValue;
 
 const CHAT = { route: '/v1/chat/completions', status: '200', model: 'demo' };
 
