@@ -203,17 +203,17 @@ function summary(res: OnOffResult): GatewayComparison {
   };
 }
 
+/** Load settings shared by the memory and Redis gateway comparisons. */
+function gatewayRun() {
+  return { connections: GW_CONNECTIONS, durationSec: GW_SECONDS, warmupSec: 2, pattern: GW_PATTERN, prefix: 'pcl-bench-limits-gw-', prepare: checkLimited };
+}
+
 /** Limits on (memory store) vs no limits configured, embedded default. */
 export async function gatewayMemory(): Promise<GatewayComparison> {
   const res = await compareOnOff({
     offConfig: { guards: { enabled: false } },
     onConfig: { guards: { enabled: false }, limits: GATEWAY_LIMITS },
-    connections: GW_CONNECTIONS,
-    durationSec: GW_SECONDS,
-    warmupSec: 2,
-    pattern: GW_PATTERN,
-    prefix: 'pcl-bench-limits-gw-',
-    prepare: checkLimited,
+    ...gatewayRun(),
   });
   process.stdout.write(`gateway, memory store (embedded default):\n${onOffTable(res)}\nlimits on: ${res.ratioPercent} % of off by best req/s, ${res.cpuRatioPercent} % by CPU per request (paired rounds) (target ≥ 90 %)\n`);
   return summary(res);
@@ -237,12 +237,7 @@ export async function gatewayRedis(): Promise<GatewayComparison | { skipped: str
       onConfig: { guards: { enabled: false }, store: cluster, limits: { ...GATEWAY_LIMITS, store: 'redis', redisUrl: REDIS_URL, keyPrefix } },
       offOptions: { pgSchema: schemas[0] },
       onOptions: { pgSchema: schemas[1] },
-      connections: GW_CONNECTIONS,
-      durationSec: GW_SECONDS,
-      warmupSec: 2,
-      pattern: GW_PATTERN,
-      prefix: 'pcl-bench-limits-gw-',
-      prepare: checkLimited,
+      ...gatewayRun(),
     });
     process.stdout.write(`gateway, Redis store (cluster mode, both on PostgreSQL):\n${onOffTable(res)}\nlimits on: ${res.ratioPercent} % of off by best req/s, ${res.cpuRatioPercent} % by CPU per request (paired rounds)\n`);
     return summary(res);
