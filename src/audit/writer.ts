@@ -38,6 +38,7 @@ export class AuditWriter {
   private timer: NodeJS.Timeout | undefined;
   private retry: NodeJS.Timeout | undefined;
   private flushing: Promise<void> | undefined;
+  private replaying: Promise<boolean> | undefined;
   private down = false;
   private closed = false;
   private seq = 0;
@@ -156,8 +157,16 @@ export class AuditWriter {
   /**
    * Replays the spill files into the store (idempotent). Returns true when nothing is left.
    * Each segment is claimed by rename, so several processes sharing the directory never replay one twice at once.
+   * Replays of this writer run one after another: `close()` waits for a retry's replay that is
+   * still inserting a claimed segment (otherwise that segment's events could be left unstored).
    */
-  async replay(): Promise<boolean> {
+  replay(): Promise<boolean> {
+    const run = (this.replaying ?? Promise.resolve(true)).catch(() => false).then(() => this.replayNow());
+    this.replaying = run;
+    return run;
+  }
+
+  private async replayNow(): Promise<boolean> {
     this.rotate(this.active);
     const segs = readdirSync(this.o.spillDir).filter((f) => SEG_RE.test(f)).sort();
     for (const seg of segs) {
@@ -192,7 +201,7 @@ export class AuditWriter {
     if (this.down) this.o.log?.info?.({ replayed: this.stats.replayed }, 'audit store back: spill replayed');
     this.down = false;
     this.stats.storeDown = false;
-    if (existsSync(this.active)) return this.replay();
+    if (existsSync(this.active)) return this.replayNow();
     return true;
   }
 
@@ -204,6 +213,8 @@ export class AuditWriter {
     this.closed = true;
     if (this.retry) clearTimeout(this.retry);
     this.retry = undefined;
+    // A retry's replay may still be inserting a segment it claimed (no longer visible as a spill file).
+    await this.replaying?.catch(() => false);
     if (this.hasSpill()) await this.replay().catch(() => false);
   }
 }

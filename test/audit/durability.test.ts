@@ -181,6 +181,7 @@ test('PostgreSQL cut off mid-load (TCP proxy): no event lost, none duplicated', 
     if (i % 50 === 0) await sleep(10);
   }
   await w.close();
+  assert.deepEqual(readdirSync(join(dir, 'spill')).filter((f) => f.startsWith('claim-')), [], 'close() waited for the replay that had claimed a segment');
   assert.ok(w.stats.spilled > 0, `the outage was noticed (stats ${JSON.stringify(w.stats)})`);
   const direct = new pg.Client({ connectionString: PG_URL, options: `-c search_path=${schema}` });
   await direct.connect();
