@@ -143,6 +143,11 @@ export const limitsConfigSchema = z
     tiers: z.record(z.string(), scopedLimitsSchema).default({}),
     /** Prices per model glob, merged over DEFAULT_PRICING. */
     pricing: z.record(z.string(), modelPriceSchema).default({}),
+    /**
+     * A request for a model without a price when a money budget applies to it: `refuse` (403: the
+     * budget could not be enforced) or `allow` (the request costs $0 and the budget does not limit it).
+     */
+    unpricedModels: z.enum(['refuse', 'allow']).default('refuse'),
     /** Tokenizers per model glob, merged over DEFAULT_TOKENIZERS. */
     tokenizers: z.record(z.string(), tokenizerSpecSchema).default({}),
     /** Output cap reserved when the client sends none: one number or per model glob (merged over DEFAULT_MAX_OUTPUT_TOKENS). */

@@ -9,7 +9,7 @@ import { DEFAULT_MAX_OUTPUT_TOKENS, mergeLimitSets, type LimitsConfig } from './
 import { globTable } from './glob.js';
 import { formatResetDuration, retryAfterSeconds } from './headers.js';
 import { periodCache, type Periods } from './periods.js';
-import { costNanoUsd, NANO_PER_USD } from './pricing.js';
+import { costNanoUsd, NANO_PER_USD, priceFor } from './pricing.js';
 import { createMemoryCounterStore, type MemoryCounterStore } from './store/memory.js';
 import type {
   Admission,
@@ -222,6 +222,16 @@ export function createLimiter(opts: CreateLimiterOptions): Limiter {
     const bad = sizeError(req, scopes);
     if (bad) return { ok: false, error: bad };
 
+    if (config.unpricedModels === 'refuse' && scopes.some(({ set }) => set.dailyCostUsd !== undefined || set.monthlyCostUsd !== undefined) && !priceFor(req.model, config)) {
+      return {
+        ok: false,
+        error: new GatewayError('PCL_FORBIDDEN', {
+          message: `The model '${req.model.slice(0, 100)}' has no price configured, so the money budget that applies to this request cannot be enforced. Ask the gateway operator to add a limits.pricing entry.`,
+          param: 'model',
+          internal: { limits: 'unpriced_model_under_money_budget' },
+        }),
+      };
+    }
     const outputCap = outputCapOf(req, scopes);
     const reserveTokens = Math.max(0, Math.ceil(req.inputTokens)) + outputCap;
     const reserveNano = costNanoUsd(req.model, { inputTokens: req.inputTokens, outputTokens: outputCap }, config);
