@@ -116,13 +116,37 @@ export async function run(): Promise<object> {
       stored = await m.store.count();
     },
   });
+  // The issue's target is for audit + metrics together: both on vs both off, in off-on-on-off blocks.
+  const both = await compareOnOff({
+    offConfig: { guards: { enabled: false }, audit: { enabled: false }, metrics: { enabled: false } },
+    onConfig: { guards: { enabled: false }, audit: { enabled: true }, metrics: { enabled: true } },
+    connections: CONNECTIONS,
+    durationSec: 2,
+    warmupSec: 1,
+    pattern: Array.from({ length: 4 }, () => ['off', 'on', 'on', 'off'] as const).flat(),
+    prefix: 'pcl-bench-audit-metrics-gw-',
+  });
   const { phases, on: bOn, off: bOff, ratioPercent: ratio } = res;
   const served = phases.filter((p) => p.mode === 'on').reduce((a, p) => a + p.r.requests - p.r.errors, 0);
   const pgLine = 'eventsPerSec' in postgres ? `${postgres.eventsPerSec} events/s` : postgres.skipped;
   process.stdout.write(
-    onOffTable(res) + `\naudit on: ${ratio} % of off (target ≥ 90 %); ${stored} events stored for ${served} requests completed in the audit-on phases (plus warm-up and in-flight ones)\nwriter: SQLite ${sqlite.eventsPerSec} events/s, PostgreSQL ${pgLine} (${EVENTS} events, batches of 500)\n`,
+    onOffTable(res) +
+      `\naudit on: ${ratio} % of off (target ≥ 90 %); ${stored} events stored for ${served} requests completed in the audit-on phases (plus warm-up and in-flight ones)\n` +
+      `audit + metrics:\n${onOffTable(both)}\naudit + metrics on: ${both.ratioPercent} % of off by best req/s, ${both.cpuRatioPercent} % by CPU per request (paired rounds) (target ≥ 90 %)\n` +
+      `writer: SQLite ${sqlite.eventsPerSec} events/s, PostgreSQL ${pgLine} (${EVENTS} events, batches of 500)\n`,
   );
-  return { tool: bOn.tool, connections: CONNECTIONS, durationSec: DURATION, off: { rps: bOff.rps, p50: bOff.p50, p99: bOff.p99 }, on: { rps: bOn.rps, p50: bOn.p50, p99: bOn.p99 }, ratioPercent: ratio, eventsStored: stored, requestsWithAuditOn: served, writer: { sqlite, postgres } };
+  return {
+    tool: bOn.tool,
+    connections: CONNECTIONS,
+    durationSec: DURATION,
+    off: { rps: bOff.rps, p50: bOff.p50, p99: bOff.p99 },
+    on: { rps: bOn.rps, p50: bOn.p50, p99: bOn.p99 },
+    ratioPercent: ratio,
+    auditAndMetrics: { ratioPercent: both.ratioPercent, cpuRatioPercent: both.cpuRatioPercent },
+    eventsStored: stored,
+    requestsWithAuditOn: served,
+    writer: { sqlite, postgres },
+  };
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
