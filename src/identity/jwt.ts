@@ -8,10 +8,9 @@ import { createPublicKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createLocalJWKSet, createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWK, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import type { Kysely } from 'kysely';
-import { LRUCache } from 'lru-cache';
 import { z } from 'zod';
 import type { Database } from '../store/schema.js';
-import { ensureTenant } from './keys.js';
+import { tenantLookup } from './keys.js';
 import type { Principal } from './types.js';
 
 /** Asymmetric algorithms a token may use; HS256 additionally when `hs256` is configured. */
@@ -201,14 +200,6 @@ function failureOf(e: unknown): { reason: JwtFailure; detail: string } {
   return { reason: 'malformed', detail };
 }
 
-interface TenantRow {
-  id: string;
-  name: string;
-  status: string;
-  tier: string | null;
-  scopes: unknown | null;
-}
-
 /** Creates a verifier; throws on invalid key material or a missing HS256 secret. */
 export function createJwtVerifier(cfgIn: JwtConfig | JwtConfigInput, opts: JwtVerifierOptions): JwtVerifier {
   const cfg = jwtConfigSchema.parse(cfgIn);
@@ -239,21 +230,7 @@ export function createJwtVerifier(cfgIn: JwtConfig | JwtConfigInput, opts: JwtVe
     throw new joseErrors.JWKSNoMatchingKey();
   };
 
-  const tenants = new LRUCache<string, TenantRow | false>({ max: 10_000, ttl: Math.max(1, cfg.tenantCacheMs) });
-
-  async function tenantFor(name: string): Promise<TenantRow | null> {
-    const hit = cfg.tenantCacheMs > 0 ? tenants.get(name) : undefined;
-    if (hit !== undefined) return hit || null;
-    const load = () => opts.db.selectFrom('tenants').select(['id', 'name', 'status', 'tier', 'scopes']).where('name', '=', name).executeTakeFirst();
-    let row = await load();
-    if (!row && cfg.tenants === 'create') {
-      await ensureTenant(opts.db, name, true);
-      row = await load();
-    }
-    const out: TenantRow | false = row ? { id: row.id, name: row.name, status: row.status, tier: row.tier, scopes: row.scopes ? JSON.parse(row.scopes) : null } : false;
-    if (cfg.tenantCacheMs > 0) tenants.set(name, out);
-    return out || null;
-  }
+  const tenantFor = tenantLookup(opts.db, { create: cfg.tenants === 'create', cacheMs: cfg.tenantCacheMs });
 
   return {
     async verify(token) {

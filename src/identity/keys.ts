@@ -6,6 +6,7 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Kysely } from 'kysely';
+import { LRUCache } from 'lru-cache';
 import type { Database } from '../store/schema.js';
 import type { Principal } from './types.js';
 
@@ -153,6 +154,36 @@ export function principalOf(rec: KeyRecord): Principal {
     ...(tier ? { tier } : {}),
     authMethod: 'api_key',
     ...(rec.tenantScopes != null ? { tenantScopes: rec.tenantScopes } : {}),
+  };
+}
+
+/** A tenant as credentials that name one by claim or certificate need it. */
+export interface TenantRow {
+  id: string;
+  name: string;
+  status: string;
+  tier: string | null;
+  scopes: unknown | null;
+}
+
+/**
+ * Looks tenants up by name for JWT and mTLS identities: cached for `cacheMs` (0 = not cached,
+ * negative answers included), created on first sight when `create` is set.
+ */
+export function tenantLookup(db: Kysely<Database>, opts: { create: boolean; cacheMs: number }): (name: string) => Promise<TenantRow | null> {
+  const cache = new LRUCache<string, TenantRow | false>({ max: 10_000, ttl: Math.max(1, opts.cacheMs) });
+  const load = (name: string) => db.selectFrom('tenants').select(['id', 'name', 'status', 'tier', 'scopes']).where('name', '=', name).executeTakeFirst();
+  return async (name) => {
+    const hit = opts.cacheMs > 0 ? cache.get(name) : undefined;
+    if (hit !== undefined) return hit || null;
+    let row = await load(name);
+    if (!row && opts.create) {
+      await ensureTenant(db, name, true);
+      row = await load(name);
+    }
+    const out: TenantRow | false = row ? { id: row.id, name: row.name, status: row.status, tier: row.tier, scopes: row.scopes ? (JSON.parse(row.scopes) as unknown) : null } : false;
+    if (opts.cacheMs > 0) cache.set(name, out);
+    return out || null;
   };
 }
 

@@ -7,11 +7,10 @@ import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Kysely } from 'kysely';
-import { LRUCache } from 'lru-cache';
 import { z } from 'zod';
 import { globToRegExp } from '../config/glob.js';
 import type { Database } from '../store/schema.js';
-import { ensureTenant } from './keys.js';
+import { tenantLookup } from './keys.js';
 import type { Principal } from './types.js';
 
 /** `server.tls:` — TLS termination by the gateway (PEM file paths). */
@@ -131,21 +130,7 @@ export interface MtlsIdentity {
 /** Creates the certificate → principal mapping. */
 export function createMtlsIdentity(cfg: MtlsConfig, opts: { db: Kysely<Database>; required: boolean; tenantCacheMs?: number }): MtlsIdentity {
   const rules = cfg.identities.map((r) => ({ ...r, re: globToRegExp(r.match) }));
-  const tenants = new LRUCache<string, { id: string; name: string; status: string; tier: string | null; scopes: unknown | null } | false>({ max: 10_000, ttl: opts.tenantCacheMs ?? 5_000 });
-
-  async function tenantFor(name: string) {
-    const hit = tenants.get(name);
-    if (hit !== undefined) return hit || null;
-    const load = () => opts.db.selectFrom('tenants').select(['id', 'name', 'status', 'tier', 'scopes']).where('name', '=', name).executeTakeFirst();
-    let row = await load();
-    if (!row && cfg.tenants === 'create') {
-      await ensureTenant(opts.db, name, true);
-      row = await load();
-    }
-    const out = row ? { id: row.id, name: row.name, status: row.status, tier: row.tier, scopes: row.scopes ? (JSON.parse(row.scopes) as unknown) : null } : false;
-    tenants.set(name, out);
-    return out || null;
-  }
+  const tenantFor = tenantLookup(opts.db, { create: cfg.tenants === 'create', cacheMs: opts.tenantCacheMs ?? 5_000 });
 
   return {
     required: opts.required,
