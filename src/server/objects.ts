@@ -16,7 +16,7 @@ import type { Provider, RawUpstreamRequest, UpstreamResponse } from '../provider
 import type { RequestContext, SseEvent } from './context.js';
 import type { GatewayModule, ModuleFactory } from './modules.js';
 import { identify } from './proxy.js';
-import { mapUpstreamStatus, readBounded } from './upstream-errors.js';
+import { readBounded, upstreamStatusError } from './upstream-errors.js';
 
 /** What one object route does. */
 type Action = 'create' | 'list' | 'get' | 'content' | 'delete' | 'cancel';
@@ -141,15 +141,7 @@ export const objectsModule: ModuleFactory = ({ config, db, identity, router, mod
     total.unref();
     try {
       const res = await p.request!({ ...up, signal: ac.signal, requestId: req.pcl.requestId });
-      if (res.status >= 400) {
-        let text = '';
-        try {
-          text = (await readBounded(res.body, 64 * 1024)).toString('utf8');
-        } catch {
-          res.dump();
-        }
-        throw mapUpstreamStatus(res.status, res.headers, text);
-      }
+      if (res.status >= 400) throw await upstreamStatusError(res);
       return res;
     } catch (e) {
       throw mapTransportError(e, p.name);

@@ -16,7 +16,7 @@ import type { Api, UpstreamResponse } from '../providers/types.js';
 import type { Config } from '../config/schema.js';
 import type { AuditRequestState } from '../audit/event.js';
 import type { ProxySteps, RequestContext, SseEvent } from './context.js';
-import { mapUpstreamStatus, readBounded } from './upstream-errors.js';
+import { readBounded, upstreamStatusError } from './upstream-errors.js';
 import { isTerminalEvent, usageFromBody, usageFromEvent } from './usage.js';
 import { validateBody } from './validate.js';
 import { phase } from '../tracing/phases.js';
@@ -126,13 +126,7 @@ export async function handleProxy(deps: ProxyDeps, api: Api, req: FastifyRequest
 
   if (res.status >= 400) {
     clearTimeout(total);
-    let text = '';
-    try {
-      text = (await readBounded(res.body, 64 * 1024)).toString('utf8');
-    } catch {
-      res.dump();
-    }
-    throw mapUpstreamStatus(res.status, res.headers, text);
+    throw await upstreamStatusError(res);
   }
 
   const ctype = String(res.headers['content-type'] ?? '');

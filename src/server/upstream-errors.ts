@@ -1,5 +1,6 @@
 /** Turns an upstream error response into a sanitised client error; the detail is logged only. */
 import { GatewayError } from '../errors.js';
+import type { UpstreamResponse } from '../providers/types.js';
 
 /** Reads at most `max` bytes of a body; throws PCL_UPSTREAM_BAD_RESPONSE above it. */
 export async function readBounded(body: AsyncIterable<Uint8Array>, max: number): Promise<Buffer> {
@@ -51,4 +52,15 @@ export function mapUpstreamStatus(status: number, headers: Record<string, string
     default:
       return new GatewayError('PCL_UPSTREAM_ERROR', { internal });
   }
+}
+
+/** The client error for an upstream error response, reading at most 64 KiB of its body for the log. */
+export async function upstreamStatusError(res: UpstreamResponse): Promise<GatewayError> {
+  let text = '';
+  try {
+    text = (await readBounded(res.body, 64 * 1024)).toString('utf8');
+  } catch {
+    res.dump();
+  }
+  return mapUpstreamStatus(res.status, res.headers, text);
 }
