@@ -2,10 +2,9 @@
  * `portcullis approvals list|approve|deny`: the human-in-the-loop queue of tool calls, offline
  * against the data dir / database, or with `--url` and an admin key against a running gateway.
  */
-import { userInfo } from 'node:os';
 import type { Command } from 'commander';
 import { decideTicket, listTickets, type ApprovalView } from '../guards/approvals/store.js';
-import { httpAdminClient } from '../server/admin/client.js';
+import { cliActor, httpAdminClient } from '../server/admin/client.js';
 import { openDb } from '../store/db.js';
 import { configFromOptions, fail } from './common.js';
 import { adminOptions, printTable, type AdminCliOptions } from './keys.js';
@@ -32,13 +31,7 @@ async function clientFor(o: AdminCliOptions): Promise<ApprovalsClient> {
   }
   const config = configFromOptions(o);
   const db = await openDb(config.store.kind === 'cluster' ? { postgresUrl: config.store.postgresUrl! } : { dataDir: config.dataDir });
-  let user = 'unknown';
-  try {
-    user = userInfo().username;
-  } catch {
-    /* no passwd entry */
-  }
-  const actor = { id: 'cli', role: 'owner', source: `cli:${user}` };
+  const actor = cliActor();
   return {
     list: (q) => listTickets(db.kysely, { tenantIds: q.tenant ? [q.tenant] : null, ...(q.status ? { status: q.status as (typeof STATUSES)[number] } : {}), ...(q.limit ? { limit: q.limit } : {}) }),
     decide: (id, d, reason) => decideTicket(db.kysely, id, d, actor, reason),

@@ -3,9 +3,8 @@
  * offline against the data dir / database, or with --url against a running gateway's admin API.
  */
 import { createWriteStream } from 'node:fs';
-import { userInfo } from 'node:os';
 import type { Command } from 'commander';
-import { httpAdminClient } from '../server/admin/client.js';
+import { CLI_ADMIN, cliActor, httpAdminClient } from '../server/admin/client.js';
 import { openDb } from '../store/db.js';
 import { loadMasterKey, TenantKeys } from '../audit/crypto.js';
 import { matchAuditRoute, runAuditRoute, type AuditApiDeps } from '../audit/routes.js';
@@ -33,14 +32,8 @@ export async function auditClientFor(o: AdminCliOptions): Promise<AuditClient> {
   const db = await openDb(config.store.kind === 'cluster' ? { postgresUrl: config.store.postgresUrl! } : { dataDir: config.dataDir });
   const master = loadMasterKey({ env: process.env, envName: config.audit.payloads.masterKeyEnv, ...(config.audit.payloads.masterKeyFile ? { file: config.audit.payloads.masterKeyFile } : {}) });
   const deps: AuditApiDeps = { store: new AuditStore(db.kysely, config.limits.timeZone), db: db.kysely, ...(master ? { keys: new TenantKeys(db.kysely, master) } : {}), maxPageSize: 10_000, retentionDays: config.audit.retentionDays };
-  let user = 'unknown';
-  try {
-    user = userInfo().username;
-  } catch {
-    /* no passwd entry */
-  }
-  const admin = { id: 'cli', name: 'cli', role: 'owner' as const, tenants: null };
-  const actor = { id: 'cli', role: 'owner', source: `cli:${user}` };
+  const admin = CLI_ADMIN;
+  const actor = cliActor();
   const call = async (method: 'GET' | 'POST', path: string, query: Record<string, string | undefined> = {}) => {
     const m = matchAuditRoute(method, path);
     if (!m) throw new Error(`unknown route ${method} ${path}`);

@@ -2,27 +2,16 @@
  * `portcullis incident …`: credential-leak response and key actions — offline against the store,
  * or with --url against a running gateway's admin API (which adds its in-memory usage summary).
  */
-import { userInfo } from 'node:os';
 import type { Command } from 'commander';
 import { ActionBook } from '../analytics/actions.js';
 import { revokeTenant, type IncidentResult } from '../analytics/incident.js';
 import { auditUsageSummary } from '../analytics/usage.js';
 import { loadPepper } from '../identity/keys.js';
-import { Lifecycle, type Actor } from '../identity/lifecycle.js';
+import { Lifecycle } from '../identity/lifecycle.js';
 import { openDb } from '../store/db.js';
-import { httpAdminClient } from '../server/admin/client.js';
+import { cliActor, httpAdminClient } from '../server/admin/client.js';
 import { configFromOptions, fail } from './common.js';
 import { adminOptions, type AdminCliOptions } from './keys.js';
-
-function cliActor(): Actor {
-  let user = 'unknown';
-  try {
-    user = userInfo().username;
-  } catch {
-    /* no passwd entry */
-  }
-  return { id: 'cli', role: 'owner', source: `cli:${user}` };
-}
 
 async function offline<T>(o: AdminCliOptions, fn: (lc: Lifecycle) => Promise<T>): Promise<T> {
   const config = configFromOptions(o);

@@ -6,7 +6,7 @@
 import { userInfo } from 'node:os';
 import type { Config } from '../../config/schema.js';
 import { loadPepper } from '../../identity/keys.js';
-import { Lifecycle } from '../../identity/lifecycle.js';
+import { Lifecycle, type Actor } from '../../identity/lifecycle.js';
 import { loadCedarFiles } from '../../policy/cedar.js';
 import { createPolicyEngine } from '../../policy/engine.js';
 import { openDb } from '../../store/db.js';
@@ -65,20 +65,28 @@ export function httpAdminClient(baseUrl: string, adminKey: string): AdminClient 
   };
 }
 
+/** The admin an offline CLI command acts as: the owner of every tenant (whoever can read the data dir or database). */
+export const CLI_ADMIN = { id: 'cli', name: 'cli', role: 'owner' as const, tenants: null };
+
+/** The actor offline CLI commands are audited under: `cli:<OS user>`. */
+export function cliActor(): Actor & { role: string; source: string } {
+  let user = 'unknown';
+  try {
+    user = userInfo().username;
+  } catch {
+    /* no passwd entry */
+  }
+  return { id: 'cli', role: 'owner', source: `cli:${user}` };
+}
+
 /** An offline client over the configured store (SQLite data dir or PostgreSQL). */
 export async function offlineAdminClient(config: Config, env: Record<string, string | undefined> = process.env): Promise<AdminClient> {
   const db = await openDb(config.store.kind === 'cluster' ? { postgresUrl: config.store.postgresUrl! } : { dataDir: config.dataDir });
   try {
     const cedar = config.policy.cedar ? loadCedarFiles(config.policy.cedar.policiesFile, config.policy.cedar.entitiesFile) : undefined;
     const deps = { lifecycle: new Lifecycle(db, loadPepper(config.dataDir, env)), engine: createPolicyEngine(config, cedar), config };
-    let user = 'unknown';
-    try {
-      user = userInfo().username;
-    } catch {
-      /* no passwd entry */
-    }
-    const admin = { id: 'cli', name: 'cli', role: 'owner' as const, tenants: null };
-    const actor = { id: 'cli', role: 'owner', source: `cli:${user}` };
+    const admin = CLI_ADMIN;
+    const actor = cliActor();
     return {
       offline: true,
       async call(method, path, opts = {}) {
