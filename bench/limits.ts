@@ -14,6 +14,7 @@ import os, { userInfo } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import pg from 'pg';
+import { redisReachable } from '../test/helpers/services.js';
 import { compareOnOff, onOffTable, type BenchGateway, type OnOffResult } from './lib/on-off.js';
 import {
   createIpcCounterStore,
@@ -120,19 +121,6 @@ async function throughput(store: CounterStore, total: number, inflight: number):
   const s = (performance.now() - t0) / 1000;
   await limiter.close();
   return { requestsPerSec: Math.round(total / s) };
-}
-
-async function redisUp(): Promise<boolean> {
-  const r = new Redis(REDIS_URL, { lazyConnect: true, connectTimeout: 500, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false });
-  r.on('error', () => {});
-  try {
-    await r.connect();
-    return (await r.ping()) === 'PONG';
-  } catch {
-    return false;
-  } finally {
-    r.disconnect();
-  }
 }
 
 /**
@@ -315,7 +303,7 @@ export async function run(): Promise<object> {
     child.once('exit', (code) => reject(new Error(`ipc bench child exited (${code})`)));
   }).catch((e: unknown) => ({ skipped: String(e) }));
 
-  if (await redisUp()) {
+  if (await redisReachable(REDIS_URL)) {
     const prefix = `pcl:bench:${process.pid}`;
     out.redis = await measure(createRedisCounterStore(REDIS_URL, { keyPrefix: prefix, commandTimeoutMs: 2000 }), 5000);
     out.redisThroughput = await throughput(createRedisCounterStore(REDIS_URL, { keyPrefix: prefix, commandTimeoutMs: 2000 }), 10_000, 32);
@@ -325,7 +313,7 @@ export async function run(): Promise<object> {
   }
 
   out.gatewayMemory = await gatewayMemory();
-  out.gatewayRedis = (await redisUp()) ? await gatewayRedis() : { skipped: `Redis at ${REDIS_URL} unreachable` };
+  out.gatewayRedis = (await redisReachable(REDIS_URL)) ? await gatewayRedis() : { skipped: `Redis at ${REDIS_URL} unreachable` };
 
   out.loadAverage = os.loadavg().map((x) => Math.round(x * 10) / 10);
   out.cpus = os.cpus().length;
