@@ -8,7 +8,6 @@ import { z } from 'zod';
 import { GatewayError } from '../errors.js';
 import { loadPepper } from '../identity/keys.js';
 import { Lifecycle, type Actor } from '../identity/lifecycle.js';
-import { credentialFrom } from '../identity/service.js';
 import type { AdminPrincipal, AdminRole } from '../identity/types.js';
 import type { MetricsModule } from '../metrics/module.js';
 import type { PolicyModule } from '../policy/module.js';
@@ -23,6 +22,7 @@ import { ExtractionDetector, type ExtractionScore } from './extraction.js';
 import { revokeTenant } from './incident.js';
 import { logprobDemand, perturbRequest, roundLogprobs } from './perturb.js';
 import { auditUsageSummary, UsageRollup } from './usage.js';
+import { authenticateAdminRequest } from '../server/admin/auth.js';
 
 export { analyticsConfigSchema, type AnalyticsConfig } from './config.js';
 
@@ -228,12 +228,7 @@ export async function createAnalyticsModule(mctx: ModuleContext): Promise<Analyt
       }
     : {};
 
-  async function authenticate(req: FastifyRequest): Promise<AdminPrincipal> {
-    const r = await identity.authenticateAdmin(credentialFrom(req.headers), { ip: req.ip });
-    if (r.ok) return r.principal;
-    if (r.reason === 'rate_limited') throw new GatewayError('PCL_RATE_LIMITED', { message: 'Too many failed authentication attempts.', headers: { 'retry-after': String(r.retryAfterS ?? 60) } });
-    throw new GatewayError('PCL_UNAUTHENTICATED', { message: 'Missing or invalid admin key.' });
-  }
+  const authenticate = (req: FastifyRequest) => authenticateAdminRequest(identity, req);
   const visibleKey = async (admin: AdminPrincipal, id: string) => {
     const k = await lifecycle.key(id);
     if (!k || (admin.tenants !== null && !admin.tenants.includes(k.tenantId))) throw new GatewayError('PCL_NOT_FOUND', { message: `key ${JSON.stringify(id.slice(0, 100))} not found` });

@@ -6,8 +6,6 @@
  */
 import { join } from 'node:path';
 import type { FastifyRequest } from 'fastify';
-import { GatewayError } from '../errors.js';
-import { credentialFrom } from '../identity/service.js';
 import type { RequestContext } from '../server/context.js';
 import type { GatewayModule, ModuleFactory } from '../server/modules.js';
 import { loadHashKey, loadMasterKey, seal, TenantKeys } from './crypto.js';
@@ -16,6 +14,7 @@ import { AUDIT_ROUTES, runAuditRoute, type AuditApiDeps } from './routes.js';
 import { createSinks, type EventSink } from './sinks.js';
 import { AuditStore } from './store.js';
 import { AuditWriter } from './writer.js';
+import { authenticateAdminRequest } from '../server/admin/auth.js';
 
 /** The audit module, exposing its parts to tests, the bench and other modules. */
 export interface AuditModule extends GatewayModule {
@@ -124,13 +123,7 @@ export const auditModule: ModuleFactory = async ({ config, db, logger, identity,
 
   const apiDeps: AuditApiDeps = { store, db: db.kysely, ...(keys ? { keys } : {}), maxPageSize: config.admin.maxPageSize, retentionDays: c.retentionDays };
 
-  async function authenticate(req: FastifyRequest) {
-    const r = await identity.authenticateAdmin(credentialFrom(req.headers), { ip: req.ip });
-    if (r.ok) return r.principal;
-    req.pcl.state.authFailure = r.reason;
-    if (r.reason === 'rate_limited') throw new GatewayError('PCL_RATE_LIMITED', { message: 'Too many failed authentication attempts.', headers: { 'retry-after': String(r.retryAfterS ?? 60) } });
-    throw new GatewayError('PCL_UNAUTHENTICATED', { message: 'Missing or invalid admin key.' });
-  }
+  const authenticate = (req: FastifyRequest) => authenticateAdminRequest(identity, req);
 
   const mod: AuditModule = {
     name: 'audit',

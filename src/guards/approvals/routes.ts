@@ -7,10 +7,11 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
 import { GatewayError } from '../../errors.js';
-import { credentialFrom, type Identity } from '../../identity/service.js';
+import type { Identity } from '../../identity/service.js';
 import type { AdminPrincipal } from '../../identity/types.js';
 import type { Database } from '../../store/schema.js';
 import { ApprovalStateError, decideTicket, getTicket, listTickets, viewOf } from './store.js';
+import { authenticateAdminRequest } from '../../server/admin/auth.js';
 
 const listQuery = z
   .object({
@@ -38,13 +39,7 @@ export function approvalHttpError(e: unknown): unknown {
 export function registerApprovalRoutes(app: FastifyInstance, deps: { db: Kysely<Database>; identity: Identity; enabled: boolean }): void {
   if (!deps.enabled) return;
   const { db, identity } = deps;
-  async function authenticate(req: FastifyRequest): Promise<AdminPrincipal> {
-    const r = await identity.authenticateAdmin(credentialFrom(req.headers), { ip: req.ip });
-    if (r.ok) return r.principal;
-    if (req.pcl) req.pcl.state.authFailure = r.reason;
-    if (r.reason === 'rate_limited') throw new GatewayError('PCL_RATE_LIMITED', { message: 'Too many failed authentication attempts.', headers: { 'retry-after': String(r.retryAfterS ?? 60) } });
-    throw new GatewayError('PCL_UNAUTHENTICATED', { message: 'Missing or invalid admin key.' });
-  }
+  const authenticate = (req: FastifyRequest) => authenticateAdminRequest(identity, req);
   const parse = <T>(schema: z.ZodType<T>, v: unknown): T => {
     const r = schema.safeParse(v ?? {});
     if (!r.success) throw new GatewayError('PCL_INVALID_REQUEST', { message: r.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; ') });

@@ -3,15 +3,13 @@
  * authentication (`pcla_…`, roles owner/operator/auditor) and the OpenAPI document.
  */
 import type { FastifyRequest } from 'fastify';
-import { GatewayError } from '../../errors.js';
 import { loadPepper } from '../../identity/keys.js';
 import { Lifecycle } from '../../identity/lifecycle.js';
-import { credentialFrom } from '../../identity/service.js';
-import type { AdminPrincipal } from '../../identity/types.js';
 import type { PolicyModule } from '../../policy/module.js';
 import type { GatewayModule, ModuleFactory } from '../modules.js';
 import { buildOpenApi } from './openapi.js';
 import { ADMIN_ROUTES, runAdminRoute, type AdminDeps } from './routes.js';
+import { authenticateAdminRequest } from './auth.js';
 
 /** The admin module, exposing the lifecycle service (for other modules and tests). */
 export interface AdminModule extends GatewayModule {
@@ -26,13 +24,7 @@ export const adminModule: ModuleFactory = ({ config, db, identity, env, modules 
   const deps: AdminDeps = { lifecycle, engine: policy.engine, config };
   const openapi = buildOpenApi(ADMIN_ROUTES);
 
-  async function authenticate(req: FastifyRequest): Promise<AdminPrincipal> {
-    const r = await identity.authenticateAdmin(credentialFrom(req.headers), { ip: req.ip });
-    if (r.ok) return r.principal;
-    req.pcl.state.authFailure = r.reason;
-    if (r.reason === 'rate_limited') throw new GatewayError('PCL_RATE_LIMITED', { message: 'Too many failed authentication attempts.', headers: { 'retry-after': String(r.retryAfterS ?? 60) } });
-    throw new GatewayError('PCL_UNAUTHENTICATED', { message: 'Missing or invalid admin key.' });
-  }
+  const authenticate = (req: FastifyRequest) => authenticateAdminRequest(identity, req);
 
   const mod: AdminModule = {
     name: 'admin',
