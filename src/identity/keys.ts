@@ -2,13 +2,14 @@
  * API keys: `pcl_<key-id>_<secret>` with a 256-bit random secret. Only an HMAC-SHA256 of the
  * secret under a server pepper is stored; comparison is constant-time.
  */
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Kysely } from 'kysely';
 import { LRUCache } from 'lru-cache';
 import type { Database } from '../store/schema.js';
 import type { Principal } from './types.js';
+import { keyedSha256, type KeyedSha256 } from '../util/hmac.js';
 
 const KEY_RE = /^pcl_([A-Za-z0-9]{12})_([A-Za-z0-9_-]{43})$/;
 const ID_ALPHABET = 'ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789';
@@ -52,14 +53,22 @@ export function keyState(
   return rec.status === 'active' ? 'active' : 'revoked';
 }
 
-/** HMAC-SHA256(pepper, secret) in hex. */
-export function hashSecret(pepper: Buffer, secret: string): string {
-  return createHmac('sha256', pepper).update(secret).digest('hex');
+/** One keyed hasher per pepper (the pepper buffer is fixed for a process's life). */
+const hashers = new WeakMap<Buffer, KeyedSha256>();
+function hasherOf(pepper: Buffer): KeyedSha256 {
+  let h = hashers.get(pepper);
+  if (!h) hashers.set(pepper, (h = keyedSha256(pepper)));
+  return h;
 }
 
-/** Constant-time comparison of a presented secret with a stored hash. */
+/** HMAC-SHA256(pepper, secret) in hex. */
+export function hashSecret(pepper: Buffer, secret: string): string {
+  return hasherOf(pepper).hex(secret);
+}
+
+/** Constant-time comparison of a presented secret's HMAC with a stored hash (hex). */
 export function verifySecret(pepper: Buffer, secret: string, storedHash: string): boolean {
-  const a = Buffer.from(hashSecret(pepper, secret), 'hex');
+  const a = hasherOf(pepper).digest(secret);
   const b = Buffer.from(storedHash, 'hex');
   return a.length === b.length && timingSafeEqual(a, b);
 }

@@ -139,14 +139,17 @@ export function createIdentity(opts: IdentityOptions): Identity {
     return failure('bad_token', meta, undefined, undefined, r.detail ? `${r.reason}: ${r.detail}` : r.reason);
   }
 
-  /** Shared flow of API and admin keys: limits, cached lookup, constant-time verify. */
-  async function verifyPresented<R extends { hash: string }, P>(
+  /**
+   * Shared flow of API and admin keys: limits, cached lookup, constant-time verify. Synchronous
+   * when the key's record is cached (the common case), so a request costs no promise chain here.
+   */
+  function verifyPresented<R extends { hash: string }, P>(
     presented: string | null,
     meta: AuthMeta | undefined,
     parse: (s: string) => { id: string; secret: string } | null,
-    lookup: (id: string) => Promise<R | false>,
+    lookup: (id: string) => R | false | Promise<R | false>,
     accept: (rec: R, id: string) => AuthResult<P>,
-  ): Promise<AuthResult<P>> {
+  ): AuthResult<P> | Promise<AuthResult<P>> {
     if (!presented) return failure('missing', meta, undefined);
     if (meta?.ip) {
       const wait = byAddress.blockedFor(meta.ip);
@@ -158,28 +161,35 @@ export function createIdentity(opts: IdentityOptions): Identity {
       return failure('malformed', meta, undefined);
     }
     const keyWait = byKey.blockedFor(parsed.id);
-    const rec = await lookup(parsed.id);
-    const ok = verifySecret(opts.pepper, parsed.secret, rec ? rec.hash : DUMMY_HASH);
-    if (!rec || !ok) {
-      if (keyWait > 0) return failure('rate_limited', meta, parsed.id, keyWait);
-      return failure(rec ? 'bad_secret' : 'unknown_key', meta, parsed.id);
-    }
-    const res = accept(rec, parsed.id);
-    if (!res.ok) return failure(res.reason, meta, parsed.id);
-    return res;
+    const verify = (rec: R | false): AuthResult<P> => {
+      const ok = verifySecret(opts.pepper, parsed.secret, rec ? rec.hash : DUMMY_HASH);
+      if (!rec || !ok) {
+        if (keyWait > 0) return failure('rate_limited', meta, parsed.id, keyWait);
+        return failure(rec ? 'bad_secret' : 'unknown_key', meta, parsed.id);
+      }
+      const res = accept(rec, parsed.id);
+      if (!res.ok) return failure(res.reason, meta, parsed.id);
+      return res;
+    };
+    const rec = lookup(parsed.id);
+    return rec instanceof Promise ? rec.then(verify) : verify(rec);
   }
+
+  /** `verifyPresented` as a promise (the Identity interface is asynchronous). */
+  const settled = <P>(r: AuthResult<P> | Promise<AuthResult<P>>): Promise<AuthResult<P>> => (r instanceof Promise ? r : Promise.resolve(r));
 
   // Bumped by every invalidation: a lookup that raced with one must not cache what it read.
   let epoch = 0;
 
-  async function lookupKey(id: string): Promise<KeyRecord | false> {
-    let rec = cache.get(id);
-    if (rec === undefined) {
-      const e = epoch;
-      rec = (await findKey(kdb, id)) ?? false;
-      if (e === epoch) cache.set(id, rec);
-    }
-    return rec;
+  function lookupKey(id: string): KeyRecord | false | Promise<KeyRecord | false> {
+    const rec = cache.get(id);
+    if (rec !== undefined) return rec;
+    const e = epoch;
+    return findKey(kdb, id).then((found) => {
+      const r = found ?? false;
+      if (e === epoch) cache.set(id, r);
+      return r;
+    });
   }
 
   async function lookupAdmin(id: string): Promise<AdminKeyRecord | false> {
@@ -254,7 +264,7 @@ export function createIdentity(opts: IdentityOptions): Identity {
     },
     authenticate(presented, meta) {
       if (opts.jwt && presented && isJwtShaped(presented)) return verifyJwt(opts.jwt, presented, meta);
-      return verifyPresented(presented, meta, parseApiKey, lookupKey, acceptKey);
+      return settled(verifyPresented(presented, meta, parseApiKey, lookupKey, acceptKey));
     },
     ...(opts.mtls
       ? {
@@ -268,7 +278,7 @@ export function createIdentity(opts: IdentityOptions): Identity {
         }
       : {}),
     authenticateAdmin(presented, meta) {
-      return verifyPresented(presented, meta, parseAdminKey, lookupAdmin, acceptAdmin);
+      return settled(verifyPresented(presented, meta, parseAdminKey, lookupAdmin, acceptAdmin));
     },
     invalidate,
     failureCounts() {

@@ -1,0 +1,57 @@
+/**
+ * HMAC-SHA256 under a fixed key, computed as RFC 2104 spells it out — SHA-256((K ⊕ opad) ‖
+ * SHA-256((K ⊕ ipad) ‖ m)) — with two one-shot `crypto.hash` calls over reused buffers instead
+ * of a `createHmac` object per message. Same output as `createHmac('sha256', key)`; the hot paths
+ * (API-key verification, the audit trail's prompt and output hashes) call it on every request,
+ * and a native Hmac object per call (key import, handle, finaliser) cost several times the hashing.
+ */
+import { hash } from 'node:crypto';
+
+const BLOCK = 64;
+/** Messages up to this many UTF-8 bytes go through the reused buffer; longer ones get their own. */
+const SCRATCH_MAX = 64 * 1024;
+
+/** A keyed SHA-256 (HMAC) of strings. Not re-entrant across threads (one per thread is fine: the functions are synchronous). */
+export interface KeyedSha256 {
+  /** HMAC-SHA256 of the UTF-8 bytes of `text` (lone surrogates become U+FFFD, as with createHmac), as 64 hex digits. */
+  hex(text: string): string;
+  /** The same as 32 bytes (a fresh Buffer). */
+  digest(text: string): Buffer;
+}
+
+/** A keyed SHA-256 (HMAC-SHA256) under `key`. */
+export function keyedSha256(key: Buffer): KeyedSha256 {
+  const k = key.length > BLOCK ? hash('sha256', key, 'buffer') : key;
+  const ipad = Buffer.alloc(BLOCK, 0x36);
+  const outer = Buffer.alloc(BLOCK + 32, 0x5c);
+  for (let i = 0; i < k.length; i++) {
+    ipad[i]! ^= k[i]!;
+    outer[i]! ^= k[i]!;
+  }
+  let scratch = Buffer.allocUnsafe(BLOCK + 1024);
+  ipad.copy(scratch);
+  const inner = (text: string): Buffer => {
+    // At most 3 UTF-8 bytes per UTF-16 code unit.
+    const worst = text.length * 3;
+    let buf: Buffer;
+    if (worst <= scratch.length - BLOCK) buf = scratch;
+    else if (worst <= SCRATCH_MAX) {
+      scratch = Buffer.allocUnsafe(BLOCK + worst);
+      ipad.copy(scratch);
+      buf = scratch;
+    } else {
+      buf = Buffer.allocUnsafe(BLOCK + Buffer.byteLength(text, 'utf8'));
+      ipad.copy(buf);
+    }
+    const n = buf.write(text, BLOCK, 'utf8');
+    return hash('sha256', buf.subarray(0, BLOCK + n), 'buffer') as unknown as Buffer;
+  };
+  const finish = (text: string): Buffer => {
+    inner(text).copy(outer, BLOCK);
+    return outer;
+  };
+  return {
+    hex: (text) => hash('sha256', finish(text), 'hex'),
+    digest: (text) => hash('sha256', finish(text), 'buffer') as unknown as Buffer,
+  };
+}
