@@ -2,7 +2,8 @@
  * The audit event: one per proxied request and one per admin action. Metadata, keyed hashes and
  * findings only — never prompt text, output text or matched values.
  */
-import { createHmac, randomFillSync } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
+import { keyedSha256, type KeyedSha256 } from '../util/hmac.js';
 import type { RequestContext } from '../server/context.js';
 
 /** One guard evaluation as audited. */
@@ -126,9 +127,14 @@ export function canonicalPrompt(body: Record<string, unknown>): string {
   return JSON.stringify(parts);
 }
 
+/** One keyed hasher per audit hash key (the key buffer is fixed for a process's life). */
+const hashers = new WeakMap<Buffer, KeyedSha256>();
+
 /** HMAC-SHA256 of a text under the audit hash key, hex. */
 export function keyedHash(key: Buffer, text: string): string {
-  return createHmac('sha256', key).update(text, 'utf8').digest('hex');
+  let h = hashers.get(key);
+  if (!h) hashers.set(key, (h = keyedSha256(key)));
+  return h.hex(text);
 }
 
 const round = (n: number) => Math.round(n * 100) / 100;

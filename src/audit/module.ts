@@ -94,29 +94,33 @@ export const auditModule: ModuleFactory = async ({ config, db, logger, identity,
     for (const t of timers) t.unref();
   }
 
-  async function done(ctx: RequestContext): Promise<void> {
+  /** Synchronous unless the tenant's payloads are captured (no promise per request otherwise). */
+  function done(ctx: RequestContext): void | Promise<void> {
     // API traffic only: health, readiness and metrics probes are not audit events; admin actions
     // arrive through the admin_events bridge.
     if (!ctx.route.startsWith('/v1/')) return;
     const ev: AuditEvent = requestEvent(ctx, hashKey);
     const st = ctx.state.audit as AuditRequestState | undefined;
+    if (st?.capture && ctx.principal && keys) return doneWithPayload(ctx, ctx.principal.tenantId, ev, st, keys);
+    emit({ event: ev });
+  }
+
+  async function doneWithPayload(ctx: RequestContext, tenantId: string, ev: AuditEvent, st: AuditRequestState, keys: TenantKeys): Promise<void> {
     let payload: QueuedEvent['payload'];
-    if (st?.capture && ctx.principal && keys) {
-      try {
-        const k = await keys.keyFor(ctx.principal.tenantId);
-        const reqText = JSON.stringify(st.clientBody ?? ctx.body);
-        const cut = reqText.length > c.payloads.maxBytes ? reqText.slice(0, c.payloads.maxBytes) + '\n[truncated]' : reqText;
-        const res = st.tap?.captured() ?? null;
-        payload = {
-          tenantId: ctx.principal.tenantId,
-          expiresAt: ev.ts + c.payloads.retentionDays * 864e5,
-          request: seal(k, cut, `${ev.id}:request`),
-          response: res ? seal(k, res, `${ev.id}:response`) : null,
-        };
-        ev.payload = true;
-      } catch (e) {
-        logger.warn({ reqId: ctx.requestId, err: (e as Error)?.message }, 'audit: payload capture failed (event kept without payload)');
-      }
+    try {
+      const k = await keys.keyFor(tenantId);
+      const reqText = JSON.stringify(st.clientBody ?? ctx.body);
+      const cut = reqText.length > c.payloads.maxBytes ? reqText.slice(0, c.payloads.maxBytes) + '\n[truncated]' : reqText;
+      const res = st.tap?.captured() ?? null;
+      payload = {
+        tenantId,
+        expiresAt: ev.ts + c.payloads.retentionDays * 864e5,
+        request: seal(k, cut, `${ev.id}:request`),
+        response: res ? seal(k, res, `${ev.id}:response`) : null,
+      };
+      ev.payload = true;
+    } catch (e) {
+      logger.warn({ reqId: ctx.requestId, err: (e as Error)?.message }, 'audit: payload capture failed (event kept without payload)');
     }
     emit(payload ? { event: ev, payload } : { event: ev });
   }
@@ -146,11 +150,6 @@ export const auditModule: ModuleFactory = async ({ config, db, logger, identity,
         }
       : {}),
     routes(app) {
-      // The status actually sent, for error responses whose status the context does not carry.
-      app.addHook('onSend', (req, reply, payload, done) => {
-        if (req.pcl) req.pcl.state.httpStatus = reply.statusCode;
-        done(null, payload);
-      });
       if (!config.admin.enabled) return;
       for (const route of AUDIT_ROUTES) {
         app.route({

@@ -1,5 +1,5 @@
 /** The audit store over Kysely (SQLite or PostgreSQL): idempotent batch inserts, search, usage, purge. */
-import { sql, type Kysely } from 'kysely';
+import { sql, type Insertable, type Kysely } from 'kysely';
 import { Worker } from 'node:worker_threads';
 import type SqliteDatabase from 'better-sqlite3';
 import { EVENT_COLUMNS, PAYLOAD_COLUMNS, insertStatements } from './sqlite-rows.js';
@@ -173,27 +173,28 @@ export class AuditStore implements AuditSink {
 
   async insert(batch: readonly QueuedEvent[]): Promise<void> {
     if (batch.length === 0) return;
-    const rows = batch.map(({ event: e }) => ({
-      id: e.id,
-      ts: e.ts,
-      day: this.dayOf(e.ts),
-      kind: e.kind,
-      tenant_id: e.tenantId ?? null,
-      key_id: e.keyId ?? null,
-      request_id: e.requestId?.slice(0, 128) ?? null,
-      status: e.status ?? null,
-      model: e.model?.slice(0, 200) ?? null,
-      action: (e.kind === 'admin' ? e.action : e.guardAction)?.slice(0, 100) ?? null,
-      categories: `|${(e.categories ?? []).join('|')}|`,
-      tokens_in: e.tokensIn ?? 0,
-      tokens_out: e.tokensOut ?? 0,
-      cost_usd: e.costUsd ?? 0,
-      data: JSON.stringify(e),
-    }));
-    const payloads = batch.filter((q) => q.payload).map((q) => ({ event_id: q.event.id, tenant_id: q.payload!.tenantId, ts: q.event.ts, expires_at: q.payload!.expiresAt, request: q.payload!.request, response: q.payload!.response }));
+    // One row builder, in EVENT_COLUMNS order: arrays go to the prepared statements (here or on
+    // the writer thread) as they are; Kysely gets them as objects.
+    const rowArrays = batch.map(({ event: e }) => [
+      e.id,
+      e.ts,
+      this.dayOf(e.ts),
+      e.kind,
+      e.tenantId ?? null,
+      e.keyId ?? null,
+      e.requestId?.slice(0, 128) ?? null,
+      e.status ?? null,
+      e.model?.slice(0, 200) ?? null,
+      (e.kind === 'admin' ? e.action : e.guardAction)?.slice(0, 100) ?? null,
+      `|${(e.categories ?? []).join('|')}|`,
+      e.tokensIn ?? 0,
+      e.tokensOut ?? 0,
+      e.costUsd ?? 0,
+      JSON.stringify(e),
+    ]);
+    const payloadArrays: unknown[][] = [];
+    for (const q of batch) if (q.payload) payloadArrays.push([q.event.id, q.payload.tenantId, q.event.ts, q.payload.expiresAt, q.payload.request, q.payload.response]);
     if (this.rawInsert) {
-      const rowArrays = rows.map((r) => EVENT_COLUMNS.map((c) => r[c]));
-      const payloadArrays = payloads.map((r) => PAYLOAD_COLUMNS.map((c) => r[c]));
       const w = this.writerThread();
       if (w) {
         const id = ++this.seq;
@@ -208,6 +209,8 @@ export class AuditStore implements AuditSink {
         return;
       }
     }
+    const rows = rowArrays.map((r) => Object.fromEntries(EVENT_COLUMNS.map((c, i) => [c, r[i]]))) as unknown as Array<Insertable<Database['audit_events']>>;
+    const payloads = payloadArrays.map((r) => Object.fromEntries(PAYLOAD_COLUMNS.map((c, i) => [c, r[i]]))) as unknown as Array<Insertable<Database['audit_payloads']>>;
     await this.db.transaction().execute(async (tx) => {
       // Chunks keep each statement under SQLite's bound-parameter limit.
       for (let i = 0; i < rows.length; i += 500) {

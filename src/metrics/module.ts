@@ -73,12 +73,6 @@ export const metricsModule: ModuleFactory = ({ config, env, identity, modules, l
     async routes(app: FastifyInstance) {
       if (!enabled || !cfg) return;
       if (cluster.isWorker && process.send) link = joinMetricsCluster(metrics.registry);
-      // The final status of every request (errors included) for the status label. Callback
-      // style: no promise per request.
-      app.addHook('onSend', (req, reply, payload, done) => {
-        if (req.pcl) req.pcl.state.httpStatus = reply.statusCode;
-        done(null, payload);
-      });
       if (cfg.port !== undefined) {
         server = createServer((req, res) => {
           const path = (req.url ?? '').split('?')[0];

@@ -82,6 +82,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     req.pcl = ctx;
     reply.header('x-request-id', ctx.requestId);
     reply.raw.once('close', () => {
+      // The status actually sent (`ctx.state.httpStatus`), for error responses whose status the
+      // context does not carry; none when the client left before the headers went out.
+      if (reply.raw.headersSent) ctx.state.httpStatus = reply.raw.statusCode;
       finish(deps, req.method, ctx, reply.raw.statusCode, !reply.raw.writableFinished);
     });
     done();

@@ -131,10 +131,6 @@ export function createTracingModule(cfg: TracingConfig | undefined, opts: { expo
         }
         done();
       });
-      app.addHook('onSend', (req, reply, payload, done) => {
-        if (req.pcl?.state.timings) req.pcl.state.httpStatus = reply.statusCode;
-        done(null, payload);
-      });
     },
     steps: {
       done(ctx) {

@@ -10,6 +10,7 @@ import { m002 } from './002-identity-access.js';
 import { m003 } from './003-object-owners.js';
 import { m007 } from './007-audit.js';
 import { m006 } from './006-approvals.js';
+import { m008 } from './008-audit-day-index.js';
 
 /** One migration; `dialect` lets a step use engine-specific column types. */
 export interface DbMigration {
@@ -25,4 +26,5 @@ export const migrations: Record<string, DbMigration> = {
   '005-guard-shadow': m005,
   '006-approvals': m006,
   '007-audit': m007,
+  '008-audit-day-index': m008,
 };
