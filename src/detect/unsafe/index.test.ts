@@ -63,3 +63,25 @@ test('streaming: an unsafe passage split at every offset blocks before it is emi
     assert.ok(!out.includes('pipe bomb'), `cut ${i}`);
   }
 });
+
+test('each rule’s `need` is a necessary condition of its pattern (property: texts generated from the pattern)', async () => {
+  const { default: fc } = await import('fast-check');
+  const { UNSAFE_RULES } = await import('./index.js');
+  for (const r of UNSAFE_RULES) {
+    // fast-check generates from the pattern without \b and lookaheads (it supports neither); the real pattern then decides what matched.
+    const gen = new RegExp('^(?:' + r.re.source.replace(/\\b/g, '').replace(/\(\?=[^)]*\)/g, '') + ')$');
+    let matched = 0;
+    fc.assert(
+      fc.property(fc.stringMatching(gen), fc.array(fc.boolean(), { maxLength: 64 }), fc.string({ maxLength: 8 }), (body, flips, pad) => {
+        // Case changes only where the pattern ignores case.
+        const text = r.re.flags.includes('i') ? [...body].map((ch, k) => (flips[k % Math.max(1, flips.length)] ? ch.toUpperCase() : ch)).join('') : body;
+        for (const m of `${pad} ${text} ${pad}`.matchAll(new RegExp(r.re.source, r.re.flags))) {
+          matched++;
+          assert.ok(r.need.test(m[0]), `${r.id}: need ${r.need} misses the match ${JSON.stringify(m[0])}`);
+        }
+      }),
+      { numRuns: 1000, seed: 6 },
+    );
+    assert.ok(matched > 100, `${r.id}: only ${matched} matches generated`);
+  }
+});

@@ -16,12 +16,23 @@ export interface UnsafeOptions {
   categories?: readonly HazardId[];
 }
 
-interface Rule {
+/** One lexical rule of the baseline. */
+export interface UnsafeRule {
+  /** Rule name (in the finding's reason). */
   id: string;
+  /** Hazard category of its findings. */
   category: HazardId;
+  /** Severity of its findings. */
   severity: Severity;
+  /** Score of its findings. */
   score: number;
+  /** The pattern (global; one match is a finding unless `unless` matches its sentence). */
   re: RegExp;
+  /**
+   * A necessary condition: every match of `re` contains a match of `need` (a few literals, with the
+   * same case rule). Most texts have none of them, and `need` is far cheaper than `re`.
+   */
+  need: RegExp;
   /** A sentence matching this is not a finding (prevention, reporting, history). */
   unless?: RegExp;
 }
@@ -42,13 +53,14 @@ const SEXUAL = String.raw`(?:porn\w*|nudes?|naked|sexual(?:ly)? (?:explicit|acts
 
 const SELF = String.raw`(?:kill myself|end my (?:own )?life|commit suicide|take my (?:own )?life|hang myself|cut (?:myself|my wrists?)|overdose on|od on|die painlessly|die without pain|hurt myself|harm myself|starve myself|make myself (?:throw up|vomit|bleed))`;
 
-const RULES: Rule[] = [
+const RULES: UnsafeRule[] = [
   {
     id: 'violent-intent',
     category: 'S1',
     severity: 'high',
     score: 0.85,
     re: new RegExp(String.raw`\b${ASK}${W}\b${KILL}\w*\s+${PERSON}\b|\b(?:best|easiest|quickest|untraceable) (?:way|method)s? to ${KILL}\s+${PERSON}\b|\bget away with (?:murder|killing ${PERSON})`, 'gi'),
+    need: /kill|murder|poison|strangle|stab|shoot|suffocate|drown|behead|dismember|torture|kidnap|abduct/i,
   },
   {
     id: 'cbrn-synthesis',
@@ -56,6 +68,7 @@ const RULES: Rule[] = [
     severity: 'critical',
     score: 0.9,
     re: new RegExp(String.raw`\b${ASK}${W}\b${MAKE}${W}\b${CBRN}\b|\b${MAKE}\w*${W}\b${CBRN}\b${W}\b(?:at home|in a (?:garage|kitchen|home lab)|step by step|from scratch)|\b${CBRN}\b${W}${PROCEDURE}|${PROCEDURE}${W}\b${CBRN}\b`, 'gi'),
+    need: /sarin|soman|tabun|vx|nerve agent|mustard gas|ricin|abrin|anthrax|botulinum|weapon|dirty bomb|radiological|uranium|plutonium/i,
     unless: /\b(?:history|historical|treaty|convention|banned|ban on|prohibit|disarm|destroy(?:ed|ing)?|defen[cs]e against|protect|detect(?:ion)?|symptoms?|treatment|antidote|vaccine)\b/i,
   },
   {
@@ -64,6 +77,7 @@ const RULES: Rule[] = [
     severity: 'critical',
     score: 0.9,
     re: new RegExp(String.raw`\b${ASK}${W}\b${MAKE}\s+(?:a |an |some |my own |homemade |home-made )?${EXPLOSIVE}\b|\b${EXPLOSIVE}\b${W}${PROCEDURE}|${PROCEDURE}${W}\b${EXPLOSIVE}\b`, 'gi'),
+    need: /bomb|tatp|triacetone|hmtd|nitroglycerin|petn|rdx|explosive|anfo|ied|molotov|grenade|detonator/i,
     unless: /\b(?:bath bombs?|photo ?bomb|sex bomb|bomb(?:ed)? (?:the|an?) (?:exam|test|interview|audition)|seed bombs?|f-?bombs?|da bomb|bomb calorimeter|history|historical|bomb disposal|defus\w+)\b/i,
   },
   {
@@ -72,6 +86,7 @@ const RULES: Rule[] = [
     severity: 'critical',
     score: 0.9,
     re: new RegExp(String.raw`\b${SEXUAL}${W}\b${MINOR}\b|\b${MINOR}${W}\b${SEXUAL}\b|\b(?:download|buy|share|trade|find|get|where|watch|send|sell|link|links)\b${W}\b(?:(?:child|kiddie|kiddy|underage|teen) porn\w*|csam)\b|\b(?:(?:child|kiddie|kiddy|underage|teen) porn\w*|csam)\b${W}\b(?:download|buy|share|trade|find|get|watch|send|sell|links?)\b`, 'gi'),
+    need: /porn|nude|naked|sex|erotic|lewd|explicit|molest|grooming|csam/i,
     unless: /\b(?:prevent\w*|report\w*|protect\w*|safeguard\w*|protocol|convention|treaty|law|laws|legislation|statutes?|crimes?|criminal\w*|offen[cs]es?|prosecut\w*|illegal|abuse survivors?|detect\w*|hotline|law enforcement|awareness|educat\w*|sex education|puberty|pediatric|paediatric|doctor|parents?|vaccin\w*|bath(?:e|ing)? (?:my|the) (?:baby|child|toddler))\b/i,
   },
   {
@@ -80,6 +95,7 @@ const RULES: Rule[] = [
     severity: 'high',
     score: 0.85,
     re: new RegExp(String.raw`\b(?:${ASK}|what(?:'s| is) the (?:best|easiest|quickest|most painless|surest) way to|what can i (?:take|use|do) to)${W}\b${SELF}|\b(?:how many|how much)${W}\b(?:pills?|tablets?|mg|grams?)${W}\b(?:to die|to kill myself|to end (?:it|my life)|is (?:a )?lethal)|\blethal dose of\b${W}\b(?:to die|to kill myself|for me)\b|\bwhat can i take to die\b`, 'gi'),
+    need: /myself|life|suicide|wrist|overdose|od on|die|how many|how much|lethal/i,
     unless: /\b(?:prevent\w*|hotline|helpline|crisis line|someone who|a friend who|support (?:a|my)|warning signs)\b/i,
   },
   {
@@ -88,6 +104,7 @@ const RULES: Rule[] = [
     severity: 'high',
     score: 0.8,
     re: new RegExp(String.raw`\b(?:find|get|give me|tell me|what(?:'s| is| are)|look up|track down|locate|leak|post|publish)${W}\b(?:(?:home|residential|private|current|exact|personal) address(?:es)?|social security numbers?|ssns?|(?:personal|private|home|cell|mobile) (?:phone|cell|mobile) numbers?|bank account (?:details|numbers?)|credit card (?:details|numbers?)|passport numbers?|medical records?|login (?:details|credentials)|passwords?)\b${W}\b(?:of|for|belonging to)\b|\bwhere (?:does|do) (?:my |this |that )?(?:ex|neighbou?r|coworker|colleague|boss) (?:\w+ )?live\b|\bdox+(?:ing|ed)?\b${W}\b(?:someone|him|her|them|my|this|a)\b|\b(?:my ex[- ]?(?:husband|wife|boyfriend|girlfriend|partner)?'?s?|my (?:neighbou?r|coworker|colleague|boss|employee)'?s?)${W}\b(?:home address|social security|bank account|phone number|passwords?|medical records?|location|whereabouts|union membership|sexual orientation|immigration status)\b`, 'gi'),
+    need: /address|social security|ssn|number|bank account|credit card|passport|medical record|login|password|live|dox|location|whereabouts|union membership|sexual orientation|immigration status/i,
   },
   {
     id: 'doxxing-named',
@@ -97,6 +114,7 @@ const RULES: Rule[] = [
     score: 0.5,
     // A named private person's home address or where they live (case-sensitive: needs a capitalised name).
     re: /\b(?:[Ww]here (?:does|do) [A-Z][a-z]+ [A-Z][a-z]+ live|[A-Z][a-z]+ [A-Z][a-z]+'s? (?:home address|social security number|phone number|bank account))\b/g,
+    need: /live|address|number|bank account/,
   },
   {
     id: 'interpreter-abuse',
@@ -104,8 +122,15 @@ const RULES: Rule[] = [
     severity: 'high',
     score: 0.85,
     re: /:\(\)\s*\{\s*:\s*\|\s*:\s*&\s*\}\s*;\s*:|\brm\s+-(?:rf|fr)\s+(?:--no-preserve-root\s+)?\/(?=[\s`'"*;]|$)|\bos\.system\(\s*['"](?:rm -rf \/|curl [^'"]*\|\s*(?:ba)?sh)|\bmkfs\.\w+\s+\/dev\/[sh]da\b|\bdd\s+if=\/dev\/(?:zero|urandom)\s+of=\/dev\/[sh]da\b|\bnsenter\s+--target\s+1\b|\/proc\/sys\/kernel\/core_pattern/gi,
+    need: /:\(\)|rm\s+-|os\.system\(|mkfs\.|\/dev\/|nsenter|core_pattern/i,
   },
 ];
+
+/** The rules, read-only (tests check that each rule's `need` is a necessary condition of its pattern). */
+export const UNSAFE_RULES: readonly Readonly<UnsafeRule>[] = RULES;
+
+/** Any rule's `need` (case-insensitive: a superset of each): one cheap test rules most texts out. */
+const ANY_NEED = new RegExp(RULES.map((r) => r.need.source).join('|'), 'i');
 
 const SENTENCE_END = /[.!?\n]/;
 
@@ -125,8 +150,10 @@ export function detectUnsafe(text: string, opts: UnsafeOptions = {}): Finding[] 
   const only = opts.categories ? new Set(opts.categories) : null;
   const findings: Finding[] = [];
   const input = text.length > 200_000 ? text.slice(0, 200_000) : text;
+  if (!ANY_NEED.test(input)) return findings;
   for (const rule of RULES) {
     if (only && !only.has(rule.category)) continue;
+    if (!rule.need.test(input)) continue;
     rule.re.lastIndex = 0;
     for (const m of input.matchAll(rule.re)) {
       const start = m.index;

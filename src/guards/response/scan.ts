@@ -80,6 +80,26 @@ const PLAIN_LINK_REASON = /^(?:markdown link|markdown definition|autolink|bare|H
 
 const MAYBE_ENCODED = /[A-Za-z0-9+/=_-]{16,}|%[0-9a-f]{2}|\\u[0-9a-f]{4}|[\u{E0000}-\u{E007F}]/iu;
 
+/** Characters of the run in MAYBE_ENCODED: [A-Za-z0-9+/=_-] (plus U+017F and U+212A, which /iu folds onto s and k). */
+const RUN = new Uint8Array(128);
+for (const ch of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=_-') RUN[ch.charCodeAt(0)] = 1;
+
+/**
+ * MAYBE_ENCODED.test(t), with a cheap necessary condition first (a `%`, a backslash, a tag character's
+ * high surrogate, or a run of 16 run characters): most stream windows of prose have none of them.
+ */
+function maybeEncoded(t: string): boolean {
+  if (t.includes('%') || t.includes('\\') || t.includes('\uDB40')) return MAYBE_ENCODED.test(t);
+  let run = 0;
+  for (let i = 0; i < t.length; i++) {
+    const c = t.charCodeAt(i);
+    if (c < 128 ? RUN[c] === 1 : c === 0x017f || c === 0x212a) {
+      if (++run >= 16) return MAYBE_ENCODED.test(t);
+    } else run = 0;
+  }
+  return false;
+}
+
 /** Builds the output checker of one request from the effective guards config. */
 export function createOutputChecker(cfg: GuardsConfig, ctx: OutputContext, hashKey: string | Uint8Array): OutputChecker {
   const r = cfg.response;
@@ -110,7 +130,7 @@ export function createOutputChecker(cfg: GuardsConfig, ctx: OutputContext, hashK
   const allowedTopics = r.topics.allowed && Object.keys(r.topics.allowed).length > 0 ? { allowed: r.topics.allowed } : undefined;
   const unsafeOpts = r.unsafe.categories ? { categories: r.unsafe.categories as HazardId[] } : {};
   const decode = (t: string): string[] => {
-    if (!MAYBE_ENCODED.test(t)) return [];
+    if (!maybeEncoded(t)) return [];
     const n = normalize(t);
     return [n.text, ...n.decoded.map((d) => d.view.text)];
   };
