@@ -20,7 +20,7 @@ import { identityModule } from './identity/module.js';
 import { limitsModule } from './limits/module.js';
 import { policyModule } from './policy/module.js';
 import { adminModule } from './server/admin/module.js';
-import { responseGuardsModule } from './guards/response/module.js';
+import { responseGuardsModule } from './guards/response/factory.js';
 import { metricsModule } from './metrics/module.js';
 import { tracingModule } from './tracing/module.js';
 import { analyticsModule } from './analytics/module.js';

@@ -7,7 +7,7 @@
  *   if (r.verdict === 'block') …
  */
 import type { GuardsConfigInput, PolicyScope } from './config.js';
-import { createGuardEngine, type GuardEngine } from './engine.js';
+import type { GuardEngine } from './engine-core.js';
 import { inspect } from './inspect.js';
 import type { Segment, Stage, VerdictAction } from './types.js';
 
@@ -72,8 +72,10 @@ export class CheckInputError extends Error {
 let defaultEngine: GuardEngine | undefined;
 const engines = new WeakMap<object, GuardEngine>();
 
-function engineFor(opts: CheckOptions): GuardEngine {
+/** The engine of a call: the given one, or one built from `config` (the detectors load on this first use). */
+async function engineFor(opts: CheckOptions): Promise<GuardEngine> {
   if (opts.engine) return opts.engine;
+  const { createGuardEngine } = await import('./engine.js');
   if (!opts.config) return (defaultEngine ??= createGuardEngine({}));
   let e = engines.get(opts.config);
   if (!e) {
@@ -101,7 +103,7 @@ export function guardNamesFor(engine: GuardEngine, detectors: readonly string[] 
 export async function check(input: string | readonly CheckMessage[], opts: CheckOptions = {}): Promise<CheckResult> {
   const stage = opts.stage ?? 'request';
   if (!['request', 'untrusted', 'response'].includes(stage)) throw new CheckInputError(`unknown stage '${String(stage)}' (expected request|untrusted|response)`);
-  const engine = engineFor(opts);
+  const engine = await engineFor(opts);
   let segments: Segment[];
   let inspected;
   if (typeof input === 'string') {

@@ -4,7 +4,7 @@
  * untrusted content, secrets redacted, PII flagged (not altered).
  */
 import { z } from 'zod';
-import { compileUserPattern } from '../detect/pii/index.js';
+import { compileUserPattern } from '../detect/pii/pattern.js';
 import { PII_ENTITIES } from '../detect/pii/types.js';
 import { SEGMENT_ROLES, type SegmentRole } from './types.js';
 import { approvalsSchema, responseGuardsSchema, toolGuardsSchema } from './response/config.js';

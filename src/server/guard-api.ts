@@ -9,7 +9,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
 import { GatewayError } from '../errors.js';
 import { check, CheckInputError, type CheckMessage, type CheckStage } from '../guards/check.js';
-import { createGuardEngine, GuardLimitError, type GuardEngine } from '../guards/engine.js';
+import { createDisabledGuardEngine, GuardLimitError, type GuardEngine } from '../guards/engine-core.js';
 import { blockError } from '../guards/pipeline.js';
 import { createRestoreTransform, restoreBody } from '../guards/restore.js';
 import type { GuardRecord, PipelineOutcome } from '../guards/types.js';
@@ -133,8 +133,21 @@ export interface GuardsModule extends GatewayModule {
   engine: GuardEngine;
 }
 
-/** Creates the guards module from the gateway config (`config.guards`). */
-export function createGuardsModule(mctx: ModuleContext, engine: GuardEngine = createGuardEngine(mctx.config.guards, { env: mctx.env, ...(mctx.config.store.redisUrl ? { redisUrl: mctx.config.store.redisUrl } : {}) })): GuardsModule {
+/**
+ * The engine of the gateway config (`config.guards`). The built-in guards (src/guards/engine.ts:
+ * every detector, the injection model, libphonenumber's metadata…) are imported only when guards
+ * are enabled, here at start so the first request does not wait for them; with `enabled: false`
+ * the engine has no guard and none of them is loaded.
+ */
+export async function createGatewayGuardEngine(mctx: ModuleContext): Promise<GuardEngine> {
+  const opts = { env: mctx.env, ...(mctx.config.store.redisUrl ? { redisUrl: mctx.config.store.redisUrl } : {}) };
+  if (!mctx.config.guards.enabled) return createDisabledGuardEngine(mctx.config.guards, opts);
+  const { createGuardEngine } = await import('../guards/engine.js');
+  return createGuardEngine(mctx.config.guards, opts);
+}
+
+/** Creates the guards module around an engine (see createGatewayGuardEngine). */
+export function createGuardsModule(mctx: ModuleContext, engine: GuardEngine): GuardsModule {
   const db = mctx.db.kysely;
   const log = mctx.logger;
   return {
@@ -232,6 +245,6 @@ export function createGuardsModule(mctx: ModuleContext, engine: GuardEngine = cr
 }
 
 /** The module factory listed in the composition root. */
-export function guardsModule(mctx: ModuleContext): GuardsModule {
-  return createGuardsModule(mctx);
+export async function guardsModule(mctx: ModuleContext): Promise<GuardsModule> {
+  return createGuardsModule(mctx, await createGatewayGuardEngine(mctx));
 }

@@ -2,7 +2,6 @@
  * PII detection: recognizers per family, Presidio-style context words, allow/deny lists and a
  * score threshold. Pure and synchronous: text in, findings out.
  */
-import safeRegex from 'safe-regex2';
 import type { Finding, Severity } from '../types.js';
 import { addressRecognizer } from './address.js';
 import { DEFAULT_CONTEXT, NEGATIVE_CONTEXT, hasContextWord } from './context.js';
@@ -14,9 +13,11 @@ import { ipRecognizer, macRecognizer } from './network.js';
 import { nerRecognizer } from './ner.js';
 import { keepBest } from './overlap.js';
 import { phoneRecognizer } from './phone.js';
+import { compileUserPattern } from './pattern.js';
 import { PII_ENTITIES, type PiiEntity, type RawMatch, type Recognizer, type ScanInput } from './types.js';
 
 export { PII_ENTITIES, type PiiEntity } from './types.js';
+export { compileUserPattern, UnsafePatternError, MAX_USER_PATTERN_LENGTH } from './pattern.js';
 export * as validators from './validators.js';
 
 /** Entities found by validated patterns (fast, high precision); excludes the NER-based PERSON/LOCATION. */
@@ -27,45 +28,6 @@ export const STRUCTURED_ENTITIES: readonly PiiEntity[] = PII_ENTITIES.filter((e)
  * (compromise) runs at ~0.05-0.1 MB/s and is therefore opt-in (`entities: PII_ENTITIES`).
  */
 export const DEFAULT_ENTITIES: readonly PiiEntity[] = STRUCTURED_ENTITIES;
-
-/** Error thrown when a user-supplied pattern is invalid or could backtrack catastrophically. */
-export class UnsafePatternError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UnsafePatternError';
-  }
-}
-
-/** Longest user pattern accepted, in characters. */
-export const MAX_USER_PATTERN_LENGTH = 512;
-
-/**
- * Compiles a user-configured regular expression (string source or RegExp) into a global RegExp,
- * rejecting syntax errors, over-long sources and patterns that `safe-regex2` flags as
- * super-linear (nested quantifiers, backreferences with star height > 1…).
- */
-export function compileUserPattern(pattern: string | RegExp, flags = 'i'): RegExp {
-  const source = typeof pattern === 'string' ? pattern : pattern.source;
-  const f = typeof pattern === 'string' ? flags : pattern.flags;
-  if (source.length === 0) throw new UnsafePatternError('pattern is empty');
-  if (source.length > MAX_USER_PATTERN_LENGTH) throw new UnsafePatternError(`pattern is longer than ${MAX_USER_PATTERN_LENGTH} characters`);
-  let re: RegExp;
-  try {
-    re = new RegExp(source, f.includes('g') ? f : f + 'g');
-  } catch (err) {
-    throw new UnsafePatternError(`pattern is not a valid regular expression: ${(err as Error).message}`);
-  }
-  let safe = false;
-  try {
-    safe = safeRegex(re);
-  } catch {
-    safe = false;
-  }
-  if (!safe) throw new UnsafePatternError(`pattern /${source}/ may backtrack catastrophically (nested or overlapping quantifiers); rewrite it without nested repetition`);
-  if (re.test('')) throw new UnsafePatternError(`pattern /${source}/ matches the empty string`);
-  re.lastIndex = 0;
-  return re;
-}
 
 /** A list entry: an exact value (case-insensitive) or a pattern. */
 export type ListEntry = string | RegExp | { pattern: string };
