@@ -132,6 +132,18 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   return app as unknown as FastifyInstance;
 }
 
+/**
+ * The request line's logger: the same destination without the redaction pass. The line is built
+ * below from fixed fields that are all primitives (no headers, bodies or keys), so the
+ * credential paths never occur in it, and pino's redaction cost twice the rest of the line.
+ */
+const requestLoggers = new WeakMap<Logger, Logger>();
+function requestLogger(logger: Logger): Logger {
+  let l = requestLoggers.get(logger);
+  if (!l) requestLoggers.set(logger, (l = logger.child({}, { redact: [] })));
+  return l;
+}
+
 function finish(deps: AppDeps, method: string, ctx: RequestContext, status: number, aborted: boolean): void {
   if (aborted) ctx.aborted = true;
   const totalMs = performance.now() - ctx.startedAt;
@@ -155,7 +167,7 @@ function finish(deps: AppDeps, method: string, ctx: RequestContext, status: numb
     error: ctx.errorCode,
     aborted: ctx.aborted || undefined,
   };
-  deps.logger.info(line, 'request');
+  requestLogger(deps.logger).info(line, 'request');
   const { settle, done } = deps.steps;
   if (!settle && !done) return;
   // Settlement right away (a client's next request must find its concurrency slot free) …
