@@ -97,6 +97,17 @@ class TextChannel {
   }
 }
 
+/** Whether a chat delta carries nothing but `content` (no role, tool calls, refusal…): a plain object whose other keys are null. */
+function onlyContent(d: unknown): boolean {
+  if (!d || typeof d !== 'object' || Array.isArray(d)) return false;
+  for (const k in d) {
+    if (k === 'content' || !Object.hasOwn(d, k)) continue;
+    const v = (d as Record<string, unknown>)[k];
+    if (v !== undefined && v !== null) return false;
+  }
+  return true;
+}
+
 const data = (o: unknown, event?: string): SseEvent => (event ? { event, data: JSON.stringify(o) } : { data: JSON.stringify(o) });
 
 /** Creates the stream transform of a response-guard session for one API. */
@@ -131,7 +142,16 @@ export function createGuardTransform(s: ResponseSession, api: string): StreamTra
   const toolOut = new Map<number, number>();
   const finished = new Set<number>();
   const seen = new Set<number>();
-  let template: Record<string, unknown> = { object: api === 'chat' ? 'chat.completion.chunk' : 'text_completion' };
+  /** The last chunk with choices: the template of generated chunks is it without `choices` and `usage`. */
+  let templateSrc: Record<string, unknown> | undefined;
+  const template = (): Record<string, unknown> => {
+    if (!templateSrc) return { object: api === 'chat' ? 'chat.completion.chunk' : 'text_completion' };
+    const { choices: _c, usage: _u, ...t } = templateSrc;
+    return t;
+  };
+  /** Choice channels by index (a plain array for the usual small indexes). */
+  const choiceChannels: TextChannel[] = [];
+  const choiceChannel = (index: number): TextChannel => (Number.isInteger(index) && index >= 0 && index < 64 ? (choiceChannels[index] ??= channel(`c:${index}`)) : channel(`c:${index}`));
 
   function chatBlock(b: BlockInfo): SseEvent[] {
     ended = true;
@@ -140,7 +160,7 @@ export function createGuardTransform(s: ResponseSession, api: string): StreamTra
     const idxs = [...seen].filter((i) => !finished.has(i));
     for (const index of idxs.length ? idxs : [0]) {
       const choice = api === 'chat' ? { index, delta: fallback ? { content: fallback } : {}, logprobs: null, finish_reason: 'content_filter' } : { index, text: fallback ?? '', logprobs: null, finish_reason: 'content_filter' };
-      out.push(data({ ...template, choices: [choice] }));
+      out.push(data({ ...template(), choices: [choice] }));
     }
     out.push({ data: '[DONE]' });
     return out;
@@ -153,7 +173,7 @@ export function createGuardTransform(s: ResponseSession, api: string): StreamTra
       if (d.args === null) continue;
       const at = toolOut.get(index) ?? 0;
       toolOut.set(index, at + 1);
-      out.push(data({ ...template, choices: [{ index, delta: { tool_calls: [{ index: at, id: call.id, type: 'function', function: { name: call.name, arguments: d.args } }] }, logprobs: null, finish_reason: null }] }));
+      out.push(data({ ...template(), choices: [{ index, delta: { tool_calls: [{ index: at, id: call.id, type: 'function', function: { name: call.name, arguments: d.args } }] }, logprobs: null, finish_reason: null }] }));
     }
     return undefined;
   }
@@ -163,23 +183,27 @@ export function createGuardTransform(s: ResponseSession, api: string): StreamTra
       const out: SseEvent[] = [];
       for (const index of seen) {
         if (finished.has(index)) continue;
-        const st = await channel(`c:${index}`).end();
+        const st = await choiceChannel(index).end();
         if (st.block) return chatBlock(st.block);
-        if (st.emit) out.push(data({ ...template, choices: [api === 'chat' ? { index, delta: { content: st.emit }, logprobs: null, finish_reason: null } : { index, text: st.emit, logprobs: null, finish_reason: null }] }));
+        if (st.emit) out.push(data({ ...template(), choices: [api === 'chat' ? { index, delta: { content: st.emit }, logprobs: null, finish_reason: null } : { index, text: st.emit, logprobs: null, finish_reason: null }] }));
       }
       out.push(ev);
       return out;
     }
     if (!p || typeof p !== 'object' || !Array.isArray(p.choices) || p.choices.length === 0) return [ev];
-    const { choices, ...rest } = p;
-    template = { ...rest };
-    delete template.usage;
+    templateSrc = p;
+    // `p` without `choices` (the frame of the chunks sent for this one), built only when one is sent.
+    let restObj: Record<string, unknown> | undefined;
+    const rest = (): Record<string, unknown> => {
+      if (restObj) return restObj;
+      const { choices: _c, ...r } = p;
+      return (restObj = r);
+    };
     const out: SseEvent[] = [];
-    for (const c of choices as any[]) {
+    for (const c of p.choices as any[]) {
       const index = typeof c?.index === 'number' ? c.index : 0;
       seen.add(index);
-      const ch = channel(`c:${index}`);
-      const oc: any = { ...c };
+      const ch = choiceChannel(index);
       const text = api === 'chat' ? c?.delta?.content : c?.text;
       let emit = '';
       if (typeof text === 'string' && text.length > 0) {
@@ -187,6 +211,10 @@ export function createGuardTransform(s: ResponseSession, api: string): StreamTra
         if (st.block) return [...out, ...chatBlock(st.block)];
         emit = st.emit;
       }
+      const fin = c?.finish_reason;
+      // Nothing released, no finish, and nothing but text in the choice (the usual held-back delta): nothing to send.
+      if (emit === '' && !fin && (api === 'completions' || (api === 'chat' && onlyContent(c?.delta)))) continue;
+      const oc: any = { ...c };
       const calls: AssembledToolCall[] = [];
       if (api === 'chat' && c?.delta && typeof c.delta === 'object') {
         oc.delta = { ...c.delta };
@@ -198,7 +226,6 @@ export function createGuardTransform(s: ResponseSession, api: string): StreamTra
         }
         if (typeof text === 'string') oc.delta.content = emit;
       } else if (api === 'completions') oc.text = emit;
-      const fin = c?.finish_reason;
       if (fin) {
         oc.finish_reason = null;
         const st = await ch.end();
@@ -213,7 +240,7 @@ export function createGuardTransform(s: ResponseSession, api: string): StreamTra
       // The text/role part of this chunk (when it carries anything).
       const d = oc.delta;
       const hasText = api === 'chat' ? (typeof d?.content === 'string' && d.content.length > 0) || (d && Object.keys(d).some((k) => k !== 'content' && d[k] !== undefined && d[k] !== null)) : typeof oc.text === 'string' && oc.text.length > 0;
-      if (hasText) out.push(data({ ...rest, choices: [oc] }));
+      if (hasText) out.push(data({ ...rest(), choices: [oc] }));
       if (calls.length > 0) {
         const b = await emitCalls(index, calls, out);
         if (b) return [...out, ...chatBlock(b)];
@@ -222,10 +249,10 @@ export function createGuardTransform(s: ResponseSession, api: string): StreamTra
         finished.add(index);
         let reason = fin;
         if (reason === 'tool_calls' && (toolOut.get(index) ?? 0) === 0) reason = 'stop';
-        out.push(data({ ...rest, choices: [api === 'chat' ? { index, delta: {}, logprobs: null, finish_reason: reason } : { index, text: '', logprobs: null, finish_reason: reason }] }));
+        out.push(data({ ...rest(), choices: [api === 'chat' ? { index, delta: {}, logprobs: null, finish_reason: reason } : { index, text: '', logprobs: null, finish_reason: reason }] }));
       }
     }
-    if (p.usage) out.push(data({ ...rest, choices: [], usage: p.usage }));
+    if (p.usage) out.push(data({ ...rest(), choices: [], usage: p.usage }));
     return out;
   }
 
