@@ -6,7 +6,9 @@ import { createServer as createHttpsServer, type Server as HttpsServer } from 'n
 import pino, { type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from './config/schema.js';
+import nodeCluster from 'node:cluster';
 import { openDb, type Db } from './store/db.js';
+import { createCounterStoreFromConfig } from './limits/index.js';
 import { bootstrap, loadPepper } from './identity/keys.js';
 import { createIdentity, type Identity } from './identity/service.js';
 import { createJwtVerifier } from './identity/jwt.js';
@@ -114,7 +116,9 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
   }
   const jwt = config.auth.jwt ? createJwtVerifier(config.auth.jwt, { db: db.kysely, env }) : undefined;
   const mtls = config.auth.mtls ? createMtlsIdentity(config.auth.mtls, { db: db.kysely, required: config.server.tls?.requireClientCert === true }) : undefined;
-  const identity = opts.identity ?? createIdentity({ db, pepper, config: config.identity, logger, ...(cluster ? { postgresUrl: config.store.postgresUrl! } : {}), ...(jwt ? { jwt } : {}), ...(mtls ? { mtls } : {}) });
+  // Failed-auth buckets are shared wherever the limits' counters are (Redis, or the primary over IPC).
+  const failureStore = !opts.identity && config.identity.failedAuth.shared && (config.limits.store === 'redis' || nodeCluster.isWorker) ? createCounterStoreFromConfig(config.limits) : undefined;
+  const identity = opts.identity ?? createIdentity({ db, pepper, config: config.identity, logger, ...(cluster ? { postgresUrl: config.store.postgresUrl! } : {}), ...(jwt ? { jwt } : {}), ...(mtls ? { mtls } : {}), ...(failureStore ? { failureStore } : {}) });
   const router = createRouter(config, env);
   const bootstrapKey = opts.skipBootstrap ? null : await bootstrap(db.kysely, pepper);
 
@@ -129,6 +133,7 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
   } catch (e) {
     for (const m of mods.reverse()) await m.close?.().catch(() => {});
     await router.close();
+    await failureStore?.close().catch(() => {});
     await db.close();
     throw e;
   }
@@ -187,6 +192,7 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
       await app.close();
       for (const m of [...mods].reverse()) await m.close?.().catch((e) => logger.error({ module: m.name, err: (e as Error)?.message }, 'module close failed'));
       await router.close();
+      await failureStore?.close().catch(() => {});
       await db.close();
     },
   };

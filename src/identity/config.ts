@@ -26,11 +26,16 @@ export const identityConfigSchema = z
     lastUsedFlushMs: z.number().int().min(100).max(3_600_000).default(30_000),
     /** Default overlap of a rotated key with its successor. */
     rotationGraceSeconds: z.number().int().min(0).max(90 * 86_400).default(86_400),
-    /** Failed-authentication limits (token buckets, in memory per instance). */
+    /**
+     * Failed-authentication limits (token buckets per client address and per key id). Shared by
+     * all instances through the limits' counter store when that is shared (`limits.store: redis`,
+     * or the primary under `serve --workers`), unless `shared` is false.
+     */
     failedAuth: z
       .object({
         perAddress: bucketSchema.default({ burst: 20, perMinute: 30 }),
         perKey: bucketSchema.default({ burst: 10, perMinute: 10 }),
+        shared: z.boolean().default(true),
       })
       .strict()
       .default({}),

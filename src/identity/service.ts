@@ -7,7 +7,7 @@ import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import type { Db } from '../store/db.js';
 import { findAdminKey, parseAdminKey, type AdminKeyRecord } from './admin-keys.js';
-import { FailureBuckets } from './auth-limiter.js';
+import { FailureBuckets, SharedFailureBuckets, type FailureCounterStore, type FailureLimiter } from './auth-limiter.js';
 import { watchKeyChanges, type Watcher } from './changes.js';
 import { identityConfigSchema, type IdentityConfig } from './config.js';
 import { findKey, keyState, parseApiKey, principalOf, verifySecret, type KeyRecord } from './keys.js';
@@ -96,6 +96,11 @@ export interface IdentityOptions {
   jwt?: JwtVerifier;
   /** Client-certificate identity (`auth.mtls`). */
   mtls?: MtlsIdentity;
+  /**
+   * Where failed-authentication buckets are shared (the limits' counter store: Redis, or the
+   * primary over IPC under `serve --workers`); local to this instance when absent.
+   */
+  failureStore?: FailureCounterStore;
 }
 
 const DUMMY_HASH = '0'.repeat(64);
@@ -107,8 +112,13 @@ export function createIdentity(opts: IdentityOptions): Identity {
   const kdb = opts.db.kysely;
   const cache = new LRUCache<string, KeyRecord | false>({ max: cfg.cacheSize, ttl: cfg.cacheTtlMs });
   const adminCache = new LRUCache<string, AdminKeyRecord | false>({ max: 1000, ttl: cfg.cacheTtlMs });
-  const byAddress = new FailureBuckets(cfg.failedAuth.perAddress, 100_000, now);
-  const byKey = new FailureBuckets(cfg.failedAuth.perKey, 100_000, now);
+  const sharedError = (e: unknown) => opts.logger?.warn({ err: (e as Error)?.message }, 'failed-auth store unavailable: this instance limits failures on its own');
+  const byAddress: FailureLimiter = opts.failureStore
+    ? new SharedFailureBuckets(cfg.failedAuth.perAddress, opts.failureStore, 'authfail:addr:', { now, onError: sharedError })
+    : new FailureBuckets(cfg.failedAuth.perAddress, 100_000, now);
+  const byKey: FailureLimiter = opts.failureStore
+    ? new SharedFailureBuckets(cfg.failedAuth.perKey, opts.failureStore, 'authfail:key:', { now, onError: sharedError })
+    : new FailureBuckets(cfg.failedAuth.perKey, 100_000, now);
   const reasons: AuthFailureReason[] = ['missing', 'malformed', 'unknown_key', 'bad_secret', 'revoked', 'expired', 'rotated', 'tenant_disabled', 'rate_limited', 'bad_token', 'client_cert'];
   const counts: AuthFailureCounts = { total: 0, byReason: Object.fromEntries(reasons.map((r) => [r, 0])) as Record<AuthFailureReason, number> };
   const lastUsed = new Map<string, number>();

@@ -100,12 +100,17 @@ export interface IpcStoreOptions {
   channel?: IpcPeer;
 }
 
+/**
+ * Request ids, unique in this process: several IPC stores may share the one channel (the limits
+ * and the failed-authentication buckets), and each sees every reply.
+ */
+let nextId = 1;
+
 /** A CounterStore in a worker process that forwards every operation to the primary's CounterHost. */
 export function createIpcCounterStore(opts: IpcStoreOptions = {}): CounterStore {
   const channel = opts.channel ?? (process as unknown as IpcPeer);
   if (!opts.channel && typeof process.send !== 'function') throw new Error('limits: IPC store needs an IPC channel (run under cluster or fork)');
   const timeoutMs = opts.timeoutMs ?? 1000;
-  let nextId = 1;
   const pending = new Map<number, { resolve(v: AdmitOutcome | number | null): void; reject(e: Error): void; timer: NodeJS.Timeout }>();
 
   const onMessage = (msg: unknown) => {
