@@ -167,3 +167,53 @@ test('two IPC counter stores on one channel (limits and failed-auth in one worke
     host.close();
   }
 });
+
+test('serve --workers 2: wrong secrets spread over both workers share one bucket through the primary', async () => {
+  const { spawn } = await import('node:child_process');
+  const { mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { freePort } = await import('../helpers/services.js');
+  const dir = mkdtempSync(join(tmpdir(), 'pcl-authfail-workers-'));
+  const port = await freePort();
+  const cfg = join(dir, 'c.yaml');
+  writeFileSync(cfg, `dataDir: ${JSON.stringify(join(dir, 'data'))}\nlog: { level: warn }\nidentity:\n  failedAuth:\n    perKey: { burst: 3, perMinute: 0.5 }\n`);
+  const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '../../src/cli/index.ts'), 'serve', '--config', cfg, '--port', String(port), '--workers', '2'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (out += d));
+  const exited = new Promise((r) => child.once('exit', r));
+  try {
+    const key = () => /(pcl_[A-Za-z0-9]{12}_[A-Za-z0-9_-]{43})/.exec(out)?.[1];
+    const t0 = Date.now();
+    let ready = false;
+    while (!ready && Date.now() - t0 < 90_000) {
+      await new Promise((r) => setTimeout(r, 200));
+      if (!key()) continue;
+      ready = await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok, () => false);
+    }
+    assert.ok(ready, `workers did not start: ${out}`);
+    await new Promise((r) => setTimeout(r, 1500)); // let the second worker come up too
+    const k = key()!;
+    const wrong = k.slice(0, -4) + (k.endsWith('AAAA') ? 'BBBB' : 'AAAA');
+    const statuses: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      // A new connection each time: the cluster spreads connections over the workers.
+      const res = await fetch(`http://127.0.0.1:${port}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${wrong}`, 'content-type': 'application/json', connection: 'close' }, body: JSON.stringify({ model: 'demo', messages: [{ role: 'user', content: 'hi' }] }) });
+      statuses.push(res.status);
+      await res.text();
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const unauthorized = statuses.filter((s) => s === 401).length;
+    // Burst 3 once, plus at most one attempt on the worker that had not yet seen the empty bucket (local buckets: up to 6).
+    assert.ok(unauthorized >= 3 && unauthorized <= 4, `statuses ${statuses}`);
+    assert.ok(statuses.slice(unauthorized).every((s) => s === 429), `statuses ${statuses}`);
+    const ok = await fetch(`http://127.0.0.1:${port}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${k}`, 'content-type': 'application/json', connection: 'close' }, body: JSON.stringify({ model: 'demo', messages: [{ role: 'user', content: 'hi' }] }) });
+    assert.equal(ok.status, 200, 'the real key still works');
+    await ok.text();
+  } finally {
+    child.kill('SIGTERM');
+    await exited;
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
