@@ -100,6 +100,11 @@ function maybeEncoded(t: string): boolean {
   return false;
 }
 
+/** Whether a scan of kind `which` runs a detector that can only flag (`isFlagOnly`) or can act. */
+function wanted(which: 'all' | 'acting' | 'flags', isFlagOnly: boolean): boolean {
+  return which === 'all' || (which === 'acting' ? !isFlagOnly : isFlagOnly);
+}
+
 /** Builds the output checker of one request from the effective guards config. */
 export function createOutputChecker(cfg: GuardsConfig, ctx: OutputContext, hashKey: string | Uint8Array): OutputChecker {
   const r = cfg.response;
@@ -152,12 +157,11 @@ export function createOutputChecker(cfg: GuardsConfig, ctx: OutputContext, hashK
   function scanImpl(text: string, which: 'all' | 'acting' | 'flags'): OutputFinding[] {
     const out: OutputFinding[] = [];
     if (text.length === 0) return out;
-    const want = (isFlagOnly: boolean) => which === 'all' || (which === 'acting' ? !isFlagOnly : isFlagOnly);
-    if (r.secrets.enabled && want(flagOnly.secrets)) out.push(...tag(detectSecrets(text, secretOpts), 'response:secrets', actOf(secretsAction)));
-    if (r.pii.enabled && want(flagOnly.pii)) out.push(...tag(detectPii(text, piiOpts), 'response:pii', actOf(piiAction)));
-    if (r.unsafe.enabled && want(flagOnly.unsafe)) out.push(...tag(detectUnsafe(text, unsafeOpts), 'response:unsafe', r.unsafe.action));
-    if (banned && want(flagOnly.topics)) out.push(...tag(detectTopics(text, banned).findings, 'response:topics', r.topics.action));
-    if (overlapPrompt && want(flagOnly.overlap)) {
+    if (r.secrets.enabled && wanted(which, flagOnly.secrets)) out.push(...tag(detectSecrets(text, secretOpts), 'response:secrets', actOf(secretsAction)));
+    if (r.pii.enabled && wanted(which, flagOnly.pii)) out.push(...tag(detectPii(text, piiOpts), 'response:pii', actOf(piiAction)));
+    if (r.unsafe.enabled && wanted(which, flagOnly.unsafe)) out.push(...tag(detectUnsafe(text, unsafeOpts), 'response:unsafe', r.unsafe.action));
+    if (banned && wanted(which, flagOnly.topics)) out.push(...tag(detectTopics(text, banned).findings, 'response:topics', r.topics.action));
+    if (overlapPrompt && wanted(which, flagOnly.overlap)) {
       const o = detectOverlap(text, overlapPrompt, { minChars: r.overlap.minChars, minNgramWords: r.overlap.minNgramWords, minCoverage: r.overlap.minCoverage });
       out.push(...tag(o.findings, 'response:overlap', r.overlap.action));
     }

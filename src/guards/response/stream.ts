@@ -97,6 +97,19 @@ class TextChannel {
   }
 }
 
+/** A chunk without its `choices`. */
+function frameOf(p: Record<string, unknown>): Record<string, unknown> {
+  const { choices: _c, ...frame } = p;
+  return frame;
+}
+
+/** Whether an outgoing choice carries anything: text, or (chat) another delta field that is set (role, refusal…). */
+function carriesText(api: string, oc: any): boolean {
+  if (api !== 'chat') return typeof oc.text === 'string' && oc.text.length > 0;
+  const d = oc.delta;
+  return (typeof d?.content === 'string' && d.content.length > 0) || (!!d && Object.keys(d).some((k) => k !== 'content' && d[k] !== undefined && d[k] !== null));
+}
+
 /** Whether a chat delta carries nothing but `content` (no role, tool calls, refusal…): a plain object whose other keys are null. */
 function onlyContent(d: unknown): boolean {
   if (!d || typeof d !== 'object' || Array.isArray(d)) return false;
@@ -178,27 +191,67 @@ export function createGuardTransform(s: ResponseSession, api: string): StreamTra
     return undefined;
   }
 
-  async function chatEvent(ev: SseEvent, p: any): Promise<SseEvent[]> {
-    if (ev.data === '[DONE]') {
-      const out: SseEvent[] = [];
-      for (const index of seen) {
-        if (finished.has(index)) continue;
-        const st = await choiceChannel(index).end();
-        if (st.block) return chatBlock(st.block);
-        if (st.emit) out.push(data({ ...template(), choices: [api === 'chat' ? { index, delta: { content: st.emit }, logprobs: null, finish_reason: null } : { index, text: st.emit, logprobs: null, finish_reason: null }] }));
-      }
-      out.push(ev);
-      return out;
+  /** Whether a chunk needs the asynchronous path: a finish (end-of-text checks, the judge) or tool-call deltas. */
+  function needsAsync(p: any): boolean {
+    for (const c of p.choices as any[]) {
+      if (c?.finish_reason) return true;
+      if (api === 'chat' && c?.delta && typeof c.delta === 'object' && Array.isArray(c.delta.tool_calls)) return true;
     }
+    return false;
+  }
+
+  /** One upstream chat/completions event; synchronous for the usual text-only chunk (no promise per delta). */
+  function chatEvent(ev: SseEvent, p: any): SseEvent[] | Promise<SseEvent[]> {
+    if (ev.data === '[DONE]') return chatDone(ev);
     if (!p || typeof p !== 'object' || !Array.isArray(p.choices) || p.choices.length === 0) return [ev];
     templateSrc = p;
+    return needsAsync(p) ? chatChunk(p) : chatText(p);
+  }
+
+  async function chatDone(ev: SseEvent): Promise<SseEvent[]> {
+    const out: SseEvent[] = [];
+    for (const index of seen) {
+      if (finished.has(index)) continue;
+      const st = await choiceChannel(index).end();
+      if (st.block) return chatBlock(st.block);
+      if (st.emit) out.push(data({ ...template(), choices: [api === 'chat' ? { index, delta: { content: st.emit }, logprobs: null, finish_reason: null } : { index, text: st.emit, logprobs: null, finish_reason: null }] }));
+    }
+    out.push(ev);
+    return out;
+  }
+
+  /** A chunk without finishes or tool-call deltas: text goes through the choices' scanners, the rest is copied. */
+  function chatText(p: any): SseEvent[] {
     // `p` without `choices` (the frame of the chunks sent for this one), built only when one is sent.
-    let restObj: Record<string, unknown> | undefined;
-    const rest = (): Record<string, unknown> => {
-      if (restObj) return restObj;
-      const { choices: _c, ...r } = p;
-      return (restObj = r);
-    };
+    let frame: Record<string, unknown> | undefined;
+    const out: SseEvent[] = [];
+    for (const c of p.choices as any[]) {
+      const index = typeof c?.index === 'number' ? c.index : 0;
+      seen.add(index);
+      const ch = choiceChannel(index);
+      const text = api === 'chat' ? c?.delta?.content : c?.text;
+      let emit = '';
+      if (typeof text === 'string' && text.length > 0) {
+        const st = ch.push(text);
+        if (st.block) return [...out, ...chatBlock(st.block)];
+        emit = st.emit;
+      }
+      // Nothing released and nothing but text in the choice (the usual held-back delta): nothing to send.
+      if (emit === '' && (api === 'completions' || onlyContent(c?.delta))) continue;
+      const oc: any = { ...c };
+      if (api === 'chat' && c?.delta && typeof c.delta === 'object') {
+        oc.delta = { ...c.delta };
+        if (typeof text === 'string') oc.delta.content = emit;
+      } else if (api === 'completions') oc.text = emit;
+      if (carriesText(api, oc)) out.push(data({ ...(frame ??= frameOf(p)), choices: [oc] }));
+    }
+    if (p.usage) out.push(data({ ...(frame ??= frameOf(p)), choices: [], usage: p.usage }));
+    return out;
+  }
+
+  /** A chunk with a finish or tool-call deltas (may wait for the end-of-text checks and the tool-call checks). */
+  async function chatChunk(p: any): Promise<SseEvent[]> {
+    let frame: Record<string, unknown> | undefined;
     const out: SseEvent[] = [];
     for (const c of p.choices as any[]) {
       const index = typeof c?.index === 'number' ? c.index : 0;
@@ -212,7 +265,6 @@ export function createGuardTransform(s: ResponseSession, api: string): StreamTra
         emit = st.emit;
       }
       const fin = c?.finish_reason;
-      // Nothing released, no finish, and nothing but text in the choice (the usual held-back delta): nothing to send.
       if (emit === '' && !fin && (api === 'completions' || (api === 'chat' && onlyContent(c?.delta)))) continue;
       const oc: any = { ...c };
       const calls: AssembledToolCall[] = [];
@@ -238,9 +290,7 @@ export function createGuardTransform(s: ResponseSession, api: string): StreamTra
         if (a) calls.push(...a.finish());
       }
       // The text/role part of this chunk (when it carries anything).
-      const d = oc.delta;
-      const hasText = api === 'chat' ? (typeof d?.content === 'string' && d.content.length > 0) || (d && Object.keys(d).some((k) => k !== 'content' && d[k] !== undefined && d[k] !== null)) : typeof oc.text === 'string' && oc.text.length > 0;
-      if (hasText) out.push(data({ ...rest(), choices: [oc] }));
+      if (carriesText(api, oc)) out.push(data({ ...(frame ??= frameOf(p)), choices: [oc] }));
       if (calls.length > 0) {
         const b = await emitCalls(index, calls, out);
         if (b) return [...out, ...chatBlock(b)];
@@ -249,10 +299,10 @@ export function createGuardTransform(s: ResponseSession, api: string): StreamTra
         finished.add(index);
         let reason = fin;
         if (reason === 'tool_calls' && (toolOut.get(index) ?? 0) === 0) reason = 'stop';
-        out.push(data({ ...rest(), choices: [api === 'chat' ? { index, delta: {}, logprobs: null, finish_reason: reason } : { index, text: '', logprobs: null, finish_reason: reason }] }));
+        out.push(data({ ...(frame ??= frameOf(p)), choices: [api === 'chat' ? { index, delta: {}, logprobs: null, finish_reason: reason } : { index, text: '', logprobs: null, finish_reason: reason }] }));
       }
     }
-    if (p.usage) out.push(data({ ...rest(), choices: [], usage: p.usage }));
+    if (p.usage) out.push(data({ ...(frame ??= frameOf(p)), choices: [], usage: p.usage }));
     return out;
   }
 
@@ -449,7 +499,7 @@ export function createGuardTransform(s: ResponseSession, api: string): StreamTra
   }
 
   return {
-    async onEvent(ev, parsed) {
+    onEvent(ev, parsed) {
       if (ended) return [];
       if (api === 'chat' || api === 'completions') return chatEvent(ev, parsed);
       if (api === 'messages') return messagesEvent(ev, parsed);
