@@ -27,8 +27,10 @@ export interface AuditFinding {
   severity?: string;
   score?: number;
   spanLength: number;
-  /** Role of the segment it was found in (user, tool, retrieved, …). */
+  /** Role of the segment it was found in (user, tool, retrieved, …; `assistant` for outputs). */
   role?: string;
+  /** Output-side findings: `response`, `stream` or `tool_call` (absent for the request stage). */
+  stage?: string;
 }
 
 /** An audit event (the JSON stored in `audit_events.data` and sent to sinks). */
@@ -291,6 +293,16 @@ export function requestEvent(ctx: RequestContext, hashKey: Buffer, now = Date.no
       if (role) a.role = role;
       return a;
     });
+  }
+  // Output-side findings (response guards, streams, tool calls): the same fields, never values.
+  const outFindings = ctx.state.responseFindings as Array<{ detector: string; category: string; score: number; spanLength: number; stage: string }> | undefined;
+  if (Array.isArray(outFindings) && outFindings.length) {
+    const list = (ev.findings ??= []);
+    for (const f of outFindings) {
+      if (list.length >= 400) break;
+      cats.add(String(f.category));
+      list.push({ detector: String(f.detector), category: String(f.category), score: f.score, spanLength: f.spanLength, role: 'assistant', stage: String(f.stage) });
+    }
   }
   if (!ev.guardAction && ev.guards?.some((g) => g.action === 'block' && g.applied)) ev.guardAction = 'block';
   if (cats.size) ev.categories = [...cats].sort();

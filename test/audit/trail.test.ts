@@ -9,6 +9,8 @@ import type { AuditModule } from '../../src/audit/module.js';
 import type { AuditEvent } from '../../src/audit/event.js';
 
 const MASTER = 'c4'.repeat(32);
+const LEAKED_TOKEN = 'ghp_' + Array.from({ length: 36 }, (_, i) => 'aZ3kQ9xW2mB7'[(i * 7) % 12]).join('');
+const LEAKED_EMAIL = 'ops.' + 'owner@example.net';
 let mock: MockUpstream;
 let g: TestGateway;
 let audit: AuditModule;
@@ -32,6 +34,11 @@ before(async () => {
         });
         setTimeout(() => res.end(), 5000).unref();
       });
+      return;
+    }
+    if (req.body?.messages?.[0]?.content === 'leak output') {
+      // An output with a token-shaped secret and an email (built here, never a literal in the repo).
+      defaultChat(req, res, 4, `Sure. The deploy token is ${LEAKED_TOKEN} and the owner is ${LEAKED_EMAIL}; keep it safe.`);
       return;
     }
     defaultChat(req, res);
@@ -231,4 +238,23 @@ test('payload capture: encrypted at rest, auditor decrypts (audited), operator c
   assert.ok(p.body.payloads >= 1);
   assert.equal((await adminApi(g.url, auditor, 'GET', `/admin/v1/audit/${ev.id}/payload`)).status, 404);
   assert.ok(await audit.store.get(ev.id));
+});
+
+test('output-side findings are audited like request ones: detector, category, score, span length, stage — never the value', async () => {
+  for (const stream of [false, true]) {
+    const r = await chat({ ...msg('leak output'), ...(stream ? { stream: true } : {}) });
+    assert.equal(r.status, 200);
+    assert.ok(!r.text.includes(LEAKED_TOKEN), 'the secret is redacted in the output');
+    const ev = await eventOf(r.id);
+    const out = (ev.findings ?? []).filter((f) => f.role === 'assistant');
+    assert.ok(out.length >= 1, `output findings recorded (${stream ? 'stream' : 'body'}): ${JSON.stringify(ev.findings)}`);
+    const secret = out.find((f) => f.detector.startsWith('secrets'));
+    assert.ok(secret, JSON.stringify(out));
+    assert.equal(secret.stage, stream ? 'stream' : 'response');
+    assert.equal(secret.spanLength, LEAKED_TOKEN.length);
+    assert.equal(typeof secret.score, 'number');
+    assert.ok(ev.categories?.includes(secret.category));
+    const stored = JSON.stringify(ev);
+    assert.ok(!stored.includes(LEAKED_TOKEN) && !stored.includes(LEAKED_EMAIL), 'no value in the event');
+  }
 });

@@ -55,12 +55,24 @@ interface Agg {
 
 const RANK: Record<VerdictAction, number> = { allow: 0, flag: 1, transform: 2, block: 3 };
 
+/** One output-side finding as the audit trail records it: never the value, only its span length. */
+export interface ResponseFindingRecord {
+  detector: string;
+  category: string;
+  score: number;
+  spanLength: number;
+  stage: Stage;
+}
+/** Per-finding records kept per request (the counts in the guard records stay exact beyond it). */
+const MAX_FINDING_RECORDS = 200;
+
 /** A response-guard session. */
 export class ResponseSession {
   readonly cfg: GuardsConfig;
   readonly checker: OutputChecker;
   readonly shadow: boolean;
   private readonly agg = new Map<string, Agg>();
+  private readonly details: ResponseFindingRecord[] = [];
   /** Tickets created while checking this response (pending approval). */
   readonly pendingTickets: Array<{ ticket: string; tool: string; expiresAt: number }> = [];
   /** Set once the response was blocked (first block wins). */
@@ -86,8 +98,17 @@ export class ResponseSession {
     if (error) a.error = error;
   }
 
+  /** Keeps detector, category, score and span length of each finding for the audit trail. */
+  private detail(fs: ReadonlyArray<{ detector: string; category: string; score?: number; start: number; end: number }>, stage: Stage): void {
+    for (const f of fs) {
+      if (this.details.length >= MAX_FINDING_RECORDS) return;
+      this.details.push({ detector: f.detector, category: f.category, score: typeof f.score === 'number' ? f.score : 1, spanLength: Math.max(0, f.end - f.start) || 0, stage });
+    }
+  }
+
   /** Records the findings of one scan. */
   noteFindings(fs: readonly OutputFinding[], latencyMs = 0): void {
+    this.detail(fs, this.o.stage);
     const by = new Map<OutputGuardName, OutputFinding[]>();
     for (const f of fs) by.set(f.guard, [...(by.get(f.guard) ?? []), f]);
     for (const [g, list] of by) {
@@ -155,6 +176,7 @@ export class ResponseSession {
     const d = checkToolCall(call, tc);
     const ms = performance.now() - t0;
     const shadowTools = tc.cfg.mode === 'shadow';
+    this.detail(d.findings, 'tool_call');
     if (d.kind === 'allow') {
       this.note('response:tools', d.rewritten ? 'transform' : d.findings.length ? 'flag' : 'allow', d.findings.map((f) => f.category), d.findings.length, ms, 'tool_call');
       return { kind: 'allow', arguments: shadowTools ? call.arguments : d.arguments };
@@ -210,6 +232,10 @@ export class ResponseSession {
       sink.push(rec);
     }
     this.agg.clear();
+    if (this.details.length) {
+      ((this.o.state.responseFindings ??= []) as ResponseFindingRecord[]).push(...this.details);
+      this.details.length = 0;
+    }
     return out;
   }
 }
