@@ -9,6 +9,7 @@ import { Redis } from 'ioredis';
 import { FailureBuckets, SharedFailureBuckets } from '../../src/identity/auth-limiter.js';
 import { createMemoryCounterStore, createRedisCounterStore } from '../../src/limits/index.js';
 import { redisReachable, deleteKeys } from '../helpers/services.js';
+import { serveWorkers } from '../helpers/serve.js';
 import { adminApi, adminKey, chat, dropStore, newStore, startInstance, type Instance, type StoreSpec } from './util.js';
 
 const REDIS_URL = process.env.PORTCULLIS_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -104,7 +105,7 @@ test('cluster mode (real Redis): wrong secrets for one key spread over two gatew
   const statuses: number[] = [];
   for (let i = 0; i < 10; i++) {
     statuses.push((await chat(gws[i % 2]!.url, wrong)).status);
-    await new Promise((r) => setTimeout(r, 20)); // let the store answer land, as between real attempts
+    await new Promise((r) => setTimeout(r, 100)); // let the store's answer land, as between real attempts
   }
   assert.deepEqual(statuses.slice(0, 5), [401, 401, 401, 401, 401], statuses.join(','));
   assert.ok(statuses.slice(5).every((s) => s === 429), statuses.join(','));
@@ -121,15 +122,16 @@ test('createRedisCounterStore as a failure store: real round trip, same arithmet
   try {
     const a = new SharedFailureBuckets({ burst: 2, perMinute: 1 }, redis, 'x:');
     const b = new SharedFailureBuckets({ burst: 2, perMinute: 1 }, redis, 'x:');
+    const until = async (cond: () => boolean, what: string) => {
+      for (const t0 = Date.now(); !cond(); await new Promise((r) => setTimeout(r, 10))) if (Date.now() - t0 > 5000) assert.fail(what);
+    };
+    // One connection answers in order: once b's answer is in, a's (sent first) is in too.
     a.fail('ip');
-    await new Promise((r) => setTimeout(r, 50));
     b.fail('ip');
-    await new Promise((r) => setTimeout(r, 50));
-    assert.ok(b.blockedFor('ip') >= 1, 'b took the last token and knows the bucket is empty');
+    await until(() => b.blockedFor('ip') >= 1, 'b took the last token and knows the bucket is empty');
     assert.equal(a.blockedFor('ip'), 0, 'a has not been told yet');
     a.fail('ip');
-    await new Promise((r) => setTimeout(r, 50));
-    assert.ok(a.blockedFor('ip') >= 1, 'a learns it from its own (refused) take');
+    await until(() => a.blockedFor('ip') >= 1, 'a learns it from its own (refused) take');
   } finally {
     await redis.close();
   }
@@ -169,51 +171,28 @@ test('two IPC counter stores on one channel (limits and failed-auth in one worke
 });
 
 test('serve --workers 2: wrong secrets spread over both workers share one bucket through the primary', async () => {
-  const { spawn } = await import('node:child_process');
-  const { mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
-  const { tmpdir } = await import('node:os');
-  const { join } = await import('node:path');
-  const { freePort } = await import('../helpers/services.js');
-  const dir = mkdtempSync(join(tmpdir(), 'pcl-authfail-workers-'));
-  const port = await freePort();
-  const cfg = join(dir, 'c.yaml');
-  writeFileSync(cfg, `dataDir: ${JSON.stringify(join(dir, 'data'))}\nlog: { level: warn }\nidentity:\n  failedAuth:\n    perKey: { burst: 3, perMinute: 0.5 }\n`);
-  const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '../../src/cli/index.ts'), 'serve', '--config', cfg, '--port', String(port), '--workers', '2'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout.on('data', (d) => (out += d));
-  child.stderr.on('data', (d) => (out += d));
-  const exited = new Promise((r) => child.once('exit', r));
+  const served = await serveWorkers('log: { level: warn }\nidentity:\n  failedAuth:\n    perKey: { burst: 3, perMinute: 0.5 }\n', 2);
   try {
-    const key = () => /(pcl_[A-Za-z0-9]{12}_[A-Za-z0-9_-]{43})/.exec(out)?.[1];
-    const t0 = Date.now();
-    let ready = false;
-    while (!ready && Date.now() - t0 < 90_000) {
-      await new Promise((r) => setTimeout(r, 200));
-      if (!key()) continue;
-      ready = await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok, () => false);
-    }
-    assert.ok(ready, `workers did not start: ${out}`);
-    await new Promise((r) => setTimeout(r, 1500)); // let the second worker come up too
-    const k = key()!;
+    const k = served.key;
     const wrong = k.slice(0, -4) + (k.endsWith('AAAA') ? 'BBBB' : 'AAAA');
+    const post = (key: string) =>
+      // A new connection each time: the cluster spreads connections over the workers.
+      fetch(`${served.url}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', connection: 'close' }, body: JSON.stringify({ model: 'demo', messages: [{ role: 'user', content: 'hi' }] }) });
     const statuses: number[] = [];
     for (let i = 0; i < 10; i++) {
-      // A new connection each time: the cluster spreads connections over the workers.
-      const res = await fetch(`http://127.0.0.1:${port}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${wrong}`, 'content-type': 'application/json', connection: 'close' }, body: JSON.stringify({ model: 'demo', messages: [{ role: 'user', content: 'hi' }] }) });
+      const res = await post(wrong);
       statuses.push(res.status);
       await res.text();
-      await new Promise((r) => setTimeout(r, 20));
+      await new Promise((r) => setTimeout(r, 100));
     }
     const unauthorized = statuses.filter((s) => s === 401).length;
     // Burst 3 once, plus at most one attempt on the worker that had not yet seen the empty bucket (local buckets: up to 6).
     assert.ok(unauthorized >= 3 && unauthorized <= 4, `statuses ${statuses}`);
     assert.ok(statuses.slice(unauthorized).every((s) => s === 429), `statuses ${statuses}`);
-    const ok = await fetch(`http://127.0.0.1:${port}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${k}`, 'content-type': 'application/json', connection: 'close' }, body: JSON.stringify({ model: 'demo', messages: [{ role: 'user', content: 'hi' }] }) });
+    const ok = await post(k);
     assert.equal(ok.status, 200, 'the real key still works');
     await ok.text();
   } finally {
-    child.kill('SIGTERM');
-    await exited;
-    rmSync(dir, { recursive: true, force: true });
+    await served.stop();
   }
 });
