@@ -3,13 +3,13 @@
  * for each of the key, tenant and user scopes), runs it as ONE atomic store operation, and
  * maps the outcome to an Admission with OpenAI-style headers or a GatewayError.
  */
-import { randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { GatewayError } from '../errors.js';
 import { DEFAULT_MAX_OUTPUT_TOKENS, mergeLimitSets, type LimitsConfig } from './config.js';
 import { globTable } from './glob.js';
 import { formatResetDuration, retryAfterSeconds } from './headers.js';
 import { periodCache, type Periods } from './periods.js';
-import { costNanoUsd, NANO_PER_USD, priceFor } from './pricing.js';
+import { nanoCost, NANO_PER_USD, priceFor } from './pricing.js';
 import { createMemoryCounterStore, type MemoryCounterStore } from './store/memory.js';
 import type {
   Admission,
@@ -59,16 +59,60 @@ export function limitsFallbackAdmissions(): number {
 
 const enc = (s: string) => encodeURIComponent(s);
 
-interface ScopeEntry {
-  scope: Scope;
-  id: string;
-  set: LimitSet;
-}
-
-const SCOPES: readonly Scope[] = ['key', 'tenant', 'user'];
 const SCOPE_WORD: Record<Scope, string> = { key: 'key', tenant: 'tenant', user: 'user' };
 
-type BudgetMeta = { kind: 'tokens' | 'cost'; period: 'day' | 'month'; scope: Scope; limit: number; resetAt: number };
+/** What a rate operation of the plan is, for headers and refusal messages. */
+interface RateDesc {
+  kind: 'requests' | 'tokens';
+  scope: Scope;
+  /** The limit as a header value. */
+  limitText: string;
+}
+
+/** What a budget operation of the plan is. */
+interface BudgetDesc {
+  key: string;
+  kind: 'tokens' | 'cost';
+  period: 'day' | 'month';
+  scope: Scope;
+  /** In counter units (tokens or nano-dollars). */
+  limit: number;
+  /** End of the calendar period (epoch ms). */
+  resetAt: number;
+}
+
+/**
+ * One scope's limits turned into store operations, built once per (counter keys, limit set) and
+ * day: the per-request work is then filling in costs, amounts and the lease id.
+ */
+interface CompiledScope {
+  set: LimitSet;
+  scope: Scope;
+  /** Requests per minute: the operation itself (its cost is always 1, so it is shared). */
+  rpm?: RateOp;
+  rpmDesc?: RateDesc;
+  tpm?: { key: string; limit: number };
+  tpmDesc?: RateDesc;
+  conc?: { key: string; limit: number };
+  budgets: BudgetDesc[];
+}
+
+/** A store answer for a plan with no operations. */
+const NOTHING_TO_CHECK: AdmitOutcome = Object.freeze({ ok: true, rates: [], budgets: [] }) as AdmitOutcome;
+
+/** An admission being decided: the plan and what is needed to answer. */
+interface Pending {
+  req: AdmitRequest;
+  now: number;
+  plan: AdmitPlan;
+  rateDescs: RateDesc[];
+  slotScopes: Scope[];
+  budgetDescs: BudgetDesc[];
+  leaseId: string;
+  reserveTokens: number;
+  reserveNano: number;
+  outputCap: number;
+}
 
 /** Creates a Limiter over a CounterStore. */
 export function createLimiter(opts: CreateLimiterOptions): Limiter {
@@ -82,8 +126,9 @@ export function createLimiter(opts: CreateLimiterOptions): Limiter {
       : { ...DEFAULT_MAX_OUTPUT_TOKENS, ...config.defaultMaxOutputTokens },
   );
   // Counter key strings per (tenant, scope, id), rebuilt when the day changes: flat, reused
-  // strings keep store lookups cheap (V8 caches a string's hash).
-  const keyCache = new Map<string, Map<string, ScopeKeys>>();
+  // strings keep store lookups cheap (V8 caches a string's hash). Each entry also keeps the
+  // scope's compiled operations for the limit set last used with it.
+  const keyCache = new Map<string, TenantKeys>();
   let keyCacheSize = 0;
   function keysFor(tenantId: string, scope: Scope, id: string, p: Periods): ScopeKeys {
     let byTenant = keyCache.get(tenantId);
@@ -92,14 +137,21 @@ export function createLimiter(opts: CreateLimiterOptions): Limiter {
         keyCache.clear();
         keyCacheSize = 0;
       }
-      keyCache.set(tenantId, (byTenant = new Map()));
+      keyCache.set(tenantId, (byTenant = { key: new Map(), user: new Map() }));
     }
-    const ck = scope === 'key' ? id : `${scope}\u0000${id}`;
-    let k = byTenant.get(ck);
+    if (scope === 'tenant') {
+      let k = byTenant.tenant;
+      if (!k || k.day !== p.day) {
+        if (!k) keyCacheSize++;
+        byTenant.tenant = k = buildKeys(tenantId, scope, id, p);
+      }
+      return k;
+    }
+    const m = scope === 'key' ? byTenant.key : byTenant.user;
+    let k = m.get(id);
     if (!k || k.day !== p.day) {
-      k = buildKeys(tenantId, scope, id, p);
-      if (!byTenant.has(ck)) keyCacheSize++;
-      byTenant.set(ck, k);
+      if (!k) keyCacheSize++;
+      m.set(id, (k = buildKeys(tenantId, scope, id, p)));
     }
     return k;
   }
@@ -115,10 +167,16 @@ export function createLimiter(opts: CreateLimiterOptions): Limiter {
     log?.warn({ ...obj, store: store.kind, ...stats }, msg);
   }
 
+  // Lease ids: a random prefix per limiter and a counter (unique across processes sharing a store).
+  const leasePrefix = randomBytes(12).toString('base64url') + '.';
+  let leaseSeq = 0;
+
   // Concurrency leases of requests in flight are renewed every third of concurrencyLeaseMs, so
   // a stream that outlives the lease keeps its slot, while the leases of a crashed instance
-  // (no more renewals) still expire. One unref'd timer per limiter, running only while some
-  // admitted request holds a slot; settle/release/close stop the renewals.
+  // (no more renewals) still expire. One unref'd timer per limiter, running while some admitted
+  // request holds a slot (it stops at the first tick that finds none, rather than being
+  // cleared and re-armed whenever the last request in flight finishes); settle/release/close
+  // stop the renewals.
   const leaseMs = config.concurrencyLeaseMs;
   const renewEveryMs = Math.max(10, Math.floor(leaseMs / 3));
   const held = new Set<Ticket>();
@@ -128,22 +186,24 @@ export function createLimiter(opts: CreateLimiterOptions): Limiter {
   function hold(ticket: Ticket): void {
     held.add(ticket);
     if (!renewTimer) {
-      renewTimer = setInterval(() => void renewHeld(), renewEveryMs);
+      renewTimer = setInterval(onRenewTick, renewEveryMs);
       renewTimer.unref();
     }
   }
-  function unhold(ticket: Ticket): void {
-    if (held.delete(ticket) && held.size === 0 && renewTimer) {
-      clearInterval(renewTimer);
+  function onRenewTick(): void {
+    if (held.size === 0) {
+      if (renewTimer) clearInterval(renewTimer);
       renewTimer = undefined;
+      return;
     }
+    void renewHeld();
   }
   async function renewHeld(): Promise<void> {
     if (renewing) return; // a slow store: skip a tick rather than pile up renewals
     renewing = true;
     try {
-      const onStore: TicketPlan['slots'] = [];
-      const onFallback: TicketPlan['slots'] = [];
+      const onStore: SlotOp[] = [];
+      const onFallback: SlotOp[] = [];
       for (const t of held) for (const sl of t.plan.slots) (t.fallback ? onFallback : onStore).push(sl);
       const now = clock();
       const jobs: Promise<number>[] = [];
@@ -160,7 +220,17 @@ export function createLimiter(opts: CreateLimiterOptions): Limiter {
     }
   }
 
-  // Merged sets are cached per request-limits object (callers usually pass the same resolved objects).
+  // Effective sets (defaults merged under the request's) per request-limits object: callers
+  // usually pass the same resolved (cached) objects.
+  const effectiveSets = new WeakMap<AdmitRequest['limits'], (LimitSet | undefined)[]>();
+  function setsOf(limits: AdmitRequest['limits']): (LimitSet | undefined)[] {
+    let sets = effectiveSets.get(limits);
+    if (!sets) {
+      sets = [effective('key', limits.key), effective('tenant', limits.tenant), effective('user', limits.user)];
+      effectiveSets.set(limits, sets);
+    }
+    return sets;
+  }
   const merged = { key: new WeakMap<LimitSet, LimitSet | undefined>(), tenant: new WeakMap<LimitSet, LimitSet | undefined>(), user: new WeakMap<LimitSet, LimitSet | undefined>() };
   function effective(scope: Scope, given: LimitSet | undefined): LimitSet | undefined {
     if (!given) return config.defaults[scope];
@@ -171,19 +241,43 @@ export function createLimiter(opts: CreateLimiterOptions): Limiter {
     return set;
   }
 
-  function scopesOf(req: AdmitRequest): ScopeEntry[] {
-    const out: ScopeEntry[] = [];
-    for (const scope of SCOPES) {
-      const id = scope === 'key' ? req.keyId : scope === 'tenant' ? req.tenantId : req.userId;
-      if (id === undefined || id === '') continue;
-      const set = effective(scope, req.limits[scope]);
-      if (set) out.push({ scope, id, set });
+  /** The compiled operations of one scope (cached on its keys entry). */
+  function compiled(tenantId: string, scope: Scope, id: string, set: LimitSet, p: Periods): CompiledScope {
+    const keys = keysFor(tenantId, scope, id, p);
+    let c = keys.compiled;
+    if (c && c.set === set) return c;
+    c = { set, scope, budgets: [] };
+    if (set.requestsPerMinute !== undefined) {
+      c.rpm = Object.freeze({ key: keys.rpm, limit: set.requestsPerMinute, periodMs: MINUTE, cost: 1 });
+      c.rpmDesc = { kind: 'requests', scope, limitText: String(set.requestsPerMinute) };
     }
-    return out;
+    if (set.tokensPerMinute !== undefined) {
+      c.tpm = { key: keys.tpm, limit: set.tokensPerMinute };
+      c.tpmDesc = { kind: 'tokens', scope, limitText: String(set.tokensPerMinute) };
+    }
+    if (set.concurrency !== undefined) c.conc = { key: keys.conc, limit: set.concurrency };
+    const budget = (kind: 'tokens' | 'cost', period: 'day' | 'month', limit: number) =>
+      c!.budgets.push({
+        key: kind === 'tokens' ? (period === 'day' ? keys.btd : keys.btm) : period === 'day' ? keys.bcd : keys.bcm,
+        kind,
+        period,
+        scope,
+        limit: kind === 'cost' ? Math.floor(limit * NANO_PER_USD) : limit,
+        resetAt: period === 'day' ? p.dayEnd : p.monthEnd,
+      });
+    if (set.dailyTokens !== undefined) budget('tokens', 'day', set.dailyTokens);
+    if (set.monthlyTokens !== undefined) budget('tokens', 'month', set.monthlyTokens);
+    if (set.dailyCostUsd !== undefined) budget('cost', 'day', set.dailyCostUsd);
+    if (set.monthlyCostUsd !== undefined) budget('cost', 'month', set.monthlyCostUsd);
+    keys.compiled = c;
+    return c;
   }
 
-  function sizeError(req: AdmitRequest, scopes: ScopeEntry[]): GatewayError | undefined {
-    for (const { scope, set } of scopes) {
+  function sizeError(req: AdmitRequest, sets: (LimitSet | undefined)[], present: boolean[]): GatewayError | undefined {
+    for (let i = 0; i < 3; i++) {
+      const set = sets[i];
+      if (!set || !present[i]) continue;
+      const scope = SCOPE_ORDER[i]!;
       if (set.maxMessages !== undefined && req.messages > set.maxMessages)
         return new GatewayError('PCL_INVALID_REQUEST', {
           status: 413,
@@ -205,112 +299,98 @@ export function createLimiter(opts: CreateLimiterOptions): Limiter {
     return undefined;
   }
 
-  function outputCapOf(req: AdmitRequest, scopes: ScopeEntry[]): number {
-    if (req.requestedOutputTokens !== undefined && req.requestedOutputTokens >= 0) return Math.floor(req.requestedOutputTokens);
-    let cap = outputCaps.get(req.model) ?? 4096;
-    for (const { set } of scopes) if (set.maxOutputTokens !== undefined) cap = Math.min(cap, set.maxOutputTokens);
-    return cap;
-  }
-
   function refuse(message: string, headers: Record<string, string> = {}): Admission {
     return { ok: false, error: new GatewayError('PCL_RATE_LIMITED', { message, headers: { 'x-should-retry': 'false', ...headers } }) };
   }
 
-  async function admit(req: AdmitRequest): Promise<Admission> {
-    const now = clock();
-    const scopes = scopesOf(req);
-    const bad = sizeError(req, scopes);
+  /** Builds the admission plan, or answers right away (size limits, unpriced model, a zero limit, a request larger than a limit). */
+  function prepare(req: AdmitRequest, now: number): Pending | Admission {
+    const sets = setsOf(req.limits);
+    const present = [req.keyId !== undefined && req.keyId !== '', req.tenantId !== undefined && req.tenantId !== '', req.userId !== undefined && req.userId !== ''];
+    const bad = sizeError(req, sets, present);
     if (bad) return { ok: false, error: bad };
 
-    if (config.unpricedModels === 'refuse' && scopes.some(({ set }) => set.dailyCostUsd !== undefined || set.monthlyCostUsd !== undefined) && !priceFor(req.model, config)) {
-      return {
-        ok: false,
-        error: new GatewayError('PCL_FORBIDDEN', {
-          message: `The model '${req.model.slice(0, 100)}' has no price configured, so the money budget that applies to this request cannot be enforced. Ask the gateway operator to add a limits.pricing entry.`,
-          param: 'model',
-          internal: { limits: 'unpriced_model_under_money_budget' },
-        }),
-      };
-    }
-    const outputCap = outputCapOf(req, scopes);
-    const reserveTokens = Math.max(0, Math.ceil(req.inputTokens)) + outputCap;
-    const reserveNano = costNanoUsd(req.model, { inputTokens: req.inputTokens, outputTokens: outputCap }, config);
-    const p = periods(now);
-    const leaseId = randomUUID();
-
-    const rates: RateOp[] = [];
-    const rateMeta: { kind: 'requests' | 'tokens'; scope: Scope }[] = [];
-    const slots: SlotOp[] = [];
-    const slotMeta: Scope[] = [];
-    const budgets: BudgetOp[] = [];
-    const budgetMeta: BudgetMeta[] = [];
-
-    for (const { scope, id, set } of scopes) {
-      const keys = keysFor(req.tenantId, scope, id, p);
-      const who = `this ${SCOPE_WORD[scope]}`;
-      if (set.requestsPerMinute !== undefined) {
-        if (set.requestsPerMinute === 0) return refuse(`Requests are not allowed for ${who} (requests-per-minute limit is 0).`);
-        rates.push({ key: keys.rpm, limit: set.requestsPerMinute, periodMs: MINUTE, cost: 1 });
-        rateMeta.push({ kind: 'requests', scope });
-      }
-      if (set.tokensPerMinute !== undefined) {
-        if (reserveTokens > set.tokensPerMinute)
-          return refuse(
-            `This request needs up to ${reserveTokens} tokens (input plus output cap), more than the tokens-per-minute limit of ${set.tokensPerMinute} for ${who}; lower max_tokens or the input.`,
-          );
-        if (reserveTokens > 0) {
-          rates.push({ key: keys.tpm, limit: set.tokensPerMinute, periodMs: MINUTE, cost: reserveTokens });
-          rateMeta.push({ kind: 'tokens', scope });
-        }
-      }
-      if (set.concurrency !== undefined) {
-        if (set.concurrency === 0) return refuse(`Requests are not allowed for ${who} (concurrency limit is 0).`);
-        slots.push({ key: keys.conc, limit: set.concurrency, leaseId, ttlMs: config.concurrencyLeaseMs });
-        slotMeta.push(scope);
-      }
-      const ctx: BudgetCtx = { keys, now, periods: p, reserveTokens, reserveNano, scope, budgets, budgetMeta };
-      if (set.dailyTokens !== undefined) addBudget(ctx, 'tokens', 'day', set.dailyTokens);
-      if (set.monthlyTokens !== undefined) addBudget(ctx, 'tokens', 'month', set.monthlyTokens);
-      if (set.dailyCostUsd !== undefined) addBudget(ctx, 'cost', 'day', set.dailyCostUsd);
-      if (set.monthlyCostUsd !== undefined) addBudget(ctx, 'cost', 'month', set.monthlyCostUsd);
-    }
-
-    const plan: AdmitPlan = { now, rates, slots, budgets };
-    let outcome: AdmitOutcome;
-    let fallback = false;
-    if (rates.length + slots.length + budgets.length === 0) {
-      outcome = { ok: true, rates: [], budgets: [] };
-    } else {
-      try {
-        outcome = await store.admit(plan);
-      } catch (err) {
-        stats.storeErrors++;
-        if (config.failMode === 'closed') {
-          stats.unavailableRefusals++;
-          warn({ event: 'limits_store_unavailable', err: errMessage(err) }, 'limits store unavailable; refusing requests (failMode closed)');
+    const price = priceFor(req.model, config);
+    if (config.unpricedModels === 'refuse' && !price) {
+      for (let i = 0; i < 3; i++) {
+        const set = sets[i];
+        if (set && present[i] && (set.dailyCostUsd !== undefined || set.monthlyCostUsd !== undefined)) {
           return {
             ok: false,
-            error: new GatewayError('PCL_UNAVAILABLE', { headers: { 'Retry-After': '1' }, internal: errMessage(err), cause: err }),
+            error: new GatewayError('PCL_FORBIDDEN', {
+              message: `The model '${req.model.slice(0, 100)}' has no price configured, so the money budget that applies to this request cannot be enforced. Ask the gateway operator to add a limits.pricing entry.`,
+              param: 'model',
+              internal: { limits: 'unpriced_model_under_money_budget' },
+            }),
           };
         }
-        stats.fallbackAdmissions++;
-        globalFallbackAdmissions++;
-        warn(
-          { event: 'limits_store_fallback', err: errMessage(err) },
-          'limits store unavailable; deciding with the LOCAL fallback limiter (limits are per instance until the store recovers)',
-        );
-        fallbackStore ??= createMemoryCounterStore();
-        outcome = await fallbackStore.admit(plan);
-        fallback = true;
       }
     }
+    let outputCap: number;
+    if (req.requestedOutputTokens !== undefined && req.requestedOutputTokens >= 0) outputCap = Math.floor(req.requestedOutputTokens);
+    else {
+      outputCap = outputCaps.get(req.model) ?? 4096;
+      for (let i = 0; i < 3; i++) {
+        const set = sets[i];
+        if (set && present[i] && set.maxOutputTokens !== undefined) outputCap = Math.min(outputCap, set.maxOutputTokens);
+      }
+    }
+    const reserveTokens = Math.max(0, Math.ceil(req.inputTokens)) + outputCap;
+    const reserveNano = nanoCost(price, req.inputTokens, outputCap);
+    const leaseId = leasePrefix + (++leaseSeq).toString(36);
 
-    const headers = rateHeaders(rates, rateMeta, outcome);
+    const rates: RateOp[] = [];
+    const rateDescs: RateDesc[] = [];
+    const slots: SlotOp[] = [];
+    const slotScopes: Scope[] = [];
+    const budgets: BudgetOp[] = [];
+    const budgetDescs: BudgetDesc[] = [];
+    let p: Periods | undefined;
+
+    for (let i = 0; i < 3; i++) {
+      const set = sets[i];
+      if (!set || !present[i]) continue;
+      const scope = SCOPE_ORDER[i]!;
+      const id = i === 0 ? req.keyId! : i === 1 ? req.tenantId : req.userId!;
+      p ??= periods(now);
+      const c = compiled(req.tenantId, scope, id, set, p);
+      if (c.rpm) {
+        if (c.rpm.limit === 0) return refuse(`Requests are not allowed for this ${SCOPE_WORD[scope]} (requests-per-minute limit is 0).`);
+        rates.push(c.rpm);
+        rateDescs.push(c.rpmDesc!);
+      }
+      if (c.tpm) {
+        if (reserveTokens > c.tpm.limit)
+          return refuse(
+            `This request needs up to ${reserveTokens} tokens (input plus output cap), more than the tokens-per-minute limit of ${c.tpm.limit} for this ${SCOPE_WORD[scope]}; lower max_tokens or the input.`,
+          );
+        if (reserveTokens > 0) {
+          rates.push({ key: c.tpm.key, limit: c.tpm.limit, periodMs: MINUTE, cost: reserveTokens });
+          rateDescs.push(c.tpmDesc!);
+        }
+      }
+      if (c.conc) {
+        if (c.conc.limit === 0) return refuse(`Requests are not allowed for this ${SCOPE_WORD[scope]} (concurrency limit is 0).`);
+        slots.push({ key: c.conc.key, limit: c.conc.limit, leaseId, ttlMs: leaseMs });
+        slotScopes.push(scope);
+      }
+      for (const b of c.budgets) {
+        budgets.push({ key: b.key, limit: b.limit, amount: b.kind === 'tokens' ? reserveTokens : reserveNano, ttlMs: Math.max(1000, b.resetAt - now + BUDGET_GRACE_MS) });
+        budgetDescs.push(b);
+      }
+    }
+    return { req, now, plan: { now, rates, slots, budgets }, rateDescs, slotScopes, budgetDescs, leaseId, reserveTokens, reserveNano, outputCap };
+  }
+
+  /** The admission for the store's outcome. */
+  function conclude(x: Pending, outcome: AdmitOutcome, fallback: boolean): Admission {
+    const { rates, slots, budgets } = x.plan;
+    const headers = rateHeaders(rates, x.rateDescs, outcome);
     if (!outcome.ok) {
       const f = outcome.failed!;
       if (f.kind === 'rate') {
-        const m = rateMeta[f.index];
-        const retryMs = outcome.rates[f.index].retryMs;
+        const m = x.rateDescs[f.index]!;
+        const retryMs = outcome.rates[f.index]!.retryMs;
         return {
           ok: false,
           error: new GatewayError('PCL_RATE_LIMITED', {
@@ -323,93 +403,155 @@ export function createLimiter(opts: CreateLimiterOptions): Limiter {
         return {
           ok: false,
           error: new GatewayError('PCL_RATE_LIMITED', {
-            message: `Too many concurrent requests for this ${SCOPE_WORD[slotMeta[f.index]]} (limit ${slots[f.index].limit}).`,
+            message: `Too many concurrent requests for this ${SCOPE_WORD[x.slotScopes[f.index]!]} (limit ${slots[f.index]!.limit}).`,
             headers: { ...headers, 'Retry-After': '1' },
           }),
         };
       }
-      const m = budgetMeta[f.index];
-      const used = outcome.budgets[f.index];
+      const m = x.budgetDescs[f.index]!;
+      const used = outcome.budgets[f.index]!;
       const what = `${m.period === 'day' ? 'daily' : 'monthly'} ${m.kind === 'tokens' ? 'token' : 'spending'} budget of this ${SCOPE_WORD[m.scope]}`;
       const message =
         used >= m.limit
           ? `The ${what} is exhausted.`
-          : `This request's reservation (${m.kind === 'tokens' ? `${reserveTokens} tokens` : `$${(reserveNano / NANO_PER_USD).toFixed(6)}`}) does not fit in the remaining ${what}; lower max_tokens or the input.`;
+          : `This request's reservation (${m.kind === 'tokens' ? `${x.reserveTokens} tokens` : `$${(x.reserveNano / NANO_PER_USD).toFixed(6)}`}) does not fit in the remaining ${what}; lower max_tokens or the input.`;
       return {
         ok: false,
         error: new GatewayError('PCL_QUOTA_EXCEEDED', {
           message,
-          headers: { ...headers, 'Retry-After': retryAfterSeconds(m.resetAt - now), 'x-should-retry': 'false' },
+          headers: { ...headers, 'Retry-After': retryAfterSeconds(m.resetAt - x.now), 'x-should-retry': 'false' },
         }),
       };
     }
 
-    const tplan: TicketPlan = {
-      tenantId: req.tenantId,
-      rates: rates.map((r, i) => ({ key: r.key, limit: r.limit, periodMs: r.periodMs, kind: rateMeta[i].kind, cost: r.cost })),
-      slots: slots.map((s) => ({ key: s.key, leaseId: s.leaseId })),
-      budgets: budgets.map((b, i) => ({ key: b.key, kind: budgetMeta[i].kind, amount: b.amount, ttlMs: b.ttlMs })),
-      done: false,
-    };
+    const rateKinds: TicketPlan['rateKinds'] = new Array(rates.length);
+    for (let i = 0; i < rates.length; i++) rateKinds[i] = x.rateDescs[i]!.kind;
+    const budgetKinds: TicketPlan['budgetKinds'] = new Array(budgets.length);
+    for (let i = 0; i < budgets.length; i++) budgetKinds[i] = x.budgetDescs[i]!.kind;
     const ticket: Ticket = {
-      id: leaseId,
-      model: req.model,
-      reservedTokens: reserveTokens,
-      reservedCostUsd: reserveNano / NANO_PER_USD,
-      maxOutputTokens: outputCap,
+      id: x.leaseId,
+      model: x.req.model,
+      reservedTokens: x.reserveTokens,
+      reservedCostUsd: x.reserveNano / NANO_PER_USD,
+      maxOutputTokens: x.outputCap,
       fallback,
-      plan: tplan,
+      plan: { tenantId: x.req.tenantId, rates, rateKinds, slots, budgets, budgetKinds, done: false },
     };
-    if (tplan.slots.length) hold(ticket);
+    if (slots.length) hold(ticket);
     return { ok: true, ticket, headers };
   }
 
-  async function apply(ticket: Ticket, plan: SettlePlan): Promise<void> {
+  /** The store failed: refuse (fail-closed) or decide with the local fallback store (fail-open). */
+  function storeFailed(x: Pending, err: unknown): Admission {
+    stats.storeErrors++;
+    if (config.failMode === 'closed') {
+      stats.unavailableRefusals++;
+      warn({ event: 'limits_store_unavailable', err: errMessage(err) }, 'limits store unavailable; refusing requests (failMode closed)');
+      return {
+        ok: false,
+        error: new GatewayError('PCL_UNAVAILABLE', { headers: { 'Retry-After': '1' }, internal: errMessage(err), cause: err }),
+      };
+    }
+    stats.fallbackAdmissions++;
+    globalFallbackAdmissions++;
+    warn(
+      { event: 'limits_store_fallback', err: errMessage(err) },
+      'limits store unavailable; deciding with the LOCAL fallback limiter (limits are per instance until the store recovers)',
+    );
+    fallbackStore ??= createMemoryCounterStore();
+    return conclude(x, fallbackStore.admitNow(x.plan), true);
+  }
+
+  function admitNow(req: AdmitRequest): Admission | Promise<Admission> {
+    const x = prepare(req, clock());
+    if (!('plan' in x)) return x;
+    const { plan } = x;
+    if (plan.rates.length + plan.slots.length + plan.budgets.length === 0) return conclude(x, NOTHING_TO_CHECK, false);
+    if (store.admitNow) {
+      let outcome: AdmitOutcome;
+      try {
+        outcome = store.admitNow(plan);
+      } catch (err) {
+        return storeFailed(x, err);
+      }
+      return conclude(x, outcome, false);
+    }
+    return store.admit(plan).then(
+      (outcome) => conclude(x, outcome, false),
+      (err: unknown) => storeFailed(x, err),
+    );
+  }
+
+  function settleFailed(err: unknown): void {
+    stats.storeErrors++;
+    warn({ event: 'limits_settle_failed', err: errMessage(err) }, 'limits store unavailable at settlement; reservation left in place until it expires');
+  }
+
+  function apply(ticket: Ticket, plan: SettlePlan): void | Promise<void> {
     const target: CounterStore | undefined = ticket.fallback ? fallbackStore : store;
     if (!target || plan.rates.length + plan.slots.length + plan.budgets.length === 0) return;
-    try {
-      await target.settle(plan);
-    } catch (err) {
-      stats.storeErrors++;
-      warn({ event: 'limits_settle_failed', err: errMessage(err) }, 'limits store unavailable at settlement; reservation left in place until it expires');
+    if (target.settleNow) {
+      try {
+        target.settleNow(plan);
+      } catch (err) {
+        settleFailed(err);
+      }
+      return;
     }
+    return target.settle(plan).then(undefined, settleFailed);
   }
 
-  async function settle(ticket: Ticket, usage: Usage): Promise<{ costUsd: number }> {
-    const cost = costNanoUsd(ticket.model, usage, config);
-    if (ticket.plan.done) return { costUsd: cost / NANO_PER_USD };
-    ticket.plan.done = true;
-    unhold(ticket);
+  function settleNow(ticket: Ticket, usage: Usage): { costUsd: number } | Promise<{ costUsd: number }> {
+    const t = ticket.plan;
+    const cost = nanoCost(priceFor(ticket.model, config), usage.inputTokens, usage.outputTokens, usage.cachedInputTokens ?? 0);
+    const result = { costUsd: cost / NANO_PER_USD };
+    if (t.done) return result;
+    t.done = true;
+    if (t.slots.length) held.delete(ticket);
     const tokens = Math.max(0, Math.ceil(usage.inputTokens)) + Math.max(0, Math.ceil(usage.outputTokens));
-    await apply(ticket, {
-      now: clock(),
-      rates: ticket.plan.rates
-        .filter((r) => r.kind === 'tokens' && tokens !== r.cost)
-        .map((r) => ({ key: r.key, limit: r.limit, periodMs: r.periodMs, delta: tokens - r.cost })),
-      slots: ticket.plan.slots,
-      budgets: ticket.plan.budgets
-        .map((b) => ({ key: b.key, ttlMs: b.ttlMs, delta: (b.kind === 'tokens' ? tokens : cost) - b.amount }))
-        .filter((b) => b.delta !== 0),
-    });
-    return { costUsd: cost / NANO_PER_USD };
+    const rates: SettlePlan['rates'] = [];
+    for (let i = 0; i < t.rates.length; i++) {
+      const r = t.rates[i]!;
+      if (t.rateKinds[i] === 'tokens' && tokens !== r.cost) rates.push({ key: r.key, limit: r.limit, periodMs: r.periodMs, delta: tokens - r.cost });
+    }
+    const budgets: SettlePlan['budgets'] = [];
+    for (let i = 0; i < t.budgets.length; i++) {
+      const b = t.budgets[i]!;
+      const delta = (t.budgetKinds[i] === 'tokens' ? tokens : cost) - b.amount;
+      if (delta !== 0) budgets.push({ key: b.key, ttlMs: b.ttlMs, delta });
+    }
+    const pending = apply(ticket, { now: clock(), rates, slots: t.slots, budgets });
+    return pending ? pending.then(() => result) : result;
   }
 
-  async function release(ticket: Ticket): Promise<void> {
-    if (ticket.plan.done) return;
-    ticket.plan.done = true;
-    unhold(ticket);
-    await apply(ticket, {
-      now: clock(),
-      rates: ticket.plan.rates.filter((r) => r.kind === 'tokens').map((r) => ({ key: r.key, limit: r.limit, periodMs: r.periodMs, delta: -r.cost })),
-      slots: ticket.plan.slots,
-      budgets: ticket.plan.budgets.filter((b) => b.amount !== 0).map((b) => ({ key: b.key, ttlMs: b.ttlMs, delta: -b.amount })),
-    });
+  function releaseNow(ticket: Ticket): void | Promise<void> {
+    const t = ticket.plan;
+    if (t.done) return;
+    t.done = true;
+    if (t.slots.length) held.delete(ticket);
+    const rates: SettlePlan['rates'] = [];
+    for (let i = 0; i < t.rates.length; i++) {
+      const r = t.rates[i]!;
+      if (t.rateKinds[i] === 'tokens') rates.push({ key: r.key, limit: r.limit, periodMs: r.periodMs, delta: -r.cost });
+    }
+    const budgets: SettlePlan['budgets'] = [];
+    for (const b of t.budgets) if (b.amount !== 0) budgets.push({ key: b.key, ttlMs: b.ttlMs, delta: -b.amount });
+    return apply(ticket, { now: clock(), rates, slots: t.slots, budgets });
   }
 
   return {
-    admit,
-    settle,
-    release,
+    async admit(req) {
+      return admitNow(req);
+    },
+    async settle(ticket, usage) {
+      return settleNow(ticket, usage);
+    },
+    async release(ticket) {
+      return releaseNow(ticket);
+    },
+    admitNow,
+    settleNow,
+    releaseNow,
     stats: () => ({ ...stats }),
     async close() {
       if (renewTimer) clearInterval(renewTimer);
@@ -419,6 +561,15 @@ export function createLimiter(opts: CreateLimiterOptions): Limiter {
       await store.close();
     },
   };
+}
+
+const SCOPE_ORDER: readonly Scope[] = ['key', 'tenant', 'user'];
+
+/** Keys entries of one tenant, per scope. */
+interface TenantKeys {
+  key: Map<string, ScopeKeys>;
+  user: Map<string, ScopeKeys>;
+  tenant?: ScopeKeys;
 }
 
 /** Store keys of one scope (all under the tenant's hash tag). */
@@ -431,6 +582,8 @@ interface ScopeKeys {
   btm: string;
   bcd: string;
   bcm: string;
+  /** The scope's operations for the limit set last used with these keys. */
+  compiled?: CompiledScope;
 }
 
 function buildKeys(tenantId: string, scope: Scope, id: string, p: Periods): ScopeKeys {
@@ -448,30 +601,6 @@ function buildKeys(tenantId: string, scope: Scope, id: string, p: Periods): Scop
   };
 }
 
-interface BudgetCtx {
-  keys: ScopeKeys;
-  now: number;
-  periods: Periods;
-  reserveTokens: number;
-  reserveNano: number;
-  scope: Scope;
-  budgets: BudgetOp[];
-  budgetMeta: BudgetMeta[];
-}
-
-/** Appends one calendar budget check to the plan. */
-function addBudget(c: BudgetCtx, kind: 'tokens' | 'cost', period: 'day' | 'month', limit: number): void {
-  const end = period === 'day' ? c.periods.dayEnd : c.periods.monthEnd;
-  const limitUnits = kind === 'cost' ? Math.floor(limit * NANO_PER_USD) : limit;
-  c.budgets.push({
-    key: kind === 'tokens' ? (period === 'day' ? c.keys.btd : c.keys.btm) : period === 'day' ? c.keys.bcd : c.keys.bcm,
-    limit: limitUnits,
-    amount: kind === 'tokens' ? c.reserveTokens : c.reserveNano,
-    ttlMs: Math.max(1000, end - c.now + BUDGET_GRACE_MS),
-  });
-  c.budgetMeta.push({ kind, period, scope: c.scope, limit: limitUnits, resetAt: end });
-}
-
 /** Header names per kind, as constants (template-built names would be new strings on every request). */
 const HEADER_NAMES = {
   requests: { limit: 'x-ratelimit-limit-requests', remaining: 'x-ratelimit-remaining-requests', reset: 'x-ratelimit-reset-requests' },
@@ -480,16 +609,17 @@ const HEADER_NAMES = {
 const KINDS = ['requests', 'tokens'] as const;
 
 /** x-ratelimit-* headers from the tightest request and token limiters of the plan. */
-function rateHeaders(rates: RateOp[], meta: { kind: 'requests' | 'tokens' }[], outcome: AdmitOutcome): Record<string, string> {
+function rateHeaders(rates: RateOp[], descs: RateDesc[], outcome: AdmitOutcome): Record<string, string> {
   const h: Record<string, string> = {};
   if (rates.length === 0) return h;
   for (const kind of KINDS) {
     let bestI = -1;
     let bestRemaining = Infinity;
     for (let i = 0; i < rates.length; i++) {
-      if (meta[i].kind !== kind || !outcome.rates[i]) continue;
-      const r = rates[i];
-      const remaining = Math.max(0, Math.floor(r.limit * (1 - outcome.rates[i].fillMs / r.periodMs) + 1e-9));
+      const o = outcome.rates[i];
+      if (descs[i]!.kind !== kind || !o) continue;
+      const r = rates[i]!;
+      const remaining = Math.max(0, Math.floor(r.limit * (1 - o.fillMs / r.periodMs) + 1e-9));
       if (remaining < bestRemaining) {
         bestRemaining = remaining;
         bestI = i;
@@ -497,9 +627,9 @@ function rateHeaders(rates: RateOp[], meta: { kind: 'requests' | 'tokens' }[], o
     }
     if (bestI >= 0) {
       const names = HEADER_NAMES[kind];
-      h[names.limit] = String(rates[bestI].limit);
+      h[names.limit] = descs[bestI]!.limitText;
       h[names.remaining] = String(bestRemaining);
-      h[names.reset] = formatResetDuration(outcome.rates[bestI].fillMs);
+      h[names.reset] = formatResetDuration(outcome.rates[bestI]!.fillMs);
     }
   }
   return h;

@@ -6,7 +6,7 @@ import type { GatewayModule, ModuleFactory } from '../server/modules.js';
 import type { RequestContext } from '../server/context.js';
 import { approxTokens, createCounterStoreFromConfig, createLimiter, estimateInputTokens, resolveLimitSets, costUsd } from './index.js';
 import type { LimitsConfig } from './config.js';
-import type { AdmitRequest, Limiter, Ticket } from './types.js';
+import type { Admission, AdmitRequest, Limiter, Ticket } from './types.js';
 
 /** The limits module, with its limiter for metrics and tests. */
 export interface LimitsModule extends GatewayModule {
@@ -96,7 +96,27 @@ function buildModule(config: LimitsConfig, log?: { warn(o: object, m: string): v
   const store = createCounterStoreFromConfig(config);
   const limiter = createLimiter({ config, store, ...(log ? { log } : {}) });
 
-  const admit = async (ctx: RequestContext): Promise<void> => {
+  /** Applies an admission to the request (or throws its refusal). */
+  const admitted = (ctx: RequestContext, state: LimitsState, requested: number | undefined, adm: Admission): void => {
+    if (!adm.ok) {
+      state.decision = adm.error.publicCode;
+      throw adm.error;
+    }
+    state.ticket = adm.ticket;
+    const h = adm.headers;
+    for (const k in h) ctx.responseHeaders[k] = h[k]!;
+    // Enforce the output cap the reservation assumes, so budgets cannot be overrun by a long answer.
+    const field = OUTPUT_FIELD[ctx.api];
+    if (field && (requested === undefined || requested > adm.ticket.maxOutputTokens)) {
+      const usesCompletionField = ctx.api === 'chat' && (ctx.body.max_completion_tokens !== undefined || /^(o\d|gpt-5)/.test(ctx.model!));
+      ctx.body = { ...ctx.body, [usesCompletionField ? 'max_completion_tokens' : field]: adm.ticket.maxOutputTokens };
+      if (usesCompletionField) delete (ctx.body as Record<string, unknown>).max_tokens;
+    }
+  };
+
+  // Both steps return no promise when the store answers in this process (memory), so they cost
+  // no microtask hop there; with Redis or IPC they return the store's promise.
+  const admit = (ctx: RequestContext): void | Promise<void> => {
     const p = ctx.principal;
     if (!p || !ctx.model) return;
     const { texts, messages } = requestTexts(ctx.body);
@@ -111,43 +131,37 @@ function buildModule(config: LimitsConfig, log?: { warn(o: object, m: string): v
     if (p.keyId) req.keyId = p.keyId;
     if (p.user) req.userId = p.user;
     if (requested !== undefined) req.requestedOutputTokens = requested;
-    const adm = await limiter.admit(req);
-    if (!adm.ok) {
-      state.decision = adm.error.publicCode;
-      throw adm.error;
-    }
-    state.ticket = adm.ticket;
-    Object.assign(ctx.responseHeaders, adm.headers);
-    // Enforce the output cap the reservation assumes, so budgets cannot be overrun by a long answer.
-    const field = OUTPUT_FIELD[ctx.api];
-    if (field && (requested === undefined || requested > adm.ticket.maxOutputTokens)) {
-      const usesCompletionField = ctx.api === 'chat' && (ctx.body.max_completion_tokens !== undefined || /^(o\d|gpt-5)/.test(ctx.model));
-      ctx.body = { ...ctx.body, [usesCompletionField ? 'max_completion_tokens' : field]: adm.ticket.maxOutputTokens };
-      if (usesCompletionField) delete (ctx.body as Record<string, unknown>).max_tokens;
-    }
+    const adm = limiter.admitNow(req);
+    if (adm instanceof Promise) return adm.then((a) => admitted(ctx, state, requested, a));
+    admitted(ctx, state, requested, adm);
   };
 
-  const done = async (ctx: RequestContext): Promise<void> => {
+  const settled = (state: LimitsState, r: { costUsd: number }): void => {
+    state.costUsd = r.costUsd;
+    state.settled = 'settled';
+  };
+
+  const done = (ctx: RequestContext): void | Promise<void> => {
     const state = ctx.state.limits as LimitsState | undefined;
     const ticket = state?.ticket;
     if (!state || !ticket) return;
     const reachedUpstream = ctx.ttfbMs !== undefined;
     const ok = ctx.status !== undefined && ctx.status < 400;
-    if (ctx.usage && (ok || ctx.aborted)) {
-      const r = await limiter.settle(ticket, ctx.usage);
-      state.costUsd = r.costUsd;
-      state.settled = 'settled';
-    } else if (reachedUpstream && ctx.aborted) {
-      // The upstream was reached but no usage arrived (client went away): charge the input estimate.
-      const usage = { inputTokens: state.estimatedInputTokens, outputTokens: 0 };
-      const r = await limiter.settle(ticket, usage);
-      state.costUsd = r.costUsd;
-      state.settled = 'settled';
-    } else {
-      await limiter.release(ticket);
-      state.settled = 'released';
-      state.costUsd = ctx.usage && ctx.model ? costUsd(ctx.model, ctx.usage, config) : 0;
+    let usage = ctx.usage;
+    if (!(usage && (ok || ctx.aborted))) {
+      if (reachedUpstream && ctx.aborted) {
+        // The upstream was reached but no usage arrived (client went away): charge the input estimate.
+        usage = { inputTokens: state.estimatedInputTokens, outputTokens: 0 };
+      } else {
+        const r = limiter.releaseNow(ticket);
+        state.settled = 'released';
+        state.costUsd = ctx.usage && ctx.model ? costUsd(ctx.model, ctx.usage, config) : 0;
+        return r;
+      }
     }
+    const r = limiter.settleNow(ticket, usage);
+    if (r instanceof Promise) return r.then((x) => settled(state, x));
+    settled(state, r);
   };
 
   return {

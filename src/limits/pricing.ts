@@ -20,12 +20,16 @@ export const NANO_PER_USD = 1e9;
 
 /** Cost of usage in nano-dollars (integer, rounded up). Unpriced models cost 0. */
 export function costNanoUsd(model: string, usage: Usage, config: LimitsConfig): number {
-  const p = priceFor(model, config);
+  return nanoCost(priceFor(model, config), usage.inputTokens, usage.outputTokens, usage.cachedInputTokens ?? 0);
+}
+
+/** costNanoUsd for an already looked-up price (undefined = unpriced, costs 0). */
+export function nanoCost(p: ModelPrice | undefined, inputTokens: number, outputTokens: number, cachedInputTokens = 0): number {
   if (!p) return 0;
-  const cached = Math.min(Math.max(0, usage.cachedInputTokens ?? 0), usage.inputTokens);
-  const fresh = Math.max(0, usage.inputTokens - cached);
+  const cached = Math.min(Math.max(0, cachedInputTokens), inputTokens);
+  const fresh = Math.max(0, inputTokens - cached);
   // price per MTok in USD == price per token in micro-USD == 1000 × nano-USD per token
-  const nano = 1000 * (fresh * p.inputPerMTok + cached * (p.cachedInputPerMTok ?? p.inputPerMTok) + Math.max(0, usage.outputTokens) * p.outputPerMTok);
+  const nano = 1000 * (fresh * p.inputPerMTok + cached * (p.cachedInputPerMTok ?? p.inputPerMTok) + Math.max(0, outputTokens) * p.outputPerMTok);
   return Math.ceil(nano - 1e-6);
 }
 

@@ -69,12 +69,16 @@ export interface Ticket {
   readonly plan: TicketPlan;
 }
 
-/** Internal part of a ticket: the counters touched at admission. */
+/** Internal part of a ticket: the counters touched at admission (the admission's own operations, not copies). */
 export interface TicketPlan {
   tenantId: string;
-  rates: { key: string; limit: number; periodMs: number; kind: 'requests' | 'tokens'; cost: number }[];
-  slots: { key: string; leaseId: string }[];
-  budgets: { key: string; kind: 'tokens' | 'cost'; amount: number; ttlMs: number }[];
+  /** Rate operations as reserved (`cost`), and the kind of each. */
+  rates: RateOp[];
+  rateKinds: ('requests' | 'tokens')[];
+  slots: SlotOp[];
+  /** Budget operations as reserved (`amount`), and the kind of each. */
+  budgets: BudgetOp[];
+  budgetKinds: ('tokens' | 'cost')[];
   /** Set once settled or released, so a second call is a no-op. */
   done: boolean;
 }
@@ -113,6 +117,13 @@ export interface Limiter {
   settle(ticket: Ticket, usage: Usage): Promise<{ costUsd: number }>;
   /** Gives everything back (slot, token and budget reservations); the request still counts towards requests/min. Idempotent. */
   release(ticket: Ticket): Promise<void>;
+  /**
+   * The same as admit, settle and release, answered without a promise when the store decides in
+   * this process (memory), else with one: the gateway's per-request path.
+   */
+  admitNow(req: AdmitRequest): Admission | Promise<Admission>;
+  settleNow(ticket: Ticket, usage: Usage): { costUsd: number } | Promise<{ costUsd: number }>;
+  releaseNow(ticket: Ticket): void | Promise<void>;
   /** Counters for metrics. */
   stats(): LimiterStats;
   /** Closes the store and timers; stops lease renewals (leases not yet settled then expire). */
@@ -210,4 +221,8 @@ export interface CounterStore {
   renew(plan: RenewPlan): Promise<number>;
   /** Frees connections and timers. */
   close(): Promise<void>;
+  /** Optional: `admit` answered directly, for stores that decide in this process (memory); the limiter then needs no promise. */
+  admitNow?(plan: AdmitPlan): AdmitOutcome;
+  /** Optional: `settle` applied directly (see admitNow). */
+  settleNow?(plan: SettlePlan): void;
 }

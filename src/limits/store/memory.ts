@@ -22,6 +22,8 @@ export interface MemoryCounterStore extends CounterStore {
   budgetValue(key: string, now: number): number;
   /** Live leases of a concurrency key. */
   slotCount(key: string, now: number): number;
+  admitNow(plan: AdmitPlan): AdmitOutcome;
+  settleNow(plan: SettlePlan): void;
 }
 
 /** Creates an in-memory CounterStore. */
@@ -79,7 +81,10 @@ export function createMemoryCounterStore(opts: MemoryStoreOptions = {}): MemoryC
     if (!failed) {
       for (let i = 0; i < plan.slots.length; i++) {
         const sl = plan.slots[i];
-        if ((liveSlots(sl.key, now)?.size ?? 0) >= sl.limit) {
+        // Expired leases are dropped only when the set is at its limit (fewer entries than the
+        // limit, live or not, cannot refuse); the periodic sweep drops the rest.
+        const m = slots.get(sl.key);
+        if (m && m.size >= sl.limit && (liveSlots(sl.key, now)?.size ?? 0) >= sl.limit) {
           failed = { kind: 'slot', index: i };
           break;
         }
@@ -141,9 +146,9 @@ export function createMemoryCounterStore(opts: MemoryStoreOptions = {}): MemoryC
     }
   }
 
-  // A lease still in its set is renewed even when its expiry has just passed: it is only
-  // still there if no admission on that key has run since (admissions drop expired leases
-  // before counting), so nobody can have been admitted in its place.
+  // A lease still in its set is renewed even when its expiry has just passed: nobody can have
+  // been admitted in its place, since an admission counts every lease still in the set and
+  // drops expired ones (then gone for good) only when the set is at its limit.
   function renewSync(plan: RenewPlan): number {
     lastNow = plan.now;
     const exp = plan.now + plan.ttlMs;
@@ -166,6 +171,8 @@ export function createMemoryCounterStore(opts: MemoryStoreOptions = {}): MemoryC
     async settle(plan) {
       settleSync(plan);
     },
+    admitNow: admitSync,
+    settleNow: settleSync,
     async renew(plan) {
       return renewSync(plan);
     },
