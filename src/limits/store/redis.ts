@@ -10,22 +10,34 @@ import type { Redis, Cluster, RedisOptions } from 'ioredis';
 import type { AdmitOutcome, AdmitPlan, CounterStore, RenewPlan, SettlePlan } from '../types.js';
 
 /**
- * Admission. KEYS: rate keys, slot keys, budget keys. ARGV: now(ms), nRates, nSlots, nBudgets,
- * then (limit, periodMs, cost) per rate, (limit, leaseId, ttlMs) per slot, (limit, amount, ttlMs)
- * per budget. Checks everything first; applies only if all pass.
+ * The numbers of a plan travel as ONE comma-separated argument (ARGV[1]) and the lease ids as
+ * the following ones: each argument costs the client a conversion and a length-prefixed write,
+ * and an admission has about thirty numbers. `v` holds the number fields as strings (budget
+ * amounts go to INCRBY/SET as they came).
+ */
+const UNPACK_LUA = `
+local v = {}
+for x in string.gmatch(ARGV[1], '[^,]+') do v[#v + 1] = x end
+`;
+
+/**
+ * Admission. KEYS: rate keys, slot keys, budget keys. Numbers (ARGV[1]): now(ms), nRates,
+ * nSlots, nBudgets, then (limit, periodMs, cost) per rate, (limit, ttlMs) per slot, (limit,
+ * amount, ttlMs) per budget; ARGV[1 + j]: the lease id of slot j. Checks everything first;
+ * applies only if all pass.
  * Returns {failKind(0 ok,1 rate,2 slot,3 budget), failIndex, fillUs/retryUs per rate…, value per budget…}.
  */
-const ADMIT_LUA = `
-local now = tonumber(ARGV[1])
+const ADMIT_LUA = `${UNPACK_LUA}
+local now = tonumber(v[1])
 local nowUs = now * 1000
-local nR, nS, nB = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local nR, nS, nB = tonumber(v[2]), tonumber(v[3]), tonumber(v[4])
 local a = 5
 local failKind, failIdx = 0, 0
 local out = {0, 0}
 local newTats = {}
 local prevFill = {}
 for i = 1, nR do
-  local limit, periodUs, cost = tonumber(ARGV[a]), tonumber(ARGV[a + 1]) * 1000, tonumber(ARGV[a + 2])
+  local limit, periodUs, cost = tonumber(v[a]), tonumber(v[a + 1]) * 1000, tonumber(v[a + 2])
   a = a + 3
   local tat = tonumber(redis.call('GET', KEYS[i]))
   if tat == nil or tat < nowUs then tat = nowUs end
@@ -45,8 +57,8 @@ end
 local slots = {}
 for j = 1, nS do
   local k = KEYS[nR + j]
-  local limit, lease, ttl = tonumber(ARGV[a]), ARGV[a + 1], tonumber(ARGV[a + 2])
-  a = a + 3
+  local limit, lease, ttl = tonumber(v[a]), ARGV[1 + j], tonumber(v[a + 1])
+  a = a + 2
   redis.call('ZREMRANGEBYSCORE', k, '-inf', now)
   if failKind == 0 and redis.call('ZCARD', k) >= limit then failKind = 2; failIdx = j end
   slots[j] = {k, lease, ttl}
@@ -54,7 +66,7 @@ end
 local budgets = {}
 for j = 1, nB do
   local k = KEYS[nR + nS + j]
-  local limit, amount, ttl = tonumber(ARGV[a]), ARGV[a + 1], ARGV[a + 2]
+  local limit, amount, ttl = tonumber(v[a]), v[a + 1], v[a + 2]
   a = a + 3
   local raw = redis.call('GET', k)
   local v = tonumber(raw) or 0
@@ -90,17 +102,17 @@ return out
 `;
 
 /**
- * Settlement / release. KEYS: rate keys, slot keys, budget keys. ARGV: now(ms), nRates,
- * nSlots, nBudgets, then (limit, periodMs, delta) per rate, (leaseId) per slot,
- * (delta, ttlMs) per budget.
+ * Settlement / release. KEYS: rate keys, slot keys, budget keys. Numbers (ARGV[1]): now(ms),
+ * nRates, nSlots, nBudgets, then (limit, periodMs, delta) per rate, (delta, ttlMs) per budget;
+ * ARGV[1 + j]: the lease id of slot j.
  */
-const SETTLE_LUA = `
-local now = tonumber(ARGV[1])
+const SETTLE_LUA = `${UNPACK_LUA}
+local now = tonumber(v[1])
 local nowUs = now * 1000
-local nR, nS, nB = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local nR, nS, nB = tonumber(v[2]), tonumber(v[3]), tonumber(v[4])
 local a = 5
 for i = 1, nR do
-  local limit, periodUs, delta = tonumber(ARGV[a]), tonumber(ARGV[a + 1]) * 1000, tonumber(ARGV[a + 2])
+  local limit, periodUs, delta = tonumber(v[a]), tonumber(v[a + 1]) * 1000, tonumber(v[a + 2])
   a = a + 3
   local tat = tonumber(redis.call('GET', KEYS[i]))
   local inc = math.ceil(math.abs(delta) * periodUs / limit)
@@ -118,12 +130,11 @@ for i = 1, nR do
   end
 end
 for j = 1, nS do
-  redis.call('ZREM', KEYS[nR + j], ARGV[a])
-  a = a + 1
+  redis.call('ZREM', KEYS[nR + j], ARGV[1 + j])
 end
 for j = 1, nB do
   local k = KEYS[nR + nS + j]
-  local delta, ttl = ARGV[a], ARGV[a + 1]
+  local delta, ttl = v[a], v[a + 1]
   a = a + 2
   if redis.call('EXISTS', k) == 1 then
     local v = redis.call('INCRBY', k, delta)
@@ -260,7 +271,33 @@ export function createRedisCounterStore(target: string | Redis | Cluster, opts: 
     return readyWait;
   }
 
-  const k = (key: string) => `${prefix}:${key}`;
+  // Prefixed keys of recent plans (the limiter reuses its key strings, so this is a lookup
+  // rather than a new string to build and encode on every call).
+  const prefixed = new Map<string, string>();
+  const k = (key: string): string => {
+    let full = prefixed.get(key);
+    if (full === undefined) {
+      if (prefixed.size >= 50_000) prefixed.clear();
+      prefixed.set(key, (full = `${prefix}:${key}`));
+    }
+    return full;
+  };
+
+  // Commands sent while the event loop handles one batch of I/O are written together (one
+  // socket write at the end of the batch, not one per command): the socket is corked on the
+  // first command and uncorked by setImmediate, which runs right after that batch. Each
+  // admission and settlement is still one command with its own reply.
+  let corked: { cork(): void; uncork(): void } | undefined;
+  function batchWrites(): void {
+    const stream = (client as Partial<Redis>).stream;
+    if (!stream || corked === stream || typeof stream.cork !== 'function') return;
+    stream.cork();
+    corked = stream;
+    setImmediate(() => {
+      if (corked === stream) corked = undefined;
+      stream.uncork();
+    });
+  }
 
   return {
     kind: 'redis',
@@ -268,25 +305,33 @@ export function createRedisCounterStore(target: string | Redis | Cluster, opts: 
     async admit(plan: AdmitPlan): Promise<AdmitOutcome> {
       const wait = ensureReady();
       if (wait) await wait;
-      const keys: string[] = [];
-      const args: (string | number)[] = [Math.round(plan.now), plan.rates.length, plan.slots.length, plan.budgets.length];
+      const nR = plan.rates.length;
+      const nS = plan.slots.length;
+      const nB = plan.budgets.length;
+      const args: string[] = [String(nR + nS + nB)];
+      let nums = `${Math.round(plan.now)},${nR},${nS},${nB}`;
       for (const r of plan.rates) {
-        keys.push(k(r.key));
-        args.push(r.limit, r.periodMs, r.cost);
+        args.push(k(r.key));
+        nums += `,${r.limit},${r.periodMs},${r.cost}`;
       }
-      for (const s of plan.slots) {
-        keys.push(k(s.key));
-        args.push(s.limit, s.leaseId, s.ttlMs);
+      for (const sl of plan.slots) {
+        args.push(k(sl.key));
+        nums += `,${sl.limit},${sl.ttlMs}`;
       }
       for (const b of plan.budgets) {
-        keys.push(k(b.key));
-        args.push(b.limit, b.amount, Math.ceil(b.ttlMs));
+        args.push(k(b.key));
+        nums += `,${b.limit},${b.amount},${Math.ceil(b.ttlMs)}`;
       }
-      const res = await client.pclAdmit(keys.length, ...keys, ...args);
+      args.push(nums);
+      for (const sl of plan.slots) args.push(sl.leaseId);
+      batchWrites();
+      const res = await client.pclAdmit(...args);
       const failKind = Number(res[0]);
-      const rates = plan.rates.map((_, i) => ({ fillMs: Number(res[2 + 2 * i]) / 1000, retryMs: Number(res[3 + 2 * i]) / 1000 }));
-      const off = 2 + 2 * plan.rates.length;
-      const budgets = plan.budgets.map((_, j) => Number(res[off + j]));
+      const rates = new Array<AdmitOutcome['rates'][number]>(nR);
+      for (let i = 0; i < nR; i++) rates[i] = { fillMs: Number(res[2 + 2 * i]) / 1000, retryMs: Number(res[3 + 2 * i]) / 1000 };
+      const off = 2 + 2 * nR;
+      const budgets = new Array<number>(nB);
+      for (let j = 0; j < nB; j++) budgets[j] = Number(res[off + j]);
       if (failKind === 0) return { ok: true, rates, budgets };
       const kind = failKind === 1 ? 'rate' : failKind === 2 ? 'slot' : 'budget';
       return { ok: false, failed: { kind, index: Number(res[1]) - 1 }, rates, budgets };
@@ -294,21 +339,24 @@ export function createRedisCounterStore(target: string | Redis | Cluster, opts: 
     async settle(plan: SettlePlan): Promise<void> {
       const wait = ensureReady();
       if (wait) await wait;
-      const keys: string[] = [];
-      const args: (string | number)[] = [Math.round(plan.now), plan.rates.length, plan.slots.length, plan.budgets.length];
+      const nR = plan.rates.length;
+      const nS = plan.slots.length;
+      const nB = plan.budgets.length;
+      const args: string[] = [String(nR + nS + nB)];
+      let nums = `${Math.round(plan.now)},${nR},${nS},${nB}`;
       for (const r of plan.rates) {
-        keys.push(k(r.key));
-        args.push(r.limit, r.periodMs, r.delta);
+        args.push(k(r.key));
+        nums += `,${r.limit},${r.periodMs},${r.delta}`;
       }
-      for (const s of plan.slots) {
-        keys.push(k(s.key));
-        args.push(s.leaseId);
-      }
+      for (const sl of plan.slots) args.push(k(sl.key));
       for (const b of plan.budgets) {
-        keys.push(k(b.key));
-        args.push(b.delta, Math.ceil(b.ttlMs));
+        args.push(k(b.key));
+        nums += `,${b.delta},${Math.ceil(b.ttlMs)}`;
       }
-      await client.pclSettle(keys.length, ...keys, ...args);
+      args.push(nums);
+      for (const sl of plan.slots) args.push(sl.leaseId);
+      batchWrites();
+      await client.pclSettle(...args);
     },
     async renew(plan: RenewPlan): Promise<number> {
       if (plan.slots.length === 0) return 0;
