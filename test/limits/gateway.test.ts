@@ -1,13 +1,9 @@
 /** Limits through a real gateway: headers, 429s, budgets, concurrency, settlement and release; Redis and workers. */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { freePort } from '../helpers/services.js';
 import { request } from 'undici';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
+import { serveWorkers } from '../helpers/serve.js';
 import { defaultChat, startMockUpstream } from '../helpers/mock-upstream.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -138,40 +134,16 @@ test('two gateway instances sharing Redis admit exactly N together', { skip: !re
 });
 
 test('serve --workers 2 on the embedded default keeps limits exact across workers', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'pcl-workers-'));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  const port = await freePort();
-  const cfg = join(dir, 'c.yaml');
-  writeFileSync(cfg, `dataDir: ${JSON.stringify(join(dir, 'data'))}\nlog: { level: warn }\nlimits:\n  defaults:\n    key: { requestsPerMinute: 5 }\n`);
-  const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '../../src/cli/index.ts'), 'serve', '--config', cfg, '--port', String(port), '--workers', '2'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout.on('data', (d) => (out += d));
-  child.stderr.on('data', (d) => (out += d));
-  const exited = new Promise((r) => child.once('exit', r));
+  const served = await serveWorkers('log: { level: warn }\nlimits:\n  defaults:\n    key: { requestsPerMinute: 5 }\n', 2);
   try {
-    const t0 = Date.now();
-    let ready = false;
-    const key = () => /(pcl_[A-Za-z0-9]{12}_[A-Za-z0-9_-]{43})/.exec(out)?.[1];
-    while (!ready && Date.now() - t0 < 90_000) {
-      await new Promise((r) => setTimeout(r, 200));
-      if (!key()) continue;
-      try {
-        ready = (await fetch(`http://127.0.0.1:${port}/healthz`)).ok;
-      } catch {
-        /* not yet */
-      }
-    }
-    assert.ok(ready, `workers did not start: ${out}`);
-    await new Promise((r) => setTimeout(r, 1500)); // let the second worker come up too
     const statuses = [];
     for (let i = 0; i < 12; i++) {
-      const res = await fetch(`http://127.0.0.1:${port}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${key()}`, 'content-type': 'application/json', connection: 'close' }, body: JSON.stringify({ model: 'demo', messages: [{ role: 'user', content: 'hi' }] }) });
+      const res = await fetch(`${served.url}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${served.key}`, 'content-type': 'application/json', connection: 'close' }, body: JSON.stringify({ model: 'demo', messages: [{ role: 'user', content: 'hi' }] }) });
       statuses.push(res.status);
       await res.text();
     }
     assert.equal(statuses.filter((s) => s === 200).length, 5, `statuses ${statuses}`);
   } finally {
-    child.kill('SIGTERM');
-    await exited;
+    await served.stop();
   }
 });
