@@ -49,18 +49,25 @@ function isRequest(m: unknown): m is IpcRequest {
 export function startCounterHost(store: CounterStore, opts: { cluster?: boolean } = {}): CounterHost {
   const detachers: (() => void)[] = [];
 
-  async function answer(msg: IpcRequest, reply: (r: IpcReply) => void): Promise<void> {
-    try {
-      const result =
-        msg.op === 'admit'
-          ? await store.admit(msg.plan as AdmitPlan)
-          : msg.op === 'renew'
-            ? await store.renew(msg.plan as RenewPlan)
-            : (await store.settle(msg.plan as SettlePlan), null);
-      reply({ [TAG]: 1, id: msg.id, ok: true, result });
-    } catch (err) {
-      reply({ [TAG]: 1, id: msg.id, ok: false, error: err instanceof Error ? err.message : String(err) });
+  const failed = (msg: IpcRequest, err: unknown): IpcReply => ({ [TAG]: 1, id: msg.id, ok: false, error: err instanceof Error ? err.message : String(err) });
+  function answer(msg: IpcRequest, reply: (r: IpcReply) => void): void {
+    // Admissions and settlements are answered right away when the store decides synchronously (memory).
+    if (msg.op !== 'renew' && (msg.op === 'admit' ? store.admitNow : store.settleNow)) {
+      let r: IpcReply;
+      try {
+        r = { [TAG]: 1, id: msg.id, ok: true, result: msg.op === 'admit' ? store.admitNow!(msg.plan as AdmitPlan) : (store.settleNow!(msg.plan as SettlePlan), null) };
+      } catch (err) {
+        r = failed(msg, err);
+      }
+      reply(r);
+      return;
     }
+    const job: Promise<AdmitOutcome | number | null> =
+      msg.op === 'admit' ? store.admit(msg.plan as AdmitPlan) : msg.op === 'renew' ? store.renew(msg.plan as RenewPlan) : store.settle(msg.plan as SettlePlan).then(() => null);
+    job.then(
+      (result) => reply({ [TAG]: 1, id: msg.id, ok: true, result }),
+      (err: unknown) => reply(failed(msg, err)),
+    );
   }
   const sendSafe = (peer: { send: IpcPeer['send'] }) => (r: IpcReply) => {
     try {
@@ -72,7 +79,7 @@ export function startCounterHost(store: CounterStore, opts: { cluster?: boolean 
 
   if ((opts.cluster ?? true) && cluster.isPrimary) {
     const onMessage = (worker: { send: IpcPeer['send'] }, msg: unknown) => {
-      if (isRequest(msg)) void answer(msg, sendSafe(worker));
+      if (isRequest(msg)) answer(msg, sendSafe(worker));
     };
     cluster.on('message', onMessage);
     detachers.push(() => cluster.off('message', onMessage));
@@ -81,7 +88,7 @@ export function startCounterHost(store: CounterStore, opts: { cluster?: boolean 
   return {
     attach(peer: IpcPeer) {
       const onMessage = (msg: unknown) => {
-        if (isRequest(msg)) void answer(msg, sendSafe(peer));
+        if (isRequest(msg)) answer(msg, sendSafe(peer));
       };
       peer.on('message', onMessage);
       detachers.push(() => peer.off('message', onMessage));
@@ -111,7 +118,27 @@ export function createIpcCounterStore(opts: IpcStoreOptions = {}): CounterStore 
   const channel = opts.channel ?? (process as unknown as IpcPeer);
   if (!opts.channel && typeof process.send !== 'function') throw new Error('limits: IPC store needs an IPC channel (run under cluster or fork)');
   const timeoutMs = opts.timeoutMs ?? 1000;
-  const pending = new Map<number, { resolve(v: AdmitOutcome | number | null): void; reject(e: Error): void; timer: NodeJS.Timeout }>();
+  let nextId = 1;
+  // Calls in flight in the order sent; all have the same timeout, so the first is always the
+  // next to expire and one timer (armed for it) serves them all, instead of one per call.
+  const pending = new Map<number, { resolve(v: AdmitOutcome | number | null): void; reject(e: Error): void; deadline: number }>();
+  let timer: NodeJS.Timeout | undefined;
+  function arm(): void {
+    if (timer || pending.size === 0) return;
+    const first = pending.values().next().value!;
+    timer = setTimeout(expire, Math.max(0, Math.ceil(first.deadline - performance.now())));
+    timer.unref(); // the IPC channel keeps the process alive while a call waits; an idle timer should not
+  }
+  function expire(): void {
+    timer = undefined;
+    const now = performance.now();
+    for (const [id, p] of pending) {
+      if (p.deadline > now) break;
+      pending.delete(id);
+      p.reject(new Error('limits host did not answer in time'));
+    }
+    arm();
+  }
 
   const onMessage = (msg: unknown) => {
     if (typeof msg !== 'object' || msg === null || (msg as Record<string, unknown>)[TAG] !== 1 || 'op' in msg) return;
@@ -119,7 +146,6 @@ export function createIpcCounterStore(opts: IpcStoreOptions = {}): CounterStore 
     const p = pending.get(r.id);
     if (!p) return;
     pending.delete(r.id);
-    clearTimeout(p.timer);
     if (r.ok) p.resolve(r.result ?? null);
     else p.reject(new Error(`limits host: ${r.error}`));
   };
@@ -128,22 +154,15 @@ export function createIpcCounterStore(opts: IpcStoreOptions = {}): CounterStore 
   function call(op: IpcRequest['op'], plan: IpcRequest['plan']): Promise<AdmitOutcome | number | null> {
     return new Promise((resolve, reject) => {
       const id = nextId++;
-      const timer = setTimeout(() => {
-        pending.delete(id);
-        reject(new Error('limits host did not answer in time'));
-      }, timeoutMs);
-      pending.set(id, { resolve, reject, timer });
+      pending.set(id, { resolve, reject, deadline: performance.now() + timeoutMs });
+      arm();
       const req: IpcRequest = { [TAG]: 1, id, op, plan };
       try {
         channel.send(req, (err) => {
-          if (err && pending.delete(id)) {
-            clearTimeout(timer);
-            reject(err);
-          }
+          if (err && pending.delete(id)) reject(err);
         });
       } catch (err) {
         pending.delete(id);
-        clearTimeout(timer);
         reject(err instanceof Error ? err : new Error(String(err)));
       }
     });
@@ -162,8 +181,9 @@ export function createIpcCounterStore(opts: IpcStoreOptions = {}): CounterStore 
     },
     async close() {
       channel.off('message', onMessage);
+      if (timer) clearTimeout(timer);
+      timer = undefined;
       for (const [id, p] of pending) {
-        clearTimeout(p.timer);
         p.reject(new Error('limits IPC store closed'));
         pending.delete(id);
       }
