@@ -105,6 +105,8 @@ interface Needles {
   random: string;
   needles: Array<[string, string]>;
   b64: string[];
+  /** The shortest of the token and the base64 forms when all of them are made of base64 characters, else 0. */
+  b64MinLength: number;
 }
 const needleCache = new Map<string, Needles>();
 
@@ -127,7 +129,9 @@ function needlesOf(token: string): Needles {
   ];
   const b64: string[] = [];
   for (const v of [...base64Variants(token), ...base64Variants(random)]) b64.push(v, v.replace(/\+/g, '-').replace(/\//g, '_'));
-  const n: Needles = { c, random, needles, b64: [...new Set(b64)] };
+  const onlyB64 = (x: string) => [...x].every((ch) => ch.charCodeAt(0) < 128 && B64[ch.charCodeAt(0)] === 1);
+  const b64MinLength = [token, ...b64].every(onlyB64) ? Math.min(token.length, ...b64.map((v) => v.length)) : 0;
+  const n: Needles = { c, random, needles, b64: [...new Set(b64)], b64MinLength };
   if (needleCache.size >= 1024) needleCache.delete(needleCache.keys().next().value!);
   needleCache.set(token, n);
   return n;
@@ -152,15 +156,19 @@ export function detectCanary(text: string, canary: string | Canary, decode?: (te
   const token = typeof canary === 'string' ? canary : canary.token;
   const findings: Finding[] = [];
   if (!token) return findings;
-  const { c, random, needles, b64 } = needlesOf(token);
+  const { random, needles, b64, b64MinLength } = needlesOf(token);
   const folded = foldAlnum(text);
-  for (let at = text.indexOf(token); at >= 0; at = text.indexOf(token, at + 1)) addOnce(findings, at, at + token.length, 'verbatim');
+  // The token and its base64 forms (when made of base64 characters) can only occur inside a base64 run at least as long.
+  const encodedPossible = b64MinLength === 0 || folded.longestB64Run >= b64MinLength;
+  if (encodedPossible) for (let at = text.indexOf(token); at >= 0; at = text.indexOf(token, at + 1)) addOnce(findings, at, at + token.length, 'verbatim');
   for (const [needle, how] of needles) {
     if (needle.length < 8) continue;
     for (let at = folded.s.indexOf(needle); at >= 0; at = folded.s.indexOf(needle, at + 1)) addOnce(findings, folded.at(at), folded.at(at + needle.length - 1) + 1, how);
   }
-  for (const variant of b64) {
-    for (let at = text.indexOf(variant); at >= 0; at = text.indexOf(variant, at + 1)) addOnce(findings, at, at + variant.length, 'base64');
+  if (encodedPossible) {
+    for (const variant of b64) {
+      for (let at = text.indexOf(variant); at >= 0; at = text.indexOf(variant, at + 1)) addOnce(findings, at, at + variant.length, 'base64');
+    }
   }
   // Decode base64 runs (also catches encodings split by whitespace inside one run).
   // Only runs long enough to hold the encoded random part are decoded.
