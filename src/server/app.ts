@@ -166,6 +166,7 @@ function finish(deps: AppDeps, method: string, ctx: RequestContext, status: numb
     tokensOut: ctx.usage?.outputTokens,
     error: ctx.errorCode,
     aborted: ctx.aborted || undefined,
+    reasked: ctx.state.reasked === true || undefined,
   };
   requestLogger(deps.logger).info(line, 'request');
   const { settle, done } = deps.steps;

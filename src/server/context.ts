@@ -1,6 +1,6 @@
 /** The typed context one proxied request carries through identify → … → settle. */
 import type { Principal } from '../identity/types.js';
-import type { Api, Provider } from '../providers/types.js';
+import type { Api, Provider, UpstreamResponse } from '../providers/types.js';
 
 /** Token usage reported by the provider. */
 export interface TokenUsage {
@@ -22,6 +22,20 @@ export interface SseEvent {
 export interface StreamTransform {
   onEvent(ev: SseEvent, parsed: unknown): SseEvent[] | Promise<SseEvent[]>;
   end(): SseEvent[] | Promise<SseEvent[]>;
+  /**
+   * Set once the transform blocked the stream before releasing anything and asks for a re-ask
+   * (response guards, `onBlock: reask`): the relay then makes one more upstream call through
+   * `ProxySteps.reaskStream`, or sends `events` (the blocked form) when it cannot.
+   */
+  reaskPending?(): StreamReask | undefined;
+}
+
+/** A stream blocked before anything was released, waiting for a re-ask. */
+export interface StreamReask {
+  /** The blocked form to send when no re-ask happens. */
+  events: SseEvent[];
+  /** Output characters the upstream had streamed when it was blocked (for the token estimate). */
+  outputChars: number;
 }
 
 /** Everything known about one proxied request. */
@@ -68,6 +82,12 @@ export interface ProxySteps {
   responseGuards?(ctx: RequestContext, body: Record<string, unknown>): Promise<Record<string, unknown>> | Record<string, unknown>;
   /** Stream-stage guards: a transformer per streamed request (or undefined). */
   streamGuards?(ctx: RequestContext): StreamTransform | undefined;
+  /**
+   * Re-ask of a stream blocked before anything was released: one more streamed upstream call with
+   * `body` (the body of the first call) plus the corrective note; undefined when not possible.
+   * The relay then builds fresh transforms with `streamGuards` (`ctx.state.reasked` is set).
+   */
+  reaskStream?(ctx: RequestContext, body: Record<string, unknown>, signal: AbortSignal): Promise<UpstreamResponse | undefined>;
   /**
    * Settlement of what admission reserved (limits): called once when the response has ended,
    * right away (before the next I/O), so a client's next request sees its slot released.

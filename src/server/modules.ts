@@ -55,6 +55,13 @@ function chainTransforms(ts: StreamTransform[]): StreamTransform {
       for (const t of ts) out.push(...(await t.end()));
       return out;
     },
+    reaskPending() {
+      for (const t of ts) {
+        const r = t.reaskPending?.();
+        if (r) return r;
+      }
+      return undefined;
+    },
   };
 }
 
@@ -93,6 +100,7 @@ export function composeSteps(mods: readonly GatewayModule[], logger: Logger): Pr
   const requestGuards = withStep('requestGuards');
   const responseGuards = withStep('responseGuards');
   const streamGuards = withStep('streamGuards');
+  const reaskStream = withStep('reaskStream');
   const done = mods.filter((m) => m.steps?.done);
   const settle = mods.filter((m) => m.steps?.settle);
   const steps: ProxySteps = {};
@@ -112,6 +120,7 @@ export function composeSteps(mods: readonly GatewayModule[], logger: Logger): Pr
       return ts.length === 0 ? undefined : ts.length === 1 ? ts[0] : chainTransforms(ts);
     };
   }
+  if (reaskStream.length) steps.reaskStream = reaskStream[0]!;
   const each = (list: GatewayModule[], k: 'settle' | 'done') => async (ctx: RequestContext) => {
     for (const m of list) {
       try {

@@ -15,7 +15,7 @@ import type { Router } from '../providers/router.js';
 import type { Api, UpstreamResponse } from '../providers/types.js';
 import type { Config } from '../config/schema.js';
 import type { AuditRequestState } from '../audit/event.js';
-import type { ProxySteps, RequestContext, SseEvent } from './context.js';
+import type { ProxySteps, RequestContext, SseEvent, StreamReask, TokenUsage } from './context.js';
 import { readBounded, upstreamStatusError } from './upstream-errors.js';
 import { isTerminalEvent, usageFromBody, usageFromEvent } from './usage.js';
 import { validateBody } from './validate.js';
@@ -131,7 +131,7 @@ export async function handleProxy(deps: ProxyDeps, api: Api, req: FastifyRequest
 
   const ctype = String(res.headers['content-type'] ?? '');
   if (ctx.stream && ctype.includes('text/event-stream')) {
-    return relayStream(deps, ctx, res, reply, ac, total, clientWantsUsage);
+    return relayStream(deps, ctx, res, reply, ac, total, clientWantsUsage, upstreamBody);
   }
 
   let buf: Buffer;
@@ -168,10 +168,11 @@ async function relayStream(
   ac: AbortController,
   total: NodeJS.Timeout,
   clientWantsUsage: boolean,
+  upstreamBody: Record<string, unknown>,
 ): Promise<unknown> {
   const api = ctx.api;
   const out = new PassThrough();
-  const transform = deps.steps.streamGuards?.(ctx);
+  let transform = deps.steps.streamGuards?.(ctx);
   ctx.status = 200;
   reply.headers(ctx.responseHeaders);
   reply.code(200).header('content-type', 'text/event-stream; charset=utf-8').header('cache-control', 'no-cache').header('x-accel-buffering', 'no');
@@ -194,8 +195,12 @@ async function relayStream(
     },
   });
 
+  let wrote = false;
+  /** Tokens of a first upstream call that was blocked and re-asked (added to the second's). */
+  let carried: TokenUsage | undefined;
   const write = async (evs: SseEvent[]) => {
     if (evs.length === 0 || out.destroyed) return;
+    wrote = true;
     const tap = (ctx.state.audit as AuditRequestState | undefined)?.tap; // output hash for the audit trail
     if (tap) for (const ev of evs) tap.event(ev.data);
     const ok = out.write(evs.map(formatSse).join(''));
@@ -204,23 +209,49 @@ async function relayStream(
 
   let failure: GatewayError | undefined;
   try {
-    const decoder = new TextDecoder('utf-8');
-    for await (const chunk of res.body) {
-      parser.feed(decoder.decode(chunk, { stream: true }));
-      const batch = pending;
-      pending = [];
-      // Everything parsed from one upstream chunk goes out in one socket write (no added delay).
-      const outgoing: SseEvent[] = [];
-      for (const { ev, parsed } of batch) {
-        ctx.usage = usageFromEvent(api, parsed, ctx.usage);
-        if (isTerminalEvent(api, ev.data, parsed)) terminal = true;
-        // Usage-only chunk the gateway asked for on the client's behalf: keep it to ourselves.
-        if (!clientWantsUsage && (parsed as any)?.usage && Array.isArray((parsed as any).choices) && (parsed as any).choices.length === 0) continue;
-        if (transform) outgoing.push(...(await transform.onEvent(ev, parsed)));
-        else outgoing.push(ev);
+    for (;;) {
+      const decoder = new TextDecoder('utf-8');
+      let reask: StreamReask | undefined;
+      for await (const chunk of res.body) {
+        parser.feed(decoder.decode(chunk, { stream: true }));
+        const batch = pending;
+        pending = [];
+        // Everything parsed from one upstream chunk goes out in one socket write (no added delay).
+        const outgoing: SseEvent[] = [];
+        for (const { ev, parsed } of batch) {
+          ctx.usage = usageFromEvent(api, parsed, ctx.usage);
+          if (isTerminalEvent(api, ev.data, parsed)) terminal = true;
+          // Usage-only chunk the gateway asked for on the client's behalf: keep it to ourselves.
+          if (!clientWantsUsage && (parsed as any)?.usage && Array.isArray((parsed as any).choices) && (parsed as any).choices.length === 0) continue;
+          if (transform) outgoing.push(...(await transform.onEvent(ev, parsed)));
+          else outgoing.push(ev);
+        }
+        reask = transform?.reaskPending?.();
+        if (reask && outgoing.length === 0) break;
+        await write(outgoing);
+        if (reask) break;
+        if (out.destroyed) break;
       }
-      await write(outgoing);
-      if (out.destroyed) break;
+      if (!reask) break;
+      // Blocked before anything was released (onBlock: reask): stop the first call and, when
+      // nothing reached the client, relay one re-asked call through fresh transforms instead.
+      res.dump();
+      await transform!.end();
+      transform = undefined;
+      const u = ctx.usage;
+      carried = terminal && u ? u : { inputTokens: u?.inputTokens || ((ctx.state.limits as { estimatedInputTokens?: number } | undefined)?.estimatedInputTokens ?? Math.ceil(JSON.stringify(upstreamBody).length / 4)), outputTokens: Math.max(u?.outputTokens ?? 0, Math.ceil(reask.outputChars / 4)), cachedInputTokens: u?.cachedInputTokens ?? 0 };
+      const next = !wrote && !ctx.aborted && deps.steps.reaskStream ? await deps.steps.reaskStream(ctx, upstreamBody, ac.signal) : undefined;
+      if (!next) {
+        await write(reask.events);
+        terminal = true;
+        break;
+      }
+      res = next;
+      ctx.usage = undefined;
+      terminal = false;
+      pending = [];
+      parser.reset({ consume: false });
+      transform = deps.steps.streamGuards?.(ctx);
     }
     if (!terminal && !ctx.aborted) throw new GatewayError('PCL_UPSTREAM_BAD_RESPONSE', { message: 'The upstream stream ended early.', internal: 'truncated stream' });
     if (transform) await write(await transform.end());
@@ -236,6 +267,10 @@ async function relayStream(
     res.dump();
   } finally {
     clearTimeout(total);
+    if (carried) {
+      const u = ctx.usage;
+      ctx.usage = u && u !== carried ? { inputTokens: carried.inputTokens + u.inputTokens, outputTokens: carried.outputTokens + u.outputTokens, cachedInputTokens: (carried.cachedInputTokens ?? 0) + (u.cachedInputTokens ?? 0) } : carried;
+    }
     ctx.upstreamMs = performance.now() - t0;
     if (!out.destroyed) out.end();
     if (!ac.signal.aborted && failure) ac.abort();

@@ -16,6 +16,8 @@ import type { GatewayModule, ModuleContext } from '../../server/modules.js';
 import { readBounded } from '../../server/upstream-errors.js';
 import { inspect, writeBack } from '../inspect.js';
 import type { GuardsConfig, PolicyScope } from '../config.js';
+import type { GuardRecord } from '../types.js';
+import type { UpstreamResponse } from '../../providers/types.js';
 import { registerApprovalRoutes } from '../approvals/routes.js';
 import { callHash, consumeTicket, countPending, createTicket, getTicket, requestHash } from '../approvals/store.js';
 import { detectToolPoisoning, offeredTools, taintSources, type OfferedToolInfo } from '../tools/index.js';
@@ -268,6 +270,36 @@ export function createResponseGuardsModule(mctx: ModuleContext): GatewayModule {
     return parsed && typeof parsed === 'object' ? parsed : undefined;
   }
 
+  /**
+   * The re-ask of a stream blocked before anything was released: the same upstream body plus the
+   * corrective note, streamed. Its tokens are added to the first call's by the relay.
+   */
+  async function reaskStream(ctx: RequestContext, first: Record<string, unknown>, signal: AbortSignal): Promise<UpstreamResponse | undefined> {
+    const st = ctx.state.responseGuards as ResponseGuardState | undefined;
+    if (!st || !ctx.provider || ctx.state.reasked) return undefined;
+    const blocked = (ctx.state.responseSession as ResponseSession | undefined)?.blocked;
+    const base: Record<string, unknown> = { ...first, stream: true };
+    const body = writeBack(inspect(ctx.api, base), base, [], new Set(), [st.cfg.response.reaskNote]);
+    const t0 = performance.now();
+    let res: UpstreamResponse;
+    try {
+      res = await ctx.provider.send({ api: ctx.api, body, stream: true, signal, requestId: ctx.requestId });
+    } catch (e) {
+      if (signal.aborted) throw e;
+      log.warn({ reqId: ctx.requestId, err: (e as Error)?.message }, 'stream re-ask failed');
+      return undefined;
+    }
+    if (res.status >= 400 || !String(res.headers['content-type'] ?? '').includes('text/event-stream')) {
+      await readBounded(res.body, 65_536).catch(() => res.dump()); // read, not dropped: an unread body errors on destroy
+      log.warn({ reqId: ctx.requestId, status: res.status }, 'stream re-ask failed');
+      return undefined;
+    }
+    ctx.state.reasked = true;
+    // In the guard records (audit event, guard verdict log): the stream was re-asked after this block.
+    ((ctx.state.guards ??= []) as GuardRecord[]).push({ guard: 'response:reask', stage: 'stream', mode: 'enforce', action: 'transform', categories: blocked?.categories ?? [], findings: 0, latencyMs: Math.round((performance.now() - t0) * 1000) / 1000, applied: true });
+    return res;
+  }
+
   return {
     name: 'response-guards',
     steps: {
@@ -298,7 +330,10 @@ export function createResponseGuardsModule(mctx: ModuleContext): GatewayModule {
       streamGuards(ctx) {
         const s = sessionFor(ctx, 'stream');
         if (!s) return undefined;
-        return createGuardTransform(s, ctx.api);
+        return createGuardTransform(s, ctx.api, { reask: ctx.state.reasked !== true });
+      },
+      reaskStream(ctx, body, signal) {
+        return reaskStream(ctx, body, signal);
       },
       done(ctx) {
         (ctx.state.responseSession as ResponseSession | undefined)?.finish();

@@ -22,6 +22,8 @@ class TextChannel {
   private readonly keepFull: boolean;
   /** Text sent to the client so far. */
   emitted = '';
+  /** Text received from the upstream so far (its length). */
+  received = 0;
   ended = false;
   scanMs = 0;
 
@@ -62,6 +64,7 @@ class TextChannel {
 
   push(delta: string): Step {
     if (delta.length === 0) return { emit: '' };
+    this.received += delta.length;
     if (!this.s.cfg.response.enabled) {
       this.emitted += delta;
       return { emit: delta };
@@ -123,8 +126,107 @@ function onlyContent(d: unknown): boolean {
 
 const data = (o: unknown, event?: string): SseEvent => (event ? { event, data: JSON.stringify(o) } : { data: JSON.stringify(o) });
 
-/** Creates the stream transform of a response-guard session for one API. */
-export function createGuardTransform(s: ResponseSession, api: string): StreamTransform {
+/**
+ * Whether an outgoing event carries no content yet (the preamble a re-ask holds back): OpenAI's
+ * role chunk, Anthropic's message_start / ping / empty text block start, the Responses API's
+ * created / in_progress / message item and part announcements.
+ */
+function isPreamble(api: string, ev: SseEvent): boolean {
+  if (ev.data === '[DONE]') return false;
+  let p: any;
+  try {
+    p = JSON.parse(ev.data);
+  } catch {
+    return false;
+  }
+  if (!p || typeof p !== 'object') return false;
+  if (api === 'messages') {
+    const t = p.type;
+    if (t === 'message_start' || t === 'ping') return true;
+    return t === 'content_block_start' && p.content_block?.type === 'text' && !p.content_block.text;
+  }
+  if (api === 'responses') {
+    const t = p.type;
+    if (t === 'response.created' || t === 'response.in_progress') return true;
+    if (t === 'response.output_item.added') return p.item?.type === 'message';
+    return t === 'response.content_part.added';
+  }
+  if (!Array.isArray(p.choices)) return false;
+  for (const c of p.choices) {
+    if (!c || c.finish_reason) return false;
+    if (api === 'completions') {
+      if (typeof c.text === 'string' && c.text.length > 0) return false;
+      continue;
+    }
+    const d = c.delta;
+    if (!d || typeof d !== 'object') continue;
+    for (const k of Object.keys(d)) {
+      if (k === 'role') continue;
+      const v = d[k];
+      if (v === null || v === undefined || v === '') continue;
+      return false;
+    }
+  }
+  return true;
+}
+
+/** Options of a guard transform. */
+export interface GuardTransformOptions {
+  /** False for the re-asked stream (one re-ask per request). Default: true. */
+  reask?: boolean;
+}
+
+/**
+ * Creates the stream transform of a response-guard session for one API. With `onBlock: reask`
+ * (enforce mode), the events before the first content release (the preamble) are held back too,
+ * so that a block in the first hold-back window has sent nothing: the transform then reports
+ * `reaskPending` instead of sending the blocked form, and the relay re-asks.
+ */
+export function createGuardTransform(s: ResponseSession, api: string, opts: GuardTransformOptions = {}): StreamTransform {
+  const inner = guardTransform(s, api);
+  if (s.cfg.response.onBlock !== 'reask' || s.shadow || opts.reask === false) return inner;
+  let holding = true;
+  let held: SseEvent[] = [];
+  let pending: { events: SseEvent[]; outputChars: number } | undefined;
+  const pass = (out: SseEvent[]): SseEvent[] => {
+    if (!holding) return out;
+    if (s.blocked) {
+      holding = false;
+      const all = held.length ? [...held, ...out] : out;
+      held = [];
+      if (s.blocked.failed) return all; // a guard that failed closed: no re-ask (as for bodies)
+      pending = { events: all, outputChars: inner.received() };
+      return [];
+    }
+    for (const ev of out) {
+      if (isPreamble(api, ev)) continue;
+      holding = false;
+      const all = held.length ? [...held, ...out] : out;
+      held = [];
+      return all;
+    }
+    for (const ev of out) held.push(ev);
+    return [];
+  };
+  return {
+    onEvent(ev, parsed) {
+      if (pending) return [];
+      const r = inner.onEvent(ev, parsed);
+      return Array.isArray(r) ? pass(r) : r.then(pass);
+    },
+    async end() {
+      const r = await inner.end();
+      if (pending) return [];
+      const all = [...held, ...r];
+      held = [];
+      holding = false;
+      return all;
+    },
+    reaskPending: () => pending,
+  };
+}
+
+function guardTransform(s: ResponseSession, api: string): StreamTransform & { received(): number } {
   let ended = false;
   let scanMs = 0;
   const channels = new Map<string, TextChannel>();
@@ -511,6 +613,11 @@ export function createGuardTransform(s: ResponseSession, api: string): StreamTra
       if (scanMs > 0) s.note('response:stream', 'allow', [], 0, scanMs, 'stream');
       s.finish();
       return [];
+    },
+    received() {
+      let n = 0;
+      for (const c of channels.values()) n += c.received;
+      return n;
     },
   };
 }
