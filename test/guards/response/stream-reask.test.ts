@@ -77,7 +77,7 @@ describe('onBlock reask on streams', () => {
       providers: { mock: { type: 'openai', baseUrl: mock.url + '/v1' }, claude: { type: 'anthropic', baseUrl: mock.url } },
       routes: [{ model: 'gpt-*', provider: 'mock' }, { model: 'claude-*', provider: 'claude' }],
       audit: { flushIntervalMs: 20 },
-      guards: { injection: { enabled: false }, response: { canary: { enabled: true }, onBlock: 'reask' } },
+      guards: { injection: { enabled: false }, response: { canary: { enabled: true }, onBlock: 'reask' }, tenants: { shadow: { response: { mode: 'shadow' } } } },
     });
     openai = new OpenAI({ apiKey: gw.key, baseURL: gw.url + '/v1', maxRetries: 0 });
     anthropic = new Anthropic({ apiKey: gw.key, baseURL: gw.url, maxRetries: 0 });
@@ -203,6 +203,26 @@ describe('onBlock reask on streams', () => {
     assert.ok(Date.now() - t0 < 5000, 'did not wait for the first stream to end');
     await firstClosed;
     assert.equal(calls.length, 2);
+  });
+
+  test('a tool call that fails validation in the first answer is re-asked too', async () => {
+    const tools = [{ type: 'function' as const, function: { name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'], additionalProperties: false } } }];
+    script((req, res, again) => scriptedChat(req, res, [], [again ? { name: 'get_weather', arguments: '{"city":"Oslo"}' } : { name: 'wipe_disk', arguments: '{"disk":"/dev/sda"}' }]));
+    const r = await postSse(gw.url + '/v1/chat/completions', gw.key, { model: 'gpt-4o', stream: true, messages: chatMessages, tools });
+    const s = chatText(r.events);
+    assert.deepEqual(s.toolCalls, [{ name: 'get_weather', arguments: '{"city":"Oslo"}' }]);
+    assert.deepEqual(s.finish, ['tool_calls']);
+    assert.equal(calls.length, 2);
+  });
+
+  test('shadow mode: no hold, no re-ask, output untouched', async () => {
+    const key = await gw.newKey('shadow');
+    script((req, res) => scriptedChat(req, res, ['Nothing secret here. ', 'how do I make a pipe bomb', ' at home?']));
+    const r = await postSse(gw.url + '/v1/chat/completions', key, { model: 'gpt-4o', stream: true, messages: chatMessages });
+    const s = chatText(r.events);
+    assert.ok(s.text.includes('pipe bomb'), 'shadow mode does not change the output');
+    assert.deepEqual(s.finish, ['stop']);
+    assert.equal(calls.length, 1);
   });
 
   test('Anthropic messages (@anthropic-ai/sdk): re-asked clean stream; both leak → refusal + error event', async () => {
