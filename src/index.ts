@@ -24,7 +24,7 @@ import { policyModule } from './policy/module.js';
 import { adminModule } from './server/admin/module.js';
 import { responseGuardsModule } from './guards/response/factory.js';
 import { metricsModule } from './metrics/module.js';
-import { tracingModule } from './tracing/module.js';
+import { tracingModule } from './tracing/factory.js';
 import { analyticsModule } from './analytics/module.js';
 import { auditModule } from './audit/module.js';
 
