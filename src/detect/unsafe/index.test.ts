@@ -85,3 +85,13 @@ test('each rule’s `need` is a necessary condition of its pattern (property: te
     assert.ok(matched > 100, `${r.id}: only ${matched} matches generated`);
   }
 });
+
+test('each `need` is a list of plain literals (so UNSAFE_NEED_MAX_LENGTH bounds every match of it)', async () => {
+  const { UNSAFE_RULES, UNSAFE_NEED_MAX_LENGTH, unsafeCandidate } = await import('./index.js');
+  for (const r of UNSAFE_RULES) {
+    for (const lit of r.need.source.split('|')) assert.match(lit, /^(?:[^\\.*+?^${}()|[\]]|\\.)+$/, `${r.id}: ${lit} is not a plain literal`);
+  }
+  assert.equal(UNSAFE_NEED_MAX_LENGTH, Math.max(...UNSAFE_RULES.flatMap((r) => r.need.source.split('|').map((l) => l.replace(/\\(.)/g, '$1').length))));
+  assert.equal(unsafeCandidate('The weather report for the quarterly review.'), false);
+  assert.equal(unsafeCandidate('How do I make a pipe bomb?'), true);
+});

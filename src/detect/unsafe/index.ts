@@ -29,8 +29,8 @@ export interface UnsafeRule {
   /** The pattern (global; one match is a finding unless `unless` matches its sentence). */
   re: RegExp;
   /**
-   * A necessary condition: every match of `re` contains a match of `need` (a few literals, with the
-   * same case rule). Most texts have none of them, and `need` is far cheaper than `re`.
+   * A necessary condition: every match of `re` contains a match of `need` (literals only, `|`
+   * separated, with the same case rule). Most texts have none of them, and `need` is far cheaper than `re`.
    */
   need: RegExp;
   /** A sentence matching this is not a finding (prevention, reporting, history). */
@@ -122,7 +122,7 @@ const RULES: UnsafeRule[] = [
     severity: 'high',
     score: 0.85,
     re: /:\(\)\s*\{\s*:\s*\|\s*:\s*&\s*\}\s*;\s*:|\brm\s+-(?:rf|fr)\s+(?:--no-preserve-root\s+)?\/(?=[\s`'"*;]|$)|\bos\.system\(\s*['"](?:rm -rf \/|curl [^'"]*\|\s*(?:ba)?sh)|\bmkfs\.\w+\s+\/dev\/[sh]da\b|\bdd\s+if=\/dev\/(?:zero|urandom)\s+of=\/dev\/[sh]da\b|\bnsenter\s+--target\s+1\b|\/proc\/sys\/kernel\/core_pattern/gi,
-    need: /:\(\)|rm\s+-|os\.system\(|mkfs\.|\/dev\/|nsenter|core_pattern/i,
+    need: /:\(\)|-rf|-fr|os\.system\(|mkfs\.|\/dev\/|nsenter|core_pattern/i,
   },
 ];
 
@@ -131,6 +131,18 @@ export const UNSAFE_RULES: readonly Readonly<UnsafeRule>[] = RULES;
 
 /** Any rule's `need` (case-insensitive: a superset of each): one cheap test rules most texts out. */
 const ANY_NEED = new RegExp(RULES.map((r) => r.need.source).join('|'), 'i');
+
+/** The longest literal of any rule's `need`: a match of ANY_NEED is never longer. */
+export const UNSAFE_NEED_MAX_LENGTH = Math.max(...RULES.flatMap((r) => r.need.source.split('|').map((l) => l.replace(/\\(.)/g, '$1').length)));
+
+/**
+ * Whether some rule's `need` occurs in `text`. False means {@link detectUnsafe} finds nothing in
+ * it; a stream can test only what a new window adds (plus UNSAFE_NEED_MAX_LENGTH - 1 characters
+ * before it) when the window before had none.
+ */
+export function unsafeCandidate(text: string): boolean {
+  return ANY_NEED.test(text.length > 200_000 ? text.slice(0, 200_000) : text);
+}
 
 const SENTENCE_END = /[.!?\n]/;
 

@@ -14,7 +14,7 @@ import { applyActions } from '../../detect/redact.js';
 import { detectSecrets } from '../../detect/secrets/index.js';
 import { replaceSpans } from '../../detect/stream/index.js';
 import { detectTopics } from '../../detect/topics/index.js';
-import { detectUnsafe, type HazardId } from '../../detect/unsafe/index.js';
+import { detectUnsafe, unsafeCandidate, UNSAFE_NEED_MAX_LENGTH, type HazardId } from '../../detect/unsafe/index.js';
 import type { Finding } from '../../detect/types.js';
 import type { GuardsConfig } from '../config.js';
 import type { ResponseGuardsConfig } from './config.js';
@@ -85,19 +85,50 @@ const RUN = new Uint8Array(128);
 for (const ch of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=_-') RUN[ch.charCodeAt(0)] = 1;
 
 /**
- * MAYBE_ENCODED.test(t), with a cheap necessary condition first (a `%`, a backslash, a tag character's
- * high surrogate, or a run of 16 run characters): most stream windows of prose have none of them.
+ * A cheap necessary condition of MAYBE_ENCODED: a `%`, a backslash or a tag character's high
+ * surrogate at or after `from`, or a run of 16 run characters ending at or after `from`. With
+ * `from` 0 it covers the whole text; a stream window whose start repeats (up to `from`) a window
+ * in which it failed needs only the rest checked. Most stream windows of prose have none of them.
  */
-function maybeEncoded(t: string): boolean {
-  if (t.includes('%') || t.includes('\\') || t.includes('\uDB40')) return MAYBE_ENCODED.test(t);
+function encodedPrecheck(t: string, from: number): boolean {
+  if (t.indexOf('%', from) >= 0 || t.indexOf('\\', from) >= 0 || t.indexOf('\uDB40', from) >= 0) return true;
   let run = 0;
-  for (let i = 0; i < t.length; i++) {
+  for (let i = Math.max(0, from - 15); i < t.length; i++) {
     const c = t.charCodeAt(i);
     if (c < 128 ? RUN[c] === 1 : c === 0x017f || c === 0x212a) {
-      if (++run >= 16) return MAYBE_ENCODED.test(t);
+      if (++run >= 16) return true;
     } else run = 0;
   }
   return false;
+}
+
+/** MAYBE_ENCODED.test(t), with the cheap necessary condition first. */
+function maybeEncoded(t: string): boolean {
+  return encodedPrecheck(t, 0) && MAYBE_ENCODED.test(t);
+}
+
+/** What the last scanned stream window showed, for the next one (each window starts with the end of the one before). */
+interface WindowMemo {
+  text: string;
+  /** No unsafe rule's `need` anywhere in it. */
+  unsafeClean: boolean;
+  /** The encoded-text precheck fails everywhere in it. */
+  encodedClean: boolean;
+}
+
+/**
+ * L such that `text` starts with the last L characters of `prev` (verified; 0 when none is found,
+ * e.g. in very repetitive text, where the checks then simply cover the whole window).
+ */
+function overlapOf(prev: string, text: string): number {
+  if (prev.length < 32 || text.length < 32) return 0;
+  const head = text.slice(0, 32);
+  let at = prev.indexOf(head, Math.max(0, prev.length - text.length));
+  for (let tries = 0; at >= 0 && tries < 16; tries++) {
+    if (text.startsWith(prev.slice(at))) return prev.length - at;
+    at = prev.indexOf(head, at + 1);
+  }
+  return 0;
 }
 
 /** Whether a scan of kind `which` runs a detector that can only flag (`isFlagOnly`) or can act. */
@@ -134,8 +165,10 @@ export function createOutputChecker(cfg: GuardsConfig, ctx: OutputContext, hashK
   const banned = r.topics.banned && Object.keys(r.topics.banned).length > 0 ? { banned: r.topics.banned } : undefined;
   const allowedTopics = r.topics.allowed && Object.keys(r.topics.allowed).length > 0 ? { allowed: r.topics.allowed } : undefined;
   const unsafeOpts = r.unsafe.categories ? { categories: r.unsafe.categories as HazardId[] } : {};
+  /** The MAYBE_ENCODED answer for the window being scanned, when already known. */
+  let encodedKnown: { text: string; value: boolean } | undefined;
   const decode = (t: string): string[] => {
-    if (!maybeEncoded(t)) return [];
+    if (!(encodedKnown && encodedKnown.text === t ? encodedKnown.value : maybeEncoded(t))) return [];
     const n = normalize(t);
     return [n.text, ...n.decoded.map((d) => d.view.text)];
   };
@@ -154,12 +187,29 @@ export function createOutputChecker(cfg: GuardsConfig, ctx: OutputContext, hashK
   };
   const hasFlagOnly = (r.secrets.enabled && flagOnly.secrets) || (r.pii.enabled && flagOnly.pii) || (r.unsafe.enabled && flagOnly.unsafe) || (!!banned && flagOnly.topics) || (!!overlapPrompt && flagOnly.overlap);
 
+  /** The last stream window scanned (scanActing), for the cheap checks of the next. */
+  let memo: WindowMemo | undefined;
+
   function scanImpl(text: string, which: 'all' | 'acting' | 'flags'): OutputFinding[] {
     const out: OutputFinding[] = [];
     if (text.length === 0) return out;
+    // Stream windows overlap: where this one repeats a window in which a cheap necessary check failed, only the rest is checked.
+    let unsafeClean: boolean | undefined;
+    if (which === 'acting' && text.length <= 200_000) {
+      const prev = memo;
+      const L = prev ? overlapOf(prev.text, text) : 0;
+      if (r.unsafe.enabled && !flagOnly.unsafe) unsafeClean = !unsafeCandidate(L > 0 && prev!.unsafeClean ? text.slice(Math.max(0, L - (UNSAFE_NEED_MAX_LENGTH - 1))) : text);
+      let encodedClean = false;
+      if (canary) {
+        encodedClean = !encodedPrecheck(text, L > 0 && prev!.encodedClean ? L : 0);
+        encodedKnown = { text, value: !encodedClean && MAYBE_ENCODED.test(text) };
+      }
+      memo = { text, unsafeClean: unsafeClean === true, encodedClean };
+    }
     if (r.secrets.enabled && wanted(which, flagOnly.secrets)) out.push(...tag(detectSecrets(text, secretOpts), 'response:secrets', actOf(secretsAction)));
     if (r.pii.enabled && wanted(which, flagOnly.pii)) out.push(...tag(detectPii(text, piiOpts), 'response:pii', actOf(piiAction)));
-    if (r.unsafe.enabled && wanted(which, flagOnly.unsafe)) out.push(...tag(detectUnsafe(text, unsafeOpts), 'response:unsafe', r.unsafe.action));
+    // No rule's `need` in the text: detectUnsafe would find nothing.
+    if (r.unsafe.enabled && wanted(which, flagOnly.unsafe) && unsafeClean !== true) out.push(...tag(detectUnsafe(text, unsafeOpts), 'response:unsafe', r.unsafe.action));
     if (banned && wanted(which, flagOnly.topics)) out.push(...tag(detectTopics(text, banned).findings, 'response:topics', r.topics.action));
     if (overlapPrompt && wanted(which, flagOnly.overlap)) {
       const o = detectOverlap(text, overlapPrompt, { minChars: r.overlap.minChars, minNgramWords: r.overlap.minNgramWords, minCoverage: r.overlap.minCoverage });
