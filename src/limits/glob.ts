@@ -39,7 +39,8 @@ export function globTable<T>(entries: Record<string, T>, cacheSize = 1000): Glob
   const cache = new Map<string, T | undefined>();
   return {
     get(model: string): T | undefined {
-      if (cache.has(model)) return cache.get(model);
+      const known = cache.get(model);
+      if (known !== undefined || cache.has(model)) return known;
       const hit = list.find((c) => c.re.test(model))?.value;
       if (cache.size >= cacheSize) cache.clear();
       cache.set(model, hit);

@@ -339,25 +339,40 @@ export function createLimiter(opts: CreateLimiterOptions): Limiter {
     const reserveNano = nanoCost(price, req.inputTokens, outputCap);
     const leaseId = leasePrefix + (++leaseSeq).toString(36);
 
-    const rates: RateOp[] = [];
-    const rateDescs: RateDesc[] = [];
-    const slots: SlotOp[] = [];
-    const slotScopes: Scope[] = [];
-    const budgets: BudgetOp[] = [];
-    const budgetDescs: BudgetDesc[] = [];
+    // The scopes' compiled operations first, and the plan's size, so that the plan's arrays are
+    // allocated once at their exact length (arrays grown by push cost more than all the rest).
+    const cs: (CompiledScope | undefined)[] = [undefined, undefined, undefined];
+    let nR = 0;
+    let nS = 0;
+    let nB = 0;
     let p: Periods | undefined;
-
     for (let i = 0; i < 3; i++) {
       const set = sets[i];
       if (!set || !present[i]) continue;
-      const scope = SCOPE_ORDER[i]!;
-      const id = i === 0 ? req.keyId! : i === 1 ? req.tenantId : req.userId!;
       p ??= periods(now);
-      const c = compiled(req.tenantId, scope, id, set, p);
+      const c = (cs[i] = compiled(req.tenantId, SCOPE_ORDER[i]!, i === 0 ? req.keyId! : i === 1 ? req.tenantId : req.userId!, set, p));
+      if (c.rpm) nR++;
+      if (c.tpm && reserveTokens > 0) nR++;
+      if (c.conc) nS++;
+      nB += c.budgets.length;
+    }
+    const rates = new Array<RateOp>(nR);
+    const rateDescs = new Array<RateDesc>(nR);
+    const slots = new Array<SlotOp>(nS);
+    const slotScopes = new Array<Scope>(nS);
+    const budgets = new Array<BudgetOp>(nB);
+    const budgetDescs = new Array<BudgetDesc>(nB);
+    let r = 0;
+    let sl = 0;
+    let bi = 0;
+    for (let i = 0; i < 3; i++) {
+      const c = cs[i];
+      if (!c) continue;
+      const scope = c.scope;
       if (c.rpm) {
         if (c.rpm.limit === 0) return refuse(`Requests are not allowed for this ${SCOPE_WORD[scope]} (requests-per-minute limit is 0).`);
-        rates.push(c.rpm);
-        rateDescs.push(c.rpmDesc!);
+        rates[r] = c.rpm;
+        rateDescs[r++] = c.rpmDesc!;
       }
       if (c.tpm) {
         if (reserveTokens > c.tpm.limit)
@@ -365,18 +380,18 @@ export function createLimiter(opts: CreateLimiterOptions): Limiter {
             `This request needs up to ${reserveTokens} tokens (input plus output cap), more than the tokens-per-minute limit of ${c.tpm.limit} for this ${SCOPE_WORD[scope]}; lower max_tokens or the input.`,
           );
         if (reserveTokens > 0) {
-          rates.push({ key: c.tpm.key, limit: c.tpm.limit, periodMs: MINUTE, cost: reserveTokens });
-          rateDescs.push(c.tpmDesc!);
+          rates[r] = { key: c.tpm.key, limit: c.tpm.limit, periodMs: MINUTE, cost: reserveTokens };
+          rateDescs[r++] = c.tpmDesc!;
         }
       }
       if (c.conc) {
         if (c.conc.limit === 0) return refuse(`Requests are not allowed for this ${SCOPE_WORD[scope]} (concurrency limit is 0).`);
-        slots.push({ key: c.conc.key, limit: c.conc.limit, leaseId, ttlMs: leaseMs });
-        slotScopes.push(scope);
+        slots[sl] = { key: c.conc.key, limit: c.conc.limit, leaseId, ttlMs: leaseMs };
+        slotScopes[sl++] = scope;
       }
       for (const b of c.budgets) {
-        budgets.push({ key: b.key, limit: b.limit, amount: b.kind === 'tokens' ? reserveTokens : reserveNano, ttlMs: Math.max(1000, b.resetAt - now + BUDGET_GRACE_MS) });
-        budgetDescs.push(b);
+        budgets[bi] = { key: b.key, limit: b.limit, amount: b.kind === 'tokens' ? reserveTokens : reserveNano, ttlMs: Math.max(1000, b.resetAt - now + BUDGET_GRACE_MS) };
+        budgetDescs[bi++] = b;
       }
     }
     return { req, now, plan: { now, rates, slots, budgets }, rateDescs, slotScopes, budgetDescs, leaseId, reserveTokens, reserveNano, outputCap };
@@ -509,16 +524,21 @@ export function createLimiter(opts: CreateLimiterOptions): Limiter {
     t.done = true;
     if (t.slots.length) held.delete(ticket);
     const tokens = Math.max(0, Math.ceil(usage.inputTokens)) + Math.max(0, Math.ceil(usage.outputTokens));
-    const rates: SettlePlan['rates'] = [];
-    for (let i = 0; i < t.rates.length; i++) {
+    // Counted first, then filled: arrays at their exact length (see prepare).
+    let nR = 0;
+    for (let i = 0; i < t.rates.length; i++) if (t.rateKinds[i] === 'tokens' && tokens !== t.rates[i]!.cost) nR++;
+    const rates = new Array<SettlePlan['rates'][number]>(nR);
+    for (let i = 0, j = 0; j < nR; i++) {
       const r = t.rates[i]!;
-      if (t.rateKinds[i] === 'tokens' && tokens !== r.cost) rates.push({ key: r.key, limit: r.limit, periodMs: r.periodMs, delta: tokens - r.cost });
+      if (t.rateKinds[i] === 'tokens' && tokens !== r.cost) rates[j++] = { key: r.key, limit: r.limit, periodMs: r.periodMs, delta: tokens - r.cost };
     }
-    const budgets: SettlePlan['budgets'] = [];
-    for (let i = 0; i < t.budgets.length; i++) {
+    let nB = 0;
+    for (let i = 0; i < t.budgets.length; i++) if ((t.budgetKinds[i] === 'tokens' ? tokens : cost) !== t.budgets[i]!.amount) nB++;
+    const budgets = new Array<SettlePlan['budgets'][number]>(nB);
+    for (let i = 0, j = 0; j < nB; i++) {
       const b = t.budgets[i]!;
       const delta = (t.budgetKinds[i] === 'tokens' ? tokens : cost) - b.amount;
-      if (delta !== 0) budgets.push({ key: b.key, ttlMs: b.ttlMs, delta });
+      if (delta !== 0) budgets[j++] = { key: b.key, ttlMs: b.ttlMs, delta };
     }
     const pending = apply(ticket, { now: clock(), rates, slots: t.slots, budgets });
     return pending ? pending.then(() => result) : result;
