@@ -118,7 +118,6 @@ export function createIpcCounterStore(opts: IpcStoreOptions = {}): CounterStore 
   const channel = opts.channel ?? (process as unknown as IpcPeer);
   if (!opts.channel && typeof process.send !== 'function') throw new Error('limits: IPC store needs an IPC channel (run under cluster or fork)');
   const timeoutMs = opts.timeoutMs ?? 1000;
-  let nextId = 1;
   // Calls in flight in the order sent; all have the same timeout, so the first is always the
   // next to expire and one timer (armed for it) serves them all, instead of one per call.
   const pending = new Map<number, { resolve(v: AdmitOutcome | number | null): void; reject(e: Error): void; deadline: number }>();
