@@ -84,6 +84,11 @@ function toHex(s: string): string {
   return Buffer.from(s, 'utf8').toString('hex');
 }
 
+/** Hex with a `x` before every byte: the folded form of `\x70\x63…` escapes. */
+function toXHex(s: string): string {
+  return Array.from(Buffer.from(s, 'utf8'), (b) => 'x' + b.toString(16).padStart(2, '0')).join('');
+}
+
 function rot13(s: string): string {
   return s.replace(/[a-z]/g, (c) => String.fromCharCode(((c.charCodeAt(0) - 97 + 13) % 26) + 97));
 }
@@ -126,6 +131,9 @@ function needlesOf(token: string): Needles {
     [rot13(c), 'rot13'],
     [toHex(token), 'hex'],
     [toHex(random), 'hex'],
+    // `\x70\x63…` folds to `x70x63…`.
+    [toXHex(token), 'hex'],
+    [toXHex(random), 'hex'],
   ];
   const b64: string[] = [];
   for (const v of [...base64Variants(token), ...base64Variants(random)]) b64.push(v, v.replace(/\+/g, '-').replace(/\//g, '_'));
@@ -148,11 +156,25 @@ function addOnce(findings: Finding[], start: number, end: number, how: string): 
 }
 
 /**
+ * A decoded view of (part of) a text, with the way back to the text: `start`/`end` is the span
+ * of its carrier (e.g. the tag characters or the base64 run it was decoded from); `map`, when
+ * given, maps a span of `text` to the exact original span that carries it (inside the carrier).
+ */
+export interface DecodedView {
+  text: string;
+  start: number;
+  end: number;
+  map?: (start: number, end: number) => { start: number; end: number };
+}
+
+/**
  * Finds a canary in an output: verbatim, case/whitespace/zero-width/punctuation-insensitive,
  * its random part alone, reversed, rot13, hex, base64 (any alignment, any base64 run decoded),
- * plus any extra decoded views from `decode` (e.g. the normaliser), reported over the whole text.
+ * plus any extra decoded views from `decode` (e.g. the normaliser). A hit in a decoded view is
+ * reported over the original characters that carry it (`map`), else over the view's carrier
+ * span; a plain string view has no carrier and is reported over the whole text.
  */
-export function detectCanary(text: string, canary: string | Canary, decode?: (text: string) => string[]): Finding[] {
+export function detectCanary(text: string, canary: string | Canary, decode?: (text: string) => Array<string | DecodedView>): Finding[] {
   const token = typeof canary === 'string' ? canary : canary.token;
   const findings: Finding[] = [];
   if (!token) return findings;
@@ -163,7 +185,11 @@ export function detectCanary(text: string, canary: string | Canary, decode?: (te
   if (encodedPossible) for (let at = text.indexOf(token); at >= 0; at = text.indexOf(token, at + 1)) addOnce(findings, at, at + token.length, 'verbatim');
   for (const [needle, how] of needles) {
     if (needle.length < 8) continue;
-    for (let at = folded.s.indexOf(needle); at >= 0; at = folded.s.indexOf(needle, at + 1)) addOnce(findings, folded.at(at), folded.at(at + needle.length - 1) + 1, how);
+    for (let at = folded.s.indexOf(needle); at >= 0; at = folded.s.indexOf(needle, at + 1)) {
+      const start = folded.at(at);
+      // A `\x…` escape: the backslash before the first `x` belongs to the span.
+      addOnce(findings, needle.charCodeAt(0) === 120 && start > 0 && text.charCodeAt(start - 1) === 92 ? start - 1 : start, folded.at(at + needle.length - 1) + 1, how);
+    }
   }
   if (encodedPossible) {
     for (const variant of b64) {
@@ -182,9 +208,22 @@ export function detectCanary(text: string, canary: string | Canary, decode?: (te
     }
   }
   if (decode) {
-    for (const view of decode(text)) {
-      const f = foldAlnum(view).s;
-      if (f.includes(random) || f.includes([...random].reverse().join(''))) addOnce(findings, 0, text.length, 'decoded');
+    const reversed = [...random].reverse().join('');
+    for (const d of decode(text)) {
+      const view: DecodedView = typeof d === 'string' ? { text: d, start: 0, end: text.length } : d;
+      const f = foldAlnum(view.text);
+      for (const needle of [random, reversed]) {
+        for (let at = f.s.indexOf(needle); at >= 0; at = f.s.indexOf(needle, at + 1)) {
+          let span = { start: view.start, end: view.end };
+          if (view.map) {
+            const m = view.map(f.at(at), f.at(at + needle.length - 1) + 1);
+            // Only a span inside the carrier is trusted; anything else falls back to the whole carrier.
+            if (m.start >= view.start && m.end <= view.end && m.end > m.start) span = m;
+          }
+          addOnce(findings, span.start, span.end, 'decoded');
+          if (!view.map) break;
+        }
+      }
     }
   }
   findings.sort((a, b) => a.start - b.start || b.end - a.end);

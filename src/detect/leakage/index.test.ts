@@ -107,3 +107,33 @@ test('detectOverlap is fast on large inputs (linear)', () => {
   assert.ok(r.longestSharedWords >= 200);
   assert.ok(ms < 5000, `${ms} ms`); // generous: shared CI machines
 });
+
+test('detectCanary: a hit in a decoded view is reported over its carrier (or the mapped span), not the whole text', () => {
+  const carrier = `<${[...token].map((c) => c.charCodeAt(0)).join(',')}>`;
+  const text = `${'Plain prose before the carrier. '.repeat(4)}${carrier} and after.`;
+  const at = text.indexOf(carrier);
+  const decode = (t: string) => {
+    const m = /<([\d,]+)>/.exec(t);
+    return m ? [{ text: String.fromCharCode(...m[1]!.split(',').map(Number)), start: m.index, end: m.index + m[0].length }] : [];
+  };
+  const f = detectCanary(text, fixed, decode);
+  assert.equal(f.length, 1);
+  assert.deepEqual([f[0].start, f[0].end], [at, at + carrier.length]);
+  // With a map, the span is the one it gives (inside the carrier); a map pointing outside falls back to the carrier.
+  const mapped = detectCanary(text, fixed, (t) => decode(t).map((v) => ({ ...v, map: () => ({ start: at + 1, end: at + 5 }) })));
+  assert.deepEqual([mapped[0].start, mapped[0].end], [at + 1, at + 5]);
+  const outside = detectCanary(text, fixed, (t) => decode(t).map((v) => ({ ...v, map: () => ({ start: 0, end: 5 }) })));
+  assert.deepEqual([outside[0].start, outside[0].end], [at, at + carrier.length]);
+  // A plain string view has no carrier: the whole text (the old contract).
+  const whole = detectCanary(text, fixed, (t) => decode(t).map((v) => v.text));
+  assert.deepEqual([whole[0].start, whole[0].end], [0, text.length]);
+});
+
+test('detectCanary finds \\x-escaped hex, with the backslash in the span', () => {
+  const esc = [...Buffer.from(token)].map((b) => '\\x' + b.toString(16).padStart(2, '0')).join('');
+  const text = `Note: ${esc} done`;
+  const f = detectCanary(text, fixed);
+  assert.ok(f.length >= 1);
+  assert.equal(Math.min(...f.map((x) => x.start)), text.indexOf(esc));
+  assert.equal(Math.max(...f.map((x) => x.end)), text.indexOf(esc) + esc.length);
+});

@@ -583,3 +583,37 @@ function findPayloads(into: NormalizedText, budget: Budget, depth: number): void
     lineStart = lineEnd + 1;
   }
 }
+
+/**
+ * For a ROT13 payload found directly in `norm` (depth 1), whose decoded characters map one by one
+ * to the letters of its line, a function mapping a span of `payload.view.text` to the exact
+ * original span that carries it; `undefined` for the other kinds (and nested payloads), whose
+ * findings cover the whole carrier span (e.g. the whole run of tag characters).
+ */
+export function payloadMap(norm: NormalizedText, payload: DecodedPayload): ((start: number, end: number) => { start: number; end: number }) | undefined {
+  if (payload.depth !== 1) return undefined;
+  const view = payload.view;
+  if (view.starts.length === 0) return undefined;
+  /** Maps a view span to a span of the decoded text (`view.original`). */
+  const inDecoded = (start: number, end: number) => {
+    const s = Math.min(Math.max(start, 0), view.starts.length - 1);
+    const e = Math.min(Math.max(end, s + 1), view.starts.length);
+    return { start: view.starts[s]!, end: view.ends[e - 1]! };
+  };
+  if (payload.kind === 'rot13') {
+    // The rotated line has the length of the view line it came from: find where that line starts.
+    let lo = 0;
+    let hi = norm.starts.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (norm.starts[mid]! < payload.start) lo = mid + 1;
+      else hi = mid;
+    }
+    if (lo + view.original.length > norm.text.length || rot13(norm.text.slice(lo, lo + view.original.length)) !== view.original) return undefined;
+    return (start, end) => {
+      const d = inDecoded(start, end);
+      return toOriginal(norm, lo + d.start, lo + d.end);
+    };
+  }
+  return undefined;
+}

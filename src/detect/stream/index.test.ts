@@ -198,3 +198,21 @@ test('minRelease batches scans and bounds the lag by holdBack + minRelease', () 
   assert.equal(out, whole(text));
   assert.ok(scans < text.length / 4 / 10, `${scans} scans`);
 });
+
+test('a finding that starts in released context but reaches into pending text is rewritten, not dropped', () => {
+  // A scan whose finding covers more than its carrier: from the start of the window to the end of a marker.
+  const wide = (text: string): { findings: Finding[] } => {
+    const at = text.indexOf('MARKER');
+    return { findings: at < 0 ? [] : [{ detector: 'test', category: 'WIDE', severity: 'high', score: 1, start: 0, end: at + 6, reason: 'wide' }] };
+  };
+  const text = 'x'.repeat(300) + 'MARKER' + 'y'.repeat(100);
+  for (let step = 1; step <= 64; step += 7) {
+    const s = createStreamScanner({ scan: wide, rewrite: (t, f) => replaceSpans(t, f, () => '[WIDE]'), holdBack: 32 });
+    let out = '';
+    for (let i = 0; i < text.length; i += step) out += s.push(text.slice(i, i + step)).emit;
+    out += s.end().emit;
+    assert.ok(!out.includes('MARKER'), `step ${step}: ${out}`);
+    assert.ok(out.endsWith('[WIDE]' + 'y'.repeat(100)), `step ${step}`);
+    assert.ok(s.findings.every((f) => f.end > f.start));
+  }
+});

@@ -75,10 +75,13 @@ export function createStreamScanner(opts: StreamScannerOptions): StreamScanner {
       cut = Math.max(0, pending.length - Math.max(holdBack, risky));
       if (cut === 0) return { emit: '' };
     }
-    // Findings that start in already released context were handled when that text was released.
+    // Findings that end in already released context were handled when that text was released.
+    // A finding that starts there but reaches into pending text (one longer than the hold-back,
+    // or one whose span covers more than its carrier) is never dropped: its unreleased part is
+    // rewritten (clipped to the start of pending).
     const found = opts.scan(window).findings
-      .filter((f) => f.end > f.start && f.start >= ctxLen)
-      .map((f) => ({ ...f, start: f.start - ctxLen, end: f.end - ctxLen }));
+      .filter((f) => f.end > f.start && f.end > ctxLen)
+      .map((f) => ({ ...f, start: Math.max(0, f.start - ctxLen), end: f.end - ctxLen }));
     // Never cut inside a finding: move the cut left until stable.
     let moved = true;
     while (moved && !final) {

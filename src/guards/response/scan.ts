@@ -5,10 +5,10 @@
  * bodies and the per-choice stream scanners, so streamed and non-streamed outputs get the
  * same treatment.
  */
-import { detectCanary } from '../../detect/leakage/index.js';
+import { detectCanary, type DecodedView } from '../../detect/leakage/index.js';
 import { detectOverlap } from '../../detect/leakage/overlap.js';
 import { exfilRiskyTail, rewriteOutputLinks, scanOutputLinks, type LinkPolicy } from '../../detect/exfil/index.js';
-import { normalize } from '../../detect/normalize/index.js';
+import { normalize, payloadMap, toOriginal } from '../../detect/normalize/index.js';
 import { detectPii, type PiiOptions } from '../../detect/pii/index.js';
 import { applyActions } from '../../detect/redact.js';
 import { detectSecrets } from '../../detect/secrets/index.js';
@@ -78,7 +78,7 @@ function actOf(a: RedactionAction): OutputAct {
 /** Reasons the exfil detector gives for a clickable (not auto-fetched) link without data to a host not allowed. */
 const PLAIN_LINK_REASON = /^(?:markdown link|markdown definition|autolink|bare|HTML a) to a host not on the allow-list$/;
 
-const MAYBE_ENCODED = /[A-Za-z0-9+/=_-]{16,}|%[0-9a-f]{2}|\\u[0-9a-f]{4}|[\u{E0000}-\u{E007F}]/iu;
+const MAYBE_ENCODED = /[A-Za-z0-9+/=_-]{16,}|%[0-9a-f]{2}|\\[ux][0-9a-f]{2}|[\u{E0000}-\u{E007F}]/iu;
 
 /** Characters of the run in MAYBE_ENCODED: [A-Za-z0-9+/=_-] (plus U+017F and U+212A, which /iu folds onto s and k). */
 const RUN = new Uint8Array(128);
@@ -131,6 +131,48 @@ function overlapOf(prev: string, text: string): number {
   return 0;
 }
 
+/** Characters of an encoded token: base64 (both alphabets, padding), `%` and `\` escapes. */
+const ENCODED_TOKEN = /^[A-Za-z0-9+/=_\-%\\]+$/;
+
+/**
+ * Length of an unfinished carrier of encoded text at the end of a stream window: a run of Unicode
+ * tag characters (or a lone high surrogate of one), a token of base64/hex/URL-encoded characters
+ * at least 16 long, or a run of separated hex pairs. A canary decoded from a carrier is reported
+ * over the whole carrier, so the carrier is held back until it is complete (up to the scanner's
+ * `maxHold`) — its start is never released before the decoder has seen all of it.
+ */
+function openCarrier(t: string): number {
+  const n = t.length;
+  let i = n;
+  if (i > 0 && t.charCodeAt(i - 1) === 0xdb40) i--;
+  while (i >= 2 && t.charCodeAt(i - 2) === 0xdb40 && (t.charCodeAt(i - 1) & 0xff80) === 0xdc00) i -= 2;
+  if (i < n) return n - i;
+  const floor = Math.max(0, n - 4097);
+  let j = n;
+  while (j > floor) {
+    const c = t.charCodeAt(j - 1);
+    if (c === 32 || c === 10 || c === 9 || c === 13 || c === 0xa0) break;
+    j--;
+  }
+  if (n - j >= 16 && ENCODED_TOKEN.test(t.slice(j))) return n - j;
+  // Hex pairs separated by spaces, colons or commas (`70 63 6c …`), walked back from the end.
+  let k = n;
+  for (let h = 0; h < 2 && k > floor && isHexCode(t.charCodeAt(k - 1)); h++) k--;
+  let pairs = 0;
+  while (k - 3 >= floor && isHexSep(t.charCodeAt(k - 1)) && isHexCode(t.charCodeAt(k - 2)) && isHexCode(t.charCodeAt(k - 3))) {
+    k -= 3;
+    pairs++;
+  }
+  return pairs >= 3 ? n - k : 0;
+}
+
+function isHexCode(c: number): boolean {
+  return (c >= 48 && c <= 57) || (c >= 97 && c <= 102) || (c >= 65 && c <= 70);
+}
+function isHexSep(c: number): boolean {
+  return c === 32 || c === 58 || c === 44;
+}
+
 /** Whether a scan of kind `which` runs a detector that can only flag (`isFlagOnly`) or can act. */
 function wanted(which: 'all' | 'acting' | 'flags', isFlagOnly: boolean): boolean {
   return which === 'all' || (which === 'acting' ? !isFlagOnly : isFlagOnly);
@@ -167,10 +209,18 @@ export function createOutputChecker(cfg: GuardsConfig, ctx: OutputContext, hashK
   const unsafeOpts = r.unsafe.categories ? { categories: r.unsafe.categories as HazardId[] } : {};
   /** The MAYBE_ENCODED answer for the window being scanned, when already known. */
   let encodedKnown: { text: string; value: boolean } | undefined;
-  const decode = (t: string): string[] => {
+  // Each decoded view keeps the way back to the original text: a hit is reported over the
+  // characters that carry it (the tag characters, the ROT13 letters) or the carrier span (a
+  // base64/hex/URL-encoded run), never over the whole window.
+  const decode = (t: string): DecodedView[] => {
     if (!(encodedKnown && encodedKnown.text === t ? encodedKnown.value : maybeEncoded(t))) return [];
     const n = normalize(t);
-    return [n.text, ...n.decoded.map((d) => d.view.text)];
+    const views: DecodedView[] = [{ text: n.text, start: 0, end: t.length, map: (a, b) => toOriginal(n, a, b) }];
+    for (const d of n.decoded) {
+      const map = payloadMap(n, d);
+      views.push(map ? { text: d.view.text, start: d.start, end: d.end, map } : { text: d.view.text, start: d.start, end: d.end });
+    }
+    return views;
   };
   // Long enough for the longest local finding: secrets such as PEM keys and the unsafe rules' sentence context.
   const holdBack = Math.max(r.holdBack, r.unsafe.enabled ? 400 : 0, overlapPrompt ? r.overlap.minChars + 32 : 0, canary ? 160 : 0);
@@ -260,7 +310,7 @@ export function createOutputChecker(cfg: GuardsConfig, ctx: OutputContext, hashK
       if (rw.length === 0) return text;
       return replaceSpans(text, rw, (group) => replacement(text, group));
     },
-    riskyTail: r.exfil.enabled ? exfilRiskyTail : () => 0,
+    riskyTail: canary ? (t) => Math.max(r.exfil.enabled ? exfilRiskyTail(t) : 0, openCarrier(t)) : r.exfil.enabled ? exfilRiskyTail : () => 0,
     whole(text) {
       if (!allowedTopics || text.trim().length === 0) return [];
       return tag(detectTopics(text, allowedTopics).findings.filter((f) => f.category === 'off_topic'), 'response:topics', r.topics.action);
