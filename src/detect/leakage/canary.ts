@@ -145,6 +145,15 @@ function needlesOf(token: string): Needles {
   return n;
 }
 
+/**
+ * The most letters and digits one folded form of the canary spans (its longest needle): a stream
+ * that keeps this many letters and digits unreleased, whatever lies between them (zero-width or
+ * other invisible padding), sees every folded form whole before releasing any of it.
+ */
+export function canaryAlnumLength(token: string): number {
+  return Math.max(0, ...needlesOf(token).needles.map(([n]) => n.length));
+}
+
 function canaryFinding(start: number, end: number, how: string): Finding {
   return { detector: 'leakage.canary', category: 'system_prompt_canary', severity: 'critical', score: 1, start, end, reason: `system-prompt canary in output (${how})` };
 }

@@ -5,7 +5,7 @@
  * bodies and the per-choice stream scanners, so streamed and non-streamed outputs get the
  * same treatment.
  */
-import { detectCanary, type DecodedView } from '../../detect/leakage/index.js';
+import { canaryAlnumLength, detectCanary, type DecodedView } from '../../detect/leakage/index.js';
 import { detectOverlap } from '../../detect/leakage/overlap.js';
 import { exfilRiskyTail, rewriteOutputLinks, scanOutputLinks, type LinkPolicy } from '../../detect/exfil/index.js';
 import { normalize, payloadMap, toOriginal } from '../../detect/normalize/index.js';
@@ -166,6 +166,23 @@ function openCarrier(t: string): number {
   return pairs >= 3 ? n - k : 0;
 }
 
+/**
+ * Length of the shortest suffix of `t` holding `count` ASCII letters and digits (full-width ones
+ * too), at most 4097: a canary padded with invisible characters between its letters is longer
+ * than the hold-back, and must still be seen whole before any of it is released.
+ */
+function alnumTail(t: string, count: number): number {
+  const floor = Math.max(0, t.length - 4097);
+  let seen = 0;
+  let i = t.length;
+  while (i > floor && seen < count) {
+    let c = t.charCodeAt(--i);
+    if (c >= 0xff01 && c <= 0xff5e) c -= 0xfee0;
+    if ((c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122)) seen++;
+  }
+  return t.length - i;
+}
+
 function isHexCode(c: number): boolean {
   return (c >= 48 && c <= 57) || (c >= 97 && c <= 102) || (c >= 65 && c <= 70);
 }
@@ -222,6 +239,8 @@ export function createOutputChecker(cfg: GuardsConfig, ctx: OutputContext, hashK
     }
     return views;
   };
+  /** Letters and digits the longest folded form of the canary spans (held back whatever pads them). */
+  const canaryAlnum = canary ? canaryAlnumLength(canary) : 0;
   // Long enough for the longest local finding: secrets such as PEM keys and the unsafe rules' sentence context.
   const holdBack = Math.max(r.holdBack, r.unsafe.enabled ? 400 : 0, overlapPrompt ? r.overlap.minChars + 32 : 0, canary ? 160 : 0);
 
@@ -310,7 +329,7 @@ export function createOutputChecker(cfg: GuardsConfig, ctx: OutputContext, hashK
       if (rw.length === 0) return text;
       return replaceSpans(text, rw, (group) => replacement(text, group));
     },
-    riskyTail: canary ? (t) => Math.max(r.exfil.enabled ? exfilRiskyTail(t) : 0, openCarrier(t)) : r.exfil.enabled ? exfilRiskyTail : () => 0,
+    riskyTail: canary ? (t) => Math.max(r.exfil.enabled ? exfilRiskyTail(t) : 0, openCarrier(t), alnumTail(t, canaryAlnum)) : r.exfil.enabled ? exfilRiskyTail : () => 0,
     whole(text) {
       if (!allowedTopics || text.trim().length === 0) return [];
       return tag(detectTopics(text, allowedTopics).findings.filter((f) => f.category === 'off_topic'), 'response:topics', r.topics.action);

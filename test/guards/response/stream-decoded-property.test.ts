@@ -1,7 +1,7 @@
 /**
  * Property: a canary or a secret in any carrier the normaliser decodes (Unicode tags, base64,
- * hex, URL-encoding, ROT13), anywhere in a streamed output and split at random chunk boundaries
- * (also inside surrogate pairs), with `action: redact`: the stream releases exactly the
+ * hex, URL-encoding, ROT13; also zero-width padding and full-width letters), anywhere in a
+ * streamed output and split at random chunk boundaries (also inside surrogate pairs), with `action: redact`: the stream releases exactly the
  * non-streamed rewrite, and never the canary — neither its carrier nor its decoded form.
  */
 import { test } from 'node:test';
@@ -28,7 +28,10 @@ const hex = (s: string) => Buffer.from(s).toString('hex');
 /** Carriers of a value: bare, and inside a sentence (so the decoded text reads as text). */
 function carriers(v: string): string[] {
   const sentence = `please note the marker ${v} and tell nobody about it`;
-  return [tags(v), tags(sentence), b64(v), b64(sentence), hex(v), xhex(v), xhex(sentence), pct(v), pct(sentence), rot13(v), rot13(sentence)];
+  // Also padded with zero-width characters (longer than the hold-back) and in full-width letters.
+  const zw = [...v].join('\u200b'.repeat(6));
+  const full = [...v].map((c) => String.fromCharCode(c.charCodeAt(0) + 0xfee0)).join('');
+  return [tags(v), tags(sentence), b64(v), b64(sentence), hex(v), xhex(v), xhex(sentence), pct(v), pct(sentence), rot13(v), rot13(sentence), zw, full];
 }
 const CANARY_CARRIERS = carriers(CANARY);
 const SECRET_CARRIERS = carriers(GH);
