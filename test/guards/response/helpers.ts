@@ -1,6 +1,8 @@
 /** Shared helpers of the response-guard tests: scripted upstream replies and SSE reading. */
 import type { ServerResponse } from 'node:http';
 import type { Recorded } from '../../helpers/mock-upstream.js';
+import type { ResponseSession } from '../../../src/guards/response/session.js';
+import { createGuardTransform } from '../../../src/guards/response/stream.js';
 
 /** An assistant tool call the scripted upstream proposes. */
 export interface ScriptedCall {
@@ -135,4 +137,42 @@ export async function postJson(url: string, key: string, body: unknown, headers:
     /* keep text */
   }
   return { status: r.status, body: parsed, headers: r.headers };
+}
+
+/**
+ * Streams `text` through a chat stream-guard transform of `session`, cut into deltas at `cuts`
+ * (taken modulo the text length, deduplicated), then a stop chunk and [DONE]; returns the text
+ * the client would see and the finish reasons.
+ */
+export async function streamThroughGuard(session: ResponseSession, text: string, cuts: readonly number[]): Promise<{ text: string; finish: string[] }> {
+  const t = createGuardTransform(session, 'chat');
+  const points = [...new Set(cuts.map((c) => c % (text.length + 1)))].sort((a, b) => a - b);
+  const parts: string[] = [];
+  let at = 0;
+  for (const p of points) {
+    parts.push(text.slice(at, p));
+    at = p;
+  }
+  parts.push(text.slice(at));
+  let out = '';
+  const finish: string[] = [];
+  const take = (evs: Array<{ data: string }>) => {
+    for (const e of evs) {
+      if (e.data === '[DONE]') continue;
+      for (const c of JSON.parse(e.data).choices ?? []) {
+        out += c.delta?.content ?? '';
+        if (c.finish_reason) finish.push(c.finish_reason);
+      }
+    }
+  };
+  const chunk = (delta: Record<string, unknown>, fin: string | null) => ({ id: 'c', object: 'chat.completion.chunk', choices: [{ index: 0, delta, finish_reason: fin }] });
+  for (const p of parts) {
+    const o = chunk({ content: p }, null);
+    take(await t.onEvent({ data: JSON.stringify(o) }, o));
+  }
+  const f = chunk({}, 'stop');
+  take(await t.onEvent({ data: JSON.stringify(f) }, f));
+  take(await t.onEvent({ data: '[DONE]' }, undefined));
+  take(await t.end());
+  return { text: out, finish };
 }

@@ -11,7 +11,7 @@ import { parseGuardsConfig } from '../../../src/guards/config.js';
 import { guardBody } from '../../../src/guards/response/body.js';
 import { createOutputChecker } from '../../../src/guards/response/scan.js';
 import { ResponseSession } from '../../../src/guards/response/session.js';
-import { createGuardTransform } from '../../../src/guards/response/stream.js';
+import { streamThroughGuard } from './helpers.js';
 
 const CANARY = 'pcl-canary-' + '5f0c1e2d3b4a69788796a5b4c3d2e1f0';
 const GH = 'gh' + 'p_' + 'aB3dE6gH9jK2mN5pQ8sT1vW4yZ7bC0eF3hJ6';
@@ -45,36 +45,7 @@ function session(cfg: ReturnType<typeof config>): ResponseSession {
 }
 
 async function streamed(cfg: ReturnType<typeof config>, text: string, cuts: number[]): Promise<{ text: string; finish: string[] }> {
-  const t = createGuardTransform(session(cfg), 'chat');
-  const points = [...new Set(cuts.map((c) => c % (text.length + 1)))].sort((a, b) => a - b);
-  const parts: string[] = [];
-  let at = 0;
-  for (const p of points) {
-    parts.push(text.slice(at, p));
-    at = p;
-  }
-  parts.push(text.slice(at));
-  let out = '';
-  const finish: string[] = [];
-  const take = (evs: Array<{ data: string }>) => {
-    for (const e of evs) {
-      if (e.data === '[DONE]') continue;
-      for (const c of JSON.parse(e.data).choices ?? []) {
-        out += c.delta?.content ?? '';
-        if (c.finish_reason) finish.push(c.finish_reason);
-      }
-    }
-  };
-  const chunk = (delta: Record<string, unknown>, fin: string | null) => ({ id: 'c', object: 'chat.completion.chunk', choices: [{ index: 0, delta, finish_reason: fin }] });
-  for (const p of parts) {
-    const o = chunk({ content: p }, null);
-    take(await t.onEvent({ data: JSON.stringify(o) }, o));
-  }
-  const f = chunk({}, 'stop');
-  take(await t.onEvent({ data: JSON.stringify(f) }, f));
-  take(await t.onEvent({ data: '[DONE]' }, undefined));
-  take(await t.end());
-  return { text: out, finish };
+  return streamThroughGuard(session(cfg), text, cuts);
 }
 
 async function plain(cfg: ReturnType<typeof config>, text: string): Promise<string> {
