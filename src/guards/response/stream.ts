@@ -322,22 +322,27 @@ function guardTransform(s: ResponseSession, api: string): StreamTransform & { re
     return out;
   }
 
+  /** A choice's text (chat delta content or completions text) through its channel's scanner: what to release now, or the block. */
+  function pushChoiceText(c: any): { index: number; ch: TextChannel; text: unknown; emit: string; block?: undefined } | { block: BlockInfo } {
+    const index = typeof c?.index === 'number' ? c.index : 0;
+    seen.add(index);
+    const ch = choiceChannel(index);
+    const text = api === 'chat' ? c?.delta?.content : c?.text;
+    if (typeof text !== 'string' || text.length === 0) return { index, ch, text, emit: '' };
+    const st = ch.push(text);
+    if (st.block) return { block: st.block };
+    return { index, ch, text, emit: st.emit };
+  }
+
   /** A chunk without finishes or tool-call deltas: text goes through the choices' scanners, the rest is copied. */
   function chatText(p: any): SseEvent[] {
     // `p` without `choices` (the frame of the chunks sent for this one), built only when one is sent.
     let frame: Record<string, unknown> | undefined;
     const out: SseEvent[] = [];
     for (const c of p.choices as any[]) {
-      const index = typeof c?.index === 'number' ? c.index : 0;
-      seen.add(index);
-      const ch = choiceChannel(index);
-      const text = api === 'chat' ? c?.delta?.content : c?.text;
-      let emit = '';
-      if (typeof text === 'string' && text.length > 0) {
-        const st = ch.push(text);
-        if (st.block) return [...out, ...chatBlock(st.block)];
-        emit = st.emit;
-      }
+      const r = pushChoiceText(c);
+      if (r.block) return [...out, ...chatBlock(r.block)];
+      const { text, emit } = r;
       // Nothing released and nothing but text in the choice (the usual held-back delta): nothing to send.
       if (emit === '' && (api === 'completions' || onlyContent(c?.delta))) continue;
       const oc: any = { ...c };
@@ -356,16 +361,9 @@ function guardTransform(s: ResponseSession, api: string): StreamTransform & { re
     let frame: Record<string, unknown> | undefined;
     const out: SseEvent[] = [];
     for (const c of p.choices as any[]) {
-      const index = typeof c?.index === 'number' ? c.index : 0;
-      seen.add(index);
-      const ch = choiceChannel(index);
-      const text = api === 'chat' ? c?.delta?.content : c?.text;
-      let emit = '';
-      if (typeof text === 'string' && text.length > 0) {
-        const st = ch.push(text);
-        if (st.block) return [...out, ...chatBlock(st.block)];
-        emit = st.emit;
-      }
+      const r = pushChoiceText(c);
+      if (r.block) return [...out, ...chatBlock(r.block)];
+      const { index, ch, text, emit } = r;
       const fin = c?.finish_reason;
       if (emit === '' && !fin && (api === 'completions' || (api === 'chat' && onlyContent(c?.delta)))) continue;
       const oc: any = { ...c };
