@@ -176,3 +176,18 @@ export async function streamThroughGuard(session: ResponseSession, text: string,
   take(await t.end());
   return { text: out, finish };
 }
+
+/** `text` cut every 16 code units and at `cut` (the chunkings the streaming tests try). */
+export function piecesOf(text: string, cut: number): string[] {
+  const cuts = new Set<number>([cut]);
+  for (let i = 16; i < text.length; i += 16) cuts.add(i);
+  const sorted = [...cuts].filter((c) => c > 0 && c < text.length).sort((a, b) => a - b);
+  const out: string[] = [];
+  let at = 0;
+  for (const c of sorted) {
+    out.push(text.slice(at, c));
+    at = c;
+  }
+  out.push(text.slice(at));
+  return out;
+}

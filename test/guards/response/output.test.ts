@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startGateway, type TestGateway } from '../../helpers/gateway.js';
 import { startMockUpstream, type MockUpstream, type Recorded } from '../../helpers/mock-upstream.js';
-import { chatText, postJson, postSse, scriptedChat } from './helpers.js';
+import { chatText, postJson, postSse, scriptedChat, piecesOf } from './helpers.js';
 
 // Test values built at run time (never written literally as token-shaped strings).
 const GH = 'gh' + 'p_' + 'aB3dE6gH9jK2mN5pQ8sT1vW4yZ7bC0eF3hJ6';
@@ -15,20 +15,6 @@ const EMAIL = 'alice.johnson' + '@example.com';
 const FILLER = 'The quarterly report covers revenue, staffing and the new office plans for next year. ';
 const PAD = FILLER.repeat(6); // ~500 characters: longer than the hold-back window
 
-/** Splits text into 16-character pieces plus one cut at `cut`. */
-function pieces(text: string, cut: number): string[] {
-  const cuts = new Set<number>([cut]);
-  for (let i = 16; i < text.length; i += 16) cuts.add(i);
-  const sorted = [...cuts].filter((c) => c > 0 && c < text.length).sort((a, b) => a - b);
-  const out: string[] = [];
-  let at = 0;
-  for (const c of sorted) {
-    out.push(text.slice(at, c));
-    at = c;
-  }
-  out.push(text.slice(at));
-  return out;
-}
 
 describe('response guards on outputs', () => {
   let gw: TestGateway;
@@ -59,7 +45,7 @@ describe('response guards on outputs', () => {
   });
 
   async function both(text: string): Promise<{ plain: string; finishPlain: string; streamed: string; finishStream: string[]; done: boolean }> {
-    mock.handler = (req, res) => scriptedChat(req, res, pieces(text, Math.floor(text.length / 2)));
+    mock.handler = (req, res) => scriptedChat(req, res, piecesOf(text, Math.floor(text.length / 2)));
     const a = await postJson(chatUrl(), gw.key, ask(false));
     assert.equal(a.status, 200, JSON.stringify(a.body));
     const b = await postSse(chatUrl(), gw.key, ask(true));
@@ -132,7 +118,7 @@ describe('response guards on outputs', () => {
     for (let k = 0; k <= 43; k++) {
       mock.handler = (req, res) => {
         const t = leak(req);
-        scriptedChat(req, res, pieces(t, t.indexOf('pcl-canary-') + k));
+        scriptedChat(req, res, piecesOf(t, t.indexOf('pcl-canary-') + k));
       };
       const r = await postSse(chatUrl(), gw.key, ask(true));
       const s = chatText(r.events);

@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startGateway, type TestGateway } from '../../helpers/gateway.js';
 import { startMockUpstream, type MockUpstream, type Recorded } from '../../helpers/mock-upstream.js';
-import { chatText, postJson, postSse, scriptedChat } from './helpers.js';
+import { chatText, postJson, postSse, scriptedChat, piecesOf } from './helpers.js';
 
 const FILLER = 'The quarterly report covers revenue, staffing and the new office plans for next year. ';
 const PROSE = FILLER.repeat(24); // ~2 000 characters: several scan windows before the canary
@@ -20,20 +20,6 @@ function tags(s: string): string {
   return [...s].map((c) => String.fromCodePoint(0xe0000 + c.charCodeAt(0))).join('');
 }
 
-/** Chunks of `text` cut every 16 code units and at `cut`. */
-function chunksOf(text: string, cut: number): string[] {
-  const cuts = new Set<number>([cut]);
-  for (let i = 16; i < text.length; i += 16) cuts.add(i);
-  const sorted = [...cuts].filter((c) => c > 0 && c < text.length).sort((a, b) => a - b);
-  const out: string[] = [];
-  let at = 0;
-  for (const c of sorted) {
-    out.push(text.slice(at, c));
-    at = c;
-  }
-  out.push(text.slice(at));
-  return out;
-}
 
 describe('a canary in decoded carriers, streamed with canary.action redact', () => {
   let gw: TestGateway;
@@ -73,7 +59,7 @@ describe('a canary in decoded carriers, streamed with canary.action redact', () 
       mock.handler = (req, res) => {
         tok = tokenOf(req);
         const text = `${PROSE}${tags(tok)}${TAIL}`;
-        scriptedChat(req, res, chunksOf(text, PROSE.length + k));
+        scriptedChat(req, res, piecesOf(text, PROSE.length + k));
       };
       const s = chatText((await postSse(chatUrl(), gw.key, ask(true))).events);
       assert.ok(tok, 'the upstream saw a canary');
