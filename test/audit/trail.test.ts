@@ -7,6 +7,7 @@ import { defaultChat, startMockUpstream, type MockUpstream } from '../helpers/mo
 import { adminApi, adminKey, waitFor } from '../identity/util.js';
 import type { AuditModule } from '../../src/audit/module.js';
 import type { AuditEvent } from '../../src/audit/event.js';
+import { auditEventOf } from '../helpers/audit.js';
 
 const MASTER = 'c4'.repeat(32);
 const LEAKED_TOKEN = 'ghp_' + Array.from({ length: 36 }, (_, i) => 'aZ3kQ9xW2mB7'[(i * 7) % 12]).join('');
@@ -67,15 +68,7 @@ async function chat(body: Record<string, unknown>, key = g.key) {
 
 const msg = (content: string) => ({ messages: [{ role: 'user', content }] });
 
-async function eventOf(requestId: string): Promise<AuditEvent> {
-  let ev: AuditEvent | undefined;
-  await waitFor(async () => {
-    await audit.flush();
-    ev = (await audit.store.search({ requestId, limit: 5 })).data[0];
-    return !!ev;
-  }, 5000);
-  return ev!;
-}
+const eventOf = (requestId: string): Promise<AuditEvent> => auditEventOf(audit, requestId);
 
 test('one event per request: success, stream, auth failure, upstream error, guard block, abort — metadata only', async () => {
   const email = 'jane.' + 'doe@example.org';

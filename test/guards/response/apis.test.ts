@@ -8,37 +8,10 @@ import assert from 'node:assert/strict';
 import type { ServerResponse } from 'node:http';
 import { startGateway, type TestGateway } from '../../helpers/gateway.js';
 import { startMockUpstream, type MockUpstream, type Recorded } from '../../helpers/mock-upstream.js';
-import { postJson, postSse, scriptedChat } from './helpers.js';
+import { postJson, postSse, scriptedChat, scriptedResponses } from './helpers.js';
 
 const GH = 'gh' + 'p_' + 'aB3dE6gH9jK2mN5pQ8sT1vW4yZ7bC0eF3hJ6';
 
-function responsesStream(req: Recorded, res: ServerResponse, pieces: string[], call?: { name: string; arguments: string }): void {
-  res.writeHead(200, { 'content-type': 'text/event-stream' });
-  const ev = (o: Record<string, unknown>) => res.write(`event: ${o.type}\ndata: ${JSON.stringify(o)}\n\n`);
-  const resp = { id: 'resp_1', object: 'response', status: 'in_progress', model: req.body.model, output: [] };
-  ev({ type: 'response.created', response: resp });
-  ev({ type: 'response.output_item.added', output_index: 0, item: { type: 'message', id: 'm1', role: 'assistant', status: 'in_progress', content: [] } });
-  ev({ type: 'response.content_part.added', item_id: 'm1', output_index: 0, content_index: 0, part: { type: 'output_text', text: '', annotations: [] } });
-  for (const p of pieces) ev({ type: 'response.output_text.delta', item_id: 'm1', output_index: 0, content_index: 0, delta: p });
-  const text = pieces.join('');
-  ev({ type: 'response.output_text.done', item_id: 'm1', output_index: 0, content_index: 0, text });
-  ev({ type: 'response.content_part.done', item_id: 'm1', output_index: 0, content_index: 0, part: { type: 'output_text', text, annotations: [] } });
-  const msg = { type: 'message', id: 'm1', role: 'assistant', status: 'completed', content: [{ type: 'output_text', text, annotations: [] }] };
-  ev({ type: 'response.output_item.done', output_index: 0, item: msg });
-  const output: unknown[] = [msg];
-  if (call) {
-    const item = { type: 'function_call', id: 'fc1', call_id: 'call_1', name: call.name, arguments: '' };
-    ev({ type: 'response.output_item.added', output_index: 1, item });
-    ev({ type: 'response.function_call_arguments.delta', item_id: 'fc1', output_index: 1, delta: call.arguments.slice(0, 5) });
-    ev({ type: 'response.function_call_arguments.delta', item_id: 'fc1', output_index: 1, delta: call.arguments.slice(5) });
-    ev({ type: 'response.function_call_arguments.done', item_id: 'fc1', output_index: 1, arguments: call.arguments });
-    const done = { ...item, arguments: call.arguments, status: 'completed' };
-    ev({ type: 'response.output_item.done', output_index: 1, item: done });
-    output.push(done);
-  }
-  ev({ type: 'response.completed', response: { ...resp, status: 'completed', output, usage: { input_tokens: 3, output_tokens: 5, total_tokens: 8 } } });
-  res.end();
-}
 
 describe('response guards on the Responses and completions APIs, and shadow mode', () => {
   let gw: TestGateway;
@@ -106,7 +79,7 @@ describe('response guards on the Responses and completions APIs, and shadow mode
   });
 
   test('Responses stream: a secret split across deltas is redacted in deltas, done events and response.completed', async () => {
-    mock.handler = (req, res) => responsesStream(req, res, ['Your key is ', GH.slice(0, 9), GH.slice(9), '. Keep it.'], { name: 'get_weather', arguments: '{"city":"Oslo"}' });
+    mock.handler = (req, res) => scriptedResponses(req, res, ['Your key is ', GH.slice(0, 9), GH.slice(9), '. Keep it.'], { name: 'get_weather', arguments: '{"city":"Oslo"}' });
     const r = await postSse(gw.url + '/v1/responses', gw.key, { model: 'gpt-4o', input: 'hi', stream: true, tools: TOOLS });
     assert.equal(r.status, 200);
     const all = r.events.map((e) => e.data).join('\n');
@@ -122,7 +95,7 @@ describe('response guards on the Responses and completions APIs, and shadow mode
   });
 
   test('Responses stream: a disallowed function call ends the stream with response.incomplete (content_filter)', async () => {
-    mock.handler = (req, res) => responsesStream(req, res, ['Working on it.'], { name: 'wipe_disk', arguments: '{"disk":"/dev/sda"}' });
+    mock.handler = (req, res) => scriptedResponses(req, res, ['Working on it.'], { name: 'wipe_disk', arguments: '{"disk":"/dev/sda"}' });
     const r = await postSse(gw.url + '/v1/responses', gw.key, { model: 'gpt-4o', input: 'hi', stream: true, tools: TOOLS });
     const last = r.events.at(-1)!;
     assert.equal(last.json.type, 'response.incomplete');

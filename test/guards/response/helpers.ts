@@ -191,3 +191,33 @@ export function piecesOf(text: string, cut: number): string[] {
   out.push(text.slice(at));
   return out;
 }
+
+/** A Responses API stream (created, in_progress, message item with text deltas, then an optional function call, completed). */
+export function scriptedResponses(req: Recorded, res: ServerResponse, pieces: readonly string[], call?: ScriptedCall): void {
+  res.writeHead(200, { 'content-type': 'text/event-stream' });
+  const ev = (o: Record<string, unknown>) => res.write(`event: ${o.type}\ndata: ${JSON.stringify(o)}\n\n`);
+  const resp = { id: 'resp_1', object: 'response', created_at: 1, status: 'in_progress', model: req.body.model, output: [] };
+  ev({ type: 'response.created', response: resp });
+  ev({ type: 'response.in_progress', response: resp });
+  ev({ type: 'response.output_item.added', output_index: 0, item: { type: 'message', id: 'm1', role: 'assistant', status: 'in_progress', content: [] } });
+  ev({ type: 'response.content_part.added', item_id: 'm1', output_index: 0, content_index: 0, part: { type: 'output_text', text: '', annotations: [] } });
+  for (const p of pieces) ev({ type: 'response.output_text.delta', item_id: 'm1', output_index: 0, content_index: 0, delta: p });
+  const text = pieces.join('');
+  ev({ type: 'response.output_text.done', item_id: 'm1', output_index: 0, content_index: 0, text });
+  ev({ type: 'response.content_part.done', item_id: 'm1', output_index: 0, content_index: 0, part: { type: 'output_text', text, annotations: [] } });
+  const msg = { type: 'message', id: 'm1', role: 'assistant', status: 'completed', content: [{ type: 'output_text', text, annotations: [] }] };
+  ev({ type: 'response.output_item.done', output_index: 0, item: msg });
+  const output: unknown[] = [msg];
+  if (call) {
+    const item = { type: 'function_call', id: 'fc1', call_id: 'call_1', name: call.name, arguments: '' };
+    ev({ type: 'response.output_item.added', output_index: 1, item });
+    ev({ type: 'response.function_call_arguments.delta', item_id: 'fc1', output_index: 1, delta: call.arguments.slice(0, 5) });
+    ev({ type: 'response.function_call_arguments.delta', item_id: 'fc1', output_index: 1, delta: call.arguments.slice(5) });
+    ev({ type: 'response.function_call_arguments.done', item_id: 'fc1', output_index: 1, arguments: call.arguments });
+    const done = { ...item, arguments: call.arguments, status: 'completed' };
+    ev({ type: 'response.output_item.done', output_index: 1, item: done });
+    output.push(done);
+  }
+  ev({ type: 'response.completed', response: { ...resp, status: 'completed', output, usage: { input_tokens: 3, output_tokens: 5, total_tokens: 8 } } });
+  res.end();
+}
