@@ -3,7 +3,8 @@
  * findings only — never prompt text, output text or matched values.
  */
 import { randomFillSync } from 'node:crypto';
-import { keyedSha256, type KeyedSha256 } from '../util/hmac.js';
+import { keyedSha256For } from '../util/hmac.js';
+import type { ResponseFindingRecord } from '../guards/response/session.js';
 import type { RequestContext } from '../server/context.js';
 
 /** One guard evaluation as audited. */
@@ -129,14 +130,9 @@ export function canonicalPrompt(body: Record<string, unknown>): string {
   return JSON.stringify(parts);
 }
 
-/** One keyed hasher per audit hash key (the key buffer is fixed for a process's life). */
-const hashers = new WeakMap<Buffer, KeyedSha256>();
-
 /** HMAC-SHA256 of a text under the audit hash key, hex. */
 export function keyedHash(key: Buffer, text: string): string {
-  let h = hashers.get(key);
-  if (!h) hashers.set(key, (h = keyedSha256(key)));
-  return h.hex(text);
+  return keyedSha256For(key).hex(text);
 }
 
 const round = (n: number) => Math.round(n * 100) / 100;
@@ -295,13 +291,13 @@ export function requestEvent(ctx: RequestContext, hashKey: Buffer, now = Date.no
     });
   }
   // Output-side findings (response guards, streams, tool calls): the same fields, never values.
-  const outFindings = ctx.state.responseFindings as Array<{ detector: string; category: string; score: number; spanLength: number; stage: string }> | undefined;
+  const outFindings = ctx.state.responseFindings as ResponseFindingRecord[] | undefined;
   if (Array.isArray(outFindings) && outFindings.length) {
     const list = (ev.findings ??= []);
     for (const f of outFindings) {
       if (list.length >= 400) break;
-      cats.add(String(f.category));
-      list.push({ detector: String(f.detector), category: String(f.category), score: f.score, spanLength: f.spanLength, role: 'assistant', stage: String(f.stage) });
+      cats.add(f.category);
+      list.push({ detector: f.detector, category: f.category, score: f.score, spanLength: f.spanLength, role: 'assistant', stage: f.stage });
     }
   }
   if (!ev.guardAction && ev.guards?.some((g) => g.action === 'block' && g.applied)) ev.guardAction = 'block';

@@ -1,5 +1,6 @@
 /** Failed-authentication limiting: in-memory token buckets per client address and per key id. */
 import { LRUCache } from 'lru-cache';
+import type { CounterStore } from '../limits/types.js';
 
 /** Bucket parameters. */
 export interface BucketSpec {
@@ -56,10 +57,7 @@ export interface FailureLimiter {
 }
 
 /** The part of the limits' counter store used here: one atomic GCRA take per failure. */
-export interface FailureCounterStore {
-  readonly kind: string;
-  admit(plan: { now: number; rates: Array<{ key: string; limit: number; periodMs: number; cost: number }>; slots: never[]; budgets: never[] }): Promise<{ ok: boolean; rates: Array<{ fillMs: number; retryMs: number }> }>;
-}
+export type FailureCounterStore = Pick<CounterStore, 'admit'>;
 
 /**
  * Failure buckets shared by every gateway instance (Redis) or worker (the primary over IPC)

@@ -9,7 +9,7 @@ import type { Kysely } from 'kysely';
 import { LRUCache } from 'lru-cache';
 import type { Database } from '../store/schema.js';
 import type { Principal } from './types.js';
-import { keyedSha256, type KeyedSha256 } from '../util/hmac.js';
+import { keyedSha256For } from '../util/hmac.js';
 
 const KEY_RE = /^pcl_([A-Za-z0-9]{12})_([A-Za-z0-9_-]{43})$/;
 const ID_ALPHABET = 'ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789';
@@ -53,22 +53,14 @@ export function keyState(
   return rec.status === 'active' ? 'active' : 'revoked';
 }
 
-/** One keyed hasher per pepper (the pepper buffer is fixed for a process's life). */
-const hashers = new WeakMap<Buffer, KeyedSha256>();
-function hasherOf(pepper: Buffer): KeyedSha256 {
-  let h = hashers.get(pepper);
-  if (!h) hashers.set(pepper, (h = keyedSha256(pepper)));
-  return h;
-}
-
 /** HMAC-SHA256(pepper, secret) in hex. */
 export function hashSecret(pepper: Buffer, secret: string): string {
-  return hasherOf(pepper).hex(secret);
+  return keyedSha256For(pepper).hex(secret);
 }
 
 /** Constant-time comparison of a presented secret's HMAC with a stored hash (hex). */
 export function verifySecret(pepper: Buffer, secret: string, storedHash: string): boolean {
-  const a = hasherOf(pepper).digest(secret);
+  const a = keyedSha256For(pepper).digest(secret);
   const b = Buffer.from(storedHash, 'hex');
   return a.length === b.length && timingSafeEqual(a, b);
 }

@@ -185,9 +185,6 @@ export function createIdentity(opts: IdentityOptions): Identity {
     return rec instanceof Promise ? rec.then(verify) : verify(rec);
   }
 
-  /** `verifyPresented` as a promise (the Identity interface is asynchronous). */
-  const settled = <P>(r: AuthResult<P> | Promise<AuthResult<P>>): Promise<AuthResult<P>> => (r instanceof Promise ? r : Promise.resolve(r));
-
   // Bumped by every invalidation: a lookup that raced with one must not cache what it read.
   let epoch = 0;
 
@@ -274,7 +271,7 @@ export function createIdentity(opts: IdentityOptions): Identity {
     },
     authenticate(presented, meta) {
       if (opts.jwt && presented && isJwtShaped(presented)) return verifyJwt(opts.jwt, presented, meta);
-      return settled(verifyPresented(presented, meta, parseApiKey, lookupKey, acceptKey));
+      return Promise.resolve(verifyPresented(presented, meta, parseApiKey, lookupKey, acceptKey));
     },
     ...(opts.mtls
       ? {
@@ -288,7 +285,7 @@ export function createIdentity(opts: IdentityOptions): Identity {
         }
       : {}),
     authenticateAdmin(presented, meta) {
-      return settled(verifyPresented(presented, meta, parseAdminKey, lookupAdmin, acceptAdmin));
+      return Promise.resolve(verifyPresented(presented, meta, parseAdminKey, lookupAdmin, acceptAdmin));
     },
     invalidate,
     failureCounts() {

@@ -55,3 +55,13 @@ export function keyedSha256(key: Buffer): KeyedSha256 {
     digest: (text) => hash('sha256', finish(text), 'buffer') as unknown as Buffer,
   };
 }
+
+/** One hasher per key buffer, for keys fixed for the life of the process (pepper, audit hash key). */
+const perKey = new WeakMap<Buffer, KeyedSha256>();
+
+/** The keyed SHA-256 under `key`, built once per key buffer (the buffer must not be modified afterwards). */
+export function keyedSha256For(key: Buffer): KeyedSha256 {
+  let h = perKey.get(key);
+  if (!h) perKey.set(key, (h = keyedSha256(key)));
+  return h;
+}
