@@ -6,7 +6,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
-import { FailureBuckets, SharedFailureBuckets } from '../../src/identity/auth-limiter.js';
+import { FailureBuckets, SharedFailureBuckets, type FailureLimiter } from '../../src/identity/auth-limiter.js';
 import { createMemoryCounterStore, createRedisCounterStore } from '../../src/limits/index.js';
 import { redisReachable, deleteKeys } from '../helpers/services.js';
 import { serveWorkers } from '../helpers/serve.js';
@@ -20,6 +20,19 @@ if (skipRedis) console.log(`# skipping Redis failed-auth tests: ${skipRedis}`);
 
 const tick = () => new Promise((r) => setImmediate(r));
 
+/** `n` failed attempts alternating over the instances; returns how many were not refused up front (each waits for the store's answer). */
+async function alternate(instances: readonly FailureLimiter[], k: string, n: number): Promise<number> {
+  let verified = 0;
+  for (let i = 0; i < n; i++) {
+    const inst = instances[i % instances.length]!;
+    if (inst.blockedFor(k) > 0) continue;
+    verified++;
+    inst.fail(k);
+    await tick();
+  }
+  return verified;
+}
+
 test('two instances sharing one counter store block after the burst plus one attempt, not twice the burst', async () => {
   let t = 1_000_000;
   const now = () => t;
@@ -27,26 +40,11 @@ test('two instances sharing one counter store block after the burst plus one att
   const store = createMemoryCounterStore();
   const a = new SharedFailureBuckets(spec, store, 'f:', { now });
   const b = new SharedFailureBuckets(spec, store, 'f:', { now });
-  let verified = 0;
-  for (let i = 0; i < 12; i++) {
-    const inst = i % 2 ? b : a;
-    if (inst.blockedFor('1.2.3.4') > 0) continue;
-    verified++;
-    inst.fail('1.2.3.4');
-    await tick();
-  }
+  const verified = await alternate([a, b], '1.2.3.4', 12);
   assert.equal(verified, spec.burst + 1, 'burst, then one more on the instance that had not yet seen the empty bucket');
   assert.ok(a.blockedFor('1.2.3.4') >= 1 && b.blockedFor('1.2.3.4') >= 1);
   // Local buckets alone (the old behaviour) let each instance take the whole burst.
-  const la = new FailureBuckets(spec, 100, now);
-  const lb = new FailureBuckets(spec, 100, now);
-  let local = 0;
-  for (let i = 0; i < 12; i++) {
-    const inst = i % 2 ? lb : la;
-    if (inst.blockedFor('1.2.3.4') > 0) continue;
-    local++;
-    inst.fail('1.2.3.4');
-  }
+  const local = await alternate([new FailureBuckets(spec, 100, now), new FailureBuckets(spec, 100, now)], '1.2.3.4', 12);
   assert.equal(local, 2 * spec.burst);
   // Refill: one attempt per minute (1/min), on either instance.
   t += 61_000;
@@ -62,16 +60,9 @@ test('two instances sharing one counter store block after the burst plus one att
 
 test('a failing store leaves each instance limiting on its own and reports the error', async () => {
   const errors: unknown[] = [];
-  const broken = { kind: 'broken', admit: () => Promise.reject(new Error('store down')) };
+  const broken = { admit: () => Promise.reject(new Error('store down')) };
   const a = new SharedFailureBuckets({ burst: 2, perMinute: 1 }, broken, 'f:', { onError: (e) => errors.push(e) });
-  let verified = 0;
-  for (let i = 0; i < 5; i++) {
-    if (a.blockedFor('k') > 0) continue;
-    verified++;
-    a.fail('k');
-    await tick();
-  }
-  assert.equal(verified, 2, 'the local bucket still holds');
+  assert.equal(await alternate([a], 'k', 5), 2, 'the local bucket still holds');
   assert.equal(errors.length, 2);
 });
 

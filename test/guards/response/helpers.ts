@@ -146,14 +146,7 @@ export async function postJson(url: string, key: string, body: unknown, headers:
  */
 export async function streamThroughGuard(session: ResponseSession, text: string, cuts: readonly number[]): Promise<{ text: string; finish: string[] }> {
   const t = createGuardTransform(session, 'chat');
-  const points = [...new Set(cuts.map((c) => c % (text.length + 1)))].sort((a, b) => a - b);
-  const parts: string[] = [];
-  let at = 0;
-  for (const p of points) {
-    parts.push(text.slice(at, p));
-    at = p;
-  }
-  parts.push(text.slice(at));
+  const parts = splitAt(text, cuts.map((c) => c % (text.length + 1)));
   let out = '';
   const finish: string[] = [];
   const take = (evs: Array<{ data: string }>) => {
@@ -179,12 +172,16 @@ export async function streamThroughGuard(session: ResponseSession, text: string,
 
 /** `text` cut every 16 code units and at `cut` (the chunkings the streaming tests try). */
 export function piecesOf(text: string, cut: number): string[] {
-  const cuts = new Set<number>([cut]);
-  for (let i = 16; i < text.length; i += 16) cuts.add(i);
-  const sorted = [...cuts].filter((c) => c > 0 && c < text.length).sort((a, b) => a - b);
+  const cuts = [cut];
+  for (let i = 16; i < text.length; i += 16) cuts.push(i);
+  return splitAt(text, cuts.filter((c) => c > 0 && c < text.length));
+}
+
+/** `text` cut at each distinct point of `points` (in order; a point at 0 or at the end gives an empty piece). */
+export function splitAt(text: string, points: readonly number[]): string[] {
   const out: string[] = [];
   let at = 0;
-  for (const c of sorted) {
+  for (const c of [...new Set(points)].sort((a, b) => a - b)) {
     out.push(text.slice(at, c));
     at = c;
   }

@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startGateway, type TestGateway } from '../../helpers/gateway.js';
 import { startMockUpstream, type MockUpstream, type Recorded } from '../../helpers/mock-upstream.js';
-import { chatText, postJson, postSse, scriptedChat, piecesOf } from './helpers.js';
+import { chatText, postJson, postSse, scriptedChat, piecesOf, splitAt } from './helpers.js';
 
 // Test values built at run time (never written literally as token-shaped strings).
 const GH = 'gh' + 'p_' + 'aB3dE6gH9jK2mN5pQ8sT1vW4yZ7bC0eF3hJ6';
@@ -64,15 +64,7 @@ describe('response guards on outputs', () => {
     }
     text += PAD;
     for (let i = 13; i < text.length; i += 13) cuts.push(i);
-    const sorted = [...new Set(cuts)].filter((c) => c > 0 && c < text.length).sort((x, y) => x - y);
-    const chunks: string[] = [];
-    let at = 0;
-    for (const c of sorted) {
-      chunks.push(text.slice(at, c));
-      at = c;
-    }
-    chunks.push(text.slice(at));
-    return { text, chunks };
+    return { text, chunks: splitAt(text, cuts.filter((c) => c > 0 && c < text.length)) };
   }
 
   test('a PII value split at every offset is redacted in the stream exactly as in the body', async () => {
