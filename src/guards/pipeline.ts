@@ -68,28 +68,60 @@ export function newRunScratch(): RunScratch {
 
 class GuardTimeout extends Error {}
 
-/** Runs one guard's check under its timeout; resolves to the verdict or rejects (throw/timeout). */
-async function checkWithTimeout(g: Guard, input: Omit<GuardInput, 'signal'>, outer?: AbortSignal): Promise<Verdict> {
-  const ac = new AbortController();
-  const onOuter = () => ac.abort(outer?.reason);
-  outer?.addEventListener('abort', onOuter, { once: true });
-  let timer: NodeJS.Timeout | undefined;
+/**
+ * Runs one guard's check under its timeout: the verdict itself when the guard answered
+ * synchronously (no timer, no promise), else a promise of it that rejects on a throw or timeout.
+ * The guard's AbortSignal is created only when the guard reads `input.signal` (most guards are
+ * synchronous detectors that never do): it follows `outer` and is aborted when the timeout fires.
+ */
+function checkWithTimeout(g: Guard, input: Omit<GuardInput, 'signal'>, outer?: AbortSignal): Verdict | Promise<Verdict> {
+  let ac: AbortController | undefined;
+  let timedOut: GuardTimeout | undefined;
+  let finished = false;
+  const onOuter = () => ac!.abort(outer?.reason);
+  const signal = (): AbortSignal => {
+    if (!ac) {
+      ac = new AbortController();
+      if (timedOut) ac.abort(timedOut);
+      else if (outer?.aborted) ac.abort(outer.reason);
+      else if (!finished) outer?.addEventListener('abort', onOuter, { once: true });
+    }
+    return ac.signal;
+  };
+  const done = () => {
+    finished = true;
+    if (ac) outer?.removeEventListener('abort', onOuter);
+  };
+  let result: Verdict | Promise<Verdict>;
   try {
-    const result = g.check({ ...input, signal: ac.signal });
-    if (!(result instanceof Promise)) return result;
-    return await Promise.race([
-      result,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => {
-          ac.abort(new GuardTimeout(`guard ${g.name} timed out`));
-          reject(new GuardTimeout(`guard ${g.name} timed out`));
-        }, g.timeoutMs);
-      }),
-    ]);
-  } finally {
-    if (timer) clearTimeout(timer);
-    outer?.removeEventListener('abort', onOuter);
+    result = g.check({
+      ...input,
+      get signal() {
+        return signal();
+      },
+    });
+  } catch (e) {
+    done();
+    throw e;
   }
+  if (!(result instanceof Promise)) {
+    done();
+    return result;
+  }
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    result,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        timedOut = new GuardTimeout(`guard ${g.name} timed out`);
+        ac?.abort(timedOut);
+        reject(new GuardTimeout(`guard ${g.name} timed out`));
+      }, g.timeoutMs);
+    }),
+  ]).finally(() => {
+    clearTimeout(timer);
+    done();
+  });
 }
 
 function assertVerdict(g: Guard, v: Verdict): void {
@@ -128,7 +160,8 @@ export function createPipeline(guards: readonly Guard[]): Pipeline {
         let verdict: Verdict | undefined;
         let error: 'timeout' | 'error' | undefined;
         try {
-          verdict = await checkWithTimeout(g, { stage, segments: current, api: opts.api, tenant: opts.tenant, conversationId: opts.conversationId, requestId: opts.requestId, run: scratch }, opts.signal);
+          const r = checkWithTimeout(g, { stage, segments: current, api: opts.api, tenant: opts.tenant, conversationId: opts.conversationId, requestId: opts.requestId, run: scratch }, opts.signal);
+          verdict = r instanceof Promise ? await r : r;
           assertVerdict(g, verdict);
         } catch (e) {
           error = e instanceof GuardTimeout ? 'timeout' : 'error';

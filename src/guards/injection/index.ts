@@ -47,6 +47,84 @@ export function createInjectionGuard(opts: InjectionGuardOptions = {}): Guard {
   const roles = new Set(opts.roles ?? ['user', 'tool', 'retrieved']);
   const judge = opts.judge;
   const cache = opts.cache;
+  interface Scan {
+    acted: SegmentFinding[];
+    unsure: SegmentFinding[];
+    actedSegments: Set<string>;
+    score: number;
+  }
+  type Scored = { s: GuardInput['segments'][number]; r: ReturnType<typeof detectInjection> };
+  /** Scores every segment of the configured roles (the cache serves repeated texts). */
+  const scoreAll = (input: GuardInput): Scored[] => {
+    const out: Scored[] = [];
+    for (const s of input.segments) {
+      if (!roles.has(s.role)) continue;
+      const th = thresholds[s.trust];
+      const r = cache ? cache.get(`injection:${s.trust}:${th.lower}:${th.upper}`, s.text, () => detectInjection(s.text, { trust: s.trust, thresholds: th })) : detectInjection(s.text, { trust: s.trust, thresholds: th });
+      out.push({ s, r });
+    }
+    return out;
+  };
+  /** Adds one scored segment to the scan; `act` is whether the action applies to it. */
+  const add = (sc: Scan, { s, r }: Scored, act: boolean, unsure: boolean) => {
+    const fs = r.findings.map((f) => ({ ...f, segment: s.id }));
+    if (act) {
+      sc.acted.push(...fs);
+      sc.actedSegments.add(s.id);
+    } else if (unsure) sc.unsure.push(...fs);
+  };
+  /** Without a judge: synchronous. */
+  const checkNow = (input: GuardInput): Verdict => {
+    const sc: Scan = { acted: [], unsure: [], actedSegments: new Set(), score: 0 };
+    for (const x of scoreAll(input)) {
+      sc.score = Math.max(sc.score, x.r.score);
+      if (x.r.band === 'allow') continue;
+      if (x.r.band !== 'act' && uncertain === 'allow') continue;
+      add(sc, x, x.r.band === 'act' || uncertain === 'act', true);
+    }
+    return decide(input, sc);
+  };
+  /** Judge mode: asks the judge about each uncertain segment, in segment order. */
+  const checkJudged = async (input: GuardInput): Promise<Verdict> => {
+    const sc: Scan = { acted: [], unsure: [], actedSegments: new Set(), score: 0 };
+    let judged = false;
+    for (const x of scoreAll(input)) {
+      sc.score = Math.max(sc.score, x.r.score);
+      if (x.r.band === 'allow') continue;
+      let act = x.r.band === 'act';
+      if (!act) {
+        judged = true;
+        const v = await judge!.classify(x.s.text, input.signal); // a judge failure fails this guard (its failMode decides)
+        if (v.unsafe) {
+          act = true;
+          for (const c of v.categories) sc.acted.push({ detector: `judge.${judge!.name}`, category: c, severity: 'high', score: v.score, start: 0, end: x.s.text.length, reason: `${judge!.name} confirmed an uncertain score`, segment: x.s.id });
+        }
+      }
+      add(sc, x, act, !judged);
+    }
+    return decide(input, sc);
+  };
+  const decide = (input: GuardInput, { acted, unsure, actedSegments, score }: Scan): Verdict => {
+    const rounded = Math.round(score * 1000) / 1000;
+    if (acted.length > 0) {
+      const categories = [INJECTION_CATEGORY, ...new Set(acted.map((f) => f.category))];
+      if (action === 'flag') return { action: 'flag', findings: acted, categories, score: rounded };
+      if (action === 'spotlight') {
+        const trustedHit = input.segments.some((s) => actedSegments.has(s.id) && s.trust === 'trusted');
+        if (!trustedHit) {
+          const tag = newSpotlightTag();
+          const method = opts.spotlightMethod ?? 'delimit';
+          const rewrites: Record<string, string> = {};
+          for (const s of input.segments) if (actedSegments.has(s.id)) rewrites[s.id] = spotlightText(s.text, method, tag);
+          input.run.systemNotes.push(spotlightNote(method, tag));
+          return { action: 'transform', findings: acted, categories, rewrites, score: rounded };
+        }
+      }
+      return { action: 'block', findings: acted, categories: [...new Set(categories)], score: rounded };
+    }
+    if (unsure.length > 0 && uncertain === 'flag') return { action: 'flag', findings: unsure, categories: [INJECTION_CATEGORY, ...new Set(unsure.map((f) => f.category))], score: rounded, uncertain: true };
+    return { action: 'allow', score: rounded };
+  };
   return {
     name: 'injection',
     stages: ['request'],
@@ -54,55 +132,9 @@ export function createInjectionGuard(opts: InjectionGuardOptions = {}): Guard {
     timeoutMs: opts.timeoutMs ?? (judge ? judge.timeoutMs + 1_000 : 3_000),
     failMode: opts.failMode ?? 'closed',
     mode: opts.mode ?? 'enforce',
-    async check(input: GuardInput): Promise<Verdict> {
-      const acted: SegmentFinding[] = [];
-      const unsure: SegmentFinding[] = [];
-      const actedSegments = new Set<string>();
-      let score = 0;
-      let judged = false;
-      for (const s of input.segments) {
-        if (!roles.has(s.role)) continue;
-        const th = thresholds[s.trust];
-        const r = cache ? cache.get(`injection:${s.trust}:${th.lower}:${th.upper}`, s.text, () => detectInjection(s.text, { trust: s.trust, thresholds: th })) : detectInjection(s.text, { trust: s.trust, thresholds: th });
-        score = Math.max(score, r.score);
-        if (r.band === 'allow') continue;
-        let act = r.band === 'act';
-        if (!act) {
-          if (uncertain === 'act') act = true;
-          else if (uncertain === 'judge') {
-            judged = true;
-            const v = await judge!.classify(s.text, input.signal); // a judge failure fails this guard (its failMode decides)
-            if (v.unsafe) {
-              act = true;
-              for (const c of v.categories) acted.push({ detector: `judge.${judge!.name}`, category: c, severity: 'high', score: v.score, start: 0, end: s.text.length, reason: `${judge!.name} confirmed an uncertain score`, segment: s.id });
-            }
-          } else if (uncertain === 'allow') continue;
-        }
-        const fs = r.findings.map((f) => ({ ...f, segment: s.id }));
-        if (act) {
-          acted.push(...fs);
-          actedSegments.add(s.id);
-        } else if (!judged || uncertain !== 'judge') unsure.push(...fs);
-      }
-      const rounded = Math.round(score * 1000) / 1000;
-      if (acted.length > 0) {
-        const categories = [INJECTION_CATEGORY, ...new Set(acted.map((f) => f.category))];
-        if (action === 'flag') return { action: 'flag', findings: acted, categories, score: rounded };
-        if (action === 'spotlight') {
-          const trustedHit = input.segments.some((s) => actedSegments.has(s.id) && s.trust === 'trusted');
-          if (!trustedHit) {
-            const tag = newSpotlightTag();
-            const method = opts.spotlightMethod ?? 'delimit';
-            const rewrites: Record<string, string> = {};
-            for (const s of input.segments) if (actedSegments.has(s.id)) rewrites[s.id] = spotlightText(s.text, method, tag);
-            input.run.systemNotes.push(spotlightNote(method, tag));
-            return { action: 'transform', findings: acted, categories, rewrites, score: rounded };
-          }
-        }
-        return { action: 'block', findings: acted, categories: [...new Set(categories)], score: rounded };
-      }
-      if (unsure.length > 0 && uncertain === 'flag') return { action: 'flag', findings: unsure, categories: [INJECTION_CATEGORY, ...new Set(unsure.map((f) => f.category))], score: rounded, uncertain: true };
-      return { action: 'allow', score: rounded };
+    // Without a judge the check is synchronous (no promise, no timer in the pipeline).
+    check(input: GuardInput): Verdict | Promise<Verdict> {
+      return uncertain === 'judge' ? checkJudged(input) : checkNow(input);
     },
   };
 }
