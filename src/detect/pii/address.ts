@@ -18,13 +18,34 @@ const PO_BOX = '(?<![\\w])(?:P\\.?\\s?O\\.?\\s?Box|Post Office Box|Postfach|Apar
 // House number, 1-4 capitalised words, then a unit designator: "20789 Allika 46 Suite 501".
 const NUMBER_UNIT = "(?<![\\w-])\\d{1,6}(?:\\s[A-ZÀ-Ý][\\wÀ-ÿ'.-]{1,24}){1,4}(?:\\s\\d{1,4}[a-z]?)?,?\\s(?:Apt|Apartment|Suite|Ste|Unit|Flat)\\.?\\s?#?\\d{1,5}";
 const ADDRESS = new RegExp(`${NUMBER_FIRST}|${NUMBER_UNIT}|${PO_BOX}|${NAME_FIRST_EU}|${ROMANCE}`, 'g');
-const POSTCODE_ONLY = new RegExp(`(?<![A-Za-z0-9])${UK_POSTCODE}(?![A-Za-z0-9])`, 'g');
+/**
+ * What every ADDRESS match contains, one alternative per form: the street suffix after a space
+ * (number first), the unit designator after a space (number + unit), the last word of a PO box
+ * before its number, the continental street word before its number, the Romance street word
+ * before a space. Each lies at most ADDRESS_HINT_BACK characters after the start of its match
+ * (number first: 6 + 1 + 4 × 26 = 111), so ADDRESS runs from that far before the first hint.
+ */
+const ADDRESS_HINT = new RegExp(
+  // (The PO box and continental words as a look-behind after their "\s\d": the same hint position
+  // less 2 characters, and a pattern starting with a space and a digit is found fast.)
+  `\\s(?:${SUFFIX})\\b|\\s(?:Apt|Apartment|Suite|Ste|Unit|Flat)|\\s\\d(?<=(?:Box|Postfach|Apartado|Postale|${STREET_WORDS_EU})\\s\\d)|` +
+    '(?:Rue|Avenue|Boulevard|Chemin|Place|Via|Viale|Piazza|Corso|Calle|Avenida|Camino|Carrer|Plaza|Paseo|Rua|Travessa|Largo)\\s',
+  'g',
+);
+const ADDRESS_HINT_BACK = 128;
+// The look-behind after the first letter (same matches): lets the engine skip to capitals fast.
+// ([A-Z]{1,2} of UK_POSTCODE written as [A-Z] + look-behind + [A-Z]?.)
+const POSTCODE_ONLY = /[A-Z](?<![A-Za-z0-9][A-Z])[A-Z]?\d[A-Z\d]?\s?\d[A-Z]{2}(?![A-Za-z0-9])/g;
 
 /** Finds street addresses in US/UK and common European formats. */
 export const addressRecognizer: Recognizer = {
   entities: ['STREET_ADDRESS'],
   detect({ text }: ScanInput): RawMatch[] {
     const out: RawMatch[] = [];
+    ADDRESS_HINT.lastIndex = 0;
+    const hint = ADDRESS_HINT.exec(text);
+    // matchAll starts at the regex's lastIndex; no hint, no street address.
+    ADDRESS.lastIndex = hint === null ? text.length + 1 : Math.max(0, hint.index - ADDRESS_HINT_BACK);
     for (const m of text.matchAll(ADDRESS)) {
       const v = m[0];
       const hasNumber = /\d/.test(v);

@@ -48,3 +48,8 @@ export function hasContextWord(lower: string, start: number, end: number, words:
   }
   return false;
 }
+
+/** A global regex finding any of `words` as a substring. */
+export function wordsRegex(words: readonly string[]): RegExp {
+  return new RegExp([...words].sort((a, b) => b.length - a.length).map((w) => w.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|'), 'g');
+}

@@ -1,5 +1,5 @@
 /** Date-of-birth recognizer: a date is reported only when a birth context word precedes it. */
-import { hasContextWord } from './context.js';
+import { hasContextWord, wordsRegex } from './context.js';
 import type { RawMatch, Recognizer, ScanInput } from './types.js';
 
 const MONTHS = 'jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?';
@@ -14,12 +14,15 @@ const DATE = new RegExp(
   'gi',
 );
 const BIRTH_WORDS = ['born', 'birth', 'dob', 'd.o.b', 'd.o.b.', 'birthday', 'birthdate', 'date of birth', 'geboren', 'né', 'née', 'nacimiento', 'nascita'];
+/** Any birth word as a substring: one pass instead of one `includes` per word. */
+const ANY_BIRTH_WORD = wordsRegex(BIRTH_WORDS);
 
 /** Finds dates (numeric or with month names) preceded by a birth context word. */
 export const dobRecognizer: Recognizer = {
   entities: ['DATE_OF_BIRTH'],
   detect({ text, lower }: ScanInput): RawMatch[] {
-    if (!BIRTH_WORDS.some((w) => lower.includes(w))) return [];
+    ANY_BIRTH_WORD.lastIndex = 0;
+    if (!ANY_BIRTH_WORD.test(lower)) return [];
     const out: RawMatch[] = [];
     for (const m of text.matchAll(DATE)) {
       if (!hasContextWord(lower, m.index, m.index + m[0].length, BIRTH_WORDS, 40, 0)) continue;

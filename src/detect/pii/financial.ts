@@ -3,11 +3,14 @@ import type { RawMatch, Recognizer, ScanInput } from './types.js';
 import { IBAN_LENGTHS, base58CheckValid, bech32Valid, cardIssuer, eip55Valid, ibanValid, luhnValid } from './validators.js';
 
 // 12-19 digits, optionally grouped by single spaces or dashes. Each repetition consumes a digit: linear.
-const CARD = /(?<![\d\w.,-])\d(?:[ -]?\d){11,18}(?![\d\w]|[.,-]\d)/g;
-const IBAN = /(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}(?: ?[A-Za-z0-9]{4}){2,7}(?: ?[A-Za-z0-9]{1,3})?(?![A-Za-z0-9])/g;
-const BTC_B58 = /(?<![A-Za-z0-9])[13][1-9A-HJ-NP-Za-km-z]{25,34}(?![A-Za-z0-9])/g;
-const BTC_BECH32 = /(?<![A-Za-z0-9])(?:bc1|BC1|tb1|TB1)[02-9AC-HJ-NP-Zac-hj-np-z]{11,71}(?![A-Za-z0-9])/g;
-const ETH = /(?<![A-Za-z0-9])0x[0-9a-fA-F]{40}(?![A-Za-z0-9])/g;
+// In these patterns the look-behind comes after the first character (it looks at the character
+// before it, so the matches are the same): a pattern that starts with a character class lets the
+// regex engine skip quickly to candidate positions.
+const CARD = /\d(?<![\d\w.,-]\d)(?:[ -]?\d){11,18}(?![\d\w]|[.,-]\d)/g;
+const IBAN = /[A-Za-z](?<![A-Za-z0-9][A-Za-z])[A-Za-z]\d{2}(?: ?[A-Za-z0-9]{4}){2,7}(?: ?[A-Za-z0-9]{1,3})?(?![A-Za-z0-9])/g;
+const BTC_B58 = /[13](?<![A-Za-z0-9][13])[1-9A-HJ-NP-Za-km-z]{25,34}(?![A-Za-z0-9])/g;
+const BTC_BECH32 = /(?:bc1|BC1|tb1|TB1)(?<![A-Za-z0-9](?:bc1|BC1|tb1|TB1))[02-9AC-HJ-NP-Zac-hj-np-z]{11,71}(?![A-Za-z0-9])/g;
+const ETH = /0x(?<![A-Za-z0-9]0x)[0-9a-fA-F]{40}(?![A-Za-z0-9])/g;
 
 /** Issuer of a Luhn-valid card written with one separator kind and groups of ≥ 3 digits; else undefined. */
 function validCard(raw: string): string | undefined {
