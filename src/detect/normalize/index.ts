@@ -82,6 +82,12 @@ function isTag(cp: number): boolean {
 function isVariationSelector(cp: number): boolean {
   return (cp >= 0xfe00 && cp <= 0xfe0f) || (cp >= 0xe0100 && cp <= 0xe01ef);
 }
+/** A character outside the 1:1 fast path of normalizeAt (U+00A0 and above). */
+const BEYOND_FAST = /[^\u0000-\u009f]/;
+/** A character outside ASCII. */
+const NON_ASCII = /[^\u0000-\u007f]/;
+/** ASCII characters that make a token a leetspeak candidate in foldView (digits and the LEET symbols). */
+const LEETISH = /[0-9@$!|]/g;
 /** Combining marks (continuing a cluster). */
 const MARK = /\p{M}/u;
 const LETTER = /\p{L}/u;
@@ -190,6 +196,17 @@ function normalizeAt(original: string, budget: Budget, depth: number): Normalize
   };
 
   let i = 0;
+  // Fast path: nothing at or above U+00A0 (plain ASCII and C0/C1 controls) maps 1:1 — no
+  // invisible characters, no combining marks, nothing for NFKC to change.
+  if (!BEYOND_FAST.test(original)) {
+    for (let k = 0; k < n; k++) {
+      starts[k] = k;
+      ends[k] = k + 1;
+    }
+    len = n;
+    outParts.push(original);
+    i = n;
+  }
   while (i < n) {
     const cp = original.codePointAt(i)!;
     const w = cp > 0xffff ? 2 : 1;
@@ -285,6 +302,7 @@ function normalizeAt(original: string, budget: Budget, depth: number): Normalize
 
 /** Builds the folded matching view (1:1 with `text`). */
 function foldView(text: string, flags: NormalizeFlags): string {
+  if (!NON_ASCII.test(text)) return foldAscii(text, flags);
   const n = text.length;
   const out = new Uint16Array(n);
   // Pass 1: per-char fold (case, diacritics, Latin extras).
@@ -338,6 +356,41 @@ function foldView(text: string, flags: NormalizeFlags): string {
   }
   // One native UTF-16 decode (keeps lone surrogates) into a flat string.
   return Buffer.from(out.buffer, out.byteOffset, n * 2).toString('utf16le');
+}
+
+/**
+ * foldView for ASCII text (same result): lower case, and leetspeak folded only in tokens that hold
+ * a digit or LEET symbol and a letter (there is nothing non-ASCII for the homoglyph step).
+ */
+function foldAscii(text: string, flags: NormalizeFlags): string {
+  const lower = text.toLowerCase();
+  const n = lower.length;
+  let out: Buffer | undefined;
+  LEETISH.lastIndex = 0;
+  for (let m = LEETISH.exec(lower); m !== null; m = LEETISH.exec(lower)) {
+    // The token around this character: a maximal run of token characters.
+    let i = m.index;
+    while (i > 0 && isTokenCode(lower.charCodeAt(i - 1))) i--;
+    let j = m.index + 1;
+    while (j < n && isTokenCode(lower.charCodeAt(j))) j++;
+    LEETISH.lastIndex = j;
+    let letters = false;
+    for (let k = i; k < j && !letters; k++) {
+      const c = lower.charCodeAt(k);
+      letters = c >= 97 && c <= 122;
+    }
+    if (!letters) continue;
+    for (let k = i; k < j; k++) {
+      const ch = lower[k]!;
+      const f = LEET[ch];
+      if (f === undefined) continue;
+      if (LEET_SYMBOL.has(ch) && (k === i || k === j - 1)) continue;
+      out ??= Buffer.from(lower, 'latin1');
+      out[k] = f.charCodeAt(0);
+      flags.leet++;
+    }
+  }
+  return out ? out.toString('latin1') : lower;
 }
 
 /**
@@ -472,21 +525,66 @@ const COMMON = new Set(
   ),
 );
 
-/** Number of COMMON words in `s` (ASCII letters, case-insensitive), counting stops at `cap`. */
-function commonWordCount(s: string, cap = Infinity): number {
-  let count = 0;
-  const n = s.length;
-  let i = 0;
-  while (i < n && count < cap) {
-    if (!isAsciiLetter(s.charCodeAt(i))) {
+/** 32-bit FNV-1a hash of s[from, to) with ASCII letters lower-cased (the words compared are ASCII letters). */
+function wordHash(s: string, from: number, to: number): number {
+  let h = 0x811c9dc5;
+  for (let k = from; k < to; k++) h = Math.imul(h ^ (s.charCodeAt(k) | 0x20), 0x01000193);
+  return h >>> 0;
+}
+
+/** A set of lower-case ASCII words looked up by position in a string, without slicing it. */
+function wordSet(words: Iterable<string>): Map<number, string[]> {
+  const m = new Map<number, string[]>();
+  for (const w of words) {
+    const h = wordHash(w, 0, w.length);
+    const list = m.get(h);
+    if (list) list.push(w);
+    else m.set(h, [w]);
+  }
+  return m;
+}
+
+const COMMON_WORDS = wordSet(COMMON);
+/** The ROT13 forms of COMMON: a word of a line is common in the line's ROT13 iff it is one of these. */
+const ROT13_COMMON_WORDS = wordSet([...COMMON].map(rot13));
+
+/** Whether the ASCII letters s[from, to) equal `w` ignoring case. */
+function sameWord(s: string, from: number, to: number, w: string): boolean {
+  if (to - from !== w.length) return false;
+  for (let k = 0; k < w.length; k++) if ((s.charCodeAt(from + k) | 0x20) !== w.charCodeAt(k)) return false;
+  return true;
+}
+
+/**
+ * Counts, over the words (runs of ASCII letters, case-insensitive, at most 12 letters) of
+ * s[from, to), the COMMON words (`before`, counting stops at 3) and the words that are COMMON
+ * once ROT13-ed (`after`, counting stops at 9), in one pass; returns before * 16 + after.
+ * With before = 3 the scan stops there (`after` is then not complete and not needed).
+ */
+function lineWordCounts(s: string, from: number, to: number): number {
+  let before = 0;
+  let after = 0;
+  let i = from;
+  while (i < to) {
+    let c = s.charCodeAt(i);
+    if (!isAsciiLetter(c)) {
       i++;
       continue;
     }
     const start = i;
-    while (i < n && isAsciiLetter(s.charCodeAt(i))) i++;
-    if (i - start <= 12 && COMMON.has(s.slice(start, i).toLowerCase())) count++;
+    let h = 0x811c9dc5;
+    do {
+      h = Math.imul(h ^ (c | 0x20), 0x01000193);
+      i++;
+    } while (i < to && isAsciiLetter((c = s.charCodeAt(i))));
+    if (i - start > 12) continue;
+    h >>>= 0;
+    const common = COMMON_WORDS.get(h);
+    if (common && common.some((w) => sameWord(s, start, i, w)) && ++before >= 3) break;
+    const rotated = ROT13_COMMON_WORDS.get(h);
+    if (after < 9 && rotated && rotated.some((w) => sameWord(s, start, i, w))) after++;
   }
-  return count;
+  return before * 16 + after;
 }
 
 /** Per ASCII code: bit 1 = base64 alphabet ([A-Za-z0-9+/_-]), bit 2 = hex-run alphabet ([0-9a-fA-Fx\\ :,]). */
@@ -497,30 +595,39 @@ const RUN_CLASS = (() => {
   return t;
 })();
 
-/** Maximal runs [start, end) of base64 (bit 1) and hex-run (bit 2) characters at least `min` long, in one pass. */
-function candidateRuns(s: string, min: number): { b64: [number, number][]; hex: [number, number][] } {
-  const b64: [number, number][] = [];
-  const hex: [number, number][] = [];
+/**
+ * Maximal runs [start, end) of the characters of class `bit` (RUN_CLASS) at least `min` long, in
+ * order. Skips ahead: a run of `min` or more starting at or after `i` contains position
+ * i + min - 1, so when that character is outside the class nothing starts before it.
+ * Invariant: i is 0 or s[i - 1] is outside the class.
+ */
+function longRuns(s: string, min: number, bit: number): [number, number][] {
+  const out: [number, number][] = [];
   const n = s.length;
-  let bStart = -1;
-  let hStart = -1;
-  for (let i = 0; i <= n; i++) {
-    const c = i < n ? s.charCodeAt(i) : 0;
-    const k = c < 128 ? RUN_CLASS[c]! : 0;
-    if (k & 1) {
-      if (bStart < 0) bStart = i;
-    } else if (bStart >= 0) {
-      if (i - bStart >= min) b64.push([bStart, i]);
-      bStart = -1;
+  const inClass = (k: number) => {
+    const c = s.charCodeAt(k);
+    return c < 128 && (RUN_CLASS[c]! & bit) !== 0;
+  };
+  let i = 0;
+  while (i + min <= n) {
+    const p = i + min - 1;
+    if (!inClass(p)) {
+      i = p + 1;
+      continue;
     }
-    if (k & 2) {
-      if (hStart < 0) hStart = i;
-    } else if (hStart >= 0) {
-      if (i - hStart >= min) hex.push([hStart, i]);
-      hStart = -1;
-    }
+    let start = p;
+    while (start > i && inClass(start - 1)) start--;
+    let end = p + 1;
+    while (end < n && inClass(end)) end++;
+    if (end - start >= min) out.push([start, end]);
+    i = end + 1;
   }
-  return { b64, hex };
+  return out;
+}
+
+/** Maximal runs [start, end) of base64 (bit 1) and hex-run (bit 2) characters at least `min` long. */
+function candidateRuns(s: string, min: number): { b64: [number, number][]; hex: [number, number][] } {
+  return { b64: longRuns(s, min, 1), hex: longRuns(s, min, 2) };
 }
 
 function findPayloads(into: NormalizedText, budget: Budget, depth: number): void {
@@ -572,12 +679,12 @@ function findPayloads(into: NormalizedText, budget: Budget, depth: number): void
     let lineEnd = view.indexOf('\n', lineStart);
     if (lineEnd < 0 || lineEnd > limit) lineEnd = limit;
     if (lineEnd - lineStart >= 16 && lineEnd - lineStart <= 8192) {
-      const line = view.slice(lineStart, lineEnd);
-      const before = commonWordCount(line, 3);
+      // The common words of the line and of its ROT13 (counted on the line itself, no rotated copy).
+      const counts = lineWordCounts(view, lineStart, lineEnd);
+      const before = counts >> 4;
       if (before <= 2) {
-        const rotated = rot13(line);
-        const after = commonWordCount(rotated, 9);
-        if (after >= 3 && after >= 3 * (before + 1)) consider('rot13', lineStart, lineEnd, rotated);
+        const after = counts & 15;
+        if (after >= 3 && after >= 3 * (before + 1)) consider('rot13', lineStart, lineEnd, rot13(view.slice(lineStart, lineEnd)));
       }
     }
     lineStart = lineEnd + 1;
