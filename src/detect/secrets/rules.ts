@@ -378,7 +378,8 @@ export const SECRET_RULES: readonly SecretRule[] = [
     // The key line ends in `=`/`:` with nothing after it; the value is on one of the next (up to
     // three) indented lines, more indented than the key, optionally behind a nested `name:`.
     pattern: rx(
-      `(?<=^(?<ind>[ \\t]{0,16})${keyName(['password', 'passwords', 'passwd', 'pwd', 'passphrase', 'secret', 'secrets', 'token', 'tokens', 'credential', 'credentials', 'apikey', 'api_key'])
+      // (`(?<=\\n)` first: the long look-behind below ends with a line break, so it is tried only at line starts.)
+      `(?<=\\n)(?<=^(?<ind>[ \\t]{0,16})${keyName(['password', 'passwords', 'passwd', 'pwd', 'passphrase', 'secret', 'secrets', 'token', 'tokens', 'credential', 'credentials', 'apikey', 'api_key'])
         .replace('{1,16})?(?![A-Za-z0-9])', '{1,32})?(?![A-Za-z0-9])')}[ \\t]{0,4}[=:][ \\t]{0,4}\\r?\\n(?:[ \\t]{1,32}[^\\n]{0,200}\\r?\\n){0,3})\\k<ind>[ \\t]{1,32}(?:[A-Za-z0-9_.-]{1,32}:[ \\t]{1,4})?(?<secret>[^\\s"'\`;,:]{6,200})[ \\t]*$`,
       'm',
     ),
@@ -390,7 +391,9 @@ export const SECRET_RULES: readonly SecretRule[] = [
     description: '256-bit private key in hex: 0x-prefixed, or after private-key words (Ethereum/secp256k1 style)',
     keywords: ['0x', 'priv', 'secret', 'wallet', 'signing'],
     pattern: rx(
-      '(?:(?<![A-Za-z0-9])0x|(?<=(?:private|priv|secret|wallet|signing)[ _-]?key\\b[^\\n]{0,24}?)(?<![A-Za-z0-9]))(?<secret>[0-9a-fA-F]{64})(?![0-9A-Za-z])',
+      // (Second form: the cheap checks first — not after a letter or digit, 64 hex digits ahead,
+      // which `secret` needs anyway — so the long look-behind runs only where a key could start.)
+      '(?:(?<![A-Za-z0-9])0x|(?<![A-Za-z0-9])(?=[0-9a-fA-F]{64})(?<=(?:private|priv|secret|wallet|signing)[ _-]?key\\b[^\\n]{0,24}?))(?<secret>[0-9a-fA-F]{64})(?![0-9A-Za-z])',
       'i',
     ),
     validate: (s, _whole, before) => /[a-f]/i.test(s) && /\d/.test(s) && shannonEntropy(s) >= 3.3 && !/hash|digest|sha\d*|checksum|commit|tx|transaction|block|public|pub_?key|address/i.test(before.slice(-40)),
