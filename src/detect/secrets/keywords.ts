@@ -54,23 +54,29 @@ export function buildKeywordScanner(words: readonly string[]): KeywordScanner {
     }
   }
   const n = goto.length;
+  // Flat table of premultiplied states (state * 128), upper-case ASCII columns copied from their
+  // lower-case ones: one load per character, no case branch, no multiply.
   const table = new Int32Array(n * 128);
-  for (let s = 0; s < n; s++) table.set(goto[s]!, s * 128);
-  const hasOut = out.map((o) => o.length > 0);
+  for (let s = 0; s < n; s++) {
+    for (let c = 0; c < 128; c++) {
+      const l = c >= 65 && c <= 90 ? c + 32 : c;
+      table[s * 128 + c] = goto[s]![l]! * 128;
+    }
+  }
+  const hasOut = Uint8Array.from(out, (o) => (o.length > 0 ? 1 : 0));
   return {
     keywords,
     scan(text: string): Set<number> {
       const found = new Set<number>();
       let s = 0;
       for (let i = 0; i < text.length; i++) {
-        let c = text.charCodeAt(i);
+        const c = text.charCodeAt(i);
         if (c >= 128) {
           s = 0;
           continue;
         }
-        if (c >= 65 && c <= 90) c += 32;
-        s = table[s * 128 + c]!;
-        if (hasOut[s]) for (const k of out[s]!) found.add(k);
+        s = table[s + c]!;
+        if (hasOut[s >> 7] === 1) for (const k of out[s >> 7]!) found.add(k);
       }
       return found;
     },
