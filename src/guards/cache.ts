@@ -20,10 +20,26 @@ const MIN_CACHED_CHARS = 256;
 export function createDetectionCache(entries: number): DetectionCache {
   if (entries <= 0) return { get: (_s, _t, compute) => compute(), size: 0 };
   const lru = new LRUCache<string, object>({ max: entries });
+  // The guards of one run look up the same segment text one after the other (secrets, pii,
+  // injection): its digest is computed once. The text is held only until the current
+  // synchronous run ends (cleared in a microtask), so texts are still not kept.
+  let lastText: string | undefined;
+  let lastDigest = '';
+  const forget = () => {
+    lastText = undefined;
+  };
+  const digestOf = (text: string): string => {
+    if (text !== lastText) {
+      if (lastText === undefined) queueMicrotask(forget);
+      lastText = text;
+      lastDigest = createHash('sha256').update(text).digest('base64');
+    }
+    return lastDigest;
+  };
   return {
     get<T extends object>(scope: string, text: string, compute: () => T): T {
       if (text.length < MIN_CACHED_CHARS) return compute();
-      const key = scope + '\0' + createHash('sha256').update(text).digest('base64');
+      const key = scope + '\0' + digestOf(text);
       const hit = lru.get(key);
       if (hit) return hit as T;
       const v = compute();

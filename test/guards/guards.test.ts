@@ -190,6 +190,13 @@ describe('actions, shadow mode, vault, config', () => {
     c.get('a', long, f);
     c.get('b', long, f);
     assert.equal(calls, 2);
+    const other = 'y'.repeat(300); // same length, other text: its own entry (the digest memo compares texts)
+    c.get('a', other, f);
+    assert.equal(calls, 3);
+    await Promise.resolve(); // the memo is cleared after the synchronous run; the entries stay
+    c.get('a', long, f);
+    c.get('a', other, f);
+    assert.equal(calls, 3);
     const history = chat(
       { role: 'user', content: 'Please review this: ' + 'lorem ipsum dolor '.repeat(30) + ' mail carol@example.com' },
       { role: 'assistant', content: 'ok' },
