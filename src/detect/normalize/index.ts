@@ -15,6 +15,7 @@
  *
  * Offsets always refer to the original text: use `toOriginal()` to map a view span.
  */
+import { isUtf8 } from 'node:buffer';
 import { confusablesMap } from 'confusables';
 
 /** Kinds of decoded payloads. */
@@ -102,6 +103,19 @@ const LEET: Record<string, string> = {
 };
 const LEET_SYMBOL = new Set(['@', '$', '!', '|', '€']);
 
+/** foldChar of non-ASCII BMP code units, by code unit (0 = not computed yet). */
+const FOLD_MEMO = new Uint16Array(0x10000);
+
+/** foldChar(String.fromCharCode(c)) as a code unit, memoised (foldChar is a pure function of one code unit). */
+function foldCode(c: number): number {
+  let f = FOLD_MEMO[c]!;
+  if (f === 0) {
+    f = foldChar(String.fromCharCode(c)).charCodeAt(0);
+    FOLD_MEMO[c] = f;
+  }
+  return f;
+}
+
 /** Folds one BMP code unit to one lowercase, accent-free code unit (or returns it unchanged). */
 function foldChar(ch: string): string {
   const code = ch.charCodeAt(0);
@@ -150,8 +164,10 @@ function normalizeAt(original: string, budget: Budget, depth: number): Normalize
   const flags: NormalizeFlags = { zeroWidth: 0, bidi: 0, tags: 0, variationSelectors: 0, confusables: 0, leet: 0, nfkc: 0, decoded: {} };
   const n = original.length;
   const outParts: string[] = [];
-  const starts = new Uint32Array(n + 8);
-  const ends = new Uint32Array(n + 8);
+  // One allocation for both offset maps (typed-array backing stores are costly to allocate).
+  const maps = new Uint32Array(2 * (n + 8));
+  const starts = maps.subarray(0, n + 8);
+  const ends = maps.subarray(n + 8);
   let startsArr = starts;
   let endsArr = ends;
   let len = 0;
@@ -310,7 +326,7 @@ function foldView(text: string, flags: NormalizeFlags): string {
     const c = text.charCodeAt(i);
     if (c < 0x80) out[i] = c >= 65 && c <= 90 ? c + 32 : c;
     else if (c >= 0xd800 && c <= 0xdfff) out[i] = c;
-    else out[i] = foldChar(text[i]).charCodeAt(0);
+    else out[i] = foldCode(c);
   }
   // Pass 2: token-level homoglyph and leet folding. Tokens are runs of letters, digits and leet symbols.
   let i = 0;
@@ -403,7 +419,19 @@ function flatten(s: string): string {
   return s;
 }
 
+/** isTokenCode by code unit: 0 = not computed yet, 1 = no, 2 = yes (a pure function of the code unit). */
+const TOKEN_MEMO = new Uint8Array(0x10000);
+
 function isTokenCode(c: number): boolean {
+  let t = TOKEN_MEMO[c]!;
+  if (t === 0) {
+    t = tokenCode(c) ? 2 : 1;
+    TOKEN_MEMO[c] = t;
+  }
+  return t === 2;
+}
+
+function tokenCode(c: number): boolean {
   if (c < 0x80) return (c >= 48 && c <= 57) || (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c === 64 || c === 36 || c === 33 || c === 124;
   if (c === 0x20ac) return true;
   if (c >= 0xd800 && c <= 0xdfff) return false;
@@ -479,7 +507,9 @@ function decodeBase64(s: string): string | undefined {
   if (t.length % 4 === 1) return undefined;
   while (t.length % 4 !== 0) t += '=';
   try {
-    return utf8.decode(Buffer.from(t, 'base64'));
+    const bytes = Buffer.from(t, 'base64');
+    // Most candidates are not UTF-8 text: checking first avoids the decoder's exception.
+    return isUtf8(bytes) ? utf8.decode(bytes) : undefined;
   } catch {
     return undefined;
   }
@@ -489,7 +519,8 @@ function decodeHex(s: string): string | undefined {
   const digits = s.replace(/\\x|0x|[ :,]/g, '');
   if (digits.length % 2 !== 0) return undefined;
   try {
-    return utf8.decode(Buffer.from(digits, 'hex'));
+    const bytes = Buffer.from(digits, 'hex');
+    return isUtf8(bytes) ? utf8.decode(bytes) : undefined;
   } catch {
     return undefined;
   }
