@@ -88,6 +88,11 @@ export function detectSecrets(text: string, opts: SecretOptions = {}): Finding[]
     if (score < threshold) continue;
     const re = rule.pattern;
     re.lastIndex = 0;
+    if (rule.hint) {
+      const at = text.search(rule.hint.re);
+      if (at < 0) continue;
+      re.lastIndex = Math.max(0, at - rule.hint.back);
+    }
     for (let m = re.exec(text); m !== null; m = re.exec(text)) {
       const whole = m[0];
       if (whole.length === 0) {

@@ -25,7 +25,20 @@ export interface SecretRule {
   score?: number;
   /** Extends a match to its real end (e.g. a key block to its END line); returns the new end offset. */
   extend?: (text: string, matchEnd: number) => number;
+  /**
+   * A speed hint: every match of `pattern` contains a match of `re` starting at most `back`
+   * characters after its own start. The rule then skips texts without one and scans from
+   * `back` characters before the first one (same matches).
+   */
+  hint?: { re: RegExp; back: number };
 }
+
+/**
+ * The assignment operator (ASSIGN_OP) of the generic rules: its `=` or `:` lies at most 69
+ * characters after the match start (32 + 1 prefix, 14 for the longest key word, 17 suffix, a quote
+ * and 4 spaces); 96 leaves room.
+ */
+const ASSIGN_HINT = { re: /[=:]/, back: 96 };
 
 const KEY_BODY = /[A-Za-z0-9+/=\s:,.\\-]/;
 
@@ -359,6 +372,7 @@ export const SECRET_RULES: readonly SecretRule[] = [
     validate: (s) => notPlaceholder(s) && !/^\d{1,3}$/.test(s) && /\d|[^A-Za-z]/.test(s) && !/^[a-z][a-z0-9+.-]{1,10}:\/\//i.test(s),
     entropy: 2.5,
     score: 0.8,
+    hint: ASSIGN_HINT,
   },
   {
     id: 'generic_secret',
@@ -370,6 +384,7 @@ export const SECRET_RULES: readonly SecretRule[] = [
     validate: (s, whole, before) => notPlaceholder(s) && /\d/.test(s) && /[A-Za-z]/.test(s) && !/public|publishable|pub_?key/i.test(whole + before.slice(-24)) && (s.length >= 16 || /secret|token|api[_-]?key|password/i.test(whole)),
     entropy: 3,
     score: 0.75,
+    hint: ASSIGN_HINT,
   },
   {
     id: 'secret_block_value',
@@ -378,8 +393,9 @@ export const SECRET_RULES: readonly SecretRule[] = [
     // The key line ends in `=`/`:` with nothing after it; the value is on one of the next (up to
     // three) indented lines, more indented than the key, optionally behind a nested `name:`.
     pattern: rx(
-      // (`(?<=\\n)` first: the long look-behind below ends with a line break, so it is tried only at line starts.)
-      `(?<=\\n)(?<=^(?<ind>[ \\t]{0,16})${keyName(['password', 'passwords', 'passwd', 'pwd', 'passphrase', 'secret', 'secrets', 'token', 'tokens', 'credential', 'credentials', 'apikey', 'api_key'])
+      // (`(?<=\\n)(?=[ \\t])` first: the long look-behind below ends with a line break and the match
+      // starts with indentation, so the look-behind is tried only at indented line starts.)
+      `(?<=\\n)(?=[ \\t])(?<=^(?<ind>[ \\t]{0,16})${keyName(['password', 'passwords', 'passwd', 'pwd', 'passphrase', 'secret', 'secrets', 'token', 'tokens', 'credential', 'credentials', 'apikey', 'api_key'])
         .replace('{1,16})?(?![A-Za-z0-9])', '{1,32})?(?![A-Za-z0-9])')}[ \\t]{0,4}[=:][ \\t]{0,4}\\r?\\n(?:[ \\t]{1,32}[^\\n]{0,200}\\r?\\n){0,3})\\k<ind>[ \\t]{1,32}(?:[A-Za-z0-9_.-]{1,32}:[ \\t]{1,4})?(?<secret>[^\\s"'\`;,:]{6,200})[ \\t]*$`,
       'm',
     ),
