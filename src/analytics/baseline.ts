@@ -5,7 +5,8 @@
  * Alerts need a warm-up (buckets seen) and a minimum volume in the bucket, so new or quiet keys
  * never page anyone.
  */
-import { LRUCache } from 'lru-cache';
+import type { LRUCache } from 'lru-cache';
+import { growingLru } from '../util/lru.js';
 
 /** The signals tracked per entity. */
 export const SIGNALS = ['request_rate', 'tokens', 'prompt_length', 'error_rate', 'block_rate', 'distinct_models'] as const;
@@ -100,7 +101,7 @@ export class BaselineDetector {
   private readonly entities: LRUCache<string, EntityState>;
   constructor(opts: Partial<BaselineOptions> = {}) {
     this.opts = { ...DEFAULT_BASELINE, ...opts, minStd: { ...DEFAULT_BASELINE.minStd, ...(opts.minStd ?? {}) } };
-    this.entities = new LRUCache({ max: this.opts.maxEntities });
+    this.entities = growingLru(this.opts.maxEntities);
   }
 
   /** Adds one request of `entity`; returns alerts of any bucket this closes. */

@@ -1,5 +1,6 @@
 /** Failed-authentication limiting: in-memory token buckets per client address and per key id. */
-import { LRUCache } from 'lru-cache';
+import type { LRUCache } from 'lru-cache';
+import { growingLru } from '../util/lru.js';
 import type { CounterStore } from '../limits/types.js';
 
 /** Bucket parameters. */
@@ -21,7 +22,7 @@ export class FailureBuckets implements FailureLimiter {
     max = 100_000,
     private readonly now: () => number = Date.now,
   ) {
-    this.buckets = new LRUCache({ max });
+    this.buckets = growingLru(max);
   }
 
   private refill(k: string): Bucket | undefined {
@@ -83,7 +84,7 @@ export class SharedFailureBuckets implements FailureLimiter {
     private readonly opts: { max?: number; now?: () => number; onError?: (e: unknown) => void } = {},
   ) {
     this.local = new FailureBuckets(spec, opts.max ?? 100_000, opts.now ?? Date.now);
-    this.until = new LRUCache({ max: opts.max ?? 100_000 });
+    this.until = growingLru(opts.max ?? 100_000);
     this.intervalMs = 60_000 / spec.perMinute;
     this.periodMs = Math.max(1, Math.round(spec.burst * this.intervalMs));
   }
