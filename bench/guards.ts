@@ -5,12 +5,17 @@
  * Run: `npm run bench -- guards` or `node --import tsx bench/guards.ts`.
  */
 import { pathToFileURL } from 'node:url';
+import { PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { validateConfig } from '../src/config/load.js';
 import { createGateway, createLogger } from '../src/index.js';
 import { createGuardEngine } from '../src/guards/engine.js';
+import { normalize } from '../src/detect/normalize/index.js';
+import { detectPii } from '../src/detect/pii/index.js';
+import { detectSecrets } from '../src/detect/secrets/index.js';
+import { detectInjection } from '../src/detect/injection/index.js';
 import { runLoad, type LoadResult } from './lib/load.js';
 
 const WORDS = (
@@ -60,6 +65,17 @@ async function measure(size: number, budgetMs: number, raw: Parameters<typeof cr
   const wall: number[] = [];
   const cpu: number[] = [];
   const perGuard: Record<string, number> = {};
+  // Garbage collections during the run (young-generation scavenges are what lands in the tail).
+  const gc = { count: 0, ms: 0, maxMs: 0 };
+  const count = (entries: readonly PerformanceEntry[]) => {
+    for (const e of entries) {
+      gc.count++;
+      gc.ms += e.duration;
+      gc.maxMs = Math.max(gc.maxMs, e.duration);
+    }
+  };
+  const obs = new PerformanceObserver((list) => count(list.getEntries()));
+  obs.observe({ entryTypes: ['gc'] });
   const t0 = performance.now();
   const c0 = process.cpuUsage();
   let bytes = 0;
@@ -74,6 +90,10 @@ async function measure(size: number, budgetMs: number, raw: Parameters<typeof cr
     for (const rec of r.outcome.records) perGuard[rec.guard] = (perGuard[rec.guard] ?? 0) + rec.latencyMs;
     bytes += Buffer.byteLength(text);
   }
+  // Synchronous guards never yield to the event loop: let the observer's entries arrive first.
+  await new Promise((resolve) => setImmediate(resolve));
+  count(obs.takeRecords());
+  obs.disconnect();
   const wallSecs = (performance.now() - t0) / 1000;
   const cpuSecs = cpuMs(c0) / 1000;
   wall.sort((a, b) => a - b);
@@ -90,7 +110,35 @@ async function measure(size: number, budgetMs: number, raw: Parameters<typeof cr
     wallP50Ms: +pct(wall, 50).toFixed(3),
     wallP99Ms: +pct(wall, 99).toFixed(3),
     meanWallMsPerGuard: Object.fromEntries(Object.entries(perGuard).map(([k, v]) => [k, +(v / n).toFixed(3)])),
+    gc: { per1000Requests: +((gc.count / n) * 1000).toFixed(1), meanMs: gc.count ? +(gc.ms / gc.count).toFixed(2) : 0, maxMs: +gc.maxMs.toFixed(2) },
   };
+}
+
+/**
+ * Where the time goes: CPU microseconds per KiB of each detector alone on the same prompts
+ * (median of 5 rounds). `injection` includes its own `normalize` call.
+ */
+function components(size: number) {
+  const texts = Array.from({ length: 16 }, (_, i) => prose(size, i + 1));
+  const iters = Math.max(10, Math.round((200 * 1024) / size));
+  const fns: Record<string, (t: string) => unknown> = {
+    normalize: (t) => normalize(t),
+    pii: (t) => detectPii(t),
+    secrets: (t) => detectSecrets(t),
+    injection: (t) => detectInjection(t, { trust: 'trusted' }),
+  };
+  const out: Record<string, number> = {};
+  for (const [name, f] of Object.entries(fns)) {
+    const rounds: number[] = [];
+    for (let r = 0; r < 5; r++) {
+      const c = process.cpuUsage();
+      for (let k = 0; k < iters; k++) f(texts[k % texts.length]!);
+      rounds.push((cpuMs(c) * 1000) / iters);
+    }
+    rounds.sort((a, b) => a - b);
+    out[name] = +(rounds[2]! / (size / 1024)).toFixed(1);
+  }
+  return out;
 }
 
 const MIB = 1024 * 1024;
@@ -173,6 +221,7 @@ export async function run(): Promise<object> {
   const large = await measure(16 * 1024, 3000);
   // The pipeline's own cost (inspect, ordering, records, write-back) with every detector off.
   const overhead = await measure(1024, 1000, { injection: { enabled: false }, pii: { enabled: false }, secrets: { enabled: false } });
+  const perComponent = { kib1: components(1024), kib16: components(16 * 1024) };
   const engine = createGuardEngine({});
   const adv: Array<{ input: string; wallMs: number; cpuMs: number; action: string; underOneSecond: boolean }> = [];
   for (const [name, text] of Object.entries(adversarial())) {
@@ -196,13 +245,15 @@ export async function run(): Promise<object> {
     kib1: small,
     kib16: large,
     pipelineOnlyAt1KiB: { cpuP50Ms: overhead.cpuP50Ms, cpuP99Ms: overhead.cpuP99Ms, mbPerCpuSec: overhead.mbPerCpuSec },
+    cpuMicrosecondsPerKiB: perComponent,
     targets: { mbPerSec: 20, p99MsAt1KiB: 1, adversarial1MiBMs: 1000 },
     adversarial1MiB: adv,
     multiTurnChat: chatTurns,
     gateway,
   };
-  const line = (k: string, m: typeof small) => `  ${k}: ${m.mbPerCpuSec} MB/CPU-s (${m.mbPerWallSec} MB/wall-s), CPU p50 ${m.cpuP50Ms} ms p99 ${m.cpuP99Ms} ms, wall p99 ${m.wallP99Ms} ms, per guard ${JSON.stringify(m.meanWallMsPerGuard)}\n`;
+  const line = (k: string, m: typeof small) => `  ${k}: ${m.mbPerCpuSec} MB/CPU-s (${m.mbPerWallSec} MB/wall-s), CPU p50 ${m.cpuP50Ms} ms p99 ${m.cpuP99Ms} ms, wall p99 ${m.wallP99Ms} ms, per guard ${JSON.stringify(m.meanWallMsPerGuard)}, GC ${JSON.stringify(m.gc)}\n`;
   process.stdout.write(line('1 KiB', small) + line('16 KiB', large));
+  process.stdout.write(`  CPU us per KiB by detector (injection includes normalize): 1 KiB ${JSON.stringify(perComponent.kib1)} | 16 KiB ${JSON.stringify(perComponent.kib16)}\n`);
   process.stdout.write(`  pipeline only (no detectors) 1 KiB: CPU p50 ${overhead.cpuP50Ms} ms p99 ${overhead.cpuP99Ms} ms\n`);
   process.stdout.write(`  10-turn chat, CPU ms per turn: cache off ${chatTurns.cpuMsPerTurn.cacheOff!.join(' ')} | cache on ${chatTurns.cpuMsPerTurn.cacheOn!.join(' ')}\n`);
   process.stdout.write(`  gateway (1 KiB chat, demo upstream): ${JSON.stringify(gateway)}\n`);
