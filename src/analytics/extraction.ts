@@ -4,8 +4,9 @@
  * fillers), heavy logprobs/top_logprobs use and coverage-style sweeping. Only hashes of words are
  * kept, never the prompt text.
  */
-import { LRUCache } from 'lru-cache';
-import { MinHasher, tokenHashes } from './minhash.js';
+import type { LRUCache } from 'lru-cache';
+import { growingLru } from '../util/lru.js';
+import { MinHasher, tokenHashesTransient } from './minhash.js';
 
 /** Options of the extraction detector. */
 export interface ExtractionOptions {
@@ -117,7 +118,7 @@ export class ExtractionDetector {
   private readonly keys: LRUCache<string, KeyState>;
   constructor(opts: Partial<ExtractionOptions> = {}) {
     this.opts = { ...DEFAULT_EXTRACTION, ...opts, weights: { ...DEFAULT_EXTRACTION.weights, ...(opts.weights ?? {}) } };
-    this.keys = new LRUCache({ max: this.opts.maxKeys });
+    this.keys = growingLru(this.opts.maxKeys);
   }
 
   /** Adds one request of `key` and returns the key's current score. */
@@ -128,13 +129,13 @@ export class ExtractionDetector {
       this.keys.set(key, st);
     }
     this.evict(st, input.at);
-    const tk = tokenHashes(input.text, 128);
+    const tk = tokenHashesTransient(input.text, 128);
     const toks = tk.hashes;
     const sig = hasher.signatureOfHashes(toks);
     const bands = hasher.bandKeys(sig);
     let best: Entry | undefined;
     let bestSim = 0;
-    const seen = new Set<Entry>();
+    const seen: Entry[] = [];
     // Newest candidates first, a bounded number of them per band and in all: the cost stays flat
     // on templated floods (where every band lists the same earlier prompts).
     scan: for (const b of bands) {
@@ -142,9 +143,9 @@ export class ExtractionDetector {
       if (!list) continue;
       for (let i = list.length - 1, looked = 0; i >= 0 && looked < MAX_CANDIDATES; i--, looked++) {
         const e = list[i]!;
-        if (seen.has(e)) continue;
-        if (seen.size >= MAX_CANDIDATES) break scan;
-        seen.add(e);
+        if (seen.includes(e)) continue;
+        if (seen.length >= MAX_CANDIDATES) break scan;
+        seen.push(e);
         const sim = MinHasher.similarity(sig, e.sig);
         if (sim > bestSim) {
           bestSim = sim;
@@ -175,7 +176,7 @@ export class ExtractionDetector {
     }
     if (entry.dup) st.dup++;
     st.logprobs += entry.logprobs;
-    return this.scoreOf(st, input.at);
+    return this.scoreOf(st, input.at, true);
   }
 
   /** The current score of a key (undefined when unseen). */
@@ -241,12 +242,14 @@ export class ExtractionDetector {
     }
   }
 
-  private scoreOf(st: KeyState, now: number): ExtractionScore {
+  private scoreOf(st: KeyState, now: number, evicted = false): ExtractionScore {
     const n = st.entries.length - st.head;
     const o = this.opts;
     const hourAgo = now - 3_600_000;
     let lastHour = 0;
-    for (let i = st.entries.length - 1; i >= st.head && st.entries[i]!.at >= hourAgo; i--) lastHour++;
+    // Right after `evict`, a window of at most an hour holds only the last hour's requests.
+    if (evicted && o.windowMs <= 3_600_000) lastHour = n;
+    else for (let i = st.entries.length - 1; i >= st.head && st.entries[i]!.at >= hourAgo; i--) lastHour++;
     let maxFillers = 0;
     let distinct = 0;
     for (const t of st.templates.values()) {

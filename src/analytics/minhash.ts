@@ -36,9 +36,29 @@ export interface TokenHashes {
  * Unicode letter/number class and `toLowerCase` one at a time.
  */
 export function tokenHashes(text: string, max = 256): TokenHashes {
-  const hashes = new Uint32Array(max);
-  const starts = new Uint32Array(max);
-  const ends = new Uint32Array(max);
+  const t = scratchTokens(max);
+  const n = scanTokens(text, max, t.hashes, t.starts, t.ends);
+  return { hashes: t.hashes.slice(0, n), starts: t.starts.slice(0, n), ends: t.ends.slice(0, n) };
+}
+
+/**
+ * Like `tokenHashes`, but the spans are views of buffers reused by the next call (only `hashes`
+ * is a fresh array): for callers that read the spans before tokenizing again.
+ */
+export function tokenHashesTransient(text: string, max = 256): TokenHashes {
+  const t = scratchTokens(max);
+  const n = scanTokens(text, max, t.hashes, t.starts, t.ends);
+  return { hashes: t.hashes.slice(0, n), starts: t.starts.subarray(0, n), ends: t.ends.subarray(0, n) };
+}
+
+let scratch: { hashes: Uint32Array; starts: Uint32Array; ends: Uint32Array } | undefined;
+function scratchTokens(max: number): { hashes: Uint32Array; starts: Uint32Array; ends: Uint32Array } {
+  if (!scratch || scratch.hashes.length < max) scratch = { hashes: new Uint32Array(max), starts: new Uint32Array(max), ends: new Uint32Array(max) };
+  return scratch;
+}
+
+/** Fills `hashes`/`starts`/`ends` with up to `max` tokens of `text`; returns how many. */
+function scanTokens(text: string, max: number, hashes: Uint32Array, starts: Uint32Array, ends: Uint32Array): number {
   let n = 0;
   let h = 0;
   let start = -1;
@@ -86,7 +106,7 @@ export function tokenHashes(text: string, max = 256): TokenHashes {
     }
     i += step;
   }
-  return { hashes: hashes.subarray(0, n), starts: starts.subarray(0, n), ends: ends.subarray(0, n) };
+  return n;
 }
 
 /** Marks an empty bin of a one-permutation signature (and the all-empty signature of no text). */
