@@ -12,7 +12,10 @@
  *   (injection slots, or start/middle/end), README slices, and synthetic tables, e-mails and
  *   HTML pages built from those sources; seeded. The indirect head scores line windows
  *   (features.ts `indirectWindows`), trained on the same windows.
- * - GCG-style augmentation: training-side JailbreakBench goals with random token-soup suffixes.
+ * - GCG-style augmentation: training-side JailbreakBench goals with random token-soup suffixes
+ *   (six per goal).
+ * - Placeholder augmentation: copies of trusted rows (both labels) with vault placeholders
+ *   (`<PERSON_1>` …), as the guard pipeline pseudonymises PII before the injection guard runs.
  * - Logistic regression (AdaGrad, L2, class-balanced) over hashed n-grams, bagged (5 bootstrap
  *   runs, weights averaged: still one linear model); int8 weights.
  * - Calibration: the indirect head's document-level 2 % point on benign validation documents
@@ -30,7 +33,8 @@ import { fnv1a, canonicalText } from '../eval/lib/datasets.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const OUT = join(here, '..', 'src', 'detect', 'injection', 'model.json');
-const SEED = 20261127;
+/** Training seed; `INJECTION_TRAIN_SEED` overrides it (for measuring seed variance only: the shipped model uses the default). */
+const SEED = Number(process.env.INJECTION_TRAIN_SEED ?? 20261127);
 
 /** Sets used for training, with the licence that allows it. */
 const TRAIN_SETS: Record<string, { file: string; licence: string; trust: 'trusted' | 'untrusted' }> = {
@@ -71,6 +75,41 @@ function mulberry32(seed: number): () => number {
 const rand = mulberry32(SEED);
 const pick = <T>(xs: T[]): T => xs[Math.floor(rand() * xs.length)];
 
+/**
+ * Placeholder augmentation. In the gateway the injection guard runs after the PII and secret
+ * guards, so prompts can reach the detector with their replacements (src/detect/redact.ts):
+ * vault placeholders `<PERSON_1>`, fakes `<CATEGORY_hex8>`, redactions `[CATEGORY]` and hashes
+ * `[CATEGORY:hex12]`. The data sets have none, and bracketed tokens are otherwise mostly seen in
+ * attacks (chat-template tokens, fake tags), so one placeholder pushed benign prompts up ("Say
+ * hello to <PERSON_1> for me." 0.90, "card [CREDIT_CARD] please" 0.78 with the character-class
+ * features). A share of the trusted rows of *both* labels gets a copy with one to three words
+ * replaced by such tokens, which makes them carry no label. Own seeded generator, so the other
+ * random draws of this script are unchanged.
+ */
+const PLACEHOLDER_SHARE = 0.6;
+const PLACEHOLDER_CATEGORIES = ['PERSON', 'PERSON', 'PERSON', 'EMAIL', 'PHONE', 'LOCATION', 'STREET_ADDRESS', 'CREDIT_CARD', 'IBAN', 'DATE_OF_BIRTH', 'IP_ADDRESS', 'US_SSN', 'PASSPORT', 'CODENAME', 'jwt', 'private_key', 'git_url_token', 'slack_webhook_url', 'connection_string_password'];
+const placeholderRand = mulberry32(SEED ^ 0x5bd1e995);
+function withPlaceholders(text: string, r: () => number): string {
+  const words = [...text.matchAll(/[A-Za-z][A-Za-z'.@-]{2,}/g)];
+  if (words.length === 0) return text;
+  const n = 1 + Math.floor(r() * Math.min(3, words.length));
+  const chosen = new Set<number>();
+  for (let i = 0; i < n; i++) chosen.add(Math.floor(r() * words.length));
+  let out = '';
+  let last = 0;
+  let k = 0;
+  for (const [i, m] of words.entries()) {
+    if (!chosen.has(i)) continue;
+    const cat = PLACEHOLDER_CATEGORIES[Math.floor(r() * PLACEHOLDER_CATEGORIES.length)]!;
+    const hex = (n: number) => Array.from({ length: n }, () => Math.floor(r() * 16).toString(16)).join('');
+    const f = r();
+    const token = f < 0.5 ? `<${cat}_${++k}>` : f < 0.65 ? `<${cat}_${hex(8)}>` : f < 0.85 ? `[${cat}]` : `[${cat}:${hex(12)}]`;
+    out += text.slice(last, m.index) + token;
+    last = m.index! + m[0].length;
+  }
+  return out + text.slice(last);
+}
+
 function foldOf(text: string): string {
   return normalize(text, { decode: false }).fold;
 }
@@ -101,6 +140,9 @@ for (const [set, cfg] of Object.entries(TRAIN_SETS)) {
     if (bucket === 0) continue; // held out for evaluation
     const y = row.label === 'attack' ? 1 : 0;
     for (const fold of windowFolds(foldOf(row.text))) samples.push({ fold, y, w: 1, set, head: 'direct', bucket });
+    if (cfg.trust === 'trusted' && placeholderRand() < PLACEHOLDER_SHARE) {
+      for (const fold of windowFolds(foldOf(withPlaceholders(row.text, placeholderRand)))) samples.push({ fold, y, w: 1, set: `${set}+placeholders`, head: 'direct', bucket });
+    }
     count(set, `${bucket === 1 ? 'val' : 'train'}_${row.label}`);
   }
 }
@@ -109,14 +151,20 @@ for (const [set, cfg] of Object.entries(TRAIN_SETS)) {
  * Adversarial-suffix augmentation (GCG-style attacks append an optimised token soup to a request):
  * each training-side JailbreakBench goal gets a random suffix of words, word pieces and
  * punctuation clusters. Only the shape is synthetic (no real optimised suffixes are copied), so
- * the classifier learns "request + token soup", not particular suffix strings.
+ * the classifier learns "request + token soup", not particular suffix strings. Six suffixes per
+ * goal (two before): with the character-class features (features.ts) this raised the
+ * classifier's GCG recall at 1 % FPR in 4-fold cross-validation over buckets 1–4.
  */
+const SUFFIXES_PER_GOAL = 6;
 {
   // Word material from the training buckets of two benign prompt sets only (never held-out rows).
   const words = (['fastchat_mtbench', 'self_instruct_user_oriented'] as const).flatMap((set) =>
     rowsBySet[set]!.filter((r) => bucketOf(set, r) >= 2).flatMap((r) => r.text.match(/[A-Za-z]{2,12}/g) ?? []),
   );
   const punct = ['(', ')', '{', '}', '[', ']', '<', '>', '\\', '/', '"', "'", '.', ',', ';', ':', '!', '?', '*', '=', '+', '-', '_', '|', '~', '^', '$', '#', '@', '%', '&', '`'];
+  // Own seeded generator, so the number of suffixes does not shift the other random draws.
+  const rand = mulberry32(SEED ^ 0x2545f491);
+  const pick = <T>(xs: T[]): T => xs[Math.floor(rand() * xs.length)];
   const piece = (): string => {
     const r = rand();
     if (r < 0.45) { const w = pick(words); return rand() < 0.3 ? w[0]!.toUpperCase() + w.slice(1) : w; }
@@ -129,7 +177,7 @@ for (const [set, cfg] of Object.entries(TRAIN_SETS)) {
     const bucket = bucketOf('jailbreakbench_artifacts', r);
     if (!goal || bucket < 1 || seen.has(goal)) continue;
     seen.add(goal);
-    for (let k = 0; k < 2; k++) {
+    for (let k = 0; k < SUFFIXES_PER_GOAL; k++) {
       const n = 12 + Math.floor(rand() * 20);
       let suffix = '';
       for (let i = 0; i < n; i++) suffix += (rand() < 0.35 ? '' : ' ') + piece();
@@ -441,11 +489,11 @@ const D = 1 << FEATURE_BITS;
 const LR = 0.5;
 const L2 = 1e-6;
 const EPOCHS = 12;
-const BAGS = 5;
+const BAGS: Record<Head, number> = { direct: 5, indirect: 5 };
 
 type Train = { s: Sample; v: SparseVector }[];
 /** One AdaGrad run (class-weighted logistic loss, L2) over `train`, or over a bootstrap resample of it. */
-function trainOnce(all: Train, cw: Record<0 | 1, number>, bootstrap: boolean): { w: Float32Array; bias: number } {
+function trainOnce(all: Train, cw: Record<0 | 1, number>, bootstrap: boolean, rand: () => number): { w: Float32Array; bias: number } {
   const train = bootstrap ? all.map(() => all[Math.floor(rand() * all.length)]!) : all;
   const w = new Float32Array(D);
   const g2 = new Float32Array(D).fill(1e-8);
@@ -490,12 +538,16 @@ function trainHead(head: Head) {
   // run happens to see.
   const w = new Float32Array(D);
   let bias = 0;
-  for (let bag = 0; bag < BAGS; bag++) {
-    const r = trainOnce(train, cw, BAGS > 1);
-    for (let i = 0; i < D; i++) w[i] += r.w[i] / BAGS;
-    bias += r.bias / BAGS;
+  // Each head has its own seeded generator (bootstrap and shuffles), so a change to one head's
+  // training data does not re-draw the other head's runs.
+  const headRand = mulberry32(SEED ^ (head === 'direct' ? 0x68e31da4 : 0x1b56c4e9));
+  const bags = BAGS[head];
+  for (let bag = 0; bag < bags; bag++) {
+    const r = trainOnce(train, cw, bags > 1, headRand);
+    for (let i = 0; i < D; i++) w[i] += r.w[i] / bags;
+    bias += r.bias / bags;
   }
-  console.log(`[${head}] ${BAGS} bag(s) of ${EPOCHS} epochs`);
+  console.log(`[${head}] ${bags} bag(s) of ${EPOCHS} epochs`);
   // Quantise to int8.
   let maxAbs = 0;
   for (let i = 0; i < D; i++) maxAbs = Math.max(maxAbs, Math.abs(w[i]));

@@ -1,7 +1,8 @@
 /**
- * Feature hashing for the injection classifier: word unigrams and bigrams plus character
- * 3–5-grams of the folded matching view, hashed into a fixed number of buckets, log-scaled
- * counts, L2-normalised. Shared by training (scripts/train-injection.ts) and inference.
+ * Feature hashing for the injection classifier: word unigrams and bigrams, character 3- and
+ * 4-grams, and character-class ("shape") 3- and 4-grams of the folded matching view, hashed into
+ * a fixed number of buckets, log-scaled counts, L2-normalised. Shared by training
+ * (scripts/train-injection.ts) and inference.
  */
 
 /** Number of hash bits (2^18 buckets). */
@@ -59,8 +60,8 @@ function isSpace(c: number): boolean {
  */
 function accumulate(fold: string, start: number, end: number): void {
   nTouched = 0;
-  // At most one unigram + one bigram per word/mark and three char n-grams per code unit.
-  ensureTouched(5 * (end - start) + 16);
+  // At most one unigram + one bigram per word/mark, two char n-grams and two shape n-grams per code unit.
+  ensureTouched(6 * (end - start) + 16);
   // Words (runs of letters/digits/apostrophes, max 24 chars hashed) and single punctuation marks: unigrams and bigrams.
   let prev = 0;
   let havePrev = false;
@@ -95,12 +96,18 @@ function accumulate(fold: string, start: number, end: number): void {
     prev = h;
     havePrev = true;
   }
-  // Char 3–5-grams over the text with whitespace runs collapsed to one space (a rolling window of
-  // the last five collapsed code units; the n-grams starting at each position, as before).
-  let c0 = 0, c1 = 0, c2 = 0, c3 = 0, c4 = 0;
+  // Char 3- and 4-grams over the text with whitespace runs collapsed to one space (a rolling window
+  // of the last four collapsed code units; the n-grams starting at each position). Alongside,
+  // character-class ("shape") 3- and 4-grams: every letter is `a`, every digit `0`, a space is a
+  // space and any other character stands for itself, so "x({[" and "q=[{" share the shape "a({[".
+  // Only shapes with at least one character that is not a letter or a space are counted: prose
+  // adds almost nothing, token soup (adversarial suffixes), code and markup do. The shapes
+  // generalise over optimised suffixes whose exact characters never repeat.
+  let c0 = 0, c1 = 0, c2 = 0, c3 = 0;
+  let k0 = 0, k1 = 0, k2 = 0, k3 = 0;
   let have = 0;
   let lastSpace = true;
-  const gram = (a: number, b: number, c: number, d: number, e: number, k: number): void => {
+  const gram = (a: number, b: number, c: number, d: number, k: number): void => {
     let h = 0x9e3779b9 >>> 0;
     h ^= a; h = Math.imul(h, 0x01000193) >>> 0;
     h ^= b; h = Math.imul(h, 0x01000193) >>> 0;
@@ -109,9 +116,6 @@ function accumulate(fold: string, start: number, end: number): void {
     if (k < 4) return;
     h ^= d; h = Math.imul(h, 0x01000193) >>> 0;
     bump(Math.imul(h ^ (3 * 0x27d4eb2d), 0x85ebca6b) >>> 0, 1);
-    if (k < 5) return;
-    h ^= e; h = Math.imul(h, 0x01000193) >>> 0;
-    bump(Math.imul(h ^ (4 * 0x27d4eb2d), 0x85ebca6b) >>> 0, 1);
   };
   for (let j = start; j < end; j++) {
     let c = fold.charCodeAt(j);
@@ -121,17 +125,26 @@ function accumulate(fold: string, start: number, end: number): void {
       c = 32;
     }
     lastSpace = space;
-    // Shift in c; once five units are buffered, emit the grams starting at the oldest one.
-    c0 = c1; c1 = c2; c2 = c3; c3 = c4; c4 = c;
-    if (++have >= 5) gram(c0, c1, c2, c3, c4, 5);
+    // Shift in c; once four units are buffered, emit the grams starting at the oldest one.
+    c0 = c1; c1 = c2; c2 = c3; c3 = c;
+    const k = (c >= 97 && c <= 122) || c >= 0xc0 ? 97 : c >= 48 && c <= 57 ? 48 : c;
+    k0 = k1; k1 = k2; k2 = k3; k3 = k;
+    if (++have >= 4) {
+      gram(c0, c1, c2, c3, 4);
+      const plain3 = (k0 === 97 || k0 === 32) && (k1 === 97 || k1 === 32) && (k2 === 97 || k2 === 32);
+      if (!plain3 || (k3 !== 97 && k3 !== 32)) {
+        let h = 0x1234567;
+        h ^= k0; h = Math.imul(h, 0x01000193);
+        h ^= k1; h = Math.imul(h, 0x01000193);
+        h ^= k2; h = Math.imul(h, 0x01000193);
+        if (!plain3) bump(Math.imul(h ^ 0x55, 0x85ebca6b) >>> 0, 1);
+        h ^= k3; h = Math.imul(h, 0x01000193);
+        bump(Math.imul(h ^ 0x77, 0x85ebca6b) >>> 0, 1);
+      }
+    }
   }
-  // The last (up to four) start positions have shorter grams.
-  const tail = Math.min(have, 4);
-  const buf = [c1, c2, c3, c4].slice(4 - tail);
-  for (let j = 0; j < tail; j++) {
-    const left = tail - j;
-    if (left >= 3) gram(buf[j]!, buf[j + 1]!, buf[j + 2]!, buf[j + 3] ?? 0, 0, left);
-  }
+  // The last start position with three units left has a 3-gram (and no 4-gram).
+  if (have >= 3) gram(c1, c2, c3, 0, 3);
 }
 
 /** Hashes a folded text (already lowercased and folded) into a sparse vector. */
