@@ -120,15 +120,34 @@ export function newEventId(now = Date.now()): string {
   }
   const rnd = ID_POOL.toString('hex', idPoolAt, idPoolAt + 10);
   idPoolAt += 10;
-  return 'aud_' + now.toString(16).padStart(12, '0') + rnd;
+  // The 48-bit millisecond count as 12 hex digits, in two 24-bit halves: small integers format
+  // without the floating-point radix conversion a 41-bit number takes.
+  const hi = Math.floor(now / 0x1000000);
+  const lo = now - hi * 0x1000000;
+  return 'aud_' + hex6(hi) + hex6(lo) + rnd;
+}
+
+function hex6(n: number): string {
+  const h = n.toString(16);
+  return h.length === 6 ? h : '000000'.slice(h.length) + h;
 }
 
 /** The canonical prompt of a request body: the fields that carry what the user sent, not sampling options. */
 export function canonicalPrompt(body: Record<string, unknown>): string {
-  const parts: Record<string, unknown> = {};
-  for (const k of ['system', 'instructions', 'messages', 'input', 'prompt']) if (body[k] !== undefined) parts[k] = body[k];
-  return JSON.stringify(parts);
+  // The JSON.stringify of an object holding the defined ones of these fields in this order,
+  // written out without building that object.
+  let s = '';
+  for (const k of PROMPT_FIELDS) {
+    const v = body[k];
+    if (v === undefined) continue;
+    const j = JSON.stringify(v);
+    if (j === undefined) continue; // a function or symbol: JSON.stringify leaves the key out
+    s += (s ? ',"' : '{"') + k + '":' + j;
+  }
+  return s ? s + '}' : '{}';
 }
+
+const PROMPT_FIELDS = ['system', 'instructions', 'messages', 'input', 'prompt'] as const;
 
 /** HMAC-SHA256 of a text under the audit hash key, hex. */
 export function keyedHash(key: Buffer, text: string): string {
@@ -254,13 +273,20 @@ export function requestEvent(ctx: RequestContext, hashKey: Buffer, now = Date.no
   }
   const lim = ctx.state.limits as { decision?: string; estimatedInputTokens?: number; settled?: string; costUsd?: number } | undefined;
   if (lim) {
-    ev.limits = { ...(lim.decision ? { decision: lim.decision } : {}), ...(lim.estimatedInputTokens !== undefined ? { estimatedInputTokens: lim.estimatedInputTokens } : {}), ...(lim.settled ? { settled: lim.settled } : {}) };
+    const l: NonNullable<AuditEvent['limits']> = {};
+    if (lim.decision) l.decision = lim.decision;
+    if (lim.estimatedInputTokens !== undefined) l.estimatedInputTokens = lim.estimatedInputTokens;
+    if (lim.settled) l.settled = lim.settled;
+    ev.limits = l;
     if (typeof lim.costUsd === 'number') ev.costUsd = lim.costUsd;
   }
   const pol = ctx.state.policy as { operation?: string; decision?: string; reason?: string; layer?: string } | undefined;
   if (pol) {
     ev.operation = pol.operation;
-    ev.policy = { operation: pol.operation, decision: pol.decision, ...(pol.reason ? { reason: pol.reason } : {}), ...(pol.layer ? { layer: pol.layer } : {}) };
+    const o: NonNullable<AuditEvent['policy']> = { operation: pol.operation, decision: pol.decision };
+    if (pol.reason) o.reason = pol.reason;
+    if (pol.layer) o.layer = pol.layer;
+    ev.policy = o;
   }
   const recs = ctx.state.guards as Array<Record<string, any>> | undefined;
   const cats = new Set<string>();
@@ -305,7 +331,7 @@ export function requestEvent(ctx: RequestContext, hashKey: Buffer, now = Date.no
   const approvals = ctx.state.approvals as Array<{ event: string; ticket?: string; tool?: string }> | undefined;
   if (Array.isArray(approvals) && approvals.length) ev.approvals = approvals.map((a) => ({ event: a.event, ...(a.ticket ? { ticket: a.ticket } : {}), ...(a.tool ? { tool: a.tool } : {}) }));
   const body = st.clientBody ?? ctx.body;
-  if (body && Object.keys(body).length) {
+  if (body && hasKeys(body)) {
     const prompt = canonicalPrompt(body);
     ev.promptHash = keyedHash(hashKey, prompt);
     ev.promptChars = prompt.length;
@@ -316,6 +342,11 @@ export function requestEvent(ctx: RequestContext, hashKey: Buffer, now = Date.no
     ev.outputChars = out.length;
   }
   return ev;
+}
+
+function hasKeys(o: object): boolean {
+  for (const _ in o) return true;
+  return false;
 }
 
 /** An `admin_events` row as an audit event (id `adm_<row id>`, so bridging twice is harmless). */

@@ -1,6 +1,9 @@
 /** The SQLite audit insert, shared by the in-thread path and the writer thread: column order and statements. */
 import type SqliteDatabase from 'better-sqlite3';
 
+/** Name of the writer thread (Linux `comm`, at most 15 bytes). */
+export const THREAD_NAME = 'pcl-audit-db';
+
 /** Columns of `audit_events`, in the order rows are passed as arrays. */
 export const EVENT_COLUMNS = ['id', 'ts', 'day', 'kind', 'tenant_id', 'key_id', 'request_id', 'status', 'model', 'action', 'categories', 'tokens_in', 'tokens_out', 'cost_usd', 'data'] as const;
 /** Columns of `audit_payloads`, in the order rows are passed as arrays. */

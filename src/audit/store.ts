@@ -6,10 +6,24 @@ import { EVENT_COLUMNS, PAYLOAD_COLUMNS, insertStatements } from './sqlite-rows.
 import type { Database } from '../store/schema.js';
 import type { AuditEvent, QueuedEvent } from './event.js';
 
+/** An event ready for the store: its row (EVENT_COLUMNS order, the event's JSON last) and its payload. */
+export interface PreparedEvent {
+  row: unknown[];
+  payload?: QueuedEvent['payload'];
+}
+
 /** What the writer needs from a store. */
 export interface AuditSink {
   /** Inserts a batch; events whose id already exists are skipped (idempotent). */
   insert(batch: readonly QueuedEvent[]): Promise<void>;
+  /**
+   * Optional: the event's row, built when the event is queued (its JSON included), so the writer
+   * holds one small array and a string per event until the batch is written instead of the event's
+   * object tree, and the JSON is written from objects still in the cache.
+   */
+  prepare?(q: QueuedEvent): PreparedEvent;
+  /** Inserts prepared rows (with `prepare`); idempotent like `insert`. */
+  insertPrepared?(batch: readonly PreparedEvent[]): Promise<void>;
 }
 
 /** A search over the audit trail. */
@@ -171,11 +185,10 @@ export class AuditStore implements AuditSink {
     return this.dayName;
   }
 
-  async insert(batch: readonly QueuedEvent[]): Promise<void> {
-    if (batch.length === 0) return;
-    // One row builder, in EVENT_COLUMNS order: arrays go to the prepared statements (here or on
-    // the writer thread) as they are; Kysely gets them as objects.
-    const rowArrays = batch.map(({ event: e }) => [
+  /** The event's row in EVENT_COLUMNS order (its JSON last), with its payload. */
+  prepare(q: QueuedEvent): PreparedEvent {
+    const e = q.event;
+    const row: unknown[] = [
       e.id,
       e.ts,
       this.dayOf(e.ts),
@@ -186,14 +199,26 @@ export class AuditStore implements AuditSink {
       e.status ?? null,
       e.model?.slice(0, 200) ?? null,
       (e.kind === 'admin' ? e.action : e.guardAction)?.slice(0, 100) ?? null,
-      `|${(e.categories ?? []).join('|')}|`,
+      e.categories?.length ? `|${e.categories.join('|')}|` : '||',
       e.tokensIn ?? 0,
       e.tokensOut ?? 0,
       e.costUsd ?? 0,
       JSON.stringify(e),
-    ]);
+    ];
+    return q.payload ? { row, payload: q.payload } : { row };
+  }
+
+  async insert(batch: readonly QueuedEvent[]): Promise<void> {
+    return this.insertPrepared(batch.map((q) => this.prepare(q)));
+  }
+
+  async insertPrepared(batch: readonly PreparedEvent[]): Promise<void> {
+    if (batch.length === 0) return;
+    // Rows in EVENT_COLUMNS order: arrays go to the prepared statements (here or on the writer
+    // thread) as they are; Kysely gets them as objects.
+    const rowArrays = batch.map((p) => p.row);
     const payloadArrays: unknown[][] = [];
-    for (const q of batch) if (q.payload) payloadArrays.push([q.event.id, q.payload.tenantId, q.event.ts, q.payload.expiresAt, q.payload.request, q.payload.response]);
+    for (const { row, payload: p } of batch) if (p) payloadArrays.push([row[0], p.tenantId, row[1], p.expiresAt, p.request, p.response]);
     if (this.rawInsert) {
       const w = this.writerThread();
       if (w) {

@@ -6,7 +6,7 @@
 import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { QueuedEvent } from './event.js';
-import type { AuditSink } from './store.js';
+import type { AuditSink, PreparedEvent } from './store.js';
 
 /** Writer options. */
 export interface WriterOptions {
@@ -32,9 +32,19 @@ export interface WriterStats {
 
 const SEG_RE = /^seg-\d+-\d+-\d+\.jsonl$/;
 
+/** A queued event: as given, or as its store row when the store prepares rows (`AuditSink.prepare`). */
+type Item = QueuedEvent | PreparedEvent;
+const isPrepared = (x: Item): x is PreparedEvent => 'row' in x;
+
+/** The spill line of an item: `JSON.stringify` of its QueuedEvent (a prepared row holds the event's JSON last). */
+function spillLine(x: Item): string {
+  if (!isPrepared(x)) return JSON.stringify(x);
+  return `{"event":${x.row[x.row.length - 1] as string}${x.payload ? `,"payload":${JSON.stringify(x.payload)}` : ''}}`;
+}
+
 /** The audit writer. */
 export class AuditWriter {
-  private queue: QueuedEvent[] = [];
+  private queue: Item[] = [];
   private timer: NodeJS.Timeout | undefined;
   private retry: NodeJS.Timeout | undefined;
   private flushing: Promise<void> | undefined;
@@ -60,7 +70,8 @@ export class AuditWriter {
       if (!this.down && !this.closed) this.scheduleRetry(this.o.retryIntervalMs);
       return;
     }
-    this.queue.push(e);
+    const store = this.o.store;
+    this.queue.push(store.prepare && store.insertPrepared ? store.prepare(e) : e);
     this.stats.queued = this.queue.length;
     if (this.queue.length >= this.o.batchSize) void this.flush();
     else if (!this.timer) {
@@ -87,7 +98,7 @@ export class AuditWriter {
             continue;
           }
           try {
-            await this.o.store.insert(batch);
+            await this.insertBatch(batch);
             this.stats.written += batch.length;
           } catch (e) {
             this.stats.failures++;
@@ -103,6 +114,11 @@ export class AuditWriter {
     return this.flushing;
   }
 
+  private insertBatch(batch: Item[]): Promise<void> {
+    // Items are prepared only when the store has both `prepare` and `insertPrepared`.
+    return isPrepared(batch[0]!) ? this.o.store.insertPrepared!(batch as PreparedEvent[]) : this.o.store.insert(batch as QueuedEvent[]);
+  }
+
   private markDown(e: unknown): void {
     if (!this.down) this.o.log?.warn({ err: (e as Error)?.message }, 'audit store unavailable: spilling events to the local file');
     this.down = true;
@@ -110,9 +126,9 @@ export class AuditWriter {
     this.scheduleRetry(this.o.retryIntervalMs);
   }
 
-  private spill(batch: readonly QueuedEvent[]): void {
+  private spill(batch: readonly Item[]): void {
     if (batch.length === 0) return;
-    appendFileSync(this.active, batch.map((q) => JSON.stringify(q)).join('\n') + '\n', { mode: 0o600 });
+    appendFileSync(this.active, batch.map(spillLine).join('\n') + '\n', { mode: 0o600 });
     this.stats.spilled += batch.length;
   }
 

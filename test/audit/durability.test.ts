@@ -5,7 +5,7 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFileSync, copyFileSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -93,6 +93,55 @@ test('SQLite: a full queue spills instead of dropping; replaying a segment twice
   assert.equal(await w.replay(), true);
   await w.close();
   assert.equal((await ids(db)).length, 200);
+});
+
+test('SQLite: rows prepared when queued (the store\'s prepare) spill as the same JSON lines as events and replay to the same events, payloads included', async () => {
+  const dir = tmp();
+  const db = await openDb({ dataDir: dir });
+  cleanups.push(() => db.close());
+  const store = new AuditStore(db.kysely, 'UTC', db.sqlite);
+  cleanups.push(() => store.close());
+  let down = true;
+  let prepared = 0;
+  // The store's own prepare/insertPrepared (so the writer queues rows, not events), failing while `down`.
+  const sink = {
+    insert: (b: readonly QueuedEvent[]) => store.insert(b),
+    prepare: (q: QueuedEvent) => (prepared++, store.prepare(q)),
+    insertPrepared: async (b: Parameters<AuditStore['insertPrepared']>[0]) => {
+      if (down) throw new Error('store unavailable');
+      await store.insertPrepared(b);
+    },
+  };
+  const spill = join(dir, 'spill');
+  const w = new AuditWriter({ store: sink, spillDir: spill, queueSize: 100, batchSize: 10, flushIntervalMs: 1000, retryIntervalMs: 60_000 });
+  const events: QueuedEvent[] = Array.from({ length: 30 }, (_, i) => {
+    const q = ev(i);
+    q.event.categories = i % 2 ? ['EMAIL', 'with "quotes" \\ and \u2028'] : [];
+    q.event.guards = [{ guard: 'pii', stage: 'request', mode: 'enforce', action: 'flag', categories: ['EMAIL'], findings: 1, latencyMs: 0.25 }];
+    if (i % 3 === 0) q.payload = { tenantId: 'ten_a', expiresAt: 1234, request: `enc-req-${i}`, response: i % 2 ? null : 'enc-res' };
+    return q;
+  });
+  for (const q of events.slice(0, 10)) w.push(q);
+  await w.flush(); // fails: these prepared rows go to the spill file
+  assert.equal(prepared, 10);
+  assert.equal(w.stats.spilled, 10);
+  for (const q of events.slice(10)) w.push(q); // the store is marked down: spilled as events, not prepared
+  assert.equal(prepared, 10);
+  const active = readdirSync(spill).find((x) => x.startsWith('active-'))!;
+  const lines = readFileSync(join(spill, active), 'utf8').trimEnd().split('\n');
+  assert.deepEqual(lines, events.map((q) => JSON.stringify(q)), 'a prepared row spills exactly as JSON.stringify of its event');
+  down = false;
+  assert.equal(await w.replay(), true);
+  for (let i = 0; i < 5; i++) w.push(ev(100 + i)); // the store is back: prepared again and written
+  await w.close();
+  assert.equal(prepared, 15);
+  for (const q of events) {
+    assert.deepEqual(await store.get(q.event.id), q.event);
+    assert.equal((await store.payload(q.event.id))?.request, q.payload?.request);
+  }
+  assert.equal(await store.count(), 35);
+  const page = await store.search({ category: 'EMAIL', limit: 100 });
+  assert.equal(page.data.length, 15, 'the categories column is searchable after a replay');
 });
 
 test('SQLite: spill files left by a dead process are adopted and replayed by the next writer', async () => {
