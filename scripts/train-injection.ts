@@ -664,7 +664,7 @@ const heads = { direct: trainHead('direct'), indirect: trainHead('indirect') };
     for (const [s, e] of windows(f.length)) best = Math.max(best, sigmoid(dot(featurize(f.slice(s, e)), wq) + h.bias));
     return { y: 0, p: best };
   });
-  (h as { documentCalibration?: Record<string, number> }).documentCalibration = { ...thresholdsAt(scores, [0.01, 0.015, 0.02]), documents: scores.length };
+  (h as { documentCalibration?: Record<string, number> }).documentCalibration = { ...thresholdsAt(scores, [0.005, 0.0075, 0.01, 0.015, 0.02]), documents: scores.length };
   console.log(`[direct] document-level calibration on ${scores.length} benign validation prompts: ${JSON.stringify((h as { documentCalibration?: unknown }).documentCalibration)}`);
 }
 
