@@ -69,43 +69,69 @@ export function newRunScratch(): RunScratch {
 class GuardTimeout extends Error {}
 
 /**
+ * What one guard is given (GuardInput). Its AbortSignal is created only when the guard reads
+ * `signal` (most guards are synchronous detectors that never do): it then follows the outer
+ * signal and is aborted when the guard's timeout fires. A class, so that the lazy getter costs no
+ * per-call closures or object spread.
+ */
+class GuardCall implements GuardInput {
+  #ac: AbortController | undefined;
+  #finished = false;
+  #timedOut: GuardTimeout | undefined;
+  readonly #outer: AbortSignal | undefined;
+  #onOuter: (() => void) | undefined;
+  constructor(
+    readonly stage: Stage,
+    readonly segments: readonly Segment[],
+    readonly api: string,
+    readonly tenant: string | undefined,
+    readonly conversationId: string | undefined,
+    readonly requestId: string | undefined,
+    readonly run: RunScratch,
+    outer: AbortSignal | undefined,
+  ) {
+    this.#outer = outer;
+  }
+  get signal(): AbortSignal {
+    if (!this.#ac) {
+      this.#ac = new AbortController();
+      if (this.#timedOut) this.#ac.abort(this.#timedOut);
+      else if (this.#outer?.aborted) this.#ac.abort(this.#outer.reason);
+      else if (!this.#finished && this.#outer) {
+        const ac = this.#ac;
+        const outer = this.#outer;
+        this.#onOuter = () => ac.abort(outer.reason);
+        outer.addEventListener('abort', this.#onOuter, { once: true });
+      }
+    }
+    return this.#ac.signal;
+  }
+  /** The timeout fired: abort the signal if the guard holds one. */
+  timeout(e: GuardTimeout): void {
+    this.#timedOut = e;
+    this.#ac?.abort(e);
+  }
+  /** The check is over: stop following the outer signal. */
+  done(): void {
+    this.#finished = true;
+    if (this.#onOuter) this.#outer?.removeEventListener('abort', this.#onOuter);
+  }
+}
+
+/**
  * Runs one guard's check under its timeout: the verdict itself when the guard answered
  * synchronously (no timer, no promise), else a promise of it that rejects on a throw or timeout.
- * The guard's AbortSignal is created only when the guard reads `input.signal` (most guards are
- * synchronous detectors that never do): it follows `outer` and is aborted when the timeout fires.
  */
-function checkWithTimeout(g: Guard, input: Omit<GuardInput, 'signal'>, outer?: AbortSignal): Verdict | Promise<Verdict> {
-  let ac: AbortController | undefined;
-  let timedOut: GuardTimeout | undefined;
-  let finished = false;
-  const onOuter = () => ac!.abort(outer?.reason);
-  const signal = (): AbortSignal => {
-    if (!ac) {
-      ac = new AbortController();
-      if (timedOut) ac.abort(timedOut);
-      else if (outer?.aborted) ac.abort(outer.reason);
-      else if (!finished) outer?.addEventListener('abort', onOuter, { once: true });
-    }
-    return ac.signal;
-  };
-  const done = () => {
-    finished = true;
-    if (ac) outer?.removeEventListener('abort', onOuter);
-  };
+function checkWithTimeout(g: Guard, input: GuardCall): Verdict | Promise<Verdict> {
   let result: Verdict | Promise<Verdict>;
   try {
-    result = g.check({
-      ...input,
-      get signal() {
-        return signal();
-      },
-    });
+    result = g.check(input);
   } catch (e) {
-    done();
+    input.done();
     throw e;
   }
   if (!(result instanceof Promise)) {
-    done();
+    input.done();
     return result;
   }
   let timer: NodeJS.Timeout | undefined;
@@ -113,14 +139,13 @@ function checkWithTimeout(g: Guard, input: Omit<GuardInput, 'signal'>, outer?: A
     result,
     new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
-        timedOut = new GuardTimeout(`guard ${g.name} timed out`);
-        ac?.abort(timedOut);
+        input.timeout(new GuardTimeout(`guard ${g.name} timed out`));
         reject(new GuardTimeout(`guard ${g.name} timed out`));
       }, g.timeoutMs);
     }),
   ]).finally(() => {
     clearTimeout(timer);
-    done();
+    input.done();
   });
 }
 
@@ -160,7 +185,7 @@ export function createPipeline(guards: readonly Guard[]): Pipeline {
         let verdict: Verdict | undefined;
         let error: 'timeout' | 'error' | undefined;
         try {
-          const r = checkWithTimeout(g, { stage, segments: current, api: opts.api, tenant: opts.tenant, conversationId: opts.conversationId, requestId: opts.requestId, run: scratch }, opts.signal);
+          const r = checkWithTimeout(g, new GuardCall(stage, current, opts.api, opts.tenant, opts.conversationId, opts.requestId, scratch, opts.signal));
           verdict = r instanceof Promise ? await r : r;
           assertVerdict(g, verdict);
         } catch (e) {

@@ -60,6 +60,33 @@ test('fail-closed timeouts block with failed=true; fail-open ones pass; both are
   assert.equal(e.records[0]!.error, 'error');
 });
 
+test('the guard signal: aborted by the timeout and by the outer signal, also when first read late', async () => {
+  // Aborted when the guard's timeout fires.
+  let seen: AbortSignal | undefined;
+  const waits = guard('waits', 'model', (i) => new Promise<Verdict>((r) => { seen = i.signal; setTimeout(() => r({ action: 'allow' }), 2000).unref(); }), { timeoutMs: 30 });
+  assert.equal((await createPipeline([waits]).run('request', segs, { api: 'text' })).records[0]!.error, 'timeout');
+  assert.equal(seen!.aborted, true);
+  // Follows the outer signal: the guard gives up as soon as the client goes away.
+  const outer = new AbortController();
+  const listens = guard('listens', 'model', (i) => new Promise<Verdict>((_, reject) => i.signal.addEventListener('abort', () => reject(new Error('aborted')))), { timeoutMs: 5000, failMode: 'open' });
+  setTimeout(() => outer.abort(new Error('client gone')), 20).unref();
+  const t0 = Date.now();
+  const r = await createPipeline([listens]).run('request', segs, { api: 'text', signal: outer.signal });
+  assert.ok(Date.now() - t0 < 1000);
+  assert.equal(r.records[0]!.error, 'error');
+  // Read for the first time after the timeout: already aborted.
+  let late: Promise<boolean> | undefined;
+  const lateReader = guard('late', 'model', (i) => { late = new Promise((r) => setTimeout(() => r(i.signal.aborted), 80)); return new Promise<Verdict>(() => {}); }, { timeoutMs: 30, failMode: 'open' });
+  await createPipeline([lateReader]).run('request', segs, { api: 'text' });
+  assert.equal(await late, true);
+  // An outer signal already aborted is passed on.
+  const gone = new AbortController();
+  gone.abort();
+  let sync: boolean | undefined;
+  await createPipeline([guard('sync', 'cheap', (i) => { sync = i.signal.aborted; return { action: 'allow' }; })]).run('request', segs, { api: 'text', signal: gone.signal });
+  assert.equal(sync, true);
+});
+
 test('shadow guards are recorded but never act', async () => {
   const g = guard('shadowed', 'cheap', () => ({ action: 'block', findings: [], categories: ['PII'] }), { mode: 'shadow' });
   const out = await createPipeline([g]).run('request', segs, { api: 'text' });
