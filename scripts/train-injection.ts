@@ -26,6 +26,7 @@ import { writeFileSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join, dirname } from 'node:path';
 import { loadJsonl, DATASETS_DIR, bucketOf, isHarmfulRequest, type PromptRow } from '../eval/lib/datasets.js';
+import { evalOnlyHalf } from '../eval/lib/eval-only.js';
 import { normalize } from '../src/detect/normalize/index.js';
 import { featurize, dot, sigmoid, windows, indirectWindows, FEATURE_BITS, WINDOW, INDIRECT_WINDOW, INDIRECT_STRIDE, LINE_MIN, type SparseVector } from '../src/detect/injection/features.js';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -35,6 +36,18 @@ const here = dirname(fileURLToPath(import.meta.url));
 const OUT = join(here, '..', 'src', 'detect', 'injection', 'model.json');
 /** Training seed; `INJECTION_TRAIN_SEED` overrides it (for measuring seed variance only: the shipped model uses the default). */
 const SEED = Number(process.env.INJECTION_TRAIN_SEED ?? 20261127);
+
+/**
+ * Calibration points mapped to the act thresholds (trusted 0.7, untrusted 0.5): the direct head's
+ * document-level point on benign validation prompts (with the WizardLM calibration half), the
+ * indirect head's kind-weighted point on benign validation documents. Chosen on the validation
+ * side only (`npm run eval -- injection --split validation`, whole detector): the direct point with
+ * the highest recall whose FPR on benign validation prompts stays below 2 % by at least one row
+ * (1.25 %: 1.8 %; 1.5 % reached 2.0 %), the indirect point with the highest recall whose FPR on
+ * benign validation documents stays at or below 3.5 % (2.5 %: 2.9 %; 3 % reached 4.4 %).
+ */
+const DIRECT_ACT_AT = process.env.INJECTION_DIRECT_ACT_AT ?? 'fpr_0.0125';
+const INDIRECT_ACT_AT = process.env.INJECTION_INDIRECT_ACT_AT ?? 'fpr_0.025';
 
 /** Sets used for training, with the licence that allows it. */
 const TRAIN_SETS: Record<string, { file: string; licence: string; trust: 'trusted' | 'untrusted' }> = {
@@ -562,7 +575,7 @@ function trainHead(head: Head) {
   const cal = thresholdsAt(valScores, [0.01, 0.02, 0.05]);
   console.log(`[${head}] validation (bucket 1, quantised weights, per window):`);
   const validation = { at_0_5: report(head, valScores, 0.5), at_fpr_2pct: report(head, valScores, cal['fpr_0.02']) };
-  return { bias, scale, weights: Buffer.from(q.buffer).toString('base64'), validation, calibration: cal, trainWindows: train.length };
+  return { bias, scale, weights: Buffer.from(q.buffer).toString('base64'), validation, calibration: cal as Record<string, number | string>, trainWindows: train.length };
 }
 
 /**
@@ -617,7 +630,7 @@ const heads = { direct: trainHead('direct'), indirect: trainHead('indirect') };
  * Document-level calibration of the indirect head: the max over its line windows on benign
  * validation documents (AgentDojo, README and synthetic carriers of bucket 1, plus BIPIA's
  * train-split contexts, which are used only for this threshold, never as training data), each
- * kind of document weighted equally. The classifier maps the 2 % point to 0.5.
+ * kind of document weighted equally. The classifier maps the `INDIRECT_ACT_AT` point to 0.5.
  */
 {
   const h = heads.indirect;
@@ -640,14 +653,14 @@ const heads = { direct: trainHead('direct'), indirect: trainHead('indirect') };
     for (const [s, e] of indirectWindows(f)) best = Math.max(best, sigmoid(dot(featurize(f.slice(s, e)), wq) + h.bias));
     return { y: 0, p: best, w: 1 / perKind.get(d.kind)! };
   });
-  h.calibration = { ...thresholdsAt(scores, [0.01, 0.02, 0.05]), documents: scores.length, kinds: perKind.size };
+  h.calibration = { ...thresholdsAt(scores, [0.01, 0.02, 0.025, 0.03, 0.04, 0.05]), documents: scores.length, kinds: perKind.size, actAt: INDIRECT_ACT_AT };
   console.log(`[indirect] document-level calibration on ${scores.length} benign validation documents: ${JSON.stringify(h.calibration)}`);
 }
 
 /**
  * Document-level calibration of the direct head on the benign validation prompts (bucket 1 of
- * the trusted sets, NotInject included): the max over direct windows. The classifier maps the
- * `DIRECT_CAL_FPR` point to the trusted act threshold (0.7).
+ * the trusted sets, NotInject included, plus the WizardLM calibration half): the max over direct
+ * windows. The classifier maps the `DIRECT_ACT_AT` point to the trusted act threshold (0.7).
  */
 {
   const h = heads.direct;
@@ -658,13 +671,18 @@ const heads = { direct: trainHead('direct'), indirect: trainHead('indirect') };
   const docs = Object.entries(rowsBySet)
     .filter(([set]) => TRAIN_SETS[set]!.trust === 'trusted')
     .flatMap(([set, rows]) => rows.filter((r) => r.label === 'benign' && bucketOf(set, r) === 1).map((r) => r.text));
+  // The calibration half of WizardLM (evaluation-only, CC BY-NC: never trained on; its other half
+  // is the only part the held-out evaluation scores), so the everyday prompts it stands for
+  // (code, writing, reasoning) are represented in the threshold.
+  const wizard = loadJsonl<PromptRow>(join(DATASETS_DIR, 'wizardlm_testset', 'wizardlm_testset.jsonl')).filter((r) => r.label === 'benign' && evalOnlyHalf(r) === 'calibration');
+  docs.push(...wizard.map((r) => r.text));
   const scores = docs.map((d) => {
     const f = foldOf(d);
     let best = 0;
     for (const [s, e] of windows(f.length)) best = Math.max(best, sigmoid(dot(featurize(f.slice(s, e)), wq) + h.bias));
     return { y: 0, p: best };
   });
-  (h as { documentCalibration?: Record<string, number> }).documentCalibration = { ...thresholdsAt(scores, [0.005, 0.0075, 0.01, 0.015, 0.02]), documents: scores.length };
+  (h as { documentCalibration?: Record<string, number | string> }).documentCalibration = { ...thresholdsAt(scores, [0.005, 0.0075, 0.01, 0.0125, 0.015, 0.02]), documents: scores.length, wizardlmCalibrationHalf: wizard.length, actAt: DIRECT_ACT_AT };
   console.log(`[direct] document-level calibration on ${scores.length} benign validation prompts: ${JSON.stringify((h as { documentCalibration?: unknown }).documentCalibration)}`);
 }
 

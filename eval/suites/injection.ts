@@ -16,6 +16,7 @@ import {
   emptyConfusion, addPrediction, metricsOf, mergeConfusion, throughputOf, printMetricsTable, formatTable, fmt, truncate,
   type Confusion, type Metrics, type Throughput,
 } from '../lib/index.js';
+import { EVAL_ONLY_SETS, evalOnlyHalf } from '../lib/eval-only.js';
 import { detectInjection, DEFAULT_THRESHOLDS, MODEL_META } from '../../src/detect/injection/index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -38,6 +39,7 @@ interface EvalRow {
 
 // ---------------------------------------------------------------------------- data
 const rows: EvalRow[] = [];
+let bipiaTrainTable = 0;
 const skipped: Record<string, string> = {};
 for (const f of listPromptFiles()) {
   if (f.name === 'bipia_attack_instructions') {
@@ -48,9 +50,16 @@ for (const f of listPromptFiles()) {
   for (const r of loadJsonl<PromptRow>(f.path)) {
     if (isHarmfulRequest(r)) continue;
     if (trained && bucketOf(f.set, r) !== SPLIT_BUCKET) continue;
-    if (!trained && SPLIT_BUCKET !== 0) continue;
+    // Evaluation-only sets (WizardLM, CC BY-NC): the calibration half is validation-side only
+    // (never trained on), the evaluation half is the only part scored as held-out.
+    if (!trained && EVAL_ONLY_SETS.has(f.set) && evalOnlyHalf(r) !== (SPLIT_BUCKET === 0 ? 'evaluation' : 'calibration')) continue;
+    if (!trained && !EVAL_ONLY_SETS.has(f.set) && SPLIT_BUCKET !== 0) continue;
     const category = String(r.category ?? 'uncategorised');
     const untrusted = UNTRUSTED_SETS.has(f.set) || /^(document|tool_output|injected_document|indirect_injection)\//.test(category);
+    // Validation only: BIPIA's train split has 617 benign tables against 50 code answers and 34
+    // e-mails (held-out: 84 / 50 / 44), so the pooled benign-document FPR was mostly a table FPR.
+    // Every 7th train table is kept, as for the synthetic injected rows below.
+    if (SPLIT_BUCKET === 1 && f.set === 'bipia' && category.startsWith('document/table') && bipiaTrainTable++ % 7 !== 0) continue;
     rows.push({ set: f.set, text: r.text, y: r.label === 'attack', category, trust: untrusted ? 'untrusted' : 'trusted' });
   }
 }

@@ -74,24 +74,27 @@ function logit(p: number): number {
 }
 
 /**
- * The indirect head is calibrated so that its document-level validation threshold at 2 % false
- * positives on benign documents maps to 0.5 (the default untrusted upper threshold).
+ * The indirect head is calibrated so that its document-level validation threshold at the point
+ * named by `calibration.actAt` (2.5 % false positives on benign documents, each kind weighted
+ * equally; 2 % in older models) maps to 0.5 (the default untrusted upper threshold).
  */
 const INDIRECT_SHIFT = (() => {
-  const heads = (MODEL_META.heads ?? {}) as Record<string, { calibration?: Record<string, number> }>;
-  const t = heads.indirect?.calibration?.['fpr_0.02'];
+  const heads = (MODEL_META.heads ?? {}) as Record<string, { calibration?: Record<string, number | string> }>;
+  const c = heads.indirect?.calibration;
+  const t = c?.[typeof c.actAt === 'string' ? c.actAt : 'fpr_0.02'];
   return typeof t === 'number' ? logit(t) : 0;
 })();
 
 /**
- * The direct head is calibrated so that its document-level point at 1 % false positives on the
- * benign validation prompts (NotInject included) maps to 0.7, the default trusted upper
- * threshold; rule matches add their own false positives on top, so the whole detector lands near
- * 2 % on validation.
+ * The direct head is calibrated so that its document-level point named by
+ * `documentCalibration.actAt` (1.25 % false positives on the benign validation prompts: NotInject
+ * and the WizardLM calibration half included; 1 % in older models) maps to 0.7, the default
+ * trusted upper threshold; rule matches add their own false positives on top.
  */
 const DIRECT_SHIFT = (() => {
-  const heads = (MODEL_META.heads ?? {}) as Record<string, { documentCalibration?: Record<string, number> }>;
-  const t = heads.direct?.documentCalibration?.['fpr_0.01'];
+  const heads = (MODEL_META.heads ?? {}) as Record<string, { documentCalibration?: Record<string, number | string> }>;
+  const c = heads.direct?.documentCalibration;
+  const t = c?.[typeof c.actAt === 'string' ? c.actAt : 'fpr_0.01'];
   return typeof t === 'number' ? logit(t) - logit(0.7) : 0;
 })();
 

@@ -114,21 +114,37 @@ function scoreView(norm: NormalizedText, t: Thresholds, untrusted: boolean, span
   let best = { start: 0, end: norm.fold.length, score: 0 };
   // Classifier score per window key: a window starting in block b counts for key b, and for key
   // b - 1 when it lies within blocks b - 1 and b (the small indirect windows).
-  const classifierAt = new Map<number, number>();
+  const classifierAt = new Map<number, { start: number; end: number; score: number }>();
+  const keep = (b: number, w: { start: number; end: number; score: number }) => {
+    if (w.score > (classifierAt.get(b)?.score ?? 0)) classifierAt.set(b, w);
+  };
   if (norm.fold.trim().length > 0) {
     const words = wordCount(norm.fold);
     for (const w of classifyWindows(norm.fold, untrusted, words < SHORT_TEXT_WORDS)) {
       const score = shortTextScore(w.score, words);
-      if (score > best.score) best = { start: w.start, end: w.end, score };
+      const win = score === w.score ? w : { start: w.start, end: w.end, score };
+      if (score > best.score) best = win;
       const b = Math.floor(w.start / RULE_BLOCK);
-      classifierAt.set(b, Math.max(classifierAt.get(b) ?? 0, score));
-      if (b > 0 && w.end - w.start <= RULE_BLOCK) classifierAt.set(b - 1, Math.max(classifierAt.get(b - 1) ?? 0, score));
+      keep(b, win);
+      if (b > 0 && w.end - w.start <= RULE_BLOCK) keep(b - 1, win);
     }
   }
   // Rules and classifier reinforce each other only when they see the same part of the text.
   let score = best.score;
-  for (const [b, r] of ruleAt) score = Math.max(score, fuse(r, classifierAt.get(b) ?? 0));
-  if (best.score >= Math.min(t.lower, 0.5)) {
+  // The classifier window that raised the score together with a rule, if that is what set it.
+  let reinforcing: { start: number; end: number; score: number } | undefined;
+  for (const [b, r] of ruleAt) {
+    const c = classifierAt.get(b);
+    const s = fuse(r, c?.score ?? 0);
+    if (s > score) {
+      score = s;
+      reinforcing = c !== undefined && s > Math.max(r, c.score) ? c : undefined;
+    }
+  }
+  // A classifier score below the reporting floor that still raised the text score together with a
+  // rule is reported too (on its own window), so the findings explain the score.
+  if (best.score < Math.min(t.lower, 0.5) && reinforcing !== undefined) best = reinforcing;
+  if (best.score >= Math.min(t.lower, 0.5) || best === reinforcing) {
     const o = mapSpan(best.start, best.end);
     findings.push({
       detector: 'injection.classifier',
