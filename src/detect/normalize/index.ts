@@ -85,6 +85,18 @@ function isVariationSelector(cp: number): boolean {
 }
 /** A character outside the 1:1 fast path of normalizeAt (U+00A0 and above). */
 const BEYOND_FAST = /[^\u0000-\u009f]/;
+/** Texts shorter than this copy their 1:1 offset maps from IOTA (at most 256 KiB kept). */
+const IOTA_MAX = 65_536;
+let IOTA = new Uint32Array(0);
+/** A shared array holding 0, 1, 2 … up to at least `n` - 1 (read only; copied from). */
+function iotaOf(n: number): Uint32Array {
+  if (IOTA.length < n) {
+    const next = new Uint32Array(Math.min(IOTA_MAX + 1, Math.max(n, 2 * IOTA.length, 4096)));
+    for (let k = 0; k < next.length; k++) next[k] = k;
+    IOTA = next;
+  }
+  return IOTA;
+}
 /** A character outside ASCII. */
 const NON_ASCII = /[^\u0000-\u007f]/;
 /** ASCII characters that make a token a leetspeak candidate in foldView (digits and the LEET symbols). */
@@ -214,10 +226,17 @@ function normalizeAt(original: string, budget: Budget, depth: number): Normalize
   let i = 0;
   // Fast path: nothing at or above U+00A0 (plain ASCII and C0/C1 controls) maps 1:1 — no
   // invisible characters, no combining marks, nothing for NFKC to change.
-  if (!BEYOND_FAST.test(original)) {
-    for (let k = 0; k < n; k++) {
-      starts[k] = k;
-      ends[k] = k + 1;
+  const ascii = !NON_ASCII.test(original);
+  if (ascii || !BEYOND_FAST.test(original)) {
+    if (n < IOTA_MAX) {
+      const iota = iotaOf(n + 1);
+      starts.set(iota.subarray(0, n));
+      ends.set(iota.subarray(1, n + 1));
+    } else {
+      for (let k = 0; k < n; k++) {
+        starts[k] = k;
+        ends[k] = k + 1;
+      }
     }
     len = n;
     outParts.push(original);
@@ -298,7 +317,8 @@ function normalizeAt(original: string, budget: Budget, depth: number): Normalize
   }
 
   const text = outParts.join('');
-  const fold = foldView(text, flags);
+  // (ASCII input: the view is the input, so foldView need not look for non-ASCII again.)
+  const fold = ascii ? foldAscii(text, flags) : foldView(text, flags);
   const result: NormalizedText = {
     original,
     text,
