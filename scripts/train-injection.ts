@@ -17,12 +17,16 @@
  * - Placeholder augmentation: copies of trusted rows (both labels) with vault placeholders
  *   (`<PERSON_1>` …), as the guard pipeline pseudonymises PII before the injection guard runs.
  * - Logistic regression (AdaGrad, L2, class-balanced) over hashed n-grams, bagged (5 bootstrap
- *   runs, weights averaged: still one linear model); int8 weights.
- * - Calibration: the indirect head's document-level 2 % point on benign validation documents
- *   and the direct head's document-level 1 % point on benign validation prompts are stored in
- *   the model's meta; classifier.ts maps them to 0.5 and 0.7.
+ *   runs, weights averaged: still one linear model), and the whole run repeated for three data
+ *   seeds (child processes) with the weights averaged again; int8 weights.
+ * - Calibration: the indirect head's document-level 2.5 % point on the real benign validation
+ *   documents and the direct head's document-level 1.25 % point on benign validation prompts
+ *   (with the WizardLM calibration half, never trained on) are stored in the model's meta
+ *   (`actAt`); classifier.ts maps them to 0.5 and 0.7.
  */
-import { writeFileSync, statSync } from 'node:fs';
+import { writeFileSync, statSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { join, dirname } from 'node:path';
 import { loadJsonl, DATASETS_DIR, bucketOf, isHarmfulRequest, type PromptRow } from '../eval/lib/datasets.js';
@@ -36,6 +40,36 @@ const here = dirname(fileURLToPath(import.meta.url));
 const OUT = join(here, '..', 'src', 'detect', 'injection', 'model.json');
 /** Training seed; `INJECTION_TRAIN_SEED` overrides it (for measuring seed variance only: the shipped model uses the default). */
 const SEED = Number(process.env.INJECTION_TRAIN_SEED ?? 20261127);
+/**
+ * Data seeds: the whole training run (synthetic plants and carriers, suffixes, placeholders,
+ * bags) is repeated with seeds SEED, SEED + 1, … and each head's float weights are averaged
+ * over the runs — still one linear model, so inference costs the same. One run's synthetic data
+ * is one draw, and the validation numbers of single runs spread widely across seeds (indirect
+ * FPR 2.9–5.4 %, multilingual recall 49–57 of 80 at the same calibration points), so the
+ * shipped model averages the draws. The other runs are child processes of this script
+ * (`INJECTION_CHILD_OUT`: write the float weights there and stop), run while this one trains.
+ */
+const DATA_SEEDS = Math.max(1, Number(process.env.INJECTION_DATA_SEEDS ?? 3));
+const CHILD_OUT = process.env.INJECTION_CHILD_OUT;
+type FloatHeads = Record<'direct' | 'indirect', { w: Float32Array; bias: number }>;
+function runChild(seed: number): Promise<FloatHeads> {
+  const out = join(tmpdir(), `portcullis-train-injection-${process.pid}-${seed}.json`);
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url)], {
+      env: { ...process.env, INJECTION_TRAIN_SEED: String(seed), INJECTION_CHILD_OUT: out, INJECTION_DATA_SEEDS: '1' },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      if (code !== 0) return reject(new Error(`training run with seed ${seed} exited with ${code}`));
+      const j = JSON.parse(readFileSync(out, 'utf8')) as Record<'direct' | 'indirect', { w: string; bias: number }>;
+      rmSync(out, { force: true });
+      const dec = (b64: string) => { const b = Buffer.from(b64, 'base64'); return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)); };
+      resolve({ direct: { w: dec(j.direct.w), bias: j.direct.bias }, indirect: { w: dec(j.indirect.w), bias: j.indirect.bias } });
+    });
+  });
+}
+const children = CHILD_OUT ? [] : Array.from({ length: DATA_SEEDS - 1 }, (_, k) => runChild(SEED + k + 1));
 
 /**
  * Calibration points mapped to the act thresholds (trusted 0.7, untrusted 0.5): the direct head's
@@ -43,11 +77,13 @@ const SEED = Number(process.env.INJECTION_TRAIN_SEED ?? 20261127);
  * indirect head's kind-weighted point on benign validation documents. Chosen on the validation
  * side only (`npm run eval -- injection --split validation`, whole detector): the direct point with
  * the highest recall whose FPR on benign validation prompts stays below 2 % by at least one row
- * (1.25 %: 1.8 %; 1.5 % reached 2.0 %), the indirect point with the highest recall whose FPR on
- * benign validation documents stays at or below 3.5 % (2.5 %: 2.9 %; 3 % reached 4.4 %).
+ * (1.25 %: 1.8 % with three data seeds, for three base seeds; 1.5 %: the same recall), and the
+ * indirect point on the real benign validation documents (`real_*`, seed-independent) with the
+ * highest recall whose detector FPR on them stays at or below 3.5 % for three base seeds (2.5 %:
+ * 2.9–3.4 %; 3 %: 3.4–3.9 % for one row more recall).
  */
 const DIRECT_ACT_AT = process.env.INJECTION_DIRECT_ACT_AT ?? 'fpr_0.0125';
-const INDIRECT_ACT_AT = process.env.INJECTION_INDIRECT_ACT_AT ?? 'fpr_0.025';
+const INDIRECT_ACT_AT = process.env.INJECTION_INDIRECT_ACT_AT ?? 'real_fpr_0.025';
 
 /** Sets used for training, with the licence that allows it. */
 const TRAIN_SETS: Record<string, { file: string; licence: string; trust: 'trusted' | 'untrusted' }> = {
@@ -536,7 +572,7 @@ function trainOnce(all: Train, cw: Record<0 | 1, number>, bootstrap: boolean, ra
   return { w, bias };
 }
 
-function trainHead(head: Head) {
+function trainHead(head: Head): { w: Float32Array; bias: number } {
   // The direct head also sees benign tool outputs as negatives, so structured data does not look like a prompt attack.
   const all = samples.map((s, i) => ({ s, v: vecs[i] })).filter((x) => x.s.head === head);
   const train = all.filter((x) => x.s.bucket >= 2);
@@ -561,6 +597,14 @@ function trainHead(head: Head) {
     bias += r.bias / bags;
   }
   console.log(`[${head}] ${bags} bag(s) of ${EPOCHS} epochs`);
+  return { w, bias };
+}
+
+/** Quantises a head's (seed-averaged) float weights and reports it on this run's validation windows. */
+function finishHead(head: Head, w: Float32Array, bias: number) {
+  const all = samples.map((s, i) => ({ s, v: vecs[i] })).filter((x) => x.s.head === head);
+  const train = all.filter((x) => x.s.bucket >= 2);
+  const val = all.filter((x) => x.s.bucket === 1);
   // Quantise to int8.
   let maxAbs = 0;
   for (let i = 0; i < D; i++) maxAbs = Math.max(maxAbs, Math.abs(w[i]));
@@ -624,7 +668,24 @@ function report(name: string, xs: { y: number; p: number }[], t: number) {
   return { threshold: t, recall: rec, precision: prec, fpr: fp / Math.max(1, fp + tn), n: xs.length };
 }
 
-const heads = { direct: trainHead('direct'), indirect: trainHead('indirect') };
+const fitted: FloatHeads = { direct: trainHead('direct'), indirect: trainHead('indirect') };
+if (CHILD_OUT) {
+  const enc = (w: Float32Array) => Buffer.from(w.buffer, w.byteOffset, w.byteLength).toString('base64');
+  writeFileSync(CHILD_OUT, JSON.stringify({ direct: { w: enc(fitted.direct.w), bias: fitted.direct.bias }, indirect: { w: enc(fitted.indirect.w), bias: fitted.indirect.bias } }));
+  process.exit(0);
+}
+const runs = [fitted, ...(await Promise.all(children))];
+for (const head of ['direct', 'indirect'] as const) {
+  const w = new Float32Array(D);
+  let bias = 0;
+  for (const r of runs) {
+    for (let i = 0; i < D; i++) w[i] += r[head].w[i] / runs.length;
+    bias += r[head].bias / runs.length;
+  }
+  fitted[head] = { w, bias };
+}
+console.log(`weights averaged over ${runs.length} training run(s): seeds ${runs.map((_, k) => SEED + k).join(', ')}`);
+const heads = { direct: finishHead('direct', fitted.direct.w, fitted.direct.bias), indirect: finishHead('indirect', fitted.indirect.w, fitted.indirect.bias) };
 
 /**
  * Document-level calibration of the indirect head: the max over its line windows on benign
@@ -653,7 +714,25 @@ const heads = { direct: trainHead('direct'), indirect: trainHead('indirect') };
     for (const [s, e] of indirectWindows(f)) best = Math.max(best, sigmoid(dot(featurize(f.slice(s, e)), wq) + h.bias));
     return { y: 0, p: best, w: 1 / perKind.get(d.kind)! };
   });
-  h.calibration = { ...thresholdsAt(scores, [0.01, 0.02, 0.025, 0.03, 0.04, 0.05]), documents: scores.length, kinds: perKind.size, actAt: INDIRECT_ACT_AT };
+  // The same points on the real benign validation documents only, unweighted: BIPIA train code
+  // answers and e-mails, every 7th BIPIA train table (as the validation evaluation samples them,
+  // so the mix is close to the held-out one), AgentDojo and greshake benign rows of bucket 1. They
+  // do not depend on the training seed (the synthetic carriers above are re-drawn with it, and the
+  // kind-weighted points moved the validation FPR of the whole detector between 2.9 and 5.4 %
+  // across seeds); `real_fpr_*`.
+  let table = 0;
+  const real = [
+    ...loadJsonl<PromptRow>(join(DATASETS_DIR, 'bipia', 'bipia.jsonl')).filter((r) => r.split === 'train' && r.label === 'benign' && (!String(r.category).startsWith('document/table') || table++ % 7 === 0)),
+    ...(['agentdojo_environments', 'greshake_llm_security'] as const).flatMap((set) => rowsBySet[set]!.filter((r) => r.label === 'benign' && bucketOf(set, r) === 1)),
+  ];
+  const realScores = real.map((d) => {
+    const f = foldOf(d.text);
+    let best = 0;
+    for (const [s, e] of indirectWindows(f)) best = Math.max(best, sigmoid(dot(featurize(f.slice(s, e)), wq) + h.bias));
+    return { y: 0, p: best };
+  });
+  const realAt = Object.fromEntries(Object.entries(thresholdsAt(realScores, [0.02, 0.025, 0.03, 0.04])).map(([k, v]) => [`real_${k}`, v]));
+  h.calibration = { ...thresholdsAt(scores, [0.01, 0.02, 0.025, 0.03, 0.04, 0.05]), documents: scores.length, kinds: perKind.size, ...realAt, realDocuments: real.length, actAt: INDIRECT_ACT_AT };
   console.log(`[indirect] document-level calibration on ${scores.length} benign validation documents: ${JSON.stringify(h.calibration)}`);
 }
 
@@ -689,6 +768,7 @@ const heads = { direct: trainHead('direct'), indirect: trainHead('indirect') };
 const meta = {
   trainedAt: new Date().toISOString().slice(0, 10),
   seed: SEED,
+  dataSeeds: Array.from({ length: DATA_SEEDS }, (_, k) => SEED + k),
   splitRule:
     'bucket = FNV-1a(canonical text; JailbreakBench: canonical goal) mod 5, canonical = lowercase + collapsed whitespace; BIPIA: its own split (test = held out). 0 = held out (eval only), 1 = validation (calibration), 2-4 = training.',
   sets: Object.fromEntries(Object.entries(TRAIN_SETS).map(([k, v]) => [k, v.licence])),

@@ -75,8 +75,9 @@ function logit(p: number): number {
 
 /**
  * The indirect head is calibrated so that its document-level validation threshold at the point
- * named by `calibration.actAt` (2.5 % false positives on benign documents, each kind weighted
- * equally; 2 % in older models) maps to 0.5 (the default untrusted upper threshold).
+ * named by `calibration.actAt` (2.5 % false positives on the real benign validation documents;
+ * older models: 2 % with each kind of document weighted equally) maps to 0.5 (the default
+ * untrusted upper threshold).
  */
 const INDIRECT_SHIFT = (() => {
   const heads = (MODEL_META.heads ?? {}) as Record<string, { calibration?: Record<string, number | string> }>;
