@@ -39,6 +39,8 @@ export interface Rule {
    * the rule's first element). When set, the rule runs as a sticky regex at those positions only.
    */
   lead?: string[];
+  /** Characters at which a match may also start (alternatives that start with a symbol), used with `lead`. */
+  leadChars?: string[];
   /** Sticky copy of `re`, used with `lead`. */
   sticky?: RegExp;
 }
@@ -341,11 +343,105 @@ const LANGUAGE_NEUTRAL: Rule[] = [
   { id: 'persona.two-answers', category: 'persona_hijack', lang: 'en', score: 0.7, needles: ['two ', 'normal ', 'classic ', 'standard ', 'both'], re: /\b(?:(?:give|provide|generate|produce|write|output|create|say|respond|reply|answer|talk|responding|replying|answering)\b(?:[^\w\n]{1,6}[\w']{1,24}){0,6}[^\w\n]{1,6}two (?:(?:different |separate |distinct )?(?:responses|answers|ways)|(?:different|separate|distinct) paragraphs)|(?:normal|classic|standard) (?:response|answer) (?:and|then) (?:a |an )?(?:jailbroken|dan|unfiltered|uncensored|developer mode)|respond (?:as|like) both)\b/g },
 ];
 
+/** Splits a regex source at its top-level `|` (outside groups and character classes). */
+function topLevelAlternatives(src: string): string[] {
+  const parts: string[] = [];
+  let depth = 0;
+  let inClass = false;
+  let cur = '';
+  for (let i = 0; i < src.length; i++) {
+    const c = src[i]!;
+    if (c === '\\') {
+      cur += c + (src[i + 1] ?? '');
+      i++;
+      continue;
+    }
+    if (inClass) {
+      if (c === ']') inClass = false;
+    } else if (c === '[') inClass = true;
+    else if (c === '(') depth++;
+    else if (c === ')') depth--;
+    else if (c === '|' && depth === 0) {
+      parts.push(cur);
+      cur = '';
+      continue;
+    }
+    cur += c;
+  }
+  parts.push(cur);
+  return parts;
+}
+
+/**
+ * Word-index keys at which every match of a language-neutral rule must start: the literal word
+ * starts of each top-level alternative (after a leading `\b`, with a wrapping group opened), or
+ * null when an alternative has none. `extra` names the alternatives with no word start that the
+ * rule's `leadChars` cover instead.
+ */
+function sourceLead(src: string, extra = 0): string[] | null {
+  let s = src.startsWith('\\b') ? src.slice(2) : src;
+  // One group around the whole pattern (optionally followed by `\b`): look inside it.
+  const inner = topLevelAlternatives(s);
+  if (inner.length === 1 && s.startsWith('(?:')) {
+    const close = matchingParen(s, 0);
+    const rest = s.slice(close + 1);
+    if (rest === '' || rest === '\\b') s = s.slice(3, close);
+  }
+  const out: string[] = [];
+  let skipped = 0;
+  for (let a of topLevelAlternatives(s)) {
+    if (a.startsWith('\\b')) a = a.slice(2);
+    const starts = literalStartOf(a);
+    if (starts === null) {
+      if (++skipped > extra) return null;
+      continue;
+    }
+    out.push(...starts);
+  }
+  return skipped === extra ? [...new Set(out)] : null;
+}
+
+function matchingParen(s: string, open: number): number {
+  let depth = 0;
+  let inClass = false;
+  for (let i = open; i < s.length; i++) {
+    const c = s[i];
+    if (c === '\\') {
+      i++;
+      continue;
+    }
+    if (inClass) {
+      if (c === ']') inClass = false;
+    } else if (c === '[') inClass = true;
+    else if (c === '(') depth++;
+    else if (c === ')' && --depth === 0) return i;
+  }
+  return -1;
+}
+
+/**
+ * Language-neutral rules whose matches start at a literal word: they run as sticky regexes at
+ * those word starts (and at the `leadChars`, for alternatives that start with a symbol).
+ */
+const NEUTRAL_LEAD_CHARS: Readonly<Record<string, string[]>> = {
+  // `(?:\[|\()?(?:🔓|🔒)` and `\[(?:jailbreak|…)\]`.
+  'persona.named': ['[', '(', '🔓', '🔒'],
+};
+for (const r of LANGUAGE_NEUTRAL) {
+  const chars = NEUTRAL_LEAD_CHARS[r.id];
+  const lead = sourceLead(r.re.source, chars === undefined ? 0 : 2);
+  if (lead === null) continue;
+  r.lead = lead;
+  if (chars !== undefined) r.leadChars = chars;
+  r.sticky = new RegExp(r.re.source, 'y');
+}
+
 /** All compiled rules (English first, then the other languages, then language-neutral rules). */
 export const RULES: readonly Rule[] = Object.freeze([...FAMILIES.flatMap(familyRules), ...LANGUAGE_NEUTRAL]);
 
-/** The word-index keys any rule asks for (others are not indexed). */
-const NEEDED_KEYS: ReadonlySet<string> = new Set(RULES.flatMap((r) => [...(r.lead ?? []), ...(r.anchors ?? []).flat()]).filter((k) => !k.startsWith('s:')));
+/** The word-index keys any rule asks for (others are not indexed), each with a number. */
+const KEYS: readonly string[] = [...new Set(RULES.flatMap((r) => [...(r.lead ?? []), ...(r.anchors ?? []).flat()]).filter((k) => !k.startsWith('s:')))];
+const KEY_ID = new Map(KEYS.map((k, i) => [k, i]));
 
 /** Languages with phrase families. */
 export const RULE_LANGUAGES: readonly string[] = FAMILIES.map((f) => f.lang);
@@ -371,28 +467,25 @@ const SYMBOLS = 37;
 /**
  * A trie over the needed keys (prefixes `p:` of up to 6 characters and whole words `w:`), so
  * indexing a text walks each word once without building strings for words no rule asks for.
+ * `pKey`/`wKey` hold the key number reached at a node, or -1.
  */
 const TRIE = (() => {
   const child: number[] = [];
-  const pKey: (string | undefined)[] = [];
-  const wKey: (string | undefined)[] = [];
+  const pKey: number[] = [];
+  const wKey: number[] = [];
   const node = () => {
     for (let k = 0; k < SYMBOLS; k++) child.push(0);
-    pKey.push(undefined);
-    wKey.push(undefined);
+    pKey.push(-1);
+    wKey.push(-1);
     return pKey.length - 1;
   };
   node();
-  for (const key of NEEDED_KEYS) {
+  KEYS.forEach((key, id) => {
     const word = key.slice(2);
     let at = 0;
-    let ok = true;
     for (let i = 0; i < word.length; i++) {
       const sym = symbolOf(word.charCodeAt(i));
-      if (sym < 0) {
-        ok = false;
-        break;
-      }
+      if (sym < 0) throw new Error(`rule key ${key}: not an indexable word`);
       let next = child[at * SYMBOLS + sym]!;
       if (next === 0) {
         next = node();
@@ -400,25 +493,27 @@ const TRIE = (() => {
       }
       at = next;
     }
-    if (!ok) continue;
-    if (key.startsWith('p:')) pKey[at] = key;
-    else wKey[at] = key;
-  }
-  return { child: Int32Array.from(child), pKey, wKey };
+    if (key.startsWith('p:')) pKey[at] = id;
+    else wKey[at] = id;
+  });
+  return { child: Int32Array.from(child), pKey: Int32Array.from(pKey), wKey: Int32Array.from(wKey) };
 })();
 
 /**
- * Index of the words of a folded text: for every word (a run of `[a-z0-9']` not starting with
- * an apostrophe) its prefixes of 1–6 characters (`p:…`) and the whole word (`w:…`, up to 24
- * characters) that some rule asks for, each with the word start positions in ascending order.
+ * Word index of the text being matched (module scratch, valid during one `matchRules` call):
+ * per key number the word start positions in ascending order, and the keys present.
  */
-function wordIndex(fold: string): Map<string, number[]> {
-  const index = new Map<string, number[]>();
-  const add = (key: string, pos: number) => {
-    const list = index.get(key);
-    if (list === undefined) index.set(key, [pos]);
-    else if (list[list.length - 1] !== pos) list.push(pos);
-  };
+const POSITIONS: number[][] = KEYS.map(() => []);
+const PRESENT: number[] = [];
+
+/**
+ * Indexes the words of a folded text: for every word (a run of `[a-z0-9']` not starting with an
+ * apostrophe) its prefixes of 1–6 characters (`p:…`) and the whole word (`w:…`, up to 24
+ * characters) that some rule asks for.
+ */
+function wordIndex(fold: string): void {
+  for (let k = 0; k < PRESENT.length; k++) POSITIONS[PRESENT[k]!]!.length = 0;
+  PRESENT.length = 0;
   const { child, pKey, wKey } = TRIE;
   const n = fold.length;
   let i = 0;
@@ -440,27 +535,36 @@ function wordIndex(fold: string): Map<string, number[]> {
         at = child[at * SYMBOLS + symbolOf(fold.charCodeAt(t))]!;
         if (at === 0) break;
         if (t - s < 6) {
-          const pk = pKey[at];
-          if (pk !== undefined) add(pk, s);
+          const pk = pKey[at]!;
+          if (pk >= 0) addPosition(pk, s);
         }
       }
       if (at !== 0 && t === i && i - s <= 24) {
-        const wk = wKey[at];
-        if (wk !== undefined) add(wk, s);
+        const wk = wKey[at]!;
+        if (wk >= 0) addPosition(wk, s);
       }
     }
   }
-  return index;
+}
+
+function addPosition(key: number, pos: number): void {
+  const list = POSITIONS[key]!;
+  if (list.length === 0) {
+    PRESENT.push(key);
+    list.push(pos);
+  } else if (list[list.length - 1] !== pos) list.push(pos);
 }
 
 /**
- * Inverted anchor index: for every word-index key, the (rule, group bit) pairs it satisfies, so
- * the anchor groups of all rules are checked with one pass over the keys present in a text.
+ * Inverted anchor index: for every key number, the (rule, group bit) pairs it satisfies, so the
+ * anchor groups of all rules are checked with one pass over the keys present in a text.
  * Groups with substring anchors (`s:`) are checked per rule, only when still needed.
  */
-const ANCHOR_USERS = new Map<string, number[]>();
+const ANCHOR_USERS: number[][] = KEYS.map(() => []);
 const FULL_MASK = new Int32Array(RULES.length);
 const HAS_SUBSTRING_ANCHORS = new Uint8Array(RULES.length);
+/** Key numbers of each rule's `lead`. */
+const LEAD_IDS: (Int32Array | undefined)[] = [];
 RULES.forEach((rule, ri) => {
   const groups = rule.anchors ?? [];
   if (groups.length > 30) throw new Error(`rule ${rule.id}: too many anchor groups`);
@@ -471,27 +575,32 @@ RULES.forEach((rule, ri) => {
         HAS_SUBSTRING_ANCHORS[ri] = 1;
         continue;
       }
-      let users = ANCHOR_USERS.get(a);
-      if (users === undefined) ANCHOR_USERS.set(a, (users = []));
-      users.push(ri, 1 << gi);
+      ANCHOR_USERS[KEY_ID.get(a)!]!.push(ri, 1 << gi);
     }
   });
+  LEAD_IDS.push(rule.lead && rule.sticky ? Int32Array.from(rule.lead, (k) => KEY_ID.get(k)!) : undefined);
 });
 
-/** Anchor group bits satisfied by word-index keys, per rule. */
-function anchorMasks(index: Map<string, number[]>): Int32Array {
-  const masks = new Int32Array(RULES.length);
-  for (const key of index.keys()) {
-    const users = ANCHOR_USERS.get(key);
-    if (users === undefined) continue;
-    for (let k = 0; k < users.length; k += 2) masks[users[k]!]! |= users[k + 1]!;
+/** Anchor group bits satisfied by the indexed words, per rule (module scratch). */
+const MASKS = new Int32Array(RULES.length);
+
+function anchorMasks(): Int32Array {
+  MASKS.fill(0);
+  for (let k = 0; k < PRESENT.length; k++) {
+    const users = ANCHOR_USERS[PRESENT[k]!]!;
+    for (let u = 0; u < users.length; u += 2) MASKS[users[u]!]! |= users[u + 1]!;
   }
-  return masks;
+  return MASKS;
 }
 
 function anchorsPresent(ri: number, mask: number, fold: string): boolean {
   const rule = RULES[ri]!;
-  if (rule.needles && !rule.needles.some((nd) => fold.includes(nd))) return false;
+  const needles = rule.needles;
+  if (needles !== undefined) {
+    let found = false;
+    for (let k = 0; k < needles.length && !found; k++) found = fold.includes(needles[k]!);
+    if (!found) return false;
+  }
   if (mask === FULL_MASK[ri]) return true;
   if (!HAS_SUBSTRING_ANCHORS[ri] || !rule.anchors) return false;
   // Groups not yet satisfied by words may be satisfied by a substring anchor.
@@ -502,48 +611,80 @@ function anchorsPresent(ri: number, mask: number, fold: string): boolean {
   return true;
 }
 
-const EMPTY: readonly number[] = [];
+/** Candidate start positions of one rule (module scratch). */
+let CANDIDATES = new Int32Array(1024);
+
+/**
+ * Collects the start positions of a rule's lead keys (and lead characters) into CANDIDATES, in
+ * ascending order; returns how many.
+ */
+function candidates(ids: Int32Array, chars: string[] | undefined, fold: string): number {
+  let count = 0;
+  let lists = 0;
+  for (let k = 0; k < ids.length; k++) {
+    const list = POSITIONS[ids[k]!]!;
+    if (list.length === 0) continue;
+    if (count + list.length > CANDIDATES.length) {
+      const grown = new Int32Array(Math.max(2 * CANDIDATES.length, count + list.length));
+      grown.set(CANDIDATES.subarray(0, count));
+      CANDIDATES = grown;
+    }
+    for (let j = 0; j < list.length; j++) CANDIDATES[count++] = list[j]!;
+    lists++;
+  }
+  if (chars !== undefined) {
+    for (const ch of chars) {
+      for (let p = fold.indexOf(ch); p >= 0; p = fold.indexOf(ch, p + 1)) {
+        if (count === CANDIDATES.length) {
+          const grown = new Int32Array(2 * CANDIDATES.length);
+          grown.set(CANDIDATES);
+          CANDIDATES = grown;
+        }
+        CANDIDATES[count++] = p;
+        lists = 2;
+      }
+    }
+  }
+  // One list is already in order; several are sorted (duplicates are skipped by the caller).
+  if (lists > 1) CANDIDATES.subarray(0, count).sort();
+  return count;
+}
 
 /** Runs every rule over a matching view (the `fold` view) and returns the matches. */
 export function matchRules(fold: string): RuleMatch[] {
   const out: RuleMatch[] = [];
-  const index = wordIndex(fold);
-  const masks = anchorMasks(index);
+  wordIndex(fold);
+  const masks = anchorMasks();
   for (let ri = 0; ri < RULES.length; ri++) {
     const rule = RULES[ri]!;
-    if (!anchorsPresent(ri, masks[ri]!, fold)) continue;
-    if (rule.lead && rule.sticky) {
-      // Only where the first element can start: sticky matches at those word starts, in order.
-      let positions: ArrayLike<number> = EMPTY;
-      let lists = 0;
-      for (const a of rule.lead) {
-        const list = index.get(a);
-        if (list === undefined) continue;
-        // One list is already in order; several are merged with a native numeric sort.
-        if (lists === 0) positions = list;
-        else {
-          const merged = new Int32Array(positions.length + list.length);
-          merged.set(positions);
-          merged.set(list, positions.length);
-          positions = merged;
-        }
-        lists++;
-      }
-      if (lists > 1) (positions as Int32Array).sort();
+    const mask = masks[ri]!;
+    const ids = LEAD_IDS[ri];
+    if (ids !== undefined) {
+      // The substring checks (needles, substring anchors) only decide whether matches count, so
+      // they wait for the first match; words missing from an anchor group rule the rule out now.
+      if (mask !== FULL_MASK[ri] && !HAS_SUBSTRING_ANCHORS[ri]) continue;
+      // Only where the first element can start: sticky matches at those positions, in order.
+      const sticky = rule.sticky!;
+      const n = candidates(ids, rule.leadChars, fold);
       let lastEnd = -1;
+      let prev = -1;
       let count = 0;
-      for (let k = 0; k < positions.length; k++) {
-        const p = positions[k];
-        if (p < lastEnd || (k > 0 && p === positions[k - 1])) continue;
-        rule.sticky.lastIndex = p;
-        const m = rule.sticky.exec(fold);
-        if (m === null || m[0].length === 0) continue;
-        out.push({ rule, start: p, end: p + m[0].length });
-        lastEnd = p + m[0].length;
+      for (let k = 0; k < n; k++) {
+        const p = CANDIDATES[k]!;
+        if (p < lastEnd || p === prev) continue;
+        prev = p;
+        sticky.lastIndex = p;
+        if (!sticky.test(fold)) continue;
+        const end = sticky.lastIndex;
+        if (end === p) continue;
+        if (count === 0 && !anchorsPresent(ri, mask, fold)) break;
+        out.push({ rule, start: p, end });
+        lastEnd = end;
         if (++count >= MAX_MATCHES_PER_RULE) break;
       }
       continue;
     }
+    if (!anchorsPresent(ri, mask, fold)) continue;
     rule.re.lastIndex = 0;
     let count = 0;
     let m: RegExpExecArray | null;
