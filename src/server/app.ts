@@ -175,10 +175,19 @@ function finish(deps: AppDeps, method: string, ctx: RequestContext, status: numb
   const settled = settle ? Promise.resolve().then(() => settle(ctx)) : undefined;
   // … audit, metrics and analytics after the I/O already waiting (e.g. the client's next request on
   // a kept-alive connection), so they never delay a response.
+  const failed = (e: unknown) => deps.logger.error({ reqId: ctx.requestId, err: (e as Error)?.message }, 'post-request step failed');
   setImmediate(() => {
-    Promise.resolve(settled)
-      .then(() => done?.(ctx))
-      .catch((e) => deps.logger.error({ reqId: ctx.requestId, err: (e as Error)?.message }, 'post-request step failed'));
+    if (settled) {
+      settled.then(() => done?.(ctx)).catch(failed);
+      return;
+    }
+    // No settle step: the done steps run right here (synchronous ones without a microtask).
+    try {
+      const r = done?.(ctx);
+      if (r) r.catch(failed);
+    } catch (e) {
+      failed(e);
+    }
   });
 }
 

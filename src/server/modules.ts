@@ -121,14 +121,34 @@ export function composeSteps(mods: readonly GatewayModule[], logger: Logger): Pr
     };
   }
   if (reaskStream.length) steps.reaskStream = reaskStream[0]!;
-  const each = (list: GatewayModule[], k: 'settle' | 'done') => async (ctx: RequestContext) => {
-    for (const m of list) {
-      try {
-        await m.steps![k]!(ctx);
-      } catch (e) {
-        logger.error({ reqId: ctx.requestId, module: m.name, err: (e as Error)?.message }, `module ${k} step failed`);
+  // Every module's step runs even when an earlier one fails (the failure is logged). Synchronous
+  // steps run back to back without a microtask each; the chain waits only for a step that returns
+  // a promise.
+  const each = (list: GatewayModule[], k: 'settle' | 'done') => {
+    const failed = (m: GatewayModule, ctx: RequestContext, e: unknown) => logger.error({ reqId: ctx.requestId, module: m.name, err: (e as Error)?.message }, `module ${k} step failed`);
+    const run = (ctx: RequestContext, from: number): void | Promise<void> => {
+      for (let i = from; i < list.length; i++) {
+        const m = list[i]!;
+        let r: void | Promise<void>;
+        try {
+          r = m.steps![k]!(ctx);
+        } catch (e) {
+          failed(m, ctx, e);
+          continue;
+        }
+        if (r && typeof (r as Promise<void>).then === 'function') {
+          return (r as Promise<void>).then(
+            () => run(ctx, i + 1),
+            (e: unknown) => {
+              failed(m, ctx, e);
+              return run(ctx, i + 1);
+            },
+          );
+        }
       }
-    }
+      return undefined;
+    };
+    return (ctx: RequestContext) => run(ctx, 0);
   };
   if (settle.length) steps.settle = each(settle, 'settle');
   if (done.length) steps.done = each(done, 'done');
