@@ -243,6 +243,28 @@ function literalStartOf(a: string): string[] | null {
 }
 
 /**
+ * Like `literalStarts`, but an alternative that opens with an optional group (`(?:hicbir )?…`)
+ * starts where that group or the element after it starts.
+ */
+function optionalLiteralStarts(alternatives: string[]): string[] | null {
+  const out: string[] = [];
+  for (const a of alternatives) {
+    let starts = literalStartOf(a);
+    if (starts === null && a.startsWith('(?:')) {
+      const close = matchingParen(a, 0);
+      if (close > 0 && a[close + 1] === '?' && a[close + 2] !== '?') {
+        const inside = literalStarts(topLevelAlternatives(a.slice(3, close)));
+        const after = literalStartOf(a.slice(close + 2));
+        starts = inside !== null && after !== null ? [...inside, ...after] : null;
+      }
+    }
+    if (starts === null) return null;
+    out.push(...starts);
+  }
+  return [...new Set(out)];
+}
+
+/**
  * Substring needles for a list of alternatives whose start is not a literal word (e.g.
  * `a partir de maintenant`): the first literal run of 4+ letters of each alternative, or null
  * when one alternative has none.
@@ -302,7 +324,7 @@ function familyRules(f: Family): Rule[] {
   // The first element of each rule above, in order: matches can only start where it starts.
   const firsts = [f.overrideVerbs, f.prior, f.overrideVerbs, f.newRegime, f.revealVerbs, f.systemPrompt, f.systemPrompt, f.unrestricted, f.becomeRole, f.becomeRole, f.noRefusal];
   rules.forEach((r, i) => {
-    const lead = literalStarts(firsts[i]);
+    const lead = literalStarts(firsts[i]) ?? optionalLiteralStarts(firsts[i]);
     if (lead !== null) {
       r.lead = lead;
       r.sticky = new RegExp(r.re.source, 'y');
@@ -439,9 +461,21 @@ for (const r of LANGUAGE_NEUTRAL) {
 /** All compiled rules (English first, then the other languages, then language-neutral rules). */
 export const RULES: readonly Rule[] = Object.freeze([...FAMILIES.flatMap(familyRules), ...LANGUAGE_NEUTRAL]);
 
+/**
+ * Output-directed rules end in "your|the|…'s <noun>" (`indirect.your-output`: "… in your
+ * response", `indirect.your-response`: "your answer should …", "… the assistant's reply"). Such
+ * a noun, right after "your ", "the " or "'s ", must start within `TAIL_WINDOW` code units after
+ * the match start (the longest first word, the longest bounded gap and connector, plus margin),
+ * so candidates without one are not tried.
+ */
+const TAIL_NOUN_KEYS = ['p:respon', 'p:answer', 'p:reply', 'p:output', 'p:summar', 'p:code', 'p:soluti', 'p:messag', 'p:result', 'p:comple'];
+const TAIL_WINDOW: Readonly<Record<string, number>> = { 'indirect.your-output': 400, 'indirect.your-response': 120 };
+
 /** The word-index keys any rule asks for (others are not indexed), each with a number. */
-const KEYS: readonly string[] = [...new Set(RULES.flatMap((r) => [...(r.lead ?? []), ...(r.anchors ?? []).flat()]).filter((k) => !k.startsWith('s:')))];
+const KEYS: readonly string[] = [...new Set([...RULES.flatMap((r) => [...(r.lead ?? []), ...(r.anchors ?? []).flat()]), ...TAIL_NOUN_KEYS].filter((k) => !k.startsWith('s:')))];
 const KEY_ID = new Map(KEYS.map((k, i) => [k, i]));
+const TAIL_NOUN_IDS = Int32Array.from(TAIL_NOUN_KEYS, (k) => KEY_ID.get(k)!);
+const RULE_TAIL_WINDOW = Int32Array.from(RULES, (r) => TAIL_WINDOW[r.id] ?? 0);
 
 /** Languages with phrase families. */
 export const RULE_LANGUAGES: readonly string[] = FAMILIES.map((f) => f.lang);
@@ -463,6 +497,8 @@ function symbolOf(c: number): number {
   return c === 39 ? 36 : -1;
 }
 const SYMBOLS = 37;
+/** `symbolOf` of the code units below 128. */
+const SYMBOL = Int8Array.from({ length: 128 }, (_, c) => symbolOf(c));
 
 /**
  * A trie over the needed keys (prefixes `p:` of up to 6 characters and whole words `w:`), so
@@ -523,24 +559,44 @@ function wordIndex(fold: string): void {
       i++;
       continue;
     }
+    // One pass over the word: its symbols, walked down the trie while it has a path for them.
     const start = i;
-    while (i < n && ((c = fold.charCodeAt(i)), (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 39)) i++;
-    // The word, and every part after an apostrophe (a regex \b also starts a word there).
-    for (let s = start; s < i; s++) {
-      if (s !== start && fold.charCodeAt(s - 1) !== 39) continue;
-      if (fold.charCodeAt(s) === 39) continue;
-      let at = 0;
+    let at = 0;
+    let alive = true;
+    let apostrophe = false;
+    for (; i < n; i++) {
+      c = fold.charCodeAt(i);
+      const sym = c < 128 ? SYMBOL[c]! : -1;
+      if (sym < 0) break;
+      if (sym === 36) apostrophe = true;
+      if (!alive) continue;
+      at = child[at * SYMBOLS + sym]!;
+      if (at === 0) alive = false;
+      else if (i - start < 6) {
+        const pk = pKey[at]!;
+        if (pk >= 0) addPosition(pk, start);
+      }
+    }
+    if (alive && i - start <= 24) {
+      const wk = wKey[at]!;
+      if (wk >= 0) addPosition(wk, start);
+    }
+    if (!apostrophe) continue;
+    // Every part after an apostrophe (a regex \b also starts a word there).
+    for (let s = start + 1; s < i; s++) {
+      if (fold.charCodeAt(s - 1) !== 39 || fold.charCodeAt(s) === 39) continue;
+      let node = 0;
       let t = s;
       for (; t < i; t++) {
-        at = child[at * SYMBOLS + symbolOf(fold.charCodeAt(t))]!;
-        if (at === 0) break;
+        node = child[node * SYMBOLS + symbolOf(fold.charCodeAt(t))]!;
+        if (node === 0) break;
         if (t - s < 6) {
-          const pk = pKey[at]!;
+          const pk = pKey[node]!;
           if (pk >= 0) addPosition(pk, s);
         }
       }
-      if (at !== 0 && t === i && i - s <= 24) {
-        const wk = wKey[at]!;
+      if (node !== 0 && t === i && i - s <= 24) {
+        const wk = wKey[node]!;
         if (wk >= 0) addPosition(wk, s);
       }
     }
@@ -563,6 +619,8 @@ function addPosition(key: number, pos: number): void {
 const ANCHOR_USERS: number[][] = KEYS.map(() => []);
 const FULL_MASK = new Int32Array(RULES.length);
 const HAS_SUBSTRING_ANCHORS = new Uint8Array(RULES.length);
+/** Per rule and anchor group, the substrings of its `s:` anchors. */
+const SUBSTRING_ANCHORS: string[][][] = RULES.map((r) => (r.anchors ?? []).map((g) => g.filter((a) => a.startsWith('s:')).map((a) => a.slice(2))));
 /** Key numbers of each rule's `lead`. */
 const LEAD_IDS: (Int32Array | undefined)[] = [];
 RULES.forEach((rule, ri) => {
@@ -602,11 +660,15 @@ function anchorsPresent(ri: number, mask: number, fold: string): boolean {
     if (!found) return false;
   }
   if (mask === FULL_MASK[ri]) return true;
-  if (!HAS_SUBSTRING_ANCHORS[ri] || !rule.anchors) return false;
+  if (!HAS_SUBSTRING_ANCHORS[ri]) return false;
   // Groups not yet satisfied by words may be satisfied by a substring anchor.
-  for (let gi = 0; gi < rule.anchors.length; gi++) {
+  const groups = SUBSTRING_ANCHORS[ri]!;
+  for (let gi = 0; gi < groups.length; gi++) {
     if (mask & (1 << gi)) continue;
-    if (!rule.anchors[gi]!.some((a) => a.startsWith('s:') && fold.includes(a.slice(2)))) return false;
+    const subs = groups[gi]!;
+    let found = false;
+    for (let k = 0; k < subs.length && !found; k++) found = fold.includes(subs[k]!);
+    if (!found) return false;
   }
   return true;
 }
@@ -650,11 +712,28 @@ function candidates(ids: Int32Array, chars: string[] | undefined, fold: string):
   return count;
 }
 
+/** Starts of the tail nouns of the text being matched (module scratch), and how many; -1 before they are collected. */
+let TAILS = new Int32Array(64);
+let tailCount = -1;
+
+/** Collects the tail nouns that follow "your ", "the " or "'s ", in ascending order. */
+function collectTails(fold: string): number {
+  const n = candidates(TAIL_NOUN_IDS, undefined, fold);
+  if (TAILS.length < n) TAILS = new Int32Array(n);
+  let count = 0;
+  for (let k = 0; k < n; k++) {
+    const q = CANDIDATES[k]!;
+    if (q > 0 && fold.charCodeAt(q - 1) === 32 && (fold.startsWith('your', q - 5) || fold.startsWith('the', q - 4) || fold.startsWith("'s", q - 3))) TAILS[count++] = q;
+  }
+  return count;
+}
+
 /** Runs every rule over a matching view (the `fold` view) and returns the matches. */
 export function matchRules(fold: string): RuleMatch[] {
   const out: RuleMatch[] = [];
   wordIndex(fold);
   const masks = anchorMasks();
+  tailCount = -1;
   for (let ri = 0; ri < RULES.length; ri++) {
     const rule = RULES[ri]!;
     const mask = masks[ri]!;
@@ -665,14 +744,24 @@ export function matchRules(fold: string): RuleMatch[] {
       if (mask !== FULL_MASK[ri] && !HAS_SUBSTRING_ANCHORS[ri]) continue;
       // Only where the first element can start: sticky matches at those positions, in order.
       const sticky = rule.sticky!;
+      const window = RULE_TAIL_WINDOW[ri]!;
+      if (window > 0) {
+        if (tailCount < 0) tailCount = collectTails(fold);
+        if (tailCount === 0) continue;
+      }
       const n = candidates(ids, rule.leadChars, fold);
       let lastEnd = -1;
       let prev = -1;
       let count = 0;
+      let tail = 0;
       for (let k = 0; k < n; k++) {
         const p = CANDIDATES[k]!;
         if (p < lastEnd || p === prev) continue;
         prev = p;
+        if (window > 0) {
+          while (tail < tailCount && TAILS[tail]! <= p) tail++;
+          if (tail === tailCount || TAILS[tail]! > p + window) continue;
+        }
         sticky.lastIndex = p;
         if (!sticky.test(fold)) continue;
         const end = sticky.lastIndex;
