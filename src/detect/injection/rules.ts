@@ -43,6 +43,12 @@ export interface Rule {
   leadChars?: string[];
   /** Sticky copy of `re`, used with `lead`. */
   sticky?: RegExp;
+  /**
+   * The last element of the rule, which every match contains starting at a word start after the
+   * match start: its literal word starts (`keys`) and a sticky regex for it. Used with `lead`:
+   * candidates at or after the last place where the tail matches are not tried.
+   */
+  tail?: { keys: string[]; re: RegExp };
 }
 
 const alt = (words: string[]) => `(?:${words.join('|')})`;
@@ -323,11 +329,16 @@ function familyRules(f: Family): Rule[] {
   ];
   // The first element of each rule above, in order: matches can only start where it starts.
   const firsts = [f.overrideVerbs, f.prior, f.overrideVerbs, f.newRegime, f.revealVerbs, f.systemPrompt, f.systemPrompt, f.unrestricted, f.becomeRole, f.becomeRole, f.noRefusal];
+  // The last element of the rules made of several elements (joined by a gap, so it starts a word).
+  const lasts = [f.instructions, f.overrideVerbs, f.instructions, null, f.systemPrompt, f.revealVerbs, null, null, f.unrestricted, null, null];
   rules.forEach((r, i) => {
     const lead = literalStarts(firsts[i]) ?? optionalLiteralStarts(firsts[i]);
     if (lead !== null) {
       r.lead = lead;
       r.sticky = new RegExp(r.re.source, 'y');
+      const last = lasts[i];
+      const keys = last ? literalStarts(last) : null;
+      if (last && keys !== null) r.tail = { keys, re: new RegExp(alt(last), 'y') };
     }
   });
   return rules;
@@ -449,6 +460,10 @@ const NEUTRAL_LEAD_CHARS: Readonly<Record<string, string[]>> = {
   // `(?:\[|\()?(?:🔓|🔒)` and `\[(?:jailbreak|…)\]`.
   'persona.named': ['[', '(', '🔓', '🔒'],
 };
+/** Tails (see `Rule.tail`) of language-neutral rules: the element after their last gap. */
+const NEUTRAL_TAILS: Readonly<Record<string, { keys: string[]; re: RegExp }>> = {
+  'indirect.exfil-action': { keys: ['w:to'], re: /(?:to (?:this|the following|my) (?:address|url|email|server|endpoint|link)|to https?:\/\/|to [\w.+-]{1,40}@[\w-]{1,40}\.[a-z]{2,6})/y },
+};
 for (const r of LANGUAGE_NEUTRAL) {
   const chars = NEUTRAL_LEAD_CHARS[r.id];
   const lead = sourceLead(r.re.source, chars === undefined ? 0 : 2);
@@ -456,6 +471,11 @@ for (const r of LANGUAGE_NEUTRAL) {
   r.lead = lead;
   if (chars !== undefined) r.leadChars = chars;
   r.sticky = new RegExp(r.re.source, 'y');
+  const tail = NEUTRAL_TAILS[r.id];
+  if (tail !== undefined) {
+    if (!r.re.source.endsWith(tail.re.source)) throw new Error(`rule ${r.id}: tail is not the end of the pattern`);
+    r.tail = tail;
+  }
 }
 
 /** All compiled rules (English first, then the other languages, then language-neutral rules). */
@@ -472,7 +492,7 @@ const TAIL_NOUN_KEYS = ['p:respon', 'p:answer', 'p:reply', 'p:output', 'p:summar
 const TAIL_WINDOW: Readonly<Record<string, number>> = { 'indirect.your-output': 400, 'indirect.your-response': 120 };
 
 /** The word-index keys any rule asks for (others are not indexed), each with a number. */
-const KEYS: readonly string[] = [...new Set([...RULES.flatMap((r) => [...(r.lead ?? []), ...(r.anchors ?? []).flat()]), ...TAIL_NOUN_KEYS].filter((k) => !k.startsWith('s:')))];
+const KEYS: readonly string[] = [...new Set([...RULES.flatMap((r) => [...(r.lead ?? []), ...(r.anchors ?? []).flat(), ...(r.tail?.keys ?? [])]), ...TAIL_NOUN_KEYS].filter((k) => !k.startsWith('s:')))];
 const KEY_ID = new Map(KEYS.map((k, i) => [k, i]));
 const TAIL_NOUN_IDS = Int32Array.from(TAIL_NOUN_KEYS, (k) => KEY_ID.get(k)!);
 const RULE_TAIL_WINDOW = Int32Array.from(RULES, (r) => TAIL_WINDOW[r.id] ?? 0);
@@ -499,6 +519,8 @@ function symbolOf(c: number): number {
 const SYMBOLS = 37;
 /** `symbolOf` of the code units below 128. */
 const SYMBOL = Int8Array.from({ length: 128 }, (_, c) => symbolOf(c));
+/** 1 for a–z and 0–9. */
+const WORD = Uint8Array.from({ length: 128 }, (_, c) => (symbolOf(c) >= 0 && c !== 39 ? 1 : 0));
 
 /**
  * A trie over the needed keys (prefixes `p:` of up to 6 characters and whole words `w:`), so
@@ -562,24 +584,33 @@ function wordIndex(fold: string): void {
     // One pass over the word: its symbols, walked down the trie while it has a path for them.
     const start = i;
     let at = 0;
-    let alive = true;
     let apostrophe = false;
     for (; i < n; i++) {
       c = fold.charCodeAt(i);
       const sym = c < 128 ? SYMBOL[c]! : -1;
       if (sym < 0) break;
       if (sym === 36) apostrophe = true;
-      if (!alive) continue;
       at = child[at * SYMBOLS + sym]!;
-      if (at === 0) alive = false;
-      else if (i - start < 6) {
+      if (at === 0) break;
+      if (i - start < 6) {
         const pk = pKey[at]!;
         if (pk >= 0) addPosition(pk, start);
       }
     }
-    if (alive && i - start <= 24) {
-      const wk = wKey[at]!;
-      if (wk >= 0) addPosition(wk, start);
+    if (at !== 0) {
+      // The trie walked the whole word.
+      if (i - start <= 24) {
+        const wk = wKey[at]!;
+        if (wk >= 0) addPosition(wk, start);
+      }
+    } else {
+      // The rest of the word.
+      for (i++; i < n; i++) {
+        c = fold.charCodeAt(i);
+        if (c < 128 && WORD[c] === 1) continue;
+        if (c === 39) apostrophe = true;
+        else break;
+      }
     }
     if (!apostrophe) continue;
     // Every part after an apostrophe (a regex \b also starts a word there).
@@ -621,6 +652,8 @@ const FULL_MASK = new Int32Array(RULES.length);
 const HAS_SUBSTRING_ANCHORS = new Uint8Array(RULES.length);
 /** Per rule and anchor group, the substrings of its `s:` anchors. */
 const SUBSTRING_ANCHORS: string[][][] = RULES.map((r) => (r.anchors ?? []).map((g) => g.filter((a) => a.startsWith('s:')).map((a) => a.slice(2))));
+/** Key numbers of each rule's tail keys. */
+const TAIL_IDS: (Int32Array | undefined)[] = RULES.map((r) => (r.tail ? Int32Array.from(r.tail.keys, (k) => KEY_ID.get(k)!) : undefined));
 /** Key numbers of each rule's `lead`. */
 const LEAD_IDS: (Int32Array | undefined)[] = [];
 RULES.forEach((rule, ri) => {
@@ -728,6 +761,24 @@ function collectTails(fold: string): number {
   return count;
 }
 
+/** The last word start at which a rule's tail matches, or -1. */
+function lastTail(ids: Int32Array, re: RegExp, fold: string): number {
+  let best = -1;
+  for (let k = 0; k < ids.length; k++) {
+    const list = POSITIONS[ids[k]!]!;
+    for (let j = list.length - 1; j >= 0; j--) {
+      const q = list[j]!;
+      if (q <= best) break;
+      re.lastIndex = q;
+      if (re.test(fold)) {
+        best = q;
+        break;
+      }
+    }
+  }
+  return best;
+}
+
 /** Runs every rule over a matching view (the `fold` view) and returns the matches. */
 export function matchRules(fold: string): RuleMatch[] {
   const out: RuleMatch[] = [];
@@ -749,6 +800,10 @@ export function matchRules(fold: string): RuleMatch[] {
         if (tailCount < 0) tailCount = collectTails(fold);
         if (tailCount === 0) continue;
       }
+      // A match starts before its tail: nothing to try from the last tail on.
+      const tailIds = TAIL_IDS[ri];
+      const limit = tailIds === undefined ? fold.length : lastTail(tailIds, rule.tail!.re, fold);
+      if (limit < 0) continue;
       const n = candidates(ids, rule.leadChars, fold);
       let lastEnd = -1;
       let prev = -1;
@@ -756,6 +811,7 @@ export function matchRules(fold: string): RuleMatch[] {
       let tail = 0;
       for (let k = 0; k < n; k++) {
         const p = CANDIDATES[k]!;
+        if (p >= limit) break;
         if (p < lastEnd || p === prev) continue;
         prev = p;
         if (window > 0) {
