@@ -46,9 +46,11 @@ export interface Rule {
   /**
    * The last element of the rule, which every match contains starting at a word start after the
    * match start: its literal word starts (`keys`) and a sticky regex for it. Used with `lead`:
-   * candidates at or after the last place where the tail matches are not tried.
+   * candidates at or after the last place where the tail matches are not tried. `direct`: lead
+   * keys of alternatives without that element, which match only at their own positions (so
+   * candidates after the last of those are not tried either).
    */
-  tail?: { keys: string[]; re: RegExp };
+  tail?: { keys: string[]; re: RegExp; direct?: string[] };
 }
 
 const alt = (words: string[]) => `(?:${words.join('|')})`;
@@ -461,7 +463,9 @@ const NEUTRAL_LEAD_CHARS: Readonly<Record<string, string[]>> = {
   'persona.named': ['[', '(', '🔓', '🔒'],
 };
 /** Tails (see `Rule.tail`) of language-neutral rules: the element after their last gap. */
-const NEUTRAL_TAILS: Readonly<Record<string, { keys: string[]; re: RegExp }>> = {
+const NEUTRAL_TAILS: Readonly<Record<string, { keys: string[]; re: RegExp; direct?: string[] }>> = {
+  // "respond … two different answers"; "normal response and …" and "respond as both" start at their own first word.
+  'persona.two-answers': { keys: ['w:two'], re: /two (?:(?:different |separate |distinct )?(?:responses|answers|ways)|(?:different|separate|distinct) paragraphs)/y, direct: ['p:normal', 'p:classi', 'p:standa', 'w:respond'] },
   'indirect.exfil-action': { keys: ['w:to'], re: /(?:to (?:this|the following|my) (?:address|url|email|server|endpoint|link)|to https?:\/\/|to [\w.+-]{1,40}@[\w-]{1,40}\.[a-z]{2,6})/y },
 };
 for (const r of LANGUAGE_NEUTRAL) {
@@ -473,7 +477,7 @@ for (const r of LANGUAGE_NEUTRAL) {
   r.sticky = new RegExp(r.re.source, 'y');
   const tail = NEUTRAL_TAILS[r.id];
   if (tail !== undefined) {
-    if (!r.re.source.endsWith(tail.re.source)) throw new Error(`rule ${r.id}: tail is not the end of the pattern`);
+    if (!r.re.source.includes(tail.re.source)) throw new Error(`rule ${r.id}: tail is not part of the pattern`);
     r.tail = tail;
   }
 }
@@ -492,7 +496,7 @@ const TAIL_NOUN_KEYS = ['p:respon', 'p:answer', 'p:reply', 'p:output', 'p:summar
 const TAIL_WINDOW: Readonly<Record<string, number>> = { 'indirect.your-output': 400, 'indirect.your-response': 120 };
 
 /** The word-index keys any rule asks for (others are not indexed), each with a number. */
-const KEYS: readonly string[] = [...new Set([...RULES.flatMap((r) => [...(r.lead ?? []), ...(r.anchors ?? []).flat(), ...(r.tail?.keys ?? [])]), ...TAIL_NOUN_KEYS].filter((k) => !k.startsWith('s:')))];
+const KEYS: readonly string[] = [...new Set([...RULES.flatMap((r) => [...(r.lead ?? []), ...(r.anchors ?? []).flat(), ...(r.tail?.keys ?? []), ...(r.tail?.direct ?? [])]), ...TAIL_NOUN_KEYS].filter((k) => !k.startsWith('s:')))];
 const KEY_ID = new Map(KEYS.map((k, i) => [k, i]));
 const TAIL_NOUN_IDS = Int32Array.from(TAIL_NOUN_KEYS, (k) => KEY_ID.get(k)!);
 const RULE_TAIL_WINDOW = Int32Array.from(RULES, (r) => TAIL_WINDOW[r.id] ?? 0);
@@ -562,6 +566,8 @@ const TRIE = (() => {
  * per key number the word start positions in ascending order, and the keys present.
  */
 const POSITIONS: number[][] = KEYS.map(() => []);
+/** How many entries of each POSITIONS list belong to the current text (the lists are not shrunk). */
+const COUNTS = new Int32Array(KEYS.length);
 const PRESENT: number[] = [];
 
 /**
@@ -570,7 +576,7 @@ const PRESENT: number[] = [];
  * characters) that some rule asks for.
  */
 function wordIndex(fold: string): void {
-  for (let k = 0; k < PRESENT.length; k++) POSITIONS[PRESENT[k]!]!.length = 0;
+  for (let k = 0; k < PRESENT.length; k++) COUNTS[PRESENT[k]!] = 0;
   PRESENT.length = 0;
   const { child, pKey, wKey } = TRIE;
   const n = fold.length;
@@ -636,10 +642,12 @@ function wordIndex(fold: string): void {
 
 function addPosition(key: number, pos: number): void {
   const list = POSITIONS[key]!;
-  if (list.length === 0) {
-    PRESENT.push(key);
-    list.push(pos);
-  } else if (list[list.length - 1] !== pos) list.push(pos);
+  const count = COUNTS[key]!;
+  if (count === 0) PRESENT.push(key);
+  else if (list[count - 1] === pos) return;
+  if (count < list.length) list[count] = pos;
+  else list.push(pos);
+  COUNTS[key] = count + 1;
 }
 
 /**
@@ -654,6 +662,7 @@ const HAS_SUBSTRING_ANCHORS = new Uint8Array(RULES.length);
 const SUBSTRING_ANCHORS: string[][][] = RULES.map((r) => (r.anchors ?? []).map((g) => g.filter((a) => a.startsWith('s:')).map((a) => a.slice(2))));
 /** Key numbers of each rule's tail keys. */
 const TAIL_IDS: (Int32Array | undefined)[] = RULES.map((r) => (r.tail ? Int32Array.from(r.tail.keys, (k) => KEY_ID.get(k)!) : undefined));
+const DIRECT_IDS: (Int32Array | undefined)[] = RULES.map((r) => (r.tail?.direct ? Int32Array.from(r.tail.direct, (k) => KEY_ID.get(k)!) : undefined));
 /** Key numbers of each rule's `lead`. */
 const LEAD_IDS: (Int32Array | undefined)[] = [];
 RULES.forEach((rule, ri) => {
@@ -718,13 +727,14 @@ function candidates(ids: Int32Array, chars: string[] | undefined, fold: string):
   let lists = 0;
   for (let k = 0; k < ids.length; k++) {
     const list = POSITIONS[ids[k]!]!;
-    if (list.length === 0) continue;
-    if (count + list.length > CANDIDATES.length) {
-      const grown = new Int32Array(Math.max(2 * CANDIDATES.length, count + list.length));
+    const len = COUNTS[ids[k]!]!;
+    if (len === 0) continue;
+    if (count + len > CANDIDATES.length) {
+      const grown = new Int32Array(Math.max(2 * CANDIDATES.length, count + len));
       grown.set(CANDIDATES.subarray(0, count));
       CANDIDATES = grown;
     }
-    for (let j = 0; j < list.length; j++) CANDIDATES[count++] = list[j]!;
+    for (let j = 0; j < len; j++) CANDIDATES[count++] = list[j]!;
     lists++;
   }
   if (chars !== undefined) {
@@ -766,7 +776,7 @@ function lastTail(ids: Int32Array, re: RegExp, fold: string): number {
   let best = -1;
   for (let k = 0; k < ids.length; k++) {
     const list = POSITIONS[ids[k]!]!;
-    for (let j = list.length - 1; j >= 0; j--) {
+    for (let j = COUNTS[ids[k]!]! - 1; j >= 0; j--) {
       const q = list[j]!;
       if (q <= best) break;
       re.lastIndex = q;
@@ -802,8 +812,15 @@ export function matchRules(fold: string): RuleMatch[] {
       }
       // A match starts before its tail: nothing to try from the last tail on.
       const tailIds = TAIL_IDS[ri];
-      const limit = tailIds === undefined ? fold.length : lastTail(tailIds, rule.tail!.re, fold);
-      if (limit < 0) continue;
+      let limit = tailIds === undefined ? fold.length : lastTail(tailIds, rule.tail!.re, fold);
+      const directIds = DIRECT_IDS[ri];
+      if (directIds !== undefined) {
+        for (let k = 0; k < directIds.length; k++) {
+          const len = COUNTS[directIds[k]!]!;
+          if (len > 0) limit = Math.max(limit, POSITIONS[directIds[k]!]![len - 1]! + 1);
+        }
+      }
+      if (limit <= 0) continue;
       const n = candidates(ids, rule.leadChars, fold);
       let lastEnd = -1;
       let prev = -1;
