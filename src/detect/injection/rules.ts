@@ -566,7 +566,9 @@ const TRIE = (() => {
  * per key number the word start positions in ascending order, and the keys present.
  */
 const POSITIONS: number[][] = KEYS.map(() => []);
-/** How many entries of each POSITIONS list belong to the current text (the lists are not shrunk). */
+/** Scratch lists longer than this are dropped after use (a 1 MiB text must not pin megabytes). */
+const SCRATCH_KEEP = 16384;
+/** How many entries of each POSITIONS list belong to the current text. */
 const COUNTS = new Int32Array(KEYS.length);
 const PRESENT: number[] = [];
 
@@ -576,7 +578,14 @@ const PRESENT: number[] = [];
  * characters) that some rule asks for.
  */
 function wordIndex(fold: string): void {
-  for (let k = 0; k < PRESENT.length; k++) COUNTS[PRESENT[k]!] = 0;
+  for (let k = 0; k < PRESENT.length; k++) {
+    const key = PRESENT[k]!;
+    // Lists grown by a very long text are not kept for the next one.
+    if (COUNTS[key]! > SCRATCH_KEEP) POSITIONS[key] = [];
+    COUNTS[key] = 0;
+  }
+  if (CANDIDATES.length > SCRATCH_KEEP) CANDIDATES = new Int32Array(1024);
+  if (TAILS.length > SCRATCH_KEEP) TAILS = new Int32Array(64);
   PRESENT.length = 0;
   const { child, pKey, wKey } = TRIE;
   const n = fold.length;
@@ -751,7 +760,21 @@ function candidates(ids: Int32Array, chars: string[] | undefined, fold: string):
     }
   }
   // One list is already in order; several are sorted (duplicates are skipped by the caller).
-  if (lists > 1) CANDIDATES.subarray(0, count).sort();
+  if (lists > 1) {
+    if (count > 32) CANDIDATES.subarray(0, count).sort();
+    else {
+      // Few positions: an insertion sort costs less than a native sort call.
+      for (let k = 1; k < count; k++) {
+        const v = CANDIDATES[k]!;
+        let j = k - 1;
+        while (j >= 0 && CANDIDATES[j]! > v) {
+          CANDIDATES[j + 1] = CANDIDATES[j]!;
+          j--;
+        }
+        CANDIDATES[j + 1] = v;
+      }
+    }
+  }
   return count;
 }
 
