@@ -35,7 +35,10 @@ let nTouched = 0;
 function bump(h: number, w: number): void {
   const k = h & MASK;
   const c = ACC[k];
-  if (c === 0) TOUCHED[nTouched++] = k;
+  // Branch-free: k is written at the end of TOUCHED and kept only when the bucket was empty
+  // ((c - 1) >>> 31 is 1 for c = 0, else 0): whether a bucket is new is unpredictable.
+  TOUCHED[nTouched] = k;
+  nTouched += (c - 1) >>> 31;
   ACC[k] = c + w > 0xffff ? 0xffff : c + w;
 }
 
@@ -184,6 +187,253 @@ export function windowDot(fold: string, start: number, end: number, q: Int8Array
     const k = TOUCHED[j];
     const c = ACC[k];
     ACC[k] = 0;
+    const v = c < LOG_TABLE.length ? LOG_TABLE[c]! : 1 + Math.log(c);
+    norm += v * v;
+    s += q[k] * v;
+  }
+  return norm > 0 ? s / Math.sqrt(norm) : 0;
+}
+
+// --- Many windows of one text --------------------------------------------------------------
+// Overlapping windows (long texts, and the indirect head's line windows beside the direct head's
+// windows) would hash every n-gram once per window. `prepareText` hashes the whole text once,
+// recording the bucket of every feature in the order `accumulate` bumps them, and
+// `preparedWindowDot` then scores a window by bumping a contiguous run of those buckets, hashing
+// only the words cut by the window's edges. The buckets bumped, their order (first-touch order
+// decides the floating-point summation order) and so the result are exactly those of
+// `windowDot(fold, start, end, q)`. Buffers are module-level and reused (single-threaded JS):
+// a prepared text is valid until the next `prepareText` call.
+
+let P_FOLD = '';
+let P_TOKENS = 0;
+let P_UNITS = 0;
+let TOK_START = new Int32Array(1024);
+let TOK_END = new Int32Array(1024);
+/** Token hash (before masking), as int32. */
+let TOK_HASH = new Int32Array(1024);
+/** Word buckets in bump order: unigram(t0), unigram(t1), bigram(t0, t1), unigram(t2), bigram(t1, t2), … */
+let W_LIST = new Int32Array(2048);
+/** Per collapsed unit: its position in the text. */
+let UNIT_POS = new Int32Array(1024);
+/** Per unit m: offset in C_LIST of the n-grams starting at m (char 3-, 4-gram, shape 3-, 4-gram when counted). */
+let UNIT_OFF = new Int32Array(1024);
+let C_LIST = new Int32Array(4096);
+
+function wordHash(fold: string, start: number, end: number): number {
+  let h = (0x811c9dc5 ^ 1) >>> 0;
+  const stop = Math.min(end, start + 24);
+  for (let i = start; i < stop; i++) {
+    h ^= fold.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+function bigramBucket(prev: number, h: number): number {
+  return (Math.imul(prev ^ Math.imul(h, 0x9e3779b1), 0x85ebca6b) >>> 0) & MASK;
+}
+
+/** First index i in [0, n) with a[i] >= x (n when none). */
+function lowerBound(a: Int32Array, n: number, x: number): number {
+  let lo = 0;
+  let hi = n;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (a[mid] < x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/**
+ * Hashes every feature of `fold` once, for `preparedWindowDot` on windows of it: the tokens and
+ * the collapsed units of `accumulate` run from position 0, in one pass over the text.
+ */
+export function prepareText(fold: string): void {
+  const n = fold.length;
+  P_FOLD = fold;
+  if (TOK_START.length < n + 1) {
+    const cap = Math.max(n + 1, TOK_START.length * 2);
+    TOK_START = new Int32Array(cap);
+    TOK_END = new Int32Array(cap);
+    TOK_HASH = new Int32Array(cap);
+    W_LIST = new Int32Array(2 * cap);
+    UNIT_POS = new Int32Array(cap);
+    UNIT_OFF = new Int32Array(cap);
+    C_LIST = new Int32Array(4 * cap);
+  }
+  let t = 0;
+  let w = 0;
+  let prev = 0;
+  let inWord = false;
+  let wh = 0;
+  let wlen = 0;
+  let c0 = 0, c1 = 0, c2 = 0, c3 = 0;
+  let k0 = 0, k1 = 0, k2 = 0, k3 = 0;
+  let have = 0;
+  let lastSpace = true;
+  let o = 0;
+  for (let j = 0; j < n; j++) {
+    let c = fold.charCodeAt(j);
+    const space = isSpace(c);
+    // Tokens: words (max 24 code units hashed) and single marks.
+    if (!space && isWordCode(c)) {
+      if (!inWord) {
+        inWord = true;
+        TOK_START[t] = j;
+        wh = (0x811c9dc5 ^ 1) >>> 0;
+        wlen = 0;
+      }
+      if (wlen < 24) {
+        wh ^= c;
+        wh = Math.imul(wh, 0x01000193);
+      }
+      wlen++;
+    } else {
+      if (inWord) {
+        inWord = false;
+        const h = wh >>> 0;
+        TOK_END[t] = j;
+        TOK_HASH[t] = h;
+        W_LIST[w++] = h & MASK;
+        if (t > 0) W_LIST[w++] = bigramBucket(prev, h);
+        prev = h;
+        t++;
+      }
+      if (!space) {
+        let h = (0x811c9dc5 ^ 1) >>> 0;
+        h ^= c;
+        h = Math.imul(h, 0x01000193) >>> 0;
+        TOK_START[t] = j;
+        TOK_END[t] = j + 1;
+        TOK_HASH[t] = h;
+        W_LIST[w++] = h & MASK;
+        if (t > 0) W_LIST[w++] = bigramBucket(prev, h);
+        prev = h;
+        t++;
+      }
+    }
+    // Collapsed units and the n-grams starting at each.
+    if (space) {
+      if (lastSpace) continue;
+      c = 32;
+    }
+    lastSpace = space;
+    UNIT_POS[have] = j;
+    c0 = c1; c1 = c2; c2 = c3; c3 = c;
+    const k = (c >= 97 && c <= 122) || c >= 0xc0 ? 97 : c >= 48 && c <= 57 ? 48 : c;
+    k0 = k1; k1 = k2; k2 = k3; k3 = k;
+    if (++have >= 4) {
+      UNIT_OFF[have - 4] = o;
+      let h = 0x9e3779b9 >>> 0;
+      h ^= c0; h = Math.imul(h, 0x01000193) >>> 0;
+      h ^= c1; h = Math.imul(h, 0x01000193) >>> 0;
+      h ^= c2; h = Math.imul(h, 0x01000193) >>> 0;
+      C_LIST[o++] = (Math.imul(h ^ (2 * 0x27d4eb2d), 0x85ebca6b) >>> 0) & MASK;
+      h ^= c3; h = Math.imul(h, 0x01000193) >>> 0;
+      C_LIST[o++] = (Math.imul(h ^ (3 * 0x27d4eb2d), 0x85ebca6b) >>> 0) & MASK;
+      const plain3 = (k0 === 97 || k0 === 32) && (k1 === 97 || k1 === 32) && (k2 === 97 || k2 === 32);
+      if (!plain3 || (k3 !== 97 && k3 !== 32)) {
+        let g = 0x1234567;
+        g ^= k0; g = Math.imul(g, 0x01000193);
+        g ^= k1; g = Math.imul(g, 0x01000193);
+        g ^= k2; g = Math.imul(g, 0x01000193);
+        if (!plain3) C_LIST[o++] = (Math.imul(g ^ 0x55, 0x85ebca6b) >>> 0) & MASK;
+        g ^= k3; g = Math.imul(g, 0x01000193);
+        C_LIST[o++] = (Math.imul(g ^ 0x77, 0x85ebca6b) >>> 0) & MASK;
+      }
+    }
+  }
+  if (inWord) {
+    const h = wh >>> 0;
+    TOK_END[t] = n;
+    TOK_HASH[t] = h;
+    W_LIST[w++] = h & MASK;
+    if (t > 0) W_LIST[w++] = bigramBucket(prev, h);
+    t++;
+  }
+  // The 3-gram of the last three units (a window ending there counts it; no 4-gram follows).
+  if (have >= 3) {
+    UNIT_OFF[have - 3] = o;
+    let h = 0x9e3779b9 >>> 0;
+    h ^= c1; h = Math.imul(h, 0x01000193) >>> 0;
+    h ^= c2; h = Math.imul(h, 0x01000193) >>> 0;
+    h ^= c3; h = Math.imul(h, 0x01000193) >>> 0;
+    C_LIST[o++] = (Math.imul(h ^ (2 * 0x27d4eb2d), 0x85ebca6b) >>> 0) & MASK;
+  }
+  P_TOKENS = t;
+  P_UNITS = have;
+}
+
+/** Bumps the buckets `list[from, to)` in order (as `bump(k, 1)`). */
+function bumpRange(list: Int32Array, from: number, to: number): void {
+  const acc = ACC;
+  const touched = TOUCHED;
+  let nt = nTouched;
+  for (let j = from; j < to; j++) {
+    const k = list[j];
+    const c = acc[k];
+    touched[nt] = k;
+    nt += (c - 1) >>> 31;
+    acc[k] = c + 1 > 0xffff ? 0xffff : c + 1;
+  }
+  nTouched = nt;
+}
+
+/**
+ * `windowDot(fold, start, end, q)` for the text of the last `prepareText(fold)` call, from its
+ * precomputed buckets (identical result: the same buckets bumped in the same order).
+ */
+export function preparedWindowDot(start: number, end: number, q: Int8Array): number {
+  nTouched = 0;
+  if (end <= start) return 0;
+  const fold = P_FOLD;
+  ensureTouched(6 * (end - start) + 16);
+  // Words: a word cut by the window's start or end is hashed from its part inside the window;
+  // the tokens wholly inside are the text's tokens, bumped from W_LIST.
+  let prev = 0;
+  let havePrev = false;
+  const ta = lowerBound(TOK_START, P_TOKENS, start);
+  if (ta > 0 && TOK_END[ta - 1] > start) {
+    const h = wordHash(fold, start, Math.min(TOK_END[ta - 1], end));
+    bump(h, 1);
+    prev = h;
+    havePrev = true;
+  }
+  const te = lowerBound(TOK_START, P_TOKENS, end);
+  let tb = te;
+  const cutEnd = te - 1 >= ta && TOK_END[te - 1] > end;
+  if (cutEnd) tb = te - 1;
+  if (ta < tb) {
+    bump(W_LIST[ta === 0 ? 0 : 2 * ta - 1], 1);
+    if (havePrev) bump(bigramBucket(prev, TOK_HASH[ta] >>> 0), 1);
+    bumpRange(W_LIST, 2 * ta + 1, 2 * tb - 1);
+    prev = TOK_HASH[tb - 1] >>> 0;
+    havePrev = true;
+  }
+  if (cutEnd) {
+    const h = wordHash(fold, TOK_START[tb], end);
+    bump(h, 1);
+    if (havePrev) bump(bigramBucket(prev, h), 1);
+  }
+  // Character and shape n-grams: the window's collapsed units are the text's units a..b-1 (a
+  // leading collapsed space is skipped, as `accumulate` skips leading whitespace).
+  let a = lowerBound(UNIT_POS, P_UNITS, start);
+  const b = lowerBound(UNIT_POS, P_UNITS, end);
+  if (a < b && isSpace(fold.charCodeAt(UNIT_POS[a]))) a++;
+  if (b - a >= 3) {
+    const last = UNIT_OFF[b - 3];
+    bumpRange(C_LIST, UNIT_OFF[a], last + 1);
+  }
+  const acc = ACC;
+  const touched = TOUCHED;
+  const nt = nTouched;
+  let norm = 0;
+  let s = 0;
+  for (let j = 0; j < nt; j++) {
+    const k = touched[j];
+    const c = acc[k];
+    acc[k] = 0;
     const v = c < LOG_TABLE.length ? LOG_TABLE[c]! : 1 + Math.log(c);
     norm += v * v;
     s += q[k] * v;

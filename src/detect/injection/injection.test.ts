@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { detectInjection, DEFAULT_THRESHOLDS, RULES, RULE_LANGUAGES, MODEL_META, fuse, shortTextScore } from './index.js';
 import { matchRules } from './rules.js';
 import { classifyWindows } from './classifier.js';
-import { windows, WINDOW, windowDot, featurize, dot, indirectWindows, INDIRECT_WINDOW } from './features.js';
+import { windows, WINDOW, windowDot, prepareText, preparedWindowDot, featurize, dot, indirectWindows, INDIRECT_WINDOW } from './features.js';
 import { normalize } from '../normalize/index.js';
 
 const cats = (text: string, trust: 'trusted' | 'untrusted' = 'trusted') =>
@@ -218,6 +218,25 @@ test('windowDot equals dot(featurize(slice)) for any window (the allocation-free
   const w = Float32Array.from(q);
   for (const [s, e] of [[0, fold.length], [0, 1], [0, 4], [3, 9], [17, 300], [fold.length - 5, fold.length]] as const) {
     assert.ok(Math.abs(windowDot(fold, s, e, q) - dot(featurize(fold.slice(s, e)), w)) < 1e-3, `${s}-${e}`);
+  }
+});
+
+test('preparedWindowDot (text hashed once) equals windowDot exactly for any window, including windows cutting words and whitespace runs', () => {
+  const parts = [' ', '  ', '\n\n', '\t', 'a', 'ignore', 'supercalifragilisticexpialidocious', 'x9', "'", '.', '{', '```', 'é', '日本', '0'];
+  let x = 7;
+  const rnd = () => ((x = (Math.imul(x, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  const q = new Int8Array(1 << 18);
+  for (let i = 0; i < q.length; i++) q[i] = ((Math.imul(i, 2654435761) >>> 24) & 0xff) - 128;
+  for (let t = 0; t < 40; t++) {
+    let fold = '';
+    const len = Math.floor(rnd() * 3000);
+    while (fold.length < len) fold += parts[Math.floor(rnd() * parts.length)];
+    prepareText(fold);
+    for (let r = 0; r < 30; r++) {
+      const s = Math.floor(rnd() * (fold.length + 1));
+      const e = Math.min(fold.length, s + Math.floor(rnd() * 1100));
+      assert.equal(preparedWindowDot(s, e, q), windowDot(fold, s, e, q), `text ${t} window ${s}-${e}`);
+    }
   }
 });
 
