@@ -44,14 +44,15 @@ export const addressRecognizer: Recognizer = {
     const out: RawMatch[] = [];
     ADDRESS_HINT.lastIndex = 0;
     const hint = ADDRESS_HINT.exec(text);
-    // matchAll starts at the regex's lastIndex; no hint, no street address.
+    // The loop starts at the lastIndex set here; no hint, no street address.
     ADDRESS.lastIndex = hint === null ? text.length + 1 : Math.max(0, hint.index - ADDRESS_HINT_BACK);
-    for (const m of text.matchAll(ADDRESS)) {
+    for (let m = ADDRESS.exec(text); m !== null; m = ADDRESS.exec(text)) {
       const v = m[0];
       const hasNumber = /\d/.test(v);
       out.push({ entity: 'STREET_ADDRESS', start: m.index, end: m.index + v.length, score: hasNumber ? 0.7 : 0.45, reason: 'street address pattern' });
     }
-    for (const m of text.matchAll(POSTCODE_ONLY)) {
+    POSTCODE_ONLY.lastIndex = 0;
+    for (let m = POSTCODE_ONLY.exec(text); m !== null; m = POSTCODE_ONLY.exec(text)) {
       out.push({ entity: 'STREET_ADDRESS', start: m.index, end: m.index + m[0].length, score: 0.4, reason: 'UK postcode' });
     }
     return out;

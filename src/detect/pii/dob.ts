@@ -24,7 +24,8 @@ export const dobRecognizer: Recognizer = {
     ANY_BIRTH_WORD.lastIndex = 0;
     if (!ANY_BIRTH_WORD.test(lower)) return [];
     const out: RawMatch[] = [];
-    for (const m of text.matchAll(DATE)) {
+    DATE.lastIndex = 0;
+    for (let m = DATE.exec(text); m !== null; m = DATE.exec(text)) {
       if (!hasContextWord(lower, m.index, m.index + m[0].length, BIRTH_WORDS, 40, 0)) continue;
       out.push({ entity: 'DATE_OF_BIRTH', start: m.index, end: m.index + m[0].length, score: 0.8, reason: 'date after a birth context word', needsContext: true });
     }

@@ -42,7 +42,8 @@ export const cardRecognizer: Recognizer = {
   entities: ['CREDIT_CARD'],
   detect({ text }: ScanInput): RawMatch[] {
     const out: RawMatch[] = [];
-    for (const m of text.matchAll(CARD)) {
+    CARD.lastIndex = 0;
+    for (let m = CARD.exec(text); m !== null; m = CARD.exec(text)) {
       let raw = m[0];
       let start = m.index;
       // Leading short groups ("1 2 4111 1111 …") are not part of a card: drop them.
@@ -71,7 +72,8 @@ export const ibanRecognizer: Recognizer = {
   entities: ['IBAN'],
   detect({ text }: ScanInput): RawMatch[] {
     const out: RawMatch[] = [];
-    for (const m of text.matchAll(IBAN)) {
+    IBAN.lastIndex = 0;
+    for (let m = IBAN.exec(text); m !== null; m = IBAN.exec(text)) {
       // The greedy tail may swallow a following word fragment: cut at the country's IBAN length.
       const len = IBAN_LENGTHS[m[0].slice(0, 2).toUpperCase()];
       if (len === undefined) continue;
@@ -94,13 +96,16 @@ export const cryptoRecognizer: Recognizer = {
   entities: ['CRYPTO_WALLET'],
   detect({ text }: ScanInput): RawMatch[] {
     const out: RawMatch[] = [];
-    for (const m of text.matchAll(BTC_B58)) {
+    BTC_B58.lastIndex = 0;
+    for (let m = BTC_B58.exec(text); m !== null; m = BTC_B58.exec(text)) {
       if (base58CheckValid(m[0])) out.push({ entity: 'CRYPTO_WALLET', start: m.index, end: m.index + m[0].length, score: 0.9, reason: 'Bitcoin address with valid base58check' });
     }
-    for (const m of text.matchAll(BTC_BECH32)) {
+    BTC_BECH32.lastIndex = 0;
+    for (let m = BTC_BECH32.exec(text); m !== null; m = BTC_BECH32.exec(text)) {
       if (bech32Valid(m[0])) out.push({ entity: 'CRYPTO_WALLET', start: m.index, end: m.index + m[0].length, score: 0.9, reason: 'Bitcoin bech32 address with valid checksum' });
     }
-    for (const m of text.matchAll(ETH)) {
+    ETH.lastIndex = 0;
+    for (let m = ETH.exec(text); m !== null; m = ETH.exec(text)) {
       const hex = m[0].slice(2);
       const mixed = hex !== hex.toLowerCase() && hex !== hex.toUpperCase();
       if (mixed) {

@@ -27,7 +27,8 @@ export const usIdRecognizer: Recognizer = {
   entities: ['US_SSN', 'US_ITIN'],
   detect({ text }: ScanInput): RawMatch[] {
     const out: RawMatch[] = [];
-    for (const m of text.matchAll(SSN)) {
+    SSN.lastIndex = 0;
+    for (let m = SSN.exec(text); m !== null; m = SSN.exec(text)) {
       const [all, area, sep, group, serial] = m as unknown as [string, string, string, string, string];
       const start = m.index;
       const end = start + all.length;
@@ -46,7 +47,8 @@ export const ninoRecognizer: Recognizer = {
   entities: ['UK_NINO'],
   detect({ text }: ScanInput): RawMatch[] {
     const out: RawMatch[] = [];
-    for (const m of text.matchAll(NINO)) {
+    NINO.lastIndex = 0;
+    for (let m = NINO.exec(text); m !== null; m = NINO.exec(text)) {
       if (!ninoValid(m[0])) continue;
       const upper = m[0] === m[0].toUpperCase();
       out.push({ entity: 'UK_NINO', start: m.index, end: m.index + m[0].length, score: upper ? 0.8 : 0.4, reason: 'UK NINO format with valid prefix' });

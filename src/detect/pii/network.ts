@@ -24,13 +24,15 @@ export const ipRecognizer: Recognizer = {
   entities: ['IP_ADDRESS'],
   detect({ text, lower }: ScanInput): RawMatch[] {
     const out: RawMatch[] = [];
-    for (const m of text.matchAll(IPV4)) {
+    IPV4.lastIndex = 0;
+    for (let m = IPV4.exec(text); m !== null; m = IPV4.exec(text)) {
       if (versionLike(lower, m.index)) continue;
       const base = m[0] === '0.0.0.0' || m[0].startsWith('127.') ? 0.5 : 0.8;
       out.push({ entity: 'IP_ADDRESS', start: m.index, end: m.index + m[0].length, score: base, reason: 'IPv4 address' });
     }
     if (text.includes(':')) {
-      for (const m of text.matchAll(IPV6_CAND)) {
+      IPV6_CAND.lastIndex = 0;
+      for (let m = IPV6_CAND.exec(text); m !== null; m = IPV6_CAND.exec(text)) {
         const v = m[0];
         if (v.indexOf(':') === v.lastIndexOf(':')) continue;
         const addr = v.split('%')[0]!;
@@ -52,8 +54,8 @@ export const macRecognizer: Recognizer = {
     MAC_HINT.lastIndex = 0;
     const hint = MAC_HINT.exec(text);
     if (hint === null) return out;
-    MAC.lastIndex = Math.max(0, hint.index - 4); // matchAll starts at the regex's lastIndex
-    for (const m of text.matchAll(MAC)) {
+    MAC.lastIndex = Math.max(0, hint.index - 4); // the exec loop starts here
+    for (let m = MAC.exec(text); m !== null; m = MAC.exec(text)) {
       const digits = m[0].replace(/[^0-9A-Fa-f]/g, '');
       if (/^0+$/.test(digits) || /^f+$/i.test(digits)) continue;
       out.push({ entity: 'MAC_ADDRESS', start: m.index, end: m.index + m[0].length, score: 0.7, reason: 'MAC address notation' });

@@ -102,7 +102,8 @@ export const phoneRecognizer: Recognizer = {
   detect({ text, defaultRegion, phoneRegions }: ScanInput): RawMatch[] {
     const out: RawMatch[] = [];
     let budget = MAX_PHONE_VALIDATIONS;
-    for (const m of text.matchAll(CANDIDATE)) {
+    CANDIDATE.lastIndex = 0;
+    for (let m = CANDIDATE.exec(text); m !== null; m = CANDIDATE.exec(text)) {
       let raw = m[0];
       while (raw.length > 0 && /\s/.test(raw[raw.length - 1]!)) raw = raw.slice(0, -1);
       const ext = /x/i.test(raw) ? raw.search(/\s?(?:x|ext\.?)\s?\d{1,5}$/i) : -1;
