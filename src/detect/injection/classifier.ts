@@ -4,7 +4,7 @@
  * this module, imported statically (no I/O at call time); weights are int8-quantised.
  */
 import model from './model.json' with { type: 'json' };
-import { dot, sigmoid, windows, windowDot, prepareText, preparedWindowDot, indirectWindows, FEATURE_BITS, type SparseVector } from './features.js';
+import { dot, sigmoid, windows, prepareText, preparedWindowDot, indirectWindows, FEATURE_BITS, type SparseVector } from './features.js';
 
 /** Shape of model.json. */
 export interface InjectionModel {
@@ -118,13 +118,12 @@ export function classifyWindows(fold: string, untrusted = false, uncalibratedDir
   const shift = uncalibratedDirect ? 0 : DIRECT_SHIFT;
   const direct = windows(fold.length);
   const indirect = untrusted ? indirectWindows(fold) : [];
-  // One window: hash it directly. Several (overlapping) windows: hash the text once and score
-  // every window from the precomputed buckets (same features, same result; see prepareText).
-  const many = direct.length + indirect.length > 1;
-  if (many) prepareText(fold);
+  // The text is hashed once and every window (overlapping ones included) is scored from the
+  // precomputed buckets: same features, same result as windowDot (see prepareText). Even for one
+  // window this is a little cheaper (one pass over the text instead of two).
+  prepareText(fold);
   for (const [s, e] of direct) {
-    const z = many ? preparedWindowDot(s, e, d.q) : windowDot(fold, s, e, d.q);
-    out.push({ start: s, end: e, score: sigmoid(d.scale * z + d.bias - shift) });
+    out.push({ start: s, end: e, score: sigmoid(d.scale * preparedWindowDot(s, e, d.q) + d.bias - shift) });
   }
   const h = loaded.indirect;
   for (const [s, e] of indirect) {

@@ -262,6 +262,14 @@ export function prepareText(fold: string): void {
     UNIT_OFF = new Int32Array(cap);
     C_LIST = new Int32Array(4 * cap);
   }
+  // Locals: the hot loop then indexes the arrays without reloading the module bindings.
+  const tokStart = TOK_START;
+  const tokEnd = TOK_END;
+  const tokHash = TOK_HASH;
+  const wList = W_LIST;
+  const unitPos = UNIT_POS;
+  const unitOff = UNIT_OFF;
+  const cList = C_LIST;
   let t = 0;
   let w = 0;
   let prev = 0;
@@ -280,7 +288,7 @@ export function prepareText(fold: string): void {
     if (!space && isWordCode(c)) {
       if (!inWord) {
         inWord = true;
-        TOK_START[t] = j;
+        tokStart[t] = j;
         wh = (0x811c9dc5 ^ 1) >>> 0;
         wlen = 0;
       }
@@ -293,10 +301,10 @@ export function prepareText(fold: string): void {
       if (inWord) {
         inWord = false;
         const h = wh >>> 0;
-        TOK_END[t] = j;
-        TOK_HASH[t] = h;
-        W_LIST[w++] = h & MASK;
-        if (t > 0) W_LIST[w++] = bigramBucket(prev, h);
+        tokEnd[t] = j;
+        tokHash[t] = h;
+        wList[w++] = h & MASK;
+        if (t > 0) wList[w++] = bigramBucket(prev, h);
         prev = h;
         t++;
       }
@@ -304,11 +312,11 @@ export function prepareText(fold: string): void {
         let h = (0x811c9dc5 ^ 1) >>> 0;
         h ^= c;
         h = Math.imul(h, 0x01000193) >>> 0;
-        TOK_START[t] = j;
-        TOK_END[t] = j + 1;
-        TOK_HASH[t] = h;
-        W_LIST[w++] = h & MASK;
-        if (t > 0) W_LIST[w++] = bigramBucket(prev, h);
+        tokStart[t] = j;
+        tokEnd[t] = j + 1;
+        tokHash[t] = h;
+        wList[w++] = h & MASK;
+        if (t > 0) wList[w++] = bigramBucket(prev, h);
         prev = h;
         t++;
       }
@@ -319,47 +327,47 @@ export function prepareText(fold: string): void {
       c = 32;
     }
     lastSpace = space;
-    UNIT_POS[have] = j;
+    unitPos[have] = j;
     c0 = c1; c1 = c2; c2 = c3; c3 = c;
     const k = (c >= 97 && c <= 122) || c >= 0xc0 ? 97 : c >= 48 && c <= 57 ? 48 : c;
     k0 = k1; k1 = k2; k2 = k3; k3 = k;
     if (++have >= 4) {
-      UNIT_OFF[have - 4] = o;
+      unitOff[have - 4] = o;
       let h = 0x9e3779b9 >>> 0;
       h ^= c0; h = Math.imul(h, 0x01000193) >>> 0;
       h ^= c1; h = Math.imul(h, 0x01000193) >>> 0;
       h ^= c2; h = Math.imul(h, 0x01000193) >>> 0;
-      C_LIST[o++] = (Math.imul(h ^ (2 * 0x27d4eb2d), 0x85ebca6b) >>> 0) & MASK;
+      cList[o++] = (Math.imul(h ^ (2 * 0x27d4eb2d), 0x85ebca6b) >>> 0) & MASK;
       h ^= c3; h = Math.imul(h, 0x01000193) >>> 0;
-      C_LIST[o++] = (Math.imul(h ^ (3 * 0x27d4eb2d), 0x85ebca6b) >>> 0) & MASK;
+      cList[o++] = (Math.imul(h ^ (3 * 0x27d4eb2d), 0x85ebca6b) >>> 0) & MASK;
       const plain3 = (k0 === 97 || k0 === 32) && (k1 === 97 || k1 === 32) && (k2 === 97 || k2 === 32);
       if (!plain3 || (k3 !== 97 && k3 !== 32)) {
         let g = 0x1234567;
         g ^= k0; g = Math.imul(g, 0x01000193);
         g ^= k1; g = Math.imul(g, 0x01000193);
         g ^= k2; g = Math.imul(g, 0x01000193);
-        if (!plain3) C_LIST[o++] = (Math.imul(g ^ 0x55, 0x85ebca6b) >>> 0) & MASK;
+        if (!plain3) cList[o++] = (Math.imul(g ^ 0x55, 0x85ebca6b) >>> 0) & MASK;
         g ^= k3; g = Math.imul(g, 0x01000193);
-        C_LIST[o++] = (Math.imul(g ^ 0x77, 0x85ebca6b) >>> 0) & MASK;
+        cList[o++] = (Math.imul(g ^ 0x77, 0x85ebca6b) >>> 0) & MASK;
       }
     }
   }
   if (inWord) {
     const h = wh >>> 0;
-    TOK_END[t] = n;
-    TOK_HASH[t] = h;
-    W_LIST[w++] = h & MASK;
-    if (t > 0) W_LIST[w++] = bigramBucket(prev, h);
+    tokEnd[t] = n;
+    tokHash[t] = h;
+    wList[w++] = h & MASK;
+    if (t > 0) wList[w++] = bigramBucket(prev, h);
     t++;
   }
   // The 3-gram of the last three units (a window ending there counts it; no 4-gram follows).
   if (have >= 3) {
-    UNIT_OFF[have - 3] = o;
+    unitOff[have - 3] = o;
     let h = 0x9e3779b9 >>> 0;
     h ^= c1; h = Math.imul(h, 0x01000193) >>> 0;
     h ^= c2; h = Math.imul(h, 0x01000193) >>> 0;
     h ^= c3; h = Math.imul(h, 0x01000193) >>> 0;
-    C_LIST[o++] = (Math.imul(h ^ (2 * 0x27d4eb2d), 0x85ebca6b) >>> 0) & MASK;
+    cList[o++] = (Math.imul(h ^ (2 * 0x27d4eb2d), 0x85ebca6b) >>> 0) & MASK;
   }
   P_TOKENS = t;
   P_UNITS = have;
