@@ -181,12 +181,23 @@ const LOG_TABLE = Float64Array.from({ length: 256 }, (_, c) => (c === 0 ? 0 : 1 
  */
 export function windowDot(fold: string, start: number, end: number, q: Int8Array): number {
   accumulate(fold, start, end);
+  return touchedDot(q);
+}
+
+/**
+ * The normalised dot product of the counts accumulated in ACC (the touched buckets) with `q`,
+ * clearing them for the next window. Module arrays are read through locals in the loop.
+ */
+function touchedDot(q: Int8Array): number {
+  const acc = ACC;
+  const touched = TOUCHED;
+  const nt = nTouched;
   let norm = 0;
   let s = 0;
-  for (let j = 0; j < nTouched; j++) {
-    const k = TOUCHED[j];
-    const c = ACC[k];
-    ACC[k] = 0;
+  for (let j = 0; j < nt; j++) {
+    const k = touched[j];
+    const c = acc[k];
+    acc[k] = 0;
     const v = c < LOG_TABLE.length ? LOG_TABLE[c]! : 1 + Math.log(c);
     norm += v * v;
     s += q[k] * v;
@@ -433,20 +444,7 @@ export function preparedWindowDot(start: number, end: number, q: Int8Array): num
     const last = UNIT_OFF[b - 3];
     bumpRange(C_LIST, UNIT_OFF[a], last + 1);
   }
-  const acc = ACC;
-  const touched = TOUCHED;
-  const nt = nTouched;
-  let norm = 0;
-  let s = 0;
-  for (let j = 0; j < nt; j++) {
-    const k = touched[j];
-    const c = acc[k];
-    acc[k] = 0;
-    const v = c < LOG_TABLE.length ? LOG_TABLE[c]! : 1 + Math.log(c);
-    norm += v * v;
-    s += q[k] * v;
-  }
-  return norm > 0 ? s / Math.sqrt(norm) : 0;
+  return touchedDot(q);
 }
 
 /** Dot product of a sparse vector with dense weights. */
