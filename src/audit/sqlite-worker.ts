@@ -21,6 +21,10 @@ const db = new SqliteDatabase(file);
 db.pragma('journal_mode = WAL');
 db.pragma('busy_timeout = 5000');
 db.pragma('synchronous = NORMAL');
+// Checkpoint the WAL every 10 000 pages (~40 MB) instead of 1 000: the audit trail rewrites the same
+// index pages in every batch, and a checkpoint copies each page once however often it changed since
+// the last one (writer thread CPU per event 7.9 -> 7.4-7.5 µs, 60 000 events in batches of 500).
+db.pragma('wal_autocheckpoint = 10000');
 const write = insertStatements(db);
 
 parentPort!.on('message', (m: { id: number; rows: unknown[][]; payloads: unknown[][] }) => {
