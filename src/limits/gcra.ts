@@ -6,11 +6,6 @@
  * The Redis Lua scripts implement the same arithmetic.
  */
 
-/** Emission interval in µs per unit (rounded up so the limit is never exceeded). */
-export function emissionUs(limit: number, periodMs: number): number {
-  return (periodMs * 1000) / limit;
-}
-
 /** Result of one GCRA step. */
 export interface GcraStep {
   allowed: boolean;
@@ -26,7 +21,10 @@ export interface GcraStep {
 export function gcraTake(tat: number | undefined, nowUs: number, cost: number, limit: number, periodMs: number): GcraStep {
   const periodUs = periodMs * 1000;
   const base = tat === undefined || tat < nowUs ? nowUs : tat;
-  const inc = Math.ceil(cost * emissionUs(limit, periodMs));
+  // cost × period ÷ limit in this order (as the Redis script computes it): cost × (period ÷ limit)
+  // can land just above an integer (51 × (60 000 000 ÷ 51) = 60 000 000.000000007), which refused a
+  // request of exactly the limit on a full bucket here while the Redis store admitted it.
+  const inc = Math.ceil((cost * periodUs) / limit);
   const newTat = base + inc;
   const over = newTat - nowUs - periodUs;
   if (over > 0) return { allowed: false, tat: base, fillUs: base - nowUs, retryUs: over };
@@ -35,7 +33,7 @@ export function gcraTake(tat: number | undefined, nowUs: number, cost: number, l
 
 /** Adds (delta > 0) or refunds (delta < 0) units to a TAT; undefined = nothing left to track. */
 export function gcraAdjust(tat: number | undefined, nowUs: number, delta: number, limit: number, periodMs: number): number | undefined {
-  const inc = Math.ceil(Math.abs(delta) * emissionUs(limit, periodMs));
+  const inc = Math.ceil((Math.abs(delta) * (periodMs * 1000)) / limit);
   if (delta > 0) return (tat === undefined || tat < nowUs ? nowUs : tat) + inc;
   if (tat === undefined) return undefined;
   const t = tat - inc;

@@ -135,3 +135,19 @@ describe('periods and headers', () => {
     assert.equal(retryAfterSeconds(0), '1');
   });
 });
+
+describe('GCRA arithmetic', () => {
+  test('a cost of exactly the limit fits a full bucket, one more does not (any limit and period)', async () => {
+    const { gcraTake, gcraAdjust } = await import('../../src/limits/gcra.js');
+    const now = 1_781_000_000_000_000; // µs
+    for (const periodMs of [1_000, 60_000, 3_600_000, 86_400_000]) {
+      for (let limit = 1; limit <= 3000; limit++) {
+        assert.equal(gcraTake(undefined, now, limit, limit, periodMs).allowed, true, `cost ${limit} of ${limit} per ${periodMs} ms`);
+        assert.equal(gcraTake(undefined, now, limit + 1, limit, periodMs).allowed, false, `cost ${limit + 1} of ${limit} per ${periodMs} ms`);
+        // Taking and refunding the same cost leaves nothing to track.
+        const t = gcraTake(undefined, now, limit, limit, periodMs).tat;
+        assert.equal(gcraAdjust(t, now, -limit, limit, periodMs), undefined);
+      }
+    }
+  });
+});
