@@ -6,7 +6,7 @@
  */
 import type { LRUCache } from 'lru-cache';
 import { growingLru } from '../util/lru.js';
-import { MinHasher, tokenHashesTransient } from './minhash.js';
+import { MinHasher, tokenHashes } from './minhash.js';
 
 /** Options of the extraction detector. */
 export interface ExtractionOptions {
@@ -129,7 +129,7 @@ export class ExtractionDetector {
       this.keys.set(key, st);
     }
     this.evict(st, input.at);
-    const tk = tokenHashesTransient(input.text, 128);
+    const tk = tokenHashes(input.text, 128);
     const toks = tk.hashes;
     const sig = hasher.signatureOfHashes(toks);
     const bands = hasher.bandKeys(sig);

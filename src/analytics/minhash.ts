@@ -33,19 +33,10 @@ export interface TokenHashes {
 /**
  * The tokens of `tokenize` (runs of letters and digits, lower-cased, at most `max`), hashed in one
  * pass over the text: ASCII is classified and lower-cased inline; other characters go through the
- * Unicode letter/number class and `toLowerCase` one at a time.
+ * Unicode letter/number class and `toLowerCase` one at a time. `hashes` is a fresh array; `starts`
+ * and `ends` are views of buffers that the next call reuses (read them before tokenizing again).
  */
 export function tokenHashes(text: string, max = 256): TokenHashes {
-  const t = scratchTokens(max);
-  const n = scanTokens(text, max, t.hashes, t.starts, t.ends);
-  return { hashes: t.hashes.slice(0, n), starts: t.starts.slice(0, n), ends: t.ends.slice(0, n) };
-}
-
-/**
- * Like `tokenHashes`, but the spans are views of buffers reused by the next call (only `hashes`
- * is a fresh array): for callers that read the spans before tokenizing again.
- */
-export function tokenHashesTransient(text: string, max = 256): TokenHashes {
   const t = scratchTokens(max);
   const n = scanTokens(text, max, t.hashes, t.starts, t.ends);
   return { hashes: t.hashes.slice(0, n), starts: t.starts.subarray(0, n), ends: t.ends.subarray(0, n) };
