@@ -378,32 +378,44 @@ const LANGUAGE_NEUTRAL: Rule[] = [
   { id: 'persona.two-answers', category: 'persona_hijack', lang: 'en', score: 0.7, needles: ['two ', 'normal ', 'classic ', 'standard ', 'both'], re: /\b(?:(?:give|provide|generate|produce|write|output|create|say|respond|reply|answer|talk|responding|replying|answering)\b(?:[^\w\n]{1,6}[\w']{1,24}){0,6}[^\w\n]{1,6}two (?:(?:different |separate |distinct )?(?:responses|answers|ways)|(?:different|separate|distinct) paragraphs)|(?:normal|classic|standard) (?:response|answer) (?:and|then) (?:a |an )?(?:jailbroken|dan|unfiltered|uncensored|developer mode)|respond (?:as|like) both)\b/g },
 ];
 
-/** Splits a regex source at its top-level `|` (outside groups and character classes). */
-function topLevelAlternatives(src: string): string[] {
-  const parts: string[] = [];
+/**
+ * Walks the structure of a regex source from `from`: calls `visit` for every `(`, `)` and `|` that
+ * is neither escaped nor inside a character class, with the group depth after it (relative to
+ * `from`) and its index. Returns the index at which `visit` returned true, or -1.
+ */
+function walkSource(src: string, from: number, visit: (c: string, depth: number, at: number) => boolean): number {
   let depth = 0;
   let inClass = false;
-  let cur = '';
-  for (let i = 0; i < src.length; i++) {
+  for (let i = from; i < src.length; i++) {
     const c = src[i]!;
     if (c === '\\') {
-      cur += c + (src[i + 1] ?? '');
       i++;
       continue;
     }
     if (inClass) {
       if (c === ']') inClass = false;
     } else if (c === '[') inClass = true;
-    else if (c === '(') depth++;
-    else if (c === ')') depth--;
-    else if (c === '|' && depth === 0) {
-      parts.push(cur);
-      cur = '';
-      continue;
+    else if (c === '(' || c === ')' || c === '|') {
+      if (c === '(') depth++;
+      else if (c === ')') depth--;
+      if (visit(c, depth, i)) return i;
     }
-    cur += c;
   }
-  parts.push(cur);
+  return -1;
+}
+
+/** Splits a regex source at its top-level `|` (outside groups and character classes). */
+function topLevelAlternatives(src: string): string[] {
+  const parts: string[] = [];
+  let last = 0;
+  walkSource(src, 0, (c, depth, at) => {
+    if (c === '|' && depth === 0) {
+      parts.push(src.slice(last, at));
+      last = at + 1;
+    }
+    return false;
+  });
+  parts.push(src.slice(last));
   return parts;
 }
 
@@ -436,22 +448,9 @@ function sourceLead(src: string, extra = 0): string[] | null {
   return skipped === extra ? [...new Set(out)] : null;
 }
 
+/** The index of the `)` that closes the group opened at `open` (-1 when none). */
 function matchingParen(s: string, open: number): number {
-  let depth = 0;
-  let inClass = false;
-  for (let i = open; i < s.length; i++) {
-    const c = s[i];
-    if (c === '\\') {
-      i++;
-      continue;
-    }
-    if (inClass) {
-      if (c === ']') inClass = false;
-    } else if (c === '[') inClass = true;
-    else if (c === '(') depth++;
-    else if (c === ')' && --depth === 0) return i;
-  }
-  return -1;
+  return walkSource(s, open, (c, depth) => c === ')' && depth === 0);
 }
 
 /**
