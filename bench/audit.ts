@@ -20,7 +20,7 @@ import { newEventId, OutputTap, type QueuedEvent } from '../src/audit/event.js';
 import { THREAD_NAME } from '../src/audit/sqlite-rows.js';
 import type { AuditModule } from '../src/audit/module.js';
 import type { MetricsModule } from '../src/metrics/module.js';
-import { compareOnOff, onOffTable, type BenchGateway } from './lib/on-off.js';
+import { compareOnOff, IN_SITU_ROUNDS, inSituShare, onOffTable, timed, type BenchGateway } from './lib/on-off.js';
 
 const DURATION = Number(process.env.PCL_BENCH_AUDIT_SECONDS ?? 5);
 const CONNECTIONS = Number(process.env.PCL_BENCH_AUDIT_CONNECTIONS ?? 32);
@@ -132,15 +132,6 @@ async function inSitu(): Promise<AuditInSitu> {
   let writerUs: number | null = null;
   const tapProto = OutputTap.prototype as unknown as { body: (...a: unknown[]) => void };
   const tapBody = tapProto.body;
-  const timed = <A extends unknown[], R>(f: (...a: A) => R, add: (ms: number) => void) =>
-    function (this: unknown, ...a: A): R {
-      const t0 = performance.now();
-      try {
-        return f.apply(this, a);
-      } finally {
-        add(performance.now() - t0);
-      }
-    };
   const parts = (on: BenchGateway) => ({ audit: on.gw.modules.get('audit') as AuditModule, metrics: on.gw.modules.get('metrics') as MetricsModule });
   let res: Awaited<ReturnType<typeof compareOnOff>>;
   try {
@@ -148,9 +139,7 @@ async function inSitu(): Promise<AuditInSitu> {
       offConfig: { guards: { enabled: false }, audit: { enabled: false }, metrics: { enabled: false } },
       onConfig: { guards: { enabled: false }, audit: { enabled: true }, metrics: { enabled: true } },
       connections: CONNECTIONS,
-      durationSec: 3,
-      warmupSec: 2,
-      pattern: ['on', 'off', 'on', 'off', 'on'],
+      ...IN_SITU_ROUNDS,
       prefix: 'pcl-bench-audit-insitu-',
       async prepare(_off, on) {
         const { audit, metrics } = parts(on);
@@ -180,22 +169,16 @@ async function inSitu(): Promise<AuditInSitu> {
   } finally {
     tapProto.body = tapBody;
   }
-  const on = res.phases.filter((p) => p.mode === 'on');
-  const requests = on.reduce((a, p) => a + p.r.requests, 0);
-  const cpu = on.reduce((a, p) => a + p.cpuUsPerRequest * p.r.requests, 0) / requests;
   const per = (ms: number) => (ms * 1000) / Math.max(1, spent.calls);
   const r2 = (x: number) => Math.round(x * 100) / 100;
   const total = per(spent.audit) + per(spent.metrics) + per(spent.batch) + per(spent.tap) + (writerUs ?? 0);
-  const share = (100 * total) / cpu;
   return {
     auditDoneUs: r2(per(spent.audit)),
     metricsDoneUs: r2(per(spent.metrics)),
     batchUs: r2(per(spent.batch)),
     tapUs: r2(per(spent.tap)),
     writerThreadUs: writerUs === null ? null : r2(writerUs),
-    cpuUsPerRequest: Math.round(cpu),
-    sharePercent: Math.round(share * 10) / 10,
-    impliedOnOffPercent: Math.round((100 - share) * 10) / 10,
+    ...inSituShare(res, total),
     cpuRatioPercent: res.cpuRatioPercent,
   };
 }

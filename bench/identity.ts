@@ -18,7 +18,7 @@ import { createIdentity, type AuthFailureCounts, type AuthResult, type Identity 
 import type { Principal } from '../src/identity/types.js';
 import { createPolicyEngine } from '../src/policy/engine.js';
 import { policyConfigSchema, tiersConfigSchema } from '../src/policy/config.js';
-import { compareOnOff, onOffTable, type OnOffResult } from './lib/on-off.js';
+import { compareOnOff, IN_SITU_ROUNDS, inSituShare, onOffTable, timed, type OnOffResult } from './lib/on-off.js';
 
 const DURATION = Number(process.env.PCL_BENCH_IDENTITY_SECONDS ?? 2);
 const CONNECTIONS = Number(process.env.PCL_BENCH_IDENTITY_CONNECTIONS ?? 32);
@@ -91,28 +91,18 @@ async function inSitu(): Promise<{ authenticateUs: number; cpuUsPerRequest: numb
     offConfig: { guards: { enabled: false } },
     onConfig: { guards: { enabled: false } },
     connections: CONNECTIONS,
-    durationSec: 3,
-    warmupSec: 2,
-    pattern: ['on', 'off', 'on', 'off', 'on'],
+    ...IN_SITU_ROUNDS,
     prefix: 'pcl-bench-identity-insitu-',
     async prepare(_off, on) {
       const id = on.gw.identity;
-      const authenticate = id.authenticate.bind(id);
-      id.authenticate = (cred, meta) => {
-        const t0 = performance.now();
-        const r = authenticate(cred, meta);
-        spent += performance.now() - t0;
+      id.authenticate = timed(id.authenticate.bind(id), (ms) => {
+        spent += ms;
         calls++;
-        return r;
-      };
+      });
     },
   });
-  const on = res.phases.filter((p) => p.mode === 'on');
-  const requests = on.reduce((a, p) => a + p.r.requests, 0);
-  const cpu = on.reduce((a, p) => a + p.cpuUsPerRequest * p.r.requests, 0) / requests;
   const us = (spent * 1000) / Math.max(1, calls);
-  const share = (100 * us) / cpu;
-  return { authenticateUs: Math.round(us * 100) / 100, cpuUsPerRequest: Math.round(cpu), sharePercent: Math.round(share * 10) / 10, impliedOnOffPercent: Math.round((100 / (1 + share / 100)) * 10) / 10 };
+  return { authenticateUs: Math.round(us * 100) / 100, ...inSituShare(res, us) };
 }
 
 /** Runs the benchmark; returns the measured numbers. */

@@ -119,3 +119,34 @@ export async function compareOnOff(opts: {
 export function onOffTable(res: OnOffResult): string {
   return table([['mode', 'rps', 'p50 ms', 'p99 ms', 'errors', 'CPU µs/req'], ...res.phases.map((p) => [p.mode, fmt(p.r.rps, 0), fmt(p.r.p50), fmt(p.r.p99), p.r.errors, fmt(p.cpuUsPerRequest, 0)])]);
 }
+
+/**
+ * Round settings of an in-situ run: a feature's own time measured inside the loaded "on" gateway
+ * (the on/off comparison cannot resolve a few percent on a busy 2-vCPU machine; this can).
+ */
+export const IN_SITU_ROUNDS = { durationSec: 3, warmupSec: 2, pattern: ['on', 'off', 'on', 'off', 'on'] } as const;
+
+/** Wraps `f` so that the wall time (ms) of each call goes to `add`; for a synchronous step under little preemption, its CPU time. */
+export function timed<A extends unknown[], R>(f: (...a: A) => R, add: (ms: number) => void): (...a: A) => R {
+  return function (this: unknown, ...a: A): R {
+    const t0 = performance.now();
+    try {
+      return f.apply(this, a);
+    } finally {
+      add(performance.now() - t0);
+    }
+  };
+}
+
+/**
+ * What `spentUs` per request measured in situ means for a run: the request-weighted CPU per request
+ * of its "on" rounds, the share of it spent, and the on/off ratio that share implies (switching the
+ * feature off saves the share: 100 − share).
+ */
+export function inSituShare(res: OnOffResult, spentUs: number): { cpuUsPerRequest: number; sharePercent: number; impliedOnOffPercent: number } {
+  const on = res.phases.filter((p) => p.mode === 'on');
+  const requests = on.reduce((a, p) => a + p.r.requests, 0);
+  const cpu = on.reduce((a, p) => a + p.cpuUsPerRequest * p.r.requests, 0) / requests;
+  const share = (100 * spentUs) / cpu;
+  return { cpuUsPerRequest: Math.round(cpu), sharePercent: Math.round(share * 10) / 10, impliedOnOffPercent: Math.round((100 - share) * 10) / 10 };
+}
