@@ -53,10 +53,10 @@ export interface NormalizedText {
   text: string;
   /** Matching view: same length as `text`, lowercased, diacritics, homoglyphs and leetspeak folded. */
   fold: string;
-  /** Original start offset of each code unit of `text`/`fold`. */
-  starts: Uint32Array;
-  /** Original end offset (exclusive) of each code unit of `text`/`fold`. */
-  ends: Uint32Array;
+  /** Original start offset of each code unit of `text`/`fold` (read only: may be a view of a shared array). */
+  readonly starts: Uint32Array;
+  /** Original end offset (exclusive) of each code unit of `text`/`fold` (read only, like `starts`). */
+  readonly ends: Uint32Array;
   /** Decoded payloads (nested ones are listed flat, with spans in this text's original). */
   decoded: DecodedPayload[];
   flags: NormalizeFlags;
@@ -85,10 +85,10 @@ function isVariationSelector(cp: number): boolean {
 }
 /** A character outside the 1:1 fast path of normalizeAt (U+00A0 and above). */
 const BEYOND_FAST = /[^\u0000-\u009f]/;
-/** Texts shorter than this copy their 1:1 offset maps from IOTA (at most 256 KiB kept). */
+/** Texts shorter than this take their 1:1 offset maps as views of IOTA (at most 256 KiB kept). */
 const IOTA_MAX = 65_536;
 let IOTA = new Uint32Array(0);
-/** A shared array holding 0, 1, 2 … up to at least `n` - 1 (read only; copied from). */
+/** A shared array holding 0, 1, 2 … up to at least `n` - 1 (read only: normalized texts hold views of it; a larger one replaces it, never written to). */
 function iotaOf(n: number): Uint32Array {
   if (IOTA.length < n) {
     const next = new Uint32Array(Math.min(IOTA_MAX + 1, Math.max(n, 2 * IOTA.length, 4096)));
@@ -176,12 +176,24 @@ function normalizeAt(original: string, budget: Budget, depth: number): Normalize
   const flags: NormalizeFlags = { zeroWidth: 0, bidi: 0, tags: 0, variationSelectors: 0, confusables: 0, leet: 0, nfkc: 0, decoded: {} };
   const n = original.length;
   const outParts: string[] = [];
-  // One allocation for both offset maps (typed-array backing stores are costly to allocate).
-  const maps = new Uint32Array(2 * (n + 8));
-  const starts = maps.subarray(0, n + 8);
-  const ends = maps.subarray(n + 8);
-  let startsArr = starts;
-  let endsArr = ends;
+  // Fast path: nothing at or above U+00A0 (plain ASCII and C0/C1 controls) maps 1:1 — no
+  // invisible characters, no combining marks, nothing for NFKC to change.
+  const ascii = !NON_ASCII.test(original);
+  const oneToOne = ascii || !BEYOND_FAST.test(original);
+  let startsArr: Uint32Array;
+  let endsArr: Uint32Array;
+  if (oneToOne && n < IOTA_MAX) {
+    // The identity maps are views of the shared IOTA (read only): no per-text allocation (a
+    // typed array's backing store is zeroed, and from 128 KiB on it is a fresh mmap each time).
+    const iota = iotaOf(n + 1);
+    startsArr = iota.subarray(0, n);
+    endsArr = iota.subarray(1, n + 1);
+  } else {
+    // One allocation for both offset maps (typed-array backing stores are costly to allocate).
+    const maps = new Uint32Array(2 * (n + 8));
+    startsArr = maps.subarray(0, n + 8);
+    endsArr = maps.subarray(n + 8);
+  }
   let len = 0;
   const tagRuns: { start: number; end: number; text: string }[] = [];
   let tagStart = -1;
@@ -224,18 +236,11 @@ function normalizeAt(original: string, budget: Budget, depth: number): Normalize
   };
 
   let i = 0;
-  // Fast path: nothing at or above U+00A0 (plain ASCII and C0/C1 controls) maps 1:1 — no
-  // invisible characters, no combining marks, nothing for NFKC to change.
-  const ascii = !NON_ASCII.test(original);
-  if (ascii || !BEYOND_FAST.test(original)) {
-    if (n < IOTA_MAX) {
-      const iota = iotaOf(n + 1);
-      starts.set(iota.subarray(0, n));
-      ends.set(iota.subarray(1, n + 1));
-    } else {
+  if (oneToOne) {
+    if (n >= IOTA_MAX) {
       for (let k = 0; k < n; k++) {
-        starts[k] = k;
-        ends[k] = k + 1;
+        startsArr[k] = k;
+        endsArr[k] = k + 1;
       }
     }
     len = n;
@@ -323,8 +328,8 @@ function normalizeAt(original: string, budget: Budget, depth: number): Normalize
     original,
     text,
     fold,
-    starts: startsArr.subarray(0, len),
-    ends: endsArr.subarray(0, len),
+    starts: startsArr.length === len ? startsArr : startsArr.subarray(0, len),
+    ends: endsArr.length === len ? endsArr : endsArr.subarray(0, len),
     decoded: [],
     flags,
   };
