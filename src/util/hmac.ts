@@ -30,7 +30,7 @@ export function keyedSha256(key: Buffer): KeyedSha256 {
   }
   let scratch = Buffer.allocUnsafe(BLOCK + 1024);
   ipad.copy(scratch);
-  const inner = (text: string): Buffer => {
+  const inner = (text: string): void => {
     // At most 3 UTF-8 bytes per UTF-16 code unit.
     const worst = text.length * 3;
     let buf: Buffer;
@@ -44,10 +44,13 @@ export function keyedSha256(key: Buffer): KeyedSha256 {
       ipad.copy(buf);
     }
     const n = buf.write(text, BLOCK, 'utf8');
-    return hash('sha256', buf.subarray(0, BLOCK + n), 'buffer') as unknown as Buffer;
+    // The inner digest as a 32-character binary (latin1) string, one char per byte, written into `outer`:
+    // a 'buffer' result costs a fresh ArrayBuffer and Buffer per call (two HMACs per request:
+    // 3.8 -> 2.4 µs for a 157- and a 760-character text).
+    outer.write(hash('sha256', buf.subarray(0, BLOCK + n), 'binary'), BLOCK, 32, 'latin1');
   };
   const finish = (text: string): Buffer => {
-    inner(text).copy(outer, BLOCK);
+    inner(text);
     return outer;
   };
   return {
