@@ -256,9 +256,16 @@ function lowerBound(a: Int32Array, n: number, x: number): number {
   return lo;
 }
 
+/** Per ASCII code unit: 1 = whitespace (isSpace), 2 = word code (isWordCode), 0 = other. */
+const CHAR_CLASS = Uint8Array.from({ length: 128 }, (_, c) => (isSpace(c) ? 1 : isWordCode(c) ? 2 : 0));
+/** Per ASCII code unit: its shape class (97 letters, 48 digits, else itself). */
+const SHAPE_CLASS = Uint8Array.from({ length: 128 }, (_, c) => ((c >= 97 && c <= 122) ? 97 : c >= 48 && c <= 57 ? 48 : c));
+
 /**
  * Hashes every feature of `fold` once, for `preparedWindowDot` on windows of it: the tokens and
- * the collapsed units of `accumulate` run from position 0, in one pass over the text.
+ * the collapsed units of `accumulate` run from position 0, in one pass over the text. (The same
+ * hashes as `accumulate`, computed as int32: xor and Math.imul see the same 32 bits, and the
+ * buckets are the low FEATURE_BITS bits, so no `>>> 0` is needed on the way.)
  */
 export function prepareText(fold: string): void {
   const n = fold.length;
@@ -289,14 +296,16 @@ export function prepareText(fold: string): void {
   let wlen = 0;
   let c0 = 0, c1 = 0, c2 = 0, c3 = 0;
   let k0 = 0, k1 = 0, k2 = 0, k3 = 0;
+  let np = 0;
   let have = 0;
   let lastSpace = true;
   let o = 0;
   for (let j = 0; j < n; j++) {
     let c = fold.charCodeAt(j);
-    const space = isSpace(c);
+    const cls = c < 128 ? CHAR_CLASS[c] : isWordCode(c) ? 2 : 0;
+    const space = cls === 1;
     // Tokens: words (max 24 code units hashed) and single marks.
-    if (!space && isWordCode(c)) {
+    if (cls === 2) {
       if (!inWord) {
         inWord = true;
         tokStart[t] = j;
@@ -322,7 +331,7 @@ export function prepareText(fold: string): void {
       if (!space) {
         let h = (0x811c9dc5 ^ 1) >>> 0;
         h ^= c;
-        h = Math.imul(h, 0x01000193) >>> 0;
+        h = Math.imul(h, 0x01000193);
         tokStart[t] = j;
         tokEnd[t] = j + 1;
         tokHash[t] = h;
@@ -340,26 +349,27 @@ export function prepareText(fold: string): void {
     lastSpace = space;
     unitPos[have] = j;
     c0 = c1; c1 = c2; c2 = c3; c3 = c;
-    const k = (c >= 97 && c <= 122) || c >= 0xc0 ? 97 : c >= 48 && c <= 57 ? 48 : c;
+    const k = c < 128 ? SHAPE_CLASS[c] : c >= 0xc0 ? 97 : c;
     k0 = k1; k1 = k2; k2 = k3; k3 = k;
+    // Bit 0: k3 is neither a letter nor a space; bits 1-3: the same for k2, k1, k0.
+    np = ((np << 1) | (k !== 97 && k !== 32 ? 1 : 0)) & 15;
     if (++have >= 4) {
       unitOff[have - 4] = o;
-      let h = 0x9e3779b9 >>> 0;
-      h ^= c0; h = Math.imul(h, 0x01000193) >>> 0;
-      h ^= c1; h = Math.imul(h, 0x01000193) >>> 0;
-      h ^= c2; h = Math.imul(h, 0x01000193) >>> 0;
-      cList[o++] = (Math.imul(h ^ (2 * 0x27d4eb2d), 0x85ebca6b) >>> 0) & MASK;
-      h ^= c3; h = Math.imul(h, 0x01000193) >>> 0;
-      cList[o++] = (Math.imul(h ^ (3 * 0x27d4eb2d), 0x85ebca6b) >>> 0) & MASK;
-      const plain3 = (k0 === 97 || k0 === 32) && (k1 === 97 || k1 === 32) && (k2 === 97 || k2 === 32);
-      if (!plain3 || (k3 !== 97 && k3 !== 32)) {
+      let h = 0x9e3779b9 | 0;
+      h ^= c0; h = Math.imul(h, 0x01000193);
+      h ^= c1; h = Math.imul(h, 0x01000193);
+      h ^= c2; h = Math.imul(h, 0x01000193);
+      cList[o++] = Math.imul(h ^ (2 * 0x27d4eb2d), 0x85ebca6b) & MASK;
+      h ^= c3; h = Math.imul(h, 0x01000193);
+      cList[o++] = Math.imul(h ^ (3 * 0x27d4eb2d), 0x85ebca6b) & MASK;
+      if (np !== 0) {
         let g = 0x1234567;
         g ^= k0; g = Math.imul(g, 0x01000193);
         g ^= k1; g = Math.imul(g, 0x01000193);
         g ^= k2; g = Math.imul(g, 0x01000193);
-        if (!plain3) cList[o++] = (Math.imul(g ^ 0x55, 0x85ebca6b) >>> 0) & MASK;
+        if ((np & 14) !== 0) cList[o++] = Math.imul(g ^ 0x55, 0x85ebca6b) & MASK;
         g ^= k3; g = Math.imul(g, 0x01000193);
-        cList[o++] = (Math.imul(g ^ 0x77, 0x85ebca6b) >>> 0) & MASK;
+        cList[o++] = Math.imul(g ^ 0x77, 0x85ebca6b) & MASK;
       }
     }
   }
@@ -374,11 +384,11 @@ export function prepareText(fold: string): void {
   // The 3-gram of the last three units (a window ending there counts it; no 4-gram follows).
   if (have >= 3) {
     unitOff[have - 3] = o;
-    let h = 0x9e3779b9 >>> 0;
-    h ^= c1; h = Math.imul(h, 0x01000193) >>> 0;
-    h ^= c2; h = Math.imul(h, 0x01000193) >>> 0;
-    h ^= c3; h = Math.imul(h, 0x01000193) >>> 0;
-    cList[o++] = (Math.imul(h ^ (2 * 0x27d4eb2d), 0x85ebca6b) >>> 0) & MASK;
+    let h = 0x9e3779b9 | 0;
+    h ^= c1; h = Math.imul(h, 0x01000193);
+    h ^= c2; h = Math.imul(h, 0x01000193);
+    h ^= c3; h = Math.imul(h, 0x01000193);
+    cList[o++] = Math.imul(h ^ (2 * 0x27d4eb2d), 0x85ebca6b) & MASK;
   }
   P_TOKENS = t;
   P_UNITS = have;
