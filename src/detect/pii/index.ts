@@ -118,9 +118,37 @@ export function resolveOverlaps(findings: Finding[]): Finding[] {
   return keepBest(findings);
 }
 
+interface Plan {
+  wanted: ReadonlySet<PiiEntity>;
+  /** The recognizers with at least one wanted entity, in RECOGNIZERS order. */
+  recognizers: readonly Recognizer[];
+}
+
+function makePlan(entities: readonly PiiEntity[]): Plan {
+  const wanted = new Set<PiiEntity>(entities);
+  return { wanted, recognizers: RECOGNIZERS.filter((r) => r.entities.some((e) => wanted.has(e))) };
+}
+
+const DEFAULT_PLAN = makePlan(DEFAULT_ENTITIES);
+const planCache = new WeakMap<readonly PiiEntity[], Plan>();
+
+/**
+ * The wanted set and recognizers of an `entities` option: built once for the default and for
+ * frozen arrays (a caller may change an unfrozen array between calls, so those get a new plan).
+ */
+function planOf(entities: readonly PiiEntity[] | undefined): Plan {
+  if (entities === undefined) return DEFAULT_PLAN;
+  let p = planCache.get(entities);
+  if (p === undefined) {
+    p = makePlan(entities);
+    if (Object.isFrozen(entities)) planCache.set(entities, p);
+  }
+  return p;
+}
+
 /** Detects PII in `text`. Findings are sorted by offset, non-overlapping, and never echo the value. */
 export function detectPii(text: string, opts: PiiOptions = {}): Finding[] {
-  const wanted = new Set<PiiEntity>(opts.entities ?? DEFAULT_ENTITIES);
+  const { wanted, recognizers } = planOf(opts.entities);
   const threshold = opts.threshold ?? 0.5;
   const boost = opts.contextBoost ?? 0.35;
   const allow = compileList(opts.allowList);
@@ -132,8 +160,7 @@ export function detectPii(text: string, opts: PiiOptions = {}): Finding[] {
     phoneRegions: opts.phoneRegions ?? DEFAULT_REGIONS,
   };
   const raw: RawMatch[] = [];
-  for (const r of RECOGNIZERS) {
-    if (!r.entities.some((e) => wanted.has(e))) continue;
+  for (const r of recognizers) {
     for (const m of r.detect(input)) if (wanted.has(m.entity)) raw.push(m);
   }
   const findings: Finding[] = [];
