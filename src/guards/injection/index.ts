@@ -44,6 +44,15 @@ export function createInjectionGuard(opts: InjectionGuardOptions = {}): Guard {
     const th = thresholds[t];
     if (!(th.lower >= 0 && th.upper <= 1 && th.lower <= th.upper)) throw new Error(`injection guard: thresholds.${t} must satisfy 0 <= lower <= upper <= 1`);
   }
+  // Per trust level, built once: the detector options and the cache scope of its results.
+  const detectOpts: Record<Trust, { trust: Trust; thresholds: Thresholds }> = {
+    trusted: { trust: 'trusted', thresholds: thresholds.trusted },
+    untrusted: { trust: 'untrusted', thresholds: thresholds.untrusted },
+  };
+  const cacheScope: Record<Trust, string> = {
+    trusted: `injection:trusted:${thresholds.trusted.lower}:${thresholds.trusted.upper}`,
+    untrusted: `injection:untrusted:${thresholds.untrusted.lower}:${thresholds.untrusted.upper}`,
+  };
   const roles = new Set(opts.roles ?? ['user', 'tool', 'retrieved']);
   const judge = opts.judge;
   const cache = opts.cache;
@@ -59,8 +68,8 @@ export function createInjectionGuard(opts: InjectionGuardOptions = {}): Guard {
     const out: Scored[] = [];
     for (const s of input.segments) {
       if (!roles.has(s.role)) continue;
-      const th = thresholds[s.trust];
-      const r = cache ? cache.get(`injection:${s.trust}:${th.lower}:${th.upper}`, s.text, () => detectInjection(s.text, { trust: s.trust, thresholds: th })) : detectInjection(s.text, { trust: s.trust, thresholds: th });
+      const opts = detectOpts[s.trust];
+      const r = cache ? cache.get(cacheScope[s.trust], s.text, () => detectInjection(s.text, opts)) : detectInjection(s.text, opts);
       out.push({ s, r });
     }
     return out;
