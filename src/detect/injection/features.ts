@@ -5,6 +5,8 @@
  * (scripts/train-injection.ts) and inference.
  */
 
+import { KERNEL, type Kernel } from './kernel.js';
+
 /** Number of hash bits (2^18 buckets). */
 export const FEATURE_BITS = 18;
 const MASK = (1 << FEATURE_BITS) - 1;
@@ -416,6 +418,7 @@ function bumpRange(list: Int32Array, from: number, to: number): void {
 export function preparedWindowDot(start: number, end: number, q: Int8Array): number {
   nTouched = 0;
   if (end <= start) return 0;
+  if (KERNEL !== undefined && end - start <= WINDOW && q.length === 1 << FEATURE_BITS) return preparedKernelDot(KERNEL, start, end, q);
   const fold = P_FOLD;
   ensureTouched(6 * (end - start) + 16);
   // Words: a word cut by the window's start or end is hashed from its part inside the window;
@@ -455,6 +458,55 @@ export function preparedWindowDot(start: number, end: number, q: Int8Array): num
     bumpRange(C_LIST, UNIT_OFF[a], last + 1);
   }
   return touchedDot(q);
+}
+
+/**
+ * `preparedWindowDot` for a window of at most WINDOW units by the WebAssembly kernel: the same
+ * buckets in the same order are written to its staging area, then counted and dotted there (at
+ * most 6 * WINDOW + 4 buckets, no count reaches the kernel's table end or 0xffff).
+ */
+function preparedKernelDot(kernel: Kernel, start: number, end: number, q: Int8Array): number {
+  const fold = P_FOLD;
+  const stage = kernel.stage;
+  let n = 0;
+  let prev = 0;
+  let havePrev = false;
+  const ta = lowerBound(TOK_START, P_TOKENS, start);
+  if (ta > 0 && TOK_END[ta - 1] > start) {
+    const h = wordHash(fold, start, Math.min(TOK_END[ta - 1], end));
+    stage[n++] = h & MASK;
+    prev = h;
+    havePrev = true;
+  }
+  const te = lowerBound(TOK_START, P_TOKENS, end);
+  let tb = te;
+  const cutEnd = te - 1 >= ta && TOK_END[te - 1] > end;
+  if (cutEnd) tb = te - 1;
+  if (ta < tb) {
+    stage[n++] = W_LIST[ta === 0 ? 0 : 2 * ta - 1];
+    if (havePrev) stage[n++] = bigramBucket(prev, TOK_HASH[ta] >>> 0);
+    if (2 * tb - 1 > 2 * ta + 1) {
+      stage.set(W_LIST.subarray(2 * ta + 1, 2 * tb - 1), n);
+      n += 2 * tb - 1 - (2 * ta + 1);
+    }
+    prev = TOK_HASH[tb - 1] >>> 0;
+    havePrev = true;
+  }
+  if (cutEnd) {
+    const h = wordHash(fold, TOK_START[tb], end);
+    stage[n++] = h & MASK;
+    if (havePrev) stage[n++] = bigramBucket(prev, h);
+  }
+  let a = lowerBound(UNIT_POS, P_UNITS, start);
+  const b = lowerBound(UNIT_POS, P_UNITS, end);
+  if (a < b && isSpace(fold.charCodeAt(UNIT_POS[a]))) a++;
+  if (b - a >= 3) {
+    const from = UNIT_OFF[a];
+    const to = UNIT_OFF[b - 3] + 1;
+    stage.set(C_LIST.subarray(from, to), n);
+    n += to - from;
+  }
+  return kernel.dot(n, q);
 }
 
 /** Dot product of a sparse vector with dense weights. */
