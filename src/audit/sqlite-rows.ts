@@ -9,15 +9,44 @@ export const EVENT_COLUMNS = ['id', 'ts', 'day', 'kind', 'tenant_id', 'key_id', 
 /** Columns of `audit_payloads`, in the order rows are passed as arrays. */
 export const PAYLOAD_COLUMNS = ['event_id', 'tenant_id', 'ts', 'expires_at', 'request', 'response'] as const;
 
-/** A transaction that inserts event rows and payload rows (arrays in column order), skipping known ids. */
-export function insertStatements(db: SqliteDatabase.Database): (rows: readonly unknown[][], payloads: readonly unknown[][]) => void {
-  const ev = db.prepare(`INSERT INTO audit_events (${EVENT_COLUMNS.join(', ')}) VALUES (${EVENT_COLUMNS.map(() => '?').join(', ')}) ON CONFLICT (id) DO NOTHING`);
+/** Rows per statement on the writer thread: 50-row statements, then 10-row ones, then single rows. */
+export const MULTI_ROW_SIZES = [50, 10] as const;
+
+/**
+ * A transaction that inserts event rows and payload rows (arrays in column order), skipping known ids.
+ *
+ * With `multiRow`, event rows go through multi-row statements (`MULTI_ROW_SIZES`): one statement
+ * keeps its B-tree cursors open from row to row, so each row lands at the right edge of the table
+ * and its indexes without a descent from the root, and one result object is made per statement
+ * instead of per row (callgrind, 10 000 rows: 39.3 k -> 29.7 k instructions per row of binding and
+ * SQLite work). A multi-row statement that can abort part-way needs a statement journal: the
+ * connection must keep temporary files in memory (`PRAGMA temp_store = MEMORY`), or every journaled
+ * page is written to a temporary file (twice the write calls). The writer thread's own connection
+ * does so; the shared connection (the fallback on the event loop) uses single-row statements.
+ */
+export function insertStatements(db: SqliteDatabase.Database, opts: { multiRow?: boolean } = {}): (rows: readonly unknown[][], payloads: readonly unknown[][]) => void {
+  const values = (n: number) => Array.from({ length: n }, () => `(${EVENT_COLUMNS.map(() => '?').join(', ')})`).join(', ');
+  const ev = db.prepare(`INSERT INTO audit_events (${EVENT_COLUMNS.join(', ')}) VALUES ${values(1)} ON CONFLICT (id) DO NOTHING`);
   const pl = db.prepare(`INSERT INTO audit_payloads (${PAYLOAD_COLUMNS.join(', ')}) VALUES (${PAYLOAD_COLUMNS.map(() => '?').join(', ')}) ON CONFLICT (event_id) DO NOTHING`);
+  const cols = EVENT_COLUMNS.length;
+  // Each multi-row statement with one reused argument array (packed, so the spread stays on V8's fast path).
+  const multi = (opts.multiRow ? MULTI_ROW_SIZES : []).map((n) => ({ n, st: db.prepare(`INSERT INTO audit_events (${EVENT_COLUMNS.join(', ')}) VALUES ${values(n)} ON CONFLICT (id) DO NOTHING`), args: Array.from({ length: n * cols }, (): unknown => null) }));
   // Values are passed as arguments, not as one array: better-sqlite3 then reads each from the call
   // instead of through a property lookup on the array (callgrind: 28 k -> 19 k instructions of
   // binding per audit row, beside ~24 k of SQLite's own work).
   return db.transaction((rows: readonly unknown[][], payloads: readonly unknown[][]) => {
-    for (const r of rows) ev.run(...r);
+    let i = 0;
+    for (const { n, st, args } of multi) {
+      for (; i + n <= rows.length; i += n) {
+        let k = 0;
+        for (let j = i; j < i + n; j++) {
+          const r = rows[j]!;
+          for (let c = 0; c < cols; c++) args[k++] = r[c];
+        }
+        st.run(...args);
+      }
+    }
+    for (; i < rows.length; i++) ev.run(...rows[i]!);
     for (const p of payloads) pl.run(...p);
   });
 }

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { openDb } from '../../src/store/db.js';
 import { AuditStore } from '../../src/audit/store.js';
 import { newEventId, type QueuedEvent } from '../../src/audit/event.js';
+import { insertStatements } from '../../src/audit/sqlite-rows.js';
 
 const batch = (n: number, tenant: string): QueuedEvent[] =>
   Array.from({ length: n }, (_, i) => ({ event: { id: newEventId(), ts: Date.now(), kind: 'request' as const, tenantId: tenant, requestId: `req_${i}`, status: 200, tokensIn: 3, tokensOut: 4 }, ...(i % 10 === 0 ? { payload: { tenantId: tenant, expiresAt: Date.now() + 60_000, request: 'enc-req', response: null } } : {}) }));
@@ -48,5 +49,37 @@ test('without a thread (thread: false) the same batches are written on the main 
   } finally {
     await db.close();
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('multi-row statements (writer thread) store exactly what single-row statements store: duplicate ids within and across batches, every batch size path', async () => {
+  const dirs = [mkdtempSync(join(tmpdir(), 'pcl-audit-single-')), mkdtempSync(join(tmpdir(), 'pcl-audit-multi-'))];
+  const dbs = await Promise.all(dirs.map((d) => openDb({ dataDir: d })));
+  try {
+    const [single, multi] = dbs.map((d) => d.sqlite!);
+    multi!.pragma('temp_store = MEMORY');
+    const writes = [insertStatements(single!), insertStatements(multi!, { multiRow: true })];
+    const store = new AuditStore(dbs[0]!.kysely, 'UTC');
+    const seen: unknown[][] = [];
+    let n = 0;
+    for (const size of [1, 9, 10, 11, 49, 50, 51, 61, 137, 500]) {
+      const rows = batch(size, `ten_${size % 3}`).map((q) => store.prepare(q).row);
+      if (seen.length) rows.splice(size >> 1, 0, seen[n++ % seen.length]!); // a replayed id
+      if (size > 2) rows.push(rows[1]!); // the same id twice in one batch
+      seen.push(...rows);
+      const payloads = rows.slice(0, 2).map((r) => [r[0], 'ten_p', r[1], Date.now() + 60_000, 'enc', null]);
+      for (const w of writes) w(rows, payloads);
+    }
+    const dump = (d: typeof single) => JSON.stringify([d!.prepare('SELECT rowid, * FROM audit_events ORDER BY rowid').all(), d!.prepare('SELECT rowid, * FROM audit_payloads ORDER BY rowid').all()]);
+    assert.equal(dump(multi), dump(single));
+    assert.equal((multi!.prepare('SELECT count(*) AS n FROM audit_events').get() as { n: number }).n, 1 + 9 + 10 + 11 + 49 + 50 + 51 + 61 + 137 + 500);
+    // A row that violates a constraint fails its whole batch on both paths (nothing of it is kept).
+    const bad = batch(60, 'ten_bad').map((q) => store.prepare(q).row);
+    bad[55]![1] = null; // ts NOT NULL
+    for (const w of writes) assert.throws(() => w(bad, []), /NOT NULL/);
+    assert.equal(dump(multi), dump(single));
+  } finally {
+    for (const d of dbs) await d.close();
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
   }
 });
