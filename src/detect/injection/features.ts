@@ -5,7 +5,7 @@
  * (scripts/train-injection.ts) and inference.
  */
 
-import { KERNEL, type Kernel } from './kernel.js';
+import { KERNEL, KERNEL_PREP_MAX, type Kernel } from './kernel.js';
 
 /** Number of hash bits (2^18 buckets). */
 export const FEATURE_BITS = 18;
@@ -220,17 +220,19 @@ function touchedDot(q: Int8Array): number {
 let P_FOLD = '';
 let P_TOKENS = 0;
 let P_UNITS = 0;
-let TOK_START = new Int32Array(1024);
-let TOK_END = new Int32Array(1024);
+let TOK_START: Int32Array = new Int32Array(1024);
+let TOK_END: Int32Array = new Int32Array(1024);
 /** Token hash (before masking), as int32. */
-let TOK_HASH = new Int32Array(1024);
+let TOK_HASH: Int32Array = new Int32Array(1024);
 /** Word buckets in bump order: unigram(t0), unigram(t1), bigram(t0, t1), unigram(t2), bigram(t1, t2), … */
-let W_LIST = new Int32Array(2048);
+let W_LIST: Int32Array = new Int32Array(2048);
 /** Per collapsed unit: its position in the text. */
-let UNIT_POS = new Int32Array(1024);
+let UNIT_POS: Int32Array = new Int32Array(1024);
 /** Per unit m: offset in C_LIST of the n-grams starting at m (char 3-, 4-gram, shape 3-, 4-gram when counted). */
-let UNIT_OFF = new Int32Array(1024);
-let C_LIST = new Int32Array(4096);
+let UNIT_OFF: Int32Array = new Int32Array(1024);
+let C_LIST: Int32Array = new Int32Array(4096);
+/** The lists prepareText fills in JavaScript (texts longer than KERNEL_PREP_MAX, or without the kernel). */
+let JS_LISTS = { tokStart: TOK_START, tokEnd: TOK_END, tokHash: TOK_HASH, wList: W_LIST, unitPos: UNIT_POS, unitOff: UNIT_OFF, cList: C_LIST };
 
 function wordHash(fold: string, start: number, end: number): number {
   let h = (0x811c9dc5 ^ 1) >>> 0;
@@ -262,6 +264,11 @@ function lowerBound(a: Int32Array, n: number, x: number): number {
 const CHAR_CLASS = Uint8Array.from({ length: 128 }, (_, c) => (isSpace(c) ? 1 : isWordCode(c) ? 2 : 0));
 /** Per ASCII code unit: its shape class (97 letters, 48 digits, else itself). */
 const SHAPE_CLASS = Uint8Array.from({ length: 128 }, (_, c) => ((c >= 97 && c <= 122) ? 97 : c >= 48 && c <= 57 ? 48 : c));
+// The kernel's prepare classifies every code unit as this file does.
+KERNEL?.setTables(
+  Uint8Array.from({ length: 0x10000 }, (_, c) => (c < 128 ? CHAR_CLASS[c]! : isWordCode(c) ? 2 : 0)),
+  SHAPE_CLASS,
+);
 
 /**
  * Hashes every feature of `fold` once, for `preparedWindowDot` on windows of it: the tokens and
@@ -272,16 +279,40 @@ const SHAPE_CLASS = Uint8Array.from({ length: 128 }, (_, c) => ((c >= 97 && c <=
 export function prepareText(fold: string): void {
   const n = fold.length;
   P_FOLD = fold;
-  if (TOK_START.length < n + 1) {
-    const cap = Math.max(n + 1, TOK_START.length * 2);
-    TOK_START = new Int32Array(cap);
-    TOK_END = new Int32Array(cap);
-    TOK_HASH = new Int32Array(cap);
-    W_LIST = new Int32Array(2 * cap);
-    UNIT_POS = new Int32Array(cap);
-    UNIT_OFF = new Int32Array(cap);
-    C_LIST = new Int32Array(4 * cap);
+  if (KERNEL !== undefined && n <= KERNEL_PREP_MAX) {
+    // The same pass in WebAssembly, into lists in its memory (the windows read them from there).
+    const l = KERNEL.lists;
+    TOK_START = l.tokStart;
+    TOK_END = l.tokEnd;
+    TOK_HASH = l.tokHash;
+    W_LIST = l.wList;
+    UNIT_POS = l.unitPos;
+    UNIT_OFF = l.unitOff;
+    C_LIST = l.cList;
+    const r = KERNEL.prepare(fold);
+    P_TOKENS = r[0];
+    P_UNITS = r[1];
+    return;
   }
+  if (JS_LISTS.tokStart.length < n + 1) {
+    const cap = Math.max(n + 1, JS_LISTS.tokStart.length * 2);
+    JS_LISTS = {
+      tokStart: new Int32Array(cap),
+      tokEnd: new Int32Array(cap),
+      tokHash: new Int32Array(cap),
+      wList: new Int32Array(2 * cap),
+      unitPos: new Int32Array(cap),
+      unitOff: new Int32Array(cap),
+      cList: new Int32Array(4 * cap),
+    };
+  }
+  TOK_START = JS_LISTS.tokStart;
+  TOK_END = JS_LISTS.tokEnd;
+  TOK_HASH = JS_LISTS.tokHash;
+  W_LIST = JS_LISTS.wList;
+  UNIT_POS = JS_LISTS.unitPos;
+  UNIT_OFF = JS_LISTS.unitOff;
+  C_LIST = JS_LISTS.cList;
   // Locals: the hot loop then indexes the arrays without reloading the module bindings.
   const tokStart = TOK_START;
   const tokEnd = TOK_END;

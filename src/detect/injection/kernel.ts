@@ -22,7 +22,22 @@ const TOUCH_OFF = 65_536; // u32 × 8192: touched buckets in first-touch order
 const STAGE_OFF = 98_304; // i32 × 8192: the window's buckets, in bump order
 const ACC_OFF = 131_072; // u16 × 2^18: counts (zero between calls)
 const Q_OFF = [655_360, 917_504]; // two slots of int8 × 2^18 weights
-const PAGES = 18; // 1,179,648 bytes
+// prepareText's part (texts of at most KERNEL_PREP_MAX code units).
+/** Longest text `prepare` takes (longer ones are prepared in JavaScript). */
+export const KERNEL_PREP_MAX = 16_384;
+const CLS_OFF = 1_179_648; // u8 × 65536: 1 whitespace, 2 word code, 0 other
+const SHAPE_OFF = CLS_OFF + 65_536; // u8 × 128: shape class of an ASCII code unit
+const RES_OFF = SHAPE_OFF + 128; // i32 × 2: tokens, units
+const TEXT_OFF = RES_OFF + 64; // u16 × KERNEL_PREP_MAX
+const CAP = KERNEL_PREP_MAX + 1;
+const TOKS_OFF = TEXT_OFF + 2 * KERNEL_PREP_MAX; // i32 × CAP each: token start, end, hash
+const TOKE_OFF = TOKS_OFF + 4 * CAP;
+const TOKH_OFF = TOKE_OFF + 4 * CAP;
+const WL_OFF = TOKH_OFF + 4 * CAP; // i32 × 2 CAP
+const UPOS_OFF = WL_OFF + 8 * CAP; // i32 × CAP
+const UOFF_OFF = UPOS_OFF + 4 * CAP; // i32 × CAP
+const CL_OFF = UOFF_OFF + 4 * CAP; // i32 × 4 CAP
+const PAGES = Math.ceil((CL_OFF + 16 * CAP) / 65_536);
 
 /** Most buckets one call takes (the staging area). */
 export const KERNEL_MAX_BUCKETS = 8192;
@@ -59,18 +74,23 @@ function name(s: string): number[] {
   return [...uleb(s.length), ...Array.from(s, (c) => c.charCodeAt(0))];
 }
 
-/** The module's bytes. */
-function assemble(): Uint8Array {
+const get = (x: number) => [0x20, x];
+const set = (x: number) => [0x21, x];
+const tee = (x: number) => [0x22, x];
+const i32 = (x: number) => [0x41, ...sleb(x | 0)];
+const mem = (op: number, align: number, offset: number) => [op, align, ...uleb(offset)];
+const I32_LOAD = 0x28, I32_LOAD8_S = 0x2c, I32_LOAD8_U = 0x2d, I32_LOAD16_U = 0x2f, F64_LOAD = 0x2b, I32_STORE = 0x36, I32_STORE16 = 0x3b;
+const EQZ = 0x45, EQ = 0x46, NE = 0x47, LT_U = 0x49, GE_U = 0x4f;
+const ADD = 0x6a, SUB = 0x6b, MUL = 0x6c, AND = 0x71, OR = 0x72, XOR = 0x73, SHL = 0x74, SHR_U = 0x76, SELECT = 0x1b;
+const F_ADD = 0xa0, F_MUL = 0xa2, F_DIV = 0xa3, F_SQRT = 0x9f, F_GT = 0x64, F_FROM_I32 = 0xb7;
+const IF = [0x04, 0x40], ELSE = [0x05], END = [0x0b];
+/** i32 store of `value` at `base + 4 * index`. */
+const store32 = (base: number, index: number[], value: number[]) => [...index, ...i32(2), SHL, ...value, ...mem(I32_STORE, 2, base)];
+
+/** `dot(n, q)`: bumpRange over the staged buckets, then touchedDot with the weights at q. */
+function dotBody(): number[] {
   // Locals: 0 n, 1 q (params); 2 j, 3 nt, 4 k, 5 a, 6 c (i32); 7 s, 8 norm, 9 v (f64).
   const [n, q, j, nt, k, a, c, s, norm, v] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
-  const get = (x: number) => [0x20, x];
-  const set = (x: number) => [0x21, x];
-  const tee = (x: number) => [0x22, x];
-  const i32 = (x: number) => [0x41, ...sleb(x)];
-  const mem = (op: number, align: number, offset: number) => [op, align, ...uleb(offset)];
-  const I32_LOAD = 0x28, I32_LOAD8_S = 0x2c, I32_LOAD16_U = 0x2f, F64_LOAD = 0x2b, I32_STORE = 0x36, I32_STORE16 = 0x3b;
-  const ADD = 0x6a, SUB = 0x6b, SHL = 0x74, SHR_U = 0x76, GE_U = 0x4f;
-  const F_ADD = 0xa0, F_MUL = 0xa2, F_DIV = 0xa3, F_SQRT = 0x9f, F_GT = 0x64, F_FROM_I32 = 0xb7;
   const f64zero = [0x44, 0, 0, 0, 0, 0, 0, 0, 0];
   const code = [
     // for (j = 0; j < n; j++): k = stage[j]; c = acc[k]; touch[nt] = k; nt += (c - 1) >>> 31; acc[k] = c + 1
@@ -79,7 +99,7 @@ function assemble(): Uint8Array {
     ...get(j), ...get(n), GE_U, 0x0d, 1,
     ...get(j), ...i32(2), SHL, ...mem(I32_LOAD, 2, STAGE_OFF), ...set(k),
     ...get(k), ...i32(1), SHL, ...tee(a), ...mem(I32_LOAD16_U, 1, ACC_OFF), ...set(c),
-    ...get(nt), ...i32(2), SHL, ...get(k), ...mem(I32_STORE, 2, TOUCH_OFF),
+    ...store32(TOUCH_OFF, get(nt), get(k)),
     ...get(nt), ...get(c), ...i32(1), SUB, ...i32(31), SHR_U, ADD, ...set(nt),
     ...get(a), ...get(c), ...i32(1), ADD, ...mem(I32_STORE16, 1, ACC_OFF),
     ...get(j), ...i32(1), ADD, ...set(j),
@@ -101,15 +121,124 @@ function assemble(): Uint8Array {
     0x04, 0x7c, ...get(s), ...get(norm), F_SQRT, F_DIV, 0x05, ...f64zero, 0x0b,
     0x0b,
   ];
-  const locals = [0x02, 5, 0x7f, 3, 0x7c];
-  const body = [...locals, ...code];
+  return [0x02, 5, 0x7f, 3, 0x7c, ...code];
+}
+
+/**
+ * `prepare(n)`: prepareText of features.ts over the n code units at TEXT_OFF, step for step (the
+ * same hashes, lists and counts), writing the token, word-bucket, unit and n-gram lists and the
+ * numbers of tokens and units (RES_OFF).
+ */
+function prepareBody(): number[] {
+  const [n, j, c, cls, t, w, prev, inWord, wh, wlen, c0, c1, c2, c3, k, k0, k1, k2, k3, np, have, lastSpace, o, h, g] = Array.from({ length: 25 }, (_, i) => i);
+  const MASK = (1 << 18) - 1;
+  const P = 0x01000193;
+  const SEED1 = 0x811c9dc5 ^ 1;
+  const MIX = 0x85ebca6b;
+  /** The token of hash `h` ending at `end`: hash, word buckets (unigram, bigram with the previous token). */
+  const emit = (end: number[]) => [
+    ...store32(TOKE_OFF, get(t), end),
+    ...store32(TOKH_OFF, get(t), get(h)),
+    ...store32(WL_OFF, get(w), [...get(h), ...i32(MASK), AND]),
+    ...get(w), ...i32(1), ADD, ...set(w),
+    ...get(t), ...IF,
+    ...store32(WL_OFF, get(w), [...get(prev), ...get(h), ...i32(0x9e3779b1), MUL, XOR, ...i32(MIX), MUL, ...i32(MASK), AND]),
+    ...get(w), ...i32(1), ADD, ...set(w),
+    ...END,
+    ...get(h), ...set(prev),
+    ...get(t), ...i32(1), ADD, ...set(t),
+  ];
+  /** cList[o++] = imul(x ^ salt, MIX) & MASK */
+  const gram = (x: number, salt: number) => [...store32(CL_OFF, get(o), [...get(x), ...i32(salt), XOR, ...i32(MIX), MUL, ...i32(MASK), AND]), ...get(o), ...i32(1), ADD, ...set(o)];
+  /** x = imul(x ^ y, P) */
+  const fnv = (x: number, y: number) => [...get(x), ...get(y), XOR, ...i32(P), MUL, ...set(x)];
+  const code = [
+    ...i32(1), ...set(lastSpace),
+    0x02, 0x40, 0x03, 0x40, // block $exit, loop $next
+    ...get(j), ...get(n), GE_U, 0x0d, 1,
+    0x02, 0x40, // block $skip: leaving it skips the unit part
+    ...get(j), ...i32(1), SHL, ...mem(I32_LOAD16_U, 1, TEXT_OFF), ...set(c),
+    ...get(c), ...mem(I32_LOAD8_U, 0, CLS_OFF), ...set(cls),
+    // Tokens: words (max 24 code units hashed) and single marks.
+    ...get(cls), ...i32(2), EQ, ...IF,
+    ...get(inWord), EQZ, ...IF,
+    ...i32(1), ...set(inWord),
+    ...store32(TOKS_OFF, get(t), get(j)),
+    ...i32(SEED1), ...set(wh),
+    ...i32(0), ...set(wlen),
+    ...END,
+    ...get(wlen), ...i32(24), LT_U, ...IF, ...fnv(wh, c), ...END,
+    ...get(wlen), ...i32(1), ADD, ...set(wlen),
+    ...ELSE,
+    ...get(inWord), ...IF,
+    ...i32(0), ...set(inWord),
+    ...get(wh), ...set(h),
+    ...emit(get(j)),
+    ...END,
+    ...get(cls), ...i32(1), NE, ...IF,
+    ...i32(SEED1), ...get(c), XOR, ...i32(P), MUL, ...set(h),
+    ...store32(TOKS_OFF, get(t), get(j)),
+    ...emit([...get(j), ...i32(1), ADD]),
+    ...END,
+    ...END,
+    // Collapsed units: a whitespace run is one space.
+    ...get(cls), ...i32(1), EQ, ...IF,
+    ...get(lastSpace), 0x0d, 1, // br_if $skip
+    ...i32(32), ...set(c),
+    ...i32(1), ...set(lastSpace),
+    ...ELSE,
+    ...i32(0), ...set(lastSpace),
+    ...END,
+    ...store32(UPOS_OFF, get(have), get(j)),
+    ...get(c1), ...set(c0), ...get(c2), ...set(c1), ...get(c3), ...set(c2), ...get(c), ...set(c3),
+    // k = c < 128 ? SHAPE[c] : c >= 0xc0 ? 97 : c
+    ...get(c), ...i32(127), AND, ...mem(I32_LOAD8_U, 0, SHAPE_OFF),
+    ...i32(97), ...get(c), ...get(c), ...i32(0xc0), GE_U, SELECT,
+    ...get(c), ...i32(128), LT_U, SELECT, ...set(k),
+    ...get(k1), ...set(k0), ...get(k2), ...set(k1), ...get(k3), ...set(k2), ...get(k), ...set(k3),
+    // np = ((np << 1) | (k is neither a letter nor a space)) & 15
+    ...get(np), ...i32(1), SHL, ...get(k), ...i32(97), NE, ...get(k), ...i32(32), NE, AND, OR, ...i32(15), AND, ...set(np),
+    ...get(have), ...i32(1), ADD, ...tee(have), ...i32(4), GE_U, ...IF,
+    ...store32(UOFF_OFF, [...get(have), ...i32(4), SUB], get(o)),
+    ...i32(0x9e3779b9), ...set(h), ...fnv(h, c0), ...fnv(h, c1), ...fnv(h, c2),
+    ...gram(h, 2 * 0x27d4eb2d),
+    ...fnv(h, c3),
+    ...gram(h, 3 * 0x27d4eb2d),
+    ...get(np), ...IF,
+    ...i32(0x1234567), ...set(g), ...fnv(g, k0), ...fnv(g, k1), ...fnv(g, k2),
+    ...get(np), ...i32(14), AND, ...IF, ...gram(g, 0x55), ...END,
+    ...fnv(g, k3),
+    ...gram(g, 0x77),
+    ...END,
+    ...END,
+    ...END, // $skip
+    ...get(j), ...i32(1), ADD, ...set(j),
+    0x0c, 0, 0x0b, 0x0b, // br $next; end loop; end block
+    // A word running to the end; the 3-gram of the last three units.
+    ...get(inWord), ...IF, ...get(wh), ...set(h), ...emit(get(n)), ...END,
+    ...get(have), ...i32(3), GE_U, ...IF,
+    ...store32(UOFF_OFF, [...get(have), ...i32(3), SUB], get(o)),
+    ...i32(0x9e3779b9), ...set(h), ...fnv(h, c1), ...fnv(h, c2), ...fnv(h, c3),
+    ...gram(h, 2 * 0x27d4eb2d),
+    ...END,
+    ...i32(0), ...get(t), ...mem(I32_STORE, 2, RES_OFF),
+    ...i32(0), ...get(have), ...mem(I32_STORE, 2, RES_OFF + 4),
+    0x0b,
+  ];
+  return [0x01, 24, 0x7f, ...code];
+}
+
+/** The module's bytes. */
+function assemble(): Uint8Array {
+  const bodies = [dotBody(), prepareBody()];
   const bytes = [
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-    ...section(1, [1, 0x60, 2, 0x7f, 0x7f, 1, 0x7c]),
-    ...section(3, [1, 0]),
+    // Types: (i32, i32) -> f64; (i32) -> ()
+    ...section(1, [2, 0x60, 2, 0x7f, 0x7f, 1, 0x7c, 0x60, 1, 0x7f, 0]),
+    ...section(3, [2, 0, 1]),
     ...section(5, [1, 0x00, ...uleb(PAGES)]),
-    ...section(7, [2, ...name('mem'), 0x02, 0, ...name('dot'), 0x00, 0]),
-    ...section(10, [1, ...uleb(body.length), ...body]),
+    ...section(7, [3, ...name('mem'), 0x02, 0, ...name('dot'), 0x00, 0, ...name('prepare'), 0x00, 1]),
+    ...section(10, [2, ...bodies.flatMap((b) => [...uleb(b.length), ...b])]),
   ];
   return Uint8Array.from(bytes);
 }
@@ -120,6 +249,15 @@ export interface Kernel {
   stage: Int32Array;
   /** `dot(n, weights)`: counts stage[0, n) and returns the normalised dot product with the weights. */
   dot(n: number, weights: Int8Array): number;
+  /**
+   * Sets prepare's tables (features.ts does, from its own definitions): per code unit 1
+   * whitespace, 2 word code, 0 other (65,536 entries); per ASCII code unit its shape class.
+   */
+  setTables(classes: Uint8Array, shapes: Uint8Array): void;
+  /** prepareText's lists, written by `prepare` (capacity KERNEL_PREP_MAX + 1 tokens/units). */
+  lists: { tokStart: Int32Array; tokEnd: Int32Array; tokHash: Int32Array; wList: Int32Array; unitPos: Int32Array; unitOff: Int32Array; cList: Int32Array };
+  /** Prepares `fold` (at most KERNEL_PREP_MAX code units) into `lists`; returns [tokens, units]. */
+  prepare(fold: string): [number, number];
 }
 
 /** The part of the WebAssembly API used here (the project's TypeScript libs do not declare it). */
@@ -139,7 +277,34 @@ function instantiate(wasm: WasmApi): Kernel {
   // (tests) replaces the slot used least recently.
   const slots: (Int8Array | undefined)[] = [undefined, undefined];
   let older = 0;
+  const wasmPrepare = instance.exports.prepare as (n: number) => void;
+  const text = Buffer.from(buffer, TEXT_OFF, 2 * KERNEL_PREP_MAX);
+  const res = new Int32Array(buffer, RES_OFF, 2);
+  let tables = false;
   return {
+    setTables(classes: Uint8Array, shapes: Uint8Array): void {
+      if (classes.length !== 65_536 || shapes.length !== 128) throw new Error('kernel tables: 65,536 classes and 128 shapes');
+      new Uint8Array(buffer, CLS_OFF, 65_536).set(classes);
+      new Uint8Array(buffer, SHAPE_OFF, 128).set(shapes);
+      tables = true;
+    },
+    lists: {
+      tokStart: new Int32Array(buffer, TOKS_OFF, CAP),
+      tokEnd: new Int32Array(buffer, TOKE_OFF, CAP),
+      tokHash: new Int32Array(buffer, TOKH_OFF, CAP),
+      wList: new Int32Array(buffer, WL_OFF, 2 * CAP),
+      unitPos: new Int32Array(buffer, UPOS_OFF, CAP),
+      unitOff: new Int32Array(buffer, UOFF_OFF, CAP),
+      cList: new Int32Array(buffer, CL_OFF, 4 * CAP),
+    },
+    prepare(fold: string): [number, number] {
+      if (!tables) throw new Error('kernel: setTables first');
+      if (fold.length > KERNEL_PREP_MAX) throw new Error('kernel: text longer than KERNEL_PREP_MAX');
+      // UTF-16 code units as they are (lone surrogates included).
+      text.write(fold, 0, 'utf16le');
+      wasmPrepare(fold.length);
+      return [res[0]!, res[1]!];
+    },
     stage: new Int32Array(buffer, STAGE_OFF, KERNEL_MAX_BUCKETS),
     dot(count: number, weights: Int8Array): number {
       let slot = slots[0] === weights ? 0 : slots[1] === weights ? 1 : -1;
