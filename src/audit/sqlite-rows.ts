@@ -25,25 +25,58 @@ export const MULTI_ROW_SIZES = [50, 10] as const;
  * does so; the shared connection (the fallback on the event loop) uses single-row statements.
  */
 export function insertStatements(db: SqliteDatabase.Database, opts: { multiRow?: boolean } = {}): (rows: readonly unknown[][], payloads: readonly unknown[][]) => void {
-  const values = (n: number) => Array.from({ length: n }, () => `(${EVENT_COLUMNS.map(() => '?').join(', ')})`).join(', ');
-  const ev = db.prepare(`INSERT INTO audit_events (${EVENT_COLUMNS.join(', ')}) VALUES ${values(1)} ON CONFLICT (id) DO NOTHING`);
+  const columns = EVENT_COLUMNS.join(', ');
+  const values = (n: number, row: string) => Array.from({ length: n }, () => row).join(', ');
+  const params = `(${EVENT_COLUMNS.map(() => '?').join(', ')})`;
+  const ev = db.prepare(`INSERT INTO audit_events (${columns}) VALUES ${params} ON CONFLICT (id) DO NOTHING`);
   const pl = db.prepare(`INSERT INTO audit_payloads (${PAYLOAD_COLUMNS.join(', ')}) VALUES (${PAYLOAD_COLUMNS.map(() => '?').join(', ')}) ON CONFLICT (event_id) DO NOTHING`);
   const cols = EVENT_COLUMNS.length;
-  // Each multi-row statement with one reused argument array (packed, so the spread stays on V8's fast path).
-  const multi = (opts.multiRow ? MULTI_ROW_SIZES : []).map((n) => ({ n, st: db.prepare(`INSERT INTO audit_events (${EVENT_COLUMNS.join(', ')}) VALUES ${values(n)} ON CONFLICT (id) DO NOTHING`), args: Array.from({ length: n * cols }, (): unknown => null) }));
+  const DAY = EVENT_COLUMNS.indexOf('day');
+  const KIND = EVENT_COLUMNS.indexOf('kind');
+  // Multi-row statements, each with one reused argument array (packed, so the spread stays on V8's
+  // fast path). When every row of a chunk has the same day and kind (all but the chunks around
+  // midnight or holding admin events), a statement with that day and kind as SQL literals binds 13
+  // values per row instead of 15: two fewer strings, each a UTF-8 conversion and two copies.
+  const sizes = (opts.multiRow ? MULTI_ROW_SIZES : []).map((n) => ({ n, st: db.prepare(`INSERT INTO audit_events (${columns}) VALUES ${values(n, params)} ON CONFLICT (id) DO NOTHING`), args: Array.from({ length: n * cols }, (): unknown => null), uniformArgs: Array.from({ length: n * (cols - 2) }, (): unknown => null) }));
+  const literal = new Map<string, SqliteDatabase.Statement>();
+  const uniform = (n: number, day: unknown, kind: unknown): SqliteDatabase.Statement | undefined => {
+    if (typeof day !== 'string' || typeof kind !== 'string' || !/^\d{4}-\d{2}-\d{2}$/.test(day) || !/^[a-z]{1,16}$/.test(kind)) return undefined;
+    const key = `${n}|${day}|${kind}`;
+    let st = literal.get(key);
+    if (!st) {
+      if (literal.size >= 8) literal.clear(); // yesterday's statements
+      const row = `(${EVENT_COLUMNS.map((c) => (c === 'day' ? `'${day}'` : c === 'kind' ? `'${kind}'` : '?')).join(', ')})`;
+      literal.set(key, (st = db.prepare(`INSERT INTO audit_events (${columns}) VALUES ${values(n, row)} ON CONFLICT (id) DO NOTHING`)));
+    }
+    return st;
+  };
   // Values are passed as arguments, not as one array: better-sqlite3 then reads each from the call
   // instead of through a property lookup on the array (callgrind: 28 k -> 19 k instructions of
   // binding per audit row, beside ~24 k of SQLite's own work).
   return db.transaction((rows: readonly unknown[][], payloads: readonly unknown[][]) => {
     let i = 0;
-    for (const { n, st, args } of multi) {
+    for (const { n, st, args, uniformArgs } of sizes) {
       for (; i + n <= rows.length; i += n) {
-        let k = 0;
-        for (let j = i; j < i + n; j++) {
-          const r = rows[j]!;
-          for (let c = 0; c < cols; c++) args[k++] = r[c];
+        const day = rows[i]![DAY];
+        const kind = rows[i]![KIND];
+        let same = true;
+        for (let j = i + 1; j < i + n && same; j++) same = rows[j]![DAY] === day && rows[j]![KIND] === kind;
+        const lit = same ? uniform(n, day, kind) : undefined;
+        if (lit) {
+          let k = 0;
+          for (let j = i; j < i + n; j++) {
+            const r = rows[j]!;
+            for (let c = 0; c < cols; c++) if (c !== DAY && c !== KIND) uniformArgs[k++] = r[c];
+          }
+          lit.run(...uniformArgs);
+        } else {
+          let k = 0;
+          for (let j = i; j < i + n; j++) {
+            const r = rows[j]!;
+            for (let c = 0; c < cols; c++) args[k++] = r[c];
+          }
+          st.run(...args);
         }
-        st.run(...args);
       }
     }
     for (; i < rows.length; i++) ev.run(...rows[i]!);

@@ -52,7 +52,7 @@ test('without a thread (thread: false) the same batches are written on the main 
   }
 });
 
-test('multi-row statements (writer thread) store exactly what single-row statements store: duplicate ids within and across batches, every batch size path', async () => {
+test('multi-row statements (writer thread) store exactly what single-row statements store: duplicate ids within and across batches, every batch size path, day and kind as literals or bound', async () => {
   const dirs = [mkdtempSync(join(tmpdir(), 'pcl-audit-single-')), mkdtempSync(join(tmpdir(), 'pcl-audit-multi-'))];
   const dbs = await Promise.all(dirs.map((d) => openDb({ dataDir: d })));
   try {
@@ -66,6 +66,10 @@ test('multi-row statements (writer thread) store exactly what single-row stateme
       const rows = batch(size, `ten_${size % 3}`).map((q) => store.prepare(q).row);
       if (seen.length) rows.splice(size >> 1, 0, seen[n++ % seen.length]!); // a replayed id
       if (size > 2) rows.push(rows[1]!); // the same id twice in one batch
+      // Chunks whose rows differ in day or kind (bound, not SQL literals), and a day that is not a date.
+      if (size === 137) rows[70]![3] = 'admin';
+      if (size === 500) rows[120]![2] = '1999-12-31';
+      if (size === 61) rows[5]![2] = "2026-01-01', 'x'); --";
       seen.push(...rows);
       const payloads = rows.slice(0, 2).map((r) => [r[0], 'ten_p', r[1], Date.now() + 60_000, 'enc', null]);
       for (const w of writes) w(rows, payloads);
@@ -73,6 +77,7 @@ test('multi-row statements (writer thread) store exactly what single-row stateme
     const dump = (d: typeof single) => JSON.stringify([d!.prepare('SELECT rowid, * FROM audit_events ORDER BY rowid').all(), d!.prepare('SELECT rowid, * FROM audit_payloads ORDER BY rowid').all()]);
     assert.equal(dump(multi), dump(single));
     assert.equal((multi!.prepare('SELECT count(*) AS n FROM audit_events').get() as { n: number }).n, 1 + 9 + 10 + 11 + 49 + 50 + 51 + 61 + 137 + 500);
+    assert.equal((multi!.prepare("SELECT count(*) AS n FROM audit_events WHERE day = '2026-01-01'', ''x''); --'").get() as { n: number }).n, 1);
     // A row that violates a constraint fails its whole batch on both paths (nothing of it is kept).
     const bad = batch(60, 'ten_bad').map((q) => store.prepare(q).row);
     bad[55]![1] = null; // ts NOT NULL
