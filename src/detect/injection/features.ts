@@ -499,6 +499,9 @@ export function preparedWindowDot(start: number, end: number, q: Int8Array): num
 function preparedKernelDot(kernel: Kernel, start: number, end: number, q: Int8Array): number {
   const fold = P_FOLD;
   const stage = kernel.stage;
+  // Lists prepared by the kernel are read where they are; lists prepared in JavaScript (long
+  // texts) are copied into the staging area.
+  const inKernel = W_LIST === kernel.lists.wList;
   let n = 0;
   let prev = 0;
   let havePrev = false;
@@ -513,15 +516,20 @@ function preparedKernelDot(kernel: Kernel, start: number, end: number, q: Int8Ar
   let tb = te;
   const cutEnd = te - 1 >= ta && TOK_END[te - 1] > end;
   if (cutEnd) tb = te - 1;
+  let w0 = 0;
+  let w1 = 0;
   if (ta < tb) {
     stage[n++] = W_LIST[ta === 0 ? 0 : 2 * ta - 1];
     if (havePrev) stage[n++] = bigramBucket(prev, TOK_HASH[ta] >>> 0);
-    if (2 * tb - 1 > 2 * ta + 1) {
-      stage.set(W_LIST.subarray(2 * ta + 1, 2 * tb - 1), n);
-      n += 2 * tb - 1 - (2 * ta + 1);
-    }
+    w0 = 2 * ta + 1;
+    w1 = Math.max(w0, 2 * tb - 1);
     prev = TOK_HASH[tb - 1] >>> 0;
     havePrev = true;
+  }
+  const e1 = n;
+  if (!inKernel && w1 > w0) {
+    stage.set(W_LIST.subarray(w0, w1), n);
+    n += w1 - w0;
   }
   if (cutEnd) {
     const h = wordHash(fold, TOK_START[tb], end);
@@ -531,11 +539,16 @@ function preparedKernelDot(kernel: Kernel, start: number, end: number, q: Int8Ar
   let a = lowerBound(UNIT_POS, P_UNITS, start);
   const b = lowerBound(UNIT_POS, P_UNITS, end);
   if (a < b && isSpace(fold.charCodeAt(UNIT_POS[a]))) a++;
+  let c0 = 0;
+  let c1 = 0;
   if (b - a >= 3) {
-    const from = UNIT_OFF[a];
-    const to = UNIT_OFF[b - 3] + 1;
-    stage.set(C_LIST.subarray(from, to), n);
-    n += to - from;
+    c0 = UNIT_OFF[a];
+    c1 = UNIT_OFF[b - 3] + 1;
+  }
+  if (inKernel) return kernel.dotLists(q, e1, w0, w1, n, c0, c1);
+  if (c1 > c0) {
+    stage.set(C_LIST.subarray(c0, c1), n);
+    n += c1 - c0;
   }
   return kernel.dot(n, q);
 }

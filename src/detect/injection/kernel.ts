@@ -87,23 +87,29 @@ const IF = [0x04, 0x40], ELSE = [0x05], END = [0x0b];
 /** i32 store of `value` at `base + 4 * index`. */
 const store32 = (base: number, index: number[], value: number[]) => [...index, ...i32(2), SHL, ...value, ...mem(I32_STORE, 2, base)];
 
-/** `dot(n, q)`: bumpRange over the staged buckets, then touchedDot with the weights at q. */
+/**
+ * `dot(q, a1, n1, a2, n2, a3, n3, a4, n4)`: bumpRange over four runs of i32 buckets (byte
+ * address, count) in order, then touchedDot with the weights at q.
+ */
 function dotBody(): number[] {
-  // Locals: 0 n, 1 q (params); 2 j, 3 nt, 4 k, 5 a, 6 c (i32); 7 s, 8 norm, 9 v (f64).
-  const [n, q, j, nt, k, a, c, s, norm, v] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+  // Locals: 0 q, 1-8 the runs (params); 9 j, 10 nt, 11 k, 12 a, 13 c (i32); 14 s, 15 norm, 16 v (f64).
+  const [q, j, nt, k, a, c, s, norm, v] = [0, 9, 10, 11, 12, 13, 14, 15, 16];
   const f64zero = [0x44, 0, 0, 0, 0, 0, 0, 0, 0];
-  const code = [
-    // for (j = 0; j < n; j++): k = stage[j]; c = acc[k]; touch[nt] = k; nt += (c - 1) >>> 31; acc[k] = c + 1
+  // for (j = 0; j < count; j++): k = run[j]; c = acc[k]; touch[nt] = k; nt += (c - 1) >>> 31; acc[k] = c + 1
+  const bump = (addr: number, count: number) => [
     ...i32(0), ...set(j),
     0x02, 0x40, 0x03, 0x40,
-    ...get(j), ...get(n), GE_U, 0x0d, 1,
-    ...get(j), ...i32(2), SHL, ...mem(I32_LOAD, 2, STAGE_OFF), ...set(k),
+    ...get(j), ...get(count), GE_U, 0x0d, 1,
+    ...get(addr), ...get(j), ...i32(2), SHL, ADD, ...mem(I32_LOAD, 2, 0), ...set(k),
     ...get(k), ...i32(1), SHL, ...tee(a), ...mem(I32_LOAD16_U, 1, ACC_OFF), ...set(c),
     ...store32(TOUCH_OFF, get(nt), get(k)),
     ...get(nt), ...get(c), ...i32(1), SUB, ...i32(31), SHR_U, ADD, ...set(nt),
     ...get(a), ...get(c), ...i32(1), ADD, ...mem(I32_STORE16, 1, ACC_OFF),
     ...get(j), ...i32(1), ADD, ...set(j),
     0x0c, 0, 0x0b, 0x0b,
+  ];
+  const code = [
+    ...bump(1, 2), ...bump(3, 4), ...bump(5, 6), ...bump(7, 8),
     // for (j = 0; j < nt; j++): k = touch[j]; c = acc[k]; acc[k] = 0; v = log[c]; norm += v * v; s += q[k] * v
     ...i32(0), ...set(j),
     0x02, 0x40, 0x03, 0x40,
@@ -233,8 +239,8 @@ function assemble(): Uint8Array {
   const bodies = [dotBody(), prepareBody()];
   const bytes = [
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-    // Types: (i32, i32) -> f64; (i32) -> ()
-    ...section(1, [2, 0x60, 2, 0x7f, 0x7f, 1, 0x7c, 0x60, 1, 0x7f, 0]),
+    // Types: (i32 × 9) -> f64; (i32) -> ()
+    ...section(1, [2, 0x60, 9, ...Array(9).fill(0x7f), 1, 0x7c, 0x60, 1, 0x7f, 0]),
     ...section(3, [2, 0, 1]),
     ...section(5, [1, 0x00, ...uleb(PAGES)]),
     ...section(7, [3, ...name('mem'), 0x02, 0, ...name('dot'), 0x00, 0, ...name('prepare'), 0x00, 1]),
@@ -249,6 +255,11 @@ export interface Kernel {
   stage: Int32Array;
   /** `dot(n, weights)`: counts stage[0, n) and returns the normalised dot product with the weights. */
   dot(n: number, weights: Int8Array): number;
+  /**
+   * The same over stage[0, e1), lists.wList[w0, w1), stage[e1, e2), lists.cList[c0, c1) in that
+   * order (the lists of the last `prepare`), without copying the list runs.
+   */
+  dotLists(weights: Int8Array, e1: number, w0: number, w1: number, e2: number, c0: number, c1: number): number;
   /**
    * Sets prepare's tables (features.ts does, from its own definitions): per code unit 1
    * whitespace, 2 word code, 0 other (65,536 entries); per ASCII code unit its shape class.
@@ -268,7 +279,7 @@ interface WasmApi {
 
 function instantiate(wasm: WasmApi): Kernel {
   const instance = new wasm.Instance(new wasm.Module(assemble()));
-  const wasmDot = instance.exports.dot as (n: number, q: number) => number;
+  const wasmDot = instance.exports.dot as (q: number, a1: number, n1: number, a2: number, n2: number, a3: number, n3: number, a4: number, n4: number) => number;
   const buffer = (instance.exports.mem as { buffer: ArrayBuffer }).buffer;
   const log = new Float64Array(buffer, LOG_OFF, KERNEL_MAX_COUNT + 1);
   for (let i = 1; i <= KERNEL_MAX_COUNT; i++) log[i] = 1 + Math.log(i);
@@ -277,6 +288,17 @@ function instantiate(wasm: WasmApi): Kernel {
   // (tests) replaces the slot used least recently.
   const slots: (Int8Array | undefined)[] = [undefined, undefined];
   let older = 0;
+  /** The address of a weight table in the kernel's memory (copied into a slot on first use). */
+  const weightsAt = (weights: Int8Array): number => {
+    let slot = slots[0] === weights ? 0 : slots[1] === weights ? 1 : -1;
+    if (slot < 0) {
+      slot = older;
+      bytes.set(weights, Q_OFF[slot]!);
+      slots[slot] = weights;
+    }
+    older = 1 - slot;
+    return Q_OFF[slot]!;
+  };
   const wasmPrepare = instance.exports.prepare as (n: number) => void;
   const text = Buffer.from(buffer, TEXT_OFF, 2 * KERNEL_PREP_MAX);
   const res = new Int32Array(buffer, RES_OFF, 2);
@@ -307,14 +329,10 @@ function instantiate(wasm: WasmApi): Kernel {
     },
     stage: new Int32Array(buffer, STAGE_OFF, KERNEL_MAX_BUCKETS),
     dot(count: number, weights: Int8Array): number {
-      let slot = slots[0] === weights ? 0 : slots[1] === weights ? 1 : -1;
-      if (slot < 0) {
-        slot = older;
-        bytes.set(weights, Q_OFF[slot]!);
-        slots[slot] = weights;
-      }
-      older = 1 - slot;
-      return wasmDot(count, Q_OFF[slot]!);
+      return wasmDot(weightsAt(weights), STAGE_OFF, count, 0, 0, 0, 0, 0, 0);
+    },
+    dotLists(weights: Int8Array, e1: number, w0: number, w1: number, e2: number, c0: number, c1: number): number {
+      return wasmDot(weightsAt(weights), STAGE_OFF, e1, WL_OFF + 4 * w0, w1 - w0, STAGE_OFF + 4 * e1, e2 - e1, CL_OFF + 4 * c0, c1 - c0);
     },
   };
 }
