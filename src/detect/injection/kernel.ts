@@ -37,7 +37,15 @@ const WL_OFF = TOKH_OFF + 4 * CAP; // i32 × 2 CAP
 const UPOS_OFF = WL_OFF + 8 * CAP; // i32 × CAP
 const UOFF_OFF = UPOS_OFF + 4 * CAP; // i32 × CAP
 const CL_OFF = UOFF_OFF + 4 * CAP; // i32 × 4 CAP
-const PAGES = Math.ceil((CL_OFF + 16 * CAP) / 65_536);
+// The rules' word index (rules.ts): a trie over the rule keys, and the events it emits.
+/** Most trie nodes the kernel holds (37 children each, u16). */
+const TRIE_MAX_NODES = 3_500;
+const CHILD_OFF = CL_OFF + 16 * CAP; // u16 × 37 × TRIE_MAX_NODES: child node (0 none)
+const PKEY_OFF = CHILD_OFF + 2 * 37 * TRIE_MAX_NODES; // u16 × TRIE_MAX_NODES: prefix key + 1 (0 none)
+const WKEY_OFF = PKEY_OFF + 2 * TRIE_MAX_NODES; // u16 × TRIE_MAX_NODES: word key + 1 (0 none)
+const SYM_OFF = WKEY_OFF + 2 * TRIE_MAX_NODES; // i8 × 128: symbol of an ASCII code unit (-1 none)
+const EVT_OFF = SYM_OFF + 128; // i32 × 4 CAP: events (key << 16 | word start)
+const PAGES = Math.ceil((EVT_OFF + 16 * CAP) / 65_536);
 
 /** Most buckets one call takes (the staging area). */
 export const KERNEL_MAX_BUCKETS = 8192;
@@ -234,17 +242,75 @@ function prepareBody(): number[] {
   return [0x01, 24, 0x7f, ...code];
 }
 
+/**
+ * `words(n)`: the scan of rules.ts's wordIndex over the n code units at TEXT_OFF: for every word
+ * (a run of [a-z0-9'] starting with [a-z0-9]) walked down the trie, an event per prefix key of
+ * its first six characters and for the whole-word key (words of at most 24 characters), and a
+ * marker (key 0xffff) after a word holding an apostrophe, whose parts rules.ts indexes itself.
+ * Events are `key << 16 | start`, in the order wordIndex adds them; returns their number.
+ */
+function wordsBody(): number[] {
+  const [n, i, c, sym, start, at, apos, e, pk] = Array.from({ length: 9 }, (_, x) => x);
+  const LT_S = 0x48, LE_U = 0x4d;
+  const isWordChar = [...get(c), ...i32(97), SUB, ...i32(26), LT_U, ...get(c), ...i32(48), SUB, ...i32(10), LT_U, OR];
+  const loadChar = [...get(i), ...i32(1), SHL, ...mem(I32_LOAD16_U, 1, TEXT_OFF), ...set(c)];
+  const emit = (key: number[]) => [...store32(EVT_OFF, get(e), [...key, ...i32(16), SHL, ...get(start), OR]), ...get(e), ...i32(1), ADD, ...set(e)];
+  const code = [
+    0x02, 0x40, 0x03, 0x40, // block $exit, loop $next
+    ...get(i), ...get(n), GE_U, 0x0d, 1,
+    ...loadChar,
+    ...isWordChar, EQZ, ...IF, ...get(i), ...i32(1), ADD, ...set(i), 0x0c, 1, ...END,
+    ...get(i), ...set(start), ...i32(0), ...set(at), ...i32(0), ...set(apos),
+    // The word's symbols down the trie while it has a path for them.
+    0x02, 0x40, 0x03, 0x40,
+    ...get(i), ...get(n), GE_U, 0x0d, 1,
+    ...loadChar,
+    ...get(c), ...i32(127), AND, ...mem(I32_LOAD8_S, 0, SYM_OFF), ...i32(-1), ...get(c), ...i32(128), LT_U, SELECT, ...tee(sym),
+    ...i32(0), LT_S, 0x0d, 1,
+    ...get(apos), ...get(sym), ...i32(36), EQ, OR, ...set(apos),
+    ...get(at), ...i32(37), MUL, ...get(sym), ADD, ...i32(1), SHL, ...mem(I32_LOAD16_U, 1, CHILD_OFF), ...tee(at),
+    EQZ, 0x0d, 1,
+    ...get(i), ...get(start), SUB, ...i32(6), LT_U, ...IF,
+    ...get(at), ...i32(1), SHL, ...mem(I32_LOAD16_U, 1, PKEY_OFF), ...tee(pk), ...IF, ...emit([...get(pk), ...i32(1), SUB]), ...END,
+    ...END,
+    ...get(i), ...i32(1), ADD, ...set(i),
+    0x0c, 0, 0x0b, 0x0b,
+    ...get(at), ...IF,
+    // The trie walked the whole word.
+    ...get(i), ...get(start), SUB, ...i32(24), LE_U, ...IF,
+    ...get(at), ...i32(1), SHL, ...mem(I32_LOAD16_U, 1, WKEY_OFF), ...tee(pk), ...IF, ...emit([...get(pk), ...i32(1), SUB]), ...END,
+    ...END,
+    ...ELSE,
+    // The rest of the word.
+    ...get(i), ...i32(1), ADD, ...set(i),
+    0x02, 0x40, 0x03, 0x40,
+    ...get(i), ...get(n), GE_U, 0x0d, 1,
+    ...loadChar,
+    ...isWordChar, ...IF, ...get(i), ...i32(1), ADD, ...set(i), 0x0c, 1, ...END,
+    ...get(c), ...i32(39), NE, 0x0d, 1,
+    ...i32(1), ...set(apos),
+    ...get(i), ...i32(1), ADD, ...set(i),
+    0x0c, 0, 0x0b, 0x0b,
+    ...END,
+    ...get(apos), ...IF, ...emit(i32(0xffff)), ...END,
+    0x0c, 0, 0x0b, 0x0b, // br $next; end loop; end block
+    ...get(e),
+    0x0b,
+  ];
+  return [0x01, 8, 0x7f, ...code];
+}
+
 /** The module's bytes. */
 function assemble(): Uint8Array {
-  const bodies = [dotBody(), prepareBody()];
+  const bodies = [dotBody(), prepareBody(), wordsBody()];
   const bytes = [
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-    // Types: (i32 × 9) -> f64; (i32) -> ()
-    ...section(1, [2, 0x60, 9, ...Array(9).fill(0x7f), 1, 0x7c, 0x60, 1, 0x7f, 0]),
-    ...section(3, [2, 0, 1]),
+    // Types: (i32 × 9) -> f64; (i32) -> (); (i32) -> i32
+    ...section(1, [3, 0x60, 9, ...Array(9).fill(0x7f), 1, 0x7c, 0x60, 1, 0x7f, 0, 0x60, 1, 0x7f, 1, 0x7f]),
+    ...section(3, [3, 0, 1, 2]),
     ...section(5, [1, 0x00, ...uleb(PAGES)]),
-    ...section(7, [3, ...name('mem'), 0x02, 0, ...name('dot'), 0x00, 0, ...name('prepare'), 0x00, 1]),
-    ...section(10, [2, ...bodies.flatMap((b) => [...uleb(b.length), ...b])]),
+    ...section(7, [4, ...name('mem'), 0x02, 0, ...name('dot'), 0x00, 0, ...name('prepare'), 0x00, 1, ...name('words'), 0x00, 2]),
+    ...section(10, [3, ...bodies.flatMap((b) => [...uleb(b.length), ...b])]),
   ];
   return Uint8Array.from(bytes);
 }
@@ -269,6 +335,14 @@ export interface Kernel {
   lists: { tokStart: Int32Array; tokEnd: Int32Array; tokHash: Int32Array; wList: Int32Array; unitPos: Int32Array; unitOff: Int32Array; cList: Int32Array };
   /** Prepares `fold` (at most KERNEL_PREP_MAX code units) into `lists`; returns [tokens, units]. */
   prepare(fold: string): [number, number];
+  /**
+   * Loads rules.ts's word-index trie (child nodes per symbol, prefix and word key per node, -1 for
+   * none; the symbol of each ASCII code unit); false when it is too large for the kernel.
+   */
+  setTrie(child: Int32Array, pKey: Int32Array, wKey: Int32Array, symbols: Int8Array): boolean;
+  /** Scans `fold` (at most KERNEL_PREP_MAX code units) for rules.ts's word index: events[0, returned) (see wordsBody). */
+  words(fold: string): number;
+  events: Int32Array;
 }
 
 /** The part of the WebAssembly API used here (the project's TypeScript libs do not declare it). */
@@ -303,6 +377,17 @@ function instantiate(wasm: WasmApi): Kernel {
   const text = Buffer.from(buffer, TEXT_OFF, 2 * KERNEL_PREP_MAX);
   const res = new Int32Array(buffer, RES_OFF, 2);
   let tables = false;
+  let trie = false;
+  const wasmWords = instance.exports.words as (n: number) => number;
+  /** The text whose code units are at TEXT_OFF (the word index and prepare read the same fold). */
+  let loaded: string | undefined;
+  const loadText = (fold: string): void => {
+    if (fold.length > KERNEL_PREP_MAX) throw new Error('kernel: text longer than KERNEL_PREP_MAX');
+    if (fold === loaded) return;
+    // UTF-16 code units as they are (lone surrogates included).
+    text.write(fold, 0, 'utf16le');
+    loaded = fold;
+  };
   return {
     setTables(classes: Uint8Array, shapes: Uint8Array): void {
       if (classes.length !== 65_536 || shapes.length !== 128) throw new Error('kernel tables: 65,536 classes and 128 shapes');
@@ -321,12 +406,27 @@ function instantiate(wasm: WasmApi): Kernel {
     },
     prepare(fold: string): [number, number] {
       if (!tables) throw new Error('kernel: setTables first');
-      if (fold.length > KERNEL_PREP_MAX) throw new Error('kernel: text longer than KERNEL_PREP_MAX');
-      // UTF-16 code units as they are (lone surrogates included).
-      text.write(fold, 0, 'utf16le');
+      loadText(fold);
       wasmPrepare(fold.length);
       return [res[0]!, res[1]!];
     },
+    setTrie(child: Int32Array, pKey: Int32Array, wKey: Int32Array, symbols: Int8Array): boolean {
+      const nodes = pKey.length;
+      if (nodes > TRIE_MAX_NODES || child.length !== 37 * nodes || wKey.length !== nodes || symbols.length !== 128) return false;
+      for (let x = 0; x < child.length; x++) if (child[x]! < 0 || child[x]! >= nodes) return false;
+      new Uint16Array(buffer, CHILD_OFF, child.length).set(child);
+      new Uint16Array(buffer, PKEY_OFF, nodes).set(pKey.map((k) => k + 1));
+      new Uint16Array(buffer, WKEY_OFF, nodes).set(wKey.map((k) => k + 1));
+      new Int8Array(buffer, SYM_OFF, 128).set(symbols);
+      trie = true;
+      return true;
+    },
+    words(fold: string): number {
+      if (!trie) throw new Error('kernel: setTrie first');
+      loadText(fold);
+      return wasmWords(fold.length);
+    },
+    events: new Int32Array(buffer, EVT_OFF, 4 * CAP),
     stage: new Int32Array(buffer, STAGE_OFF, KERNEL_MAX_BUCKETS),
     dot(count: number, weights: Int8Array): number {
       return wasmDot(weightsAt(weights), STAGE_OFF, count, 0, 0, 0, 0, 0, 0);

@@ -7,6 +7,8 @@
  * single-word steps), so the work per start position is bounded and a scan is linear.
  */
 
+import { KERNEL, KERNEL_PREP_MAX, type Kernel } from './kernel.js';
+
 /** Categories the rules report. */
 export type RuleCategory =
   | 'instruction_override'
@@ -560,6 +562,9 @@ const TRIE = (() => {
   return { child: Int32Array.from(child), pKey: Int32Array.from(pKey), wKey: Int32Array.from(wKey) };
 })();
 
+/** Whether the WebAssembly kernel scans for the word index (it holds the trie). */
+const KERNEL_WORDS = KERNEL !== undefined && KERNEL.setTrie(TRIE.child, TRIE.pKey, TRIE.wKey, SYMBOL);
+
 /**
  * Word index of the text being matched (module scratch, valid during one `matchRules` call):
  * per key number the word start positions in ascending order, and the keys present.
@@ -586,8 +591,12 @@ function wordIndex(fold: string): void {
   if (CANDIDATES.length > SCRATCH_KEEP) CANDIDATES = new Int32Array(1024);
   if (TAILS.length > SCRATCH_KEEP) TAILS = new Int32Array(64);
   PRESENT.length = 0;
-  const { child, pKey, wKey } = TRIE;
   const n = fold.length;
+  if (KERNEL_WORDS && n <= KERNEL_PREP_MAX) {
+    wordIndexKernel(KERNEL!, fold);
+    return;
+  }
+  const { child, pKey, wKey } = TRIE;
   let i = 0;
   while (i < n) {
     let c = fold.charCodeAt(i);
@@ -626,25 +635,57 @@ function wordIndex(fold: string): void {
         else break;
       }
     }
-    if (!apostrophe) continue;
-    // Every part after an apostrophe (a regex \b also starts a word there).
-    for (let s = start + 1; s < i; s++) {
-      if (fold.charCodeAt(s - 1) !== 39 || fold.charCodeAt(s) === 39) continue;
-      let node = 0;
-      let t = s;
-      for (; t < i; t++) {
-        node = child[node * SYMBOLS + symbolOf(fold.charCodeAt(t))]!;
-        if (node === 0) break;
-        if (t - s < 6) {
-          const pk = pKey[node]!;
-          if (pk >= 0) addPosition(pk, s);
-        }
-      }
-      if (node !== 0 && t === i && i - s <= 24) {
-        const wk = wKey[node]!;
-        if (wk >= 0) addPosition(wk, s);
+    if (apostrophe) apostropheParts(fold, start, i);
+  }
+}
+
+/** Indexes every part after an apostrophe of the word fold[start, end) (a regex \b also starts a word there). */
+function apostropheParts(fold: string, start: number, end: number): void {
+  const { child, pKey, wKey } = TRIE;
+  for (let s = start + 1; s < end; s++) {
+    if (fold.charCodeAt(s - 1) !== 39 || fold.charCodeAt(s) === 39) continue;
+    let node = 0;
+    let t = s;
+    for (; t < end; t++) {
+      node = child[node * SYMBOLS + symbolOf(fold.charCodeAt(t))]!;
+      if (node === 0) break;
+      if (t - s < 6) {
+        const pk = pKey[node]!;
+        if (pk >= 0) addPosition(pk, s);
       }
     }
+    if (node !== 0 && t === end && end - s <= 24) {
+      const wk = wKey[node]!;
+      if (wk >= 0) addPosition(wk, s);
+    }
+  }
+}
+
+/**
+ * wordIndex's scan of a text of at most KERNEL_PREP_MAX code units by the WebAssembly kernel
+ * (kernel.ts `words`): the same keys at the same positions in the same order; the parts after an
+ * apostrophe are indexed here when the kernel marks such a word.
+ */
+function wordIndexKernel(kernel: Kernel, fold: string): void {
+  const count = kernel.words(fold);
+  const events = kernel.events;
+  const n = fold.length;
+  for (let x = 0; x < count; x++) {
+    const e = events[x]!;
+    const key = e >>> 16;
+    const pos = e & 0xffff;
+    if (key !== 0xffff) {
+      addPosition(key, pos);
+      continue;
+    }
+    // The word runs over [a-z0-9'] from its start.
+    let end = pos + 1;
+    while (end < n) {
+      const c = fold.charCodeAt(end);
+      if (c >= 128 || SYMBOL[c]! < 0) break;
+      end++;
+    }
+    apostropheParts(fold, pos, end);
   }
 }
 
