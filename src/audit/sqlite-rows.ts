@@ -12,6 +12,9 @@ export const PAYLOAD_COLUMNS = ['event_id', 'tenant_id', 'ts', 'expires_at', 're
 /** Rows per statement on the writer thread: 50-row statements, then 10-row ones, then single rows. */
 export const MULTI_ROW_SIZES = [50, 10] as const;
 
+/** The `categories` column of an event without finding categories. */
+export const NO_CATEGORIES = '||';
+
 /**
  * A transaction that inserts event rows and payload rows (arrays in column order), skipping known ids.
  *
@@ -33,19 +36,26 @@ export function insertStatements(db: SqliteDatabase.Database, opts: { multiRow?:
   const cols = EVENT_COLUMNS.length;
   const DAY = EVENT_COLUMNS.indexOf('day');
   const KIND = EVENT_COLUMNS.indexOf('kind');
-  // Multi-row statements, each with one reused argument array (packed, so the spread stays on V8's
+  const CATEGORIES = EVENT_COLUMNS.indexOf('categories');
+  // Multi-row statements, each with reused argument arrays (packed, so the spread stays on V8's
   // fast path). When every row of a chunk has the same day and kind (all but the chunks around
   // midnight or holding admin events), a statement with that day and kind as SQL literals binds 13
-  // values per row instead of 15: two fewer strings, each a UTF-8 conversion and two copies.
-  const sizes = (opts.multiRow ? MULTI_ROW_SIZES : []).map((n) => ({ n, st: db.prepare(`INSERT INTO audit_events (${columns}) VALUES ${values(n, params)} ON CONFLICT (id) DO NOTHING`), args: Array.from({ length: n * cols }, (): unknown => null), uniformArgs: Array.from({ length: n * (cols - 2) }, (): unknown => null) }));
+  // values per row instead of 15: two fewer strings, each a UTF-8 conversion and two copies; and
+  // 12 when no row of the chunk has finding categories (`||`, the usual case), that one literal too.
+  const sizes = (opts.multiRow ? MULTI_ROW_SIZES : []).map((n) => ({
+    n,
+    st: db.prepare(`INSERT INTO audit_events (${columns}) VALUES ${values(n, params)} ON CONFLICT (id) DO NOTHING`),
+    args: Array.from({ length: n * cols }, (): unknown => null),
+    literalArgs: [Array.from({ length: n * (cols - 2) }, (): unknown => null), Array.from({ length: n * (cols - 3) }, (): unknown => null)] as const,
+  }));
   const literal = new Map<string, SqliteDatabase.Statement>();
-  const uniform = (n: number, day: unknown, kind: unknown): SqliteDatabase.Statement | undefined => {
+  const uniform = (n: number, day: unknown, kind: unknown, noCategories: boolean): SqliteDatabase.Statement | undefined => {
     if (typeof day !== 'string' || typeof kind !== 'string' || !/^\d{4}-\d{2}-\d{2}$/.test(day) || !/^[a-z]{1,16}$/.test(kind)) return undefined;
-    const key = `${n}|${day}|${kind}`;
+    const key = `${n}|${day}|${kind}|${noCategories ? 1 : 0}`;
     let st = literal.get(key);
     if (!st) {
       if (literal.size >= 8) literal.clear(); // yesterday's statements
-      const row = `(${EVENT_COLUMNS.map((c) => (c === 'day' ? `'${day}'` : c === 'kind' ? `'${kind}'` : '?')).join(', ')})`;
+      const row = `(${EVENT_COLUMNS.map((c) => (c === 'day' ? `'${day}'` : c === 'kind' ? `'${kind}'` : c === 'categories' && noCategories ? `'${NO_CATEGORIES}'` : '?')).join(', ')})`;
       literal.set(key, (st = db.prepare(`INSERT INTO audit_events (${columns}) VALUES ${values(n, row)} ON CONFLICT (id) DO NOTHING`)));
     }
     return st;
@@ -55,20 +65,26 @@ export function insertStatements(db: SqliteDatabase.Database, opts: { multiRow?:
   // binding per audit row, beside ~24 k of SQLite's own work).
   return db.transaction((rows: readonly unknown[][], payloads: readonly unknown[][]) => {
     let i = 0;
-    for (const { n, st, args, uniformArgs } of sizes) {
+    for (const { n, st, args, literalArgs } of sizes) {
       for (; i + n <= rows.length; i += n) {
         const day = rows[i]![DAY];
         const kind = rows[i]![KIND];
         let same = true;
-        for (let j = i + 1; j < i + n && same; j++) same = rows[j]![DAY] === day && rows[j]![KIND] === kind;
-        const lit = same ? uniform(n, day, kind) : undefined;
+        let noCategories = true;
+        for (let j = i; j < i + n && same; j++) {
+          const r = rows[j]!;
+          same = r[DAY] === day && r[KIND] === kind;
+          if (r[CATEGORIES] !== NO_CATEGORIES) noCategories = false;
+        }
+        const lit = same ? uniform(n, day, kind, noCategories) : undefined;
         if (lit) {
+          const a = literalArgs[noCategories ? 1 : 0];
           let k = 0;
           for (let j = i; j < i + n; j++) {
             const r = rows[j]!;
-            for (let c = 0; c < cols; c++) if (c !== DAY && c !== KIND) uniformArgs[k++] = r[c];
+            for (let c = 0; c < cols; c++) if (c !== DAY && c !== KIND && (c !== CATEGORIES || !noCategories)) a[k++] = r[c];
           }
-          lit.run(...uniformArgs);
+          lit.run(...a);
         } else {
           let k = 0;
           for (let j = i; j < i + n; j++) {

@@ -2,7 +2,7 @@
 import { sql, type Insertable, type Kysely } from 'kysely';
 import { Worker } from 'node:worker_threads';
 import type SqliteDatabase from 'better-sqlite3';
-import { EVENT_COLUMNS, PAYLOAD_COLUMNS, insertStatements } from './sqlite-rows.js';
+import { EVENT_COLUMNS, NO_CATEGORIES, PAYLOAD_COLUMNS, insertStatements } from './sqlite-rows.js';
 import type { Database } from '../store/schema.js';
 import type { AuditEvent, QueuedEvent } from './event.js';
 
@@ -199,7 +199,7 @@ export class AuditStore implements AuditSink {
       e.status ?? null,
       e.model?.slice(0, 200) ?? null,
       (e.kind === 'admin' ? e.action : e.guardAction)?.slice(0, 100) ?? null,
-      e.categories?.length ? `|${e.categories.join('|')}|` : '||',
+      e.categories?.length ? `|${e.categories.join('|')}|` : NO_CATEGORIES,
       e.tokensIn ?? 0,
       e.tokensOut ?? 0,
       e.costUsd ?? 0,

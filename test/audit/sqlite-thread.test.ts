@@ -52,7 +52,7 @@ test('without a thread (thread: false) the same batches are written on the main 
   }
 });
 
-test('multi-row statements (writer thread) store exactly what single-row statements store: duplicate ids within and across batches, every batch size path, day and kind as literals or bound', async () => {
+test('multi-row statements (writer thread) store exactly what single-row statements store: duplicate ids within and across batches, every batch size path, day, kind and empty categories as literals or bound', async () => {
   const dirs = [mkdtempSync(join(tmpdir(), 'pcl-audit-single-')), mkdtempSync(join(tmpdir(), 'pcl-audit-multi-'))];
   const dbs = await Promise.all(dirs.map((d) => openDb({ dataDir: d })));
   try {
@@ -70,6 +70,7 @@ test('multi-row statements (writer thread) store exactly what single-row stateme
       if (size === 137) rows[70]![3] = 'admin';
       if (size === 500) rows[120]![2] = '1999-12-31';
       if (size === 61) rows[5]![2] = "2026-01-01', 'x'); --";
+      if (size === 500) rows[310]![10] = '|EMAIL|'; // a chunk with finding categories (bound)
       seen.push(...rows);
       const payloads = rows.slice(0, 2).map((r) => [r[0], 'ten_p', r[1], Date.now() + 60_000, 'enc', null]);
       for (const w of writes) w(rows, payloads);
