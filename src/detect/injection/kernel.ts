@@ -44,8 +44,15 @@ const CHILD_OFF = CL_OFF + 16 * CAP; // u16 × 37 × TRIE_MAX_NODES: child node 
 const PKEY_OFF = CHILD_OFF + 2 * 37 * TRIE_MAX_NODES; // u16 × TRIE_MAX_NODES: prefix key + 1 (0 none)
 const WKEY_OFF = PKEY_OFF + 2 * TRIE_MAX_NODES; // u16 × TRIE_MAX_NODES: word key + 1 (0 none)
 const SYM_OFF = WKEY_OFF + 2 * TRIE_MAX_NODES; // i8 × 128: symbol of an ASCII code unit (-1 none)
-const EVT_OFF = SYM_OFF + 128; // i32 × 4 CAP: events (key << 16 | word start)
-const PAGES = Math.ceil((EVT_OFF + 16 * CAP) / 65_536);
+const EVT_OFF = SYM_OFF + 128; // i32 × 4 CAP: events (key << 16 | word start; automaton states)
+// One keyword automaton (secrets/keywords.ts): rows of DFA_STRIDE u16 next states per state.
+/** Most states and character classes (class 0 included) of the automaton the kernel holds. */
+export const KERNEL_DFA_MAX_STATES = 3_072;
+export const KERNEL_DFA_STRIDE = 64;
+const DFA_OFF = EVT_OFF + 16 * CAP; // u16 × DFA_STRIDE × DFA_MAX_STATES
+const DFA_OUT_OFF = DFA_OFF + 2 * KERNEL_DFA_STRIDE * KERNEL_DFA_MAX_STATES; // u8 × DFA_MAX_STATES: 1 when the state has output
+const DFA_CLS_OFF = DFA_OUT_OFF + KERNEL_DFA_MAX_STATES; // u8 × 128: character class of an ASCII code unit
+const PAGES = Math.ceil((DFA_CLS_OFF + 128) / 65_536);
 
 /** Most buckets one call takes (the staging area). */
 export const KERNEL_MAX_BUCKETS = 8192;
@@ -300,17 +307,39 @@ function wordsBody(): number[] {
   return [0x01, 8, 0x7f, ...code];
 }
 
+/**
+ * `scan(n)`: the keyword automaton over the n code units at TEXT_OFF, as secrets/keywords.ts
+ * walks it (a code unit from 128 on returns to the root): every state reached that has output
+ * is written to EVT_OFF in order; returns their number.
+ */
+function scanBody(): number[] {
+  const [n, i, c, st, e] = Array.from({ length: 5 }, (_, x) => x);
+  const code = [
+    0x02, 0x40, 0x03, 0x40,
+    ...get(i), ...get(n), GE_U, 0x0d, 1,
+    ...get(i), ...i32(1), SHL, ...mem(I32_LOAD16_U, 1, TEXT_OFF), ...set(c),
+    ...get(i), ...i32(1), ADD, ...set(i),
+    ...get(c), ...i32(128), GE_U, ...IF, ...i32(0), ...set(st), 0x0c, 1, ...END,
+    ...get(st), ...i32(6), SHL, ...get(c), ...mem(I32_LOAD8_U, 0, DFA_CLS_OFF), OR, ...i32(1), SHL, ...mem(I32_LOAD16_U, 1, DFA_OFF), ...tee(st),
+    ...mem(I32_LOAD8_U, 0, DFA_OUT_OFF), ...IF, ...store32(EVT_OFF, get(e), get(st)), ...get(e), ...i32(1), ADD, ...set(e), ...END,
+    0x0c, 0, 0x0b, 0x0b,
+    ...get(e),
+    0x0b,
+  ];
+  return [0x01, 4, 0x7f, ...code];
+}
+
 /** The module's bytes. */
 function assemble(): Uint8Array {
-  const bodies = [dotBody(), prepareBody(), wordsBody()];
+  const bodies = [dotBody(), prepareBody(), wordsBody(), scanBody()];
   const bytes = [
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
     // Types: (i32 × 9) -> f64; (i32) -> (); (i32) -> i32
     ...section(1, [3, 0x60, 9, ...Array(9).fill(0x7f), 1, 0x7c, 0x60, 1, 0x7f, 0, 0x60, 1, 0x7f, 1, 0x7f]),
-    ...section(3, [3, 0, 1, 2]),
+    ...section(3, [4, 0, 1, 2, 2]),
     ...section(5, [1, 0x00, ...uleb(PAGES)]),
-    ...section(7, [4, ...name('mem'), 0x02, 0, ...name('dot'), 0x00, 0, ...name('prepare'), 0x00, 1, ...name('words'), 0x00, 2]),
-    ...section(10, [3, ...bodies.flatMap((b) => [...uleb(b.length), ...b])]),
+    ...section(7, [5, ...name('mem'), 0x02, 0, ...name('dot'), 0x00, 0, ...name('prepare'), 0x00, 1, ...name('words'), 0x00, 2, ...name('scan'), 0x00, 3]),
+    ...section(10, [4, ...bodies.flatMap((b) => [...uleb(b.length), ...b])]),
   ];
   return Uint8Array.from(bytes);
 }
@@ -343,6 +372,14 @@ export interface Kernel {
   /** Scans `fold` (at most KERNEL_PREP_MAX code units) for rules.ts's word index: events[0, returned) (see wordsBody). */
   words(fold: string): number;
   events: Int32Array;
+  /**
+   * Loads a keyword automaton (secrets/keywords.ts) once: next states (rows of KERNEL_DFA_STRIDE
+   * per state, by character class), 1 per state with output, the class of each ASCII code unit.
+   * Returns a scanner of texts of at most KERNEL_PREP_MAX code units (events[0, returned) are
+   * the states with output reached, in order), or undefined when the kernel already holds one or
+   * the automaton is too large.
+   */
+  loadAutomaton(next: Uint16Array, hasOut: Uint8Array, classes: Uint8Array): ((text: string) => number) | undefined;
 }
 
 /** The part of the WebAssembly API used here (the project's TypeScript libs do not declare it). */
@@ -378,6 +415,8 @@ function instantiate(wasm: WasmApi): Kernel {
   const res = new Int32Array(buffer, RES_OFF, 2);
   let tables = false;
   let trie = false;
+  let automaton = false;
+  const wasmScan = instance.exports.scan as (n: number) => number;
   const wasmWords = instance.exports.words as (n: number) => number;
   /** The text whose code units are at TEXT_OFF (the word index and prepare read the same fold). */
   let loaded: string | undefined;
@@ -427,6 +466,20 @@ function instantiate(wasm: WasmApi): Kernel {
       return wasmWords(fold.length);
     },
     events: new Int32Array(buffer, EVT_OFF, 4 * CAP),
+    loadAutomaton(next: Uint16Array, hasOut: Uint8Array, classes: Uint8Array): ((text: string) => number) | undefined {
+      const states = hasOut.length;
+      if (automaton || states > KERNEL_DFA_MAX_STATES || next.length !== states * KERNEL_DFA_STRIDE || classes.length !== 128) return undefined;
+      for (let x = 0; x < next.length; x++) if (next[x]! >= states) return undefined;
+      for (let x = 0; x < 128; x++) if (classes[x]! >= KERNEL_DFA_STRIDE) return undefined;
+      new Uint16Array(buffer, DFA_OFF, next.length).set(next);
+      new Uint8Array(buffer, DFA_OUT_OFF, states).set(hasOut);
+      new Uint8Array(buffer, DFA_CLS_OFF, 128).set(classes);
+      automaton = true;
+      return (input: string): number => {
+        loadText(input);
+        return wasmScan(input.length);
+      };
+    },
     stage: new Int32Array(buffer, STAGE_OFF, KERNEL_MAX_BUCKETS),
     dot(count: number, weights: Int8Array): number {
       return wasmDot(weightsAt(weights), STAGE_OFF, count, 0, 0, 0, 0, 0, 0);
