@@ -5,7 +5,7 @@
  * (scripts/train-injection.ts) and inference.
  */
 
-import { KERNEL, KERNEL_PREP_MAX, type Kernel } from './kernel.js';
+import { KERNEL, KERNEL_PREP_MAX, type Kernel } from '../kernel.js';
 
 /** Number of hash bits (2^18 buckets). */
 export const FEATURE_BITS = 18;

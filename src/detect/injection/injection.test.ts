@@ -4,7 +4,7 @@ import { detectInjection, DEFAULT_THRESHOLDS, RULES, RULE_LANGUAGES, MODEL_META,
 import { matchRules } from './rules.js';
 import { classifyWindows } from './classifier.js';
 import { windows, WINDOW, windowDot, prepareText, preparedWindowDot, featurize, dot, indirectWindows, INDIRECT_WINDOW } from './features.js';
-import { KERNEL, KERNEL_PREP_MAX } from './kernel.js';
+import { KERNEL, KERNEL_PREP_MAX } from '../kernel.js';
 import { normalize } from '../normalize/index.js';
 
 const cats = (text: string, trust: 'trusted' | 'untrusted' = 'trusted') =>

@@ -7,7 +7,7 @@
  * single-word steps), so the work per start position is bounded and a scan is linear.
  */
 
-import { KERNEL, KERNEL_PREP_MAX, type Kernel } from './kernel.js';
+import { KERNEL, KERNEL_PREP_MAX, type Kernel } from '../kernel.js';
 
 /** Categories the rules report. */
 export type RuleCategory =

@@ -1,5 +1,5 @@
 /** A small Aho-Corasick automaton over lower-cased ASCII: one linear pass finds every keyword present. */
-import { KERNEL, KERNEL_DFA_STRIDE, KERNEL_PREP_MAX } from '../injection/kernel.js';
+import { KERNEL, KERNEL_DFA_STRIDE, KERNEL_PREP_MAX } from '../kernel.js';
 
 /** A compiled keyword set; `scan` returns the indexes of keywords that occur in the text. */
 export interface KeywordScanner {

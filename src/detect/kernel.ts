@@ -1,16 +1,22 @@
 /**
- * The innermost loop of the injection classifier as a small WebAssembly function: count a
- * window's feature buckets (a 2^18-entry u16 table) in order, recording first touches, then the
- * normalised dot product of 1 + ln(count) with int8 weights over the touched buckets in
- * first-touch order, clearing the counts. It is `bumpRange` + `touchedDot` of features.ts, the
- * same arithmetic step for step (f64 multiply and add in the same order, the same 1 + ln(c)
- * values from a table filled by Math.log, a correctly rounded square root), so the result is
- * bit-identical; WebAssembly only drops the JavaScript overheads of these two loops (bounds
- * checks, typed-array dispatch), which were about a third of the classifier's time.
+ * The detectors' innermost loops as one small WebAssembly module, shared by the injection
+ * detector and the secrets keyword scan (pure: text in, numbers out, no I/O). Four functions:
  *
- * The module is assembled here from its instructions (no binary file): one exported function
- * `dot(n, q)` and one exported memory. If WebAssembly is unavailable (`--jitless`), `KERNEL` is
- * undefined and features.ts keeps its JavaScript loops.
+ * - `dot`: count a window's feature buckets (a 2^18-entry u16 table) in order, recording first
+ *   touches, then the normalised dot product of 1 + ln(count) with int8 weights over the touched
+ *   buckets in first-touch order, clearing the counts — `bumpRange` + `touchedDot` of
+ *   injection/features.ts step for step (f64 multiply and add in the same order, the same
+ *   1 + ln(c) values from a table filled by Math.log, a correctly rounded square root);
+ * - `prepare`: injection/features.ts' prepareText hashing pass (tokens, word buckets, units,
+ *   n-gram buckets) for texts up to KERNEL_PREP_MAX code units;
+ * - `words`: injection/rules.ts' word-index scan over the rule-key trie that rules.ts loads;
+ * - `scan`: walks the built-in secrets keyword automaton (secrets/keywords.ts).
+ *
+ * Each gives bit-identical results to the JavaScript code it replaces (which stays, and runs
+ * where WebAssembly cannot, e.g. `--jitless`, and for inputs over the kernel's limits); the tests
+ * compare the two. WebAssembly only drops the JavaScript overheads of these loops (bounds
+ * checks, typed-array dispatch). The module is assembled here from its instructions (no binary
+ * file); `KERNEL` is undefined when WebAssembly is unavailable.
  */
 
 /** Largest count the kernel's log table covers: windows of at most WINDOW (1024) units count at most 6 * 1024 + 4. */
