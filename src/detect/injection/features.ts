@@ -270,6 +270,17 @@ KERNEL?.setTables(
   SHAPE_CLASS,
 );
 
+/** Points the prepared-text bindings at one set of lists (the kernel's memory or JS_LISTS). */
+function useLists(l: typeof JS_LISTS): void {
+  TOK_START = l.tokStart;
+  TOK_END = l.tokEnd;
+  TOK_HASH = l.tokHash;
+  W_LIST = l.wList;
+  UNIT_POS = l.unitPos;
+  UNIT_OFF = l.unitOff;
+  C_LIST = l.cList;
+}
+
 /**
  * Hashes every feature of `fold` once, for `preparedWindowDot` on windows of it: the tokens and
  * the collapsed units of `accumulate` run from position 0, in one pass over the text. (The same
@@ -281,14 +292,7 @@ export function prepareText(fold: string): void {
   P_FOLD = fold;
   if (KERNEL !== undefined && n <= KERNEL_PREP_MAX) {
     // The same pass in WebAssembly, into lists in its memory (the windows read them from there).
-    const l = KERNEL.lists;
-    TOK_START = l.tokStart;
-    TOK_END = l.tokEnd;
-    TOK_HASH = l.tokHash;
-    W_LIST = l.wList;
-    UNIT_POS = l.unitPos;
-    UNIT_OFF = l.unitOff;
-    C_LIST = l.cList;
+    useLists(KERNEL.lists);
     const r = KERNEL.prepare(fold);
     P_TOKENS = r[0];
     P_UNITS = r[1];
@@ -306,13 +310,7 @@ export function prepareText(fold: string): void {
       cList: new Int32Array(4 * cap),
     };
   }
-  TOK_START = JS_LISTS.tokStart;
-  TOK_END = JS_LISTS.tokEnd;
-  TOK_HASH = JS_LISTS.tokHash;
-  W_LIST = JS_LISTS.wList;
-  UNIT_POS = JS_LISTS.unitPos;
-  UNIT_OFF = JS_LISTS.unitOff;
-  C_LIST = JS_LISTS.cList;
+  useLists(JS_LISTS);
   // Locals: the hot loop then indexes the arrays without reloading the module bindings.
   const tokStart = TOK_START;
   const tokEnd = TOK_END;
@@ -442,6 +440,31 @@ function bumpRange(list: Int32Array, from: number, to: number): void {
   nTouched = nt;
 }
 
+// A window [start, end) of the prepared text, set by windowSpan: its whole tokens are
+// WS_TA..WS_TB-1; WS_HEAD is the hash of a word cut by the window's start (-1 for none), WS_CUT_END
+// whether token WS_TB is cut by its end; its collapsed units are WS_UA..WS_UB-1 (a leading
+// collapsed space skipped, as `accumulate` skips leading whitespace).
+let WS_TA = 0;
+let WS_TB = 0;
+let WS_HEAD = -1;
+let WS_CUT_END = false;
+let WS_UA = 0;
+let WS_UB = 0;
+
+function windowSpan(fold: string, start: number, end: number): void {
+  const ta = lowerBound(TOK_START, P_TOKENS, start);
+  WS_HEAD = ta > 0 && TOK_END[ta - 1] > start ? wordHash(fold, start, Math.min(TOK_END[ta - 1], end)) : -1;
+  const te = lowerBound(TOK_START, P_TOKENS, end);
+  WS_CUT_END = te - 1 >= ta && TOK_END[te - 1] > end;
+  WS_TA = ta;
+  WS_TB = WS_CUT_END ? te - 1 : te;
+  let a = lowerBound(UNIT_POS, P_UNITS, start);
+  const b = lowerBound(UNIT_POS, P_UNITS, end);
+  if (a < b && isSpace(fold.charCodeAt(UNIT_POS[a]))) a++;
+  WS_UA = a;
+  WS_UB = b;
+}
+
 /**
  * `windowDot(fold, start, end, q)` for the text of the last `prepareText(fold)` call, from its
  * precomputed buckets (identical result: the same buckets bumped in the same order).
@@ -454,19 +477,18 @@ export function preparedWindowDot(start: number, end: number, q: Int8Array): num
   ensureTouched(6 * (end - start) + 16);
   // Words: a word cut by the window's start or end is hashed from its part inside the window;
   // the tokens wholly inside are the text's tokens, bumped from W_LIST.
+  windowSpan(fold, start, end);
+  const ta = WS_TA;
+  const tb = WS_TB;
+  const cutEnd = WS_CUT_END;
   let prev = 0;
   let havePrev = false;
-  const ta = lowerBound(TOK_START, P_TOKENS, start);
-  if (ta > 0 && TOK_END[ta - 1] > start) {
-    const h = wordHash(fold, start, Math.min(TOK_END[ta - 1], end));
+  if (WS_HEAD >= 0) {
+    const h = WS_HEAD;
     bump(h, 1);
     prev = h;
     havePrev = true;
   }
-  const te = lowerBound(TOK_START, P_TOKENS, end);
-  let tb = te;
-  const cutEnd = te - 1 >= ta && TOK_END[te - 1] > end;
-  if (cutEnd) tb = te - 1;
   if (ta < tb) {
     bump(W_LIST[ta === 0 ? 0 : 2 * ta - 1], 1);
     if (havePrev) bump(bigramBucket(prev, TOK_HASH[ta] >>> 0), 1);
@@ -481,9 +503,8 @@ export function preparedWindowDot(start: number, end: number, q: Int8Array): num
   }
   // Character and shape n-grams: the window's collapsed units are the text's units a..b-1 (a
   // leading collapsed space is skipped, as `accumulate` skips leading whitespace).
-  let a = lowerBound(UNIT_POS, P_UNITS, start);
-  const b = lowerBound(UNIT_POS, P_UNITS, end);
-  if (a < b && isSpace(fold.charCodeAt(UNIT_POS[a]))) a++;
+  const a = WS_UA;
+  const b = WS_UB;
   if (b - a >= 3) {
     const last = UNIT_OFF[b - 3];
     bumpRange(C_LIST, UNIT_OFF[a], last + 1);
@@ -502,20 +523,19 @@ function preparedKernelDot(kernel: Kernel, start: number, end: number, q: Int8Ar
   // Lists prepared by the kernel are read where they are; lists prepared in JavaScript (long
   // texts) are copied into the staging area.
   const inKernel = W_LIST === kernel.lists.wList;
+  windowSpan(fold, start, end);
+  const ta = WS_TA;
+  const tb = WS_TB;
+  const cutEnd = WS_CUT_END;
   let n = 0;
   let prev = 0;
   let havePrev = false;
-  const ta = lowerBound(TOK_START, P_TOKENS, start);
-  if (ta > 0 && TOK_END[ta - 1] > start) {
-    const h = wordHash(fold, start, Math.min(TOK_END[ta - 1], end));
+  if (WS_HEAD >= 0) {
+    const h = WS_HEAD;
     stage[n++] = h & MASK;
     prev = h;
     havePrev = true;
   }
-  const te = lowerBound(TOK_START, P_TOKENS, end);
-  let tb = te;
-  const cutEnd = te - 1 >= ta && TOK_END[te - 1] > end;
-  if (cutEnd) tb = te - 1;
   let w0 = 0;
   let w1 = 0;
   if (ta < tb) {
@@ -536,9 +556,8 @@ function preparedKernelDot(kernel: Kernel, start: number, end: number, q: Int8Ar
     stage[n++] = h & MASK;
     if (havePrev) stage[n++] = bigramBucket(prev, h);
   }
-  let a = lowerBound(UNIT_POS, P_UNITS, start);
-  const b = lowerBound(UNIT_POS, P_UNITS, end);
-  if (a < b && isSpace(fold.charCodeAt(UNIT_POS[a]))) a++;
+  const a = WS_UA;
+  const b = WS_UB;
   let c0 = 0;
   let c1 = 0;
   if (b - a >= 3) {
