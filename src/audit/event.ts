@@ -171,16 +171,20 @@ export class OutputTap {
     this.text += outputText(o);
     this.keep(serialized);
   }
-  /** One SSE event's data sent to the client. */
-  event(data: string): void {
+  /**
+   * One SSE event's data sent to the client. `parsed` is `JSON.parse(data)` when the caller already
+   * has it (the proxy parses every upstream event; an event relayed unchanged need not be parsed
+   * twice); without it the data is parsed here.
+   */
+  event(data: string, parsed?: unknown): void {
     if (data !== '[DONE]') {
       try {
-        this.text += deltaText(JSON.parse(data));
+        this.text += deltaText(parsed === undefined ? JSON.parse(data) : parsed);
       } catch {
         /* not JSON */
       }
     }
-    this.keep(`data: ${data}\n\n`);
+    if (this.captureBytes > 0) this.keep(`data: ${data}\n\n`);
   }
   private keep(s: string): void {
     if (this.captureBytes <= 0 || this.truncated) return;

@@ -198,11 +198,12 @@ async function relayStream(
   let wrote = false;
   /** Tokens of a first upstream call that was blocked and re-asked (added to the second's). */
   let carried: TokenUsage | undefined;
-  const write = async (evs: SseEvent[]) => {
+  /** Sends events; `parsed[i]`, when given, is JSON.parse(evs[i].data) (events relayed unchanged). */
+  const write = async (evs: SseEvent[], parsed?: unknown[]) => {
     if (evs.length === 0 || out.destroyed) return;
     wrote = true;
     const tap = (ctx.state.audit as AuditRequestState | undefined)?.tap; // output hash for the audit trail
-    if (tap) for (const ev of evs) tap.event(ev.data);
+    if (tap) for (let i = 0; i < evs.length; i++) tap.event(evs[i]!.data, parsed?.[i]);
     const ok = out.write(evs.map(formatSse).join(''));
     if (!ok && !out.destroyed) await Promise.race([once(out, 'drain'), once(out, 'close')]);
   };
@@ -218,17 +219,22 @@ async function relayStream(
         pending = [];
         // Everything parsed from one upstream chunk goes out in one socket write (no added delay).
         const outgoing: SseEvent[] = [];
+        // Without stream transforms every outgoing event is an upstream one, already parsed.
+        const outParsed: unknown[] | undefined = transform ? undefined : [];
         for (const { ev, parsed } of batch) {
           ctx.usage = usageFromEvent(api, parsed, ctx.usage);
           if (isTerminalEvent(api, ev.data, parsed)) terminal = true;
           // Usage-only chunk the gateway asked for on the client's behalf: keep it to ourselves.
           if (!clientWantsUsage && (parsed as any)?.usage && Array.isArray((parsed as any).choices) && (parsed as any).choices.length === 0) continue;
           if (transform) outgoing.push(...(await transform.onEvent(ev, parsed)));
-          else outgoing.push(ev);
+          else {
+            outgoing.push(ev);
+            outParsed!.push(parsed);
+          }
         }
         reask = transform?.reaskPending?.();
         if (reask && outgoing.length === 0) break;
-        await write(outgoing);
+        await write(outgoing, outParsed);
         if (reask) break;
         if (out.destroyed) break;
       }

@@ -251,3 +251,31 @@ test('output-side findings are audited like request ones: detector, category, sc
     assert.ok(!stored.includes(LEAKED_TOKEN) && !stored.includes(LEAKED_EMAIL), 'no value in the event');
   }
 });
+
+test('output hash of a stream relayed without stream guards (events parsed once) equals the non-stream one', async () => {
+  const plain = await startGateway({
+    providers: { mock: { type: 'openai', baseUrl: `${mock.url}/v1` } },
+    routes: [{ model: 'mock-*', provider: 'mock' }],
+    guards: { enabled: false },
+    audit: { flushIntervalMs: 20 },
+  });
+  try {
+    const pAudit = plain.gw.modules.get('audit') as AuditModule;
+    const send = async (body: Record<string, unknown>) => {
+      const res = await fetch(`${plain.url}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${plain.key}`, 'content-type': 'application/json' }, body: JSON.stringify({ model: 'mock-1', ...body }) });
+      await res.text();
+      assert.equal(res.status, 200);
+      return auditEventOf(pAudit, res.headers.get('x-request-id')!);
+    };
+    const whole = await send(msg('hello'));
+    const streamed = await send({ ...msg('hello'), stream: true });
+    const withUsage = await send({ ...msg('hello'), stream: true, stream_options: { include_usage: true } });
+    const other = await send({ ...msg('leak output'), stream: true });
+    assert.match(whole.outputHash!, /^[0-9a-f]{64}$/);
+    assert.equal(streamed.outputHash, whole.outputHash, 'the streamed deltas hash like the whole message');
+    assert.equal(withUsage.outputHash, whole.outputHash, 'a usage chunk adds no output text');
+    assert.notEqual(other.outputHash, whole.outputHash, 'another output, another hash');
+  } finally {
+    await plain.close();
+  }
+});
