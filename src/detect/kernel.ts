@@ -18,6 +18,7 @@
  * checks, typed-array dispatch). The module is assembled here from its instructions (no binary
  * file); `KERNEL` is undefined when WebAssembly is unavailable.
  */
+import { BIGRAM_MUL, BUCKET_MIX, CHAR3_SALT, CHAR4_SALT, CHAR_SEED, FEATURE_BITS, FNV_OFFSET, FNV_PRIME, SHAPE3_SALT, SHAPE4_SALT, SHAPE_SEED } from './feature-hash.js';
 
 /** Largest count the kernel's log table covers: windows of at most WINDOW (1024) units count at most 6 * 1024 + 4. */
 export const KERNEL_MAX_COUNT = 8191;
@@ -158,10 +159,10 @@ function dotBody(): number[] {
  */
 function prepareBody(): number[] {
   const [n, j, c, cls, t, w, prev, inWord, wh, wlen, c0, c1, c2, c3, k, k0, k1, k2, k3, np, have, lastSpace, o, h, g] = Array.from({ length: 25 }, (_, i) => i);
-  const MASK = (1 << 18) - 1;
-  const P = 0x01000193;
-  const SEED1 = 0x811c9dc5 ^ 1;
-  const MIX = 0x85ebca6b;
+  const MASK = (1 << FEATURE_BITS) - 1;
+  const P = FNV_PRIME;
+  const SEED1 = FNV_OFFSET ^ 1;
+  const MIX = BUCKET_MIX;
   /** The token of hash `h` ending at `end`: hash, word buckets (unigram, bigram with the previous token). */
   const emit = (end: number[]) => [
     ...store32(TOKE_OFF, get(t), end),
@@ -169,7 +170,7 @@ function prepareBody(): number[] {
     ...store32(WL_OFF, get(w), [...get(h), ...i32(MASK), AND]),
     ...get(w), ...i32(1), ADD, ...set(w),
     ...get(t), ...IF,
-    ...store32(WL_OFF, get(w), [...get(prev), ...get(h), ...i32(0x9e3779b1), MUL, XOR, ...i32(MIX), MUL, ...i32(MASK), AND]),
+    ...store32(WL_OFF, get(w), [...get(prev), ...get(h), ...i32(BIGRAM_MUL), MUL, XOR, ...i32(MIX), MUL, ...i32(MASK), AND]),
     ...get(w), ...i32(1), ADD, ...set(w),
     ...END,
     ...get(h), ...set(prev),
@@ -227,15 +228,15 @@ function prepareBody(): number[] {
     ...get(np), ...i32(1), SHL, ...get(k), ...i32(97), NE, ...get(k), ...i32(32), NE, AND, OR, ...i32(15), AND, ...set(np),
     ...get(have), ...i32(1), ADD, ...tee(have), ...i32(4), GE_U, ...IF,
     ...store32(UOFF_OFF, [...get(have), ...i32(4), SUB], get(o)),
-    ...i32(0x9e3779b9), ...set(h), ...fnv(h, c0), ...fnv(h, c1), ...fnv(h, c2),
-    ...gram(h, 2 * 0x27d4eb2d),
+    ...i32(CHAR_SEED), ...set(h), ...fnv(h, c0), ...fnv(h, c1), ...fnv(h, c2),
+    ...gram(h, CHAR3_SALT),
     ...fnv(h, c3),
-    ...gram(h, 3 * 0x27d4eb2d),
+    ...gram(h, CHAR4_SALT),
     ...get(np), ...IF,
-    ...i32(0x1234567), ...set(g), ...fnv(g, k0), ...fnv(g, k1), ...fnv(g, k2),
-    ...get(np), ...i32(14), AND, ...IF, ...gram(g, 0x55), ...END,
+    ...i32(SHAPE_SEED), ...set(g), ...fnv(g, k0), ...fnv(g, k1), ...fnv(g, k2),
+    ...get(np), ...i32(14), AND, ...IF, ...gram(g, SHAPE3_SALT), ...END,
     ...fnv(g, k3),
-    ...gram(g, 0x77),
+    ...gram(g, SHAPE4_SALT),
     ...END,
     ...END,
     ...END, // $skip
@@ -245,8 +246,8 @@ function prepareBody(): number[] {
     ...get(inWord), ...IF, ...get(wh), ...set(h), ...emit(get(n)), ...END,
     ...get(have), ...i32(3), GE_U, ...IF,
     ...store32(UOFF_OFF, [...get(have), ...i32(3), SUB], get(o)),
-    ...i32(0x9e3779b9), ...set(h), ...fnv(h, c1), ...fnv(h, c2), ...fnv(h, c3),
-    ...gram(h, 2 * 0x27d4eb2d),
+    ...i32(CHAR_SEED), ...set(h), ...fnv(h, c1), ...fnv(h, c2), ...fnv(h, c3),
+    ...gram(h, CHAR3_SALT),
     ...END,
     ...i32(0), ...get(t), ...mem(I32_STORE, 2, RES_OFF),
     ...i32(0), ...get(have), ...mem(I32_STORE, 2, RES_OFF + 4),

@@ -6,9 +6,10 @@
  */
 
 import { KERNEL, KERNEL_PREP_MAX, type Kernel } from '../kernel.js';
+import { BIGRAM_MUL, BUCKET_MIX, CHAR3_SALT, CHAR4_SALT, CHAR_SEED, FEATURE_BITS, FNV_OFFSET, FNV_PRIME, SHAPE3_SALT, SHAPE4_SALT, SHAPE_SEED } from '../feature-hash.js';
 
 /** Number of hash bits (2^18 buckets). */
-export const FEATURE_BITS = 18;
+export { FEATURE_BITS };
 const MASK = (1 << FEATURE_BITS) - 1;
 
 /** A sparse feature vector: parallel arrays of bucket indices and values. */
@@ -19,10 +20,10 @@ export interface SparseVector {
 
 
 function hashString(s: string, seed: number): number {
-  let h = (0x811c9dc5 ^ seed) >>> 0;
+  let h = (FNV_OFFSET ^ seed) >>> 0;
   for (let i = 0; i < s.length; i++) {
     h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
+    h = Math.imul(h, FNV_PRIME);
   }
   return h >>> 0;
 }
@@ -77,7 +78,7 @@ function accumulate(fold: string, start: number, end: number): void {
       i++;
       continue;
     }
-    let h = (0x811c9dc5 ^ 1) >>> 0;
+    let h = (FNV_OFFSET ^ 1) >>> 0;
     if (isWordCode(c)) {
       let len = 0;
       while (i < end) {
@@ -85,19 +86,19 @@ function accumulate(fold: string, start: number, end: number): void {
         if (!isWordCode(d)) break;
         if (len < 24) {
           h ^= d;
-          h = Math.imul(h, 0x01000193);
+          h = Math.imul(h, FNV_PRIME);
         }
         len++;
         i++;
       }
     } else {
       h ^= c;
-      h = Math.imul(h, 0x01000193);
+      h = Math.imul(h, FNV_PRIME);
       i++;
     }
     h >>>= 0;
     bump(h, 1);
-    if (havePrev) bump(Math.imul(prev ^ Math.imul(h, 0x9e3779b1), 0x85ebca6b) >>> 0, 1);
+    if (havePrev) bump(bigramBucket(prev, h), 1);
     prev = h;
     havePrev = true;
   }
@@ -113,14 +114,9 @@ function accumulate(fold: string, start: number, end: number): void {
   let have = 0;
   let lastSpace = true;
   const gram = (a: number, b: number, c: number, d: number, k: number): void => {
-    let h = 0x9e3779b9 >>> 0;
-    h ^= a; h = Math.imul(h, 0x01000193) >>> 0;
-    h ^= b; h = Math.imul(h, 0x01000193) >>> 0;
-    h ^= c; h = Math.imul(h, 0x01000193) >>> 0;
-    bump(Math.imul(h ^ (2 * 0x27d4eb2d), 0x85ebca6b) >>> 0, 1);
-    if (k < 4) return;
-    h ^= d; h = Math.imul(h, 0x01000193) >>> 0;
-    bump(Math.imul(h ^ (3 * 0x27d4eb2d), 0x85ebca6b) >>> 0, 1);
+    const h = fnv3(CHAR_SEED, a, b, c);
+    bump(gramBucket(h, CHAR3_SALT), 1);
+    if (k >= 4) bump(gramBucket(fnvStep(h, d), CHAR4_SALT), 1);
   };
   for (let j = start; j < end; j++) {
     let c = fold.charCodeAt(j);
@@ -138,13 +134,9 @@ function accumulate(fold: string, start: number, end: number): void {
       gram(c0, c1, c2, c3, 4);
       const plain3 = (k0 === 97 || k0 === 32) && (k1 === 97 || k1 === 32) && (k2 === 97 || k2 === 32);
       if (!plain3 || (k3 !== 97 && k3 !== 32)) {
-        let h = 0x1234567;
-        h ^= k0; h = Math.imul(h, 0x01000193);
-        h ^= k1; h = Math.imul(h, 0x01000193);
-        h ^= k2; h = Math.imul(h, 0x01000193);
-        if (!plain3) bump(Math.imul(h ^ 0x55, 0x85ebca6b) >>> 0, 1);
-        h ^= k3; h = Math.imul(h, 0x01000193);
-        bump(Math.imul(h ^ 0x77, 0x85ebca6b) >>> 0, 1);
+        const g = fnv3(SHAPE_SEED, k0, k1, k2);
+        if (!plain3) bump(gramBucket(g, SHAPE3_SALT), 1);
+        bump(gramBucket(fnvStep(g, k3), SHAPE4_SALT), 1);
       }
     }
   }
@@ -235,17 +227,35 @@ let C_LIST: Int32Array = new Int32Array(4096);
 let JS_LISTS = { tokStart: TOK_START, tokEnd: TOK_END, tokHash: TOK_HASH, wList: W_LIST, unitPos: UNIT_POS, unitOff: UNIT_OFF, cList: C_LIST };
 
 function wordHash(fold: string, start: number, end: number): number {
-  let h = (0x811c9dc5 ^ 1) >>> 0;
+  let h = (FNV_OFFSET ^ 1) >>> 0;
   const stop = Math.min(end, start + 24);
   for (let i = start; i < stop; i++) {
     h ^= fold.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
+    h = Math.imul(h, FNV_PRIME);
   }
   return h >>> 0;
 }
 
 function bigramBucket(prev: number, h: number): number {
-  return (Math.imul(prev ^ Math.imul(h, 0x9e3779b1), 0x85ebca6b) >>> 0) & MASK;
+  return (Math.imul(prev ^ Math.imul(h, BIGRAM_MUL), BUCKET_MIX) >>> 0) & MASK;
+}
+
+// The n-gram hashes, shared by `accumulate` (training, reference) and `prepareText` (and mirrored
+// step for step by the WebAssembly kernel's prepare, from the same constants). Hashes are int32:
+// xor and Math.imul see the same 32 bits as on uint32, and buckets take the low FEATURE_BITS bits.
+
+/** FNV-1a over three code units from `seed`; one more unit is `fnvStep`. */
+function fnv3(seed: number, a: number, b: number, c: number): number {
+  return Math.imul(Math.imul(Math.imul(seed ^ a, FNV_PRIME) ^ b, FNV_PRIME) ^ c, FNV_PRIME);
+}
+
+function fnvStep(h: number, d: number): number {
+  return Math.imul(h ^ d, FNV_PRIME);
+}
+
+/** The bucket of an n-gram hash under a salt. */
+function gramBucket(h: number, salt: number): number {
+  return Math.imul(h ^ salt, BUCKET_MIX) & MASK;
 }
 
 /** First index i in [0, n) with a[i] >= x (n when none). */
@@ -340,12 +350,12 @@ export function prepareText(fold: string): void {
       if (!inWord) {
         inWord = true;
         tokStart[t] = j;
-        wh = (0x811c9dc5 ^ 1) >>> 0;
+        wh = (FNV_OFFSET ^ 1) >>> 0;
         wlen = 0;
       }
       if (wlen < 24) {
         wh ^= c;
-        wh = Math.imul(wh, 0x01000193);
+        wh = Math.imul(wh, FNV_PRIME);
       }
       wlen++;
     } else {
@@ -360,9 +370,9 @@ export function prepareText(fold: string): void {
         t++;
       }
       if (!space) {
-        let h = (0x811c9dc5 ^ 1) >>> 0;
+        let h = (FNV_OFFSET ^ 1) >>> 0;
         h ^= c;
-        h = Math.imul(h, 0x01000193);
+        h = Math.imul(h, FNV_PRIME);
         tokStart[t] = j;
         tokEnd[t] = j + 1;
         tokHash[t] = h;
@@ -386,21 +396,13 @@ export function prepareText(fold: string): void {
     np = ((np << 1) | (k !== 97 && k !== 32 ? 1 : 0)) & 15;
     if (++have >= 4) {
       unitOff[have - 4] = o;
-      let h = 0x9e3779b9 | 0;
-      h ^= c0; h = Math.imul(h, 0x01000193);
-      h ^= c1; h = Math.imul(h, 0x01000193);
-      h ^= c2; h = Math.imul(h, 0x01000193);
-      cList[o++] = Math.imul(h ^ (2 * 0x27d4eb2d), 0x85ebca6b) & MASK;
-      h ^= c3; h = Math.imul(h, 0x01000193);
-      cList[o++] = Math.imul(h ^ (3 * 0x27d4eb2d), 0x85ebca6b) & MASK;
+      const h = fnv3(CHAR_SEED, c0, c1, c2);
+      cList[o++] = gramBucket(h, CHAR3_SALT);
+      cList[o++] = gramBucket(fnvStep(h, c3), CHAR4_SALT);
       if (np !== 0) {
-        let g = 0x1234567;
-        g ^= k0; g = Math.imul(g, 0x01000193);
-        g ^= k1; g = Math.imul(g, 0x01000193);
-        g ^= k2; g = Math.imul(g, 0x01000193);
-        if ((np & 14) !== 0) cList[o++] = Math.imul(g ^ 0x55, 0x85ebca6b) & MASK;
-        g ^= k3; g = Math.imul(g, 0x01000193);
-        cList[o++] = Math.imul(g ^ 0x77, 0x85ebca6b) & MASK;
+        const g = fnv3(SHAPE_SEED, k0, k1, k2);
+        if ((np & 14) !== 0) cList[o++] = gramBucket(g, SHAPE3_SALT);
+        cList[o++] = gramBucket(fnvStep(g, k3), SHAPE4_SALT);
       }
     }
   }
@@ -415,11 +417,7 @@ export function prepareText(fold: string): void {
   // The 3-gram of the last three units (a window ending there counts it; no 4-gram follows).
   if (have >= 3) {
     unitOff[have - 3] = o;
-    let h = 0x9e3779b9 | 0;
-    h ^= c1; h = Math.imul(h, 0x01000193);
-    h ^= c2; h = Math.imul(h, 0x01000193);
-    h ^= c3; h = Math.imul(h, 0x01000193);
-    cList[o++] = Math.imul(h ^ (2 * 0x27d4eb2d), 0x85ebca6b) & MASK;
+    cList[o++] = gramBucket(fnv3(CHAR_SEED, c1, c2, c3), CHAR3_SALT);
   }
   P_TOKENS = t;
   P_UNITS = have;
