@@ -28,10 +28,10 @@ export const NO_CATEGORIES = '||';
  * does so; the shared connection (the fallback on the event loop) uses single-row statements.
  */
 export function insertStatements(db: SqliteDatabase.Database, opts: { multiRow?: boolean } = {}): (rows: readonly unknown[][], payloads: readonly unknown[][]) => void {
-  const columns = EVENT_COLUMNS.join(', ');
-  const values = (n: number, row: string) => Array.from({ length: n }, () => row).join(', ');
   const params = `(${EVENT_COLUMNS.map(() => '?').join(', ')})`;
-  const ev = db.prepare(`INSERT INTO audit_events (${columns}) VALUES ${params} ON CONFLICT (id) DO NOTHING`);
+  /** An event INSERT of `n` rows, each written as `row`, skipping known ids. */
+  const insertEvents = (n: number, row: string) => db.prepare(`INSERT INTO audit_events (${EVENT_COLUMNS.join(', ')}) VALUES ${Array.from({ length: n }, () => row).join(', ')} ON CONFLICT (id) DO NOTHING`);
+  const ev = insertEvents(1, params);
   const pl = db.prepare(`INSERT INTO audit_payloads (${PAYLOAD_COLUMNS.join(', ')}) VALUES (${PAYLOAD_COLUMNS.map(() => '?').join(', ')}) ON CONFLICT (event_id) DO NOTHING`);
   const cols = EVENT_COLUMNS.length;
   const DAY = EVENT_COLUMNS.indexOf('day');
@@ -44,7 +44,7 @@ export function insertStatements(db: SqliteDatabase.Database, opts: { multiRow?:
   // 12 when no row of the chunk has finding categories (`||`, the usual case), that one literal too.
   const sizes = (opts.multiRow ? MULTI_ROW_SIZES : []).map((n) => ({
     n,
-    st: db.prepare(`INSERT INTO audit_events (${columns}) VALUES ${values(n, params)} ON CONFLICT (id) DO NOTHING`),
+    st: insertEvents(n, params),
     args: Array.from({ length: n * cols }, (): unknown => null),
     literalArgs: [Array.from({ length: n * (cols - 2) }, (): unknown => null), Array.from({ length: n * (cols - 3) }, (): unknown => null)] as const,
   }));
@@ -56,7 +56,7 @@ export function insertStatements(db: SqliteDatabase.Database, opts: { multiRow?:
     if (!st) {
       if (literal.size >= 8) literal.clear(); // yesterday's statements
       const row = `(${EVENT_COLUMNS.map((c) => (c === 'day' ? `'${day}'` : c === 'kind' ? `'${kind}'` : c === 'categories' && noCategories ? `'${NO_CATEGORIES}'` : '?')).join(', ')})`;
-      literal.set(key, (st = db.prepare(`INSERT INTO audit_events (${columns}) VALUES ${values(n, row)} ON CONFLICT (id) DO NOTHING`)));
+      literal.set(key, (st = insertEvents(n, row)));
     }
     return st;
   };
