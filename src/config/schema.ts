@@ -30,12 +30,18 @@ export const sizeSchema = z.union([
     }),
 ]);
 
+/** An upstream base URL: http(s), no query string, fragment or credentials (calls append their path to it). */
+const baseUrlSchema = z
+  .string()
+  .url()
+  .refine((u) => /^https?:\/\/[^/?#@]+(\/[^?#]*)?$/i.test(u), 'baseUrl must be an http(s) URL without a query string, fragment or credentials (e.g. https://api.openai.com/v1)');
+
 export const providerSchema = z.discriminatedUnion('type', [
   z
     .object({
       type: z.literal('openai'),
       /** Base URL including the version path, e.g. https://api.openai.com/v1 or http://127.0.0.1:8000/v1 */
-      baseUrl: z.string().url(),
+      baseUrl: baseUrlSchema,
       /** Name of the env variable holding the upstream key. */
       apiKeyEnv: z.string().optional(),
       /** Path of a file holding the upstream key (e.g. a mounted secret). */
@@ -49,7 +55,7 @@ export const providerSchema = z.discriminatedUnion('type', [
   z
     .object({
       type: z.literal('anthropic'),
-      baseUrl: z.string().url().default('https://api.anthropic.com'),
+      baseUrl: baseUrlSchema.default('https://api.anthropic.com'),
       apiKeyEnv: z.string().optional(),
       apiKeyFile: z.string().optional(),
       version: z.string().default('2023-06-01'),

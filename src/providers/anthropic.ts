@@ -1,6 +1,6 @@
 /** Anthropic Messages API upstream. */
 import type { ProviderConfig } from '../config/schema.js';
-import { createAgent, postJson, readCredential, type UpstreamTimeouts } from './http.js';
+import { createAgent, postJson, readCredential, upstreamBase, type UpstreamTimeouts } from './http.js';
 import type { Api, Provider } from './types.js';
 
 type AnthropicConfig = Extract<ProviderConfig, { type: 'anthropic' }>;
@@ -8,7 +8,7 @@ type AnthropicConfig = Extract<ProviderConfig, { type: 'anthropic' }>;
 /** Builds an Anthropic provider. */
 export function createAnthropicProvider(name: string, cfg: AnthropicConfig, timeouts: UpstreamTimeouts, env: Record<string, string | undefined> = process.env): Provider {
   const agent = createAgent(timeouts);
-  const base = cfg.baseUrl.replace(/\/+$/, '').replace(/\/v1$/, '');
+  const base = upstreamBase(cfg.baseUrl.replace(/\/+$/, '').replace(/\/v1$/, ''));
   return {
     name,
     type: 'anthropic',
@@ -17,7 +17,7 @@ export function createAnthropicProvider(name: string, cfg: AnthropicConfig, time
       const key = readCredential(cfg, env);
       const headers: Record<string, string> = { ...cfg.headers, 'anthropic-version': cfg.version };
       if (key) headers['x-api-key'] = key;
-      return postJson(agent, `${base}/v1/messages`, headers, req.body, req.signal);
+      return postJson(agent, base, '/v1/messages', headers, req.body, req.signal);
     },
     close: () => agent.close(),
   };

@@ -5,7 +5,7 @@
 import { GatewayError } from '../errors.js';
 import { demoEmbedding, demoTokens, runDemoModel, type DemoReply, type DemoTool, type DemoTurn } from './demo-model.js';
 import { demoObjects, rememberDemoResponse } from './demo-objects.js';
-import type { Api, Provider, UpstreamRequest, UpstreamResponse } from './types.js';
+import type { Api, Provider, UpstreamRequest, UpstreamResponse, UpstreamSignal } from './types.js';
 
 /** Models the demo upstream serves. */
 export const DEMO_MODELS = ['demo', 'demo-vulnerable'] as const;
@@ -91,7 +91,7 @@ function jsonResponse(status: number, body: unknown): UpstreamResponse {
   return { status, headers: { 'content-type': 'application/json' }, body: (async function* () { yield buf; })(), dump() {} };
 }
 
-function sseResponse(gen: () => Generator<Buffer>, signal: AbortSignal): UpstreamResponse {
+function sseResponse(gen: () => Generator<Buffer>, signal: UpstreamSignal): UpstreamResponse {
   return {
     status: 200,
     headers: { 'content-type': 'text/event-stream' },

@@ -1,8 +1,8 @@
 /** Upstream HTTP through one pooled undici Agent per provider (keep-alive, bounded timeouts). */
 import { readFileSync } from 'node:fs';
-import { Agent, request, errors as undiciErrors } from 'undici';
+import { Agent, errors as undiciErrors } from 'undici';
 import { GatewayError } from '../errors.js';
-import type { UpstreamResponse } from './types.js';
+import type { UpstreamResponse, UpstreamSignal } from './types.js';
 
 /** Timeouts and pool sizing for upstream calls. */
 export interface UpstreamTimeouts {
@@ -39,21 +39,43 @@ export function readCredential(p: { apiKeyEnv?: string; apiKeyFile?: string }, e
 
 const fileCache = new Map<string, { value: string; until: number }>();
 
-/** Sends one POST upstream, mapping transport failures to GatewayErrors (details only internal). */
+/**
+ * An upstream base URL split once into the origin undici pools connections by and the path
+ * prefix of every call (without a trailing slash). Calls go through `agent.request({ origin, path })`
+ * rather than undici's top-level `request(url, { dispatcher })`, which parses a `URL` per call: in a
+ * loaded gateway that path left undici's request objects alive past young-generation GCs (heap
+ * allocation sampling of a bare fastify + undici proxy: 50 MB promoted in 6 s against 13 MB), and
+ * promoted garbage is what makes V8 grow the old space.
+ */
+export interface UpstreamBase {
+  origin: string;
+  basePath: string;
+}
+
+/** Splits a provider's base URL (`http://host:port/prefix`) into origin and path prefix. */
+export function upstreamBase(baseUrl: string): UpstreamBase {
+  const u = new URL(baseUrl);
+  return { origin: u.origin, basePath: u.pathname.replace(/\/+$/, '') };
+}
+
+/** Sends one POST upstream to `base` + `path`, mapping transport failures to GatewayErrors (details only internal). */
 export async function postJson(
   agent: Agent,
-  url: string,
+  base: UpstreamBase,
+  path: string,
   headers: Record<string, string>,
   body: unknown,
-  signal: AbortSignal,
+  signal: UpstreamSignal,
 ): Promise<UpstreamResponse> {
   try {
-    const res = await request(url, {
+    const res = await agent.request({
+      origin: base.origin,
+      path: base.basePath + path,
       method: 'POST',
       headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers },
       body: JSON.stringify(body),
-      dispatcher: agent,
-      signal,
+      // undici takes an EventEmitter-style signal as well as an AbortSignal (see util/abort.ts).
+      signal: signal as AbortSignal,
     });
     return {
       status: res.statusCode,
@@ -64,7 +86,7 @@ export async function postJson(
       },
     };
   } catch (e) {
-    throw mapTransportError(e, url);
+    throw mapTransportError(e, base.origin + base.basePath + path);
   }
 }
 

@@ -1,7 +1,6 @@
 /** OpenAI-compatible upstreams: OpenAI, Azure OpenAI, vLLM, Ollama, Together, … */
 import type { ProviderConfig } from '../config/schema.js';
-import { request } from 'undici';
-import { createAgent, mapTransportError, postJson, readCredential, type UpstreamTimeouts } from './http.js';
+import { createAgent, mapTransportError, postJson, readCredential, upstreamBase, type UpstreamTimeouts } from './http.js';
 import { API_PATHS, type Api, type Provider } from './types.js';
 
 type OpenAiConfig = Extract<ProviderConfig, { type: 'openai' }>;
@@ -9,9 +8,9 @@ type OpenAiConfig = Extract<ProviderConfig, { type: 'openai' }>;
 /** Builds an OpenAI-compatible provider. */
 export function createOpenAiProvider(name: string, cfg: OpenAiConfig, timeouts: UpstreamTimeouts, env: Record<string, string | undefined> = process.env): Provider {
   const agent = createAgent(timeouts);
-  const base = cfg.baseUrl.replace(/\/+$/, '');
+  const base = upstreamBase(cfg.baseUrl);
   const apis = new Set<Api>(['chat', 'completions', 'embeddings', 'responses']);
-  /** Upstream URL and headers with the upstream credential (never the client's). */
+  /** Upstream path (below the base URL) and headers with the upstream credential (never the client's). */
   const target = (path: string, query: Record<string, string>, requestId: string) => {
     const key = readCredential(cfg, env);
     const headers: Record<string, string> = { ...cfg.headers };
@@ -24,21 +23,21 @@ export function createOpenAiProvider(name: string, cfg: OpenAiConfig, timeouts: 
     }
     headers['x-request-id'] = requestId;
     const qs = q.toString();
-    return { url: base + path + (qs ? `?${qs}` : ''), headers };
+    return { path: path + (qs ? `?${qs}` : ''), headers };
   };
   return {
     name,
     type: 'openai',
     apis,
     send(req) {
-      const { url, headers } = target(API_PATHS[req.api], {}, req.requestId);
-      return postJson(agent, url, headers, req.body, req.signal);
+      const { path, headers } = target(API_PATHS[req.api], {}, req.requestId);
+      return postJson(agent, base, path, headers, req.body, req.signal);
     },
     async request(req) {
-      const { url, headers } = target(req.path, req.query ?? {}, req.requestId);
+      const { path, headers } = target(req.path, req.query ?? {}, req.requestId);
       if (req.contentType) headers['content-type'] = req.contentType;
       try {
-        const res = await request(url, { method: req.method, headers: { accept: 'application/json', ...headers }, body: req.body ?? null, dispatcher: agent, signal: req.signal });
+        const res = await agent.request({ origin: base.origin, path: base.basePath + path, method: req.method, headers: { accept: 'application/json', ...headers }, body: req.body ?? null, signal: req.signal as AbortSignal });
         return { status: res.statusCode, headers: res.headers, body: res.body, dump: () => res.body.destroy() };
       } catch (e) {
         throw mapTransportError(e, name);

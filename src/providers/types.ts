@@ -1,5 +1,8 @@
 /** Provider adapters: what the gateway needs to call an upstream LLM API. */
 import type { Readable } from 'node:stream';
+import type { UpstreamSignal } from '../util/abort.js';
+
+export type { UpstreamSignal };
 
 /** The client-facing APIs the gateway serves. */
 export type Api = 'chat' | 'completions' | 'embeddings' | 'responses' | 'messages';
@@ -20,7 +23,7 @@ export interface UpstreamRequest {
   body: Record<string, unknown>;
   stream: boolean;
   /** Aborted when the client goes away or a timeout fires. */
-  signal: AbortSignal;
+  signal: UpstreamSignal;
   requestId: string;
 }
 
@@ -47,7 +50,7 @@ export interface RawUpstreamRequest {
   contentType?: string;
   /** The body: JSON bytes, or a streamed multipart upload (already size-limited). */
   body?: Buffer | Readable;
-  signal: AbortSignal;
+  signal: UpstreamSignal;
   requestId: string;
 }
 

@@ -1,6 +1,6 @@
 /** The typed context one proxied request carries through identify → … → settle. */
 import type { Principal } from '../identity/types.js';
-import type { Api, Provider, UpstreamResponse } from '../providers/types.js';
+import type { Api, Provider, UpstreamResponse, UpstreamSignal } from '../providers/types.js';
 
 /** Token usage reported by the provider. */
 export interface TokenUsage {
@@ -87,7 +87,7 @@ export interface ProxySteps {
    * `body` (the body of the first call) plus the corrective note; undefined when not possible.
    * The relay then builds fresh transforms with `streamGuards` (`ctx.state.reasked` is set).
    */
-  reaskStream?(ctx: RequestContext, body: Record<string, unknown>, signal: AbortSignal): Promise<UpstreamResponse | undefined>;
+  reaskStream?(ctx: RequestContext, body: Record<string, unknown>, signal: UpstreamSignal): Promise<UpstreamResponse | undefined>;
   /**
    * Settlement of what admission reserved (limits): called once when the response has ended,
    * right away (before the next I/O), so a client's next request sees its slot released.

@@ -16,6 +16,7 @@ import type { Provider, RawUpstreamRequest, UpstreamResponse } from '../provider
 import type { RequestContext, SseEvent } from './context.js';
 import type { GatewayModule, ModuleFactory } from './modules.js';
 import { identify } from './proxy.js';
+import { UpstreamAbort } from '../util/abort.js';
 import { readBounded, upstreamStatusError } from './upstream-errors.js';
 
 /** What one object route does. */
@@ -132,7 +133,7 @@ export const objectsModule: ModuleFactory = ({ config, db, identity, router, mod
   }
 
   async function call(req: FastifyRequest, reply: FastifyReply, up: Omit<RawUpstreamRequest, 'signal' | 'requestId'>, p: Provider): Promise<UpstreamResponse> {
-    const ac = new AbortController();
+    const ac = new UpstreamAbort();
     const onClose = () => {
       if (!reply.raw.writableFinished) ac.abort(new GatewayError('PCL_UPSTREAM_ERROR', { internal: 'client closed the connection' }));
     };
@@ -140,7 +141,7 @@ export const objectsModule: ModuleFactory = ({ config, db, identity, router, mod
     const total = setTimeout(() => ac.abort(new GatewayError('PCL_UPSTREAM_TIMEOUT', { internal: 'total timeout' })), config.upstream.totalTimeoutMs);
     total.unref();
     try {
-      const res = await p.request!({ ...up, signal: ac.signal, requestId: req.pcl.requestId });
+      const res = await p.request!({ ...up, signal: ac, requestId: req.pcl.requestId });
       if (res.status >= 400) throw await upstreamStatusError(res);
       return res;
     } catch (e) {

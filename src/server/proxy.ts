@@ -20,6 +20,7 @@ import { readBounded, upstreamStatusError } from './upstream-errors.js';
 import { isTerminalEvent, usageFromBody, usageFromEvent } from './usage.js';
 import { validateBody } from './validate.js';
 import { phase } from '../tracing/phases.js';
+import { UpstreamAbort } from '../util/abort.js';
 
 /** What the proxy needs from the composition root. */
 export interface ProxyDeps {
@@ -103,7 +104,7 @@ export async function handleProxy(deps: ProxyDeps, api: Api, req: FastifyRequest
     upstreamBody.stream_options = { ...so, include_usage: true }; // settle budgets on real usage
   }
 
-  const ac = new AbortController();
+  const ac = new UpstreamAbort();
   const onClose = () => {
     if (!reply.raw.writableFinished) {
       ctx.aborted = true;
@@ -117,7 +118,7 @@ export async function handleProxy(deps: ProxyDeps, api: Api, req: FastifyRequest
   const t0 = performance.now();
   let res: UpstreamResponse;
   try {
-    res = await phase(ctx, 'upstream', () => route.provider.send({ api, body: upstreamBody, stream: ctx.stream, signal: ac.signal, requestId: ctx.requestId }));
+    res = await phase(ctx, 'upstream', () => route.provider.send({ api, body: upstreamBody, stream: ctx.stream, signal: ac, requestId: ctx.requestId }));
   } catch (e) {
     clearTimeout(total);
     throw mapTransportError(e, route.provider.name);
@@ -165,7 +166,7 @@ async function relayStream(
   ctx: RequestContext,
   res: UpstreamResponse,
   reply: FastifyReply,
-  ac: AbortController,
+  ac: UpstreamAbort,
   total: NodeJS.Timeout,
   clientWantsUsage: boolean,
   upstreamBody: Record<string, unknown>,
@@ -246,7 +247,7 @@ async function relayStream(
       transform = undefined;
       const u = ctx.usage;
       carried = terminal && u ? u : { inputTokens: u?.inputTokens || ((ctx.state.limits as { estimatedInputTokens?: number } | undefined)?.estimatedInputTokens ?? Math.ceil(JSON.stringify(upstreamBody).length / 4)), outputTokens: Math.max(u?.outputTokens ?? 0, Math.ceil(reask.outputChars / 4)), cachedInputTokens: u?.cachedInputTokens ?? 0 };
-      const next = !wrote && !ctx.aborted && deps.steps.reaskStream ? await deps.steps.reaskStream(ctx, upstreamBody, ac.signal) : undefined;
+      const next = !wrote && !ctx.aborted && deps.steps.reaskStream ? await deps.steps.reaskStream(ctx, upstreamBody, ac) : undefined;
       if (!next) {
         await write(reask.events);
         terminal = true;
@@ -279,7 +280,7 @@ async function relayStream(
     }
     ctx.upstreamMs = performance.now() - t0;
     if (!out.destroyed) out.end();
-    if (!ac.signal.aborted && failure) ac.abort();
+    if (!ac.aborted && failure) ac.abort();
   }
   return reply;
 }

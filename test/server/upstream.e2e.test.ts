@@ -183,6 +183,43 @@ test('client abort mid-stream aborts the upstream request', async () => {
   assert.equal(mock.inFlight, 0);
 });
 
+test('client gone before the upstream answered: the upstream request is aborted (non-stream and stream)', async () => {
+  const { g, mock } = await setup();
+  let started = 0;
+  mock.handler = () =>
+    new Promise<void>(() => {
+      started++; // never answers: only the gateway's abort ends it
+    });
+  for (const stream of [false, true]) {
+    const before = mock.aborts;
+    const ac = new AbortController();
+    const pending = fetch(`${g.url}/v1/chat/completions`, { method: 'POST', signal: ac.signal, headers: { authorization: `Bearer ${g.key}`, 'content-type': 'application/json' }, body: JSON.stringify({ model: 'mock-1', stream, messages: [{ role: 'user', content: 'hi' }] }) });
+    const t0 = Date.now();
+    while (started === (stream ? 1 : 0) && Date.now() - t0 < 3000) await new Promise((r) => setTimeout(r, 10));
+    ac.abort();
+    await pending.catch(() => undefined);
+    while (mock.aborts === before && Date.now() - t0 < 3000) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(mock.aborts, before + 1, `upstream saw the abort (stream: ${stream})`);
+  }
+  assert.equal(mock.inFlight, 0);
+});
+
+test('total timeout aborts a slow upstream: 504 without upstream details, upstream request closed', async () => {
+  const { g, mock, client } = await setup({ totalTimeoutMs: 300 });
+  mock.handler = () => new Promise(() => {}); // never answers (first-byte timeout stays at its 60 s default)
+  const t0 = Date.now();
+  await assert.rejects(client.chat.completions.create({ model: 'mock-1', messages: [{ role: 'user', content: 'hi' }] }), (e: any) => {
+    assert.equal(e.status, 504);
+    assert.equal(e.code, 'upstream_timeout');
+    assert.ok(!JSON.stringify(e.error).includes('127.0.0.1'));
+    return true;
+  });
+  assert.ok(Date.now() - t0 < 5000);
+  const t1 = Date.now();
+  while (mock.inFlight > 0 && Date.now() - t1 < 3000) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(mock.inFlight, 0, 'the upstream request was closed');
+});
+
 test('the default mock chat helper still works for non-stream through the SDK', async () => {
   const { mock, client } = await setup();
   mock.handler = (req, res) => defaultChat(req, res, 5, 'five pieces of text here');

@@ -17,7 +17,7 @@ import { readBounded } from '../../server/upstream-errors.js';
 import { inspect, writeBack } from '../inspect.js';
 import type { GuardsConfig, PolicyScope } from '../config.js';
 import type { GuardRecord } from '../types.js';
-import type { UpstreamResponse } from '../../providers/types.js';
+import type { UpstreamResponse, UpstreamSignal } from '../../providers/types.js';
 import { registerApprovalRoutes } from '../approvals/routes.js';
 import { callHash, consumeTicket, countPending, createTicket, getTicket, requestHash } from '../approvals/store.js';
 import { detectToolPoisoning, offeredTools, taintSources, type OfferedToolInfo } from '../tools/index.js';
@@ -274,7 +274,7 @@ export function createResponseGuardsModule(mctx: ModuleContext): GatewayModule {
    * The re-ask of a stream blocked before anything was released: the same upstream body plus the
    * corrective note, streamed. Its tokens are added to the first call's by the relay.
    */
-  async function reaskStream(ctx: RequestContext, first: Record<string, unknown>, signal: AbortSignal): Promise<UpstreamResponse | undefined> {
+  async function reaskStream(ctx: RequestContext, first: Record<string, unknown>, signal: UpstreamSignal): Promise<UpstreamResponse | undefined> {
     const st = ctx.state.responseGuards as ResponseGuardState | undefined;
     if (!st || !ctx.provider || ctx.state.reasked) return undefined;
     const blocked = (ctx.state.responseSession as ResponseSession | undefined)?.blocked;
