@@ -89,6 +89,9 @@ export function dayOf(ms: number, timeZone: string): string {
 /** Time zone offsets change at most on quarter hours: a day name is cached per 15 minutes. */
 const DAY_SLOT_MS = 15 * 60_000;
 
+/** Young-generation cap of the SQLite writer thread (MB). */
+const WRITER_YOUNG_MB = 2;
+
 /** The audit store. */
 export class AuditStore implements AuditSink {
   private readonly dayFmt: Intl.DateTimeFormat;
@@ -124,9 +127,12 @@ export class AuditStore implements AuditSink {
       const workerData = { file: this.sqlite.name };
       // Compiled: the worker module itself. From the TypeScript sources (tsx): a bootstrap that
       // registers tsx in the thread first; without tsx the thread fails and batches stay on this one.
+      // A small young generation: the thread only turns batches into statements, and V8's default
+      // (up to 16 MB for a worker) kept ~6 MB more of the process's RSS committed under load.
+      const resourceLimits = { maxYoungGenerationSizeMb: WRITER_YOUNG_MB };
       const w = here.endsWith('.ts')
-        ? new Worker(`import('tsx/esm/api').then((t) => { t.register(); return import(${JSON.stringify(new URL('./sqlite-worker.ts', here).href)}); });`, { eval: true, workerData })
-        : new Worker(new URL('./sqlite-worker.js', here), { workerData });
+        ? new Worker(`import('tsx/esm/api').then((t) => { t.register(); return import(${JSON.stringify(new URL('./sqlite-worker.ts', here).href)}); });`, { eval: true, workerData, resourceLimits })
+        : new Worker(new URL('./sqlite-worker.js', here), { workerData, resourceLimits });
       w.unref();
       w.on('message', (m: { id: number; error?: string }) => {
         const p = this.pending.get(m.id);
