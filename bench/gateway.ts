@@ -13,8 +13,8 @@
  * PCL_BENCH_LOADGEN=autocannon, PCL_BENCH_FROM_SOURCE=1 (run the gateway through tsx even when
  * dist/ is fresh), PCL_BENCH_PROFILE=1 (write a --cpu-prof of the 1-worker gateway under bench/results/profiles/).
  */
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,6 +24,7 @@ import { childPids, cpuMs, freePort, rssBytes, startChild, waitForChildren, wait
 import { holdConcurrentStreams, measureTtfb, summarize, type Summary } from './lib/streams.js';
 import { fmt, table } from './lib/table.js';
 import { STREAM_CHUNKS, SLOW_CHUNK_MS } from './lib/mock-upstream.js';
+import { built } from './lib/built.js';
 
 /** Model name sent by every client (the mock serves any name; `*-slow` streams slowly). */
 const BENCH_MODEL = 'gpt-4o-mini';
@@ -94,34 +95,14 @@ export function chatBody(model: string, stream: boolean, bytes = 1024): string {
   return JSON.stringify(base);
 }
 
-function newestMtime(dir: string): number {
-  let t = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) t = Math.max(t, newestMtime(p));
-    else if (e.name.endsWith('.ts') && !e.name.endsWith('.test.ts')) t = Math.max(t, statSync(p).mtimeMs);
-  }
-  return t;
-}
-
 /**
- * How to launch the CLI: the compiled dist/ (built first when missing), or the TypeScript sources
- * through tsx with PCL_BENCH_FROM_SOURCE=1 (or when the build failed).
+ * How to launch the CLI: the compiled dist/ (built first when missing or older than src/), or the
+ * TypeScript sources through tsx with PCL_BENCH_FROM_SOURCE=1 (or when the build failed).
  */
 function cliCommand(notes: string[]): { args: string[]; from: 'dist' | 'source' } {
-  const compiled = join(ROOT, 'dist', 'cli', 'index.js');
-  const serveJs = join(ROOT, 'dist', 'cli', 'serve.js');
-  if (process.env.PCL_BENCH_FROM_SOURCE !== '1') {
-    if (!existsSync(serveJs)) {
-      process.stdout.write('  dist/ is missing: running `npm run build` first…\n');
-      spawnSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'ignore' });
-    }
-    if (existsSync(serveJs)) {
-      if (statSync(compiled).mtimeMs < newestMtime(join(ROOT, 'src'))) notes.push('dist/ is older than some file in src/: the compiled build was measured; run `npm run build` first to measure the current sources (or PCL_BENCH_FROM_SOURCE=1).');
-      return { args: [join(ROOT, 'bin', 'portcullis')], from: 'dist' };
-    }
-    notes.push('`npm run build` did not produce dist/, so the gateway ran from the TypeScript sources through tsx.');
-  }
+  const b = built();
+  if (b.note) notes.push(b.note);
+  if (b.from === 'dist') return { args: [join(ROOT, 'bin', 'portcullis')], from: 'dist' };
   return { args: ['--import', 'tsx', join(ROOT, 'src', 'cli', 'index.ts')], from: 'source' };
 }
 

@@ -9,14 +9,36 @@ import { PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks';
 import { mkdtempSync, openSync, readSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { validateConfig } from '../src/config/load.js';
-import { createGateway, createLogger } from '../src/index.js';
-import { createGuardEngine } from '../src/guards/engine.js';
-import { normalize } from '../src/detect/normalize/index.js';
-import { detectPii } from '../src/detect/pii/index.js';
-import { detectSecrets } from '../src/detect/secrets/index.js';
-import { detectInjection } from '../src/detect/injection/index.js';
+import type * as ConfigLoad from '../src/config/load.js';
+import type * as Index from '../src/index.js';
+import type * as Engine from '../src/guards/engine.js';
+import type * as Normalize from '../src/detect/normalize/index.js';
+import type * as Pii from '../src/detect/pii/index.js';
+import type * as Secrets from '../src/detect/secrets/index.js';
+import type * as Injection from '../src/detect/injection/index.js';
 import { runLoad, type LoadResult } from './lib/load.js';
+import { built, importBuilt } from './lib/built.js';
+
+// The modules measured come from the compiled build (dist/, what `npm start` runs) unless
+// PCL_BENCH_FROM_SOURCE=1 (bench/lib/built.ts); loaded by run(), before anything is measured.
+let validateConfig: typeof ConfigLoad.validateConfig;
+let createGateway: typeof Index.createGateway;
+let createLogger: typeof Index.createLogger;
+let createGuardEngine: typeof Engine.createGuardEngine;
+let normalize: typeof Normalize.normalize;
+let detectPii: typeof Pii.detectPii;
+let detectSecrets: typeof Secrets.detectSecrets;
+let detectInjection: typeof Injection.detectInjection;
+
+async function loadModules(): Promise<void> {
+  ({ validateConfig } = await importBuilt<typeof ConfigLoad>('config/load.js'));
+  ({ createGateway, createLogger } = await importBuilt<typeof Index>('index.js'));
+  ({ createGuardEngine } = await importBuilt<typeof Engine>('guards/engine.js'));
+  ({ normalize } = await importBuilt<typeof Normalize>('detect/normalize/index.js'));
+  ({ detectPii } = await importBuilt<typeof Pii>('detect/pii/index.js'));
+  ({ detectSecrets } = await importBuilt<typeof Secrets>('detect/secrets/index.js'));
+  ({ detectInjection } = await importBuilt<typeof Injection>('detect/injection/index.js'));
+}
 
 const WORDS = (
   'the a of to and in is for on with that this from by as at be are was it or an can will our your we please could ' +
@@ -263,6 +285,9 @@ export async function multiTurn(turns = 10) {
 
 /** Runs the bench and returns its numbers. */
 export async function run(): Promise<object> {
+  await loadModules();
+  const build = built();
+  process.stdout.write(`  measuring ${build.from === 'dist' ? 'the compiled build (dist/)' : 'the TypeScript sources (tsx)'}${build.note ? `: ${build.note}` : ''}\n`);
   const small = await measure(1024, 3000);
   const large = await measure(16 * 1024, 3000);
   // The pipeline's own cost (inspect, ordering, records, write-back) with every detector off.
@@ -288,6 +313,8 @@ export async function run(): Promise<object> {
   }
   const result = {
     pipeline: 'default request stage (secrets redact, pii flag, injection block) incl. inspect + write-back, 1 core',
+    measured: build.from === 'dist' ? 'compiled build (dist/)' : 'TypeScript sources through tsx',
+    ...(build.note ? { buildNote: build.note } : {}),
     kib1: small,
     kib16: large,
     pipelineOnlyAt1KiB: { cpuP50Ms: overhead.cpuP50Ms, cpuP99Ms: overhead.cpuP99Ms, mbPerCpuSec: overhead.mbPerCpuSec },
