@@ -16,9 +16,11 @@ import pg from 'pg';
 import { openDb, type Db } from '../src/store/db.js';
 import { AuditStore } from '../src/audit/store.js';
 import { AuditWriter } from '../src/audit/writer.js';
-import { newEventId, OutputTap, type QueuedEvent } from '../src/audit/event.js';
+import { newEventId, type QueuedEvent } from '../src/audit/event.js';
 import { THREAD_NAME } from '../src/audit/sqlite-rows.js';
 import type { AuditModule } from '../src/audit/module.js';
+import type * as AuditEventModule from '../src/audit/event.js';
+import { importBuilt } from './lib/built.js';
 import type { MetricsModule } from '../src/metrics/module.js';
 import { compareOnOff, IN_SITU_ROUNDS, inSituShare, onOffTable, timed, type BenchGateway } from './lib/on-off.js';
 
@@ -130,7 +132,9 @@ async function inSitu(): Promise<AuditInSitu> {
   let ns0: number | undefined;
   let written0 = 0;
   let writerUs: number | null = null;
-  const tapProto = OutputTap.prototype as unknown as { body: (...a: unknown[]) => void };
+  // The tap class of the build the gateways run (compareOnOff loads dist/ unless PCL_BENCH_FROM_SOURCE=1).
+  const { OutputTap: GatewayTap } = await importBuilt<typeof AuditEventModule>('audit/event.js');
+  const tapProto = GatewayTap.prototype as unknown as { body: (...a: unknown[]) => void };
   const tapBody = tapProto.body;
   const parts = (on: BenchGateway) => ({ audit: on.gw.modules.get('audit') as AuditModule, metrics: on.gw.modules.get('metrics') as MetricsModule });
   let res: Awaited<ReturnType<typeof compareOnOff>>;

@@ -6,9 +6,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { validateConfig } from '../../src/config/load.js';
-import { createGateway, createLogger, type Gateway, type GatewayOptions } from '../../src/index.js';
+import type * as ConfigLoad from '../../src/config/load.js';
+import type * as Index from '../../src/index.js';
+import type { Gateway, GatewayOptions } from '../../src/index.js';
 import { startBenchMock } from './mock-upstream.js';
+import { importBuilt } from './built.js';
 import { runLoad, type LoadResult } from './load.js';
 import { fmt, table } from './table.js';
 
@@ -22,6 +24,9 @@ export interface BenchGateway {
 
 /** Starts an in-process gateway routing every model to `upstream`, with `extra` config merged in (and `options` passed to createGateway). */
 export async function startBenchGateway(upstream: string, extra: Record<string, unknown>, prefix = 'pcl-bench-gw-', options: GatewayOptions = {}): Promise<BenchGateway> {
+  // The compiled build (dist/, what `npm start` runs) unless PCL_BENCH_FROM_SOURCE=1: see built.ts.
+  const { validateConfig } = await importBuilt<typeof ConfigLoad>('config/load.js');
+  const { createGateway, createLogger } = await importBuilt<typeof Index>('index.js');
   const dir = mkdtempSync(join(tmpdir(), prefix));
   const config = validateConfig({
     dataDir: dir,
