@@ -40,6 +40,9 @@ export interface OpenDbOptions {
   poolSize?: number;
 }
 
+/** Page size of a newly created SQLite database file (bytes). */
+const SQLITE_PAGE_SIZE = 16_384;
+
 /** Opens (and migrates) the database. */
 export async function openDb(opts: OpenDbOptions): Promise<Db> {
   let db: Db;
@@ -83,6 +86,12 @@ export async function openDb(opts: OpenDbOptions): Promise<Db> {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const file = join(dir, 'portcullis.db');
     const sqlite = new SqliteDatabase(file);
+    // A new database file gets 16 KiB pages (SQLite's default is 4 KiB; an existing file keeps its
+    // size: in WAL mode the pragma is a no-op there). The audit trail appends ~1 KB rows: with 4 KiB
+    // pages each event cost ~0.8 page writes (WAL frame plus checkpoint, one pwrite each); the
+    // writer thread measured 7.9–8.0 µs of CPU per event with 4 KiB pages and 6.2–6.4 with 16 KiB
+    // (60 000 events, one tenant and key, two alternated runs).
+    sqlite.pragma(`page_size = ${SQLITE_PAGE_SIZE}`);
     sqlite.pragma('journal_mode = WAL');
     sqlite.pragma('busy_timeout = 5000');
     sqlite.pragma('synchronous = NORMAL');
