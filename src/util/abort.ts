@@ -51,10 +51,6 @@ export class UpstreamAbort {
     return this;
   }
 
-  off(type: string, listener: Listener): this {
-    return this.removeListener(type, listener);
-  }
-
   /** Listeners currently registered (for tests: a finished request must leave none). */
   get listenerCount(): number {
     return this.#listeners?.length ?? 0;
