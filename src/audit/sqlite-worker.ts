@@ -7,7 +7,7 @@
 import { writeFileSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import SqliteDatabase from 'better-sqlite3';
-import { insertStatements, THREAD_NAME } from './sqlite-rows.js';
+import { IDLE_CHECKPOINT_MS, insertStatements, THREAD_NAME, WRITER_WAL_AUTOCHECKPOINT } from './sqlite-rows.js';
 
 const { file } = workerData as { file: string };
 // The thread's name as `top -H`, `ps -L` and /proc/<pid>/task/<tid>/comm show it (Linux; the
@@ -21,16 +21,29 @@ const db = new SqliteDatabase(file);
 db.pragma('journal_mode = WAL');
 db.pragma('busy_timeout = 5000');
 db.pragma('synchronous = NORMAL');
-// Checkpoint the WAL every 10 000 pages (~40 MB) instead of 1 000: the audit trail rewrites the same
-// index pages in every batch, and a checkpoint copies each page once however often it changed since
-// the last one (writer thread CPU per event 7.9 -> 7.4-7.5 µs, 60 000 events in batches of 500).
-db.pragma('wal_autocheckpoint = 10000');
+// This thread checkpoints the WAL for the whole database while it runs (the main connection's
+// automatic checkpoint is off meanwhile: AuditStore.handOverCheckpoints). Every 10 000 pages
+// instead of SQLite's 1 000: the audit trail rewrites the same index pages in every batch, and a
+// checkpoint copies each page once however often it changed since the last one (writer thread
+// CPU per event 7.9 -> 7.4-7.5 µs with 4 KiB pages, 60 000 events in batches of 500).
+db.pragma(`wal_autocheckpoint = ${WRITER_WAL_AUTOCHECKPOINT}`);
+// And when no batch arrived for a while, for WAL written meanwhile by the main connection.
+let lastBatch = Date.now();
+setInterval(() => {
+  if (Date.now() - lastBatch < IDLE_CHECKPOINT_MS) return;
+  try {
+    db.pragma('wal_checkpoint(PASSIVE)');
+  } catch {
+    /* busy or closed: the next batch's commit checkpoints */
+  }
+}, IDLE_CHECKPOINT_MS).unref();
 // Statement journals of the multi-row inserts in memory, not in temporary files (see insertStatements).
 // Only this connection's temporary storage: nothing durable is kept there.
 db.pragma('temp_store = MEMORY');
 const write = insertStatements(db, { multiRow: true });
 
 parentPort!.on('message', (m: { id: number; rows: unknown[][]; payloads: unknown[][] }) => {
+  lastBatch = Date.now();
   try {
     write(m.rows, m.payloads);
     parentPort!.postMessage({ id: m.id });

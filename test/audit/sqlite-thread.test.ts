@@ -1,12 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openDb } from '../../src/store/db.js';
 import { AuditStore } from '../../src/audit/store.js';
 import { newEventId, type QueuedEvent } from '../../src/audit/event.js';
-import { insertStatements } from '../../src/audit/sqlite-rows.js';
+import { insertStatements, WRITER_WAL_AUTOCHECKPOINT } from '../../src/audit/sqlite-rows.js';
 
 const batch = (n: number, tenant: string): QueuedEvent[] =>
   Array.from({ length: n }, (_, i) => ({ event: { id: newEventId(), ts: Date.now(), kind: 'request' as const, tenantId: tenant, requestId: `req_${i}`, status: 200, tokensIn: 3, tokensOut: 4 }, ...(i % 10 === 0 ? { payload: { tenantId: tenant, expiresAt: Date.now() + 60_000, request: 'enc-req', response: null } } : {}) }));
@@ -87,5 +87,45 @@ test('multi-row statements (writer thread) store exactly what single-row stateme
   } finally {
     for (const d of dbs) await d.close();
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  }
+});
+
+test('while the writer thread runs it checkpoints the WAL: a commit on the main connection does not copy the audit WAL into the database file on the event loop; after the thread stops the main connection checkpoints again', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pcl-audit-ckpt-'));
+  const db = await openDb({ dataDir: dir });
+  const main = db.sqlite!;
+  const file = join(dir, 'portcullis.db');
+  const store = new AuditStore(db.kysely, 'UTC', main);
+  const before = Number(main.pragma('wal_autocheckpoint', { simple: true }));
+  const pageSize = Number(main.pragma('page_size', { simple: true }));
+  // A main-connection write, as the identity service's last-used flush does.
+  const mainCommit = (v: string) => db.kysely.insertInto('kv_meta').values({ k: `ckpt-test-${v}`, v }).execute();
+  try {
+    // More WAL than the main connection's threshold (1 000 pages), less than the writer thread's.
+    const payloadBytes = 4 * 1024;
+    const big = 'x'.repeat(payloadBytes);
+    const walBytes = () => statSync(`${file}-wal`).size;
+    let events = 0;
+    while (walBytes() < before * pageSize * 1.2) {
+      await store.insert(Array.from({ length: 100 }, (_, j) => ({ event: { id: newEventId(), ts: Date.now(), kind: 'request' as const, tenantId: 'ten_a', requestId: `r${events + j}` }, payload: { tenantId: 'ten_a', expiresAt: Date.now() + 60_000, request: big, response: null } })));
+      events += 100;
+    }
+    assert.ok(walBytes() < WRITER_WAL_AUTOCHECKPOINT * pageSize, 'below the writer thread checkpoint');
+    assert.equal(store.threaded, true);
+    assert.equal(Number(main.pragma('wal_autocheckpoint', { simple: true })), 0, 'the main connection hands checkpoints to the writer thread');
+    const small = statSync(file).size;
+    assert.ok(small < events * payloadBytes * 0.1, `nothing checkpointed yet (${small} bytes)`);
+    await mainCommit('1');
+    assert.ok(statSync(file).size < small + 64 * pageSize, `a main-connection commit did not checkpoint (${small} -> ${statSync(file).size} bytes)`);
+
+    await store.close();
+    assert.equal(Number(main.pragma('wal_autocheckpoint', { simple: true })), before, 'restored when the thread stops');
+    await mainCommit('2');
+    assert.ok(statSync(file).size > small + events * payloadBytes * 0.9, `with the thread gone the main connection checkpoints again (${small} -> ${statSync(file).size} bytes)`);
+    assert.equal(await store.count(), events);
+  } finally {
+    await store.close();
+    await db.close();
+    rmSync(dir, { recursive: true, force: true });
   }
 });
