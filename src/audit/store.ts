@@ -1,9 +1,11 @@
 /** The audit store over Kysely (SQLite or PostgreSQL): idempotent batch inserts, search, usage, purge. */
-import { sql, type Insertable, type Kysely } from 'kysely';
-import { Worker } from 'node:worker_threads';
+import { sql, type CompiledQuery, type Insertable, type Kysely } from 'kysely';
+import type { Worker } from 'node:worker_threads';
+import { siblingWorker } from '../util/worker.js';
 import type SqliteDatabase from 'better-sqlite3';
 import { EVENT_COLUMNS, NO_CATEGORIES, PAYLOAD_COLUMNS, insertStatements } from './sqlite-rows.js';
 import type { Database } from '../store/schema.js';
+import { SqliteReader } from '../store/sqlite-reader.js';
 import type { AuditEvent, QueuedEvent } from './event.js';
 
 /** An event ready for the store: its row (EVENT_COLUMNS order, the event's JSON last) and its payload. */
@@ -108,6 +110,8 @@ export class AuditStore implements AuditSink {
   private workerFailed = false;
   private readonly pending = new Map<number, { rows: unknown[][]; payloads: unknown[][]; resolve(): void; reject(e: Error): void }>();
   private seq = 0;
+  /** Read queries' thread (SQLite files; see `rows`). */
+  private readonly reader?: SqliteReader;
   /** This connection's `wal_autocheckpoint` while the writer thread checkpoints instead (see handOverCheckpoints). */
   private mainAutocheckpoint: number | undefined;
   constructor(
@@ -121,26 +125,22 @@ export class AuditStore implements AuditSink {
      * start), else on this thread.
      */
     private readonly sqlite?: SqliteDatabase.Database,
-    private readonly opts: { thread?: boolean } = {},
+    private readonly opts: { thread?: boolean; reader?: boolean } = {},
   ) {
     this.dayFmt = new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' });
     if (sqlite) this.rawInsert = insertStatements(sqlite);
+    if (sqlite && !sqlite.memory && opts.reader !== false) this.reader = new SqliteReader(sqlite.name);
   }
 
   /** The writer thread, started on first use; undefined when it is off or has failed. */
   private writerThread(): Worker | undefined {
     if (this.worker || this.workerFailed || !this.sqlite || this.opts.thread === false || this.sqlite.memory) return this.worker;
     try {
-      const here = import.meta.url;
       const workerData = { file: this.sqlite.name };
-      // Compiled: the worker module itself. From the TypeScript sources (tsx): a bootstrap that
-      // registers tsx in the thread first; without tsx the thread fails and batches stay on this one.
       // A small young generation: the thread only turns batches into statements, and V8's default
       // (up to 16 MB for a worker) kept ~6 MB more of the process's RSS committed under load.
       const resourceLimits = { maxYoungGenerationSizeMb: WRITER_YOUNG_MB };
-      const w = here.endsWith('.ts')
-        ? new Worker(`import('tsx/esm/api').then((t) => { t.register(); return import(${JSON.stringify(new URL('./sqlite-worker.ts', here).href)}); });`, { eval: true, workerData, resourceLimits })
-        : new Worker(new URL('./sqlite-worker.js', here), { workerData, resourceLimits });
+      const w = siblingWorker(import.meta.url, 'sqlite-worker', { workerData, resourceLimits });
       w.unref();
       w.on('message', (m: { id: number; error?: string }) => {
         const p = this.pending.get(m.id);
@@ -207,8 +207,9 @@ export class AuditStore implements AuditSink {
     return this.worker !== undefined;
   }
 
-  /** Stops the writer thread (after the writer has flushed); later batches are written on this thread. */
+  /** Stops the writer and reader threads (after the writer has flushed); later batches and queries run on this thread. */
   async close(): Promise<void> {
+    await this.reader?.close();
     const w = this.worker;
     if (!w) return;
     this.workerFailed = true; // no restart
@@ -288,6 +289,21 @@ export class AuditStore implements AuditSink {
     });
   }
 
+  /**
+   * The rows of a read query: on the reader thread for a SQLite file (a scan of a large trail must
+   * not hold the event loop), else — or when that thread is gone — on this store's connection.
+   */
+  private async rows<R>(q: { compile(): CompiledQuery<R>; execute(): Promise<R[]> }): Promise<R[]> {
+    const off = this.reader?.all(q.compile());
+    if (!off) return q.execute();
+    try {
+      return await off;
+    } catch (e) {
+      if (this.reader?.threaded) throw e; // the query failed, not the thread
+      return q.execute();
+    }
+  }
+
   /** Events matching the query, newest first, paginated by cursor. */
   async search(q: AuditQuery): Promise<AuditPage> {
     let s = this.db.selectFrom('audit_events').select(['id', 'ts', 'data']);
@@ -311,7 +327,7 @@ export class AuditStore implements AuditSink {
       const c = dec(q.cursor);
       s = s.where((eb) => eb.or([eb('ts', '<', c.ts), eb.and([eb('ts', '=', c.ts), eb('id', '<', c.id)])]));
     }
-    const rows = await s.orderBy('ts', 'desc').orderBy('id', 'desc').limit(q.limit + 1).execute();
+    const rows = await this.rows(s.orderBy('ts', 'desc').orderBy('id', 'desc').limit(q.limit + 1));
     const more = rows.length > q.limit;
     const page = rows.slice(0, q.limit);
     const last = page[page.length - 1];
@@ -337,7 +353,7 @@ export class AuditStore implements AuditSink {
     ]);
     let g = groups.length ? sel.groupBy(groups) : sel;
     for (const c of groups) g = g.orderBy(c);
-    const rows = (await g.execute()) as Array<Record<string, unknown>>;
+    const rows = (await this.rows(g)) as Array<Record<string, unknown>>;
     return rows.map((r) => ({
       ...(groups.includes('day') ? { day: String(r.day) } : {}),
       ...(groups.includes('tenant_id') ? { tenantId: (r.tenant_id as string | null) ?? null } : {}),
@@ -352,13 +368,13 @@ export class AuditStore implements AuditSink {
 
   /** The stored event by id, or undefined. */
   async get(id: string): Promise<AuditEvent | undefined> {
-    const r = await this.db.selectFrom('audit_events').select('data').where('id', '=', id).executeTakeFirst();
+    const [r] = await this.rows(this.db.selectFrom('audit_events').select('data').where('id', '=', id));
     return r ? (JSON.parse(r.data) as AuditEvent) : undefined;
   }
 
   /** The encrypted payload of an event, or undefined. */
   async payload(id: string): Promise<{ tenantId: string; request: string | null; response: string | null; expiresAt: number } | undefined> {
-    const r = await this.db.selectFrom('audit_payloads').selectAll().where('event_id', '=', id).executeTakeFirst();
+    const [r] = await this.rows(this.db.selectFrom('audit_payloads').selectAll().where('event_id', '=', id));
     return r ? { tenantId: r.tenant_id, request: r.request, response: r.response, expiresAt: Number(r.expires_at) } : undefined;
   }
 
@@ -392,7 +408,7 @@ export class AuditStore implements AuditSink {
 
   /** Number of stored events (tests, bench). */
   async count(): Promise<number> {
-    const r = await this.db.selectFrom('audit_events').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
-    return Number(r.n);
+    const [r] = await this.rows(this.db.selectFrom('audit_events').select((eb) => eb.fn.countAll<number>().as('n')));
+    return Number(r?.n ?? 0);
   }
 }
