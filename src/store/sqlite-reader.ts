@@ -50,7 +50,10 @@ export class SqliteReader {
   private thread(): Worker | undefined {
     if (this.worker || this.failed) return this.worker;
     try {
-      const w = siblingWorker(import.meta.url, 'sqlite-reader-worker', { workerData: { file: this.file, threadName: READER_THREAD_NAME } });
+      // A small young generation (V8's default for a worker is up to 16 MB): the thread holds one
+      // result set at a time, and what it commits stays in the process's RSS.
+      const resourceLimits = { maxYoungGenerationSizeMb: 4 };
+      const w = siblingWorker(import.meta.url, 'sqlite-reader-worker', { workerData: { file: this.file, threadName: READER_THREAD_NAME }, resourceLimits });
       w.unref();
       w.on('message', (m: { id: number; rows?: unknown[]; error?: string }) => {
         const p = this.pending.get(m.id);
