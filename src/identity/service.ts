@@ -236,19 +236,25 @@ export function createIdentity(opts: IdentityOptions): Identity {
       if (map.size === 0) continue;
       const entries = [...map];
       map.clear();
-      try {
-        await kdb.transaction().execute(async (trx) => {
-          for (const [id, ts] of entries) {
-            await trx
-              .updateTable(table)
-              .set({ last_used_at: ts })
-              .where('id', '=', id)
-              .where((eb) => eb.or([eb('last_used_at', 'is', null), eb('last_used_at', '<', ts)]))
-              .execute();
-          }
-        });
-      } catch (e) {
-        opts.logger?.warn({ err: (e as Error)?.message }, 'last_used_at flush failed');
+      // In chunks, each its own transaction, with a turn of the event loop between them (see
+      // identity.lastUsedFlushChunk); a chunk that fails is logged and dropped like a failed flush.
+      const chunk = cfg.lastUsedFlushChunk;
+      for (let i = 0; i < entries.length; i += chunk) {
+        if (i > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+        try {
+          await kdb.transaction().execute(async (trx) => {
+            for (const [id, ts] of entries.slice(i, i + chunk)) {
+              await trx
+                .updateTable(table)
+                .set({ last_used_at: ts })
+                .where('id', '=', id)
+                .where((eb) => eb.or([eb('last_used_at', 'is', null), eb('last_used_at', '<', ts)]))
+                .execute();
+            }
+          });
+        } catch (e) {
+          opts.logger?.warn({ err: (e as Error)?.message }, 'last_used_at flush failed');
+        }
       }
     }
   }
