@@ -21,7 +21,7 @@ import type { AnalyticsConfig } from './config.js';
 import { ExtractionDetector, type ExtractionScore } from './extraction.js';
 import { revokeTenant } from './incident.js';
 import { logprobDemand, perturbRequest, roundLogprobs } from './perturb.js';
-import { auditUsageSummary, UsageRollup } from './usage.js';
+import { auditUsageSummary, UsageRollup, type ReadRows } from './usage.js';
 import { authenticateAdminRequest } from '../server/admin/auth.js';
 
 export { analyticsConfigSchema, type AnalyticsConfig } from './config.js';
@@ -154,6 +154,12 @@ export async function createAnalyticsModule(mctx: ModuleContext): Promise<Analyt
   tickTimer?.unref();
 
   const perturb = cfg?.perturb;
+
+  /** The audit store's reads (its reader thread on SQLite); the audit module comes later in the list, so it is looked up per call. */
+  const auditReader = (): ReadRows | undefined => {
+    const audit = modules.get('audit') as { store?: { read: ReadRows } } | undefined;
+    return audit?.store ? (q) => audit.store!.read(q) : undefined;
+  };
 
   const steps: GatewayModule['steps'] = enabled
     ? {
@@ -301,7 +307,7 @@ export async function createAnalyticsModule(mctx: ModuleContext): Promise<Analyt
       handler: async (c) => {
         const t = await lifecycle.tenant(c.params.tenant!);
         if (!t || (c.admin.tenants !== null && !c.admin.tenants.includes(t.id))) throw new GatewayError('PCL_NOT_FOUND', { message: `tenant ${JSON.stringify(c.params.tenant!.slice(0, 100))} not found` });
-        return revokeTenant(lifecycle, c.actor, t.id, { reissue: c.body.reissue, ...(c.body.reason ? { reason: c.body.reason } : {}), usage: async (id) => (await auditUsageSummary(db.kysely, id)) ?? usage.summary(id) });
+        return revokeTenant(lifecycle, c.actor, t.id, { reissue: c.body.reissue, ...(c.body.reason ? { reason: c.body.reason } : {}), usage: async (id) => (await auditUsageSummary(db.kysely, id, Date.now(), auditReader())) ?? usage.summary(id) });
       },
     },
   ];

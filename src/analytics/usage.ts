@@ -1,5 +1,5 @@
 /** Hourly per-tenant usage of the last 24 hours, in memory (the incident summary's fallback source), and the audit-trail summary. */
-import type { Kysely } from 'kysely';
+import { sql, type CompiledQuery, type Kysely } from 'kysely';
 import type { Database } from '../store/schema.js';
 
 /** One hour of a tenant's traffic. */
@@ -87,22 +87,32 @@ export class UsageRollup {
   }
 }
 
+/** Runs a read query and returns its rows (the audit store's reader thread, or the query's own connection). */
+export type ReadRows = <R>(q: { compile(): CompiledQuery<R>; execute(): Promise<R[]> }) => Promise<R[]>;
+
+const onConnection: ReadRows = (q) => q.execute();
+
 /**
  * The last 24 hours of a tenant from the audit trail (`audit_events`), or null when the table
- * does not exist or holds nothing for the tenant (then the in-memory rollup is used).
+ * does not exist or holds nothing for the tenant (then the in-memory rollup is used). Every query
+ * aggregates in the database; `read` runs them (the gateway passes the audit store's reader, so a
+ * busy tenant's day of events is not scanned on the event loop during an incident).
  */
-export async function auditUsageSummary(db: Kysely<Database>, tenantId: string, now = Date.now()): Promise<UsageSummary | null> {
+export async function auditUsageSummary(db: Kysely<Database>, tenantId: string, now = Date.now(), read: ReadRows = onConnection): Promise<UsageSummary | null> {
   const since = now - 24 * 3_600_000;
   try {
     const base = () => db.selectFrom('audit_events').where('kind', '=', 'request').where('tenant_id', '=', tenantId).where('ts', '>=', since);
-    const rows = await base()
-      .select((eb) => ['key_id', 'model', eb.fn.countAll<number>().as('n'), eb.fn.sum<number>('tokens_in').as('tin'), eb.fn.sum<number>('tokens_out').as('tout'), eb.fn.sum<number>('cost_usd').as('cost')])
-      .groupBy(['key_id', 'model'])
-      .execute();
+    const rows = await read(
+      base()
+        .select((eb) => ['key_id', 'model', eb.fn.countAll<number>().as('n'), eb.fn.sum<number>('tokens_in').as('tin'), eb.fn.sum<number>('tokens_out').as('tout'), eb.fn.sum<number>('cost_usd').as('cost')])
+        .groupBy(['key_id', 'model']),
+    );
     if (rows.length === 0) return null;
-    const errors = await base().where('status', '>=', 400).where((eb) => eb.or([eb('action', 'is', null), eb('action', '!=', 'block')])).select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirst();
-    const blocked = await base().where('action', '=', 'block').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirst();
-    const hours = await base().select(['ts']).orderBy('ts').limit(200_000).execute();
+    const [errors] = await read(base().where('status', '>=', 400).where((eb) => eb.or([eb('action', 'is', null), eb('action', '!=', 'block')])).select((eb) => eb.fn.countAll<number>().as('n')));
+    const [blocked] = await read(base().where('action', '=', 'block').select((eb) => eb.fn.countAll<number>().as('n')));
+    // Integer division on both stores (ts is an integer column).
+    const hourOf = sql<number>`ts / 3600000`;
+    const hours = await read(base().select((eb) => [hourOf.as('h'), eb.fn.countAll<number>().as('n')]).groupBy(hourOf).orderBy(hourOf));
     const s: UsageSummary = { source: 'audit trail (audit_events)', since, requests: 0, errors: Number(errors?.n ?? 0), blocked: Number(blocked?.n ?? 0), inputTokens: 0, outputTokens: 0, costUsd: 0, models: [], keys: {}, distinctClientAddresses: -1, hourly: [] };
     const models = new Set<string>();
     for (const r of rows) {
@@ -116,12 +126,7 @@ export async function auditUsageSummary(db: Kysely<Database>, tenantId: string, 
     }
     s.models = [...models];
     s.costUsd = Math.round(s.costUsd * 1e6) / 1e6;
-    const byHour = new Map<number, number>();
-    for (const h of hours) {
-      const k = Math.floor(Number(h.ts) / 3_600_000) * 3_600_000;
-      byHour.set(k, (byHour.get(k) ?? 0) + 1);
-    }
-    s.hourly = [...byHour].map(([hour, requests]) => ({ hour, requests }));
+    s.hourly = hours.map((h) => ({ hour: Number(h.h) * 3_600_000, requests: Number(h.n) }));
     return s;
   } catch {
     return null;

@@ -293,7 +293,7 @@ export class AuditStore implements AuditSink {
    * The rows of a read query: on the reader thread for a SQLite file (a scan of a large trail must
    * not hold the event loop), else — or when that thread is gone — on this store's connection.
    */
-  private async rows<R>(q: { compile(): CompiledQuery<R>; execute(): Promise<R[]> }): Promise<R[]> {
+  async read<R>(q: { compile(): CompiledQuery<R>; execute(): Promise<R[]> }): Promise<R[]> {
     const off = this.reader?.all(q.compile());
     if (!off) return q.execute();
     try {
@@ -327,7 +327,7 @@ export class AuditStore implements AuditSink {
       const c = dec(q.cursor);
       s = s.where((eb) => eb.or([eb('ts', '<', c.ts), eb.and([eb('ts', '=', c.ts), eb('id', '<', c.id)])]));
     }
-    const rows = await this.rows(s.orderBy('ts', 'desc').orderBy('id', 'desc').limit(q.limit + 1));
+    const rows = await this.read(s.orderBy('ts', 'desc').orderBy('id', 'desc').limit(q.limit + 1));
     const more = rows.length > q.limit;
     const page = rows.slice(0, q.limit);
     const last = page[page.length - 1];
@@ -353,7 +353,7 @@ export class AuditStore implements AuditSink {
     ]);
     let g = groups.length ? sel.groupBy(groups) : sel;
     for (const c of groups) g = g.orderBy(c);
-    const rows = (await this.rows(g)) as Array<Record<string, unknown>>;
+    const rows = (await this.read(g)) as Array<Record<string, unknown>>;
     return rows.map((r) => ({
       ...(groups.includes('day') ? { day: String(r.day) } : {}),
       ...(groups.includes('tenant_id') ? { tenantId: (r.tenant_id as string | null) ?? null } : {}),
@@ -368,13 +368,13 @@ export class AuditStore implements AuditSink {
 
   /** The stored event by id, or undefined. */
   async get(id: string): Promise<AuditEvent | undefined> {
-    const [r] = await this.rows(this.db.selectFrom('audit_events').select('data').where('id', '=', id));
+    const [r] = await this.read(this.db.selectFrom('audit_events').select('data').where('id', '=', id));
     return r ? (JSON.parse(r.data) as AuditEvent) : undefined;
   }
 
   /** The encrypted payload of an event, or undefined. */
   async payload(id: string): Promise<{ tenantId: string; request: string | null; response: string | null; expiresAt: number } | undefined> {
-    const [r] = await this.rows(this.db.selectFrom('audit_payloads').selectAll().where('event_id', '=', id));
+    const [r] = await this.read(this.db.selectFrom('audit_payloads').selectAll().where('event_id', '=', id));
     return r ? { tenantId: r.tenant_id, request: r.request, response: r.response, expiresAt: Number(r.expires_at) } : undefined;
   }
 
@@ -408,7 +408,7 @@ export class AuditStore implements AuditSink {
 
   /** Number of stored events (tests, bench). */
   async count(): Promise<number> {
-    const [r] = await this.rows(this.db.selectFrom('audit_events').select((eb) => eb.fn.countAll<number>().as('n')));
+    const [r] = await this.read(this.db.selectFrom('audit_events').select((eb) => eb.fn.countAll<number>().as('n')));
     return Number(r?.n ?? 0);
   }
 }
