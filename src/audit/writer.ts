@@ -3,7 +3,8 @@
  * (or the queue is full) events go to an append-only spill file, replayed once the store answers
  * again. Ids are idempotent, so a batch replayed twice is stored once. Never blocks the caller.
  */
-import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, unlinkSync } from 'node:fs';
+import { appendFileSync, createReadStream, existsSync, mkdirSync, readdirSync, renameSync, unlinkSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import type { QueuedEvent } from './event.js';
 import type { AuditSink, PreparedEvent } from './store.js';
@@ -192,17 +193,9 @@ export class AuditWriter {
       } catch {
         continue; // another process took it
       }
-      const events: QueuedEvent[] = [];
-      for (const line of readFileSync(claimed, 'utf8').split('\n')) {
-        if (!line) continue;
-        try {
-          events.push(JSON.parse(line) as QueuedEvent);
-        } catch {
-          /* a torn last line of a crash: the rest is still good */
-        }
-      }
+      let replayed: number;
       try {
-        for (let i = 0; i < events.length; i += this.o.batchSize) await this.o.store.insert(events.slice(i, i + this.o.batchSize));
+        replayed = await this.replaySegment(claimed);
       } catch (e) {
         renameSync(claimed, join(this.o.spillDir, seg));
         this.stats.failures++;
@@ -212,13 +205,47 @@ export class AuditWriter {
         return false;
       }
       unlinkSync(claimed);
-      this.stats.replayed += events.length;
+      this.stats.replayed += replayed;
     }
     if (this.down) this.o.log?.info?.({ replayed: this.stats.replayed }, 'audit store back: spill replayed');
     this.down = false;
     this.stats.storeDown = false;
     if (existsSync(this.active)) return this.replayNow();
     return true;
+  }
+
+  /**
+   * Inserts the events of one claimed segment, read line by line in batches: a segment holds
+   * everything spilled during an outage (hours of traffic, hundreds of MB), and reading it whole
+   * held the event loop while it was read and split and kept every event in memory at once.
+   * Returns the number of events inserted; throws when the store fails (the caller puts the
+   * segment back: ids are idempotent, so the part already inserted is skipped next time).
+   */
+  private async replaySegment(file: string): Promise<number> {
+    const input = createReadStream(file, { encoding: 'utf8' });
+    const lines = createInterface({ input, crlfDelay: Infinity });
+    let batch: QueuedEvent[] = [];
+    let n = 0;
+    try {
+      for await (const line of lines) {
+        if (!line) continue;
+        try {
+          batch.push(JSON.parse(line) as QueuedEvent);
+        } catch {
+          continue; // a torn last line of a crash: the rest is still good
+        }
+        if (batch.length >= this.o.batchSize) {
+          await this.o.store.insert(batch);
+          n += batch.length;
+          batch = [];
+        }
+      }
+      if (batch.length > 0) await this.o.store.insert(batch);
+      return n + batch.length;
+    } finally {
+      lines.close();
+      input.destroy();
+    }
   }
 
   /** Flushes the queue and replays what it can; events that still cannot be stored stay in the spill file. */

@@ -95,6 +95,41 @@ test('SQLite: a full queue spills instead of dropping; replaying a segment twice
   assert.equal((await ids(db)).length, 200);
 });
 
+test('SQLite: a spill segment is replayed in batches as it is read; a store failure part-way puts it back, and the next replay stores every event once', async () => {
+  const dir = tmp();
+  const db = await openDb({ dataDir: dir });
+  cleanups.push(() => db.close());
+  const store = new AuditStore(db.kysely);
+  let failAt = 0; // fail the insert call with this number (0: never)
+  let calls = 0;
+  const sink = {
+    async insert(b: readonly QueuedEvent[]) {
+      if (++calls === failAt) throw new Error('store unavailable');
+      await store.insert(b);
+    },
+  };
+  const spill = join(dir, 'spill');
+  const w = new AuditWriter({ store: sink, spillDir: spill, queueSize: 100_000, batchSize: 50, flushIntervalMs: 1000, retryIntervalMs: 60_000 });
+  // A segment of 1 000 events left by an earlier process, with a torn line in it (a crash while appending, then appends resumed).
+  const events = Array.from({ length: 1000 }, (_, i) => ev(i));
+  const lines = events.map((q) => JSON.stringify(q));
+  lines.splice(400, 0, '{"event":{"id":"torn');
+  writeFileSync(join(spill, 'seg-1-99999998-0.jsonl'), lines.join('\n') + '\n');
+  failAt = 7; // the 7th batch of 50 fails: 300 events are in, the segment must come back whole
+  assert.equal(await w.replay(), false);
+  assert.equal(calls, 7, 'batches were inserted while the file was read, up to the failure');
+  assert.deepEqual(readdirSync(spill).filter((f) => f.startsWith('seg-')), ['seg-1-99999998-0.jsonl'], 'the segment is back for the next replay');
+  assert.equal((await ids(db)).length, 300);
+  failAt = 0;
+  assert.equal(await w.replay(), true);
+  assert.equal(w.stats.replayed, 1000);
+  const stored = await ids(db);
+  assert.equal(stored.length, 1000, 'every event once');
+  assert.deepEqual(new Set(stored), new Set(events.map((q) => q.event.id)));
+  assert.deepEqual(readdirSync(spill).filter((f) => f.endsWith('.jsonl')), [], 'nothing left to replay');
+  await w.close();
+});
+
 test('SQLite: rows prepared when queued (the store\'s prepare) spill as the same JSON lines as events and replay to the same events, payloads included', async () => {
   const dir = tmp();
   const db = await openDb({ dataDir: dir });
