@@ -200,6 +200,8 @@ export const guardsConfigSchema = z
       .default({}),
     /** Detector results cached by text hash (resent chat history is not rescanned); 0 disables. */
     cacheEntries: z.number().int().min(0).max(1_000_000).default(10_000),
+    /** Shadow-mode results (`guard_shadow`) older than this many days are deleted hourly; 0 keeps them. */
+    shadowRetentionDays: z.number().int().min(0).max(3650).default(30),
     /** Env variable holding the HMAC key of the `hash` action (a random per-process key otherwise). */
     hashKeyEnv: z.string().default('PORTCULLIS_GUARD_HASH_KEY'),
     /** Per-API guard lists (`passthrough` = no guards); an API not listed runs every enabled guard. */

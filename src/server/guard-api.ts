@@ -56,39 +56,55 @@ export async function recordShadow(db: Kysely<Database>, tenantId: string, reque
   return rows.length;
 }
 
-/** Shadow results of one tenant since `since` (epoch ms): counts per guard/category/action and the latest samples. */
+/**
+ * Shadow results of one tenant since `since` (epoch ms): counts per guard/category/action and the
+ * latest samples. Counted in the database (grouped by guard, action and category list), so the
+ * work on this thread is bounded by the number of distinct groups, not by the rows in the window.
+ */
 export async function queryShadow(db: Kysely<Database>, tenantId: string, opts: { since?: number; limit?: number } = {}): Promise<ShadowSummary> {
   const since = opts.since ?? 0;
   const limit = Math.min(Math.max(opts.limit ?? 20, 1), 500);
-  const rows = await db
-    .selectFrom('guard_shadow')
-    .select(['request_id', 'guard', 'action', 'categories', 'score', 'created_at'])
-    .where('tenant_id', '=', tenantId)
-    .where('created_at', '>=', since)
-    .orderBy('created_at', 'desc')
-    .limit(50_000)
+  const base = () => db.selectFrom('guard_shadow').where('tenant_id', '=', tenantId).where('created_at', '>=', since);
+  const groups = await base()
+    .select((eb) => ['guard', 'action', 'categories', eb.fn.countAll<number>().as('n')])
+    .groupBy(['guard', 'action', 'categories'])
+    .limit(SHADOW_MAX_GROUPS)
     .execute();
   const counts = new Map<string, { guard: string; category: string; action: string; count: number }>();
-  for (const r of rows) {
-    let cats: string[] = [];
-    try {
-      cats = JSON.parse(r.categories);
-    } catch {
-      cats = [];
-    }
+  for (const g of groups) {
+    const cats = safeJson(g.categories);
     for (const c of cats.length ? cats : ['(none)']) {
-      const k = `${r.guard}\0${c}\0${r.action}`;
-      const e = counts.get(k) ?? { guard: r.guard, category: c, action: r.action, count: 0 };
-      e.count++;
+      const k = `${g.guard}\0${c}\0${g.action}`;
+      const e = counts.get(k) ?? { guard: g.guard, category: c, action: g.action, count: 0 };
+      e.count += Number(g.n);
       counts.set(k, e);
     }
   }
+  const samples = await base().select(['request_id', 'guard', 'action', 'categories', 'score', 'created_at']).orderBy('created_at', 'desc').limit(limit).execute();
   return {
     tenantId,
     since,
-    counts: [...counts.values()].sort((a, b) => b.count - a.count),
-    samples: rows.slice(0, limit).map((r) => ({ requestId: r.request_id, guard: r.guard, action: r.action, categories: safeJson(r.categories), score: r.score, at: Number(r.created_at) })),
+    counts: [...counts.values()].sort((a, b) => b.count - a.count || a.guard.localeCompare(b.guard) || a.category.localeCompare(b.category) || a.action.localeCompare(b.action)),
+    samples: samples.map((r) => ({ requestId: r.request_id, guard: r.guard, action: r.action, categories: safeJson(r.categories), score: r.score, at: Number(r.created_at) })),
   };
+}
+
+/** Most (guard, action, category list) groups counted by queryShadow. */
+const SHADOW_MAX_GROUPS = 10_000;
+
+/**
+ * Deletes shadow results older than `before` (epoch ms), `chunk` rows per statement with a turn
+ * of the event loop between statements (on SQLite each statement runs on the event loop).
+ * Returns the number deleted.
+ */
+export async function purgeShadow(db: Kysely<Database>, before: number, chunk = 1_000): Promise<number> {
+  let n = 0;
+  for (;;) {
+    const ids = (await db.selectFrom('guard_shadow').select('id').where('created_at', '<', before).limit(chunk).execute()).map((r) => r.id);
+    if (ids.length > 0) n += Number((await db.deleteFrom('guard_shadow').where('id', 'in', ids).executeTakeFirst()).numDeletedRows);
+    if (ids.length < chunk) return n;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
 }
 
 function safeJson(s: string): string[] {
@@ -150,6 +166,18 @@ export async function createGatewayGuardEngine(mctx: ModuleContext): Promise<Gua
 export function createGuardsModule(mctx: ModuleContext, engine: GuardEngine): GuardsModule {
   const db = mctx.db.kysely;
   const log = mctx.logger;
+  // Shadow results past guards.shadowRetentionDays: deleted at start and hourly, in chunks.
+  const retentionDays = mctx.config.guards.shadowRetentionDays;
+  let purgeTimer: NodeJS.Timeout | undefined;
+  if (retentionDays > 0) {
+    const purge = () =>
+      void purgeShadow(db, Date.now() - retentionDays * 86_400_000)
+        .then((n) => (n > 0 ? log.info({ deleted: n, retentionDays }, 'guard shadow results purged') : undefined))
+        .catch((e) => log.warn({ err: (e as Error)?.message }, 'guard shadow purge failed'));
+    purgeTimer = setInterval(purge, 3_600_000);
+    purgeTimer.unref();
+    setImmediate(purge);
+  }
   return {
     name: 'guards',
     engine,
@@ -240,7 +268,10 @@ export function createGuardsModule(mctx: ModuleContext, engine: GuardEngine): Gu
         return queryShadow(db, principal.tenantId, { since, limit });
       });
     },
-    close: () => engine.close(),
+    close: () => {
+      if (purgeTimer) clearInterval(purgeTimer);
+      return engine.close();
+    },
   };
 }
 

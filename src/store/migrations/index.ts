@@ -11,6 +11,7 @@ import { m003 } from './003-object-owners.js';
 import { m007 } from './007-audit.js';
 import { m006 } from './006-approvals.js';
 import { m008 } from './008-audit-day-index.js';
+import { m009 } from './009-guard-shadow-created.js';
 
 /** One migration; `dialect` lets a step use engine-specific column types. */
 export interface DbMigration {
@@ -27,4 +28,5 @@ export const migrations: Record<string, DbMigration> = {
   '006-approvals': m006,
   '007-audit': m007,
   '008-audit-day-index': m008,
+  '009-guard-shadow-created': m009,
 };
