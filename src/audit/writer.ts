@@ -29,6 +29,8 @@ export interface WriterStats {
   failures: number;
   queued: number;
   storeDown: boolean;
+  /** Events lost because neither the store nor the spill file took them and the queue was full (each one logged). */
+  dropped: number;
 }
 
 const SEG_RE = /^seg-\d+-\d+-\d+\.jsonl$/;
@@ -54,7 +56,9 @@ export class AuditWriter {
   private closed = false;
   private seq = 0;
   private readonly active: string;
-  readonly stats: WriterStats = { enqueued: 0, written: 0, spilled: 0, replayed: 0, failures: 0, queued: 0, storeDown: false };
+  readonly stats: WriterStats = { enqueued: 0, written: 0, spilled: 0, replayed: 0, failures: 0, queued: 0, storeDown: false, dropped: 0 };
+  /** The spill file failed and has not been written since (logged once per episode). */
+  private spillBroken = false;
 
   constructor(private readonly o: WriterOptions) {
     mkdirSync(o.spillDir, { recursive: true, mode: 0o700 });
@@ -67,18 +71,24 @@ export class AuditWriter {
   push(e: QueuedEvent): void {
     this.stats.enqueued++;
     if (this.closed || this.down || this.queue.length >= this.o.queueSize) {
-      this.spill([e]);
-      if (!this.down && !this.closed) this.scheduleRetry(this.o.retryIntervalMs);
-      return;
+      if (this.trySpill([e])) {
+        if (!this.down && !this.closed) this.scheduleRetry(this.o.retryIntervalMs);
+        return;
+      }
+      // Neither the store nor the spill file: keep it in memory while there is room.
+      if (this.closed || this.queue.length >= this.o.queueSize) {
+        this.drop(1);
+        return;
+      }
     }
     const store = this.o.store;
     this.queue.push(store.prepare && store.insertPrepared ? store.prepare(e) : e);
     this.stats.queued = this.queue.length;
-    if (this.queue.length >= this.o.batchSize) void this.flush();
+    if (this.queue.length >= this.o.batchSize) this.flushInBackground();
     else if (!this.timer) {
       this.timer = setTimeout(() => {
         this.timer = undefined;
-        void this.flush();
+        this.flushInBackground();
       }, this.o.flushIntervalMs);
       this.timer.unref();
     }
@@ -94,17 +104,21 @@ export class AuditWriter {
         while (this.queue.length) {
           const batch = this.queue.splice(0, this.o.batchSize);
           this.stats.queued = this.queue.length;
-          if (this.down) {
-            this.spill(batch);
-            continue;
+          if (!this.down) {
+            try {
+              await this.insertBatch(batch);
+              this.stats.written += batch.length;
+              continue;
+            } catch (e) {
+              this.stats.failures++;
+              this.markDown(e);
+            }
           }
-          try {
-            await this.insertBatch(batch);
-            this.stats.written += batch.length;
-          } catch (e) {
-            this.stats.failures++;
-            this.markDown(e);
-            this.spill(batch);
+          if (!this.trySpill(batch)) {
+            // The spill file failed too: the batch goes back to the front of the queue (as much
+            // of it as fits) and waits for the store's return or the next flush.
+            this.requeue(batch);
+            break;
           }
         }
       } finally {
@@ -131,6 +145,40 @@ export class AuditWriter {
     if (batch.length === 0) return;
     appendFileSync(this.active, batch.map(spillLine).join('\n') + '\n', { mode: 0o600 });
     this.stats.spilled += batch.length;
+  }
+
+  /** Spills a batch; false (logged once per episode) when the spill file cannot be written (disk full, permissions…). */
+  private trySpill(batch: readonly Item[]): boolean {
+    try {
+      this.spill(batch);
+      if (this.spillBroken) this.o.log?.info?.({ file: this.active }, 'audit spill file writable again');
+      this.spillBroken = false;
+      return true;
+    } catch (e) {
+      if (!this.spillBroken) this.o.log?.error({ err: (e as Error)?.message, file: this.active }, 'audit spill file cannot be written: events are kept in memory up to audit.queueSize, then dropped');
+      this.spillBroken = true;
+      return false;
+    }
+  }
+
+  /** Puts a batch back at the front of the queue; what exceeds queueSize is dropped (counted and logged). */
+  private requeue(batch: Item[]): void {
+    const room = Math.max(0, this.o.queueSize - this.queue.length);
+    if (batch.length > room) this.drop(batch.length - room);
+    this.queue.unshift(...batch.slice(0, room));
+    this.stats.queued = this.queue.length;
+    // Try again later even without new events (the store's return replays and flushes too).
+    this.scheduleRetry(this.o.retryIntervalMs);
+  }
+
+  private drop(n: number): void {
+    this.stats.dropped += n;
+    this.o.log?.error({ dropped: n, total: this.stats.dropped }, 'audit events dropped: the store and the spill file are both unavailable and the queue is full');
+  }
+
+  /** A flush nobody awaits: it never rejects (a failure is logged). */
+  private flushInBackground(): void {
+    this.flush().catch((e) => this.o.log?.error({ err: (e as Error)?.message }, 'audit flush failed'));
   }
 
   private hasSpill(): boolean {
@@ -211,6 +259,8 @@ export class AuditWriter {
     this.down = false;
     this.stats.storeDown = false;
     if (existsSync(this.active)) return this.replayNow();
+    // Events kept in memory while the spill file could not be written.
+    if (this.queue.length > 0 && !this.closed) this.flushInBackground();
     return true;
   }
 
@@ -254,6 +304,12 @@ export class AuditWriter {
     this.timer = undefined;
     await this.flush();
     this.closed = true;
+    if (this.queue.length > 0) {
+      // Neither the store nor the spill file took them: they end with this process (logged, counted).
+      this.drop(this.queue.length);
+      this.queue = [];
+      this.stats.queued = 0;
+    }
     if (this.retry) clearTimeout(this.retry);
     this.retry = undefined;
     // A retry's replay may still be inserting a segment it claimed (no longer visible as a spill file).

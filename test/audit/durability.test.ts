@@ -5,7 +5,7 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFileSync, copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -128,6 +128,49 @@ test('SQLite: a spill segment is replayed in batches as it is read; a store fail
   assert.deepEqual(new Set(stored), new Set(events.map((q) => q.event.id)));
   assert.deepEqual(readdirSync(spill).filter((f) => f.endsWith('.jsonl')), [], 'nothing left to replay');
   await w.close();
+});
+
+test('store down and spill file unwritable: no unhandled rejection, events kept in memory up to queueSize (the rest dropped and counted), stored once both are back', async () => {
+  const dir = tmp();
+  const db = await openDb({ dataDir: dir });
+  cleanups.push(() => db.close());
+  const store = new AuditStore(db.kysely);
+  const f = flaky(store);
+  f.down = true;
+  const spill = join(dir, 'spill');
+  const logged: string[] = [];
+  const log = { warn: (_o: object, m: string) => void logged.push(m), error: (_o: object, m: string) => void logged.push(m), info: (_o: object, m: string) => void logged.push(m) };
+  const w = new AuditWriter({ store: f, spillDir: spill, queueSize: 20, batchSize: 5, flushIntervalMs: 5, retryIntervalMs: 60_000, log });
+  // The spill file cannot be written (as with a full disk): its path is a directory.
+  const active = join(spill, `active-${process.pid}.jsonl`);
+  mkdirSync(active);
+  const unhandled: unknown[] = [];
+  const onUnhandled = (e: unknown) => void unhandled.push(e);
+  process.on('unhandledRejection', onUnhandled);
+  try {
+    const events = Array.from({ length: 30 }, (_, i) => ev(i));
+    for (const q of events) w.push(q);
+    await sleep(50);
+    await w.flush();
+    await sleep(10);
+    assert.deepEqual(unhandled, [], 'no unhandled rejection');
+    assert.equal(w.stats.queued, 20, 'kept in memory up to queueSize');
+    assert.equal(w.stats.dropped, 10, 'the rest dropped and counted');
+    assert.equal(logged.filter((m) => m.includes('spill file cannot be written')).length, 1, 'logged once per episode');
+    assert.ok(logged.some((m) => m.includes('dropped')));
+    // Both back: the retry replays (nothing spilled) and flushes what was kept.
+    rmSync(active, { recursive: true });
+    f.down = false;
+    assert.equal(await w.replay(), true);
+    await w.flush();
+    await w.close();
+    const stored = await ids(db);
+    assert.equal(stored.length, 20);
+    assert.equal(new Set(stored).size, 20);
+    assert.equal(w.stats.dropped, 10, 'nothing more lost at close');
+  } finally {
+    process.off('unhandledRejection', onUnhandled);
+  }
 });
 
 test('SQLite: rows prepared when queued (the store\'s prepare) spill as the same JSON lines as events and replay to the same events, payloads included', async () => {
