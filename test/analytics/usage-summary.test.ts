@@ -1,26 +1,16 @@
 /** The incident summary from the audit trail: aggregated in the database, same answers on the reader thread, SQLite and PostgreSQL. */
-import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { openDb, type Db } from '../../src/store/db.js';
+import type { Db } from '../../src/store/db.js';
 import { AuditStore } from '../../src/audit/store.js';
 import { newEventId, type QueuedEvent } from '../../src/audit/event.js';
 import { auditUsageSummary } from '../../src/analytics/usage.js';
-import { openPgSchema } from '../audit/util.js';
-import { dropSchema, PG_URL, pgSkipReason, uniqueSchema } from '../identity/util.js';
-
-const cleanups: Array<() => unknown> = [];
-after(async () => {
-  for (const c of cleanups.reverse()) await c();
-});
+import { onBothStores } from '../audit/util.js';
 
 const HOUR = 3_600_000;
 
-async function check(db: Db): Promise<void> {
+async function check(db: Db, defer: (fn: () => unknown) => void): Promise<void> {
   const store = new AuditStore(db.kysely, 'UTC', db.sqlite);
-  cleanups.push(() => store.close());
+  defer(() => store.close());
   const now = Math.floor(Date.now() / HOUR) * HOUR + 30 * 60_000;
   const rows: QueuedEvent[] = [];
   const expected = { requests: 0, errors: 0, blocked: 0, tokensIn: 0, keys: {} as Record<string, number>, hourly: new Map<number, number>() };
@@ -58,19 +48,4 @@ async function check(db: Db): Promise<void> {
   assert.equal(await auditUsageSummary(db.kysely, 'ten_nobody', now), null);
 }
 
-test('incident usage summary from the audit trail on SQLite (connection and reader thread agree)', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'pcl-usage-summary-'));
-  const db = await openDb({ dataDir: dir });
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }), () => db.close());
-  await check(db);
-});
-
-test('incident usage summary from the audit trail on PostgreSQL: same answers', async (t) => {
-  const skip = await pgSkipReason();
-  if (skip) return t.skip(skip);
-  const schema = uniqueSchema('usum');
-  cleanups.push(() => dropSchema(schema));
-  const db = await openPgSchema(PG_URL, schema);
-  cleanups.push(() => db.close());
-  await check(db);
-});
+onBothStores('incident usage summary from the audit trail (connection and reader thread agree)', 'usum', check);

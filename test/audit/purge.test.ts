@@ -1,18 +1,8 @@
-import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { openDb, type Db } from '../../src/store/db.js';
+import type { Db } from '../../src/store/db.js';
 import { AuditStore, PURGE_CHUNK } from '../../src/audit/store.js';
 import { newEventId, type QueuedEvent } from '../../src/audit/event.js';
-import { openPgSchema } from './util.js';
-import { dropSchema, PG_URL, pgSkipReason, uniqueSchema } from '../identity/util.js';
-
-const cleanups: Array<() => unknown> = [];
-after(async () => {
-  for (const c of cleanups.reverse()) await c();
-});
+import { onBothStores } from './util.js';
 
 const DAY = 864e5;
 
@@ -54,19 +44,4 @@ async function checkPurge(db: Db): Promise<void> {
   await store.close();
 }
 
-test('audit purge on SQLite: chunked, payloads with their events, the event loop keeps running', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'pcl-purge-'));
-  const db = await openDb({ dataDir: dir });
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }), () => db.close());
-  await checkPurge(db);
-});
-
-test('audit purge on PostgreSQL: same results', async (t) => {
-  const skip = await pgSkipReason();
-  if (skip) return t.skip(skip);
-  const schema = uniqueSchema('purge');
-  cleanups.push(() => dropSchema(schema));
-  const db = await openPgSchema(PG_URL, schema);
-  cleanups.push(() => db.close());
-  await checkPurge(db);
-});
+onBothStores('audit purge: chunked, payloads with their events, the event loop keeps running', 'purge', (db) => checkPurge(db));

@@ -1,7 +1,12 @@
 /** Helpers of the audit tests. */
 import pg from 'pg';
 import { Kysely, Migrator, PostgresDialect, type Migration } from 'kysely';
-import type { Db } from '../../src/store/db.js';
+import { after, test } from 'node:test';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openDb, type Db } from '../../src/store/db.js';
+import { dropSchema, PG_URL, pgSkipReason, uniqueSchema } from '../identity/util.js';
 import { migrations } from '../../src/store/migrations/index.js';
 import type { Database } from '../../src/store/schema.js';
 
@@ -28,3 +33,32 @@ export async function openPgSchema(url: string, schema: string): Promise<Db> {
   return { kysely, dialect: 'postgres', ping: async () => true, close: () => kysely.destroy() };
 }
 
+
+/**
+ * Registers `check` as two tests: on a fresh SQLite data dir, and on PostgreSQL in a schema of its
+ * own (skipped with the reason when the server is unreachable outside CI). `defer` registers
+ * cleanups run after the file's tests (in reverse order).
+ */
+export function onBothStores(title: string, tag: string, check: (db: Db, defer: (fn: () => unknown) => void) => Promise<void>): void {
+  const cleanups: Array<() => unknown> = [];
+  const defer = (fn: () => unknown) => void cleanups.push(fn);
+  after(async () => {
+    for (const c of cleanups.reverse()) await c();
+  });
+  test(`${title} (SQLite)`, async () => {
+    const dir = mkdtempSync(join(tmpdir(), `pcl-${tag}-`));
+    const db = await openDb({ dataDir: dir });
+    defer(() => rmSync(dir, { recursive: true, force: true }));
+    defer(() => db.close());
+    await check(db, defer);
+  });
+  test(`${title} (PostgreSQL)`, async (t) => {
+    const skip = await pgSkipReason();
+    if (skip) return t.skip(skip);
+    const schema = uniqueSchema(tag);
+    defer(() => dropSchema(schema));
+    const db = await openPgSchema(PG_URL, schema);
+    defer(() => db.close());
+    await check(db, defer);
+  });
+}

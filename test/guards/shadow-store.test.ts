@@ -1,18 +1,8 @@
 /** Shadow results in the store: counts aggregated in the database, retention purge in chunks; SQLite and PostgreSQL. */
-import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { openDb, type Db } from '../../src/store/db.js';
+import type { Db } from '../../src/store/db.js';
 import { purgeShadow, queryShadow } from '../../src/server/guard-api.js';
-import { openPgSchema } from '../audit/util.js';
-import { dropSchema, PG_URL, pgSkipReason, uniqueSchema } from '../identity/util.js';
-
-const cleanups: Array<() => unknown> = [];
-after(async () => {
-  for (const c of cleanups.reverse()) await c();
-});
+import { onBothStores } from '../audit/util.js';
 
 const CATS = [[], ['EMAIL'], ['EMAIL', 'PHONE'], ['instruction_override'], ['PHONE']];
 
@@ -56,19 +46,4 @@ async function check(db: Db): Promise<void> {
   assert.equal(await purgeShadow(db.kysely, before, 7), 0);
 }
 
-test('shadow results on SQLite: exact counts from the database, samples, chunked retention purge', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'pcl-shadow-'));
-  const db = await openDb({ dataDir: dir });
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }), () => db.close());
-  await check(db);
-});
-
-test('shadow results on PostgreSQL: same answers', async (t) => {
-  const skip = await pgSkipReason();
-  if (skip) return t.skip(skip);
-  const schema = uniqueSchema('shadow');
-  cleanups.push(() => dropSchema(schema));
-  const db = await openPgSchema(PG_URL, schema);
-  cleanups.push(() => db.close());
-  await check(db);
-});
+onBothStores('shadow results: exact counts from the database, samples, chunked retention purge', 'shadow', check);
