@@ -42,6 +42,16 @@ function flaky(store: AuditStore) {
   return s;
 }
 
+/** A SQLite audit store behind `flaky`, already failing, and the spill directory to use. */
+async function downSqliteStore() {
+  const dir = tmp();
+  const db = await openDb({ dataDir: dir });
+  cleanups.push(() => db.close());
+  const f = flaky(new AuditStore(db.kysely));
+  f.down = true;
+  return { db, f, spill: join(dir, 'spill') };
+}
+
 async function ids(db: Db): Promise<string[]> {
   return (await db.kysely.selectFrom('audit_events').select('id').execute()).map((r) => r.id);
 }
@@ -74,13 +84,7 @@ test('SQLite: events written while the store fails are spilled and replayed; non
 });
 
 test('SQLite: a full queue spills instead of dropping; replaying a segment twice stores it once', async () => {
-  const dir = tmp();
-  const db = await openDb({ dataDir: dir });
-  cleanups.push(() => db.close());
-  const store = new AuditStore(db.kysely);
-  const f = flaky(store);
-  f.down = true;
-  const spill = join(dir, 'spill');
+  const { db, f, spill } = await downSqliteStore();
   const w = new AuditWriter({ store: f, spillDir: spill, queueSize: 10, batchSize: 5, flushIntervalMs: 1000, retryIntervalMs: 60_000 });
   for (let i = 0; i < 200; i++) w.push(ev(i));
   await w.flush();
@@ -131,13 +135,7 @@ test('SQLite: a spill segment is replayed in batches as it is read; a store fail
 });
 
 test('store down and spill file unwritable: no unhandled rejection, events kept in memory up to queueSize (the rest dropped and counted), stored once both are back', async () => {
-  const dir = tmp();
-  const db = await openDb({ dataDir: dir });
-  cleanups.push(() => db.close());
-  const store = new AuditStore(db.kysely);
-  const f = flaky(store);
-  f.down = true;
-  const spill = join(dir, 'spill');
+  const { db, f, spill } = await downSqliteStore();
   const logged: string[] = [];
   const log = { warn: (_o: object, m: string) => void logged.push(m), error: (_o: object, m: string) => void logged.push(m), info: (_o: object, m: string) => void logged.push(m) };
   const w = new AuditWriter({ store: f, spillDir: spill, queueSize: 20, batchSize: 5, flushIntervalMs: 5, retryIntervalMs: 60_000, log });
