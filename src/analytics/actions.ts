@@ -10,6 +10,20 @@ import type { Database } from '../store/schema.js';
 /** Admin-event actions written by analytics. */
 export const ACTION_EVENTS = ['analytics.throttle', 'analytics.suspend', 'analytics.clear'] as const;
 
+/**
+ * The query of `ActionBook.refresh`: action events after `lastId`, oldest first, 10 000 at most
+ * (served by the `(action, id)` index of migration 010).
+ */
+export function actionEventsAfter(db: Kysely<Database>, lastId: number) {
+  return db
+    .selectFrom('admin_events')
+    .select(['id', 'ts', 'actor', 'action', 'target_id', 'tenant_id', 'detail'])
+    .where('action', 'in', [...ACTION_EVENTS])
+    .where('id', '>', lastId)
+    .orderBy('id')
+    .limit(10_000);
+}
+
 /** The state of one key's action. */
 export interface KeyAction {
   keyId: string;
@@ -38,14 +52,7 @@ export class ActionBook {
 
   /** Reads action events newer than the last one seen. */
   async refresh(): Promise<void> {
-    const rows = await this.db
-      .selectFrom('admin_events')
-      .select(['id', 'ts', 'actor', 'action', 'target_id', 'tenant_id', 'detail'])
-      .where('id', '>', this.lastId)
-      .where('action', 'in', [...ACTION_EVENTS])
-      .orderBy('id')
-      .limit(10_000)
-      .execute();
+    const rows = await actionEventsAfter(this.db, this.lastId).execute();
     for (const r of rows) {
       this.lastId = Math.max(this.lastId, Number(r.id));
       if (!r.target_id) continue;

@@ -12,6 +12,7 @@ import { m007 } from './007-audit.js';
 import { m006 } from './006-approvals.js';
 import { m008 } from './008-audit-day-index.js';
 import { m009 } from './009-guard-shadow-created.js';
+import { m010 } from './010-admin-events-action.js';
 
 /** One migration; `dialect` lets a step use engine-specific column types. */
 export interface DbMigration {
@@ -29,4 +30,5 @@ export const migrations: Record<string, DbMigration> = {
   '007-audit': m007,
   '008-audit-day-index': m008,
   '009-guard-shadow-created': m009,
+  '010-admin-events-action': m010,
 };
