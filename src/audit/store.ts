@@ -1,7 +1,9 @@
 /** The audit store over Kysely (SQLite or PostgreSQL): idempotent batch inserts, search, usage, purge. */
 import { sql, type CompiledQuery, type Insertable, type Kysely } from 'kysely';
 import type { Worker } from 'node:worker_threads';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { siblingWorker } from '../util/worker.js';
+import { deleteInChunks } from '../store/chunked.js';
 import type SqliteDatabase from 'better-sqlite3';
 import { EVENT_COLUMNS, NO_CATEGORIES, PAYLOAD_COLUMNS, insertStatements } from './sqlite-rows.js';
 import type { Database } from '../store/schema.js';
@@ -93,9 +95,6 @@ const DAY_SLOT_MS = 15 * 60_000;
 
 /** Rows deleted per statement by `purge` (a few milliseconds of SQLite work each). */
 export const PURGE_CHUNK = 1_000;
-
-/** Resolves after the event loop has run its pending I/O and timers (setImmediate). */
-const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /** Young-generation cap of the SQLite writer thread (MB). */
 const WRITER_YOUNG_MB = 2;
@@ -387,22 +386,21 @@ export class AuditStore implements AuditSink {
    * 415 ms). Payloads of an event go before the event, so an interrupted purge leaves no orphans.
    */
   async purge(now: number, eventsBefore?: number): Promise<{ payloads: number; events: number }> {
-    let payloads = 0;
-    for (;;) {
-      const ids = (await this.db.selectFrom('audit_payloads').select('event_id').where('expires_at', '<=', now).limit(PURGE_CHUNK).execute()).map((r) => r.event_id);
-      if (ids.length > 0) payloads += Number((await this.db.deleteFrom('audit_payloads').where('event_id', 'in', ids).executeTakeFirst()).numDeletedRows);
-      if (ids.length < PURGE_CHUNK) break;
-      await nextTurn();
-    }
-    let events = 0;
-    while (eventsBefore !== undefined) {
-      await nextTurn();
-      const ids = (await this.db.selectFrom('audit_events').select('id').where('ts', '<', eventsBefore).orderBy('ts').orderBy('id').limit(PURGE_CHUNK).execute()).map((r) => r.id);
-      if (ids.length === 0) break;
-      await this.db.deleteFrom('audit_payloads').where('event_id', 'in', ids).execute();
-      events += Number((await this.db.deleteFrom('audit_events').where('id', 'in', ids).executeTakeFirst()).numDeletedRows);
-      if (ids.length < PURGE_CHUNK) break;
-    }
+    const payloads = await deleteInChunks(
+      PURGE_CHUNK,
+      async (limit) => (await this.db.selectFrom('audit_payloads').select('event_id').where('expires_at', '<=', now).limit(limit).execute()).map((r) => r.event_id),
+      async (ids) => Number((await this.db.deleteFrom('audit_payloads').where('event_id', 'in', ids).executeTakeFirst()).numDeletedRows),
+    );
+    if (eventsBefore === undefined) return { payloads, events: 0 };
+    await nextTurn();
+    const events = await deleteInChunks(
+      PURGE_CHUNK,
+      async (limit) => (await this.db.selectFrom('audit_events').select('id').where('ts', '<', eventsBefore).orderBy('ts').orderBy('id').limit(limit).execute()).map((r) => r.id),
+      async (ids) => {
+        await this.db.deleteFrom('audit_payloads').where('event_id', 'in', ids).execute();
+        return Number((await this.db.deleteFrom('audit_events').where('id', 'in', ids).executeTakeFirst()).numDeletedRows);
+      },
+    );
     return { payloads, events };
   }
 

@@ -14,6 +14,7 @@ import { findKey, keyState, parseApiKey, principalOf, verifySecret, type KeyReco
 import { isJwtShaped, type JwtVerifier } from './jwt.js';
 import type { MtlsIdentity, PeerInfo } from './mtls.js';
 import type { AdminPrincipal, Principal } from './types.js';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 
 /** Why an authentication failed (kept for logs and metrics; clients see a generic 401/429). */
 export type AuthFailureReason =
@@ -240,7 +241,7 @@ export function createIdentity(opts: IdentityOptions): Identity {
       // identity.lastUsedFlushChunk); a chunk that fails is logged and dropped like a failed flush.
       const chunk = cfg.lastUsedFlushChunk;
       for (let i = 0; i < entries.length; i += chunk) {
-        if (i > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+        if (i > 0) await nextTurn();
         try {
           await kdb.transaction().execute(async (trx) => {
             for (const [id, ts] of entries.slice(i, i + chunk)) {

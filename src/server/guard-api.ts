@@ -17,6 +17,7 @@ import type { Database } from '../store/schema.js';
 import type { RequestContext } from './context.js';
 import type { GatewayModule, ModuleContext } from './modules.js';
 import { identify } from './proxy.js';
+import { deleteInChunks } from '../store/chunked.js';
 
 /** Header clients send to keep pseudonyms consistent across the turns of a conversation. */
 export const CONVERSATION_HEADER = 'x-portcullis-conversation-id';
@@ -97,14 +98,12 @@ const SHADOW_MAX_GROUPS = 10_000;
  * of the event loop between statements (on SQLite each statement runs on the event loop).
  * Returns the number deleted.
  */
-export async function purgeShadow(db: Kysely<Database>, before: number, chunk = 1_000): Promise<number> {
-  let n = 0;
-  for (;;) {
-    const ids = (await db.selectFrom('guard_shadow').select('id').where('created_at', '<', before).limit(chunk).execute()).map((r) => r.id);
-    if (ids.length > 0) n += Number((await db.deleteFrom('guard_shadow').where('id', 'in', ids).executeTakeFirst()).numDeletedRows);
-    if (ids.length < chunk) return n;
-    await new Promise<void>((resolve) => setImmediate(resolve));
-  }
+export function purgeShadow(db: Kysely<Database>, before: number, chunk = 1_000): Promise<number> {
+  return deleteInChunks(
+    chunk,
+    async (limit) => (await db.selectFrom('guard_shadow').select('id').where('created_at', '<', before).limit(limit).execute()).map((r) => r.id),
+    async (ids) => Number((await db.deleteFrom('guard_shadow').where('id', 'in', ids).executeTakeFirst()).numDeletedRows),
+  );
 }
 
 function safeJson(s: string): string[] {
