@@ -23,6 +23,7 @@ import { revokeTenant } from './incident.js';
 import { logprobDemand, perturbRequest, roundLogprobs } from './perturb.js';
 import { auditUsageSummary, UsageRollup, type ReadRows } from './usage.js';
 import { authenticateAdminRequest } from '../server/admin/auth.js';
+import type { AuditModule } from '../audit/module.js';
 
 export { analyticsConfigSchema, type AnalyticsConfig } from './config.js';
 
@@ -157,8 +158,8 @@ export async function createAnalyticsModule(mctx: ModuleContext): Promise<Analyt
 
   /** The audit store's reads (its reader thread on SQLite); the audit module comes later in the list, so it is looked up per call. */
   const auditReader = (): ReadRows | undefined => {
-    const audit = modules.get('audit') as { store?: { read: ReadRows } } | undefined;
-    return audit?.store ? (q) => audit.store!.read(q) : undefined;
+    const store = (modules.get('audit') as AuditModule | undefined)?.store;
+    return store ? (q) => store.read(q) : undefined;
   };
 
   const steps: GatewayModule['steps'] = enabled

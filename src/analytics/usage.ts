@@ -1,5 +1,6 @@
 /** Hourly per-tenant usage of the last 24 hours, in memory (the incident summary's fallback source), and the audit-trail summary. */
-import { sql, type CompiledQuery, type Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
+import type { ReadQuery } from '../store/sqlite-reader.js';
 import type { Database } from '../store/schema.js';
 
 /** One hour of a tenant's traffic. */
@@ -88,7 +89,7 @@ export class UsageRollup {
 }
 
 /** Runs a read query and returns its rows (the audit store's reader thread, or the query's own connection). */
-export type ReadRows = <R>(q: { compile(): CompiledQuery<R>; execute(): Promise<R[]> }) => Promise<R[]>;
+export type ReadRows = <R>(q: ReadQuery<R>) => Promise<R[]>;
 
 const onConnection: ReadRows = (q) => q.execute();
 

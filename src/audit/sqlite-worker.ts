@@ -4,19 +4,13 @@
  * B-tree and WAL work of the audit trail runs beside the event loop instead of on it.
  * Messages: `{ id, rows, payloads }` → `{ id }` or `{ id, error }`.
  */
-import { writeFileSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import SqliteDatabase from 'better-sqlite3';
+import { nameThisThread } from '../util/worker.js';
 import { IDLE_CHECKPOINT_MS, insertStatements, THREAD_NAME, WRITER_WAL_AUTOCHECKPOINT } from './sqlite-rows.js';
 
 const { file } = workerData as { file: string };
-// The thread's name as `top -H`, `ps -L` and /proc/<pid>/task/<tid>/comm show it (Linux; the
-// audit bench finds the thread's CPU time by it). Elsewhere the write fails and nothing changes.
-try {
-  writeFileSync('/proc/thread-self/comm', THREAD_NAME);
-} catch {
-  /* not Linux */
-}
+nameThisThread(THREAD_NAME);
 const db = new SqliteDatabase(file);
 db.pragma('journal_mode = WAL');
 db.pragma('busy_timeout = 5000');

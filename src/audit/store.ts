@@ -1,5 +1,5 @@
 /** The audit store over Kysely (SQLite or PostgreSQL): idempotent batch inserts, search, usage, purge. */
-import { sql, type CompiledQuery, type Insertable, type Kysely } from 'kysely';
+import { sql, type Insertable, type Kysely } from 'kysely';
 import type { Worker } from 'node:worker_threads';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { siblingWorker } from '../util/worker.js';
@@ -7,7 +7,7 @@ import { deleteInChunks } from '../store/chunked.js';
 import type SqliteDatabase from 'better-sqlite3';
 import { EVENT_COLUMNS, NO_CATEGORIES, PAYLOAD_COLUMNS, insertStatements } from './sqlite-rows.js';
 import type { Database } from '../store/schema.js';
-import { SqliteReader } from '../store/sqlite-reader.js';
+import { SqliteReader, type ReadQuery } from '../store/sqlite-reader.js';
 import type { AuditEvent, QueuedEvent } from './event.js';
 
 /** An event ready for the store: its row (EVENT_COLUMNS order, the event's JSON last) and its payload. */
@@ -292,7 +292,7 @@ export class AuditStore implements AuditSink {
    * The rows of a read query: on the reader thread for a SQLite file (a scan of a large trail must
    * not hold the event loop), else — or when that thread is gone — on this store's connection.
    */
-  async read<R>(q: { compile(): CompiledQuery<R>; execute(): Promise<R[]> }): Promise<R[]> {
+  async read<R>(q: ReadQuery<R>): Promise<R[]> {
     const off = this.reader?.all(q.compile());
     if (!off) return q.execute();
     try {

@@ -3,16 +3,12 @@
  * own read-only connection to the database file, so a query over millions of rows does not hold
  * the event loop. Messages: `{ id, sql, params }` → `{ id, rows }` or `{ id, error }`.
  */
-import { writeFileSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import SqliteDatabase from 'better-sqlite3';
+import { nameThisThread } from '../util/worker.js';
 
 const { file, threadName } = workerData as { file: string; threadName: string };
-try {
-  writeFileSync('/proc/thread-self/comm', threadName);
-} catch {
-  /* not Linux */
-}
+nameThisThread(threadName);
 const db = new SqliteDatabase(file, { readonly: true, fileMustExist: true });
 db.pragma('busy_timeout = 5000');
 /** Prepared statements by SQL text (the audit queries are a few shapes; bounded anyway). */

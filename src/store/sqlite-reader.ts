@@ -11,6 +11,12 @@ import type { Worker } from 'node:worker_threads';
 import type { CompiledQuery } from 'kysely';
 import { siblingWorker } from '../util/worker.js';
 
+/** A read query as Kysely builds it: compiled for the reader thread, executed on its own connection otherwise. */
+export interface ReadQuery<R> {
+  compile(): CompiledQuery<R>;
+  execute(): Promise<R[]>;
+}
+
 /** Name of the reader thread (Linux `comm`, at most 15 bytes). */
 export const READER_THREAD_NAME = 'pcl-db-reader';
 
