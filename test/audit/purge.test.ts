@@ -3,6 +3,7 @@ import type { Db } from '../../src/store/db.js';
 import { AuditStore, PURGE_CHUNK } from '../../src/audit/store.js';
 import { newEventId, type QueuedEvent } from '../../src/audit/event.js';
 import { onBothStores } from './util.js';
+import { whileLooping } from '../util/event-loop.js';
 
 const DAY = 864e5;
 
@@ -27,12 +28,8 @@ async function checkPurge(db: Db): Promise<void> {
   for (let i = 0; i < rows.length; i += 500) await store.insert(rows.slice(i, i + 500));
   assert.equal(await store.count(), old + 52);
 
-  let finished = false;
-  let ranDuring = false;
-  const purging = store.purge(now, now - 90 * DAY).finally(() => (finished = true));
-  setImmediate(() => (ranDuring = !finished));
-  const r = await purging;
-  assert.ok(ranDuring, 'the event loop ran while the purge was going on');
+  const { value: r, loopTurned } = await whileLooping(store.purge(now, now - 90 * DAY));
+  assert.ok(loopTurned, 'the event loop ran while the purge was going on');
   assert.deepEqual(r, { payloads: 1, events: old });
   assert.equal(await store.count(), 52);
   assert.equal(await store.get(rows[0]!.event.id), undefined);

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import type { Db } from '../../src/store/db.js';
 import { purgeShadow, queryShadow } from '../../src/server/guard-api.js';
 import { onBothStores } from '../audit/util.js';
+import { whileLooping } from '../util/event-loop.js';
 
 const CATS = [[], ['EMAIL'], ['EMAIL', 'PHONE'], ['instruction_override'], ['PHONE']];
 
@@ -34,12 +35,9 @@ async function check(db: Db): Promise<void> {
 
   // Retention: everything older than 100 minutes goes (both tenants), in chunks of 7, and the event loop runs meanwhile.
   const before = now - 100 * 60_000;
-  let finished = false;
-  let ranDuring = false;
-  const purging = purgeShadow(db.kysely, before, 7).finally(() => (finished = true));
-  setImmediate(() => (ranDuring = !finished));
-  assert.equal(await purging, rows.filter((r) => r.created_at < before).length);
-  assert.ok(ranDuring, 'the event loop turned between the delete statements');
+  const { value: purged, loopTurned } = await whileLooping(purgeShadow(db.kysely, before, 7));
+  assert.equal(purged, rows.filter((r) => r.created_at < before).length);
+  assert.ok(loopTurned, 'the event loop turned between the delete statements');
   const left = await db.kysely.selectFrom('guard_shadow').select(['created_at']).execute();
   assert.equal(left.length, rows.filter((r) => r.created_at >= before).length);
   assert.ok(left.every((r) => Number(r.created_at) >= before));

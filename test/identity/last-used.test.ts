@@ -2,6 +2,7 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { adminApi, adminKey, chat, dropStore, newStore, startInstance } from './util.js';
+import { whileLooping } from '../util/event-loop.js';
 
 const store = newStore('sqlite', 'lastused');
 after(() => dropStore(store));
@@ -19,12 +20,8 @@ test('last_used_at: every used key is written, a few keys per transaction, and t
       ids.push(c.body.id);
     }
     for (const id of ids) assert.equal((await adminApi(a.url, owner, 'GET', `/admin/v1/keys/${id}`)).body.lastUsedAt, null);
-    let finished = false;
-    let ranDuring = false;
-    const flushing = a.gw.identity.flushLastUsed().finally(() => (finished = true));
-    setImmediate(() => (ranDuring = !finished));
-    await flushing;
-    assert.ok(ranDuring, 'the event loop turned between the flush transactions');
+    const { loopTurned } = await whileLooping(a.gw.identity.flushLastUsed());
+    assert.ok(loopTurned, 'the event loop turned between the flush transactions');
     for (const id of ids) assert.ok((await adminApi(a.url, owner, 'GET', `/admin/v1/keys/${id}`)).body.lastUsedAt > Date.now() - 60_000, id);
   } finally {
     await a.close();

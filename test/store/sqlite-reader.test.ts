@@ -8,6 +8,7 @@ import { openDb } from '../../src/store/db.js';
 import { SqliteReader } from '../../src/store/sqlite-reader.js';
 import { AuditStore } from '../../src/audit/store.js';
 import { newEventId, type QueuedEvent } from '../../src/audit/event.js';
+import { whileLooping } from '../util/event-loop.js';
 
 const events = (n: number): QueuedEvent[] =>
   Array.from({ length: n }, (_, i) => {
@@ -27,12 +28,8 @@ test('audit reads on a SQLite file run on the reader thread: the same answers as
     const rows = events(3000);
     for (let i = 0; i < rows.length; i += 500) await onThread.insert(rows.slice(i, i + 500));
 
-    let answered = false;
-    let ranBefore = false;
-    const first = onThread.usage({ groupBy: ['day', 'tenant', 'model'] }).finally(() => (answered = true));
-    setImmediate(() => (ranBefore = !answered));
-    const usage = await first;
-    assert.ok(ranBefore, 'the event loop turned while the query ran');
+    const { value: usage, loopTurned } = await whileLooping(onThread.usage({ groupBy: ['day', 'tenant', 'model'] }));
+    assert.ok(loopTurned, 'the event loop turned while the query ran');
     assert.deepEqual(usage, await onMain.usage({ groupBy: ['day', 'tenant', 'model'] }));
 
     const queries = [
