@@ -136,7 +136,7 @@ async function startPortcullis(mockPort: number, workers: number, cli: string[],
   );
   const keyOut = execFileSync(process.execPath, [...cli, 'keys', 'create', '--config', cfg, '--tenant', 'bench', '--name', 'bench', '--json'], { cwd: ROOT, encoding: 'utf8' });
   const key = (JSON.parse(keyOut.trim().split('\n').pop()!) as { key: string }).key;
-  const execArgs = opts.profileDir ? ['--cpu-prof', '--cpu-prof-dir', opts.profileDir] : [];
+  const execArgs = [...(opts.profileDir ? ['--cpu-prof', '--cpu-prof-dir', opts.profileDir] : []), ...(process.env.PCL_BENCH_GATEWAY_NODE_FLAGS?.split(/\s+/).filter(Boolean) ?? [])];
   // Request logs stay on (level info) and go to /dev/null, as a production log shipper would drain them.
   const child = startChild(`portcullis x${workers}`, process.execPath, [...execArgs, ...cli, 'serve', '--config', cfg], { cwd: ROOT, stdout: 'ignore' });
   const url = `http://127.0.0.1:${port}`;
