@@ -166,6 +166,13 @@ export const guardsConfigSchema = z
         maxSegmentChars: z.number().int().positive().default(1_048_576),
         /** Longest total text per request scanned; longer input is refused with 413. */
         maxRequestChars: z.number().int().positive().default(2_097_152),
+        /**
+         * Token-id inputs (completions `prompt`, embeddings `input` as integer arrays) are decoded
+         * with the model's tokenizer (`limits.tokenizers`: the OpenAI BPEs) and scanned. Those the
+         * gateway cannot decode (no known tokenizer for the model, ids outside it) are refused with
+         * 400 (`refuse`) or forwarded unscanned (`pass`).
+         */
+        undecodableTokens: z.enum(['refuse', 'pass']).default('refuse'),
       })
       .strict()
       .default({}),

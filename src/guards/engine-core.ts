@@ -10,7 +10,7 @@ import { createDetectionCache, type DetectionCache } from './cache.js';
 import { inspect, writeBack, type Inspected } from './inspect.js';
 import type { Judge } from './judges/index.js';
 import { createPipeline, type Pipeline, type RunOptions } from './pipeline.js';
-import type { Guard, PipelineOutcome } from './types.js';
+import type { Guard, PipelineOutcome, SegmentPath, TokenCodec } from './types.js';
 import { createVault, type PseudonymVault } from './vault.js';
 import { createRedisVault, parseVaultKey } from './vault-redis.js';
 
@@ -19,6 +19,17 @@ export class GuardLimitError extends Error {
   constructor(readonly limit: 'segment' | 'request', readonly chars: number, readonly max: number) {
     super(limit === 'segment' ? `a text segment is longer than the ${max} characters the guards accept` : `the request text is longer than the ${max} characters the guards accept`);
     this.name = 'GuardLimitError';
+  }
+}
+
+/** Raised when token-id input cannot be decoded for the guards and `limits.undecodableTokens` is `refuse` (the gateway answers 400). */
+export class GuardInputError extends Error {
+  constructor(
+    readonly path: SegmentPath,
+    readonly model: string | undefined,
+  ) {
+    super(`token-id input at '${path.join('.')}' cannot be decoded for the guards${model ? ` (no tokenizer known for model '${model}')` : ''}`);
+    this.name = 'GuardInputError';
   }
 }
 
@@ -35,6 +46,8 @@ export interface EngineOptions {
   extraGuards?: (cfg: GuardsConfig) => Guard[];
   /** Redis URL used by `vault.store: redis` when `vault.redisUrl` is not set (the gateway passes store.redisUrl). */
   redisUrl?: string;
+  /** The tokenizer of a model, to decode token-id inputs (the gateway passes the limits' tokenizers); without it such input is undecodable. */
+  tokenCodec?: (model: string) => TokenCodec | undefined;
 }
 
 /** The result of running the request stage over a body. */
@@ -146,9 +159,10 @@ export function createEngineWith(raw: GuardsConfig | GuardsConfigInput | undefin
     async runRequest(api, body, o) {
       const { tenantName, tier, keyId, ...runOpts } = o;
       const scope: PolicyScope = { ...(tenantName !== undefined ? { tenantName } : {}), ...(tier !== undefined ? { tier } : {}), ...(keyId !== undefined ? { keyId } : {}) };
-      const inspected = inspect(api, body);
+      const inspected = inspect(api, body, opts.tokenCodec ? { tokenCodec: opts.tokenCodec } : {});
       const only = engine.routeList(api, scope);
       engine.checkLimits(inspected, scope);
+      if (inspected.undecodedTokens.length > 0 && effective(scope).limits.undecodableTokens === 'refuse') throw new GuardInputError(inspected.undecodedTokens[0]!, inspected.model);
       const shared = vault.prepare && runOpts.conversationId && runOpts.tenant !== undefined && usesVault(effective(scope));
       if (shared) await vault.prepare!(runOpts.tenant!, runOpts.conversationId!);
       const outcome = await pipelineOf(scope).run('request', inspected.segments, { ...runOpts, api, ...(only ? { only } : {}) });

@@ -18,7 +18,7 @@ import type { Guard } from './types.js';
 import type { PseudonymVault } from './vault.js';
 import { createEngineWith, type EngineOptions, type GuardEngine } from './engine-core.js';
 
-export { GuardLimitError, createDisabledGuardEngine, type EngineOptions, type GuardEngine, type RequestRun } from './engine-core.js';
+export { GuardInputError, GuardLimitError, createDisabledGuardEngine, type EngineOptions, type GuardEngine, type RequestRun } from './engine-core.js';
 
 function envKey(env: Record<string, string | undefined>, name: string | undefined): string | undefined {
   return name ? env[name] : undefined;

@@ -12,9 +12,16 @@
  *  - any API: a text content part with `"portcullis_trust": "untrusted"` (e.g.
  *    `{"type":"text","text":"…","portcullis_trust":"untrusted"}`) is a retrieved document;
  *    the gateway strips the `portcullis_trust` field before the body goes upstream;
- *  - Anthropic `document` blocks with a text source are retrieved documents.
+ *  - Anthropic `document` and `search_result` blocks are retrieved documents.
+ *
+ * Every text the model will read becomes a segment, whatever shape carries it: content parts of
+ * a type this module does not know (a newer API block, a provider extension) are scanned by
+ * their string fields (binary data, URLs and ids left out), so an unfamiliar shape is not a way
+ * around the guards. Token-id inputs (completions `prompt`, embeddings `input` as arrays of
+ * integers) are decoded with the model's tokenizer when the caller passes one (`tokenCodec`);
+ * those without one are listed in `undecodedTokens` for the engine to refuse or pass.
  */
-import type { Segment, SegmentPath, SegmentRole } from './types.js';
+import type { Segment, SegmentPath, SegmentRole, TokenCodec } from './types.js';
 
 /** A request body parsed once for the guards. */
 export interface Inspected {
@@ -27,10 +34,38 @@ export interface Inspected {
   totalChars: number;
   /** Paths of content parts carrying a `portcullis_trust` marker (stripped before forwarding). */
   markers: SegmentPath[];
+  /** Token-id inputs that could not be decoded (no tokenizer known for the model, or ids outside it). */
+  undecodedTokens: SegmentPath[];
+}
+
+/** Options of `inspect`. */
+export interface InspectOptions {
+  /** The tokenizer of a model, for token-id inputs; undefined when unknown. */
+  tokenCodec?: (model: string) => TokenCodec | undefined;
+}
+
+/** A non-empty array of integers (one tokenized text). */
+function isTokenArray(v: unknown): v is number[] {
+  if (!Array.isArray(v) || v.length === 0) return false;
+  for (const x of v) if (!Number.isInteger(x)) return false;
+  return true;
 }
 
 /** The trust marker field on content parts. */
 export const TRUST_FIELD = 'portcullis_trust';
+
+/**
+ * Keys of unfamiliar content parts that hold no text for the model: binary payloads, links,
+ * identifiers and formatting. Everything else that is a string is scanned.
+ */
+const NON_TEXT_KEYS: ReadonlySet<string> = new Set([
+  'type', 'id', 'tool_use_id', 'call_id', 'cache_control', 'media_type', 'mime_type', 'url', 'image_url', 'file_id',
+  'file_data', 'file_url', 'detail', 'format', 'signature', 'data', 'input_audio', 'encrypted_content', 'encrypted_index', TRUST_FIELD,
+]);
+/** Part types whose text is retrieved content (untrusted), whatever the message's role. */
+const RETRIEVED_PARTS: ReadonlySet<string> = new Set(['document', 'search_result']);
+/** Nesting walked inside one unfamiliar part. */
+const MAX_PART_DEPTH = 8;
 
 const UNTRUSTED_ROLES: ReadonlySet<SegmentRole> = new Set(['tool', 'retrieved']);
 
@@ -42,6 +77,7 @@ export function trustOf(role: SegmentRole): 'trusted' | 'untrusted' {
 class Builder {
   segments: Segment[] = [];
   markers: SegmentPath[] = [];
+  undecodedTokens: SegmentPath[] = [];
   total = 0;
   add(role: SegmentRole, text: unknown, path: SegmentPath): void {
     if (typeof text !== 'string' || text.length === 0) return;
@@ -61,11 +97,45 @@ class Builder {
       const r: SegmentRole = marked ? 'retrieved' : role;
       if (typeof o.text === 'string') this.add(r, o.text, [...path, j, 'text']);
       else if (o.type === 'tool_result') this.content('tool', o.content, [...path, j, 'content']);
-      else if (o.type === 'document' && o.source && typeof o.source === 'object' && (o.source as Record<string, unknown>).type === 'text') this.add('retrieved', (o.source as Record<string, unknown>).data, [...path, j, 'source', 'data']);
-      else if (o.type === 'tool_use' && o.input !== undefined) {
+      else if (o.type === 'tool_use') {
         /* tool_use input is structured JSON history; scanned by tool_call guards, not here */
-      }
+      } else if (o.type === 'document' && o.source && typeof o.source === 'object' && (o.source as Record<string, unknown>).type === 'text') {
+        this.add('retrieved', (o.source as Record<string, unknown>).data, [...path, j, 'source', 'data']);
+        this.strings('retrieved', o, [...path, j], 0, 'source');
+      } else this.strings(typeof o.type === 'string' && RETRIEVED_PARTS.has(o.type) ? 'retrieved' : r, o, [...path, j], 0);
     });
+  }
+  /** Adds every string under an unfamiliar part (see NON_TEXT_KEYS), except the key `skip`. */
+  strings(role: SegmentRole, o: Record<string, unknown> | unknown[], path: SegmentPath, depth: number, skip?: string): void {
+    if (depth > MAX_PART_DEPTH) return;
+    const visit = (v: unknown, k: string | number) => {
+      if (typeof v === 'string') this.add(role, v, [...path, k]);
+      else if (v && typeof v === 'object') this.strings(role, v as Record<string, unknown>, [...path, k], depth + 1);
+    };
+    if (Array.isArray(o)) o.forEach(visit);
+    else for (const k of Object.keys(o)) if (k !== skip && !NON_TEXT_KEYS.has(k)) visit(o[k], k);
+  }
+  /** Adds a text, an array of texts, or token ids (one array, or an array of them) at `path`. */
+  textsOrTokens(role: SegmentRole, v: unknown, path: SegmentPath, codec: TokenCodec | undefined): void {
+    if (typeof v === 'string') return this.add(role, v, path);
+    if (!Array.isArray(v)) return;
+    if (isTokenArray(v)) return this.tokens(role, v, path, codec);
+    v.forEach((x, i) => (isTokenArray(x) ? this.tokens(role, x, [...path, i], codec) : this.add(role, x, [...path, i])));
+  }
+  tokens(role: SegmentRole, ids: number[], path: SegmentPath, codec: TokenCodec | undefined): void {
+    let text: string | undefined;
+    try {
+      text = codec?.decode(ids);
+    } catch {
+      text = undefined; // ids outside the vocabulary
+    }
+    if (text === undefined) {
+      this.undecodedTokens.push(path);
+      return;
+    }
+    if (text.length === 0) return;
+    this.segments.push({ id: `s${this.segments.length}`, role, trust: trustOf(role), text, path, tokens: codec! });
+    this.total += text.length;
   }
 }
 
@@ -87,8 +157,9 @@ function roleOf(raw: unknown, name: unknown): SegmentRole {
 }
 
 /** Parses `body` of `api` into segments. Unknown shapes yield no segments (validation happens earlier). */
-export function inspect(api: string, body: Record<string, unknown>): Inspected {
+export function inspect(api: string, body: Record<string, unknown>, opts: InspectOptions = {}): Inspected {
   const b = new Builder();
+  const codec = () => (opts.tokenCodec && typeof body.model === 'string' ? opts.tokenCodec(body.model) : undefined);
   switch (api) {
     case 'chat': {
       const msgs = Array.isArray(body.messages) ? body.messages : [];
@@ -100,16 +171,19 @@ export function inspect(api: string, body: Record<string, unknown>): Inspected {
           m.tool_calls.forEach((c: any, k: number) => b.add('assistant', c?.function?.arguments, ['messages', i, 'tool_calls', k, 'function', 'arguments']));
         }
       });
+      // Predicted Outputs: text the client sends for the model to reuse.
+      const pred = body.prediction as { content?: unknown } | undefined;
+      if (pred && typeof pred === 'object') b.content('user', pred.content, ['prediction', 'content']);
       break;
     }
     case 'completions': {
-      if (typeof body.prompt === 'string') b.add('user', body.prompt, ['prompt']);
-      else if (Array.isArray(body.prompt)) body.prompt.forEach((p, i) => b.add('user', p, ['prompt', i]));
+      b.textsOrTokens('user', body.prompt, ['prompt'], codec());
+      // Insert mode: the model reads the suffix too.
+      b.add('user', body.suffix, ['suffix']);
       break;
     }
     case 'embeddings': {
-      if (typeof body.input === 'string') b.add('user', body.input, ['input']);
-      else if (Array.isArray(body.input)) body.input.forEach((p, i) => b.add('user', p, ['input', i]));
+      b.textsOrTokens('user', body.input, ['input'], codec());
       break;
     }
     case 'responses': {
@@ -145,6 +219,7 @@ export function inspect(api: string, body: Record<string, unknown>): Inspected {
     segments: b.segments,
     totalChars: b.total,
     markers: b.markers,
+    undecodedTokens: b.undecodedTokens,
   };
 }
 
@@ -193,7 +268,7 @@ export function writeBack(
 ): Record<string, unknown> {
   if (changed.size === 0 && inspected.markers.length === 0 && systemNotes.length === 0) return body;
   const out = structuredClone(body) as Record<string, any>;
-  for (const s of segments) if (changed.has(s.id)) setAt(out, s.path, s.text);
+  for (const s of segments) if (changed.has(s.id)) setAt(out, s.path, s.tokens ? s.tokens.encode(s.text) : s.text);
   for (const m of inspected.markers) {
     const part = getAt(out, m) as Record<string, unknown> | undefined;
     if (part && typeof part === 'object') delete part[TRUST_FIELD];

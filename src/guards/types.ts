@@ -38,6 +38,18 @@ export interface Segment {
   text: string;
   /** Where the text lives in the body, so a transform can be written back. */
   path: SegmentPath;
+  /**
+   * Set when the text was decoded from token ids (completions `prompt`, embeddings `input`): a
+   * transformed text is written back as the codec's token ids, in the shape the client sent.
+   */
+  tokens?: TokenCodec;
+}
+
+/** Token ids ↔ text for one model's tokenizer (the gateway builds these from `limits.tokenizers`). */
+export interface TokenCodec {
+  /** Throws on ids outside the vocabulary. */
+  decode(ids: readonly number[]): string;
+  encode(text: string): number[];
 }
 
 /** A finding located in one segment (`segment` is the segment id). */

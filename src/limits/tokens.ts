@@ -69,6 +69,28 @@ function cachedCount(count: CountFn, text: string): number {
   return n;
 }
 
+type BpeModule = { decode(ids: readonly number[]): string; encode(text: string, opts?: { disallowedSpecial?: Set<string> }): number[] };
+const codecs = new Map<'o200k' | 'cl100k', { decode(ids: readonly number[]): string; encode(text: string): number[] }>();
+
+/**
+ * Decoder and encoder of a model's BPE under this config (the same tables as the token counts), or
+ * undefined when the model's tokenizer is the characters approximation: the guards use it to read
+ * token-id inputs. `decode` throws on ids outside the vocabulary; `encode` treats special-token
+ * strings as plain text.
+ */
+export function tokenCodecFor(model: string, config: LimitsConfig): { decode(ids: readonly number[]): string; encode(text: string): number[] } | undefined {
+  const spec = tokenizerFor(model, config);
+  if (spec.kind === 'chars') return undefined;
+  let c = codecs.get(spec.kind);
+  if (!c) {
+    encoder(spec.kind); // the tables, loaded once
+    const mod = require(spec.kind === 'o200k' ? 'gpt-tokenizer/cjs/encoding/o200k_base' : 'gpt-tokenizer/cjs/encoding/cl100k_base') as BpeModule;
+    c = { decode: (ids) => mod.decode(ids), encode: (text) => mod.encode(text, PLAIN) };
+    codecs.set(spec.kind, c);
+  }
+  return c;
+}
+
 /** Loads the BPE tables now (call at start-up so the first request does not pay for it). */
 export function warmTokenizers(kinds: ('o200k' | 'cl100k')[] = ['o200k', 'cl100k']): void {
   for (const k of kinds) encoder(k);

@@ -9,7 +9,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
 import { GatewayError } from '../errors.js';
 import { check, CheckInputError, type CheckMessage, type CheckStage } from '../guards/check.js';
-import { createDisabledGuardEngine, GuardLimitError, type GuardEngine } from '../guards/engine-core.js';
+import { createDisabledGuardEngine, GuardInputError, GuardLimitError, type GuardEngine } from '../guards/engine-core.js';
 import { blockError } from '../guards/pipeline.js';
 import { createRestoreTransform, restoreBody } from '../guards/restore.js';
 import type { GuardRecord, PipelineOutcome } from '../guards/types.js';
@@ -18,6 +18,7 @@ import type { RequestContext } from './context.js';
 import type { GatewayModule, ModuleContext } from './modules.js';
 import { identify } from './proxy.js';
 import { deleteInChunks } from '../store/chunked.js';
+import { tokenCodecFor } from '../limits/tokens.js';
 
 /** Header clients send to keep pseudonyms consistent across the turns of a conversation. */
 export const CONVERSATION_HEADER = 'x-portcullis-conversation-id';
@@ -155,7 +156,8 @@ export interface GuardsModule extends GatewayModule {
  * the engine has no guard and none of them is loaded.
  */
 export async function createGatewayGuardEngine(mctx: ModuleContext): Promise<GuardEngine> {
-  const opts = { env: mctx.env, ...(mctx.config.store.redisUrl ? { redisUrl: mctx.config.store.redisUrl } : {}) };
+  const limits = mctx.config.limits;
+  const opts = { env: mctx.env, ...(mctx.config.store.redisUrl ? { redisUrl: mctx.config.store.redisUrl } : {}), tokenCodec: (model: string) => tokenCodecFor(model, limits) };
   if (!mctx.config.guards.enabled) return createDisabledGuardEngine(mctx.config.guards, opts);
   const { createGuardEngine } = await import('../guards/engine.js');
   return createGuardEngine(mctx.config.guards, opts);
@@ -201,6 +203,12 @@ export function createGuardsModule(mctx: ModuleContext, engine: GuardEngine): Gu
           });
         } catch (e) {
           if (e instanceof GuardLimitError) throw limitError(e);
+          if (e instanceof GuardInputError) {
+            throw new GatewayError('PCL_INVALID_REQUEST', {
+              message: `Token-id input cannot be inspected by this gateway's guards${e.model ? ` for model '${e.model}'` : ''}: send the text instead of token ids.`,
+              param: e.path.join('.'),
+            });
+          }
           // Anything else (e.g. the shared vault unreachable) fails closed: nothing is forwarded unchecked.
           throw e instanceof GatewayError ? e : new GatewayError('PCL_GUARD_FAILED', { internal: (e as Error)?.message ?? String(e) });
         }

@@ -12,6 +12,36 @@ function optional(body: Record<string, unknown>, key: string, type: 'boolean' | 
   if (type === 'object' ? typeof v !== 'object' || Array.isArray(v) : typeof v !== type) bad(key, `a${type === 'object' ? 'n' : ''} ${type}`);
 }
 
+/**
+ * Message content the guards can read: absent, null, a string, or an array of strings and part
+ * objects whose `text`, when present, is a string. Anything else (an object, a number) is refused
+ * as the providers do, rather than forwarded to a lenient upstream unscanned.
+ */
+function content(param: string, v: unknown): void {
+  if (v === undefined || v === null || typeof v === 'string') return;
+  if (!Array.isArray(v)) bad(param, 'a string or an array of content parts');
+  for (const [j, p] of v.entries()) {
+    if (typeof p === 'string') continue;
+    if (!p || typeof p !== 'object' || Array.isArray(p)) bad(`${param}[${j}]`, 'a content part object');
+    const text = (p as { text?: unknown }).text;
+    if (text !== undefined && typeof text !== 'string') bad(`${param}[${j}].text`, 'a string');
+    const inner = (p as { type?: unknown; content?: unknown }).type === 'tool_result' ? (p as { content?: unknown }).content : undefined;
+    if (inner !== undefined) content(`${param}[${j}].content`, inner);
+  }
+}
+
+/** A prompt or embeddings input: a string, token ids, or an array of strings or of token-id arrays. */
+function textsOrTokens(param: string, v: unknown): void {
+  const ids = (a: unknown[]) => a.every((x) => Number.isInteger(x));
+  if (typeof v === 'string') return;
+  if (!Array.isArray(v)) bad(param, 'a string or an array');
+  if (ids(v)) return;
+  for (const [i, x] of v.entries()) {
+    if (typeof x === 'string' || (Array.isArray(x) && ids(x))) continue;
+    bad(`${param}[${i}]`, 'a string or an array of token ids');
+  }
+}
+
 /** Checks the fields the gateway relies on; everything else is the provider's business. */
 export function validateBody(api: Api, body: Record<string, unknown>): void {
   if (typeof body.model !== 'string' || body.model.length === 0) {
@@ -29,6 +59,7 @@ export function validateBody(api: Api, body: Record<string, unknown>): void {
       if (body.messages.length === 0) throw new GatewayError('PCL_INVALID_REQUEST', { message: "'messages' must contain at least one message.", param: 'messages' });
       for (const [i, m] of body.messages.entries()) {
         if (!m || typeof m !== 'object' || Array.isArray(m) || typeof (m as { role?: unknown }).role !== 'string') bad(`messages[${i}]`, 'an object with a string role');
+        content(`messages[${i}].content`, (m as { content?: unknown }).content);
       }
       break;
     case 'messages':
@@ -36,17 +67,26 @@ export function validateBody(api: Api, body: Record<string, unknown>): void {
       if (body.max_tokens === undefined) throw new GatewayError('PCL_INVALID_REQUEST', { message: "Missing required parameter: 'max_tokens'.", param: 'max_tokens' });
       for (const [i, m] of body.messages.entries()) {
         if (!m || typeof m !== 'object' || Array.isArray(m) || typeof (m as { role?: unknown }).role !== 'string') bad(`messages[${i}]`, 'an object with a string role');
+        content(`messages[${i}].content`, (m as { content?: unknown }).content);
       }
+      content('system', body.system);
       break;
     case 'completions':
-      if (typeof body.prompt !== 'string' && !Array.isArray(body.prompt)) bad('prompt', 'a string or an array');
+      textsOrTokens('prompt', body.prompt);
+      optional(body, 'suffix', 'string');
       break;
     case 'embeddings':
-      if (typeof body.input !== 'string' && !Array.isArray(body.input)) bad('input', 'a string or an array');
+      textsOrTokens('input', body.input);
       if (body.stream !== undefined) bad('stream', 'absent (embeddings do not stream)');
       break;
     case 'responses':
       if (body.input !== undefined && typeof body.input !== 'string' && !Array.isArray(body.input)) bad('input', 'a string or an array');
+      optional(body, 'instructions', 'string');
+      if (Array.isArray(body.input)) {
+        for (const [i, it] of body.input.entries()) {
+          if (it && typeof it === 'object' && !Array.isArray(it) && 'content' in it) content(`input[${i}].content`, (it as { content?: unknown }).content);
+        }
+      }
       break;
   }
 }

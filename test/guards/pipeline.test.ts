@@ -127,3 +127,46 @@ test('inspect: roles, trust, the retrieved convention and write-back', () => {
   assert.deepEqual(inspect('embeddings', { input: ['a', 'b'] }).segments.map((s) => s.path.join('.')), ['input.0', 'input.1']);
   assert.deepEqual(inspect('completions', { prompt: 'p' }).segments.map((s) => s.text), ['p']);
 });
+
+test('inspect: unfamiliar parts are read by their text fields, binary and ids are not; token ids go through the codec', async () => {
+  const png = 'iVBORw0KGgo' + 'A'.repeat(64);
+  const a = inspect('messages', {
+    model: 'm',
+    messages: [
+      { role: 'user', content: [{ type: 'image', source: { type: 'base64', media_type: 'image/png', data: png } }, { type: 'search_result', source: 'https://kb/1', title: 'T', content: [{ type: 'text', text: 'R' }], citations: { enabled: true } }] },
+      { role: 'assistant', content: [{ type: 'web_search_tool_result', tool_use_id: 'w', content: [{ type: 'web_search_result', url: 'https://x', title: 'W', encrypted_content: png }] }, { type: 'redacted_thinking', data: png }] },
+    ],
+  });
+  assert.deepEqual(a.segments.map((s) => [s.role, s.trust, s.text, s.path.join('.')]), [
+    ['retrieved', 'untrusted', 'https://kb/1', 'messages.0.content.1.source'],
+    ['retrieved', 'untrusted', 'T', 'messages.0.content.1.title'],
+    ['retrieved', 'untrusted', 'R', 'messages.0.content.1.content.0.text'],
+    ['assistant', 'trusted', 'W', 'messages.1.content.0.content.0.title'],
+  ]);
+
+  // A toy codec: one id per character code.
+  const codec = { decode: (ids: readonly number[]) => String.fromCharCode(...ids.map((i) => { if (i > 0xffff) throw new Error('not in vocabulary'); return i; })), encode: (t: string) => [...t].map((c) => c.charCodeAt(0)) };
+  const ids = (t: string) => codec.encode(t);
+  const body = { model: 'm', prompt: [ids('ab'), ids('secret'), [70_000]], suffix: 'tail' };
+  const c = inspect('completions', body, { tokenCodec: (m) => (m === 'm' ? codec : undefined) });
+  assert.deepEqual(c.segments.map((s) => [s.text, s.path.join('.')]), [['ab', 'prompt.0'], ['secret', 'prompt.1'], ['tail', 'suffix']]);
+  assert.deepEqual(c.undecodedTokens, [['prompt', 2]]);
+  const out = writeBack(c, body, c.segments.map((s) => (s.text === 'secret' ? { ...s, text: '[X]' } : s)), new Set(['s1'])) as any;
+  assert.deepEqual(out.prompt[1], ids('[X]'), 'written back as token ids');
+  assert.deepEqual(out.prompt[0], ids('ab'));
+  assert.deepEqual(inspect('embeddings', { model: 'other', input: ids('xy') }).undecodedTokens, [['input']], 'no codec for the model');
+  assert.deepEqual(inspect('embeddings', { model: 'm', input: ids('xy') }, { tokenCodec: () => codec }).segments.map((s) => s.text), ['xy']);
+  assert.deepEqual(inspect('chat', { messages: [{ role: 'user', content: 'q' }], prediction: { type: 'content', content: [{ type: 'text', text: 'draft' }] } }).segments.map((s) => s.path.join('.')), ['messages.0.content', 'prediction.content.0.text']);
+});
+
+test('engine: undecodable token ids are refused by default and forwarded unscanned with limits.undecodableTokens: pass', async () => {
+  const { createGuardEngine, GuardInputError } = await import('../../src/guards/engine.js');
+  const refuse = createGuardEngine({});
+  await assert.rejects(refuse.runRequest('completions', { model: 'x', prompt: [1, 2, 3] }, {}), (e: unknown) => e instanceof GuardInputError && (e as InstanceType<typeof GuardInputError>).path.join('.') === 'prompt');
+  const pass = createGuardEngine({ limits: { undecodableTokens: 'pass' } });
+  const run = await pass.runRequest('completions', { model: 'x', prompt: [1, 2, 3] }, {});
+  assert.equal(run.outcome.action, 'allow');
+  assert.deepEqual(run.body.prompt, [1, 2, 3]);
+  await refuse.close();
+  await pass.close();
+});
