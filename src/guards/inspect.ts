@@ -64,6 +64,12 @@ const NON_TEXT_KEYS: ReadonlySet<string> = new Set([
 ]);
 /** Part types whose text is retrieved content (untrusted), whatever the message's role. */
 const RETRIEVED_PARTS: ReadonlySet<string> = new Set(['document', 'search_result']);
+/** Responses input items without text for the model (ids, images, generated files). */
+const NO_TEXT_ITEMS: ReadonlySet<string> = new Set(['item_reference', 'image_generation_call']);
+/** Responses input items the model wrote itself (history). */
+const ASSISTANT_ITEMS: ReadonlySet<string> = new Set(['reasoning', 'message', 'custom_tool_call', 'computer_call', 'web_search_call', 'local_shell_call', 'shell_call', 'apply_patch_call', 'mcp_list_tools', 'mcp_approval_request', 'mcp_approval_response']);
+/** Responses items written by the model whose named field holds what a tool returned (untrusted). */
+const CALL_RESULTS: ReadonlyMap<string, string> = new Map([['mcp_call', 'output'], ['code_interpreter_call', 'outputs'], ['file_search_call', 'results']]);
 /** Nesting walked inside one unfamiliar part. */
 const MAX_PART_DEPTH = 8;
 
@@ -192,9 +198,22 @@ export function inspect(api: string, body: Record<string, unknown>, opts: Inspec
       else if (Array.isArray(body.input)) {
         body.input.forEach((it: any, i: number) => {
           if (!it || typeof it !== 'object') return;
-          if (it.type === 'function_call_output' || it.type === 'custom_tool_call_output') b.content('tool', it.output, ['input', i, 'output']);
-          else if (it.type === 'function_call') b.add('assistant', it.arguments, ['input', i, 'arguments']);
-          else if (it.role !== undefined) b.content(roleOf(it.role, it.name), it.content, ['input', i, 'content']);
+          const at = ['input', i];
+          if (it.type === 'function_call_output' || it.type === 'custom_tool_call_output') b.content('tool', it.output, [...at, 'output']);
+          else if (it.type === 'function_call') b.add('assistant', it.arguments, [...at, 'arguments']);
+          else if (it.role !== undefined) b.content(roleOf(it.role, it.name), it.content, [...at, 'content']);
+          else if (typeof it.type !== 'string' || NO_TEXT_ITEMS.has(it.type)) return;
+          // Other items the model reads as history: tool outputs (`*_output`, an MCP call's output)
+          // and file-search results are untrusted; the model's own items (reasoning summaries, tool
+          // call arguments) are assistant text; an item type not known here is treated as untrusted.
+          else if (it.type.endsWith('_output')) b.strings('tool', it, at, 0);
+          else if (CALL_RESULTS.has(it.type)) {
+            const k = CALL_RESULTS.get(it.type)!;
+            b.strings('assistant', it, at, 0, k);
+            const r = it[k];
+            if (typeof r === 'string') b.add('tool', r, [...at, k]);
+            else if (r && typeof r === 'object') b.strings(it.type === 'file_search_call' ? 'retrieved' : 'tool', r, [...at, k], 1);
+          } else b.strings(ASSISTANT_ITEMS.has(it.type) ? 'assistant' : 'tool', it, at, 0);
         });
       }
       break;

@@ -156,6 +156,21 @@ test('inspect: unfamiliar parts are read by their text fields, binary and ids ar
   assert.deepEqual(out.prompt[0], ids('ab'));
   assert.deepEqual(inspect('embeddings', { model: 'other', input: ids('xy') }).undecodedTokens, [['input']], 'no codec for the model');
   assert.deepEqual(inspect('embeddings', { model: 'm', input: ids('xy') }, { tokenCodec: () => codec }).segments.map((s) => s.text), ['xy']);
+  const r = inspect('responses', {
+    input: [
+      { type: 'reasoning', id: 'rs_1', summary: [{ type: 'summary_text', text: 'plan' }], encrypted_content: 'gAAA' },
+      { type: 'mcp_call', id: 'mc_1', server_label: 'kb', name: 'lookup', arguments: '{"q":1}', output: 'tool said' },
+      { type: 'file_search_call', id: 'fs_1', queries: ['q'], results: [{ file_id: 'f', filename: 'a.txt', text: 'doc text' }] },
+      { type: 'local_shell_call_output', id: 'ls_1', output: 'shell out' },
+      { type: 'image_generation_call', id: 'ig_1', result: 'iVBORw0KGgo' },
+      { type: 'item_reference', id: 'msg_1' },
+      { type: 'constructor', text: 'unknown item' },
+    ],
+  });
+  assert.deepEqual(r.segments.map((s) => [s.role, s.text]), [
+    ['assistant', 'plan'], ['assistant', 'kb'], ['assistant', 'lookup'], ['assistant', '{"q":1}'], ['tool', 'tool said'],
+    ['assistant', 'q'], ['retrieved', 'a.txt'], ['retrieved', 'doc text'], ['tool', 'shell out'], ['tool', 'unknown item'],
+  ]);
   assert.deepEqual(inspect('chat', { messages: [{ role: 'user', content: 'q' }], prediction: { type: 'content', content: [{ type: 'text', text: 'draft' }] } }).segments.map((s) => s.path.join('.')), ['messages.0.content', 'prediction.content.0.text']);
 });
 
