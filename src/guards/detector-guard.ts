@@ -58,6 +58,10 @@ export function createDetectorGuard(opts: DetectorGuardOptions): Guard {
           score = Math.max(score, f.score);
         }
       }
+      crossPartFindings(input, roles, opts.detect, bySegment, (f) => {
+        findings.push(f);
+        score = Math.max(score, f.score);
+      });
       if (findings.length === 0) return { action: 'allow' };
       const categories = [...new Set(findings.map((f) => f.category))];
       if (action === 'flag') return { action: 'flag', findings, categories, score };
@@ -83,4 +87,62 @@ export function createDetectorGuard(opts: DetectorGuardOptions): Guard {
       return { action: 'transform', findings, categories, rewrites, score };
     },
   };
+}
+
+/**
+ * The text parts of one message are read by the model as one text, so a value cut across parts
+ * (a key in two halves) is found on the parts joined. Each finding that crosses a part boundary
+ * is added to every part it covers, as that part's piece of it (a piece overlapping a finding the
+ * part already has is left to that finding), so the action applies to each piece.
+ */
+function crossPartFindings(
+  input: GuardInput,
+  roles: ReadonlySet<SegmentRole>,
+  detect: DetectorGuardOptions['detect'],
+  bySegment: Map<string, Finding[]>,
+  report: (f: SegmentFinding) => void,
+): void {
+  let groups: Map<string, GuardInput['segments'][number][]> | undefined;
+  for (const s of input.segments) {
+    if (s.group === undefined || !roles.has(s.role)) continue;
+    groups ??= new Map();
+    const g = groups.get(s.group);
+    if (g) g.push(s);
+    else groups.set(s.group, [s]);
+  }
+  if (!groups) return;
+  for (const segs of groups.values()) {
+    if (segs.length < 2) continue;
+    const starts: number[] = [];
+    let off = 0;
+    for (const g of segs) {
+      starts.push(off);
+      off += g.text.length;
+    }
+    const joined = segs.map((g) => g.text).join('');
+    for (const f of detect(joined, segs.some((g) => g.trust === 'untrusted') ? 'untrusted' : 'trusted')) {
+      // Findings inside one part were found on that part already.
+      const first = lastAtOrBefore(starts, f.start);
+      if (f.end <= starts[first]! + segs[first]!.text.length) continue;
+      for (let i = first; i < segs.length && starts[i]! < f.end; i++) {
+        const g = segs[i]!;
+        const start = Math.max(f.start, starts[i]!) - starts[i]!;
+        const end = Math.min(f.end, starts[i]! + g.text.length) - starts[i]!;
+        if (end <= start) continue;
+        const own = bySegment.get(g.id) ?? [];
+        if (own.some((o) => o.start < end && start < o.end)) continue;
+        const piece: Finding = { ...f, start, end, reason: `${f.reason} (across content parts)` };
+        own.push(piece);
+        bySegment.set(g.id, own);
+        report({ ...piece, segment: g.id });
+      }
+    }
+  }
+}
+
+/** Index of the last element of ascending `xs` that is <= v (0 when none). */
+function lastAtOrBefore(xs: readonly number[], v: number): number {
+  let i = 0;
+  while (i + 1 < xs.length && xs[i + 1]! <= v) i++;
+  return i;
 }

@@ -85,23 +85,27 @@ class Builder {
   markers: SegmentPath[] = [];
   undecodedTokens: SegmentPath[] = [];
   total = 0;
-  add(role: SegmentRole, text: unknown, path: SegmentPath): void {
+  add(role: SegmentRole, text: unknown, path: SegmentPath, group?: string): void {
     if (typeof text !== 'string' || text.length === 0) return;
-    this.segments.push({ id: `s${this.segments.length}`, role, trust: trustOf(role), text, path });
+    const seg: Segment = { id: `s${this.segments.length}`, role, trust: trustOf(role), text, path };
+    if (group !== undefined) seg.group = group;
+    this.segments.push(seg);
     this.total += text.length;
   }
   /** Adds a string or an array of text parts. */
   content(role: SegmentRole, content: unknown, path: SegmentPath): void {
     if (typeof content === 'string') return this.add(role, content, path);
     if (!Array.isArray(content)) return;
+    // The text parts of this array, read by the model one after the other.
+    const group = content.length > 1 ? path.join('.') : undefined;
     content.forEach((p, j) => {
-      if (typeof p === 'string') return this.add(role, p, [...path, j]);
+      if (typeof p === 'string') return this.add(role, p, [...path, j], group);
       if (!p || typeof p !== 'object') return;
       const o = p as Record<string, unknown>;
       const marked = o[TRUST_FIELD] === 'untrusted';
       if (TRUST_FIELD in o) this.markers.push([...path, j]);
       const r: SegmentRole = marked ? 'retrieved' : role;
-      if (typeof o.text === 'string') this.add(r, o.text, [...path, j, 'text']);
+      if (typeof o.text === 'string') this.add(r, o.text, [...path, j, 'text'], group);
       else if (o.type === 'tool_result') this.content('tool', o.content, [...path, j, 'content']);
       else if (o.type === 'tool_use') {
         /* tool_use input is structured JSON history; scanned by tool_call guards, not here */

@@ -43,6 +43,11 @@ export interface Segment {
    * transformed text is written back as the codec's token ids, in the shape the client sent.
    */
   tokens?: TokenCodec;
+  /**
+   * Set on the text parts of one message's content array (the same value for all of them): the
+   * model reads them as one text, so a detector can also look at them joined.
+   */
+  group?: string;
 }
 
 /** Token ids ↔ text for one model's tokenizer (the gateway builds these from `limits.tokenizers`). */

@@ -62,24 +62,59 @@ export function createInjectionGuard(opts: InjectionGuardOptions = {}): Guard {
     actedSegments: Set<string>;
     score: number;
   }
-  type Scored = { s: GuardInput['segments'][number]; r: ReturnType<typeof detectInjection> };
-  /** Scores every segment of the configured roles (the cache serves repeated texts). */
+  type Segment = GuardInput['segments'][number];
+  /** A scored text: one segment, or the joined text parts of one message (`group`, first segment in `s`). */
+  type Scored = { s: Segment; text: string; group?: readonly Segment[]; r: ReturnType<typeof detectInjection> };
+  const score = (text: string, trust: Trust) => (cache ? cache.get(cacheScope[trust], text, () => detectInjection(text, detectOpts[trust])) : detectInjection(text, detectOpts[trust]));
+  /**
+   * Scores every segment of the configured roles (the cache serves repeated texts), and the text
+   * parts of one message joined as the model reads them, so an attack cut into parts (down to
+   * one character per part) is scored whole. Parts are joined per trust level: a user's own
+   * instructions next to a retrieved document are not judged by the document's stricter
+   * thresholds (the document's parts are, joined and alone).
+   */
   const scoreAll = (input: GuardInput): Scored[] => {
     const out: Scored[] = [];
+    let groups: Map<string, Segment[]> | undefined;
     for (const s of input.segments) {
       if (!roles.has(s.role)) continue;
-      const opts = detectOpts[s.trust];
-      const r = cache ? cache.get(cacheScope[s.trust], s.text, () => detectInjection(s.text, opts)) : detectInjection(s.text, opts);
-      out.push({ s, r });
+      out.push({ s, text: s.text, r: score(s.text, s.trust) });
+      if (s.group !== undefined) {
+        groups ??= new Map();
+        const key = `${s.trust}\0${s.group}`;
+        const g = groups.get(key);
+        if (g) g.push(s);
+        else groups.set(key, [s]);
+      }
+    }
+    if (groups) {
+      for (const segs of groups.values()) {
+        if (segs.length < 2) continue;
+        const text = segs.map((x) => x.text).join('');
+        out.push({ s: segs[0]!, text, group: segs, r: score(text, segs[0]!.trust) });
+      }
     }
     return out;
   };
-  /** Adds one scored segment to the scan; `act` is whether the action applies to it. */
-  const add = (sc: Scan, { s, r }: Scored, act: boolean, unsure: boolean) => {
-    const fs = r.findings.map((f) => ({ ...f, segment: s.id }));
+  /** A finding on a joined text, placed on the segment where it starts (offsets relative to it). */
+  const locate = (f: ReturnType<typeof detectInjection>['findings'][number], segs: readonly Segment[]): SegmentFinding => {
+    let off = 0;
+    for (let i = 0; i < segs.length; i++) {
+      const g = segs[i]!;
+      if (f.start < off + g.text.length || i === segs.length - 1) {
+        const start = Math.max(0, Math.min(f.start - off, g.text.length));
+        return { ...f, start, end: Math.max(start, Math.min(f.end - off, g.text.length)), segment: g.id };
+      }
+      off += g.text.length;
+    }
+    return { ...f, segment: segs[0]!.id };
+  };
+  /** Adds one scored text to the scan; `act` is whether the action applies to it. */
+  const add = (sc: Scan, { s, group, r }: Scored, act: boolean, unsure: boolean) => {
+    const fs = group ? r.findings.map((f) => locate(f, group)) : r.findings.map((f) => ({ ...f, segment: s.id }));
     if (act) {
       sc.acted.push(...fs);
-      sc.actedSegments.add(s.id);
+      for (const g of group ?? [s]) sc.actedSegments.add(g.id);
     } else if (unsure) sc.unsure.push(...fs);
   };
   /** Without a judge: synchronous. */
@@ -103,7 +138,7 @@ export function createInjectionGuard(opts: InjectionGuardOptions = {}): Guard {
       let act = x.r.band === 'act';
       if (!act) {
         judged = true;
-        const v = await judge!.classify(x.s.text, input.signal); // a judge failure fails this guard (its failMode decides)
+        const v = await judge!.classify(x.text, input.signal); // a judge failure fails this guard (its failMode decides)
         if (v.unsafe) {
           act = true;
           for (const c of v.categories) sc.acted.push({ detector: `judge.${judge!.name}`, category: c, severity: 'high', score: v.score, start: 0, end: x.s.text.length, reason: `${judge!.name} confirmed an uncertain score`, segment: x.s.id });
