@@ -5,6 +5,7 @@
  */
 import { applyActions } from '../detect/redact.js';
 import type { Finding } from '../detect/types.js';
+import { partGroups } from './inspect.js';
 import type { PseudonymVault } from './vault.js';
 import type { Guard, GuardInput, SegmentFinding, SegmentRole, Stage, Verdict } from './types.js';
 
@@ -102,17 +103,7 @@ function crossPartFindings(
   bySegment: Map<string, Finding[]>,
   report: (f: SegmentFinding) => void,
 ): void {
-  let groups: Map<string, GuardInput['segments'][number][]> | undefined;
-  for (const s of input.segments) {
-    if (s.group === undefined || !roles.has(s.role)) continue;
-    groups ??= new Map();
-    const g = groups.get(s.group);
-    if (g) g.push(s);
-    else groups.set(s.group, [s]);
-  }
-  if (!groups) return;
-  for (const segs of groups.values()) {
-    if (segs.length < 2) continue;
+  for (const segs of partGroups(input.segments, (s) => roles.has(s.role))) {
     const starts: number[] = [];
     let off = 0;
     for (const g of segs) {

@@ -75,6 +75,23 @@ const MAX_PART_DEPTH = 8;
 
 const UNTRUSTED_ROLES: ReadonlySet<SegmentRole> = new Set(['tool', 'retrieved']);
 
+/**
+ * The text-part groups (see `Segment.group`) with at least two of the segments `keep` accepts,
+ * each in segment order; `key` may split a group further (e.g. by trust level).
+ */
+export function partGroups(segments: readonly Segment[], keep: (s: Segment) => boolean, key: (s: Segment) => string = (s) => s.group!): Segment[][] {
+  let groups: Map<string, Segment[]> | undefined;
+  for (const s of segments) {
+    if (s.group === undefined || !keep(s)) continue;
+    groups ??= new Map();
+    const k = key(s);
+    const g = groups.get(k);
+    if (g) g.push(s);
+    else groups.set(k, [s]);
+  }
+  return groups ? [...groups.values()].filter((g) => g.length > 1) : [];
+}
+
 /** Whether segments of this role are untrusted by default. */
 export function trustOf(role: SegmentRole): 'trusted' | 'untrusted' {
   return UNTRUSTED_ROLES.has(role) ? 'untrusted' : 'trusted';

@@ -9,6 +9,7 @@ import type { Trust } from '../../detect/types.js';
 import type { DetectionCache } from '../cache.js';
 import type { Judge } from '../judges/index.js';
 import { newSpotlightTag, spotlightNote, spotlightText, type SpotlightMethod } from '../spotlight/index.js';
+import { partGroups } from '../inspect.js';
 import type { Guard, GuardInput, SegmentFinding, SegmentRole, Verdict } from '../types.js';
 
 /** Options of the injection guard. */
@@ -75,24 +76,10 @@ export function createInjectionGuard(opts: InjectionGuardOptions = {}): Guard {
    */
   const scoreAll = (input: GuardInput): Scored[] => {
     const out: Scored[] = [];
-    let groups: Map<string, Segment[]> | undefined;
-    for (const s of input.segments) {
-      if (!roles.has(s.role)) continue;
-      out.push({ s, text: s.text, r: score(s.text, s.trust) });
-      if (s.group !== undefined) {
-        groups ??= new Map();
-        const key = `${s.trust}\0${s.group}`;
-        const g = groups.get(key);
-        if (g) g.push(s);
-        else groups.set(key, [s]);
-      }
-    }
-    if (groups) {
-      for (const segs of groups.values()) {
-        if (segs.length < 2) continue;
-        const text = segs.map((x) => x.text).join('');
-        out.push({ s: segs[0]!, text, group: segs, r: score(text, segs[0]!.trust) });
-      }
+    for (const s of input.segments) if (roles.has(s.role)) out.push({ s, text: s.text, r: score(s.text, s.trust) });
+    for (const segs of partGroups(input.segments, (s) => roles.has(s.role), (s) => `${s.trust}\0${s.group}`)) {
+      const text = segs.map((x) => x.text).join('');
+      out.push({ s: segs[0]!, text, group: segs, r: score(text, segs[0]!.trust) });
     }
     return out;
   };
