@@ -70,6 +70,23 @@ const NO_TEXT_ITEMS: ReadonlySet<string> = new Set(['item_reference', 'image_gen
 const ASSISTANT_ITEMS: ReadonlySet<string> = new Set(['reasoning', 'message', 'custom_tool_call', 'computer_call', 'web_search_call', 'local_shell_call', 'shell_call', 'apply_patch_call', 'mcp_list_tools', 'mcp_approval_request', 'mcp_approval_response']);
 /** Responses items written by the model whose named field holds what a tool returned (untrusted). */
 const CALL_RESULTS: ReadonlyMap<string, string> = new Map([['mcp_call', 'output'], ['code_interpreter_call', 'outputs'], ['file_search_call', 'results']]);
+/**
+ * The role of an unfamiliar part's text: what a tool returned (`*_tool_result` blocks: web fetch
+ * and search, code execution, MCP) is tool output, documents and search results are retrieved
+ * content, anything else is the message's own.
+ */
+function partRole(type: unknown, own: SegmentRole): SegmentRole {
+  if (typeof type !== 'string') return own;
+  if (RETRIEVED_PARTS.has(type)) return 'retrieved';
+  if (type.endsWith('_tool_result')) return 'tool';
+  return own;
+}
+
+/** A `data` field that holds text: a text source (`type: text` or a `text/*` media type), not base64. */
+function isTextSource(o: Record<string, unknown>): boolean {
+  return typeof o.data === 'string' && (o.type === 'text' || (typeof o.media_type === 'string' && o.media_type.startsWith('text/') && o.type !== 'base64'));
+}
+
 /** Nesting walked inside one unfamiliar part. */
 const MAX_PART_DEPTH = 8;
 
@@ -129,7 +146,7 @@ class Builder {
       } else if (o.type === 'document' && o.source && typeof o.source === 'object' && (o.source as Record<string, unknown>).type === 'text') {
         this.add('retrieved', (o.source as Record<string, unknown>).data, [...path, j, 'source', 'data']);
         this.strings('retrieved', o, [...path, j], 0, 'source');
-      } else this.strings(typeof o.type === 'string' && RETRIEVED_PARTS.has(o.type) ? 'retrieved' : r, o, [...path, j], 0);
+      } else this.strings(partRole(o.type, r), o, [...path, j], 0);
     });
   }
   /** Adds every string under an unfamiliar part (see NON_TEXT_KEYS), except the key `skip`. */
@@ -140,7 +157,7 @@ class Builder {
       else if (v && typeof v === 'object') this.strings(role, v as Record<string, unknown>, [...path, k], depth + 1);
     };
     if (Array.isArray(o)) o.forEach(visit);
-    else for (const k of Object.keys(o)) if (k !== skip && !NON_TEXT_KEYS.has(k)) visit(o[k], k);
+    else for (const k of Object.keys(o)) if (k !== skip && (!NON_TEXT_KEYS.has(k) || (k === 'data' && isTextSource(o)))) visit(o[k], k);
   }
   /** Adds a text, an array of texts, or token ids (one array, or an array of them) at `path`. */
   textsOrTokens(role: SegmentRole, v: unknown, path: SegmentPath, codec: TokenCodec | undefined): void {

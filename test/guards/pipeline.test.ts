@@ -141,7 +141,24 @@ test('inspect: unfamiliar parts are read by their text fields, binary and ids ar
     ['retrieved', 'untrusted', 'https://kb/1', 'messages.0.content.1.source'],
     ['retrieved', 'untrusted', 'T', 'messages.0.content.1.title'],
     ['retrieved', 'untrusted', 'R', 'messages.0.content.1.content.0.text'],
-    ['assistant', 'trusted', 'W', 'messages.1.content.0.content.0.title'],
+    ['tool', 'untrusted', 'W', 'messages.1.content.0.content.0.title'],
+  ]);
+
+  // Server tool results are tool output wherever they sit (here in an assistant turn); a fetched
+  // page's text source is read, a base64 one is not.
+  const w = inspect('messages', {
+    messages: [
+      { role: 'assistant', content: [
+        { type: 'server_tool_use', id: 'st', name: 'web_fetch', input: { url: 'https://x' } },
+        { type: 'web_fetch_tool_result', tool_use_id: 'st', content: { type: 'web_fetch_result', url: 'https://x', content: { type: 'document', source: { type: 'text', media_type: 'text/plain', data: 'page text' }, title: 'Page' } } },
+        { type: 'mcp_tool_result', tool_use_id: 'm', is_error: false, content: [{ type: 'text', text: 'mcp out' }] },
+        { type: 'code_execution_tool_result', tool_use_id: 'c', content: { type: 'code_execution_result', stdout: 'out', stderr: '', return_code: 0, content: [{ type: 'code_execution_output', file_id: 'f' }] } },
+        { type: 'web_fetch_tool_result', tool_use_id: 'st2', content: { type: 'web_fetch_result', url: 'https://y', content: { type: 'document', source: { type: 'base64', media_type: 'application/pdf', data: png } } } },
+      ] },
+    ],
+  });
+  assert.deepEqual(w.segments.map((s) => [s.role, s.text]), [
+    ['assistant', 'web_fetch'], ['tool', 'page text'], ['tool', 'Page'], ['tool', 'mcp out'], ['tool', 'out'],
   ]);
 
   // A toy codec: one id per character code.
