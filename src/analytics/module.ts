@@ -9,6 +9,7 @@ import { GatewayError } from '../errors.js';
 import { loadPepper } from '../identity/keys.js';
 import { Lifecycle, type Actor } from '../identity/lifecycle.js';
 import type { AdminPrincipal, AdminRole } from '../identity/types.js';
+import { tokenCodecFor } from '../limits/tokens.js';
 import type { MetricsModule } from '../metrics/module.js';
 import type { PolicyModule } from '../policy/module.js';
 import { runAdminRoute, type AdminDeps, type AdminRoute } from '../server/admin/routes.js';
@@ -44,13 +45,36 @@ function partsText(c: unknown): string {
   return '';
 }
 
-/** The variable part of a prompt: the last user turn (system prompts repeat by design). */
-export function lastUserText(body: Record<string, unknown>): string {
-  const msgs = Array.isArray(body.messages) ? body.messages : Array.isArray(body.input) ? body.input : undefined;
+/**
+ * Token ids (completions `prompt`, embeddings `input` as integer arrays) as text for similarity,
+ * e.g. "9906 1917": prompts filled into one template stay near-duplicates as token ids, so they
+ * are compared without knowing the model's tokenizer. Undefined when `v` is not token ids.
+ */
+function idsText(v: unknown, decode?: (ids: number[]) => string | undefined): string | undefined {
+  if (!Array.isArray(v) || v.length === 0 || !v.every((x) => Number.isInteger(x))) return undefined;
+  return decode?.(v as number[]) ?? v.join(' ');
+}
+
+/**
+ * The variable part of a prompt: the last user turn (system prompts repeat by design). Token ids
+ * are decoded with `decode` when it knows the model's tokenizer (a template's fillers then differ
+ * by words, as in text), else compared as ids (see idsText).
+ */
+export function lastUserText(body: Record<string, unknown>, decode?: (ids: number[]) => string | undefined): string {
+  for (const k of ['input', 'prompt'] as const) {
+    const ids = idsText(body[k], decode);
+    if (ids !== undefined) return ids.slice(0, 4000);
+  }
+  const msgs = Array.isArray(body.messages) ? body.messages : Array.isArray(body.input) ? body.input : Array.isArray(body.prompt) ? body.prompt : undefined;
   if (msgs) {
     for (let i = msgs.length - 1; i >= 0; i--) {
-      const m = msgs[i] as Record<string, unknown> | string;
+      const m = msgs[i] as Record<string, unknown> | string | unknown[];
       if (typeof m === 'string') return m.slice(0, 4000);
+      if (Array.isArray(m)) {
+        const ids = idsText(m, decode);
+        if (ids !== undefined) return ids.slice(0, 4000);
+        continue;
+      }
       if (m && typeof m === 'object' && (m.role === 'user' || m.role === undefined)) return partsText(m.content).slice(0, 4000);
     }
   }
@@ -73,6 +97,18 @@ export async function createAnalyticsModule(mctx: ModuleContext): Promise<Analyt
   const actions = new ActionBook(db.kysely, lifecycle);
   const gate = new ThrottleGate();
   const usage = new UsageRollup();
+  /** Decoder of token-id prompts for a model with a known BPE (limits.tokenizers); undefined ids outside it. */
+  const decoderFor = (model: string) => {
+    const codec = tokenCodecFor(model, mctx.config.limits);
+    if (!codec) return undefined;
+    return (ids: number[]) => {
+      try {
+        return codec.decode(ids);
+      } catch {
+        return undefined;
+      }
+    };
+  };
   const alerter = new Alerter({
     ...(cfg?.alerts.webhookUrl ? { webhookUrl: cfg.alerts.webhookUrl } : {}),
     ...(cfg?.alerts.webhookUrl && env[cfg.alerts.webhookSecretEnv] ? { webhookSecret: env[cfg.alerts.webhookSecretEnv]! } : {}),
@@ -228,7 +264,7 @@ export async function createAnalyticsModule(mctx: ModuleContext): Promise<Analyt
             for (const a of out) anomaly(a, p.tenantId);
           }
           if (cfg!.extraction.enabled && p.keyId) {
-            const s = extraction.observe(p.keyId, { at: now, text: lastUserText((ctx.state.clientBody as Record<string, unknown> | undefined) ?? ctx.body), logprobs: st?.logprobs ?? 0 });
+            const s = extraction.observe(p.keyId, { at: now, text: lastUserText((ctx.state.clientBody as Record<string, unknown> | undefined) ?? ctx.body, ctx.model ? decoderFor(ctx.model) : undefined), logprobs: st?.logprobs ?? 0 });
             if (s.flagged) extractionFlag(s, p.keyId, p.tenantId);
           }
         },

@@ -6,7 +6,8 @@ import { BaselineDetector } from '../../src/analytics/baseline.js';
 import { ExtractionDetector } from '../../src/analytics/extraction.js';
 import { perturbRequest, roundLogprobs } from '../../src/analytics/perturb.js';
 import { signWebhook } from '../../src/analytics/alerts.js';
-import type { AnalyticsModule } from '../../src/analytics/module.js';
+import { lastUserText, type AnalyticsModule } from '../../src/analytics/module.js';
+import * as cl100k from 'gpt-tokenizer/encoding/cl100k_base';
 import type { AdminModule } from '../../src/server/admin/module.js';
 import { startGateway } from '../helpers/gateway.js';
 
@@ -82,6 +83,41 @@ test('extraction: scripted campaigns detected within a bounded number of request
   }
   console.log(`extraction: campaigns detected after ${JSON.stringify(results)} requests; normal keys flagged ${flaggedKeys}/${keys}`);
   assert.equal(flaggedKeys, 0);
+});
+
+test('extraction: prompts sent as token ids or prompt arrays are compared too (lastUserText)', () => {
+  assert.equal(lastUserText({ prompt: ['a', 'b'] }), 'b');
+  assert.equal(lastUserText({ prompt: [9906, 1917] }), '9906 1917');
+  assert.equal(lastUserText({ prompt: [[1, 2], [3, 4]] }), '3 4');
+  assert.equal(lastUserText({ input: [5, 6] }), '5 6');
+  assert.equal(lastUserText({ input: [[7], [8, 9]] }), '8 9');
+  assert.equal(lastUserText({ messages: [{ role: 'user', content: 'q' }] }), 'q');
+  // The scripted campaigns sent as cl100k token ids, decoded as the gateway does for a model with a
+  // known tokenizer, are detected as soon as the text ones; the normal workload is not flagged.
+  const decode = (ids: number[]) => cl100k.decode(ids);
+  for (const kind of [0, 1, 2]) {
+    const d = new ExtractionDetector();
+    let at = -1;
+    for (let i = 0; i < 300 && at < 0; i++) {
+      const c = campaign(i, kind);
+      if (d.observe('k', { at: 1_000_000 + i * 1000, text: lastUserText({ prompt: cl100k.encode(c.text) }, decode), logprobs: c.logprobs }).flagged) at = i + 1;
+    }
+    assert.ok(at > 0 && at <= 60, `token-id campaign ${kind} detected after ${at} requests`);
+  }
+  const r = rng(11);
+  for (let k = 0; k < 10; k++) {
+    const d = new ExtractionDetector();
+    for (let i = 0; i < 300; i++) {
+      const text = lastUserText({ prompt: [cl100k.encode(benign[Math.floor(r() * benign.length)]!)] }, decode);
+      assert.equal(d.observe('k', { at: 1_000_000 + i * 5000, text, logprobs: r() < 0.1 ? 0.6 : 0 }).flagged, false, `normal key ${k} flagged at ${i}`);
+    }
+  }
+  // Without a tokenizer the ids themselves are compared: the near-duplicate signal still sees the
+  // campaign (the systematic-variation signal is weaker, fillers change the token boundaries).
+  const d = new ExtractionDetector();
+  let last;
+  for (let i = 0; i < 60; i++) last = d.observe('k', { at: 1_000_000 + i * 1000, text: lastUserText({ prompt: cl100k.encode(campaign(i, 1).text) }), logprobs: 0 });
+  assert.ok(last!.signals.duplicates > 0.9, JSON.stringify(last));
 });
 
 test('perturbation: cap/strip logprobs, round returned log-probabilities; webhook signature', () => {
