@@ -40,10 +40,34 @@ function partsText(content: unknown, out: string[]): void {
   }
 }
 
-/** The texts of a request that count as input tokens, and its message count. */
-export function requestTexts(body: Record<string, unknown>): { texts: string[]; messages: number } {
+/** Number of ids when `v` is token ids (a non-empty array of integers), else undefined. */
+function tokenIds(v: unknown): number | undefined {
+  return Array.isArray(v) && v.length > 0 && v.every((x) => Number.isInteger(x)) ? v.length : undefined;
+}
+
+/**
+ * The texts of a request that count as input tokens, its message count, and the input already
+ * given as token ids (completions `prompt`, embeddings `input`), which count one token per id.
+ */
+export function requestTexts(body: Record<string, unknown>): { texts: string[]; messages: number; tokenIds: number } {
   const texts: string[] = [];
   let messages = 0;
+  let ids = 0;
+  // One array of ids, or an array of texts and id arrays.
+  const promptLike = (v: unknown): boolean => {
+    const n = tokenIds(v);
+    if (n !== undefined) {
+      ids += n;
+      return true;
+    }
+    if (!Array.isArray(v)) return false;
+    for (const x of v) {
+      const m = tokenIds(x);
+      if (m !== undefined) ids += m;
+      else if (typeof x === 'string') texts.push(x);
+    }
+    return true;
+  };
   if (Array.isArray(body.messages)) {
     messages = body.messages.length;
     for (const m of body.messages) {
@@ -56,10 +80,15 @@ export function requestTexts(body: Record<string, unknown>): { texts: string[]; 
   partsText(body.system, texts);
   if (typeof body.instructions === 'string') texts.push(body.instructions);
   if (typeof body.prompt === 'string') texts.push(body.prompt);
-  else if (Array.isArray(body.prompt)) partsText(body.prompt, texts);
+  else promptLike(body.prompt);
+  if (typeof body.suffix === 'string') texts.push(body.suffix);
   if (typeof body.input === 'string') {
     texts.push(body.input);
     messages = Math.max(messages, 1);
+  } else if (tokenIds(body.input) !== undefined || (Array.isArray(body.input) && body.input.some((x) => tokenIds(x) !== undefined))) {
+    // Embeddings input as token ids.
+    messages = Math.max(messages, 1);
+    promptLike(body.input);
   } else if (Array.isArray(body.input)) {
     messages = Math.max(messages, body.input.length);
     for (const item of body.input) {
@@ -68,7 +97,7 @@ export function requestTexts(body: Record<string, unknown>): { texts: string[]; 
     }
   }
   if (Array.isArray(body.tools) && body.tools.length > 0) texts.push(JSON.stringify(body.tools));
-  return { texts, messages: Math.max(messages, 1) };
+  return { texts, messages: Math.max(messages, 1), tokenIds: ids };
 }
 
 function requestedOutput(body: Record<string, unknown>): number | undefined {
@@ -119,11 +148,11 @@ function buildModule(config: LimitsConfig, log?: { warn(o: object, m: string): v
   const admit = (ctx: RequestContext): void | Promise<void> => {
     const p = ctx.principal;
     if (!p || !ctx.model) return;
-    const { texts, messages } = requestTexts(ctx.body);
+    const { texts, messages, tokenIds: ids } = requestTexts(ctx.body);
     const tier = p.tier && config.tiers[p.tier] ? p.tier : undefined;
     const sets = resolveLimitSets(config, tier);
     // The real tokenizer only where a limit counts tokens or money; otherwise a cheap estimate.
-    const inputTokens = needsTokens(sets) ? estimateInputTokens(ctx.model, texts, config) : approxTokens(texts.join('\n'));
+    const inputTokens = (needsTokens(sets) ? estimateInputTokens(ctx.model, texts, config) : approxTokens(texts.join('\n'))) + ids;
     const state: LimitsState = { estimatedInputTokens: inputTokens, decision: 'admitted' };
     ctx.state.limits = state;
     const requested = requestedOutput(ctx.body);

@@ -109,6 +109,33 @@ test('streams settle on usage from the last chunk; upstream errors release the r
   assert.equal((await chat(g, { max_tokens: 300 })).status, 200, 'failed requests gave their reservations back');
 });
 
+test('token-id prompts count one token per id at admission (completions and embeddings)', async () => {
+  const { g, mock } = await gw({ defaults: { key: { tokensPerMinute: 400 } } }, { guards: { enabled: false } });
+  mock.handler = (req, r) => {
+    r.writeHead(200, { 'content-type': 'application/json' });
+    r.end(JSON.stringify(req.url.includes('embeddings') ? { object: 'list', data: [], model: 'mock-1', usage: { prompt_tokens: 1, total_tokens: 1 } } : { id: 'c', object: 'text_completion', created: 1, model: 'mock-1', choices: [{ index: 0, text: 'ok', finish_reason: 'stop' }], usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 } }));
+  };
+  const post = async (path: string, body: Record<string, unknown>) => {
+    const res = await request(`${g.url}${path}`, { method: 'POST', headers: { authorization: `Bearer ${g.key}`, 'content-type': 'application/json' }, body: JSON.stringify({ model: 'mock-1', ...body }) });
+    const text = await res.body.text();
+    return { status: res.statusCode, headers: res.headers, text };
+  };
+  const ids = (n: number) => Array.from({ length: n }, (_, i) => 100 + i);
+  // 1000 ids cannot fit a 400-token minute, however they are nested.
+  for (const [path, body] of [
+    ['/v1/completions', { prompt: ids(1000), max_tokens: 1 }],
+    ['/v1/completions', { prompt: [ids(10), ids(1000)], max_tokens: 1 }],
+    ['/v1/embeddings', { input: ids(1000) }],
+    ['/v1/embeddings', { input: [ids(500), ids(500)] }],
+  ] as const) {
+    const r = await post(path, body);
+    assert.equal(r.status, 429, `${path} ${r.text.slice(0, 200)}`);
+  }
+  const ok = await post('/v1/completions', { prompt: ids(150), max_tokens: 1 });
+  assert.equal(ok.status, 200, ok.text);
+  assert.ok(Number(ok.headers['x-ratelimit-remaining-tokens']) <= 400 - 150, `remaining ${ok.headers['x-ratelimit-remaining-tokens']}`);
+});
+
 const redisUp = await (async () => {
   try {
     const { Redis } = await import('ioredis');
