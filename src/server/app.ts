@@ -4,7 +4,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import type { Logger } from 'pino';
 import { GatewayError } from '../errors.js';
 import type { Api } from '../providers/types.js';
-import { parseJsonBody } from './body.js';
+import { checkJsonEncoding, parseJsonBody } from './body.js';
 import type { RequestContext } from './context.js';
 import { errorEnvelope, toGatewayError } from './errors.js';
 import { handleProxy, identify, type ProxyDeps } from './proxy.js';
@@ -57,8 +57,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit: config.server.bodyLimit }, (_req, body, done) => {
+  app.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit: config.server.bodyLimit }, (req, body, done) => {
     try {
+      checkJsonEncoding(req.headers);
       done(null, parseJsonBody(body as Buffer, config.server.maxJsonDepth));
     } catch (e) {
       done(e as Error, undefined);

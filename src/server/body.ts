@@ -37,8 +37,28 @@ export function jsonDepthExceeds(buf: Uint8Array, max: number): boolean {
   return false;
 }
 
-/** Parses a JSON request body, refusing invalid UTF-8, excessive nesting and non-objects. */
+/**
+ * Refuses (415) a JSON body the gateway would misread: compressed (`Content-Encoding` other than
+ * identity) or declared in a charset other than UTF-8 — with a message saying so, rather than a
+ * misleading "not valid UTF-8 / JSON".
+ */
+export function checkJsonEncoding(headers: Record<string, string | string[] | undefined>): void {
+  const enc = headers['content-encoding'];
+  if (enc !== undefined && String(enc).trim().toLowerCase() !== 'identity' && String(enc).trim() !== '') {
+    throw new GatewayError('PCL_BAD_CONTENT_TYPE', { message: `Content-Encoding '${String(enc).slice(0, 40).replace(/[^\w.+-]/g, '')}' is not supported: send the request body uncompressed.` });
+  }
+  const charset = /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(String(headers['content-type'] ?? ''))?.[1]?.toLowerCase();
+  if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
+    throw new GatewayError('PCL_BAD_CONTENT_TYPE', { message: `The request body must be UTF-8 JSON (charset ${charset.slice(0, 40).replace(/[^\w.+-]/g, '')} is not supported).` });
+  }
+}
+
+/** A UTF-8 byte order mark, which RFC 8259 lets a parser ignore. */
+const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
+
+/** Parses a JSON request body, refusing invalid UTF-8, excessive nesting and non-objects (a leading byte order mark is ignored). */
 export function parseJsonBody(buf: Buffer, maxDepth: number): Record<string, unknown> {
+  if (buf.length >= 3 && buf[0] === BOM[0] && buf[1] === BOM[1] && buf[2] === BOM[2]) buf = buf.subarray(3);
   if (buf.length === 0) throw new GatewayError('PCL_BAD_JSON', { message: 'The request body is empty; a JSON object is required.' });
   if (!isUtf8(buf)) throw new GatewayError('PCL_BAD_UTF8');
   if (jsonDepthExceeds(buf, maxDepth)) throw new GatewayError('PCL_TOO_DEEP', { message: `The request body is nested deeper than ${maxDepth} levels.` });

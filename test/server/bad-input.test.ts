@@ -2,6 +2,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'undici';
+import { gzipSync } from 'node:zlib';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 
 let g: TestGateway;
@@ -82,6 +83,18 @@ test('unsupported route → 404; wrong content type → 415', async () => {
   assert.equal(r.statusCode, 404);
   assert.equal(JSON.parse(await r.body.text()).error.code, 'unknown_url');
   assertEnvelope(await post('/v1/chat/completions', 'model=demo', { 'content-type': 'application/x-www-form-urlencoded' }), 415, 'unsupported_media_type');
+});
+
+test('compressed or non-UTF-8 bodies → 415 saying why; a UTF-8 byte order mark is accepted', async () => {
+  const gz = await post('/v1/chat/completions', gzipSync(Buffer.from(chat())), { 'content-encoding': 'gzip' });
+  assertEnvelope(gz, 415, 'unsupported_media_type');
+  assert.match(gz.json.error.message, /Content-Encoding 'gzip' is not supported/);
+  const u16 = await post('/v1/chat/completions', Buffer.from(chat(), 'utf16le'), { 'content-type': 'application/json; charset=utf-16le' });
+  assertEnvelope(u16, 415, 'unsupported_media_type');
+  assert.match(u16.json.error.message, /charset utf-16le/);
+  assert.equal((await post('/v1/chat/completions', chat(), { 'content-type': 'application/json; charset=UTF-8' })).status, 200);
+  assert.equal((await post('/v1/chat/completions', chat(), { 'content-encoding': 'identity' })).status, 200);
+  assert.equal((await post('/v1/chat/completions', Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(chat())]))).status, 200, 'BOM ignored (RFC 8259)');
 });
 
 test('prototype-pollution keys are inert', async () => {
