@@ -158,7 +158,14 @@ async function inSitu(): Promise<AuditInSitu> {
         const store = audit.store;
         store.insertPrepared = timed(store.insertPrepared.bind(store), (ms) => (spent.batch += ms));
         tapProto.body = timed(tapBody, (ms) => (spent.tap += ms));
-        await audit.flush();
+        // The writer thread starts with the first batch: one request (its event written) starts it
+        // here, so its start-up (isolate, module loading, SQLite open) is not counted per event below.
+        const probe = await fetch(`${on.url}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${on.key}`, 'content-type': 'application/json' }, body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'probe' }] }) });
+        await probe.text();
+        for (let t = 0; t < 100 && audit.writer.stats.written === 0; t++) {
+          await new Promise((r) => setTimeout(r, 20)); // the event is queued after the response
+          await audit.flush();
+        }
         ns0 = writerThreadNs();
         written0 = audit.writer.stats.written;
       },
