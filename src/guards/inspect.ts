@@ -59,7 +59,7 @@ export const TRUST_FIELD = 'portcullis_trust';
  * identifiers and formatting. Everything else that is a string is scanned.
  */
 const NON_TEXT_KEYS: ReadonlySet<string> = new Set([
-  'type', 'id', 'tool_use_id', 'call_id', 'cache_control', 'media_type', 'mime_type', 'url', 'image_url', 'file_id',
+  'type', 'role', 'status', 'id', 'tool_use_id', 'call_id', 'cache_control', 'media_type', 'mime_type', 'url', 'image_url', 'file_id',
   'file_data', 'file_url', 'detail', 'format', 'signature', 'data', 'input_audio', 'encrypted_content', 'encrypted_index', TRUST_FIELD,
 ]);
 /** Part types whose text is retrieved content (untrusted), whatever the message's role. */
@@ -80,6 +80,11 @@ function partRole(type: unknown, own: SegmentRole): SegmentRole {
   if (RETRIEVED_PARTS.has(type)) return 'retrieved';
   if (type.endsWith('_tool_result')) return 'tool';
   return own;
+}
+
+/** Whether field `k` of a content part, block or item holds text the model reads (see NON_TEXT_KEYS). */
+export function isTextField(o: Record<string, unknown>, k: string): boolean {
+  return !NON_TEXT_KEYS.has(k) || (k === 'data' && isTextSource(o));
 }
 
 /** A `data` field that holds text: a text source (`type: text` or a `text/*` media type), not base64. */
@@ -157,7 +162,7 @@ class Builder {
       else if (v && typeof v === 'object') this.strings(role, v as Record<string, unknown>, [...path, k], depth + 1);
     };
     if (Array.isArray(o)) o.forEach(visit);
-    else for (const k of Object.keys(o)) if (k !== skip && (!NON_TEXT_KEYS.has(k) || (k === 'data' && isTextSource(o)))) visit(o[k], k);
+    else for (const k of Object.keys(o)) if (k !== skip && isTextField(o, k)) visit(o[k], k);
   }
   /** Adds a text, an array of texts, or token ids (one array, or an array of them) at `path`. */
   textsOrTokens(role: SegmentRole, v: unknown, path: SegmentPath, codec: TokenCodec | undefined): void {

@@ -6,6 +6,7 @@ import type { GatewayModule, ModuleFactory } from '../server/modules.js';
 import type { RequestContext } from '../server/context.js';
 import { approxTokens, createCounterStoreFromConfig, createLimiter, estimateInputTokens, resolveLimitSets, costUsd } from './index.js';
 import type { LimitsConfig } from './config.js';
+import { isTextField } from '../guards/inspect.js';
 import type { Admission, AdmitRequest, Limiter, Ticket } from './types.js';
 
 /** The limits module, with its limiter for metrics and tests. */
@@ -23,20 +24,18 @@ export interface LimitsState {
   settled?: 'settled' | 'released';
 }
 
-function partsText(content: unknown, out: string[]): void {
+/**
+ * The texts of message content, a system prompt or an input item: strings, and the text fields of
+ * parts and blocks of any type (the guards' rule, `isTextField`: binary data, links and ids left
+ * out), so a document's text source or a server tool's result counts at admission too.
+ */
+function partsText(content: unknown, out: string[], depth = 0): void {
+  if (depth > 8) return;
   if (typeof content === 'string') out.push(content);
-  else if (Array.isArray(content)) {
-    for (const p of content) {
-      if (typeof p === 'string') out.push(p);
-      else if (p && typeof p === 'object') {
-        const o = p as Record<string, unknown>;
-        if (typeof o.text === 'string') out.push(o.text);
-        if (o.content !== undefined) partsText(o.content, out);
-        if (o.input !== undefined && typeof o.input === 'object') out.push(JSON.stringify(o.input));
-        if (typeof o.output === 'string') out.push(o.output);
-        if (typeof o.arguments === 'string') out.push(o.arguments);
-      }
-    }
+  else if (Array.isArray(content)) for (const p of content) partsText(p, out, depth + 1);
+  else if (content && typeof content === 'object') {
+    const o = content as Record<string, unknown>;
+    for (const k of Object.keys(o)) if (isTextField(o, k)) partsText(o[k], out, depth + 1);
   }
 }
 

@@ -109,7 +109,7 @@ test('streams settle on usage from the last chunk; upstream errors release the r
   assert.equal((await chat(g, { max_tokens: 300 })).status, 200, 'failed requests gave their reservations back');
 });
 
-test('token-id prompts count one token per id at admission (completions and embeddings)', async () => {
+test('input the model reads counts at admission: token ids one token per id, text in blocks of any type', async () => {
   const { g, mock } = await gw({ defaults: { key: { tokensPerMinute: 400 } } }, { guards: { enabled: false } });
   mock.handler = (req, r) => {
     r.writeHead(200, { 'content-type': 'application/json' });
@@ -130,6 +130,16 @@ test('token-id prompts count one token per id at admission (completions and embe
   ] as const) {
     const r = await post(path, body);
     assert.equal(r.status, 429, `${path} ${r.text.slice(0, 200)}`);
+  }
+  // Text in blocks of any type counts too: a document's text source, a server tool's fetched page.
+  const page = 'The quick brown fox jumps over the lazy dog. '.repeat(60);
+  const docs: Array<Record<string, unknown>> = [
+    { type: 'document', source: { type: 'text', media_type: 'text/plain', data: page } },
+    { type: 'search_result', source: 'https://kb.example/1', title: 'KB', content: [{ type: 'text', text: page }] },
+  ];
+  for (const block of docs) {
+    const r = await post('/v1/chat/completions', { messages: [{ role: 'user', content: [block, { type: 'text', text: 'Summarise.' }] }], max_tokens: 1 });
+    assert.equal(r.status, 429, `${block.type}: ${r.text.slice(0, 200)}`);
   }
   const ok = await post('/v1/completions', { prompt: ids(150), max_tokens: 1 });
   assert.equal(ok.status, 200, ok.text);
