@@ -5,7 +5,7 @@
  */
 import { applyActions } from '../detect/redact.js';
 import type { Finding } from '../detect/types.js';
-import { partGroups } from './inspect.js';
+import { joinParts, partAt, partGroups } from './inspect.js';
 import type { PseudonymVault } from './vault.js';
 import type { Guard, GuardInput, SegmentFinding, SegmentRole, Stage, Verdict } from './types.js';
 
@@ -104,16 +104,10 @@ function crossPartFindings(
   report: (f: SegmentFinding) => void,
 ): void {
   for (const segs of partGroups(input.segments, (s) => roles.has(s.role))) {
-    const starts: number[] = [];
-    let off = 0;
-    for (const g of segs) {
-      starts.push(off);
-      off += g.text.length;
-    }
-    const joined = segs.map((g) => g.text).join('');
+    const { text: joined, starts } = joinParts(segs);
     for (const f of detect(joined, segs.some((g) => g.trust === 'untrusted') ? 'untrusted' : 'trusted')) {
       // Findings inside one part were found on that part already.
-      const first = lastAtOrBefore(starts, f.start);
+      const first = partAt(starts, f.start);
       if (f.end <= starts[first]! + segs[first]!.text.length) continue;
       for (let i = first; i < segs.length && starts[i]! < f.end; i++) {
         const g = segs[i]!;
@@ -129,11 +123,4 @@ function crossPartFindings(
       }
     }
   }
-}
-
-/** Index of the last element of ascending `xs` that is <= v (0 when none). */
-function lastAtOrBefore(xs: readonly number[], v: number): number {
-  let i = 0;
-  while (i + 1 < xs.length && xs[i + 1]! <= v) i++;
-  return i;
 }

@@ -45,7 +45,7 @@ export interface InspectOptions {
 }
 
 /** A non-empty array of integers (one tokenized text). */
-function isTokenArray(v: unknown): v is number[] {
+export function isTokenArray(v: unknown): v is number[] {
   if (!Array.isArray(v) || v.length === 0) return false;
   for (const x of v) if (!Number.isInteger(x)) return false;
   return true;
@@ -112,6 +112,24 @@ export function partGroups(segments: readonly Segment[], keep: (s: Segment) => b
     else groups.set(k, [s]);
   }
   return groups ? [...groups.values()].filter((g) => g.length > 1) : [];
+}
+
+/** The texts of a part group joined as the model reads them, with each part's start in the joined text. */
+export function joinParts(segs: readonly Segment[]): { text: string; starts: number[] } {
+  const starts: number[] = [];
+  let text = '';
+  for (const g of segs) {
+    starts.push(text.length);
+    text += g.text;
+  }
+  return { text, starts };
+}
+
+/** Index of the part that holds offset `at` of the joined text: the last one starting at or before it (0 when none). */
+export function partAt(starts: readonly number[], at: number): number {
+  let i = 0;
+  while (i + 1 < starts.length && starts[i + 1]! <= at) i++;
+  return i;
 }
 
 /** Whether segments of this role are untrusted by default. */

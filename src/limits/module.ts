@@ -6,7 +6,7 @@ import type { GatewayModule, ModuleFactory } from '../server/modules.js';
 import type { RequestContext } from '../server/context.js';
 import { approxTokens, createCounterStoreFromConfig, createLimiter, estimateInputTokens, resolveLimitSets, costUsd } from './index.js';
 import type { LimitsConfig } from './config.js';
-import { isTextField } from '../guards/inspect.js';
+import { isTextField, isTokenArray } from '../guards/inspect.js';
 import type { Admission, AdmitRequest, Limiter, Ticket } from './types.js';
 
 /** The limits module, with its limiter for metrics and tests. */
@@ -39,11 +39,6 @@ function partsText(content: unknown, out: string[], depth = 0): void {
   }
 }
 
-/** Number of ids when `v` is token ids (a non-empty array of integers), else undefined. */
-function tokenIds(v: unknown): number | undefined {
-  return Array.isArray(v) && v.length > 0 && v.every((x) => Number.isInteger(x)) ? v.length : undefined;
-}
-
 /**
  * The texts of a request that count as input tokens, its message count, and the input already
  * given as token ids (completions `prompt`, embeddings `input`), which count one token per id.
@@ -52,20 +47,12 @@ export function requestTexts(body: Record<string, unknown>): { texts: string[]; 
   const texts: string[] = [];
   let messages = 0;
   let ids = 0;
-  // One array of ids, or an array of texts and id arrays.
-  const promptLike = (v: unknown): boolean => {
-    const n = tokenIds(v);
-    if (n !== undefined) {
-      ids += n;
-      return true;
-    }
-    if (!Array.isArray(v)) return false;
+  // Entries of a prompt or input array: token-id arrays, texts, input items.
+  const entries = (v: readonly unknown[]) => {
     for (const x of v) {
-      const m = tokenIds(x);
-      if (m !== undefined) ids += m;
-      else if (typeof x === 'string') texts.push(x);
+      if (isTokenArray(x)) ids += x.length;
+      else partsText(x, texts);
     }
-    return true;
   };
   if (Array.isArray(body.messages)) {
     messages = body.messages.length;
@@ -79,21 +66,17 @@ export function requestTexts(body: Record<string, unknown>): { texts: string[]; 
   partsText(body.system, texts);
   if (typeof body.instructions === 'string') texts.push(body.instructions);
   if (typeof body.prompt === 'string') texts.push(body.prompt);
-  else promptLike(body.prompt);
+  else if (isTokenArray(body.prompt)) ids += body.prompt.length;
+  else if (Array.isArray(body.prompt)) entries(body.prompt);
   if (typeof body.suffix === 'string') texts.push(body.suffix);
-  if (typeof body.input === 'string') {
-    texts.push(body.input);
+  if (typeof body.input === 'string' || isTokenArray(body.input)) {
+    if (typeof body.input === 'string') texts.push(body.input);
+    else ids += body.input.length;
     messages = Math.max(messages, 1);
-  } else if (tokenIds(body.input) !== undefined || (Array.isArray(body.input) && body.input.some((x) => tokenIds(x) !== undefined))) {
-    // Embeddings input as token ids.
-    messages = Math.max(messages, 1);
-    promptLike(body.input);
   } else if (Array.isArray(body.input)) {
-    messages = Math.max(messages, body.input.length);
-    for (const item of body.input) {
-      if (typeof item === 'string') texts.push(item);
-      else if (item && typeof item === 'object') partsText([item], texts);
-    }
+    // Embeddings input as token-id arrays is one input; input items are messages.
+    messages = Math.max(messages, body.input.some(isTokenArray) ? 1 : body.input.length);
+    entries(body.input);
   }
   if (Array.isArray(body.tools) && body.tools.length > 0) texts.push(JSON.stringify(body.tools));
   return { texts, messages: Math.max(messages, 1), tokenIds: ids };

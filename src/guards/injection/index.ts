@@ -9,7 +9,7 @@ import type { Trust } from '../../detect/types.js';
 import type { DetectionCache } from '../cache.js';
 import type { Judge } from '../judges/index.js';
 import { newSpotlightTag, spotlightNote, spotlightText, type SpotlightMethod } from '../spotlight/index.js';
-import { partGroups } from '../inspect.js';
+import { joinParts, partAt, partGroups } from '../inspect.js';
 import type { Guard, GuardInput, SegmentFinding, SegmentRole, Verdict } from '../types.js';
 
 /** Options of the injection guard. */
@@ -65,7 +65,7 @@ export function createInjectionGuard(opts: InjectionGuardOptions = {}): Guard {
   }
   type Segment = GuardInput['segments'][number];
   /** A scored text: one segment, or the joined text parts of one message (`group`, first segment in `s`). */
-  type Scored = { s: Segment; text: string; group?: readonly Segment[]; r: ReturnType<typeof detectInjection> };
+  type Scored = { s: Segment; text: string; group?: { segs: readonly Segment[]; starts: readonly number[] }; r: ReturnType<typeof detectInjection> };
   const score = (text: string, trust: Trust) => (cache ? cache.get(cacheScope[trust], text, () => detectInjection(text, detectOpts[trust])) : detectInjection(text, detectOpts[trust]));
   /**
    * Scores every segment of the configured roles (the cache serves repeated texts), and the text
@@ -78,30 +78,24 @@ export function createInjectionGuard(opts: InjectionGuardOptions = {}): Guard {
     const out: Scored[] = [];
     for (const s of input.segments) if (roles.has(s.role)) out.push({ s, text: s.text, r: score(s.text, s.trust) });
     for (const segs of partGroups(input.segments, (s) => roles.has(s.role), (s) => `${s.trust}\0${s.group}`)) {
-      const text = segs.map((x) => x.text).join('');
-      out.push({ s: segs[0]!, text, group: segs, r: score(text, segs[0]!.trust) });
+      const { text, starts } = joinParts(segs);
+      out.push({ s: segs[0]!, text, group: { segs, starts }, r: score(text, segs[0]!.trust) });
     }
     return out;
   };
   /** A finding on a joined text, placed on the segment where it starts (offsets relative to it). */
-  const locate = (f: ReturnType<typeof detectInjection>['findings'][number], segs: readonly Segment[]): SegmentFinding => {
-    let off = 0;
-    for (let i = 0; i < segs.length; i++) {
-      const g = segs[i]!;
-      if (f.start < off + g.text.length || i === segs.length - 1) {
-        const start = Math.max(0, Math.min(f.start - off, g.text.length));
-        return { ...f, start, end: Math.max(start, Math.min(f.end - off, g.text.length)), segment: g.id };
-      }
-      off += g.text.length;
-    }
-    return { ...f, segment: segs[0]!.id };
+  const locate = (f: ReturnType<typeof detectInjection>['findings'][number], { segs, starts }: NonNullable<Scored['group']>): SegmentFinding => {
+    const i = partAt(starts, f.start);
+    const g = segs[i]!;
+    const start = Math.max(0, Math.min(f.start - starts[i]!, g.text.length));
+    return { ...f, start, end: Math.max(start, Math.min(f.end - starts[i]!, g.text.length)), segment: g.id };
   };
   /** Adds one scored text to the scan; `act` is whether the action applies to it. */
   const add = (sc: Scan, { s, group, r }: Scored, act: boolean, unsure: boolean) => {
     const fs = group ? r.findings.map((f) => locate(f, group)) : r.findings.map((f) => ({ ...f, segment: s.id }));
     if (act) {
       sc.acted.push(...fs);
-      for (const g of group ?? [s]) sc.actedSegments.add(g.id);
+      for (const g of group?.segs ?? [s]) sc.actedSegments.add(g.id);
     } else if (unsure) sc.unsure.push(...fs);
   };
   /** Without a judge: synchronous. */
