@@ -9,6 +9,7 @@ import { GatewayError } from '../errors.js';
 import { loadPepper } from '../identity/keys.js';
 import { Lifecycle, type Actor } from '../identity/lifecycle.js';
 import type { AdminPrincipal, AdminRole } from '../identity/types.js';
+import { isTokenArray } from '../guards/inspect.js';
 import { tokenCodecFor } from '../limits/tokens.js';
 import type { MetricsModule } from '../metrics/module.js';
 import type { PolicyModule } from '../policy/module.js';
@@ -51,8 +52,8 @@ function partsText(c: unknown): string {
  * are compared without knowing the model's tokenizer. Undefined when `v` is not token ids.
  */
 function idsText(v: unknown, decode?: (ids: number[]) => string | undefined): string | undefined {
-  if (!Array.isArray(v) || v.length === 0 || !v.every((x) => Number.isInteger(x))) return undefined;
-  return decode?.(v as number[]) ?? v.join(' ');
+  if (!isTokenArray(v)) return undefined;
+  return decode?.(v) ?? v.join(' ');
 }
 
 /**
@@ -97,17 +98,13 @@ export async function createAnalyticsModule(mctx: ModuleContext): Promise<Analyt
   const actions = new ActionBook(db.kysely, lifecycle);
   const gate = new ThrottleGate();
   const usage = new UsageRollup();
-  /** Decoder of token-id prompts for a model with a known BPE (limits.tokenizers); undefined ids outside it. */
-  const decoderFor = (model: string) => {
-    const codec = tokenCodecFor(model, mctx.config.limits);
-    if (!codec) return undefined;
-    return (ids: number[]) => {
-      try {
-        return codec.decode(ids);
-      } catch {
-        return undefined;
-      }
-    };
+  /** Token ids as text for a model with a known BPE (limits.tokenizers); undefined otherwise or for ids outside it. */
+  const decodeIds = (model: string, ids: number[]): string | undefined => {
+    try {
+      return tokenCodecFor(model, mctx.config.limits)?.decode(ids);
+    } catch {
+      return undefined;
+    }
   };
   const alerter = new Alerter({
     ...(cfg?.alerts.webhookUrl ? { webhookUrl: cfg.alerts.webhookUrl } : {}),
@@ -264,7 +261,7 @@ export async function createAnalyticsModule(mctx: ModuleContext): Promise<Analyt
             for (const a of out) anomaly(a, p.tenantId);
           }
           if (cfg!.extraction.enabled && p.keyId) {
-            const s = extraction.observe(p.keyId, { at: now, text: lastUserText((ctx.state.clientBody as Record<string, unknown> | undefined) ?? ctx.body, ctx.model ? decoderFor(ctx.model) : undefined), logprobs: st?.logprobs ?? 0 });
+            const s = extraction.observe(p.keyId, { at: now, text: lastUserText((ctx.state.clientBody as Record<string, unknown> | undefined) ?? ctx.body, ctx.model ? (ids) => decodeIds(ctx.model!, ids) : undefined), logprobs: st?.logprobs ?? 0 });
             if (s.flagged) extractionFlag(s, p.keyId, p.tenantId);
           }
         },
