@@ -6,7 +6,7 @@
  */
 import type { LRUCache } from 'lru-cache';
 import { growingLru } from '../util/lru.js';
-import { MinHasher, tokenHashes } from './minhash.js';
+import { MinHasher, tokenHashesView } from './minhash.js';
 
 /** Options of the extraction detector. */
 export interface ExtractionOptions {
@@ -62,8 +62,9 @@ export interface ExtractionScore {
 interface Entry {
   at: number;
   bands: number[];
-  sig: Uint32Array;
-  toks: Uint32Array;
+  /** Offset of the entry's record in its key's slab: the signature (`SIG` words), then `ntok` token hashes. */
+  off: number;
+  ntok: number;
   dup: boolean;
   template?: number;
   filler?: number;
@@ -86,9 +87,24 @@ interface KeyState {
   mono: number;
   logprobs: number;
   templates: Map<number, TemplateStats>;
+  /**
+   * The live entries' records, one after another as a ring (FIFO: entries leave in the order they
+   * came). One growing buffer per key instead of two typed arrays per request: those have their
+   * memory from malloc, and thousands a second, each kept for the window, grew the process's
+   * malloc heap by ~30 MB under load that it did not give back (see the README's memory notes).
+   */
+  slab: Uint32Array;
+  /** Where the next record goes. */
+  tail: number;
 }
 
 const hasher = new MinHasher(16, 4, 2);
+/** Words of a signature. */
+const SIG = hasher.size;
+/** Most tokens hashed per prompt. */
+const MAX_TOKENS = 128;
+/** Initial slab of a key (words): a few records. */
+const SLAB_MIN = 512;
 /** Most earlier prompts compared with a new one (newest first). */
 const MAX_CANDIDATES = 8;
 
@@ -112,6 +128,44 @@ function templateDiff(a: Uint32Array, b: Uint32Array, word: (i: number) => strin
   return { template: t >>> 0, filler: f >>> 0, ...(num !== undefined ? { num } : {}) };
 }
 
+/**
+ * Room for a record of `len` words in the key's slab (after `evict`, before the entry is pushed):
+ * after the newest record, else from the start when the oldest live record leaves room there,
+ * else in a larger slab into which the live records are copied in order (their offsets updated).
+ */
+function alloc(st: KeyState, len: number): number {
+  const live = st.entries.length - st.head;
+  const cap = st.slab.length;
+  if (live === 0) st.tail = 0;
+  const start = live ? st.entries[st.head]!.off : 0;
+  // Not wrapped: the live records span [start, tail), free are [tail, cap) and [0, start).
+  // Wrapped (tail <= start with records live): free is [tail, start).
+  const wrapped = live > 0 && st.tail <= start;
+  let at = -1;
+  if (!wrapped && st.tail + len <= cap) at = st.tail;
+  else if (!wrapped && len <= start) at = 0;
+  else if (wrapped && st.tail + len <= start) at = st.tail;
+  if (at < 0) {
+    let used = len;
+    for (let i = st.head; i < st.entries.length; i++) used += SIG + st.entries[i]!.ntok;
+    let size = Math.max(SLAB_MIN, cap);
+    while (size < used * 1.5) size *= 2;
+    const next = new Uint32Array(size);
+    let k = 0;
+    for (let i = st.head; i < st.entries.length; i++) {
+      const e = st.entries[i]!;
+      const n = SIG + e.ntok;
+      next.set(st.slab.subarray(e.off, e.off + n), k);
+      e.off = k;
+      k += n;
+    }
+    st.slab = next;
+    at = k;
+  }
+  st.tail = at + len;
+  return at;
+}
+
 /** Tracks keys and scores them for extraction behaviour. */
 export class ExtractionDetector {
   readonly opts: ExtractionOptions;
@@ -125,13 +179,16 @@ export class ExtractionDetector {
   observe(key: string, input: ExtractionInput): ExtractionScore {
     let st = this.keys.get(key);
     if (!st) {
-      st = { entries: [], head: 0, bandIndex: new Map(), dup: 0, templated: 0, mono: 0, logprobs: 0, templates: new Map() };
+      st = { entries: [], head: 0, bandIndex: new Map(), dup: 0, templated: 0, mono: 0, logprobs: 0, templates: new Map(), slab: new Uint32Array(SLAB_MIN), tail: 0 };
       this.keys.set(key, st);
     }
     this.evict(st, input.at);
-    const tk = tokenHashes(input.text, 128);
-    const toks = tk.hashes;
-    const sig = hasher.signatureOfHashes(toks);
+    const tk = tokenHashesView(input.text, MAX_TOKENS);
+    const off = alloc(st, SIG + tk.hashes.length);
+    const slab = st.slab;
+    const sig = hasher.signatureInto(tk.hashes, slab.subarray(off, off + SIG));
+    const toks = slab.subarray(off + SIG, off + SIG + tk.hashes.length);
+    toks.set(tk.hashes);
     const bands = hasher.bandKeys(sig);
     let best: Entry | undefined;
     let bestSim = 0;
@@ -146,23 +203,24 @@ export class ExtractionDetector {
         if (seen.includes(e)) continue;
         if (seen.length >= MAX_CANDIDATES) break scan;
         seen.push(e);
-        const sim = MinHasher.similarity(sig, e.sig);
+        const sim = MinHasher.similarity(sig, slab.subarray(e.off, e.off + SIG));
         if (sim > bestSim) {
           bestSim = sim;
           best = e;
         }
       }
     }
-    const entry: Entry = { at: input.at, bands, sig, toks, dup: false, mono: false, logprobs: Math.min(1, Math.max(0, input.logprobs)) };
+    const entry: Entry = { at: input.at, bands, off, ntok: toks.length, dup: false, mono: false, logprobs: Math.min(1, Math.max(0, input.logprobs)) };
     if (best && bestSim >= this.opts.similarity && toks.length > 0) {
       entry.dup = true;
-      const d = templateDiff(toks, best.toks, (i) => input.text.slice(tk.starts[i], tk.ends[i]));
+      const bestToks = slab.subarray(best.off + SIG, best.off + SIG + best.ntok);
+      const d = templateDiff(toks, bestToks, (i) => input.text.slice(tk.starts[i], tk.ends[i]));
       if (d) {
         entry.template = d.template;
         entry.filler = d.filler;
         // The neighbour belongs to the same template: count it too the first time it pairs up.
         if (best.template === undefined) {
-          const bd = templateDiff(best.toks, toks, () => '');
+          const bd = templateDiff(bestToks, toks, () => '');
           if (bd) this.addTemplated(st, best, bd.template, bd.filler, undefined);
         }
         this.addTemplated(st, entry, d.template, d.filler, d.num);

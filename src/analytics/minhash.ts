@@ -37,9 +37,19 @@ export interface TokenHashes {
  * and `ends` are views of buffers that the next call reuses (read them before tokenizing again).
  */
 export function tokenHashes(text: string, max = 256): TokenHashes {
+  const t = tokenHashesView(text, max);
+  return { hashes: t.hashes.slice(), starts: t.starts, ends: t.ends };
+}
+
+/**
+ * Like `tokenHashes`, but `hashes` too is a view of a buffer the next call reuses: nothing is
+ * allocated outside the JS heap (a typed array of over 64 bytes has its memory from malloc, and
+ * one per request kept for a while fragments the process's malloc heap).
+ */
+export function tokenHashesView(text: string, max = 256): TokenHashes {
   const t = scratchTokens(max);
   const n = scanTokens(text, max, t.hashes, t.starts, t.ends);
-  return { hashes: t.hashes.slice(0, n), starts: t.starts.subarray(0, n), ends: t.ends.subarray(0, n) };
+  return { hashes: t.hashes.subarray(0, n), starts: t.starts.subarray(0, n), ends: t.ends.subarray(0, n) };
 }
 
 let scratch: { hashes: Uint32Array; starts: Uint32Array; ends: Uint32Array } | undefined;
@@ -168,8 +178,13 @@ export class MinHasher {
    * functions, at the cost of one hash per shingle instead of `size`.
    */
   signatureOfHashes(tokens: Uint32Array): Uint32Array {
+    return this.signatureInto(tokens, new Uint32Array(this.size));
+  }
+
+  /** `signatureOfHashes` written into `sig` (`size` words, e.g. a view of a larger buffer); returns `sig`. */
+  signatureInto(tokens: Uint32Array, sig: Uint32Array): Uint32Array {
     const n = this.size;
-    const sig = new Uint32Array(n).fill(EMPTY);
+    sig.fill(EMPTY);
     const k = Math.min(this.shingle, Math.max(1, tokens.length));
     const seed = this.b[0]!;
     let filled = 0;

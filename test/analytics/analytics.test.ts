@@ -120,6 +120,28 @@ test('extraction: prompts sent as token ids or prompt arrays are compared too (l
   assert.ok(last!.signals.duplicates > 0.9, JSON.stringify(last));
 });
 
+test('extraction: repeats are found across the window for prompts of any length, through evictions by count and by age', () => {
+  // Each key keeps its window's signatures and token hashes in one ring buffer: a record written over
+  // a live one, or read at a stale offset, shows as a repeat not found or a fresh prompt taken for one.
+  const r = rng(5);
+  const word = () => Array.from({ length: 6 }, () => String.fromCharCode(97 + Math.floor(r() * 26))).join('');
+  for (const window of [2, 3, 7]) {
+    const d = new ExtractionDetector({ window, windowMs: 50, minRequests: 1 });
+    let live: Array<{ at: number; text: string; dup: boolean }> = [];
+    let at = 1_000_000;
+    for (let i = 0; i < 5000; i++) {
+      at += r() < 0.01 ? 60 : 1; // now and then every earlier request is older than the window
+      live = live.filter((e) => e.at >= at - 50).slice(-(window - 1));
+      const repeat = live.length > 0 && r() < 0.4;
+      const text = repeat ? live[r() < 0.5 ? 0 : Math.floor(r() * live.length)]!.text : Array.from({ length: 1 + Math.floor(r() * (r() < 0.2 ? 300 : 40)) }, word).join(' ');
+      live.push({ at, text, dup: repeat });
+      const s = d.observe('k', { at, text, logprobs: 0 });
+      assert.equal(s.requests, live.length, `window ${window}, step ${i}`);
+      assert.equal(Math.round(s.signals.duplicates * s.requests), live.filter((e) => e.dup).length, `window ${window}, step ${i}: near-duplicates in the window`);
+    }
+  }
+});
+
 test('perturbation: cap/strip logprobs, round returned log-probabilities; webhook signature', () => {
   assert.deepEqual(perturbRequest({ logprobs: true, top_logprobs: 20 }, { logprobs: 'cap', maxTopLogprobs: 5 }), { logprobs: true, top_logprobs: 5 });
   assert.deepEqual(perturbRequest({ model: 'x', logprobs: true, top_logprobs: 3 }, { logprobs: 'strip', maxTopLogprobs: 5 }), { model: 'x' });
