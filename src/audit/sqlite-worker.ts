@@ -34,6 +34,11 @@ setInterval(() => {
 // Statement journals of the multi-row inserts in memory, not in temporary files (see insertStatements).
 // Only this connection's temporary storage: nothing durable is kept there.
 db.pragma('temp_store = MEMORY');
+// A 4 MB page cache instead of better-sqlite3's 16 MB default: the inserts touch the right edges of
+// the table and its indexes and one path per tenant and key, and the cache filled to its limit
+// under load stayed in the thread's malloc arena (~18 MB resident). Writer CPU per event with 4 vs
+// 16 MB: 9.6-9.8 vs 9.4-9.7 µs (200 000 events), 10.5 vs 10.9 µs (1 000 000); 2 MB cost 12 µs.
+db.pragma('cache_size = -4000');
 const write = insertStatements(db, { multiRow: true });
 
 parentPort!.on('message', (m: { id: number; rows: unknown[][]; payloads: unknown[][] }) => {
