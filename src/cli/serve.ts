@@ -7,6 +7,7 @@ import { bootstrap, loadPepper } from '../identity/keys.js';
 import type { Config } from '../config/schema.js';
 import { createMemoryCounterStore, startCounterHost } from '../limits/index.js';
 import { startMetricsAggregator } from '../metrics/cluster.js';
+import { startHeapTrimmer } from '../util/heap-trim.js';
 import { configFromOptions, fail, type CommonOptions } from './common.js';
 
 function printBootstrapKey(k: { key: string; tenant: string }): void {
@@ -32,11 +33,14 @@ async function runWorker(config: Config, skipBootstrap: boolean): Promise<void> 
   if (gw.bootstrapKey) printBootstrapKey(gw.bootstrapKey);
   const { url } = await gw.listen();
   logger.info({ url, workers: config.server.workers }, 'portcullis listening');
+  const ht = config.server.heapTrim;
+  const trimmer = ht.enabled ? startHeapTrimmer(ht, logger) : undefined;
   if (!cluster.isWorker) process.stdout.write(`  Portcullis listening on ${url}  (demo models: demo, demo-vulnerable)\n`);
   let stopping = false;
   const stop = async () => {
     if (stopping) return;
     stopping = true;
+    trimmer?.stop();
     await gw.close().catch(() => {});
     process.exit(0);
   };

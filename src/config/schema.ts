@@ -93,6 +93,19 @@ export const configSchema = z
         requestTimeoutMs: ms(600_000),
         /** Terminate TLS in the gateway (and optionally ask for client certificates); see docs/sections/jwt-mtls-objects.md. */
         tls: tlsConfigSchema.optional(),
+        /** Compacting GC when the process goes idle after a burst, so the heap grown by the burst goes back to the system (src/util/heap-trim.ts). */
+        heapTrim: z
+          .object({
+            enabled: z.boolean().default(true),
+            /** Event-loop utilisation (0-1) over the last check below which the process counts as idle. */
+            idleUtilization: z.number().min(0.01).max(1).default(0.25),
+            /** Least time between two trims. */
+            minIntervalMs: z.number().int().min(1_000).max(86_400_000).default(10_000),
+            /** How often the heap is looked at. */
+            checkMs: z.number().int().min(100).max(60_000).default(1_000),
+          })
+          .strict()
+          .default({}),
       })
       .strict()
       .default({}),

@@ -8,6 +8,7 @@ import { Counter, Gauge, Registry, collectDefaultMetrics, type Aggregator } from
 import { FastCounter, FastHistogram } from './fast.js';
 import type { RequestContext } from '../server/context.js';
 import type { MetricsConfig } from './config.js';
+import { heapTrimStats } from '../util/heap-trim.js';
 
 export { metricsConfigSchema, type MetricsConfig } from './config.js';
 
@@ -156,6 +157,26 @@ export function createMetrics(config: MetricsConfig, sources: MetricSources = {}
       syncCounter(this as Counter<string>, limLast, { event: 'fallback' }, s.fallbackAdmissions);
       syncCounter(this as Counter<string>, limLast, { event: 'unavailable' }, s.unavailableRefusals);
       syncCounter(this as Counter<string>, limLast, { event: 'error' }, s.storeErrors);
+    },
+  });
+
+  // The heap trimmer of `portcullis serve` (src/util/heap-trim.ts); zero where it does not run.
+  const trimLast = new Map<string, number>();
+  new Counter({
+    name: 'portcullis_heap_trims_total',
+    help: 'Compacting GCs run by the heap trimmer when the process went idle after a burst',
+    registers: [registry],
+    collect() {
+      syncCounter(this as Counter<string>, trimLast, {}, heapTrimStats().trims);
+    },
+  });
+  const trimPauseLast = new Map<string, number>();
+  new Counter({
+    name: 'portcullis_heap_trim_pause_seconds_total',
+    help: 'Time the heap trimmer paused the event loop',
+    registers: [registry],
+    collect() {
+      syncCounter(this as Counter<string>, trimPauseLast, {}, heapTrimStats().pauseMs / 1000);
     },
   });
 

@@ -23,6 +23,14 @@ test('no file: demo only; OPENAI_/ANTHROPIC_ env add providers and routes', () =
   assert.equal(c.routes.at(-1)!.model, '*', 'a custom OpenAI base URL serves any other model');
 });
 
+test('server.heapTrim: on by default, tunable, bad values named', () => {
+  const c = loadConfig({ env: {} });
+  assert.deepEqual({ ...c.server.heapTrim }, { enabled: true, idleUtilization: 0.25, minIntervalMs: 10_000, checkMs: 1_000 });
+  assert.equal(loadConfig({ env: {}, overrides: { 'server.heapTrim.enabled': false } }).server.heapTrim.enabled, false);
+  assert.throws(() => loadConfig({ env: {}, overrides: { 'server.heapTrim.idleUtilization': 2 } }), /server\.heapTrim\.idleUtilization/);
+  assert.throws(() => loadConfig({ env: {}, overrides: { 'server.heapTrim.minIntervalMs': 10 } }), /server\.heapTrim\.minIntervalMs/);
+});
+
 test('env overrides and frozen result', () => {
   const c = loadConfig({ env: { PORTCULLIS_PORT: '9999', PORTCULLIS_HOST: '0.0.0.0' } });
   assert.equal(c.server.port, 9999);

@@ -1,0 +1,70 @@
+/** The heap trimmer: a compacting GC when the process goes idle with a grown heap, never while busy, and its metrics. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import v8 from 'node:v8';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { heapTrimStats, startHeapTrimmer } from '../../src/util/heap-trim.js';
+import { createMetrics, metricsConfigSchema } from '../../src/metrics/index.js';
+
+const MB = 1024 * 1024;
+const oldCommitted = () => v8.getHeapSpaceStatistics().filter((s) => s.space_name === 'old_space' || s.space_name === 'large_object_space').reduce((a, s) => a + s.space_size, 0);
+
+/** Grows the old generation with ~`mb` MB of objects that stay reachable long enough to be promoted, then drops them. */
+async function burst(mb: number): Promise<void> {
+  let keep: Array<{ i: number; s: string; a: number[] }> | undefined = [];
+  for (let i = 0; i < mb * 4_000; i++) {
+    keep.push({ i, s: `item ${i} of the burst`, a: [i, i + 1, i + 2] });
+    if (i % 20_000 === 0) await sleep(0); // scavenges happen meanwhile: what is kept gets promoted
+  }
+  assert.ok(keep.length > 0);
+  keep = undefined;
+}
+
+function spin(ms: number): void {
+  const end = performance.now() + ms;
+  while (performance.now() < end) {
+    /* the event loop is busy */
+  }
+}
+
+test('trims when idle after a burst, not while busy, at most once per interval, and gives the old generation back', async () => {
+  const metrics = createMetrics(metricsConfigSchema.parse({ processMetrics: false }));
+  const t = startHeapTrimmer({ idleUtilization: 0.5, minIntervalMs: 2_000, checkMs: 3_600_000 });
+  try {
+    const before = heapTrimStats().trims;
+    await burst(100);
+    const grown = oldCommitted();
+    assert.ok(grown > 50 * MB, `old generation ${Math.round(grown / MB)} MB after the burst`);
+    spin(100);
+    assert.equal(t.check(), false, 'busy since the last check: no trim');
+    assert.equal(heapTrimStats().trims, before);
+
+    await sleep(300);
+    assert.equal(t.check(), true, 'idle with a grown heap: trim');
+    const after = oldCommitted();
+    assert.ok(after < grown - 30 * MB, `old generation ${Math.round(grown / MB)} -> ${Math.round(after / MB)} MB`);
+    assert.equal(heapTrimStats().trims, before + 1);
+    assert.ok(heapTrimStats().pauseMs > 0 && heapTrimStats().freedBytes > 0, JSON.stringify(heapTrimStats()));
+
+    await burst(100);
+    assert.equal(t.check(), false, 'busy again');
+    await sleep(300);
+    assert.equal(t.check(), false, 'within minIntervalMs of the last trim: none');
+    await sleep(1_800);
+    assert.equal(t.check(), true, 'after minIntervalMs: the second burst is trimmed too');
+
+    // Nothing grows any more: at most two more trims (for a young generation V8 did not shrink yet), then none.
+    const more: boolean[] = [];
+    for (let i = 0; i < 3; i++) {
+      await sleep(2_050);
+      more.push(t.check());
+    }
+    assert.equal(more[2], false, `checks of an idle process that allocates nothing: ${more.join(', ')}`);
+
+    const text = await metrics.registry.metrics();
+    assert.match(text, new RegExp(`^portcullis_heap_trims_total ${heapTrimStats().trims}$`, 'm'));
+    assert.match(text, /^portcullis_heap_trim_pause_seconds_total \d+(\.\d+)?(e-\d+)?$/m);
+  } finally {
+    t.stop();
+  }
+});
