@@ -203,7 +203,7 @@ export class ExtractionDetector {
         if (seen.includes(e)) continue;
         if (seen.length >= MAX_CANDIDATES) break scan;
         seen.push(e);
-        const sim = MinHasher.similarity(sig, slab.subarray(e.off, e.off + SIG));
+        const sim = MinHasher.similarityAt(slab, off, slab, e.off, SIG);
         if (sim > bestSim) {
           bestSim = sim;
           best = e;

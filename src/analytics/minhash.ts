@@ -222,8 +222,13 @@ export class MinHasher {
 
   /** Estimated Jaccard similarity of two signatures. */
   static similarity(x: Uint32Array, y: Uint32Array): number {
+    return MinHasher.similarityAt(x, 0, y, 0, x.length);
+  }
+
+  /** `similarity` of the `n`-word signatures at `xo` in `x` and at `yo` in `y` (no views made). */
+  static similarityAt(x: Uint32Array, xo: number, y: Uint32Array, yo: number, n: number): number {
     let eq = 0;
-    for (let i = 0; i < x.length; i++) if (x[i] === y[i]) eq++;
-    return eq / x.length;
+    for (let i = 0; i < n; i++) if (x[xo + i] === y[yo + i]) eq++;
+    return eq / n;
   }
 }
