@@ -104,3 +104,66 @@ export async function holdConcurrentStreams(t: StreamTarget, n: number, sample: 
   await agent.close();
   return { opened: openedAtSample, completed, failures, peak };
 }
+
+/** RSS over a sustained hold of concurrent streams. */
+export interface SustainedHold {
+  /** Streams started (each one re-opened as it ends) and how they ended. */
+  started: number;
+  completed: number;
+  failures: number;
+  /** Samples of `sample()` every `gapMs`, from the moment all `n` streams were first open. */
+  samples: number[];
+  peak: number;
+  median: number;
+}
+
+/**
+ * Keeps `n` streams open for `seconds` against a slow-streaming model, re-opening each one as it
+ * ends (so the gateway serves `n` concurrent streams throughout, with a steady flow of new
+ * requests), and calls `sample()` every `gapMs` once all `n` are first open. Every stream must
+ * end with `[DONE]`.
+ */
+export async function sustainConcurrentStreams(t: StreamTarget, n: number, seconds: number, sample: () => number, opts: { gapMs?: number; timeoutMs?: number } = {}): Promise<SustainedHold> {
+  const agent = new Agent({ connections: n + 8, keepAliveTimeout: 30_000, bodyTimeout: 60_000, headersTimeout: 60_000 });
+  let open = 0;
+  let started = 0;
+  let completed = 0;
+  let failures = 0;
+  let until = Infinity;
+  const worker = async () => {
+    while (Date.now() < until) {
+      started++;
+      try {
+        const res = await request(t.url, { method: 'POST', body: t.body, headers: { 'content-type': 'application/json', ...t.headers }, dispatcher: agent });
+        let text = '';
+        let first = true;
+        for await (const chunk of res.body) {
+          if (first) {
+            open++;
+            first = false;
+          }
+          text += (chunk as Buffer).toString('utf8');
+        }
+        if (!first) open--;
+        if (res.statusCode === 200 && text.includes('[DONE]')) completed++;
+        else failures++;
+      } catch {
+        failures++;
+        if (failures > n) break; // the target is down: stop instead of spinning
+      }
+    }
+  };
+  const all = Array.from({ length: n }, worker);
+  const deadline = Date.now() + (opts.timeoutMs ?? 15_000);
+  while (open < n && failures === 0 && Date.now() < deadline) await sleep(10);
+  until = Date.now() + seconds * 1000;
+  const samples: number[] = [];
+  while (Date.now() < until) {
+    samples.push(sample());
+    await sleep(opts.gapMs ?? 250);
+  }
+  await Promise.all(all);
+  await agent.close();
+  const sorted = [...samples].sort((a, b) => a - b);
+  return { started, completed, failures, samples, peak: sorted.at(-1) ?? 0, median: sorted[Math.floor(sorted.length / 2)] ?? 0 };
+}
