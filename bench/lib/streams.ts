@@ -64,6 +64,25 @@ export async function measureTtfb(t: StreamTarget, n: number, warmup = 30): Prom
   return { ttfb, total, failures };
 }
 
+/** One streamed request read to its end: true when it answered 200 and ended with `[DONE]`; `onFirstByte` runs at its first body chunk. */
+async function readStream(t: StreamTarget, agent: Agent, onFirstByte: () => void): Promise<boolean> {
+  try {
+    const res = await request(t.url, { method: 'POST', body: t.body, headers: { 'content-type': 'application/json', ...t.headers }, dispatcher: agent });
+    let text = '';
+    let first = true;
+    for await (const chunk of res.body) {
+      if (first) {
+        onFirstByte();
+        first = false;
+      }
+      text += (chunk as Buffer).toString('utf8');
+    }
+    return res.statusCode === 200 && text.includes('[DONE]');
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Opens `n` streams at once against a slow-streaming model, waits until every one has
  * delivered its first byte, calls `sample()` a few times while all are open (returns the
@@ -75,22 +94,8 @@ export async function holdConcurrentStreams(t: StreamTarget, n: number, sample: 
   let completed = 0;
   let failures = 0;
   const all = Array.from({ length: n }, async () => {
-    try {
-      const res = await request(t.url, { method: 'POST', body: t.body, headers: { 'content-type': 'application/json', ...t.headers }, dispatcher: agent });
-      let text = '';
-      let first = true;
-      for await (const chunk of res.body) {
-        if (first) {
-          opened++;
-          first = false;
-        }
-        text += (chunk as Buffer).toString('utf8');
-      }
-      if (res.statusCode === 200 && text.includes('[DONE]')) completed++;
-      else failures++;
-    } catch {
-      failures++;
-    }
+    if (await readStream(t, agent, () => opened++)) completed++;
+    else failures++;
   });
   const deadline = Date.now() + (opts.timeoutMs ?? 15_000);
   while (opened + failures < n && Date.now() < deadline) await sleep(10);
@@ -133,24 +138,14 @@ export async function sustainConcurrentStreams(t: StreamTarget, n: number, secon
   const worker = async () => {
     while (Date.now() < until) {
       started++;
-      try {
-        const res = await request(t.url, { method: 'POST', body: t.body, headers: { 'content-type': 'application/json', ...t.headers }, dispatcher: agent });
-        let text = '';
-        let first = true;
-        for await (const chunk of res.body) {
-          if (first) {
-            open++;
-            first = false;
-          }
-          text += (chunk as Buffer).toString('utf8');
-        }
-        if (!first) open--;
-        if (res.statusCode === 200 && text.includes('[DONE]')) completed++;
-        else failures++;
-      } catch {
-        failures++;
-        if (failures > n) break; // the target is down: stop instead of spinning
-      }
+      let opened = false;
+      const ok = await readStream(t, agent, () => {
+        open++;
+        opened = true;
+      });
+      if (opened) open--;
+      if (ok) completed++;
+      else if (++failures > n) break; // the target is down: stop instead of spinning
     }
   };
   const all = Array.from({ length: n }, worker);
