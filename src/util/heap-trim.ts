@@ -24,6 +24,8 @@ export interface HeapTrimOptions {
   minIntervalMs: number;
   /** How often the heap is looked at (ms). */
   checkMs: number;
+  /** The full GC to run (default: V8's, see `fullGc`); tests pass one that fails. */
+  gc?: () => void;
 }
 
 /** What the trimmer has done (monotonic). */
@@ -83,8 +85,7 @@ function spaces(): Spaces {
 }
 
 /** One compacting full GC; returns the pause (ms). */
-function trim(): number {
-  const gc = fullGc();
+function trim(gc: () => void): number {
   // Every page is an evacuation candidate for this one GC (V8's own full GCs move at most a few MB
   // off the sparsest pages and leave the rest fragmented). Not touched when set on the command line.
   const toggle = !process.execArgv.some((a) => a.includes('compact-on-every-full-gc'));
@@ -109,13 +110,15 @@ export interface HeapTrimmer {
  * Starts the process's trimmer (its timer does not keep the process alive). `log` gets one line
  * per trim at debug level.
  */
-export function startHeapTrimmer(o: HeapTrimOptions, log?: { debug(obj: object, msg: string): void }): HeapTrimmer {
+export function startHeapTrimmer(o: HeapTrimOptions, log?: { debug(obj: object, msg: string): void; warn(obj: object, msg: string): void }): HeapTrimmer {
   let last: EventLoopUtilization = performance.eventLoopUtilization();
   let lastTrim = 0;
   // The old generation's live size as of the last trim (at start: what is in use now, mostly live).
   let live = spaces().oldUsed;
   let newSpaceTries = 0;
+  let stopped = false;
   const check = (): boolean => {
+    if (stopped) return false;
     const now = performance.eventLoopUtilization();
     const busy = performance.eventLoopUtilization(now, last).utilization >= o.idleUtilization;
     last = now;
@@ -128,7 +131,16 @@ export function startHeapTrimmer(o: HeapTrimOptions, log?: { debug(obj: object, 
     const oldGrew = before.oldCommitted - live > Math.max(MIN_SLACK, live / 2);
     const newGrew = before.newCommitted > SMALL_NEW_SPACE && newSpaceTries < NEW_SPACE_TRIES;
     if (!oldGrew && !newGrew) return false;
-    const pause = trim();
+    let pause: number;
+    try {
+      pause = trim(o.gc ?? fullGc());
+    } catch (e) {
+      // No way to run a GC in this process (a runtime without the gc extension): stop trimming.
+      clearInterval(timer);
+      stopped = true;
+      log?.warn({ err: (e as Error)?.message }, 'heap trimmer stopped: a full GC cannot be started in this process');
+      return false;
+    }
     const after = spaces();
     live = after.oldUsed;
     newSpaceTries = after.newCommitted > SMALL_NEW_SPACE ? newSpaceTries + 1 : NEW_SPACE_TRIES;
@@ -140,7 +152,20 @@ export function startHeapTrimmer(o: HeapTrimOptions, log?: { debug(obj: object, 
     log?.debug({ pauseMs: Math.round(pause * 10) / 10, freedMB: Math.round(freed / 104857.6) / 10, liveMB: Math.round(live / 104857.6) / 10, newSpaceMB: Math.round(after.newCommitted / 104857.6) / 10 }, 'heap trimmed');
     return true;
   };
-  const timer = setInterval(check, o.checkMs);
+  // A failed check is logged, never thrown out of the timer (it would end the process).
+  const timer = setInterval(() => {
+    try {
+      check();
+    } catch (e) {
+      log?.warn({ err: (e as Error)?.message }, 'heap trimmer check failed');
+    }
+  }, o.checkMs);
   timer.unref();
-  return { stop: () => clearInterval(timer), check };
+  return {
+    stop: () => {
+      stopped = true;
+      clearInterval(timer);
+    },
+    check,
+  };
 }

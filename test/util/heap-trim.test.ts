@@ -68,3 +68,31 @@ test('trims when idle after a burst, not while busy, at most once per interval, 
     t.stop();
   }
 });
+
+test('a runtime where no GC can be started: the trimmer logs once and stops, never throws', async () => {
+  const warnings: string[] = [];
+  const t = startHeapTrimmer(
+    {
+      idleUtilization: 0.5,
+      minIntervalMs: 1_000,
+      checkMs: 3_600_000,
+      gc: () => {
+        throw new Error('gc is not available');
+      },
+    },
+    { debug() {}, warn: (_o, m) => void warnings.push(m) },
+  );
+  try {
+    const before = heapTrimStats().trims;
+    await burst(100);
+    await sleep(300);
+    assert.equal(t.check(), false);
+    await burst(100);
+    await sleep(300);
+    assert.equal(t.check(), false);
+    assert.deepEqual(warnings, ['heap trimmer stopped: a full GC cannot be started in this process']);
+    assert.equal(heapTrimStats().trims, before);
+  } finally {
+    t.stop();
+  }
+});
