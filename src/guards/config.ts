@@ -167,6 +167,12 @@ export const guardsConfigSchema = z
         /** Longest total text per request scanned; longer input is refused with 413. */
         maxRequestChars: z.number().int().positive().default(2_097_152),
         /**
+         * Most text segments (messages, content parts, tool results, prompt entries…) per request
+         * scanned; more are refused with 413. Each costs detector set-up however short it is, so a
+         * body cut into ~100 000 one-word parts held the event loop ~1 s at 4 MiB.
+         */
+        maxSegments: z.number().int().positive().default(10_000),
+        /**
          * Token-id inputs (completions `prompt`, embeddings `input` as integer arrays) are decoded
          * with the model's tokenizer (`limits.tokenizers`: the OpenAI BPEs) and scanned. Those the
          * gateway cannot decode (no known tokenizer for the model, ids outside it) are refused with

@@ -16,8 +16,15 @@ import { createRedisVault, parseVaultKey } from './vault-redis.js';
 
 /** Raised when input exceeds the configured guard limits (the gateway answers 413). */
 export class GuardLimitError extends Error {
-  constructor(readonly limit: 'segment' | 'request', readonly chars: number, readonly max: number) {
-    super(limit === 'segment' ? `a text segment is longer than the ${max} characters the guards accept` : `the request text is longer than the ${max} characters the guards accept`);
+  /** `chars` is the count that went over `max`: characters, or for `segments` the number of text segments. */
+  constructor(readonly limit: 'segment' | 'request' | 'segments', readonly chars: number, readonly max: number) {
+    super(
+      limit === 'segment'
+        ? `a text segment is longer than the ${max} characters the guards accept`
+        : limit === 'segments'
+          ? `the request has more than the ${max} text parts the guards accept`
+          : `the request text is longer than the ${max} characters the guards accept`,
+    );
     this.name = 'GuardLimitError';
   }
 }
@@ -153,6 +160,7 @@ export function createEngineWith(raw: GuardsConfig | GuardsConfigInput | undefin
     },
     checkLimits(inspected, scope) {
       const l = effective(scope).limits;
+      if (inspected.segments.length > l.maxSegments) throw new GuardLimitError('segments', inspected.segments.length, l.maxSegments);
       if (inspected.totalChars > l.maxRequestChars) throw new GuardLimitError('request', inspected.totalChars, l.maxRequestChars);
       for (const s of inspected.segments) if (s.text.length > l.maxSegmentChars) throw new GuardLimitError('segment', s.text.length, l.maxSegmentChars);
     },

@@ -141,7 +141,8 @@ function parseCheckBody(body: unknown): { input: string | CheckMessage[]; stage:
 }
 
 function limitError(e: GuardLimitError): GatewayError {
-  return new GatewayError('PCL_BODY_TOO_LARGE', { message: `The input is larger than the guards accept (${e.limit === 'segment' ? 'one text part' : 'total text'} over ${e.max} characters).` });
+  const what = e.limit === 'segments' ? `over ${e.max} text parts` : `${e.limit === 'segment' ? 'one text part' : 'total text'} over ${e.max} characters`;
+  return new GatewayError('PCL_BODY_TOO_LARGE', { message: `The input is larger than the guards accept (${what}).` });
 }
 
 /** The guards module; later modules (response guards, admin API) reach the engine through it. */

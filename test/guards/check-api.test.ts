@@ -30,7 +30,7 @@ describe('guard check API and shadow results', () => {
     gw = await startGateway({
       guards: {
         pii: { mode: 'shadow', action: 'block' },
-        limits: { maxSegmentChars: 5000 },
+        limits: { maxSegmentChars: 5000, maxSegments: 50 },
         tenants: { strict: { injection: { uncertain: 'judge', judge: 'prompt-guard', thresholds: { trusted: { lower: 0, upper: 1 } } } } },
         judges: { promptGuard: { url: hangUrl, timeoutMs: 100, failMode: 'closed' } },
       },
@@ -43,6 +43,20 @@ describe('guard check API and shadow results', () => {
   });
   const post = (path: string, body: unknown, key: string | null = gw.key, headers: Record<string, string> = {}) =>
     fetch(gw.url + path, { method: 'POST', headers: { 'content-type': 'application/json', ...(key ? { authorization: `Bearer ${key}` } : {}), ...headers }, body: JSON.stringify(body) });
+
+  test('a request cut into more text parts than guards.limits.maxSegments is refused with 413 before scanning', async () => {
+    const parts = (n: number) => Array.from({ length: n }, (_, i) => ({ type: 'text', text: `part ${i}` }));
+    const ok = await post('/v1/chat/completions', { model: 'demo', messages: [{ role: 'user', content: parts(50) }] });
+    assert.equal(ok.status, 200);
+    const r = await post('/v1/chat/completions', { model: 'demo', messages: [{ role: 'user', content: parts(51) }] });
+    assert.equal(r.status, 413);
+    const j = (await r.json()) as { error: { code: string; message: string } };
+    assert.equal(j.error.code, 'request_too_large');
+    assert.match(j.error.message, /over 50 text parts/);
+    // Messages count too, and the detection API has the same limit.
+    assert.equal((await post('/v1/chat/completions', { model: 'demo', messages: Array.from({ length: 51 }, (_, i) => ({ role: 'user', content: `m${i}` })) })).status, 413);
+    assert.equal((await post('/v1/guard/check', { input: Array.from({ length: 51 }, (_, i) => ({ role: 'user', content: `m${i}` })) })).status, 413);
+  });
 
   test('POST /v1/guard/check is authenticated and returns the check JSON', async () => {
     assert.equal((await post('/v1/guard/check', { input: 'hi' }, null)).status, 401);

@@ -245,6 +245,10 @@ describe('actions, shadow mode, vault, config', () => {
     const e = createGuardEngine({ limits: { maxSegmentChars: 1000, maxRequestChars: 1500 } });
     await assert.rejects(e.runRequest('chat', chat({ role: 'user', content: 'a'.repeat(1001) }), {}), { name: 'GuardLimitError' });
     await assert.rejects(e.runRequest('chat', chat({ role: 'user', content: 'a'.repeat(800) }, { role: 'user', content: 'b'.repeat(800) }), {}), { name: 'GuardLimitError' });
+    const few = createGuardEngine({ limits: { maxSegments: 3 } });
+    const parts = (n: number) => chat({ role: 'user', content: Array.from({ length: n }, (_, i) => ({ type: 'text', text: `p${i}` })) });
+    await few.runRequest('chat', parts(3), {});
+    await assert.rejects(few.runRequest('chat', parts(4), {}), { name: 'GuardLimitError', limit: 'segments', chars: 4, max: 3 });
   });
 
   test('the vault keeps placeholders per conversation and tenant, and expires', async () => {
