@@ -57,6 +57,8 @@ export async function serve(config: Config): Promise<void> {
     if (config.limits.store === 'memory') startCounterHost(createMemoryCounterStore());
     // A scrape of any worker returns every worker's metrics, aggregated here.
     if (config.metrics.enabled) startMetricsAggregator();
+    // The primary relays counters and metrics for every worker: its heap grows with their bursts too.
+    if (config.server.heapTrim.enabled) startHeapTrimmer(config.server.heapTrim, { debug() {}, warn: (o, msg) => process.stderr.write(`portcullis: ${msg} ${JSON.stringify(o)}\n`) });
     for (let i = 0; i < config.server.workers; i++) cluster.fork();
     let stopping = false;
     cluster.on('exit', (w, code, signal) => {
