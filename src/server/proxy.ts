@@ -2,7 +2,7 @@
  * The proxy: identify → validate → route → authorize → admit → request guards → upstream
  * → response/stream guards → settle/audit. Every step is a plain call on the context.
  */
-import { PassThrough } from 'node:stream';
+import type { OutgoingHttpHeaders } from 'node:http';
 import { once } from 'node:events';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
@@ -172,12 +172,17 @@ async function relayStream(
   upstreamBody: Record<string, unknown>,
 ): Promise<unknown> {
   const api = ctx.api;
-  const out = new PassThrough();
   let transform = deps.steps.streamGuards?.(ctx);
   ctx.status = 200;
-  reply.headers(ctx.responseHeaders);
-  reply.code(200).header('content-type', 'text/event-stream; charset=utf-8').header('cache-control', 'no-cache').header('x-accel-buffering', 'no');
-  reply.send(out);
+  // The events go straight to the response (fastify hands it over: `hijack`), not through a
+  // PassThrough that fastify pipes into it: per stream that was a second stream object, its pipe
+  // and end-of-stream listeners, all kept for the stream's life. The request's 'close' handlers
+  // (finish, abort) are on the response itself and run as before.
+  reply.hijack();
+  const out = reply.raw;
+  const headers: OutgoingHttpHeaders = {};
+  for (const [k, v] of Object.entries(reply.getHeaders())) if (v !== undefined) headers[k] = v;
+  out.writeHead(200, { ...headers, ...ctx.responseHeaders, 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' });
 
   const t0 = performance.now() - (ctx.ttfbMs ?? 0);
   let pending: Array<{ ev: SseEvent; parsed: unknown }> = [];

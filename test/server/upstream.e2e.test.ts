@@ -171,6 +171,9 @@ test('client abort mid-stream aborts the upstream request', async () => {
     });
   const ac = new AbortController();
   const res = await fetch(`${g.url}/v1/chat/completions`, { method: 'POST', signal: ac.signal, headers: { authorization: `Bearer ${g.key}`, 'content-type': 'application/json' }, body: JSON.stringify({ model: 'mock-1', stream: true, messages: [{ role: 'user', content: 'hi' }] }) });
+  assert.equal(res.status, 200);
+  assert.match(res.headers.get('x-request-id') ?? '', /^req_/, 'a streamed response carries x-request-id too');
+  assert.equal(res.headers.get('content-type'), 'text/event-stream; charset=utf-8');
   const reader = res.body!.getReader();
   await reader.read();
   ac.abort();
