@@ -20,7 +20,7 @@ import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 export interface HeapTrimOptions {
   /** Event-loop utilisation (0-1) over the last check below which the process counts as idle. */
   idleUtilization: number;
-  /** Least time between two trims (ms). */
+  /** Least time between two trims (ms); longer after a long pause (see `PAUSE_SHARE`). */
   minIntervalMs: number;
   /** How often the heap is looked at (ms). */
   checkMs: number;
@@ -44,6 +44,13 @@ const MIN_SLACK = 16 * MB;
 const SMALL_NEW_SPACE = 8 * MB;
 /** Trims for the young generation alone after one busy stretch: V8 shrinks it only when its allocation rate (measured over ~5 s) is low, which the first trim right after a burst may not yet see. */
 const NEW_SPACE_TRIES = 2;
+
+/**
+ * The trims' pauses stay under this share of wall time: after a trim that paused the event loop
+ * `p` ms the next waits at least `p / PAUSE_SHARE` ms (a 40 ms trim: 8 s, under the default 10 s;
+ * a process with a large live heap whose trim took 500 ms: 100 s).
+ */
+export const PAUSE_SHARE = 0.005;
 
 const stats: HeapTrimStats = { trims: 0, pauseMs: 0, freedBytes: 0 };
 
@@ -113,6 +120,7 @@ export interface HeapTrimmer {
 export function startHeapTrimmer(o: HeapTrimOptions, log?: { debug(obj: object, msg: string): void; warn(obj: object, msg: string): void }): HeapTrimmer {
   let last: EventLoopUtilization = performance.eventLoopUtilization();
   let lastTrim = 0;
+  let wait = o.minIntervalMs;
   // The old generation's live size as of the last trim (at start: what is in use now, mostly live).
   let live = spaces().oldUsed;
   let newSpaceTries = 0;
@@ -126,7 +134,7 @@ export function startHeapTrimmer(o: HeapTrimOptions, log?: { debug(obj: object, 
       newSpaceTries = 0;
       return false;
     }
-    if (Date.now() - lastTrim < o.minIntervalMs) return false;
+    if (Date.now() - lastTrim < wait) return false;
     const before = spaces();
     const oldGrew = before.oldCommitted - live > Math.max(MIN_SLACK, live / 2);
     const newGrew = before.newCommitted > SMALL_NEW_SPACE && newSpaceTries < NEW_SPACE_TRIES;
@@ -145,6 +153,7 @@ export function startHeapTrimmer(o: HeapTrimOptions, log?: { debug(obj: object, 
     live = after.oldUsed;
     newSpaceTries = after.newCommitted > SMALL_NEW_SPACE ? newSpaceTries + 1 : NEW_SPACE_TRIES;
     lastTrim = Date.now();
+    wait = Math.max(o.minIntervalMs, pause / PAUSE_SHARE);
     const freed = Math.max(0, before.oldCommitted + before.newCommitted - after.oldCommitted - after.newCommitted);
     stats.trims++;
     stats.pauseMs += pause;

@@ -2,8 +2,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import v8 from 'node:v8';
+import vm from 'node:vm';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { heapTrimStats, startHeapTrimmer } from '../../src/util/heap-trim.js';
+import { heapTrimStats, PAUSE_SHARE, startHeapTrimmer } from '../../src/util/heap-trim.js';
 import { createMetrics, metricsConfigSchema } from '../../src/metrics/index.js';
 
 const MB = 1024 * 1024;
@@ -40,7 +41,11 @@ test('trims when idle after a burst, not while busy, at most once per interval, 
     assert.equal(heapTrimStats().trims, before);
 
     await sleep(300);
+    const pause0 = heapTrimStats().pauseMs;
     assert.equal(t.check(), true, 'idle with a grown heap: trim');
+    const trimmedAt = Date.now();
+    // The next trim waits minIntervalMs, or longer after a long pause.
+    const wait = Math.max(2_000, (heapTrimStats().pauseMs - pause0) / PAUSE_SHARE);
     const after = oldCommitted();
     assert.ok(after < grown - 30 * MB, `old generation ${Math.round(grown / MB)} -> ${Math.round(after / MB)} MB`);
     assert.equal(heapTrimStats().trims, before + 1);
@@ -49,15 +54,19 @@ test('trims when idle after a burst, not while busy, at most once per interval, 
     await burst(100);
     assert.equal(t.check(), false, 'busy again');
     await sleep(300);
-    assert.equal(t.check(), false, 'within minIntervalMs of the last trim: none');
-    await sleep(1_800);
-    assert.equal(t.check(), true, 'after minIntervalMs: the second burst is trimmed too');
+    assert.ok(Date.now() - trimmedAt < wait);
+    assert.equal(t.check(), false, 'within the wait after the last trim: none');
+    await sleep(trimmedAt + wait + 100 - Date.now());
+    assert.equal(t.check(), true, 'after the wait: the second burst is trimmed too');
 
     // Nothing grows any more: at most two more trims (for a young generation V8 did not shrink yet), then none.
     const more: boolean[] = [];
     for (let i = 0; i < 3; i++) {
+      const p = heapTrimStats().pauseMs;
       await sleep(2_050);
-      more.push(t.check());
+      const trimmed = t.check();
+      more.push(trimmed);
+      if (trimmed) await sleep(Math.max(0, (heapTrimStats().pauseMs - p) / PAUSE_SHARE - 2_000)); // its own longer wait
     }
     assert.equal(more[2], false, `checks of an idle process that allocates nothing: ${more.join(', ')}`);
 
@@ -92,6 +101,31 @@ test('a runtime where no GC can be started: the trimmer logs once and stops, nev
     assert.equal(t.check(), false);
     assert.deepEqual(warnings, ['heap trimmer stopped: a full GC cannot be started in this process']);
     assert.equal(heapTrimStats().trims, before);
+  } finally {
+    t.stop();
+  }
+});
+
+test('after a long pause the next trim waits longer (pauses stay under 0.5 % of wall time)', async () => {
+  v8.setFlagsFromString('--expose-gc');
+  const realGc = vm.runInNewContext('gc') as () => void;
+  // V8's full GC plus 12 ms: the wait after it is at least 2.4 s, well over minIntervalMs.
+  const t = startHeapTrimmer({ idleUtilization: 0.5, minIntervalMs: 500, checkMs: 3_600_000, gc: () => (realGc(), spin(12)) });
+  try {
+    await burst(100);
+    await sleep(300);
+    const pause0 = heapTrimStats().pauseMs;
+    assert.equal(t.check(), true, 'idle with a grown heap: trim');
+    const trimmedAt = Date.now();
+    const wait = (heapTrimStats().pauseMs - pause0) / PAUSE_SHARE;
+    assert.ok(wait >= 2_400, `wait ${wait} ms`);
+    await burst(100);
+    assert.equal(t.check(), false, 'busy');
+    await sleep(Math.max(300, trimmedAt + 1_000 - Date.now())); // well past minIntervalMs
+    assert.ok(Date.now() - trimmedAt < wait - 100);
+    assert.equal(t.check(), false, 'idle, grown, past minIntervalMs, but within the longer wait');
+    await sleep(trimmedAt + wait + 100 - Date.now());
+    assert.equal(t.check(), true, 'after the longer wait: trim again');
   } finally {
     t.stop();
   }
