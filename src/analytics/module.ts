@@ -99,13 +99,7 @@ export async function createAnalyticsModule(mctx: ModuleContext): Promise<Analyt
   const gate = new ThrottleGate();
   const usage = new UsageRollup();
   /** Token ids as text for a model with a known BPE (limits.tokenizers); undefined otherwise or for ids outside it. */
-  const decodeIds = (model: string, ids: number[]): string | undefined => {
-    try {
-      return tokenCodecFor(model, mctx.config.limits)?.decode(ids);
-    } catch {
-      return undefined;
-    }
-  };
+  const decodeIds = (model: string, ids: number[]): string | undefined => tokenCodecFor(model, mctx.config.limits)?.decode(ids);
   const alerter = new Alerter({
     ...(cfg?.alerts.webhookUrl ? { webhookUrl: cfg.alerts.webhookUrl } : {}),
     ...(cfg?.alerts.webhookUrl && env[cfg.alerts.webhookSecretEnv] ? { webhookSecret: env[cfg.alerts.webhookSecretEnv]! } : {}),

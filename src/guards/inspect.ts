@@ -142,10 +142,11 @@ class Builder {
   markers: SegmentPath[] = [];
   undecodedTokens: SegmentPath[] = [];
   total = 0;
-  add(role: SegmentRole, text: unknown, path: SegmentPath, group?: string): void {
+  add(role: SegmentRole, text: unknown, path: SegmentPath, group?: string, tokens?: TokenCodec): void {
     if (typeof text !== 'string' || text.length === 0) return;
     const seg: Segment = { id: `s${this.segments.length}`, role, trust: trustOf(role), text, path };
     if (group !== undefined) seg.group = group;
+    if (tokens !== undefined) seg.tokens = tokens;
     this.segments.push(seg);
     this.total += text.length;
   }
@@ -189,20 +190,11 @@ class Builder {
     if (isTokenArray(v)) return this.tokens(role, v, path, codec);
     v.forEach((x, i) => (isTokenArray(x) ? this.tokens(role, x, [...path, i], codec) : this.add(role, x, [...path, i])));
   }
+  /** Token ids as their decoded text (written back as ids); listed as undecodable without a codec or outside its vocabulary. */
   tokens(role: SegmentRole, ids: number[], path: SegmentPath, codec: TokenCodec | undefined): void {
-    let text: string | undefined;
-    try {
-      text = codec?.decode(ids);
-    } catch {
-      text = undefined; // ids outside the vocabulary
-    }
-    if (text === undefined) {
-      this.undecodedTokens.push(path);
-      return;
-    }
-    if (text.length === 0) return;
-    this.segments.push({ id: `s${this.segments.length}`, role, trust: trustOf(role), text, path, tokens: codec! });
-    this.total += text.length;
+    const text = codec?.decode(ids);
+    if (text === undefined) this.undecodedTokens.push(path);
+    else this.add(role, text, path, undefined, codec);
   }
 }
 

@@ -52,8 +52,8 @@ export interface Segment {
 
 /** Token ids ↔ text for one model's tokenizer (the gateway builds these from `limits.tokenizers`). */
 export interface TokenCodec {
-  /** Throws on ids outside the vocabulary. */
-  decode(ids: readonly number[]): string;
+  /** Undefined for ids outside the vocabulary. */
+  decode(ids: readonly number[]): string | undefined;
   encode(text: string): number[];
 }
 

@@ -5,6 +5,7 @@
 import { createRequire } from 'node:module';
 import { DEFAULT_TOKENIZERS, type LimitsConfig, type TokenizerSpec } from './config.js';
 import { globTable, type GlobTable } from './glob.js';
+import type { TokenCodec } from '../guards/types.js';
 
 type CountFn = (text: string, opts?: { disallowedSpecial?: Set<string> }) => number;
 
@@ -70,22 +71,31 @@ function cachedCount(count: CountFn, text: string): number {
 }
 
 type BpeModule = { decode(ids: readonly number[]): string; encode(text: string, opts?: { disallowedSpecial?: Set<string> }): number[] };
-const codecs = new Map<'o200k' | 'cl100k', { decode(ids: readonly number[]): string; encode(text: string): number[] }>();
+const codecs = new Map<'o200k' | 'cl100k', TokenCodec>();
 
 /**
  * Decoder and encoder of a model's BPE under this config (the same tables as the token counts), or
  * undefined when the model's tokenizer is the characters approximation: the guards use it to read
- * token-id inputs. `decode` throws on ids outside the vocabulary; `encode` treats special-token
- * strings as plain text.
+ * token-id inputs. `decode` answers undefined for ids outside the vocabulary (the library throws);
+ * `encode` treats special-token strings as plain text.
  */
-export function tokenCodecFor(model: string, config: LimitsConfig): { decode(ids: readonly number[]): string; encode(text: string): number[] } | undefined {
+export function tokenCodecFor(model: string, config: LimitsConfig): TokenCodec | undefined {
   const spec = tokenizerFor(model, config);
   if (spec.kind === 'chars') return undefined;
   let c = codecs.get(spec.kind);
   if (!c) {
     encoder(spec.kind); // the tables, loaded once
     const mod = require(spec.kind === 'o200k' ? 'gpt-tokenizer/cjs/encoding/o200k_base' : 'gpt-tokenizer/cjs/encoding/cl100k_base') as BpeModule;
-    c = { decode: (ids) => mod.decode(ids), encode: (text) => mod.encode(text, PLAIN) };
+    c = {
+      decode: (ids) => {
+        try {
+          return mod.decode(ids);
+        } catch {
+          return undefined;
+        }
+      },
+      encode: (text) => mod.encode(text, PLAIN),
+    };
     codecs.set(spec.kind, c);
   }
   return c;

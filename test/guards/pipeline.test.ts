@@ -161,8 +161,8 @@ test('inspect: unfamiliar parts are read by their text fields, binary and ids ar
     ['assistant', 'web_fetch'], ['tool', 'page text'], ['tool', 'Page'], ['tool', 'mcp out'], ['tool', 'out'],
   ]);
 
-  // A toy codec: one id per character code.
-  const codec = { decode: (ids: readonly number[]) => String.fromCharCode(...ids.map((i) => { if (i > 0xffff) throw new Error('not in vocabulary'); return i; })), encode: (t: string) => [...t].map((c) => c.charCodeAt(0)) };
+  // A toy codec: one id per character code (undefined for ids outside its vocabulary, as the real one).
+  const codec = { decode: (ids: readonly number[]) => (ids.every((i) => i <= 0xffff) ? String.fromCharCode(...ids) : undefined), encode: (t: string) => [...t].map((c) => c.charCodeAt(0)) };
   const ids = (t: string) => codec.encode(t);
   const body = { model: 'm', prompt: [ids('ab'), ids('secret'), [70_000]], suffix: 'tail' };
   const c = inspect('completions', body, { tokenCodec: (m) => (m === 'm' ? codec : undefined) });
