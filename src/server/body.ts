@@ -43,9 +43,9 @@ export function jsonDepthExceeds(buf: Uint8Array, max: number): boolean {
  * misleading "not valid UTF-8 / JSON".
  */
 export function checkJsonEncoding(headers: Record<string, string | string[] | undefined>): void {
-  const enc = headers['content-encoding'];
-  if (enc !== undefined && String(enc).trim().toLowerCase() !== 'identity' && String(enc).trim() !== '') {
-    throw new GatewayError('PCL_BAD_CONTENT_TYPE', { message: `Content-Encoding '${String(enc).slice(0, 40).replace(/[^\w.+-]/g, '')}' is not supported: send the request body uncompressed.` });
+  const enc = headers['content-encoding'] === undefined ? '' : String(headers['content-encoding']).trim();
+  if (enc !== '' && enc.toLowerCase() !== 'identity') {
+    throw new GatewayError('PCL_BAD_CONTENT_TYPE', { message: `Content-Encoding '${enc.slice(0, 40).replace(/[^\w.+-]/g, '')}' is not supported: send the request body uncompressed.` });
   }
   const charset = /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(String(headers['content-type'] ?? ''))?.[1]?.toLowerCase();
   if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {

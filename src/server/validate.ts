@@ -1,6 +1,7 @@
 /** Light structural validation of client bodies: wrong types get a clear 400 naming the field. */
 import { GatewayError } from '../errors.js';
 import type { Api } from '../providers/types.js';
+import { isTokenArray } from '../guards/inspect.js';
 
 function bad(param: string, expected: string): never {
   throw new GatewayError('PCL_INVALID_REQUEST', { message: `Invalid type for '${param}': expected ${expected}.`, param });
@@ -32,7 +33,7 @@ function content(param: string, v: unknown): void {
 
 /** A prompt or embeddings input: a string, token ids, or an array of strings or of token-id arrays. */
 function textsOrTokens(param: string, v: unknown): void {
-  const ids = (a: unknown[]) => a.every((x) => Number.isInteger(x));
+  const ids = (a: unknown[]) => a.length === 0 || isTokenArray(a);
   if (typeof v === 'string') return;
   if (!Array.isArray(v)) bad(param, 'a string or an array');
   if (ids(v)) return;

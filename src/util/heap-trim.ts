@@ -125,6 +125,10 @@ export function startHeapTrimmer(o: HeapTrimOptions, log?: { debug(obj: object, 
   let live = spaces().oldUsed;
   let newSpaceTries = 0;
   let stopped = false;
+  const stop = () => {
+    stopped = true;
+    clearInterval(timer);
+  };
   const check = (): boolean => {
     if (stopped) return false;
     const now = performance.eventLoopUtilization();
@@ -144,8 +148,7 @@ export function startHeapTrimmer(o: HeapTrimOptions, log?: { debug(obj: object, 
       pause = trim(o.gc ?? fullGc());
     } catch (e) {
       // No way to run a GC in this process (a runtime without the gc extension): stop trimming.
-      clearInterval(timer);
-      stopped = true;
+      stop();
       log?.warn({ err: (e as Error)?.message }, 'heap trimmer stopped: a full GC cannot be started in this process');
       return false;
     }
@@ -170,11 +173,5 @@ export function startHeapTrimmer(o: HeapTrimOptions, log?: { debug(obj: object, 
     }
   }, o.checkMs);
   timer.unref();
-  return {
-    stop: () => {
-      stopped = true;
-      clearInterval(timer);
-    },
-    check,
-  };
+  return { stop, check };
 }
