@@ -7,6 +7,7 @@ import { deleteInChunks } from '../store/chunked.js';
 import type SqliteDatabase from 'better-sqlite3';
 import { EVENT_COLUMNS, NO_CATEGORIES, PAYLOAD_COLUMNS, insertStatements } from './sqlite-rows.js';
 import type { Database } from '../store/schema.js';
+import { isUtcZone, utcDay } from '../limits/periods.js';
 import { SqliteReader, type ReadQuery } from '../store/sqlite-reader.js';
 import type { AuditEvent, QueuedEvent } from './event.js';
 
@@ -87,6 +88,7 @@ function dec(c: string): { ts: number; id: string } {
 
 /** Calendar day (YYYY-MM-DD) of an instant in a time zone. */
 export function dayOf(ms: number, timeZone: string): string {
+  if (isUtcZone(timeZone)) return utcDay(ms);
   return new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' }).format(ms);
 }
 
@@ -101,7 +103,8 @@ const WRITER_YOUNG_MB = 2;
 
 /** The audit store. */
 export class AuditStore implements AuditSink {
-  private readonly dayFmt: Intl.DateTimeFormat;
+  /** The day formatter of a zone other than UTC (see isUtcZone). */
+  private readonly dayFmt?: Intl.DateTimeFormat;
   private daySlot = -1;
   private dayName = '';
   private readonly rawInsert?: (rows: readonly unknown[][], payloads: readonly unknown[][]) => void;
@@ -126,7 +129,7 @@ export class AuditStore implements AuditSink {
     private readonly sqlite?: SqliteDatabase.Database,
     private readonly opts: { thread?: boolean; reader?: boolean } = {},
   ) {
-    this.dayFmt = new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' });
+    if (!isUtcZone(timeZone)) this.dayFmt = new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' });
     if (sqlite) this.rawInsert = insertStatements(sqlite);
     if (sqlite && !sqlite.memory && opts.reader !== false) this.reader = new SqliteReader(sqlite.name);
   }
@@ -220,7 +223,7 @@ export class AuditStore implements AuditSink {
   private dayOf(ts: number): string {
     const slot = Math.floor(ts / DAY_SLOT_MS);
     if (slot !== this.daySlot) {
-      this.dayName = this.dayFmt.format(ts);
+      this.dayName = this.dayFmt ? this.dayFmt.format(ts) : utcDay(ts);
       this.daySlot = slot;
     }
     return this.dayName;

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import type { LimitSet } from './types.js';
+import { isUtcZone } from './periods.js';
 
 const count = z.number().int().nonnegative();
 /** Dollars; capped so nano-dollar counters stay exact integers (2^53 nano-USD ≈ 9 million USD). */
@@ -47,6 +48,7 @@ export const tokenizerSpecSchema = z
 export type TokenizerSpec = z.infer<typeof tokenizerSpecSchema>;
 
 function validTimeZone(tz: string): boolean {
+  if (isUtcZone(tz)) return true;
   try {
     new Intl.DateTimeFormat('en-US', { timeZone: tz });
     return true;

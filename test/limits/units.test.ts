@@ -15,6 +15,8 @@ import {
   retryAfterSeconds,
   tokenizerFor,
 } from '../../src/limits/index.js';
+import { isUtcZone, utcDay } from '../../src/limits/periods.js';
+import { dayOf } from '../../src/audit/store.js';
 
 describe('limits config', () => {
   test('safe defaults', () => {
@@ -122,6 +124,26 @@ describe('periods and headers', () => {
     assert.equal(q.monthEnd, Date.UTC(2027, 0, 31, 15));
     const s = periodsAt(Date.UTC(2026, 8, 6, 12), 'America/Santiago'); // midnight skipped by DST
     assert.equal(s.dayStart, Date.UTC(2026, 8, 6, 4));
+  });
+  test('UTC and its aliases take the Date path and agree with a zone computed through Intl', () => {
+    const aliases = ['UTC', 'utc', 'Etc/UTC', 'GMT', 'Etc/GMT', 'GMT+0', 'GMT-0', 'GMT0', 'Etc/GMT-0', 'UCT', 'Etc/UCT', 'Universal', 'Zulu', 'Etc/Zulu', 'Greenwich', 'Etc/Greenwich'];
+    for (const z of aliases) {
+      assert.ok(isUtcZone(z), z);
+      // Every name the fast path takes is one Intl resolves to UTC (so config accepts nothing Intl would refuse).
+      assert.equal(new Intl.DateTimeFormat('en-US', { timeZone: z }).resolvedOptions().timeZone, 'UTC', z);
+    }
+    for (const z of ['Europe/London', 'Atlantic/Reykjavik', 'GMT+1', 'Etc/GMT+1', 'UTC+1', 'Africa/Abidjan', '']) assert.ok(!isUtcZone(z), z);
+    // Atlantic/Reykjavik has been UTC+0 without DST since 1968: the same periods through Intl.
+    let seed = 7;
+    const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const instants = [Date.UTC(2026, 11, 31, 23, 59, 59, 999), Date.UTC(2027, 0, 1), Date.UTC(2028, 1, 29, 12), Date.UTC(2026, 10, 30, 23, 59, 59)];
+    for (let i = 0; i < 200; i++) instants.push(Date.UTC(1990, 0, 1) + Math.floor(rnd() * 60 * 365.25 * 86_400_000));
+    for (const t of instants) {
+      assert.deepEqual(periodsAt(t, 'UTC'), periodsAt(t, 'Atlantic/Reykjavik'), new Date(t).toISOString());
+      assert.equal(dayOf(t, 'Etc/UTC'), dayOf(t, 'Atlantic/Reykjavik'));
+      assert.equal(utcDay(t), new Date(t).toISOString().slice(0, 10));
+    }
+    assert.deepEqual(parseLimitsConfig({ timeZone: 'Etc/UTC' }).timeZone, 'Etc/UTC');
   });
   test('reset durations and Retry-After in OpenAI format', () => {
     assert.equal(formatResetDuration(17), '17ms');
