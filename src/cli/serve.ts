@@ -7,7 +7,7 @@ import { bootstrap, loadPepper } from '../identity/keys.js';
 import type { Config } from '../config/schema.js';
 import { createMemoryCounterStore, startCounterHost } from '../limits/index.js';
 import { startMetricsAggregator } from '../metrics/cluster.js';
-import { startHeapTrimmer } from '../util/heap-trim.js';
+import { applyHeapGrowth, startHeapTrimmer } from '../util/heap-trim.js';
 import { configFromOptions, fail, type CommonOptions } from './common.js';
 
 function printBootstrapKey(k: { key: string; tenant: string }): void {
@@ -29,6 +29,8 @@ async function bootstrapOnce(config: Config): Promise<void> {
 
 async function runWorker(config: Config, skipBootstrap: boolean): Promise<void> {
   const logger = createLogger(config.log.level);
+  const growth = applyHeapGrowth(config.server.heapGrowthPercent);
+  logger.debug({ heapGrowthPercent: config.server.heapGrowthPercent, from: growth }, 'old-generation growth');
   const gw = await createGateway(config, { logger, skipBootstrap });
   if (gw.bootstrapKey) printBootstrapKey(gw.bootstrapKey);
   const { url } = await gw.listen();
@@ -58,6 +60,7 @@ export async function serve(config: Config): Promise<void> {
     // A scrape of any worker returns every worker's metrics, aggregated here.
     if (config.metrics.enabled) startMetricsAggregator();
     // The primary relays counters and metrics for every worker: its heap grows with their bursts too.
+    applyHeapGrowth(config.server.heapGrowthPercent);
     if (config.server.heapTrim.enabled) startHeapTrimmer(config.server.heapTrim, { debug() {}, warn: (o, msg) => process.stderr.write(`portcullis: ${msg} ${JSON.stringify(o)}\n`) });
     for (let i = 0; i < config.server.workers; i++) cluster.fork();
     let stopping = false;

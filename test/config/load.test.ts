@@ -29,6 +29,9 @@ test('server.heapTrim: on by default, tunable, bad values named', () => {
   assert.equal(loadConfig({ env: {}, overrides: { 'server.heapTrim.enabled': false } }).server.heapTrim.enabled, false);
   assert.throws(() => loadConfig({ env: {}, overrides: { 'server.heapTrim.idleUtilization': 2 } }), /server\.heapTrim\.idleUtilization/);
   assert.throws(() => loadConfig({ env: {}, overrides: { 'server.heapTrim.minIntervalMs': 10 } }), /server\.heapTrim\.minIntervalMs/);
+  assert.equal(c.server.heapGrowthPercent, 20);
+  assert.equal(loadConfig({ env: {}, overrides: { 'server.heapGrowthPercent': 0 } }).server.heapGrowthPercent, 0);
+  assert.throws(() => loadConfig({ env: {}, overrides: { 'server.heapGrowthPercent': -5 } }), /server\.heapGrowthPercent/);
 });
 
 test('env overrides and frozen result', () => {
