@@ -11,7 +11,6 @@ import { openDb, type Db } from './store/db.js';
 import { createCounterStoreFromConfig } from './limits/index.js';
 import { bootstrap, loadPepper } from './identity/keys.js';
 import { createIdentity, type Identity } from './identity/service.js';
-import { createJwtVerifier } from './identity/jwt.js';
 import { createMtlsIdentity, tlsServerOptions } from './identity/mtls.js';
 import { objectsModule } from './server/objects.js';
 import { createRouter, type Router } from './providers/router.js';
@@ -114,7 +113,8 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
     await db.close();
     throw new Error('auth.mtls needs server.tls with requestClientCert: true');
   }
-  const jwt = config.auth.jwt ? createJwtVerifier(config.auth.jwt, { db: db.kysely, env }) : undefined;
+  // The verifier (and `jose` with it) is loaded only when JWT auth is configured.
+  const jwt = config.auth.jwt ? (await import('./identity/jwt.js')).createJwtVerifier(config.auth.jwt, { db: db.kysely, env }) : undefined;
   const mtls = config.auth.mtls ? createMtlsIdentity(config.auth.mtls, { db: db.kysely, required: config.server.tls?.requireClientCert === true }) : undefined;
   // Failed-auth buckets are shared wherever the limits' counters are (Redis, or the primary over IPC).
   const failureStore = !opts.identity && config.identity.failedAuth.shared && (config.limits.store === 'redis' || nodeCluster.isWorker) ? createCounterStoreFromConfig(config.limits) : undefined;

@@ -11,7 +11,7 @@ import { policyConfigSchema, tiersConfigSchema } from '../policy/config.js';
 import { metricsConfigSchema } from '../metrics/config.js';
 import { tracingConfigSchema } from '../tracing/config.js';
 import { analyticsConfigSchema } from '../analytics/config.js';
-import { jwtConfigSchema } from '../identity/jwt.js';
+import { jwtConfigSchema } from '../identity/jwt-config.js';
 import { mtlsConfigSchema, tlsConfigSchema } from '../identity/mtls.js';
 
 const ms = (def: number) => z.number().int().positive().max(3_600_000).default(def);

@@ -11,7 +11,7 @@ import { FailureBuckets, SharedFailureBuckets, type FailureCounterStore, type Fa
 import { watchKeyChanges, type Watcher } from './changes.js';
 import { identityConfigSchema, type IdentityConfig } from './config.js';
 import { findKey, keyState, parseApiKey, principalOf, verifySecret, type KeyRecord } from './keys.js';
-import { isJwtShaped, type JwtVerifier } from './jwt.js';
+import { isJwtShaped, type JwtVerifier } from './jwt-config.js';
 import type { MtlsIdentity, PeerInfo } from './mtls.js';
 import type { AdminPrincipal, Principal } from './types.js';
 import { setImmediate as nextTurn } from 'node:timers/promises';
