@@ -13,7 +13,7 @@
  * PCL_BENCH_LOADGEN=autocannon, PCL_BENCH_FROM_SOURCE=1 (run the gateway through tsx even when
  * dist/ is fresh), PCL_BENCH_PROFILE=1 (write a --cpu-prof of the 1-worker gateway under bench/results/profiles/).
  */
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -104,6 +104,23 @@ export function chatBody(model: string, stream: boolean, bytes = 1024): string {
 }
 
 /**
+ * The Node flags `npm start` gives the gateway (`scripts.start` in package.json: the words after
+ * `node` that start with `--`). Portcullis is benchmarked as the README starts it; the flags set at
+ * start time (V8's heap and thread pool) cannot be set by the gateway itself.
+ */
+export function startScriptNodeFlags(): string[] {
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts?: { start?: string } };
+  const words = (pkg.scripts?.start ?? '').trim().split(/\s+/);
+  if (words[0] !== 'node') return [];
+  const flags: string[] = [];
+  for (const w of words.slice(1)) {
+    if (!w.startsWith('--')) break;
+    flags.push(w);
+  }
+  return flags;
+}
+
+/**
  * How to launch the CLI: the compiled dist/ (built first when missing or older than src/), or the
  * TypeScript sources through tsx with PCL_BENCH_FROM_SOURCE=1 (or when the build failed).
  */
@@ -144,7 +161,8 @@ async function startPortcullis(mockPort: number, workers: number, cli: string[],
   );
   const keyOut = execFileSync(process.execPath, [...cli, 'keys', 'create', '--config', cfg, '--tenant', 'bench', '--name', 'bench', '--json'], { cwd: ROOT, encoding: 'utf8' });
   const key = (JSON.parse(keyOut.trim().split('\n').pop()!) as { key: string }).key;
-  const execArgs = [...(opts.profileDir ? ['--cpu-prof', '--cpu-prof-dir', opts.profileDir] : []), ...(process.env.PCL_BENCH_GATEWAY_NODE_FLAGS?.split(/\s+/).filter(Boolean) ?? [])];
+  // npm start's flags, then PCL_BENCH_GATEWAY_NODE_FLAGS (a later V8 flag wins over an earlier one).
+  const execArgs = [...(opts.profileDir ? ['--cpu-prof', '--cpu-prof-dir', opts.profileDir] : []), ...startScriptNodeFlags(), ...(process.env.PCL_BENCH_GATEWAY_NODE_FLAGS?.split(/\s+/).filter(Boolean) ?? [])];
   // Request logs stay on (level info) and go to /dev/null, as a production log shipper would drain them.
   const child = startChild(`portcullis x${workers}`, process.execPath, [...execArgs, ...cli, 'serve', '--config', cfg], { cwd: ROOT, stdout: 'ignore' });
   const url = `http://127.0.0.1:${port}`;
@@ -272,8 +290,9 @@ export async function run(): Promise<GatewayBenchResult> {
     concurrentStreams: STREAMS,
     slowStreamChunkGapMs: SLOW_CHUNK_MS,
     portcullisConfig: 'one openai provider → mock, guards.enabled false (the portcullis-guards target keeps the default guards: injection block, secrets redact, PII flag), default identity/policy/limits modules, log level info to /dev/null, upstream.connections 512',
+    portcullisNodeFlags: [...startScriptNodeFlags(), ...(process.env.PCL_BENCH_GATEWAY_NODE_FLAGS?.split(/\s+/).filter(Boolean) ?? [])].join(' '),
   };
-  say(`\n== gateway overhead bench (${tool}, ${ROUNDS}×${seg}s per phase, node ${process.version}, ${cpus().length} cpus, load avg ${loadavg()[0]!.toFixed(2)}; gateway from ${cli.from}) ==`);
+  say(`\n== gateway overhead bench (${tool}, ${ROUNDS}×${seg}s per phase, node ${process.version}, ${cpus().length} cpus, load avg ${loadavg()[0]!.toFixed(2)}; gateway from ${cli.from}, node flags of npm start: ${meta.portcullisNodeFlags || 'none'}) ==`);
 
   const mockChild = startChild('mock upstream', process.execPath, ['--import', 'tsx', join(ROOT, 'bench', 'lib', 'mock-upstream.ts')], { cwd: ROOT });
   const results: TargetResult[] = [];

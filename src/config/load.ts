@@ -83,6 +83,7 @@ export function applyEnv(raw: Record<string, any>, env: Env): Record<string, any
   if (env.PORTCULLIS_POSTGRES_URL) setIn(out, ['store', 'postgresUrl'], env.PORTCULLIS_POSTGRES_URL);
   if (env.PORTCULLIS_REDIS_URL) setIn(out, ['store', 'redisUrl'], env.PORTCULLIS_REDIS_URL);
   if (env.PORTCULLIS_STORE) setIn(out, ['store', 'kind'], env.PORTCULLIS_STORE);
+  if (env.PORTCULLIS_HEAP_GROWING_PERCENT) setIn(out, ['server', 'heapGrowthPercent'], num('PORTCULLIS_HEAP_GROWING_PERCENT', env.PORTCULLIS_HEAP_GROWING_PERCENT));
 
   if (out.providers === undefined && out.routes === undefined) {
     const providers: Record<string, unknown> = { demo: { type: 'demo' } };

@@ -2,12 +2,21 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../helpers/services.js';
 
 const CLI = ['--import', 'tsx', join(import.meta.dirname, '../../src/cli/index.ts')];
+/** The Node flags `npm start` runs the gateway with (package.json): `serve` is tested under them. */
+const START_FLAGS = (() => {
+  const start = (JSON.parse(readFileSync(join(import.meta.dirname, '../../package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start.split(/\s+/);
+  assert.equal(start[0], 'node');
+  const flags: string[] = [];
+  for (const w of start.slice(1)) if (w.startsWith('--')) flags.push(w);
+  else break;
+  return flags;
+})();
 const dirs: string[] = [];
 after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 const tmp = () => {
@@ -18,7 +27,7 @@ const tmp = () => {
 
 /** Starts `serve` on port 0-ish, waits for "listening", returns stdout and kills it. */
 async function serveOnce(dataDir: string, port: number): Promise<string> {
-  const child = spawn(process.execPath, [...CLI, 'serve', '--data-dir', dataDir, '--port', String(port)], { env: { ...process.env, PORTCULLIS_LOG_LEVEL: 'warn' } });
+  const child = spawn(process.execPath, [...START_FLAGS, ...CLI, 'serve', '--data-dir', dataDir, '--port', String(port)], { env: { ...process.env, PORTCULLIS_LOG_LEVEL: 'warn' } });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   child.stderr.on('data', (d) => (out += d));

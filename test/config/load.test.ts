@@ -32,6 +32,8 @@ test('server.heapTrim: on by default, tunable, bad values named', () => {
   assert.equal(c.server.heapGrowthPercent, 20);
   assert.equal(loadConfig({ env: {}, overrides: { 'server.heapGrowthPercent': 0 } }).server.heapGrowthPercent, 0);
   assert.throws(() => loadConfig({ env: {}, overrides: { 'server.heapGrowthPercent': -5 } }), /server\.heapGrowthPercent/);
+  assert.equal(loadConfig({ env: { PORTCULLIS_HEAP_GROWING_PERCENT: '50' } }).server.heapGrowthPercent, 50);
+  assert.throws(() => loadConfig({ env: { PORTCULLIS_HEAP_GROWING_PERCENT: 'lots' } }), /PORTCULLIS_HEAP_GROWING_PERCENT/);
 });
 
 test('env overrides and frozen result', () => {
