@@ -15,7 +15,7 @@
  */
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { performance, type EventLoopUtilization } from 'node:perf_hooks';
+import { constants as perfConstants, performance, PerformanceObserver, type EventLoopUtilization } from 'node:perf_hooks';
 
 /** Trimmer settings (`server.heapTrim`). */
 export interface HeapTrimOptions {
@@ -153,23 +153,43 @@ export function startHeapTrimmer(o: HeapTrimOptions, log?: { debug(obj: object, 
   let last: EventLoopUtilization = performance.eventLoopUtilization();
   let lastTrim = 0;
   let wait = o.minIntervalMs;
-  // The old generation's live size as of the last trim (at start: what is in use now, mostly live).
+  // The old generation's live size as of the last trim or the last full GC of V8's own in an idle
+  // second (at start: what is in use now, mostly live).
   let live = spaces().oldUsed;
+  // What V8's own full GCs leave: the old generation used right after the last one since the
+  // previous check (-1: none). One that ran during an idle second is the current live size (a
+  // gateway holding 200 streams grows its old space well past the size at start, all of it live or
+  // collected by V8 on its own, and compacting it would copy every live object: a 20 MB RSS spike
+  // for nothing). One that ran while busy measured in-flight objects of a burst, and is ignored.
+  let majorUsed = -1;
+  const gcObserver = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      if ((e as unknown as { detail?: { kind?: number } }).detail?.kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR) {
+        majorUsed = spaces().oldUsed;
+        return;
+      }
+    }
+  });
+  gcObserver.observe({ entryTypes: ['gc'] });
   let newSpaceTries = 0;
   let stopped = false;
   const stop = () => {
     stopped = true;
     clearInterval(timer);
+    gcObserver.disconnect();
   };
   const check = (): boolean => {
     if (stopped) return false;
     const now = performance.eventLoopUtilization();
     const busy = performance.eventLoopUtilization(now, last).utilization >= o.idleUtilization;
     last = now;
+    const seen = majorUsed;
+    majorUsed = -1;
     if (busy) {
       newSpaceTries = 0;
       return false;
     }
+    if (seen >= 0) live = seen;
     if (Date.now() - lastTrim < wait) return false;
     const before = spaces();
     const oldGrew = before.oldCommitted - live > Math.max(MIN_SLACK, live / 2);

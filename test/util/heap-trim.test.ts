@@ -100,6 +100,33 @@ test('a young generation grown alone is trimmed without compacting the old one',
   }
 });
 
+test('an old generation grown with live data is not compacted: a full GC by V8 itself in an idle second sets what is live', async () => {
+  v8.setFlagsFromString('--expose-gc');
+  const gc = vm.runInNewContext('gc') as () => void;
+  gc(); // what earlier tests left: the trimmer starts from what is live now
+  const t = startHeapTrimmer({ idleUtilization: 0.5, minIntervalMs: 1_000, checkMs: 3_600_000 });
+  let kept: Array<{ i: number; s: string; a: number[] }> | undefined = [];
+  try {
+    // ~40 MB that stays reachable (a gateway's open streams), far over the size at start.
+    for (let i = 0; i < 160_000; i++) {
+      kept.push({ i, s: `kept ${i} of the live set`, a: [i, i + 1, i + 2] });
+      if (i % 20_000 === 0) await sleep(0);
+    }
+    await sleep(100);
+    spin(300);
+    assert.equal(t.check(), false, 'busy: closes the stretch of the allocation');
+    gc(); // a full GC of V8's own, in an idle second
+    await sleep(300); // its performance entry is delivered
+    const compacting0 = heapTrimStats().compacting;
+    t.check();
+    assert.equal(heapTrimStats().compacting, compacting0, 'the live old generation is not compacted');
+    assert.equal(kept.length, 160_000);
+  } finally {
+    t.stop();
+    kept = undefined;
+  }
+});
+
 test('a runtime where no GC can be started: the trimmer logs once and stops, never throws', async () => {
   const warnings: string[] = [];
   const t = startHeapTrimmer(
