@@ -108,7 +108,7 @@ export function chatBody(model: string, stream: boolean, bytes = 1024): string {
  * `node` that start with `--`). Portcullis is benchmarked as the README starts it; the flags set at
  * start time (V8's heap and thread pool) cannot be set by the gateway itself.
  */
-export function startScriptNodeFlags(): string[] {
+function startScriptNodeFlags(): string[] {
   const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts?: { start?: string } };
   const words = (pkg.scripts?.start ?? '').trim().split(/\s+/);
   if (words[0] !== 'node') return [];
@@ -119,6 +119,9 @@ export function startScriptNodeFlags(): string[] {
   }
   return flags;
 }
+
+/** Node flags of the Portcullis processes: npm start's, then PCL_BENCH_GATEWAY_NODE_FLAGS (a later V8 flag wins over an earlier one). */
+const GATEWAY_NODE_FLAGS = [...startScriptNodeFlags(), ...(process.env.PCL_BENCH_GATEWAY_NODE_FLAGS?.split(/\s+/).filter(Boolean) ?? [])];
 
 /**
  * How to launch the CLI: the compiled dist/ (built first when missing or older than src/), or the
@@ -161,8 +164,7 @@ async function startPortcullis(mockPort: number, workers: number, cli: string[],
   );
   const keyOut = execFileSync(process.execPath, [...cli, 'keys', 'create', '--config', cfg, '--tenant', 'bench', '--name', 'bench', '--json'], { cwd: ROOT, encoding: 'utf8' });
   const key = (JSON.parse(keyOut.trim().split('\n').pop()!) as { key: string }).key;
-  // npm start's flags, then PCL_BENCH_GATEWAY_NODE_FLAGS (a later V8 flag wins over an earlier one).
-  const execArgs = [...(opts.profileDir ? ['--cpu-prof', '--cpu-prof-dir', opts.profileDir] : []), ...startScriptNodeFlags(), ...(process.env.PCL_BENCH_GATEWAY_NODE_FLAGS?.split(/\s+/).filter(Boolean) ?? [])];
+  const execArgs = [...(opts.profileDir ? ['--cpu-prof', '--cpu-prof-dir', opts.profileDir] : []), ...GATEWAY_NODE_FLAGS];
   // Request logs stay on (level info) and go to /dev/null, as a production log shipper would drain them.
   const child = startChild(`portcullis x${workers}`, process.execPath, [...execArgs, ...cli, 'serve', '--config', cfg], { cwd: ROOT, stdout: 'ignore' });
   const url = `http://127.0.0.1:${port}`;
@@ -290,7 +292,7 @@ export async function run(): Promise<GatewayBenchResult> {
     concurrentStreams: STREAMS,
     slowStreamChunkGapMs: SLOW_CHUNK_MS,
     portcullisConfig: 'one openai provider → mock, guards.enabled false (the portcullis-guards target keeps the default guards: injection block, secrets redact, PII flag), default identity/policy/limits modules, log level info to /dev/null, upstream.connections 512',
-    portcullisNodeFlags: [...startScriptNodeFlags(), ...(process.env.PCL_BENCH_GATEWAY_NODE_FLAGS?.split(/\s+/).filter(Boolean) ?? [])].join(' '),
+    portcullisNodeFlags: GATEWAY_NODE_FLAGS.join(' '),
   };
   say(`\n== gateway overhead bench (${tool}, ${ROUNDS}×${seg}s per phase, node ${process.version}, ${cpus().length} cpus, load avg ${loadavg()[0]!.toFixed(2)}; gateway from ${cli.from}, node flags of npm start: ${meta.portcullisNodeFlags || 'none'}) ==`);
 

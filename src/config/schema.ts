@@ -93,12 +93,12 @@ export const configSchema = z
         requestTimeoutMs: ms(600_000),
         /** Terminate TLS in the gateway (and optionally ask for client certificates); see docs/sections/jwt-mtls-objects.md. */
         tls: tlsConfigSchema.optional(),
-        /** Compacting GC when the process goes idle after a burst, so the heap grown by the burst goes back to the system (src/util/heap-trim.ts). */
         /**
          * Full GC once the old generation has grown this many percent past what the last one left
          * (V8's adaptive default lets it reach up to 4×); 0 = V8's default. See applyHeapGrowth.
          */
         heapGrowthPercent: z.number().int().min(0).max(1000).default(20),
+        /** Full GC when the process goes idle after a burst, so the heap grown by the burst goes back to the system (src/util/heap-trim.ts). */
         heapTrim: z
           .object({
             enabled: z.boolean().default(true),
