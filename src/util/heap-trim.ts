@@ -165,11 +165,14 @@ export function startHeapTrimmer(o: HeapTrimOptions, log?: { debug(obj: object, 
   // second (at start: what is in use now, mostly live).
   let live = spaces().oldUsed;
   // What V8's own full GCs leave: the old generation used right after the last one since the
-  // previous check (-1: none). One that ran during an idle second is the current live size (a
-  // gateway holding 200 streams grows its old space well past the size at start, all of it live or
-  // collected by V8 on its own, and compacting it would copy every live object: a 20 MB RSS spike
-  // for nothing). One that ran while busy measured in-flight objects of a burst, and is ignored.
+  // previous check (-1: none). One that ran in an idle second after another idle second is the
+  // current live size (a gateway holding 200 streams grows its old space well past the size at
+  // start, all of it live or collected by V8 on its own, and compacting it would copy every live
+  // object: a 20 MB RSS spike for nothing). One that ran while busy, or in the first idle second
+  // after a busy one (its marking may have begun during the burst and kept the burst's objects as
+  // live), is ignored.
   let majorUsed = -1;
+  let lastBusy = true;
   const gcObserver = new PerformanceObserver((list) => {
     for (const e of list.getEntries()) {
       if ((e as unknown as { detail?: { kind?: number } }).detail?.kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR) {
@@ -193,11 +196,13 @@ export function startHeapTrimmer(o: HeapTrimOptions, log?: { debug(obj: object, 
     last = now;
     const seen = majorUsed;
     majorUsed = -1;
+    const afterBusy = lastBusy;
+    lastBusy = busy;
     if (busy) {
       newSpaceTries = 0;
       return false;
     }
-    if (seen >= 0) live = seen;
+    if (seen >= 0 && !afterBusy) live = seen;
     if (Date.now() - lastTrim < wait) return false;
     const before = spaces();
     const oldGrew = before.oldCommitted - live > Math.max(MIN_SLACK, live / 2);
