@@ -59,16 +59,18 @@ test('trims when idle after a burst, not while busy, at most once per interval, 
     assert.ok(Date.now() - trimmedAt < wait);
     assert.equal(t.check(), false, 'within the wait after the last trim: none');
     await sleep(trimmedAt + wait + 100 - Date.now());
+    let pause = heapTrimStats().pauseMs;
     assert.equal(t.check(), true, 'after the wait: the second burst is trimmed too');
 
     // Nothing grows any more: at most two more trims (for a young generation V8 did not shrink yet), then none.
+    // Each check comes once the trimmer may trim again: 2 s after the last trim, or its longer wait
+    // after a pause over 10 ms (on a busy host the compacting trims paused 22-24 ms: 4.5 s).
     const more: boolean[] = [];
     for (let i = 0; i < 3; i++) {
-      const p = heapTrimStats().pauseMs;
-      await sleep(2_050);
-      const trimmed = t.check();
-      more.push(trimmed);
-      if (trimmed) await sleep(Math.max(0, (heapTrimStats().pauseMs - p) / PAUSE_SHARE - 2_000)); // its own longer wait
+      const waitMs = Math.max(2_000, (heapTrimStats().pauseMs - pause) / PAUSE_SHARE);
+      pause = heapTrimStats().pauseMs;
+      await sleep(waitMs + 50);
+      more.push(t.check());
     }
     assert.equal(more[2], false, `checks of an idle process that allocates nothing: ${more.join(', ')}`);
 
@@ -81,12 +83,13 @@ test('trims when idle after a burst, not while busy, at most once per interval, 
 });
 
 test('a young generation grown alone is trimmed without compacting the old one', async () => {
+  // ~40 MB kept across scavenges: the young generation grows to hold the survivors (from whatever
+  // size an earlier test left it at). The trimmer starts after it, so the old generation has not
+  // grown since what the trimmer takes as live.
+  await burst(40);
   const logged: Array<{ compacting?: boolean }> = [];
   const t = startHeapTrimmer({ idleUtilization: 0.5, minIntervalMs: 1_000, checkMs: 3_600_000 }, { debug: (o) => void logged.push(o), warn() {} });
   try {
-    // ~12 MB kept across a few scavenges: the young generation grows to hold the survivors, the
-    // old one by less than the slack worth compacting.
-    await burst(12);
     await sleep(300);
     const compacting0 = heapTrimStats().compacting;
     const trims0 = heapTrimStats().trims;
@@ -209,11 +212,14 @@ test('server.heapGrowthPercent: the old generation stays closer to its live size
   const fixture = new URL('./fixtures/heap-growth-churn.ts', import.meta.url).pathname;
   const run = (percent: number, ms: number, flags: string[] = []) =>
     JSON.parse(execFileSync(process.execPath, [...flags, '--import', 'tsx', fixture, String(percent), String(ms)], { encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '' } })) as { from: string; oldPeakMB: number };
-  const adaptive = run(0, 5_000);
+  // The comparison is with a fixed 4x growth given on the command line (which the config's 20 %
+  // must not override): V8's adaptive default depends on the machine's speed, and with another
+  // test file running beside this one it peaked at 32.7 MB once (44.7-48.2 MB alone).
+  const wide = run(20, 5_000, ['--heap-growing-percent=300']);
   const capped = run(20, 5_000);
-  assert.equal(adaptive.from, 'v8 default');
+  assert.equal(wide.from, 'command line');
   assert.equal(capped.from, 'config');
-  // Measured 44.7-45.5 MB with V8's default and 27.5-27.7 MB at 20 %.
-  assert.ok(capped.oldPeakMB < adaptive.oldPeakMB * 0.8, `old space peak ${capped.oldPeakMB} MB at 20 % vs ${adaptive.oldPeakMB} MB with V8's default`);
-  assert.equal(run(20, 100, ['--heap-growing-percent=300']).from, 'command line');
+  // Measured 45.5-47.7 MB at 300 % (on the command line) and 27.2-28.5 MB at 20 % (from the config), beside a busy core.
+  assert.ok(capped.oldPeakMB < wide.oldPeakMB * 0.8, `old space peak ${capped.oldPeakMB} MB at 20 % vs ${wide.oldPeakMB} MB at 300 %`);
+  assert.equal(run(0, 100).from, 'v8 default');
 });
