@@ -9,6 +9,7 @@ import pino from 'pino';
 import { request } from 'undici';
 import { validateConfig } from '../../src/config/load.js';
 import { createGateway } from '../../src/index.js';
+import { parseApiKey } from '../../src/identity/keys.js';
 
 test('one request line per call with status, route, tenant and timings; no key in any line (header or x-api-key)', async () => {
   const lines: string[] = [];
@@ -46,7 +47,9 @@ test('one request line per call with status, route, tenant and timings; no key i
     assert.equal(b.route, '/v1/messages');
     assert.equal(b.status, 200);
     assert.equal(c.status, 401);
-    const secret = key.split('_').pop()!;
+    // The 43-character secret (it may itself contain `_`: splitting on `_` gave a short tail that
+    // an unrelated id could contain by chance).
+    const secret = parseApiKey(key)!.secret;
     for (const l of lines) {
       assert.ok(!l.includes(secret), `a log line carries the key's secret: ${l}`);
       assert.ok(!l.includes('AAAA"'), `a log line carries the presented (wrong) secret: ${l}`);
