@@ -15,6 +15,7 @@ import { createMtlsIdentity, tlsServerOptions } from './identity/mtls.js';
 import { objectsModule } from './server/objects.js';
 import { createRouter, type Router } from './providers/router.js';
 import { buildApp, type RouteRegistrar } from './server/app.js';
+import { createAfterResponse } from './server/after-response.js';
 import { composeSteps, type GatewayModule, type ModuleFactory } from './server/modules.js';
 import { guardsModule } from './server/guard-api.js';
 import { identityModule } from './identity/module.js';
@@ -63,6 +64,8 @@ export interface GatewayOptions {
   env?: Record<string, string | undefined>;
   /** Replaces the identity service built from the config (benchmarks: authentication "off"). */
   identity?: Identity;
+  /** Longest wait of post-response work when nothing else runs it (ms, default 1; tests set it high to see the other triggers). */
+  afterResponseMaxDelayMs?: number;
 }
 
 /** How long a buffered log line may wait before it is written (ms). */
@@ -122,11 +125,13 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
   const router = createRouter(config, env);
   const bootstrapKey = opts.skipBootstrap ? null : await bootstrap(db.kysely, pepper);
 
+  // Post-response work (request log lines, audit, metrics, analytics): see server/after-response.ts.
+  const afterResponse = createAfterResponse({ ...(opts.afterResponseMaxDelayMs !== undefined ? { maxDelayMs: opts.afterResponseMaxDelayMs } : {}), onError: (e) => logger.error({ err: (e as Error)?.message }, 'post-request step failed') });
   const mods: GatewayModule[] = [];
   const byName = new Map<string, GatewayModule>();
   try {
     for (const factory of MODULES) {
-      const m = await factory({ config, db, logger, identity, router, env, modules: byName, ...(opts.pgSchema ? { pgSchema: opts.pgSchema } : {}) });
+      const m = await factory({ config, db, logger, identity, router, env, modules: byName, afterResponse, ...(opts.pgSchema ? { pgSchema: opts.pgSchema } : {}) });
       mods.push(m);
       byName.set(m.name, m);
     }
@@ -147,6 +152,7 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
     logger,
     log: logger,
     registrars,
+    afterResponse,
     ready: async () => (await db.ping()) && (await Promise.all(mods.map((m) => (m.ready ? m.ready() : true)))).every(Boolean),
   });
 
@@ -190,6 +196,8 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
         await new Promise<void>((r) => s.close(() => r()));
       }
       await app.close();
+      // Responses that closed with the server leave their log lines, audit events and metrics here.
+      await afterResponse.settle();
       for (const m of [...mods].reverse()) await m.close?.().catch((e) => logger.error({ module: m.name, err: (e as Error)?.message }, 'module close failed'));
       await router.close();
       await failureStore?.close().catch(() => {});

@@ -32,7 +32,7 @@ export interface AuditModule extends GatewayModule {
 const CURSOR_KEY = 'audit.admin_cursor';
 
 /** Creates the audit module from `config.audit`. */
-export const auditModule: ModuleFactory = async ({ config, db, logger, identity, env }) => {
+export const auditModule: ModuleFactory = async ({ config, db, logger, identity, env, afterResponse }) => {
   const c = config.audit;
   const hashKey = loadHashKey({ dataDir: config.dataDir, env, envName: c.hashKeyEnv, ...(c.hashKeyFile ? { file: c.hashKeyFile } : {}) });
   const master = loadMasterKey({ env, envName: c.payloads.masterKeyEnv, ...(c.payloads.masterKeyFile ? { file: c.payloads.masterKeyFile } : {}) });
@@ -136,7 +136,10 @@ export const auditModule: ModuleFactory = async ({ config, db, logger, identity,
     sinks,
     emit,
     pollAdminEvents,
-    flush: () => writer.flush(),
+    flush: async () => {
+      await afterResponse?.drain(); // events of responses already sent
+      return writer.flush();
+    },
     ...(c.enabled
       ? {
           steps: {

@@ -37,7 +37,7 @@ function tokenOk(header: string | undefined, token: string): boolean {
 }
 
 /** Module factory: must be listed before modules that register metrics of their own. */
-export const metricsModule: ModuleFactory = ({ config, env, identity, modules, logger }) => {
+export const metricsModule: ModuleFactory = ({ config, env, identity, modules, logger, afterResponse }) => {
   const cfg = (config as { metrics?: MetricsConfig }).metrics;
   const enabled = cfg?.enabled ?? false;
   const metrics = createMetrics(
@@ -52,7 +52,11 @@ export const metricsModule: ModuleFactory = ({ config, env, identity, modules, l
   let server: Server | undefined;
   // In a `serve --workers N` worker, scrapes go through the primary, which aggregates all workers.
   let link: WorkerMetricsLink | undefined;
-  const scrape = () => (link ? link.scrape() : metrics.scrape());
+  // Responses already sent are counted before the scrape (their `done` steps may still be queued).
+  const scrape = async () => {
+    await afterResponse?.drain();
+    return link ? link.scrape() : metrics.scrape();
+  };
   const skip = new Set([cfg?.path ?? '/metrics', '/healthz', '/readyz']);
 
   const mod: MetricsModule = {

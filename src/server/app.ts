@@ -8,6 +8,7 @@ import { checkJsonEncoding, parseJsonBody } from './body.js';
 import type { RequestContext } from './context.js';
 import { errorEnvelope, toGatewayError } from './errors.js';
 import { handleProxy, identify, type ProxyDeps } from './proxy.js';
+import type { AfterResponse } from './after-response.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -25,6 +26,8 @@ export interface AppDeps extends ProxyDeps {
   ready(): Promise<boolean>;
   /** Additional routes. */
   registrars?: RouteRegistrar[];
+  /** Where the request log line and the post-response steps wait (see after-response.ts). */
+  afterResponse: AfterResponse;
 }
 
 const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -72,11 +75,16 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.addContentTypeParser('*', (_req, _payload, done) => done(new GatewayError('PCL_BAD_CONTENT_TYPE'), undefined));
 
   app.decorateRequest('pcl', null as unknown as RequestContext);
+  const proxyPaths = new Set(PROXY_ROUTES.map(([p]) => p));
   app.addHook('onRequest', (req, reply, done) => {
+    const route = req.routeOptions.url ?? req.url.split('?')[0]!.slice(0, 200);
+    // Metrics, audit queries, admin calls: what earlier responses left to record is recorded first.
+    // Not health probes: they must answer even while a store is down.
+    const recorded = proxyPaths.has(route) || route === '/healthz' || route === '/readyz' ? undefined : deps.afterResponse.drain(100);
     const ctx: RequestContext = {
       requestId: String(req.id),
       api: 'chat',
-      route: req.routeOptions.url ?? req.url.split('?')[0]!.slice(0, 200),
+      route,
       startedAt: performance.now(),
       clientIp: req.ip,
       stream: false,
@@ -92,7 +100,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       if (reply.raw.headersSent) ctx.state.httpStatus = reply.raw.statusCode;
       finish(deps, req.method, ctx, reply.raw.statusCode, !reply.raw.writableFinished);
     });
-    done();
+    if (recorded) recorded.then(() => done());
+    else done();
   });
 
   app.setErrorHandler((err, req, reply) => {
@@ -173,26 +182,19 @@ function finish(deps: AppDeps, method: string, ctx: RequestContext, status: numb
     aborted: ctx.aborted || undefined,
     reasked: ctx.state.reasked === true || undefined,
   };
-  requestLogger(deps.logger).info(line, 'request');
   const { settle, done } = deps.steps;
-  if (!settle && !done) return;
   // Settlement right away (a client's next request must find its concurrency slot free) …
-  const settled = settle ? Promise.resolve().then(() => settle(ctx)) : undefined;
-  // … audit, metrics and analytics after the I/O already waiting (e.g. the client's next request on
-  // a kept-alive connection), so they never delay a response.
   const failed = (e: unknown) => deps.logger.error({ reqId: ctx.requestId, err: (e as Error)?.message }, 'post-request step failed');
-  setImmediate(() => {
-    if (settled) {
-      settled.then(() => done?.(ctx)).catch(failed);
-      return;
-    }
+  const settled = settle ? Promise.resolve().then(() => settle(ctx)).catch(failed) : undefined;
+  // … the log line, audit, metrics and analytics when the loop has nothing more urgent to do
+  // (after-response.ts), so they never delay a response or the next request.
+  const log = requestLogger(deps.logger);
+  deps.afterResponse.push(() => {
+    log.info(line, 'request');
+    if (!done) return settled;
+    if (settled) return settled.then(() => done(ctx)).catch(failed);
     // No settle step: the done steps run right here (synchronous ones without a microtask).
-    try {
-      const r = done?.(ctx);
-      if (r) r.catch(failed);
-    } catch (e) {
-      failed(e);
-    }
+    return done(ctx);
   });
 }
 

@@ -10,6 +10,7 @@ import type { Db } from '../store/db.js';
 import type { Identity } from '../identity/service.js';
 import type { Router } from '../providers/router.js';
 import type { ProxySteps, RequestContext, SseEvent, StreamTransform } from './context.js';
+import type { AfterResponse } from './after-response.js';
 
 /** What a module factory receives. */
 export interface ModuleContext {
@@ -23,6 +24,11 @@ export interface ModuleContext {
   modules: ReadonlyMap<string, GatewayModule>;
   /** PostgreSQL schema in tests, when set. */
   pgSchema?: string;
+  /**
+   * The queue of post-response work (request log lines, `done` steps): a module that reads what
+   * those steps record outside the app's routes (a metrics port, a flush) drains it first.
+   */
+  afterResponse?: Pick<AfterResponse, 'drain'>;
 }
 
 /** A module of the gateway. */

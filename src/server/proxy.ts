@@ -21,6 +21,7 @@ import { isTerminalEvent, usageFromBody, usageFromEvent } from './usage.js';
 import { validateBody } from './validate.js';
 import { phase } from '../tracing/phases.js';
 import { UpstreamAbort } from '../util/abort.js';
+import type { AfterResponse } from './after-response.js';
 
 /** What the proxy needs from the composition root. */
 export interface ProxyDeps {
@@ -29,6 +30,8 @@ export interface ProxyDeps {
   router: Router;
   steps: ProxySteps;
   log: { warn(o: object, m: string): void; error(o: object, m: string): void };
+  /** Earlier requests' post-response work runs while this one waits on its upstream (after-response.ts). */
+  afterResponse?: Pick<AfterResponse, 'kick'>;
 }
 
 /**
@@ -118,7 +121,9 @@ export async function handleProxy(deps: ProxyDeps, api: Api, req: FastifyRequest
   const t0 = performance.now();
   let res: UpstreamResponse;
   try {
-    res = await phase(ctx, 'upstream', () => route.provider.send({ api, body: upstreamBody, stream: ctx.stream, signal: ac, requestId: ctx.requestId }));
+    const sent = phase(ctx, 'upstream', () => route.provider.send({ api, body: upstreamBody, stream: ctx.stream, signal: ac, requestId: ctx.requestId }));
+    deps.afterResponse?.kick();
+    res = await sent;
   } catch (e) {
     clearTimeout(total);
     throw mapTransportError(e, route.provider.name);

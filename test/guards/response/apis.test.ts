@@ -9,6 +9,7 @@ import type { ServerResponse } from 'node:http';
 import { startGateway, type TestGateway } from '../../helpers/gateway.js';
 import { startMockUpstream, type MockUpstream, type Recorded } from '../../helpers/mock-upstream.js';
 import { postJson, postSse, scriptedChat, scriptedResponses } from './helpers.js';
+import { waitFor } from '../../identity/util.js';
 
 const GH = 'gh' + 'p_' + 'aB3dE6gH9jK2mN5pQ8sT1vW4yZ7bC0eF3hJ6';
 
@@ -131,8 +132,14 @@ describe('response guards on the Responses and completions APIs, and shadow mode
     assert.equal(r.body.choices[0].message.tool_calls[0].function.name, 'wipe_disk');
     const s = await postSse(gw.url + '/v1/chat/completions', key, { model: 'gpt-4o', stream: true, messages: [{ role: 'user', content: 'hi' }] });
     assert.ok(s.events.map((e) => e.data).join('').includes(GH.slice(4)), 'shadow streams pass through');
-    const rows = await gw.gw.db.kysely.selectFrom('guard_shadow').select(['guard', 'action', 'categories']).execute();
-    const guards = new Set(rows.map((x) => x.guard));
+    // Shadow results are written after the response (with the audit event): wait for them.
+    let rows: Array<{ guard: string; action: string; categories: string }> = [];
+    const guards = new Set<string>();
+    await waitFor(async () => {
+      rows = await gw.gw.db.kysely.selectFrom('guard_shadow').select(['guard', 'action', 'categories']).execute();
+      for (const x of rows) guards.add(x.guard);
+      return guards.has('response:secrets') && guards.has('response:unsafe') && guards.has('response:tools');
+    }, 5000).catch(() => undefined);
     assert.ok(guards.has('response:secrets') && guards.has('response:unsafe') && guards.has('response:tools'), [...guards].join(','));
     assert.ok(!rows.some((x) => x.categories.includes(GH)), 'no values in shadow results');
   });
