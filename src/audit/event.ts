@@ -162,13 +162,15 @@ const round = (n: number) => Math.round(n * 100) / 100;
  */
 export class OutputTap {
   private text = '';
+  /** Whole bodies whose text is read out when it is asked for (after the response, not before it). */
+  private bodies: Array<Record<string, unknown>> = [];
   private raw: string[] = [];
   private rawBytes = 0;
   private truncated = false;
   constructor(private readonly captureBytes = 0) {}
   /** A whole JSON body sent to the client. */
   body(o: Record<string, unknown>, serialized: string): void {
-    this.text += outputText(o);
+    this.bodies.push(o);
     this.keep(serialized);
   }
   /**
@@ -199,6 +201,10 @@ export class OutputTap {
   }
   /** The output text seen so far. */
   outputText(): string {
+    if (this.bodies.length > 0) {
+      for (const b of this.bodies) this.text += outputText(b);
+      this.bodies = [];
+    }
     return this.text;
   }
   /** The captured response (when capture is on), with a truncation marker. */

@@ -180,7 +180,7 @@ export function createGuardsModule(mctx: ModuleContext, engine: GuardEngine): Gu
     purgeTimer.unref();
     setImmediate(purge);
   }
-  return {
+  const mod: GuardsModule = {
     name: 'guards',
     engine,
     steps: {
@@ -281,6 +281,10 @@ export function createGuardsModule(mctx: ModuleContext, engine: GuardEngine): Gu
       return engine.close();
     },
   };
+  // Guards switched off in the config (no tenant, tier or key override can switch them back on):
+  // no step of this module has anything to do on a proxied request, so none is on its path.
+  if (!engine.config.enabled) mod.steps = {};
+  return mod;
 }
 
 /** The module factory listed in the composition root. */
