@@ -36,7 +36,7 @@ export interface AnalyticsModule extends GatewayModule {
   actions: ActionBook;
   alerter: Alerter;
   usage: UsageRollup;
-  /** Waits for pending response work (actions, webhooks) — tests. */
+  /** Observes the responses already sent and waits for pending response work (actions, webhooks) — tests. */
   settle(): Promise<void>;
 }
 
@@ -349,6 +349,7 @@ export async function createAnalyticsModule(mctx: ModuleContext): Promise<Analyt
     usage,
     steps,
     async settle() {
+      await mctx.afterResponse?.drain(); // the observations of responses already sent
       while (pending.size) await Promise.allSettled([...pending]);
       await alerter.flush();
     },

@@ -1,6 +1,6 @@
 /** Anthropic Messages API upstream. */
 import type { ProviderConfig } from '../config/schema.js';
-import { createAgent, postJson, readCredential, upstreamBase, type UpstreamTimeouts } from './http.js';
+import { createAgent, postJson, postJsonBuffered, readCredential, upstreamBase, type UpstreamTimeouts } from './http.js';
 import type { Api, Provider } from './types.js';
 
 type AnthropicConfig = Extract<ProviderConfig, { type: 'anthropic' }>;
@@ -17,7 +17,7 @@ export function createAnthropicProvider(name: string, cfg: AnthropicConfig, time
       const key = readCredential(cfg, env);
       const headers: Record<string, string> = { ...cfg.headers, 'anthropic-version': cfg.version };
       if (key) headers['x-api-key'] = key;
-      return postJson(agent, base, '/v1/messages', headers, req.body, req.signal);
+      return req.stream ? postJson(agent, base, '/v1/messages', headers, req.body, req.signal) : postJsonBuffered(agent, base, '/v1/messages', headers, req.body, req.signal, timeouts.maxResponseBytes);
     },
     close: () => agent.close(),
   };

@@ -32,6 +32,8 @@ export interface UpstreamResponse {
   status: number;
   headers: Record<string, string | string[] | undefined>;
   body: AsyncIterable<Uint8Array>;
+  /** The whole body, when the provider read it already (non-stream calls): `body` yields the same bytes. */
+  bodyBuffer?: Buffer;
   /** Releases the connection early (called when the gateway stops reading). */
   dump(): void;
 }

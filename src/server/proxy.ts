@@ -142,7 +142,7 @@ export async function handleProxy(deps: ProxyDeps, api: Api, req: FastifyRequest
 
   let buf: Buffer;
   try {
-    buf = await readBounded(res.body, deps.config.upstream.maxResponseBytes);
+    buf = res.bodyBuffer ?? (await readBounded(res.body, deps.config.upstream.maxResponseBytes));
   } catch (e) {
     throw mapTransportError(e, route.provider.name);
   } finally {

@@ -229,3 +229,24 @@ test('the default mock chat helper still works for non-stream through the SDK', 
   const r = await client.chat.completions.create({ model: 'mock-x', messages: [{ role: 'user', content: 'hi' }] });
   assert.equal(r.usage!.total_tokens, 18);
 });
+
+test('an upstream body over upstream.maxResponseBytes: 502, read no further; one under it passes', async () => {
+  const { g, mock } = await setup({ maxResponseBytes: 4096 });
+  const big = JSON.stringify({ id: 'x', object: 'chat.completion', choices: [{ index: 0, message: { role: 'assistant', content: 'y'.repeat(64 * 1024) }, finish_reason: 'stop' }] });
+  mock.handler = (_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    // In pieces, as a large body arrives: the gateway must stop at the limit, not after the whole body.
+    for (let i = 0; i < big.length; i += 8192) res.write(big.slice(i, i + 8192));
+    res.end();
+  };
+  const post = () =>
+    fetch(`${g.url}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${g.key}`, 'content-type': 'application/json' }, body: JSON.stringify({ model: 'mock-1', messages: [{ role: 'user', content: 'hi' }] }) });
+  const r = await post();
+  assert.equal(r.status, 502);
+  const body = (await r.json()) as { error: { message: string; type: string } };
+  assert.ok(body.error.message && !body.error.message.includes('4096'), 'no upstream detail to the client');
+  mock.handler = (req, res) => defaultChat(req, res);
+  const ok = await post();
+  assert.equal(ok.status, 200, 'the gateway still serves (the aborted connection was dropped, not reused)');
+  assert.equal(((await ok.json()) as any).choices[0].message.content, 'Hello from the mock upstream.');
+});
