@@ -33,14 +33,25 @@ test('trims when idle after a burst, not while busy, at most once per interval, 
   const t = startHeapTrimmer({ idleUtilization: 0.5, minIntervalMs: 2_000, checkMs: 3_600_000 });
   try {
     const before = heapTrimStats().trims;
-    await burst(100);
-    const grown = oldCommitted();
-    assert.ok(grown > 50 * MB, `old generation ${Math.round(grown / MB)} MB after the burst`);
-    spin(100);
-    assert.equal(t.check(), false, 'busy since the last check: no trim');
-    assert.equal(heapTrimStats().trims, before);
-
-    await sleep(300);
+    let grown = 0;
+    // Two things of the host's speed are pinned down here. The burst waits for timers between its
+    // chunks: on a loaded host it idles long enough that the check after it would not count as
+    // busy, so the loop spins as long as the burst took (the window is then at least half busy).
+    // And V8 may finish a full GC of its own in the idle 300 ms and release the burst's pages
+    // itself: nothing is left to compact, so the burst is repeated (at most 4 times).
+    for (let attempt = 0; attempt < 4; attempt++) {
+      const t0 = performance.now();
+      await burst(100);
+      const afterBurst = oldCommitted();
+      assert.ok(afterBurst > 50 * MB, `old generation ${Math.round(afterBurst / MB)} MB after the burst`);
+      spin(Math.max(100, performance.now() - t0));
+      assert.equal(t.check(), false, 'busy since the last check: no trim');
+      assert.equal(heapTrimStats().trims, before);
+      await sleep(300);
+      grown = oldCommitted();
+      if (grown > 50 * MB) break;
+    }
+    assert.ok(grown > 50 * MB, `old generation still ${Math.round(grown / MB)} MB at the check`);
     const pause0 = heapTrimStats().pauseMs;
     const compacting0 = heapTrimStats().compacting;
     assert.equal(t.check(), true, 'idle with a grown heap: trim');
