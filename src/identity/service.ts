@@ -52,7 +52,7 @@ export interface Identity {
   /** Returns the principal for a presented API key, or null when it is invalid. */
   authenticateKey(presented: string): Promise<Principal | null>;
   /** Authenticates an API key with failure limiting and counting. */
-  authenticate(presented: string | null, meta?: AuthMeta): Promise<AuthResult<Principal>>;
+  authenticate(presented: string | null, meta?: AuthMeta): AuthResult<Principal> | Promise<AuthResult<Principal>>;
   /** Authenticates an admin key (`pcla_…`) with the same failure limiting. */
   authenticateAdmin(presented: string | null, meta?: AuthMeta): Promise<AuthResult<AdminPrincipal>>;
   /** Drops cached entries (all, or one key id) after a revocation or rotation. */
@@ -278,7 +278,7 @@ export function createIdentity(opts: IdentityOptions): Identity {
     },
     authenticate(presented, meta) {
       if (opts.jwt && presented && isJwtShaped(presented)) return verifyJwt(opts.jwt, presented, meta);
-      return Promise.resolve(verifyPresented(presented, meta, parseApiKey, lookupKey, acceptKey));
+      return verifyPresented(presented, meta, parseApiKey, lookupKey, acceptKey);
     },
     ...(opts.mtls
       ? {

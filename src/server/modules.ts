@@ -114,9 +114,19 @@ export function composeSteps(mods: readonly GatewayModule[], logger: Logger): Pr
   if (admit.length) steps.admit = sequence(admit);
   if (requestGuards.length) steps.requestGuards = sequence(requestGuards);
   if (responseGuards.length) {
-    steps.responseGuards = async (ctx, body) => {
+    // Like `sequence`: synchronous steps run back to back, a promise only once one step returns one.
+    const from = async (ctx: RequestContext, i: number, pending: Promise<Record<string, unknown>>) => {
+      let b = await pending;
+      for (let j = i; j < responseGuards.length; j++) b = await responseGuards[j]!(ctx, b);
+      return b;
+    };
+    steps.responseGuards = (ctx, body) => {
       let b = body;
-      for (const f of responseGuards) b = await f(ctx, b);
+      for (let i = 0; i < responseGuards.length; i++) {
+        const r = responseGuards[i]!(ctx, b);
+        if (r instanceof Promise) return from(ctx, i + 1, r);
+        b = r;
+      }
       return b;
     };
   }

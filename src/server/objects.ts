@@ -299,11 +299,11 @@ export const objectsModule: ModuleFactory = ({ config, db, identity, router, mod
         for (const [kind, id] of referencedObjects(ctx.body)) await checkOwned(ctx, kind, id);
       },
       /** Stored responses created through the proxy belong to the caller. */
-      async responseGuards(ctx, body) {
+      responseGuards(ctx, body) {
         if (ctx.api === 'responses' && ctx.principal && typeof body.id === 'string' && ID_RE.test(body.id) && ctx.body.store !== false) {
-          await owners.record('responses', body.id, { tenantId: ctx.principal.tenantId, keyId: ctx.principal.keyId, subject: ctx.principal.subject });
+          return owners.record('responses', body.id, { tenantId: ctx.principal.tenantId, keyId: ctx.principal.keyId, subject: ctx.principal.subject }).then(() => body);
         }
-        return body;
+        return body; // not a stored response: nothing to wait for
       },
       streamGuards(ctx) {
         if (ctx.api !== 'responses' || !ctx.principal || ctx.body.store === false) return undefined;

@@ -40,20 +40,23 @@ export interface ProxyDeps {
  * configured, a required client certificate is checked first; a presented credential (API key
  * or JWT) identifies the caller, otherwise the certificate's SAN URI does.
  */
-export async function identify(deps: Pick<ProxyDeps, 'identity'>, req: FastifyRequest): Promise<Principal> {
+export function identify(deps: Pick<ProxyDeps, 'identity'>, req: FastifyRequest): Principal | Promise<Principal> {
   const cred = credentialFrom(req.headers);
-  let r: AuthResult<Principal>;
   const peer = deps.identity.authenticatePeer ? peerOf(req.raw.socket) : null;
   if (deps.identity.clientCertRequired && !peer?.authorized) {
-    r = await deps.identity.authenticatePeer!(peer, { ip: req.ip });
-    if (r.ok) r = { ok: false, reason: 'client_cert', detail: 'certificate not authorized' };
-  } else if (!cred && peer && deps.identity.authenticatePeer) {
-    r = await deps.identity.authenticatePeer(peer, { ip: req.ip });
-  } else if (!cred) {
-    throw new GatewayError('PCL_UNAUTHENTICATED', { message: 'Missing API key. Send it as `Authorization: Bearer <key>` or `x-api-key`.', internal: { authFailure: 'missing' } });
-  } else {
-    r = await deps.identity.authenticate(cred, { ip: req.ip });
+    return deps.identity.authenticatePeer!(peer, { ip: req.ip }).then((r) => accepted(req, r.ok ? { ok: false, reason: 'client_cert', detail: 'certificate not authorized' } : r));
   }
+  if (!cred && peer && deps.identity.authenticatePeer) return deps.identity.authenticatePeer(peer, { ip: req.ip }).then((r) => accepted(req, r));
+  if (!cred) {
+    throw new GatewayError('PCL_UNAUTHENTICATED', { message: 'Missing API key. Send it as `Authorization: Bearer <key>` or `x-api-key`.', internal: { authFailure: 'missing' } });
+  }
+  // A cached key verifies synchronously: no promise on the request's path.
+  const r = deps.identity.authenticate(cred, { ip: req.ip });
+  return r instanceof Promise ? r.then((x) => accepted(req, x)) : accepted(req, r);
+}
+
+/** The principal of a successful authentication, or the 401/429 of a failed one. */
+function accepted(req: FastifyRequest, r: AuthResult<Principal>): Principal {
   if (!r.ok) {
     if (req.pcl) req.pcl.state.authFailure = r.reason;
     if (r.reason === 'rate_limited') throw new GatewayError('PCL_RATE_LIMITED', { message: 'Too many failed authentication attempts.', headers: { 'retry-after': String(r.retryAfterS ?? 60) }, internal: { authFailure: r.reason } });
@@ -80,7 +83,9 @@ export function formatSse(ev: SseEvent): string {
 export async function handleProxy(deps: ProxyDeps, api: Api, req: FastifyRequest, reply: FastifyReply): Promise<unknown> {
   const ctx = req.pcl;
   ctx.api = api;
-  ctx.principal = await phase(ctx, 'identify', () => identify(deps, req));
+  // Steps that finish synchronously (the usual case: cached key, in-memory limits) are not awaited.
+  const who = phase(ctx, 'identify', () => identify(deps, req));
+  ctx.principal = who instanceof Promise ? await who : who;
   const body = req.body as Record<string, unknown>;
   if (!body || typeof body !== 'object') throw new GatewayError('PCL_INVALID_REQUEST', { message: 'The request body must be a JSON object.' });
   validateBody(api, body);
@@ -95,9 +100,12 @@ export async function handleProxy(deps: ProxyDeps, api: Api, req: FastifyRequest
   ctx.body = body;
   if (ctx.principal && typeof body.user === 'string') ctx.principal = { ...ctx.principal, user: body.user.slice(0, 256) };
 
-  await phase(ctx, 'authorize', () => deps.steps.authorize?.(ctx));
-  await phase(ctx, 'admit', () => deps.steps.admit?.(ctx));
-  await phase(ctx, 'request_guards', () => deps.steps.requestGuards?.(ctx));
+  let step = phase(ctx, 'authorize', () => deps.steps.authorize?.(ctx));
+  if (step) await step;
+  step = phase(ctx, 'admit', () => deps.steps.admit?.(ctx));
+  if (step) await step;
+  step = phase(ctx, 'request_guards', () => deps.steps.requestGuards?.(ctx));
+  if (step) await step;
 
   const upstreamBody: Record<string, unknown> = { ...ctx.body, model: route.upstreamModel };
   let clientWantsUsage = true;
@@ -150,18 +158,23 @@ export async function handleProxy(deps: ProxyDeps, api: Api, req: FastifyRequest
   }
   ctx.upstreamMs = performance.now() - t0;
   let parsed: Record<string, unknown>;
+  const raw = buf.toString('utf8');
   try {
-    parsed = JSON.parse(buf.toString('utf8'));
+    parsed = JSON.parse(raw);
     if (!parsed || typeof parsed !== 'object') throw new Error('not an object');
   } catch {
     throw new GatewayError('PCL_UPSTREAM_BAD_RESPONSE', { internal: { upstreamStatus: res.status, bodyPrefix: buf.subarray(0, 200).toString('utf8') } });
   }
   ctx.usage = usageFromBody(api, parsed);
-  const out = deps.steps.responseGuards ? await deps.steps.responseGuards(ctx, parsed) : parsed;
+  const checked = deps.steps.responseGuards?.(ctx, parsed);
+  const out = checked === undefined ? parsed : checked instanceof Promise ? await checked : checked;
   ctx.status = res.status;
   reply.headers(ctx.responseHeaders);
   reply.code(res.status).header('content-type', 'application/json; charset=utf-8');
-  const text = JSON.stringify(out);
+  // With guards off, the response steps that remain (object ownership, logprob rounding) copy what
+  // they change: the same object back means unchanged, and the upstream's text goes out as it came
+  // (it parsed as JSON) instead of being serialised again. With guards on it is always re-serialised.
+  const text = out === parsed && !deps.config.guards.enabled ? raw : JSON.stringify(out);
   (ctx.state.audit as AuditRequestState | undefined)?.tap?.body(out, text); // output hash for the audit trail
   return reply.send(text);
 }

@@ -61,3 +61,19 @@ test('perturbation: the stream transform rounds logprobs in chunks', async () =>
   assert.deepEqual(legacy.choices[0].logprobs.token_logprobs, [-1.23]);
   assert.deepEqual(legacy.choices[0].logprobs.top_logprobs[0], { a: -1.23, b: -4.57 });
 });
+
+test('with guards off, rounding still reaches the client (the upstream text is forwarded as it came only when nothing changed)', async () => {
+  const upstreamText = JSON.stringify({ id: 'c', object: 'chat.completion', created: 1, model: 'm', choices: [{ index: 0, message: { role: 'assistant', content: 'Hi' }, logprobs: LP, finish_reason: 'stop' }], usage: { prompt_tokens: 3, completion_tokens: 1, total_tokens: 4 } }, null, 1);
+  const mock = await startMockUpstream((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' }).end(upstreamText);
+  });
+  const t = await startGateway({ providers: { mock: { type: 'openai', baseUrl: mock.url + '/v1' } }, routes: [{ model: '*', provider: 'mock' }], guards: { enabled: false }, analytics: { perturb: { roundDecimals: 1 } } });
+  try {
+    const post = (body: object) => fetch(`${t.url}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${t.key}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const rounded = await (await post({ model: 'm', messages: [{ role: 'user', content: 'hi' }], logprobs: true })).text();
+    assert.ok(!rounded.includes('-0.123456') && rounded.includes('"logprob":-0.1'), rounded);
+  } finally {
+    await t.close();
+    await mock.close();
+  }
+});

@@ -250,3 +250,14 @@ test('an upstream body over upstream.maxResponseBytes: 502, read no further; one
   assert.equal(ok.status, 200, 'the gateway still serves (the aborted connection was dropped, not reused)');
   assert.equal(((await ok.json()) as any).choices[0].message.content, 'Hello from the mock upstream.');
 });
+
+test('guards off: an unchanged non-stream body reaches the client byte for byte as the upstream sent it', async () => {
+  const { g, mock } = await setup();
+  const text = '{ "id": "chatcmpl-1",\n  "object": "chat.completion", "created": 1, "model": "mock-1",\n  "choices": [ { "index": 0, "message": { "role": "assistant", "content": "caf\\u00e9 ok" }, "finish_reason": "stop" } ],\n  "usage": { "prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5 } }';
+  mock.handler = (_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' }).end(text);
+  };
+  const r = await fetch(`${g.url}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${g.key}`, 'content-type': 'application/json' }, body: JSON.stringify({ model: 'mock-1', messages: [{ role: 'user', content: 'hi' }] }) });
+  assert.equal(r.status, 200);
+  assert.equal(await r.text(), text);
+});
