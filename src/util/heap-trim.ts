@@ -4,13 +4,15 @@
  * which a server process under changing load seldom gets: after a burst the heap stays at its
  * burst size (old space 60-100 MB committed for ~30 MB live in the gateway bench) until the next
  * burst. This trimmer looks at the heap once a second and, when the event loop has been mostly
- * idle for that second and the heap holds much more than it did after the last full GC, runs one
- * compacting full GC: live objects are moved off sparse pages and the emptied pages, and with a
- * low allocation rate the young generation's grown semi-spaces, go back to the system. When only
- * the young generation is grown, the full GC does not compact (see `trim`).
+ * idle for that second and the heap holds much more than it did after the last full GC, runs a
+ * full GC: a plain one first, which measures what is live and sweeps the pages a burst left empty,
+ * then, only when the old generation is still much larger than its live size, a compacting one:
+ * live objects are moved off sparse pages and the emptied pages, and with a low allocation rate
+ * the young generation's grown semi-spaces, go back to the system. An old generation that grew
+ * with live data is never compacted (see `trim`).
  *
- * Costs: one stop-the-world pause (20-45 ms in the gateway bench after a burst) at a moment the
- * process is idle, at most once per `minIntervalMs`. One process-wide trimmer (`portcullis serve`
+ * Costs: one or two stop-the-world pauses (20-45 ms in the gateway bench after a burst) at a
+ * moment the process is idle, at most once per `minIntervalMs`. One process-wide trimmer (`portcullis serve`
  * starts it in every serving process); `heapTrimStats()` feeds the metrics.
  */
 import v8 from 'node:v8';
@@ -209,8 +211,23 @@ export function startHeapTrimmer(o: HeapTrimOptions, log?: { debug(obj: object, 
     const newGrew = before.newCommitted > SMALL_NEW_SPACE && newSpaceTries < NEW_SPACE_TRIES;
     if (!oldGrew && !newGrew) return false;
     let pause: number;
+    let compacted = false;
     try {
-      pause = trim(o.gc ?? fullGc(), oldGrew);
+      const gc = o.gc ?? fullGc();
+      // A plain full GC first (no more RSS than the heap holds): it measures what is live and
+      // sweeps the pages a burst left empty. Compaction only when the old generation is still
+      // much larger than that: live objects spread thin over many pages. An old generation that
+      // grew with live data (200 open streams) is then never compacted: compacting copies every
+      // live object before the old pages go back, a spike of the live size (18 MB seen).
+      pause = trim(gc, false);
+      if (oldGrew) {
+        const swept = spaces();
+        live = swept.oldUsed;
+        if (swept.oldCommitted - live > Math.max(MIN_SLACK, live / 2)) {
+          pause += trim(gc, true);
+          compacted = true;
+        }
+      }
     } catch (e) {
       // No way to run a GC in this process (a runtime without the gc extension): stop trimming.
       stop();
@@ -226,8 +243,8 @@ export function startHeapTrimmer(o: HeapTrimOptions, log?: { debug(obj: object, 
     stats.trims++;
     stats.pauseMs += pause;
     stats.freedBytes += freed;
-    if (oldGrew) stats.compacting++;
-    log?.debug({ compacting: oldGrew, pauseMs: Math.round(pause * 10) / 10, freedMB: Math.round(freed / 104857.6) / 10, liveMB: Math.round(live / 104857.6) / 10, newSpaceMB: Math.round(after.newCommitted / 104857.6) / 10 }, 'heap trimmed');
+    if (compacted) stats.compacting++;
+    log?.debug({ compacting: compacted, pauseMs: Math.round(pause * 10) / 10, freedMB: Math.round(freed / 104857.6) / 10, liveMB: Math.round(live / 104857.6) / 10, newSpaceMB: Math.round(after.newCommitted / 104857.6) / 10 }, 'heap trimmed');
     return true;
   };
   // A failed check is logged, never thrown out of the timer (it would end the process).
