@@ -7,8 +7,9 @@
  * event loop busy with the previous request's bookkeeping. Here that work waits in a queue and
  * runs at the first of:
  *
- * - a proxied request has just been sent upstream (`kick`): the loop would otherwise sit idle
- *   until the provider answers, so the bookkeeping overlaps that wait;
+ * - a non-stream request has just been sent upstream (`kick`): the loop would otherwise sit idle
+ *   until the provider answers, so the bookkeeping overlaps that wait; for a stream, once its
+ *   first event is out (its first byte is never held up; the gaps between events are idle);
  * - a request that reads what the bookkeeping writes (metrics, audit, admin API) arrives
  *   (`drain` from the app's request hook, the metrics port, the audit flush), so a scrape or query
  *   right after a response sees that response;

@@ -130,7 +130,9 @@ export async function handleProxy(deps: ProxyDeps, api: Api, req: FastifyRequest
   let res: UpstreamResponse;
   try {
     const sent = phase(ctx, 'upstream', () => route.provider.send({ api, body: upstreamBody, stream: ctx.stream, signal: ac, requestId: ctx.requestId }));
-    deps.afterResponse?.kick();
+    // Earlier requests' bookkeeping overlaps this wait; a stream's runs after its first event is
+    // out instead (relayStream), so it never delays a first byte.
+    if (!ctx.stream) deps.afterResponse?.kick();
     res = await sent;
   } catch (e) {
     clearTimeout(total);
@@ -225,10 +227,12 @@ async function relayStream(
   /** Sends events; `parsed[i]`, when given, is JSON.parse(evs[i].data) (events relayed unchanged). */
   const write = async (evs: SseEvent[], parsed?: unknown[]) => {
     if (evs.length === 0 || out.destroyed) return;
+    const first = !wrote;
     wrote = true;
     const tap = (ctx.state.audit as AuditRequestState | undefined)?.tap; // output hash for the audit trail
     if (tap) for (let i = 0; i < evs.length; i++) tap.event(evs[i]!.data, parsed?.[i]);
     const ok = out.write(evs.map(formatSse).join(''));
+    if (first) deps.afterResponse?.kick(); // the first byte is out: the gaps between events are idle
     if (!ok && !out.destroyed) await Promise.race([once(out, 'drain'), once(out, 'close')]);
   };
 

@@ -153,6 +153,22 @@ test('gateway: a response\'s log line waits until the next request goes upstream
   }
 });
 
+test("gateway: a stream's first event runs what earlier responses left (not its upstream call, which would hold up the first byte)", async () => {
+  const { logger, lines } = memoryLogger();
+  const t = await startGateway({}, { gateway: { afterResponseMaxDelayMs: 60_000, logger } });
+  try {
+    const first = await chat(t.url, t.key, 'one');
+    await nextTurn();
+    assert.ok(!lines.some((l) => l.reqId === first && l.msg === 'request'));
+    const r = await fetch(`${t.url}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${t.key}`, 'content-type': 'application/json' }, body: JSON.stringify({ model: 'demo', stream: true, messages: [{ role: 'user', content: 'stream' }] }) });
+    assert.equal(r.status, 200);
+    assert.match(await r.text(), /data: \[DONE\]/);
+    assert.ok(lines.some((l) => l.reqId === first && l.msg === 'request'), 'written once the stream had sent its first event');
+  } finally {
+    await t.close();
+  }
+});
+
 test('gateway: a /metrics scrape right after a response counts it; audit flush includes it', async () => {
   const TOKEN = 'scrape-token-0123456789';
   const t = await startGateway({ metrics: { maxLabelValues: 50 } }, { env: { PORTCULLIS_METRICS_TOKEN: TOKEN }, gateway: { afterResponseMaxDelayMs: 60_000 } });
