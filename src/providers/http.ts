@@ -60,6 +60,17 @@ export function upstreamBase(baseUrl: string): UpstreamBase {
   return { origin: u.origin, basePath: u.pathname.replace(/\/+$/, '') };
 }
 
+/** The JSON POST of a provider call: origin, path below the base URL, headers (the client's are never among them), body. */
+function postOptions(base: UpstreamBase, path: string, headers: Record<string, string>, body: unknown) {
+  return {
+    origin: base.origin,
+    path: base.basePath + path,
+    method: 'POST' as const,
+    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers },
+    body: JSON.stringify(body),
+  };
+}
+
 /** Sends one POST upstream to `base` + `path`, mapping transport failures to GatewayErrors (details only internal). */
 export async function postJson(
   agent: Agent,
@@ -71,11 +82,7 @@ export async function postJson(
 ): Promise<UpstreamResponse> {
   try {
     const res = await agent.request({
-      origin: base.origin,
-      path: base.basePath + path,
-      method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers },
-      body: JSON.stringify(body),
+      ...postOptions(base, path, headers, body),
       // undici takes an EventEmitter-style signal as well as an AbortSignal (see util/abort.ts).
       signal: signal as AbortSignal,
     });
@@ -142,13 +149,7 @@ export function postJsonBuffered(
     listen(true);
     try {
       agent.dispatch(
-        {
-          origin: base.origin,
-          path: base.basePath + path,
-          method: 'POST',
-          headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers },
-          body: JSON.stringify(body),
-        },
+        postOptions(base, path, headers, body),
         {
           onConnect(a: (reason?: Error) => void) {
             abort = a;
