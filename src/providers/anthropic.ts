@@ -17,7 +17,7 @@ export function createAnthropicProvider(name: string, cfg: AnthropicConfig, time
       const key = readCredential(cfg, env);
       const headers: Record<string, string> = { ...cfg.headers, 'anthropic-version': cfg.version };
       if (key) headers['x-api-key'] = key;
-      return req.stream ? postJson(agent, base, '/v1/messages', headers, req.body, req.signal) : postJsonBuffered(agent, base, '/v1/messages', headers, req.body, req.signal, timeouts.maxResponseBytes);
+      return req.stream ? postJson(agent, base, '/v1/messages', headers, req.body, req.signal) : postJsonBuffered(agent, base, '/v1/messages', headers, req.body, req.signal, timeouts.maxResponseBytes, req.onHeaders);
     },
     close: () => agent.close(),
   };

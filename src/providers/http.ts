@@ -116,6 +116,7 @@ export function postJsonBuffered(
   body: unknown,
   signal: UpstreamSignal,
   maxBytes = Infinity,
+  onHeaders?: () => void,
 ): Promise<UpstreamResponse> {
   const where = base.origin + base.basePath + path;
   return new Promise<UpstreamResponse>((resolve, reject) => {
@@ -159,6 +160,7 @@ export function postJsonBuffered(
             if (statusCode < 200) return true; // 1xx: the final answer follows
             status = statusCode;
             resHeaders = parseRawHeaders(raw);
+            onHeaders?.();
             return true;
           },
           onData(chunk: Buffer) {

@@ -35,7 +35,7 @@ export function createOpenAiProvider(name: string, cfg: OpenAiConfig, timeouts: 
     apis,
     send(req) {
       const { path, headers } = target(API_PATHS[req.api], {}, req.requestId);
-      return req.stream ? postJson(agent, base, path, headers, req.body, req.signal) : postJsonBuffered(agent, base, path, headers, req.body, req.signal, timeouts.maxResponseBytes);
+      return req.stream ? postJson(agent, base, path, headers, req.body, req.signal) : postJsonBuffered(agent, base, path, headers, req.body, req.signal, timeouts.maxResponseBytes, req.onHeaders);
     },
     async request(req) {
       const { path, headers } = target(req.path, req.query ?? {}, req.requestId);

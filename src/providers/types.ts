@@ -25,6 +25,11 @@ export interface UpstreamRequest {
   /** Aborted when the client goes away or a timeout fires. */
   signal: UpstreamSignal;
   requestId: string;
+  /**
+   * Called when the upstream's status and headers arrive, for a provider that resolves only
+   * once it has read the whole body (non-stream calls): the gateway's time to first byte.
+   */
+  onHeaders?(): void;
 }
 
 /** An upstream answer; `body` yields raw bytes (JSON or SSE). */

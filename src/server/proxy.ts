@@ -129,7 +129,12 @@ export async function handleProxy(deps: ProxyDeps, api: Api, req: FastifyRequest
   const t0 = performance.now();
   let res: UpstreamResponse;
   try {
-    const sent = phase(ctx, 'upstream', () => route.provider.send({ api, body: upstreamBody, stream: ctx.stream, signal: ac, requestId: ctx.requestId }));
+    // A non-stream call resolves with the whole body; its headers' arrival is the time to first byte
+    // (and tells the limits that the upstream was reached, should the body then fail).
+    const onHeaders = () => {
+      ctx.ttfbMs = performance.now() - t0;
+    };
+    const sent = phase(ctx, 'upstream', () => route.provider.send({ api, body: upstreamBody, stream: ctx.stream, signal: ac, requestId: ctx.requestId, onHeaders }));
     // Earlier requests' bookkeeping overlaps this wait; a stream's runs after its first event is
     // out instead (relayStream), so it never delays a first byte.
     if (!ctx.stream) deps.afterResponse?.kick();
@@ -138,7 +143,7 @@ export async function handleProxy(deps: ProxyDeps, api: Api, req: FastifyRequest
     clearTimeout(total);
     throw mapTransportError(e, route.provider.name);
   }
-  ctx.ttfbMs = performance.now() - t0;
+  ctx.ttfbMs ??= performance.now() - t0;
 
   if (res.status >= 400) {
     clearTimeout(total);

@@ -4,6 +4,8 @@ import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { defaultChat, startMockUpstream, type MockUpstream } from '../helpers/mock-upstream.js';
+import { auditEventOf } from '../helpers/audit.js';
+import type { AuditModule } from '../../src/audit/module.js';
 
 const UPSTREAM_KEY = 'upstream-' + 'secret-' + 'value-0001';
 const cleanups: Array<() => Promise<void>> = [];
@@ -260,4 +262,21 @@ test('guards off: an unchanged non-stream body reaches the client byte for byte 
   const r = await fetch(`${g.url}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${g.key}`, 'content-type': 'application/json' }, body: JSON.stringify({ model: 'mock-1', messages: [{ role: 'user', content: 'hi' }] }) });
   assert.equal(r.status, 200);
   assert.equal(await r.text(), text);
+});
+
+test('non-stream: time to first byte is the upstream headers, not the end of its body', async () => {
+  const { g, mock } = await setup();
+  mock.handler = async (_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.write('{"id":"chatcmpl-2","object":"chat.completion","created":1,"model":"mock-1",');
+    await new Promise((r) => setTimeout(r, 200));
+    res.end('"choices":[{"index":0,"message":{"role":"assistant","content":"late"},"finish_reason":"stop"}]}');
+  };
+  const r = await fetch(`${g.url}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${g.key}`, 'content-type': 'application/json' }, body: JSON.stringify({ model: 'mock-1', messages: [{ role: 'user', content: 'hi' }] }) });
+  assert.equal(r.status, 200);
+  await r.text();
+  const ev = await auditEventOf(g.gw.modules.get('audit') as AuditModule, r.headers.get('x-request-id')!);
+  assert.ok(ev.ttfbMs !== undefined && ev.upstreamMs !== undefined, JSON.stringify(ev));
+  assert.ok(ev.upstreamMs! >= 190, `upstream ${ev.upstreamMs} ms`);
+  assert.ok(ev.ttfbMs! < ev.upstreamMs! - 150, `first byte ${ev.ttfbMs} ms of ${ev.upstreamMs}`);
 });
