@@ -166,7 +166,7 @@ export function postJsonBuffered(
           onData(chunk: Buffer) {
             n += chunk.length;
             if (n > maxBytes) {
-              const e = new GatewayError('PCL_UPSTREAM_BAD_RESPONSE', { internal: `upstream body over ${maxBytes} bytes` });
+              const e = bodyOverLimit(maxBytes);
               if (abort) abort(e);
               fail(e);
               return false;
@@ -190,6 +190,11 @@ export function postJsonBuffered(
       fail(e);
     }
   });
+}
+
+/** The error of an upstream body over the gateway's limit (`upstream.maxResponseBytes`, or a smaller one for error bodies). */
+export function bodyOverLimit(max: number): GatewayError {
+  return new GatewayError('PCL_UPSTREAM_BAD_RESPONSE', { internal: `upstream body over ${max} bytes` });
 }
 
 async function* once(buf: Buffer): AsyncIterable<Uint8Array> {

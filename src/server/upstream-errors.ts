@@ -1,6 +1,7 @@
 /** Turns an upstream error response into a sanitised client error; the detail is logged only. */
 import { Readable } from 'node:stream';
 import { GatewayError } from '../errors.js';
+import { bodyOverLimit } from '../providers/http.js';
 import type { UpstreamResponse } from '../providers/types.js';
 
 /** Reads at most `max` bytes of a body; throws PCL_UPSTREAM_BAD_RESPONSE above it. */
@@ -8,16 +9,12 @@ export function readBounded(body: AsyncIterable<Uint8Array>, max: number): Promi
   return isReadable(body) ? readStream(body, max) : readIterable(body, max);
 }
 
-function overLimit(max: number): GatewayError {
-  return new GatewayError('PCL_UPSTREAM_BAD_RESPONSE', { internal: `upstream body over ${max} bytes` });
-}
-
 async function readIterable(body: AsyncIterable<Uint8Array>, max: number): Promise<Buffer> {
   const parts: Buffer[] = [];
   let n = 0;
   for await (const chunk of body) {
     n += chunk.length;
-    if (n > max) throw overLimit(max);
+    if (n > max) throw bodyOverLimit(max);
     parts.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
   }
   return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
@@ -44,7 +41,7 @@ function readStream(body: Readable, max: number): Promise<Buffer> {
       if (n > max) {
         cleanup();
         body.destroy();
-        reject(overLimit(max));
+        reject(bodyOverLimit(max));
         return;
       }
       parts.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
