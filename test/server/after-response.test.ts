@@ -7,14 +7,13 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
-import pino from 'pino';
 import { createAfterResponse } from '../../src/server/after-response.js';
 import type { AuditModule } from '../../src/audit/module.js';
 import { startGateway } from '../helpers/gateway.js';
 import { metricValue } from '../helpers/metrics.js';
+import { memoryLogger } from '../helpers/log.js';
 
 const errors: unknown[] = [];
 const onError = (e: unknown) => errors.push(e);
@@ -113,18 +112,6 @@ test('settle (shutdown) runs items queued by other items and waits for every asy
   assert.equal(q.size, 0);
   assert.deepEqual(errors, []);
 });
-
-/** A pino logger writing JSON lines into an array. */
-function memoryLogger(): { logger: pino.Logger; lines: Array<Record<string, any>> } {
-  const lines: Array<Record<string, any>> = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      for (const l of chunk.toString('utf8').split('\n')) if (l) lines.push(JSON.parse(l));
-      cb();
-    },
-  });
-  return { logger: pino({ level: 'info' }, sink), lines };
-}
 
 const chatBody = (content: string) => JSON.stringify({ model: 'demo', messages: [{ role: 'user', content }] });
 

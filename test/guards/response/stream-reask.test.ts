@@ -11,11 +11,10 @@ import type { ServerResponse } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
-import pino from 'pino';
 import OpenAI from 'openai';
 import Anthropic from '@anthropic-ai/sdk';
 import { startGateway, type TestGateway } from '../../helpers/gateway.js';
+import { memoryLogger } from '../../helpers/log.js';
 import { validateConfig } from '../../../src/config/load.js';
 import { createGateway } from '../../../src/index.js';
 import { startMockUpstream, type MockUpstream, type Recorded } from '../../helpers/mock-upstream.js';
@@ -265,13 +264,7 @@ describe('onBlock reask on streams', () => {
 });
 
 test('the request log line of a re-asked stream says so', async () => {
-  const lines: Array<Record<string, any>> = [];
-  const sink = new Writable({
-    write(chunk, _enc, cb) {
-      for (const l of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(l));
-      cb();
-    },
-  });
+  const { logger, lines } = memoryLogger();
   const mock = await startMockUpstream((req, res) => scriptedChat(req, res, reasked(req) ? [CLEAN] : leak(req)));
   const dir = mkdtempSync(join(tmpdir(), 'pcl-reask-'));
   const gw = await createGateway(
@@ -283,7 +276,7 @@ test('the request log line of a re-asked stream says so', async () => {
       routes: [{ model: 'gpt-*', provider: 'mock' }],
       guards: { injection: { enabled: false }, response: { canary: { enabled: true }, onBlock: 'reask' } },
     }),
-    { logger: pino({ level: 'info' }, sink), env: {} },
+    { logger, env: {} },
   );
   try {
     const { url } = await gw.listen();
