@@ -222,11 +222,10 @@ export function startHeapTrimmer(o: HeapTrimOptions, log?: { debug(obj: object, 
       pause = trim(gc, false);
       if (oldGrew) {
         const swept = spaces();
-        live = swept.oldUsed;
         // Half the slack that asks for a trim: what a plain GC leaves of a burst (pages with a few
         // survivors each) is worth compacting at 8 MB; a live old generation sits within V8's
         // growth step (server.heapGrowthPercent) of its live size after a full GC.
-        if (swept.oldCommitted - live > Math.max(MIN_SLACK / 2, live / 4)) {
+        if (swept.oldCommitted - swept.oldUsed > Math.max(MIN_SLACK / 2, swept.oldUsed / 4)) {
           pause += trim(gc, true);
           compacted = true;
         }
