@@ -107,3 +107,113 @@ export function insertStatements(db: SqliteDatabase.Database, opts: { multiRow?:
     for (const p of payloads) pl.run(...p);
   });
 }
+
+/**
+ * Rows packed into bytes outside the JS heap while they wait for the writer thread.
+ *
+ * A queued event used to be held as its row array and strings (the event's JSON, ~700 bytes)
+ * until its batch was written: at a few thousand requests/s a batch fills over 100 ms or more, so
+ * every young-generation GC of the event loop copied the waiting rows (and promoted them), and the
+ * batch was then structured-cloned to the thread value by value. Packed, a waiting event is one
+ * small Buffer view over a shared chunk (never copied by the GC), and a batch is sent as one byte
+ * copy. Only the writer thread (and the fallbacks after it stopped) unpack rows.
+ *
+ * A row is: u32 record length; one tag byte per column (0 null, 1 number, 2 string); the numbers
+ * as float64; the strings' lengths in UTF-16 code units as u32; u32 byte length of the strings
+ * joined, and the joined strings as UTF-8. Lone surrogates become U+FFFD, as when a string is bound
+ * (one code unit either way, so the lengths hold).
+ */
+export class RowPacker {
+  private chunk: Buffer = Buffer.allocUnsafeSlow(0);
+  private at = 0;
+  constructor(private readonly chunkBytes = 256 * 1024) {}
+
+  /** The row's bytes: a view of a shared chunk, valid as long as it is referenced. */
+  pack(row: readonly unknown[]): Buffer {
+    const cols = row.length;
+    let joined = '';
+    let strings = 0;
+    let numbers = 0;
+    for (let c = 0; c < cols; c++) {
+      const v = row[c];
+      if (typeof v === 'string') {
+        joined += v;
+        strings++;
+      } else if (typeof v === 'number') numbers++;
+      else if (v !== null && v !== undefined) throw new TypeError(`audit row column ${c}: ${typeof v} cannot be stored`);
+    }
+    // Header bytes, plus at most 3 UTF-8 bytes per UTF-16 code unit.
+    const head = 4 + cols + numbers * 8 + strings * 4 + 4;
+    const worst = head + joined.length * 3;
+    if (this.at + worst > this.chunk.length) {
+      this.chunk = Buffer.allocUnsafeSlow(Math.max(this.chunkBytes, worst));
+      this.at = 0;
+    }
+    const b = this.chunk;
+    const start = this.at;
+    let p = start + 4;
+    for (let c = 0; c < cols; c++) {
+      const v = row[c];
+      if (typeof v === 'string') {
+        b[p++] = 2;
+      } else if (typeof v === 'number') {
+        b[p++] = 1;
+      } else b[p++] = 0;
+    }
+    for (let c = 0; c < cols; c++) {
+      const v = row[c];
+      if (typeof v === 'number') p = b.writeDoubleLE(v, p);
+      else if (typeof v === 'string') p = b.writeUInt32LE(v.length, p);
+    }
+    const n = joined.length ? b.write(joined, p + 4, 'utf8') : 0;
+    b.writeUInt32LE(n, p);
+    p += 4 + n;
+    b.writeUInt32LE(p - start, start);
+    this.at = p;
+    return b.subarray(start, p);
+  }
+}
+
+/** The rows of packed bytes (records as `RowPacker.pack` writes them, back to back), each with `cols` columns. */
+export function unpackRows(b: Uint8Array, cols: number = EVENT_COLUMNS.length): unknown[][] {
+  const buf = Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+  const rows: unknown[][] = [];
+  for (let at = 0; at < buf.length; ) {
+    const len = buf.readUInt32LE(at);
+    if (len < 8 + cols || at + len > buf.length) throw new Error('audit rows: malformed packed record');
+    rows.push(unpackRecord(buf, at, cols));
+    at += len;
+  }
+  return rows;
+}
+
+/** One packed row (a Buffer that `RowPacker.pack` returned). */
+export function unpackRow(b: Buffer, cols: number = EVENT_COLUMNS.length): unknown[] {
+  return unpackRecord(b, 0, cols);
+}
+
+function unpackRecord(b: Buffer, start: number, cols: number): unknown[] {
+  const row: unknown[] = new Array(cols);
+  let p = start + 4 + cols;
+  for (let c = 0; c < cols; c++) {
+    const t = b[start + 4 + c];
+    if (t === 1) {
+      row[c] = b.readDoubleLE(p);
+      p += 8;
+    } else if (t === 2) {
+      row[c] = b.readUInt32LE(p); // its length, until the strings are read
+      p += 4;
+    } else row[c] = null;
+  }
+  const n = b.readUInt32LE(p);
+  const joined = n ? b.toString('utf8', p + 4, p + 4 + n) : '';
+  let s = 0;
+  for (let c = 0; c < cols; c++) {
+    if (b[start + 4 + c] !== 2) continue;
+    const len = row[c] as number;
+    row[c] = joined.slice(s, s + len);
+    s += len;
+  }
+  if (s !== joined.length) throw new Error('audit rows: malformed packed record');
+  return row;
+}

@@ -2,12 +2,12 @@
  * The audit writer's SQLite thread (embedded default): receives batches of prepared rows and
  * writes each in one transaction on its own connection to the same database file, so the
  * B-tree and WAL work of the audit trail runs beside the event loop instead of on it.
- * Messages: `{ id, rows, payloads }` → `{ id }` or `{ id, error }`.
+ * Messages: `{ id, rows, payloads }` (rows packed or as arrays) → `{ id }` or `{ id, error }`.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import SqliteDatabase from 'better-sqlite3';
 import { nameThisThread } from '../util/worker.js';
-import { IDLE_CHECKPOINT_MS, insertStatements, THREAD_NAME, WRITER_WAL_AUTOCHECKPOINT } from './sqlite-rows.js';
+import { IDLE_CHECKPOINT_MS, insertStatements, THREAD_NAME, unpackRows, WRITER_WAL_AUTOCHECKPOINT } from './sqlite-rows.js';
 
 const { file } = workerData as { file: string };
 nameThisThread(THREAD_NAME);
@@ -41,10 +41,11 @@ db.pragma('temp_store = MEMORY');
 db.pragma('cache_size = -4000');
 const write = insertStatements(db, { multiRow: true });
 
-parentPort!.on('message', (m: { id: number; rows: unknown[][]; payloads: unknown[][] }) => {
+parentPort!.on('message', (m: { id: number; rows: unknown[][] | Uint8Array; payloads: unknown[][] }) => {
   lastBatch = Date.now();
   try {
-    write(m.rows, m.payloads);
+    // Rows packed by the event loop (RowPacker), or as values.
+    write(Array.isArray(m.rows) ? m.rows : unpackRows(m.rows), m.payloads);
     parentPort!.postMessage({ id: m.id });
   } catch (e) {
     parentPort!.postMessage({ id: m.id, error: (e as Error)?.message ?? String(e) });

@@ -5,16 +5,21 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import { siblingWorker } from '../util/worker.js';
 import { deleteInChunks } from '../store/chunked.js';
 import type SqliteDatabase from 'better-sqlite3';
-import { EVENT_COLUMNS, NO_CATEGORIES, PAYLOAD_COLUMNS, insertStatements } from './sqlite-rows.js';
+import { EVENT_COLUMNS, NO_CATEGORIES, PAYLOAD_COLUMNS, RowPacker, insertStatements, unpackRow, unpackRows } from './sqlite-rows.js';
 import type { Database } from '../store/schema.js';
 import { isUtcZone, utcDay } from '../limits/periods.js';
 import { SqliteReader, type ReadQuery } from '../store/sqlite-reader.js';
 import type { AuditEvent, QueuedEvent } from './event.js';
 
-/** An event ready for the store: its row (EVENT_COLUMNS order, the event's JSON last) and its payload. */
-export interface PreparedEvent {
-  row: unknown[];
-  payload?: QueuedEvent['payload'];
+/**
+ * An event ready for the store: its row (EVENT_COLUMNS order, the event's JSON last) as values, or
+ * packed outside the JS heap (the SQLite store with a writer thread: see RowPacker); and its payload.
+ */
+export type PreparedEvent = ({ row: unknown[]; packed?: undefined } | { packed: Buffer; row?: undefined }) & { payload?: QueuedEvent['payload'] };
+
+/** The row of a prepared event as values. */
+export function preparedRow(p: PreparedEvent): unknown[] {
+  return p.row ?? unpackRow(p.packed!);
 }
 
 /** What the writer needs from a store. */
@@ -110,7 +115,10 @@ export class AuditStore implements AuditSink {
   private readonly rawInsert?: (rows: readonly unknown[][], payloads: readonly unknown[][]) => void;
   private worker?: Worker;
   private workerFailed = false;
-  private readonly pending = new Map<number, { rows: unknown[][]; payloads: unknown[][]; resolve(): void; reject(e: Error): void }>();
+  /** Batches sent to the writer thread and not answered yet, as sent (written here if the thread goes). */
+  private readonly pending = new Map<number, { rows: unknown[][] | Buffer; payloads: unknown[][]; resolve(): void; reject(e: Error): void }>();
+  /** Packs rows while they wait for the writer thread (see RowPacker). */
+  private readonly packer?: RowPacker;
   private seq = 0;
   /** Read queries' thread (SQLite files; see `rows`). */
   private readonly reader?: SqliteReader;
@@ -131,6 +139,7 @@ export class AuditStore implements AuditSink {
   ) {
     if (!isUtcZone(timeZone)) this.dayFmt = new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' });
     if (sqlite) this.rawInsert = insertStatements(sqlite);
+    if (sqlite && !sqlite.memory && opts.thread !== false) this.packer = new RowPacker();
     if (sqlite && !sqlite.memory && opts.reader !== false) this.reader = new SqliteReader(sqlite.name);
   }
 
@@ -163,7 +172,7 @@ export class AuditStore implements AuditSink {
         for (const p of left) {
           try {
             if (this.sqlite!.inTransaction) throw new Error(`audit writer thread ${why}`);
-            this.rawInsert!(p.rows, p.payloads);
+            this.rawInsert!(Array.isArray(p.rows) ? p.rows : unpackRows(p.rows), p.payloads);
             p.resolve();
           } catch (e) {
             p.reject(e as Error);
@@ -229,7 +238,7 @@ export class AuditStore implements AuditSink {
     return this.dayName;
   }
 
-  /** The event's row in EVENT_COLUMNS order (its JSON last), with its payload. */
+  /** The event's row in EVENT_COLUMNS order (its JSON last), packed when it waits for the writer thread, with its payload. */
   prepare(q: QueuedEvent): PreparedEvent {
     const e = q.event;
     const row: unknown[] = [
@@ -249,7 +258,10 @@ export class AuditStore implements AuditSink {
       e.costUsd ?? 0,
       JSON.stringify(e),
     ];
-    return q.payload ? { row, payload: q.payload } : { row };
+    const packed = this.packer && !this.workerFailed ? this.packer.pack(row) : undefined;
+    const p: PreparedEvent = packed ? { packed } : { row };
+    if (q.payload) p.payload = q.payload;
+    return p;
   }
 
   async insert(batch: readonly QueuedEvent[]): Promise<void> {
@@ -258,20 +270,40 @@ export class AuditStore implements AuditSink {
 
   async insertPrepared(batch: readonly PreparedEvent[]): Promise<void> {
     if (batch.length === 0) return;
-    // Rows in EVENT_COLUMNS order: arrays go to the prepared statements (here or on the writer
-    // thread) as they are; Kysely gets them as objects.
-    const rowArrays = batch.map((p) => p.row);
     const payloadArrays: unknown[][] = [];
-    for (const { row, payload: p } of batch) if (p) payloadArrays.push([row[0], p.tenantId, row[1], p.expiresAt, p.request, p.response]);
+    for (const x of batch) {
+      const p = x.payload;
+      if (!p) continue;
+      const row = preparedRow(x);
+      payloadArrays.push([row[0], p.tenantId, row[1], p.expiresAt, p.request, p.response]);
+    }
     if (this.rawInsert) {
       const w = this.writerThread();
       if (w) {
+        // Packed rows go as one byte copy (the thread unpacks them); rows as values (prepared
+        // before the store packed, e.g. replayed) are cloned value by value.
+        let rows: unknown[][] | Buffer;
+        if (batch.every((x) => x.packed)) {
+          let total = 0;
+          for (const x of batch) total += x.packed!.length;
+          const out = Buffer.allocUnsafeSlow(total);
+          let at = 0;
+          for (const x of batch) {
+            out.set(x.packed!, at);
+            at += x.packed!.length;
+          }
+          rows = out;
+        } else rows = batch.map(preparedRow);
         const id = ++this.seq;
-        const done = new Promise<void>((resolve, reject) => this.pending.set(id, { rows: rowArrays, payloads: payloadArrays, resolve, reject }));
+        const done = new Promise<void>((resolve, reject) => this.pending.set(id, { rows, payloads: payloadArrays, resolve, reject }));
         w.ref();
-        w.postMessage({ id, rows: rowArrays, payloads: payloadArrays });
+        w.postMessage({ id, rows, payloads: payloadArrays });
         return done;
       }
+    }
+    // Rows in EVENT_COLUMNS order: arrays go to the prepared statements as they are; Kysely gets them as objects.
+    const rowArrays = batch.map(preparedRow);
+    if (this.rawInsert) {
       // On this thread: raw statements only when no Kysely transaction is open on the connection (they would join it).
       if (!this.sqlite!.inTransaction) {
         this.rawInsert(rowArrays, payloadArrays);

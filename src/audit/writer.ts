@@ -7,7 +7,7 @@ import { appendFileSync, createReadStream, existsSync, mkdirSync, readdirSync, r
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import type { QueuedEvent } from './event.js';
-import type { AuditSink, PreparedEvent } from './store.js';
+import { preparedRow, type AuditSink, type PreparedEvent } from './store.js';
 
 /** Writer options. */
 export interface WriterOptions {
@@ -37,12 +37,13 @@ const SEG_RE = /^seg-\d+-\d+-\d+\.jsonl$/;
 
 /** A queued event: as given, or as its store row when the store prepares rows (`AuditSink.prepare`). */
 type Item = QueuedEvent | PreparedEvent;
-const isPrepared = (x: Item): x is PreparedEvent => 'row' in x;
+const isPrepared = (x: Item): x is PreparedEvent => !('event' in x);
 
 /** The spill line of an item: `JSON.stringify` of its QueuedEvent (a prepared row holds the event's JSON last). */
 function spillLine(x: Item): string {
   if (!isPrepared(x)) return JSON.stringify(x);
-  return `{"event":${x.row[x.row.length - 1] as string}${x.payload ? `,"payload":${JSON.stringify(x.payload)}` : ''}}`;
+  const row = preparedRow(x);
+  return `{"event":${row[row.length - 1] as string}${x.payload ? `,"payload":${JSON.stringify(x.payload)}` : ''}}`;
 }
 
 /** The audit writer. */

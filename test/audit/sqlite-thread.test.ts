@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openDb } from '../../src/store/db.js';
-import { AuditStore } from '../../src/audit/store.js';
+import { AuditStore, preparedRow } from '../../src/audit/store.js';
 import { newEventId, type QueuedEvent } from '../../src/audit/event.js';
 import { insertStatements, WRITER_WAL_AUTOCHECKPOINT } from '../../src/audit/sqlite-rows.js';
 
@@ -38,6 +38,30 @@ test('SQLite audit batches go through the writer thread, replays are idempotent,
   }
 });
 
+test('batches the writer thread had not answered when it died are written on the main thread from their packed rows, payloads included', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pcl-audit-thread-death-'));
+  const db = await openDb({ dataDir: dir });
+  const store = new AuditStore(db.kysely, 'UTC', db.sqlite);
+  try {
+    await store.insert(batch(20, 'ten_a')); // the thread runs
+    const worker = (store as unknown as { worker: { terminate(): Promise<number> } }).worker;
+    const inFlight = batch(200, 'ten_b');
+    assert.ok(Buffer.isBuffer(store.prepare(inFlight[0]!).packed), 'rows are packed while the thread runs');
+    const written = store.insert(inFlight); // posted to the thread as packed bytes...
+    void worker.terminate(); // ...which is stopped before it answers
+    await written;
+    assert.equal(store.threaded, false);
+    assert.equal(await store.count(), 220);
+    assert.deepEqual(await store.get(inFlight[37]!.event.id), inFlight[37]!.event);
+    assert.equal((await store.payload(inFlight[30]!.event.id))?.request, 'enc-req');
+    assert.equal(store.prepare(inFlight[0]!).packed, undefined, 'without the thread rows are kept as values');
+  } finally {
+    await store.close();
+    await db.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('without a thread (thread: false) the same batches are written on the main thread', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'pcl-audit-nothread-'));
   const db = await openDb({ dataDir: dir });
@@ -63,7 +87,7 @@ test('multi-row statements (writer thread) store exactly what single-row stateme
     const seen: unknown[][] = [];
     let n = 0;
     for (const size of [1, 9, 10, 11, 49, 50, 51, 61, 137, 500]) {
-      const rows = batch(size, `ten_${size % 3}`).map((q) => store.prepare(q).row);
+      const rows = batch(size, `ten_${size % 3}`).map((q) => preparedRow(store.prepare(q)));
       if (seen.length) rows.splice(size >> 1, 0, seen[n++ % seen.length]!); // a replayed id
       if (size > 2) rows.push(rows[1]!); // the same id twice in one batch
       // Chunks whose rows differ in day or kind (bound, not SQL literals), and a day that is not a date.
@@ -80,7 +104,7 @@ test('multi-row statements (writer thread) store exactly what single-row stateme
     assert.equal((multi!.prepare('SELECT count(*) AS n FROM audit_events').get() as { n: number }).n, 1 + 9 + 10 + 11 + 49 + 50 + 51 + 61 + 137 + 500);
     assert.equal((multi!.prepare("SELECT count(*) AS n FROM audit_events WHERE day = '2026-01-01'', ''x''); --'").get() as { n: number }).n, 1);
     // A row that violates a constraint fails its whole batch on both paths (nothing of it is kept).
-    const bad = batch(60, 'ten_bad').map((q) => store.prepare(q).row);
+    const bad = batch(60, 'ten_bad').map((q) => preparedRow(store.prepare(q)));
     bad[55]![1] = null; // ts NOT NULL
     for (const w of writes) assert.throws(() => w(bad, []), /NOT NULL/);
     assert.equal(dump(multi), dump(single));
