@@ -31,6 +31,16 @@ async function burst(mb: number, survivorEvery = 0): Promise<Item[]> {
   return survivors;
 }
 
+/**
+ * A burst, then idle at least as long as it took: the trimmer's busy test is the event loop's
+ * utilization since its last check, and a burst takes several times longer on a loaded machine.
+ */
+async function burstThenIdle(mb: number): Promise<void> {
+  const t0 = performance.now();
+  await burst(mb);
+  await sleep(Math.max(300, 1.5 * (performance.now() - t0)));
+}
+
 function spin(ms: number): void {
   const end = performance.now() + ms;
   while (performance.now() < end) {
@@ -229,12 +239,14 @@ test('a runtime where no GC can be started: the trimmer logs once and stops, nev
   );
   try {
     const before = heapTrimStats().trims;
-    await burst(100);
-    await sleep(300);
-    assert.equal(t.check(), false);
-    await burst(100);
-    await sleep(300);
-    assert.equal(t.check(), false);
+    // Until it has tried (V8 may release a burst on its own before the trimmer sees it grown).
+    for (let i = 0; i < 4 && warnings.length === 0; i++) {
+      await burstThenIdle(100);
+      assert.equal(t.check(), false);
+    }
+    assert.deepEqual(warnings, ['heap trimmer stopped: a full GC cannot be started in this process']);
+    await burstThenIdle(100);
+    assert.equal(t.check(), false, 'stopped: no second attempt');
     assert.deepEqual(warnings, ['heap trimmer stopped: a full GC cannot be started in this process']);
     assert.equal(heapTrimStats().trims, before);
   } finally {
@@ -248,10 +260,14 @@ test('after a long pause the next trim waits longer (pauses stay under 0.5 % of 
   // V8's full GC plus 12 ms: the wait after it is at least 2.4 s, well over minIntervalMs.
   const t = startHeapTrimmer({ idleUtilization: 0.5, minIntervalMs: 500, checkMs: 3_600_000, gc: () => (realGc(), spin(12)) });
   try {
-    await burst(100);
-    await sleep(300);
-    const pause0 = heapTrimStats().pauseMs;
-    assert.equal(t.check(), true, 'idle with a grown heap: trim');
+    let pause0 = 0;
+    let trimmed = false;
+    for (let i = 0; i < 4 && !trimmed; i++) {
+      await burstThenIdle(100);
+      pause0 = heapTrimStats().pauseMs;
+      trimmed = t.check();
+    }
+    assert.ok(trimmed, 'idle with a grown heap: trim');
     const trimmedAt = Date.now();
     const wait = (heapTrimStats().pauseMs - pause0) / PAUSE_SHARE;
     assert.ok(wait >= 2_400, `wait ${wait} ms`);
@@ -261,7 +277,13 @@ test('after a long pause the next trim waits longer (pauses stay under 0.5 % of 
     assert.ok(Date.now() - trimmedAt < wait - 100);
     assert.equal(t.check(), false, 'idle, grown, past minIntervalMs, but within the longer wait');
     await sleep(trimmedAt + wait + 100 - Date.now());
-    assert.equal(t.check(), true, 'after the longer wait: trim again');
+    let again = t.check();
+    // V8 may have collected the second burst on its own during the wait: grow it again.
+    for (let i = 0; i < 3 && !again; i++) {
+      await burstThenIdle(100);
+      again = t.check();
+    }
+    assert.ok(again, 'after the longer wait: trim again');
   } finally {
     t.stop();
   }
