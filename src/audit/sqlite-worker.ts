@@ -2,7 +2,8 @@
  * The audit writer's SQLite thread (embedded default): receives batches of prepared rows and
  * writes each in one transaction on its own connection to the same database file, so the
  * B-tree and WAL work of the audit trail runs beside the event loop instead of on it.
- * Messages: `{ id, rows, payloads }` (rows packed or as arrays) → `{ id }` or `{ id, error }`.
+ * Messages: `{ id, rows, length, payloads }` (rows packed in a transferred buffer, or as arrays) →
+ * `{ id, buffer }` or `{ id, buffer, error }` (the buffer handed back for reuse).
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import SqliteDatabase from 'better-sqlite3';
@@ -41,14 +42,16 @@ db.pragma('temp_store = MEMORY');
 db.pragma('cache_size = -4000');
 const write = insertStatements(db, { multiRow: true });
 
-parentPort!.on('message', (m: { id: number; rows: unknown[][] | Uint8Array; payloads: unknown[][] }) => {
+parentPort!.on('message', (m: { id: number; rows: unknown[][] | ArrayBuffer; length: number; payloads: unknown[][] }) => {
   lastBatch = Date.now();
+  // Rows packed by the event loop (RowPacker) in a buffer that goes back with the answer, or as values.
+  const packed = m.rows instanceof ArrayBuffer ? m.rows : undefined;
+  const back = packed ? [packed] : [];
   try {
-    // Rows packed by the event loop (RowPacker), or as values.
-    write(Array.isArray(m.rows) ? m.rows : unpackRows(m.rows), m.payloads);
-    parentPort!.postMessage({ id: m.id });
+    write(packed ? unpackRows(new Uint8Array(packed, 0, m.length)) : (m.rows as unknown[][]), m.payloads);
+    parentPort!.postMessage({ id: m.id, buffer: packed }, back);
   } catch (e) {
-    parentPort!.postMessage({ id: m.id, error: (e as Error)?.message ?? String(e) });
+    parentPort!.postMessage({ id: m.id, buffer: packed, error: (e as Error)?.message ?? String(e) }, back);
   }
 });
 parentPort!.once('close', () => db.close());

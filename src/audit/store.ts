@@ -5,7 +5,7 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import { siblingWorker } from '../util/worker.js';
 import { deleteInChunks } from '../store/chunked.js';
 import type SqliteDatabase from 'better-sqlite3';
-import { EVENT_COLUMNS, NO_CATEGORIES, PAYLOAD_COLUMNS, RowPacker, insertStatements, unpackRow, unpackRows } from './sqlite-rows.js';
+import { EVENT_COLUMNS, NO_CATEGORIES, PAYLOAD_COLUMNS, RowPacker, insertStatements, unpackRow, type PackedRow } from './sqlite-rows.js';
 import type { Database } from '../store/schema.js';
 import { isUtcZone, utcDay } from '../limits/periods.js';
 import { SqliteReader, type ReadQuery } from '../store/sqlite-reader.js';
@@ -15,7 +15,7 @@ import type { AuditEvent, QueuedEvent } from './event.js';
  * An event ready for the store: its row (EVENT_COLUMNS order, the event's JSON last) as values, or
  * packed outside the JS heap (the SQLite store with a writer thread: see RowPacker); and its payload.
  */
-export type PreparedEvent = ({ row: unknown[]; packed?: undefined } | { packed: Buffer; row?: undefined }) & { payload?: QueuedEvent['payload'] };
+export type PreparedEvent = ({ row: unknown[]; packed?: undefined } | { packed: PackedRow; row?: undefined }) & { payload?: QueuedEvent['payload'] };
 
 /** The row of a prepared event as values. */
 export function preparedRow(p: PreparedEvent): unknown[] {
@@ -32,8 +32,10 @@ export interface AuditSink {
    * object tree, and the JSON is written from objects still in the cache.
    */
   prepare?(q: QueuedEvent): PreparedEvent;
-  /** Inserts prepared rows (with `prepare`); idempotent like `insert`. */
+  /** Inserts prepared rows (with `prepare`); idempotent like `insert`. Releases them (below) when it succeeds. */
   insertPrepared?(batch: readonly PreparedEvent[]): Promise<void>;
+  /** Prepared rows the writer spilled or dropped instead: what they hold may be reused. */
+  release?(batch: readonly PreparedEvent[]): void;
 }
 
 /** A search over the audit trail. */
@@ -103,6 +105,10 @@ const DAY_SLOT_MS = 15 * 60_000;
 /** Rows deleted per statement by `purge` (a few milliseconds of SQLite work each). */
 export const PURGE_CHUNK = 1_000;
 
+/** Buffers kept for batches to the writer thread, and the smallest one made (bytes). */
+const SEND_BUFFERS = 4;
+const SEND_BUFFER_BYTES = 1 << 20;
+
 /** Young-generation cap of the SQLite writer thread (MB). */
 const WRITER_YOUNG_MB = 2;
 
@@ -115,8 +121,10 @@ export class AuditStore implements AuditSink {
   private readonly rawInsert?: (rows: readonly unknown[][], payloads: readonly unknown[][]) => void;
   private worker?: Worker;
   private workerFailed = false;
-  /** Batches sent to the writer thread and not answered yet, as sent (written here if the thread goes). */
-  private readonly pending = new Map<number, { rows: unknown[][] | Buffer; payloads: unknown[][]; resolve(): void; reject(e: Error): void }>();
+  /** Batches sent to the writer thread and not answered yet (written here if the thread goes): their rows, or their packed events. */
+  private readonly pending = new Map<number, { rows: unknown[][] | readonly PreparedEvent[]; payloads: unknown[][]; resolve(): void; reject(e: Error): void }>();
+  /** Buffers batches are copied into for the writer thread, back from it with its answer (reused: see RowPacker). */
+  private readonly sendBuffers: ArrayBuffer[] = [];
   /** Packs rows while they wait for the writer thread (see RowPacker). */
   private readonly packer?: RowPacker;
   private seq = 0;
@@ -153,13 +161,17 @@ export class AuditStore implements AuditSink {
       const resourceLimits = { maxYoungGenerationSizeMb: WRITER_YOUNG_MB };
       const w = siblingWorker(import.meta.url, 'sqlite-worker', { workerData, resourceLimits });
       w.unref();
-      w.on('message', (m: { id: number; error?: string }) => {
+      w.on('message', (m: { id: number; error?: string; buffer?: ArrayBuffer }) => {
+        if (m.buffer && this.sendBuffers.length < SEND_BUFFERS) this.sendBuffers.push(m.buffer);
         const p = this.pending.get(m.id);
         if (!p) return;
         this.pending.delete(m.id);
         if (this.pending.size === 0) w.unref();
         if (m.error) p.reject(new Error(m.error));
-        else p.resolve();
+        else {
+          this.release(p.rows);
+          p.resolve();
+        }
       });
       // A thread that fails or exits is not restarted: its unanswered batches (idempotent ids, so
       // a batch it did write is skipped) and every later one are written on this thread.
@@ -172,7 +184,8 @@ export class AuditStore implements AuditSink {
         for (const p of left) {
           try {
             if (this.sqlite!.inTransaction) throw new Error(`audit writer thread ${why}`);
-            this.rawInsert!(Array.isArray(p.rows) ? p.rows : unpackRows(p.rows), p.payloads);
+            this.rawInsert!(p.rows.map((r) => (Array.isArray(r) ? r : preparedRow(r))), p.payloads);
+            this.release(p.rows);
             p.resolve();
           } catch (e) {
             p.reject(e as Error);
@@ -265,7 +278,22 @@ export class AuditStore implements AuditSink {
   }
 
   async insert(batch: readonly QueuedEvent[]): Promise<void> {
-    return this.insertPrepared(batch.map((q) => this.prepare(q)));
+    const prepared = batch.map((q) => this.prepare(q));
+    try {
+      await this.insertPrepared(prepared);
+    } finally {
+      this.release(prepared); // the caller keeps the events, not these rows
+    }
+  }
+
+  /**
+   * Prepared events leave the writer's hands (written, spilled or dropped): packed rows give their
+   * bytes back. Idempotent; a successful `insertPrepared` releases its batch itself.
+   */
+  release(batch: ReadonlyArray<PreparedEvent | unknown[]>): void {
+    const packer = this.packer;
+    if (!packer) return;
+    for (const x of batch) if (!Array.isArray(x) && x.packed) packer.release(x.packed);
   }
 
   async insertPrepared(batch: readonly PreparedEvent[]): Promise<void> {
@@ -277,27 +305,29 @@ export class AuditStore implements AuditSink {
       const row = preparedRow(x);
       payloadArrays.push([row[0], p.tenantId, row[1], p.expiresAt, p.request, p.response]);
     }
+    const packer = this.packer;
     if (this.rawInsert) {
       const w = this.writerThread();
       if (w) {
-        // Packed rows go as one byte copy (the thread unpacks them); rows as values (prepared
-        // before the store packed, e.g. replayed) are cloned value by value.
-        let rows: unknown[][] | Buffer;
-        if (batch.every((x) => x.packed)) {
-          let total = 0;
-          for (const x of batch) total += x.packed!.length;
-          const out = Buffer.allocUnsafeSlow(total);
+        // Packed rows are copied into a buffer handed to the thread, which hands it back with its
+        // answer; this side keeps the rows' handles until then (if the thread goes, they are
+        // written here). Rows as values (prepared when the store did not pack) are cloned value by value.
+        let rows: unknown[][] | ArrayBuffer;
+        let length = 0;
+        const transfer: ArrayBuffer[] = [];
+        if (packer && batch.every((x) => x.packed)) {
+          for (const x of batch) length += x.packed!.len;
+          const ab = this.sendBuffer(length);
+          const out = Buffer.from(ab, 0, length);
           let at = 0;
-          for (const x of batch) {
-            out.set(x.packed!, at);
-            at += x.packed!.length;
-          }
-          rows = out;
+          for (const x of batch) at += packer.copy(x.packed!, out, at);
+          rows = ab;
+          transfer.push(ab);
         } else rows = batch.map(preparedRow);
         const id = ++this.seq;
-        const done = new Promise<void>((resolve, reject) => this.pending.set(id, { rows, payloads: payloadArrays, resolve, reject }));
+        const done = new Promise<void>((resolve, reject) => this.pending.set(id, { rows: batch, payloads: payloadArrays, resolve, reject }));
         w.ref();
-        w.postMessage({ id, rows, payloads: payloadArrays });
+        w.postMessage({ id, rows, length, payloads: payloadArrays }, transfer);
         return done;
       }
     }
@@ -307,6 +337,7 @@ export class AuditStore implements AuditSink {
       // On this thread: raw statements only when no Kysely transaction is open on the connection (they would join it).
       if (!this.sqlite!.inTransaction) {
         this.rawInsert(rowArrays, payloadArrays);
+        this.release(batch);
         return;
       }
     }
@@ -321,6 +352,16 @@ export class AuditStore implements AuditSink {
         await tx.insertInto('audit_payloads').values(payloads.slice(i, i + 500)).onConflict((oc) => oc.column('event_id').doNothing()).execute();
       }
     });
+    this.release(batch);
+  }
+
+  /** A buffer of at least `bytes` for a batch: one the thread gave back, or a new one. */
+  private sendBuffer(bytes: number): ArrayBuffer {
+    const free = this.sendBuffers;
+    for (let i = 0; i < free.length; i++) {
+      if (free[i]!.byteLength >= bytes) return free.splice(i, 1)[0]!;
+    }
+    return new ArrayBuffer(Math.max(bytes + (bytes >> 2), SEND_BUFFER_BYTES));
   }
 
   /**

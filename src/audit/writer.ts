@@ -121,6 +121,7 @@ export class AuditWriter {
             this.requeue(batch);
             break;
           }
+          this.release(batch);
         }
       } finally {
         this.flushing = undefined;
@@ -165,11 +166,21 @@ export class AuditWriter {
   /** Puts a batch back at the front of the queue; what exceeds queueSize is dropped (counted and logged). */
   private requeue(batch: Item[]): void {
     const room = Math.max(0, this.o.queueSize - this.queue.length);
-    if (batch.length > room) this.drop(batch.length - room);
+    if (batch.length > room) {
+      this.drop(batch.length - room);
+      this.release(batch.slice(room));
+    }
     this.queue.unshift(...batch.slice(0, room));
     this.stats.queued = this.queue.length;
     // Try again later even without new events (the store's return replays and flushes too).
     this.scheduleRetry(this.o.retryIntervalMs);
+  }
+
+  /** Prepared items that left the queue without being written (spilled, dropped) go back to the store. */
+  private release(items: readonly Item[]): void {
+    if (!this.o.store.release) return;
+    const prepared = items.filter(isPrepared);
+    if (prepared.length) this.o.store.release(prepared);
   }
 
   private drop(n: number): void {
@@ -308,6 +319,7 @@ export class AuditWriter {
     if (this.queue.length > 0) {
       // Neither the store nor the spill file took them: they end with this process (logged, counted).
       this.drop(this.queue.length);
+      this.release(this.queue);
       this.queue = [];
       this.stats.queued = 0;
     }

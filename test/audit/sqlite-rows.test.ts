@@ -1,7 +1,7 @@
 /** Packed audit rows (RowPacker): what waits for the writer thread off the JS heap comes back as the same values. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { RowPacker, unpackRow, unpackRows } from '../../src/audit/sqlite-rows.js';
+import { RowPacker, unpackRow, unpackRows, type PackedRow } from '../../src/audit/sqlite-rows.js';
 
 const long = 'x'.repeat(5000) + 'é';
 
@@ -12,13 +12,20 @@ const rows: unknown[][] = [
   ['x', 1, 'y', 'z', 'w', 'v', 'u', 2, 't', 's', 'r', 3, 4, 5, ''],
 ];
 
+/** The records copied back to back, as the store sends a batch to the writer thread. */
+function batchOf(p: RowPacker, packed: PackedRow[]): Buffer {
+  const out = Buffer.alloc(packed.reduce((a, r) => a + r.len, 0));
+  let at = 0;
+  for (const r of packed) at += p.copy(r, out, at);
+  return out;
+}
+
 test('packed rows unpack to the same values: strings of any script, empty ones, nulls, integers past 2^32, fractions, negative zero', () => {
   const p = new RowPacker(64); // a tiny chunk: rows land in chunks of their own
   const packed = rows.map((r) => p.pack(r));
   for (let i = 0; i < rows.length; i++) assert.deepEqual(unpackRow(packed[i]!), rows[i]);
   assert.ok(Object.is(unpackRow(packed[1]!)[12], -0));
-  // A batch: the records back to back, as the store sends them to the writer thread.
-  const batch = Buffer.concat(packed);
+  const batch = batchOf(p, packed);
   assert.deepEqual(unpackRows(batch), rows);
   // As the thread receives it: a plain Uint8Array at an offset into a larger buffer.
   const ab = new ArrayBuffer(batch.length + 16);
@@ -27,13 +34,49 @@ test('packed rows unpack to the same values: strings of any script, empty ones, 
   assert.deepEqual(unpackRows(view), rows);
 });
 
-test('many rows share a chunk and stay valid after the packer moved on to the next one', () => {
+test('chunks are reused once every row in them is released, and only then', () => {
+  const p = new RowPacker(4096, 8);
+  const row = (i: number) => [`aud_${i}`, i, '2026-11-28', 'request', `ten_${i % 7}`, `key_${i % 13}`, null, 200, 'm', null, '||', i, i * 2, i / 3, JSON.stringify({ i, s: 'ß'.repeat(i % 40) })];
+  const first = Array.from({ length: 200 }, (_, i) => p.pack(row(i)));
+  const chunks = new Set(first.map((r) => r.chunk));
+  assert.ok(chunks.size > 5 && chunks.size < 50, 'rows share chunks');
+  assert.equal(p.freeChunks, 0);
+  // Release all but one row of the first chunk: nothing of it may be reused.
+  const firstChunk = first[0]!.chunk;
+  const inFirst = first.filter((r) => r.chunk === firstChunk);
+  for (const r of first) if (r !== inFirst[0]) p.release(r);
+  const keptValues = unpackRow(inFirst[0]!);
+  const second = Array.from({ length: 200 }, (_, i) => p.pack(row(1000 + i)));
+  assert.ok(!second.some((r) => r.chunk === firstChunk), 'a chunk with a live row is not reused');
+  assert.ok(second.some((r) => chunks.has(r.chunk)), 'released chunks are reused');
+  assert.deepEqual(unpackRow(inFirst[0]!), keptValues, 'the live row is intact');
+  assert.deepEqual(second.map((r) => unpackRow(r)), Array.from({ length: 200 }, (_, i) => row(1000 + i)));
+  // Releasing twice counts once.
+  p.release(inFirst[0]!);
+  p.release(inFirst[0]!);
+  for (const r of second) p.release(r);
+  assert.ok(p.freeChunks <= 8, 'at most maxFree chunks are kept');
+});
+
+test('a row read through its handle after release (its bytes possibly reused) is refused, never returned as another row', () => {
   const p = new RowPacker(4096);
-  const want = Array.from({ length: 500 }, (_, i) => [`aud_${i}`, i, '2026-11-28', 'request', `ten_${i % 7}`, `key_${i % 13}`, null, 200, 'm', null, '||', i, i * 2, i / 3, JSON.stringify({ i, s: 'ß'.repeat(i % 40) })]);
-  const packed = want.map((r) => p.pack(r));
-  assert.ok(new Set(packed.map((b) => b.buffer)).size > 10, 'the rows span many chunks');
-  assert.ok(new Set(packed.map((b) => b.buffer)).size < 500, 'and share them');
-  assert.deepEqual(packed.map((b) => unpackRow(b)), want);
+  const a = p.pack(rows[0]!);
+  p.release(a);
+  assert.throws(() => unpackRow(a), /reused/);
+  assert.throws(() => p.copy(a, Buffer.alloc(a.len), 0), /reused/);
+  // A handle whose chunk was refilled by later rows.
+  const q = new RowPacker(4096, 4);
+  const old = Array.from({ length: 20 }, () => q.pack(rows[3]!));
+  const stale = { ...old[0]!, released: false };
+  for (const r of old) q.release(r);
+  // Later rows, each released as soon as it is packed (written at once): chunks cycle through the free list.
+  const later = Array.from({ length: 200 }, () => {
+    const r = q.pack(rows[0]!);
+    q.release(r);
+    return r;
+  });
+  assert.ok(later.some((r) => r.chunk === stale.chunk && r.at === stale.at), 'the chunk was refilled from its start');
+  assert.throws(() => unpackRow(stale), /reused/);
 });
 
 test('lone surrogates become U+FFFD (as a bound string does) without shifting the columns after them; two halves split across columns come back as they were', () => {
@@ -48,7 +91,7 @@ test('values a column cannot hold are refused when packed; a damaged batch is re
   const p = new RowPacker();
   assert.throws(() => p.pack(['a', { x: 1 }]), /column 1: object/);
   assert.throws(() => p.pack([true]), /column 0: boolean/);
-  const good = p.pack(rows[0]!);
+  const good = batchOf(p, [p.pack(rows[0]!)]);
   assert.throws(() => unpackRows(good.subarray(0, good.length - 3)), /malformed/);
   const bad = Buffer.from(good);
   bad.writeUInt32LE(3, 0);

@@ -19,6 +19,10 @@ test('SQLite audit batches go through the writer thread, replays are idempotent,
     const first = batch(500, 'ten_a');
     await Promise.all([store.insert(first), store.insert(batch(300, 'ten_b'))]);
     assert.equal(store.threaded, true, 'the writer thread is used for a file-backed database');
+    // Written rows gave their packed bytes back, and the thread its buffers: both are reused.
+    const parts = store as unknown as { packer: { freeChunks: number }; sendBuffers: ArrayBuffer[] };
+    assert.ok(parts.packer.freeChunks > 0, 'chunks of written rows are free for reuse');
+    assert.ok(parts.sendBuffers.length > 0, 'the thread handed its batch buffers back');
     await store.insert(first); // replayed after a failure: every id is known, nothing is added
     assert.equal(await store.count(), 800);
     const one = await store.get(first[10]!.event.id);
@@ -46,7 +50,7 @@ test('batches the writer thread had not answered when it died are written on the
     await store.insert(batch(20, 'ten_a')); // the thread runs
     const worker = (store as unknown as { worker: { terminate(): Promise<number> } }).worker;
     const inFlight = batch(200, 'ten_b');
-    assert.ok(Buffer.isBuffer(store.prepare(inFlight[0]!).packed), 'rows are packed while the thread runs');
+    assert.ok(store.prepare(inFlight[0]!).packed, 'rows are packed while the thread runs');
     const written = store.insert(inFlight); // posted to the thread as packed bytes...
     void worker.terminate(); // ...which is stopped before it answers
     await written;
