@@ -51,8 +51,11 @@ test('batches the writer thread had not answered when it died are written on the
     const worker = (store as unknown as { worker: { terminate(): Promise<number> } }).worker;
     const inFlight = batch(200, 'ten_b');
     assert.ok(store.prepare(inFlight[0]!).packed, 'rows are packed while the thread runs');
-    const written = store.insert(inFlight); // posted to the thread as packed bytes...
-    void worker.terminate(); // ...which is stopped before it answers
+    // Stopped first, so the thread cannot answer: the batch is posted to it as packed bytes all
+    // the same (its exit is not known yet) and written here when the exit is.
+    const terminated = worker.terminate();
+    const written = store.insert(inFlight);
+    await terminated;
     await written;
     assert.equal(store.threaded, false);
     assert.equal(await store.count(), 220);
