@@ -105,9 +105,13 @@ const DAY_SLOT_MS = 15 * 60_000;
 /** Rows deleted per statement by `purge` (a few milliseconds of SQLite work each). */
 export const PURGE_CHUNK = 1_000;
 
-/** Buffers kept for batches to the writer thread, and the smallest one made (bytes). */
+/**
+ * Buffers kept for batches to the writer thread, the smallest one made, and the largest one kept
+ * (a batch of 500 rows is ~0.5 MB; larger ones, from a large audit.batchSize, are not kept).
+ */
 const SEND_BUFFERS = 4;
 const SEND_BUFFER_BYTES = 1 << 20;
+const SEND_BUFFER_KEEP = 4 << 20;
 
 /** Young-generation cap of the SQLite writer thread (MB). */
 const WRITER_YOUNG_MB = 2;
@@ -162,7 +166,7 @@ export class AuditStore implements AuditSink {
       const w = siblingWorker(import.meta.url, 'sqlite-worker', { workerData, resourceLimits });
       w.unref();
       w.on('message', (m: { id: number; error?: string; buffer?: ArrayBuffer }) => {
-        if (m.buffer && this.sendBuffers.length < SEND_BUFFERS) this.sendBuffers.push(m.buffer);
+        if (m.buffer && m.buffer.byteLength <= SEND_BUFFER_KEEP && this.sendBuffers.length < SEND_BUFFERS) this.sendBuffers.push(m.buffer);
         const p = this.pending.get(m.id);
         if (!p) return;
         this.pending.delete(m.id);

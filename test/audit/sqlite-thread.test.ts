@@ -23,18 +23,23 @@ test('SQLite audit batches go through the writer thread, replays are idempotent,
     const parts = store as unknown as { packer: { freeChunks: number }; sendBuffers: ArrayBuffer[] };
     assert.ok(parts.packer.freeChunks > 0, 'chunks of written rows are free for reuse');
     assert.ok(parts.sendBuffers.length > 0, 'the thread handed its batch buffers back');
+    // A batch far above the default size (~6 MB packed) is written, and its buffer not kept.
+    const big = Array.from({ length: 5000 }, (_, i) => ({ event: { ...batch(1, 'ten_big')[0]!.event, requestId: `big_${i}`, detail: 'x'.repeat(1000) } }));
+    await store.insert(big);
+    assert.equal(await store.count(), 5800);
+    assert.ok(parts.sendBuffers.every((b) => b.byteLength <= 4 << 20), 'no buffer over 4 MiB is kept');
     await store.insert(first); // replayed after a failure: every id is known, nothing is added
-    assert.equal(await store.count(), 800);
+    assert.equal(await store.count(), 5800);
     const one = await store.get(first[10]!.event.id);
     assert.equal(one?.tenantId, 'ten_a');
     assert.equal((await store.payload(first[10]!.event.id))?.request, 'enc-req');
     const usage = await store.usage({ groupBy: ['tenant'] });
-    assert.deepEqual(usage.map((u) => [u.tenantId, u.requests, u.tokensIn]).sort(), [['ten_a', 500, 1500], ['ten_b', 300, 900]]);
+    assert.deepEqual(usage.map((u) => [u.tenantId, u.requests, u.tokensIn]).sort(), [['ten_a', 500, 1500], ['ten_b', 300, 900], ['ten_big', 5000, 15000]]);
 
     await store.close();
     assert.equal(store.threaded, false);
     await store.insert(batch(5, 'ten_c'));
-    assert.equal(await store.count(), 805, 'written on the main thread once the thread is gone');
+    assert.equal(await store.count(), 5805, 'written on the main thread once the thread is gone');
   } finally {
     await store.close();
     await db.close();
