@@ -60,6 +60,11 @@ export interface OnOffResult {
 
 const BODY = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'system', content: 'You are a helpful assistant.' }, { role: 'user', content: 'Write one sentence about the sea and the weather today.' }], max_tokens: 64 });
 
+/** One load phase of the on/off chat body against a bench gateway, as its bootstrap key. */
+export function loadBenchGateway(g: BenchGateway, connections: number, durationSec: number): Promise<LoadResult> {
+  return runLoad({ url: `${g.url}/v1/chat/completions`, body: BODY, headers: { authorization: `Bearer ${g.key}`, 'content-type': 'application/json' }, connections, durationSec });
+}
+
 /**
  * Runs the alternating load against gateways built with `offConfig` and `onConfig`; `inspect`
  * sees the "on" gateway before it is closed (e.g. to count stored audit events).
@@ -84,8 +89,7 @@ export async function compareOnOff(opts: {
   const upstream = `http://127.0.0.1:${mock.port}`;
   const off = await startBenchGateway(upstream, opts.offConfig, opts.prefix, opts.offOptions);
   const on = await startBenchGateway(upstream, opts.onConfig, opts.prefix, opts.onOptions);
-  const load = (g: BenchGateway, durationSec: number) =>
-    runLoad({ url: `${g.url}/v1/chat/completions`, body: BODY, headers: { authorization: `Bearer ${g.key}`, 'content-type': 'application/json' }, connections: opts.connections, durationSec });
+  const load = (g: BenchGateway, durationSec: number) => loadBenchGateway(g, opts.connections, durationSec);
   const phases: OnOffResult['phases'] = [];
   try {
     await opts.prepare?.(off, on);

@@ -14,8 +14,7 @@ import { Session } from 'node:inspector/promises';
 import { rmSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { startBenchMock } from '../lib/mock-upstream.js';
-import { startBenchGateway, type BenchGateway } from '../lib/on-off.js';
-import { runLoad } from '../lib/load.js';
+import { loadBenchGateway, startBenchGateway, type BenchGateway } from '../lib/on-off.js';
 import { attribute, type CpuProfile, type ProfileRound } from '../lib/profile-rounds.js';
 import { fmt, table } from '../lib/table.js';
 
@@ -32,7 +31,6 @@ const { values: args } = parseArgs({
 const ROUNDS = Math.max(1, Math.min(100, Number(args.rounds)));
 const SECONDS = Math.max(1, Math.min(10, Number(args.seconds)));
 const INTERVAL_US = 100;
-const BODY = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'system', content: 'You are a helpful assistant.' }, { role: 'user', content: 'Write one sentence about the sea and the weather today.' }], max_tokens: 64 });
 const MODES = [
   { name: 'off', config: { guards: { enabled: false }, audit: { enabled: false }, metrics: { enabled: false } } },
   { name: 'on', config: { guards: { enabled: false }, audit: { enabled: true }, metrics: { enabled: true } } },
@@ -43,8 +41,7 @@ const gws: BenchGateway[] = [];
 const session = new Session();
 try {
   for (const m of MODES) gws.push(await startBenchGateway(`http://127.0.0.1:${mock.port}`, m.config, 'pcl-profile-'));
-  const load = (i: number, sec: number) =>
-    runLoad({ url: `${gws[i]!.url}/v1/chat/completions`, body: BODY, headers: { authorization: `Bearer ${gws[i]!.key}`, 'content-type': 'application/json' }, connections: Number(args.connections), durationSec: sec });
+  const load = (i: number, sec: number) => loadBenchGateway(gws[i]!, Number(args.connections), sec);
   for (let i = 0; i < gws.length; i++) await load(i, 2); // warm-up, not profiled
   session.connect();
   await session.post('Profiler.enable');
