@@ -125,8 +125,8 @@ export class AuditStore implements AuditSink {
   private readonly rawInsert?: (rows: readonly unknown[][], payloads: readonly unknown[][]) => void;
   private worker?: Worker;
   private workerFailed = false;
-  /** Batches sent to the writer thread and not answered yet (written here if the thread goes): their rows, or their packed events. */
-  private readonly pending = new Map<number, { rows: unknown[][] | readonly PreparedEvent[]; payloads: unknown[][]; resolve(): void; reject(e: Error): void }>();
+  /** Batches sent to the writer thread and not answered yet (written here if the thread goes). */
+  private readonly pending = new Map<number, { batch: readonly PreparedEvent[]; payloads: unknown[][]; resolve(): void; reject(e: Error): void }>();
   /** Buffers batches are copied into for the writer thread, back from it with its answer (reused: see RowPacker). */
   private readonly sendBuffers: ArrayBuffer[] = [];
   /** Packs rows while they wait for the writer thread (see RowPacker). */
@@ -173,7 +173,7 @@ export class AuditStore implements AuditSink {
         if (this.pending.size === 0) w.unref();
         if (m.error) p.reject(new Error(m.error));
         else {
-          this.release(p.rows);
+          this.release(p.batch);
           p.resolve();
         }
       });
@@ -188,8 +188,8 @@ export class AuditStore implements AuditSink {
         for (const p of left) {
           try {
             if (this.sqlite!.inTransaction) throw new Error(`audit writer thread ${why}`);
-            this.rawInsert!(p.rows.map((r) => (Array.isArray(r) ? r : preparedRow(r))), p.payloads);
-            this.release(p.rows);
+            this.rawInsert!(p.batch.map(preparedRow), p.payloads);
+            this.release(p.batch);
             p.resolve();
           } catch (e) {
             p.reject(e as Error);
@@ -294,10 +294,10 @@ export class AuditStore implements AuditSink {
    * Prepared events leave the writer's hands (written, spilled or dropped): packed rows give their
    * bytes back. Idempotent; a successful `insertPrepared` releases its batch itself.
    */
-  release(batch: ReadonlyArray<PreparedEvent | unknown[]>): void {
+  release(batch: readonly PreparedEvent[]): void {
     const packer = this.packer;
     if (!packer) return;
-    for (const x of batch) if (!Array.isArray(x) && x.packed) packer.release(x.packed);
+    for (const x of batch) if (x.packed) packer.release(x.packed);
   }
 
   async insertPrepared(batch: readonly PreparedEvent[]): Promise<void> {
@@ -329,7 +329,7 @@ export class AuditStore implements AuditSink {
           transfer.push(ab);
         } else rows = batch.map(preparedRow);
         const id = ++this.seq;
-        const done = new Promise<void>((resolve, reject) => this.pending.set(id, { rows: batch, payloads: payloadArrays, resolve, reject }));
+        const done = new Promise<void>((resolve, reject) => this.pending.set(id, { batch, payloads: payloadArrays, resolve, reject }));
         w.ref();
         w.postMessage({ id, rows, length, payloads: payloadArrays }, transfer);
         return done;
