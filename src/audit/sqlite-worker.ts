@@ -8,7 +8,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import SqliteDatabase from 'better-sqlite3';
 import { nameThisThread } from '../util/worker.js';
-import { IDLE_CHECKPOINT_MS, insertStatements, THREAD_NAME, unpackRows, WRITER_WAL_AUTOCHECKPOINT } from './sqlite-rows.js';
+import { EVENT_COLUMNS, IDLE_CHECKPOINT_MS, insertStatements, THREAD_NAME, unpackRows, WRITER_WAL_AUTOCHECKPOINT } from './sqlite-rows.js';
 
 const { file } = workerData as { file: string };
 nameThisThread(THREAD_NAME);
@@ -48,7 +48,8 @@ parentPort!.on('message', (m: { id: number; rows: unknown[][] | ArrayBuffer; len
   const packed = m.rows instanceof ArrayBuffer ? m.rows : undefined;
   const back = packed ? [packed] : [];
   try {
-    write(packed ? unpackRows(new Uint8Array(packed, 0, m.length)) : (m.rows as unknown[][]), m.payloads);
+    // The event's JSON as its packed bytes (bound as TEXT by the statements), not decoded.
+    write(packed ? unpackRows(new Uint8Array(packed, 0, m.length), EVENT_COLUMNS.length, true) : (m.rows as unknown[][]), m.payloads);
     parentPort!.postMessage({ id: m.id, buffer: packed }, back);
   } catch (e) {
     parentPort!.postMessage({ id: m.id, buffer: packed, error: (e as Error)?.message ?? String(e) }, back);

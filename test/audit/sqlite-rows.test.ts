@@ -32,6 +32,13 @@ test('packed rows unpack to the same values: strings of any script, empty ones, 
   const view = new Uint8Array(ab, 8, batch.length);
   view.set(batch);
   assert.deepEqual(unpackRows(view), rows);
+  // As the writer thread binds them: the last column's string as its UTF-8 bytes, not decoded.
+  const asBytes = unpackRows(view, 15, true);
+  assert.deepEqual(
+    asBytes,
+    rows.map((r) => [...r.slice(0, -1), typeof r[14] === 'string' ? Buffer.from(r[14]) : r[14]]),
+  );
+  assert.ok(Buffer.isBuffer(asBytes[0]![14]) && (asBytes[0]![14] as Buffer).buffer === ab, 'a view of the batch, not a copy');
 });
 
 test('chunks are reused once every row in them is released, and only then', () => {
@@ -85,6 +92,14 @@ test('lone surrogates become U+FFFD (as a bound string does) without shifting th
   // A column ending in a high surrogate next to one starting with a low one: joined they are a pair,
   // split again they are the same lone halves (each then bound as U+FFFD, as before packing).
   assert.deepEqual(unpackRow(p.pack(['a\ud800', '\udc00b', 'c']), 3), ['a\ud800', '\udc00b', 'c']);
+  // The same pair across the last column's start: its bytes cannot be split off, so with
+  // lastAsBytes the record is decoded whole instead (a JSON object never starts with a low half).
+  const straddling = batchOf(p, [p.pack(['a\ud800', '\udc00b']), p.pack(['é😀', '😀{"x":"ü"}'])]);
+  assert.deepEqual(unpackRows(straddling, 2, true), [['a\ud800', '\udc00b'], ['é😀', Buffer.from('😀{"x":"ü"}')]]);
+  // Strings before the last that end in a multi-byte character: as many bytes as code units would
+  // cut it (and decode to as many units), so the split is found byte by byte.
+  const cut = [['ab', 'é', '{"k":1}'], ['x', '日', '{}'], ['y', '😀', '[]'], ['plain', 'ascii', '{"ok":true}']];
+  assert.deepEqual(unpackRows(batchOf(p, cut.map((r) => p.pack(r))), 3, true), cut.map((r) => [r[0], r[1], Buffer.from(r[2]!)]));
 });
 
 test('values a column cannot hold are refused when packed; a damaged batch is refused when unpacked', () => {
@@ -96,4 +111,6 @@ test('values a column cannot hold are refused when packed; a damaged batch is re
   const bad = Buffer.from(good);
   bad.writeUInt32LE(3, 0);
   assert.throws(() => unpackRows(bad), /malformed/);
+  assert.throws(() => unpackRows(good.subarray(0, good.length - 3), 15, true), /malformed/);
+  assert.throws(() => unpackRows(bad, 15, true), /malformed/);
 });

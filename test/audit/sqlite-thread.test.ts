@@ -88,7 +88,7 @@ test('without a thread (thread: false) the same batches are written on the main 
   }
 });
 
-test('multi-row statements (writer thread) store exactly what single-row statements store: duplicate ids within and across batches, every batch size path, day, kind and empty categories as literals or bound', async () => {
+test('multi-row statements (writer thread) store exactly what single-row statements store: duplicate ids within and across batches, every batch size path, day, kind and empty categories as literals or bound, the JSON given as bytes stored as the same TEXT', async () => {
   const dirs = [mkdtempSync(join(tmpdir(), 'pcl-audit-single-')), mkdtempSync(join(tmpdir(), 'pcl-audit-multi-'))];
   const dbs = await Promise.all(dirs.map((d) => openDb({ dataDir: d })));
   try {
@@ -109,10 +109,13 @@ test('multi-row statements (writer thread) store exactly what single-row stateme
       if (size === 500) rows[310]![10] = '|EMAIL|'; // a chunk with finding categories (bound)
       seen.push(...rows);
       const payloads = rows.slice(0, 2).map((r) => [r[0], 'ten_p', r[1], Date.now() + 60_000, 'enc', null]);
-      for (const w of writes) w(rows, payloads);
+      writes[0]!(rows, payloads);
+      // The writer thread's rows: the event JSON as its UTF-8 bytes (unpackRows with lastAsBytes).
+      writes[1]!(rows.map((r) => [...r.slice(0, -1), Buffer.from(r[r.length - 1] as string)]), payloads);
     }
     const dump = (d: typeof single) => JSON.stringify([d!.prepare('SELECT rowid, * FROM audit_events ORDER BY rowid').all(), d!.prepare('SELECT rowid, * FROM audit_payloads ORDER BY rowid').all()]);
     assert.equal(dump(multi), dump(single));
+    assert.deepEqual(multi!.prepare('SELECT DISTINCT typeof(data) AS t FROM audit_events').all(), [{ t: 'text' }], 'bytes are stored as TEXT');
     assert.equal((multi!.prepare('SELECT count(*) AS n FROM audit_events').get() as { n: number }).n, 1 + 9 + 10 + 11 + 49 + 50 + 51 + 61 + 137 + 500);
     assert.equal((multi!.prepare("SELECT count(*) AS n FROM audit_events WHERE day = '2026-01-01'', ''x''); --'").get() as { n: number }).n, 1);
     // A row that violates a constraint fails its whole batch on both paths (nothing of it is kept).
