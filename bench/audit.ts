@@ -255,7 +255,7 @@ export async function run(): Promise<object> {
   process.stdout.write(
     onOffTable(res) +
       `\naudit on: ${ratio} % of off (target ≥ 90 %); ${stored} events stored for ${served} requests completed in the audit-on phases (plus warm-up and in-flight ones)\n` +
-      `audit + metrics:\n${onOffTable(both)}\naudit + metrics on: ${both.ratioPercent} % of off by best req/s, ${both.cpuRatioPercent} % by CPU per request (paired rounds) (target ≥ 90 %)\n` +
+      `audit + metrics:\n${onOffTable(both)}\naudit + metrics on: ${both.ratioPercent} % of off by best req/s, ${both.rpsPairedPercent} % by req/s of paired rounds, ${both.cpuRatioPercent} % by CPU per request (paired rounds) (target ≥ 90 %)\n` +
       `in situ (audit + metrics on): audit done ${situ.auditDoneUs} µs + metrics done ${situ.metricsDoneUs} µs + batch hand-off ${situ.batchUs} µs + output tap ${situ.tapUs} µs per request on the event loop, writer thread ${situ.writerThreadUs ?? 'n/a'} µs CPU per event; of ${situ.cpuUsPerRequest} µs CPU per request = ${situ.sharePercent} %, i.e. on ≈ ${situ.impliedOnOffPercent} % of off (the same run's on/off by CPU: ${situ.cpuRatioPercent} %)\n` +
       `writer: SQLite ${sqlite.eventsPerSec} events/s, PostgreSQL ${pgLine} (${EVENTS} events, batches of 500); load average ${loadAverage.join(' ')} on ${os.cpus().length} CPUs\n`,
   );
@@ -266,7 +266,7 @@ export async function run(): Promise<object> {
     off: { rps: bOff.rps, p50: bOff.p50, p99: bOff.p99 },
     on: { rps: bOn.rps, p50: bOn.p50, p99: bOn.p99 },
     ratioPercent: ratio,
-    auditAndMetrics: { ratioPercent: both.ratioPercent, cpuRatioPercent: both.cpuRatioPercent, inSitu: situ },
+    auditAndMetrics: { ratioPercent: both.ratioPercent, rpsPairedPercent: both.rpsPairedPercent, cpuRatioPercent: both.cpuRatioPercent, inSitu: situ },
     eventsStored: stored,
     requestsWithAuditOn: served,
     writer: { sqlite, postgres },

@@ -56,6 +56,38 @@ export interface OnOffResult {
    * shared machine.
    */
   cpuRatioPercent: number;
+  /**
+   * Requests per second of "on" ÷ those of "off", in %, paired the same way (median of the pair
+   * ratios): throughput without the upward bias of comparing each mode's single best round.
+   */
+  rpsPairedPercent: number;
+}
+
+/** One round of an on/off run, as pairedMedianPercent reads it. */
+export interface PairedRound {
+  mode: 'off' | 'on';
+  value: number;
+}
+
+/**
+ * The median over "on" rounds of `ratio(on value, off value)` in %, where the off value is the mean
+ * of the round's neighbouring "off" rounds (the median "off" round when it has none). Neighbours
+ * see about the same machine, so slow drifts in other load cancel out of each pair.
+ */
+export function pairedMedianPercent(rounds: readonly PairedRound[], ratio: (on: number, off: number) => number): number {
+  const median = (xs: number[]) => {
+    const s = [...xs].sort((a, b) => a - b);
+    return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+  };
+  const offs = rounds.filter((p) => p.mode === 'off').map((p) => p.value);
+  if (offs.length === 0 || !rounds.some((p) => p.mode === 'on')) return NaN;
+  const offMedian = median(offs);
+  const pairs = rounds.flatMap((p, i) => {
+    if (p.mode !== 'on') return [];
+    const near = [rounds[i - 1], rounds[i + 1]].filter((q) => q?.mode === 'off').map((q) => q!.value);
+    return [ratio(p.value, near.length ? near.reduce((a, b) => a + b, 0) / near.length : offMedian)];
+  });
+  return Math.round(median(pairs) * 1000) / 10;
 }
 
 const BODY = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'system', content: 'You are a helpful assistant.' }, { role: 'user', content: 'Write one sentence about the sea and the weather today.' }], max_tokens: 64 });
@@ -111,17 +143,15 @@ export async function compareOnOff(opts: {
   const best = (m: 'on' | 'off') => phases.filter((p) => p.mode === m).reduce((a, b) => (b.r.rps > a.r.rps ? b : a)).r;
   const bOff = best('off');
   const bOn = best('on');
-  const median = (xs: number[]) => {
-    const s = [...xs].sort((a, b) => a - b);
-    return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+  const rounds = (f: (p: OnOffResult['phases'][number]) => number) => phases.map((p) => ({ mode: p.mode, value: f(p) }));
+  return {
+    phases,
+    off: bOff,
+    on: bOn,
+    ratioPercent: Math.round((bOn.rps / bOff.rps) * 1000) / 10,
+    cpuRatioPercent: pairedMedianPercent(rounds((p) => p.cpuUsPerRequest), (on, off) => off / on),
+    rpsPairedPercent: pairedMedianPercent(rounds((p) => p.r.rps), (on, off) => on / off),
   };
-  const offMedian = median(phases.filter((p) => p.mode === 'off').map((p) => p.cpuUsPerRequest));
-  const pairRatios = phases.flatMap((p, i) => {
-    if (p.mode !== 'on') return [];
-    const near = [phases[i - 1], phases[i + 1]].filter((q) => q?.mode === 'off').map((q) => q!.cpuUsPerRequest);
-    return [(near.length ? near.reduce((a, b) => a + b, 0) / near.length : offMedian) / p.cpuUsPerRequest];
-  });
-  return { phases, off: bOff, on: bOn, ratioPercent: Math.round((bOn.rps / bOff.rps) * 1000) / 10, cpuRatioPercent: Math.round(median(pairRatios) * 1000) / 10 };
 }
 
 /** The per-round table of an on/off run. */
