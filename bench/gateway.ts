@@ -23,6 +23,7 @@ import { loadTool, runLoad, type LoadResult } from './lib/load.js';
 import { childPids, cpuMs, freePort, rssBytes, startChild, waitForChildren, waitForHttp, waitForPortLine, type Child } from './lib/procs.js';
 import { holdConcurrentStreams, sustainConcurrentStreams, measureTtfb, summarize, type Summary } from './lib/streams.js';
 import { fmt, table } from './lib/table.js';
+import { median } from './lib/stats.js';
 import { STREAM_CHUNKS, SLOW_CHUNK_MS } from './lib/mock-upstream.js';
 import { built } from './lib/built.js';
 
@@ -211,11 +212,6 @@ async function startPortkey(mockPort: number): Promise<Running> {
     stop: () => child.stop(),
   };
 }
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
 /** Combines rounds of one phase: summed counts; req/s and percentiles are the median of the rounds (robust to a burst of load from other processes during one round). */
 function mergeRounds(rs: LoadResult[]): LoadResult {

@@ -13,6 +13,7 @@ import { startBenchMock } from './mock-upstream.js';
 import { importBuilt } from './built.js';
 import { runLoad, type LoadResult } from './load.js';
 import { fmt, table } from './table.js';
+import { median } from './stats.js';
 
 /** A started bench gateway. */
 export interface BenchGateway {
@@ -75,10 +76,6 @@ export interface PairedRound {
  * see about the same machine, so slow drifts in other load cancel out of each pair.
  */
 export function pairedMedianPercent(rounds: readonly PairedRound[], ratio: (on: number, off: number) => number): number {
-  const median = (xs: number[]) => {
-    const s = [...xs].sort((a, b) => a - b);
-    return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-  };
   const offs = rounds.filter((p) => p.mode === 'off').map((p) => p.value);
   if (offs.length === 0 || !rounds.some((p) => p.mode === 'on')) return NaN;
   const offMedian = median(offs);
