@@ -14,6 +14,7 @@ import { importBuilt } from './built.js';
 import { runLoad, type LoadResult } from './load.js';
 import { fmt, table } from './table.js';
 import { median } from './stats.js';
+import { MAIN_THREAD, threadCpuDelta, threadCpuNs } from './threads.js';
 
 /** A started bench gateway. */
 export interface BenchGateway {
@@ -185,4 +186,92 @@ export function inSituShare(res: OnOffResult, spentUs: number): { cpuUsPerReques
   const cpu = on.reduce((a, p) => a + p.cpuUsPerRequest * p.r.requests, 0) / requests;
   const share = (100 * spentUs) / cpu;
   return { cpuUsPerRequest: Math.round(cpu), sharePercent: Math.round(share * 10) / 10, impliedOnOffPercent: Math.round((100 - share) * 10) / 10 };
+}
+
+/** Per-round numbers of a toggled run (`toggleOnOff`). */
+export interface ToggleResult {
+  /** `threadsUsPerRequest`: CPU µs per request of each thread group (`main`, named threads, the rest as `other`). */
+  phases: Array<{ mode: 'off' | 'on'; r: LoadResult; cpuUsPerRequest: number; threadsUsPerRequest: Record<string, number> }>;
+  /** As in OnOffResult: req/s and CPU per request of each "on" round against its neighbouring "off" rounds, median ratio. */
+  rpsPairedPercent: number;
+  cpuRatioPercent: number;
+  /** The same pairing on the main (event-loop) thread's CPU per request alone. */
+  mainRatioPercent: number;
+  /** Median per mode of each thread group's CPU µs per request. */
+  threadsUs: { off: Record<string, number>; on: Record<string, number> };
+}
+
+/**
+ * A feature's per-request work switched on and off between rounds inside ONE running gateway
+ * (`toggle`), instead of two gateways built with and without it (compareOnOff). Both modes then
+ * run the same instance of every other module, with the same JIT-compiled code: two identical
+ * gateways in one process differ by up to ±7 % (each module instance is optimised on its own),
+ * which a feature costing 10 % cannot be told from. What the toggle leaves running in "off" (set-up
+ * the feature does before the response) is the caller's to state.
+ */
+export async function toggleOnOff(opts: {
+  config: Record<string, unknown>;
+  connections: number;
+  durationSec: number;
+  warmupSec?: number;
+  prefix?: string;
+  /** Order of the measured rounds (default off, on, on, off four times). */
+  pattern?: ReadonlyArray<'off' | 'on'>;
+  /** Switches the feature's per-request work on or off in the running gateway. */
+  toggle(g: BenchGateway, on: boolean): void;
+  /** Runs at the end of each round, inside its measurement (e.g. writes what the round queued, so its cost is that round's). */
+  endRound?(g: BenchGateway, mode: 'off' | 'on'): Promise<void>;
+}): Promise<ToggleResult> {
+  const mock = await startBenchMock();
+  const g = await startBenchGateway(`http://127.0.0.1:${mock.port}`, opts.config, opts.prefix);
+  const phases: ToggleResult['phases'] = [];
+  try {
+    for (const mode of ['on', 'off'] as const) {
+      opts.toggle(g, mode === 'on');
+      if (opts.warmupSec) await loadBenchGateway(g, opts.connections, opts.warmupSec);
+      await opts.endRound?.(g, mode);
+    }
+    for (const mode of opts.pattern ?? Array.from({ length: 4 }, () => ['off', 'on', 'on', 'off'] as const).flat()) {
+      opts.toggle(g, mode === 'on');
+      const c0 = process.cpuUsage();
+      const t0 = threadCpuNs();
+      const r = await loadBenchGateway(g, opts.connections, opts.durationSec);
+      await opts.endRound?.(g, mode);
+      const c = process.cpuUsage(c0);
+      const t1 = threadCpuNs();
+      const n = Math.max(1, r.requests);
+      const threadsUsPerRequest: Record<string, number> = {};
+      if (t0 && t1) {
+        for (const [k, ns] of threadCpuDelta(t0, t1)) {
+          const group = k === MAIN_THREAD || k.startsWith('pcl-') ? k : 'other';
+          threadsUsPerRequest[group] = (threadsUsPerRequest[group] ?? 0) + ns / 1000 / n;
+        }
+      }
+      phases.push({ mode, r, cpuUsPerRequest: Math.round(((c.user + c.system) / n) * 10) / 10, threadsUsPerRequest });
+    }
+  } finally {
+    await g.gw.close();
+    await mock.close();
+    rmSync(g.dir, { recursive: true, force: true });
+  }
+  const rounds = (f: (p: ToggleResult['phases'][number]) => number) => phases.map((p) => ({ mode: p.mode, value: f(p) }));
+  const groups = [...new Set(phases.flatMap((p) => Object.keys(p.threadsUsPerRequest)))];
+  const medians = (m: 'off' | 'on') =>
+    Object.fromEntries(groups.map((k) => [k, Math.round(median(phases.filter((p) => p.mode === m).map((p) => p.threadsUsPerRequest[k] ?? 0)) * 10) / 10]));
+  return {
+    phases,
+    rpsPairedPercent: pairedMedianPercent(rounds((p) => p.r.rps), (on, off) => on / off),
+    cpuRatioPercent: pairedMedianPercent(rounds((p) => p.cpuUsPerRequest), (on, off) => off / on),
+    mainRatioPercent: pairedMedianPercent(rounds((p) => p.threadsUsPerRequest[MAIN_THREAD] ?? NaN), (on, off) => off / on),
+    threadsUs: { off: medians('off'), on: medians('on') },
+  };
+}
+
+/** The per-round table of a toggled run, with the CPU per request of each thread group. */
+export function toggleTable(res: ToggleResult): string {
+  const groups = [...new Set(res.phases.flatMap((p) => Object.keys(p.threadsUsPerRequest)))].sort((a, b) => (a === MAIN_THREAD ? -1 : b === MAIN_THREAD ? 1 : a.localeCompare(b)));
+  return table([
+    ['mode', 'rps', 'p50 ms', 'p99 ms', 'errors', 'CPU µs/req', ...groups.map((k) => `${k} µs/req`)],
+    ...res.phases.map((p) => [p.mode, fmt(p.r.rps, 0), fmt(p.r.p50), fmt(p.r.p99), p.r.errors, fmt(p.cpuUsPerRequest, 0), ...groups.map((k) => fmt(p.threadsUsPerRequest[k] ?? 0, 1))]),
+  ]);
 }
