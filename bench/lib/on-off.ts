@@ -43,10 +43,52 @@ export async function startBenchGateway(upstream: string, extra: Record<string, 
   return { gw, url, key: gw.bootstrapKey!.key, dir };
 }
 
+/** One measured load round of an on/off run. */
+export interface MeasuredRound {
+  mode: 'off' | 'on';
+  r: LoadResult;
+  /** CPU time (user + system, all threads) of this process — the gateway(s) and the mock; the load generator is separate — per request of the round. */
+  cpuUsPerRequest: number;
+  /** The same by thread group (`main`, threads named `pcl-…`, the rest as `other`), µs per request; empty off Linux. */
+  threadsUsPerRequest: Record<string, number>;
+}
+
+/** Runs one load round (`run`: the load and whatever belongs to the round) and measures the process's CPU over it. */
+async function measureRound(mode: 'off' | 'on', run: () => Promise<LoadResult>): Promise<MeasuredRound> {
+  const c0 = process.cpuUsage();
+  const t0 = threadCpuNs();
+  const r = await run();
+  const c = process.cpuUsage(c0);
+  const t1 = threadCpuNs();
+  const n = Math.max(1, r.requests);
+  const threadsUsPerRequest: Record<string, number> = {};
+  if (t0 && t1) {
+    for (const [k, ns] of threadCpuDelta(t0, t1)) {
+      const group = k === MAIN_THREAD || k.startsWith('pcl-') ? k : 'other';
+      threadsUsPerRequest[group] = (threadsUsPerRequest[group] ?? 0) + ns / 1000 / n;
+    }
+  }
+  return { mode, r, cpuUsPerRequest: Math.round(((c.user + c.system) / n) * 10) / 10, threadsUsPerRequest };
+}
+
+/** The paired ratios of a run's rounds (see pairedMedianPercent): req/s, CPU per request, and the main thread's CPU per request. */
+function pairedRatios(phases: readonly MeasuredRound[]): { rpsPairedPercent: number; cpuRatioPercent: number; mainRatioPercent: number } {
+  const rounds = (f: (p: MeasuredRound) => number) => phases.map((p) => ({ mode: p.mode, value: f(p) }));
+  return {
+    rpsPairedPercent: pairedMedianPercent(rounds((p) => p.r.rps), (on, off) => on / off),
+    cpuRatioPercent: pairedMedianPercent(rounds((p) => p.cpuUsPerRequest), (on, off) => off / on),
+    mainRatioPercent: pairedMedianPercent(rounds((p) => p.threadsUsPerRequest[MAIN_THREAD] ?? NaN), (on, off) => off / on),
+  };
+}
+
+/** The thread groups seen in a run's rounds, the main thread first. */
+function threadGroups(phases: readonly MeasuredRound[]): string[] {
+  return [...new Set(phases.flatMap((p) => Object.keys(p.threadsUsPerRequest)))].sort((a, b) => (a === MAIN_THREAD ? -1 : b === MAIN_THREAD ? 1 : a.localeCompare(b)));
+}
+
 /** Best round per mode and the on/off ratio. */
 export interface OnOffResult {
-  /** `cpuUsPerRequest`: CPU time (user + system, all threads) of this process — both gateways and the mock; the load generator is separate — per request of the round. */
-  phases: Array<{ mode: 'off' | 'on'; r: LoadResult; cpuUsPerRequest: number }>;
+  phases: MeasuredRound[];
   off: LoadResult;
   on: LoadResult;
   ratioPercent: number;
@@ -63,6 +105,8 @@ export interface OnOffResult {
    * ratios): throughput without the upward bias of comparing each mode's single best round.
    */
   rpsPairedPercent: number;
+  /** The same pairing on the main (event-loop) thread's CPU per request alone. */
+  mainRatioPercent: number;
 }
 
 /** One round of an on/off run, as pairedMedianPercent reads it. */
@@ -124,12 +168,7 @@ export async function compareOnOff(opts: {
   try {
     await opts.prepare?.(off, on);
     if (opts.warmupSec) for (const g of [off, on]) await load(g, opts.warmupSec);
-    for (const mode of opts.pattern ?? (['off', 'on', 'off', 'on'] as const)) {
-      const c0 = process.cpuUsage();
-      const r = await load(mode === 'on' ? on : off, opts.durationSec);
-      const c = process.cpuUsage(c0);
-      phases.push({ mode, r, cpuUsPerRequest: Math.round(((c.user + c.system) / Math.max(1, r.requests)) * 10) / 10 });
-    }
+    for (const mode of opts.pattern ?? (['off', 'on', 'off', 'on'] as const)) phases.push(await measureRound(mode, () => load(mode === 'on' ? on : off, opts.durationSec)));
     await opts.inspect?.(on);
   } finally {
     await on.gw.close();
@@ -141,15 +180,7 @@ export async function compareOnOff(opts: {
   const best = (m: 'on' | 'off') => phases.filter((p) => p.mode === m).reduce((a, b) => (b.r.rps > a.r.rps ? b : a)).r;
   const bOff = best('off');
   const bOn = best('on');
-  const rounds = (f: (p: OnOffResult['phases'][number]) => number) => phases.map((p) => ({ mode: p.mode, value: f(p) }));
-  return {
-    phases,
-    off: bOff,
-    on: bOn,
-    ratioPercent: Math.round((bOn.rps / bOff.rps) * 1000) / 10,
-    cpuRatioPercent: pairedMedianPercent(rounds((p) => p.cpuUsPerRequest), (on, off) => off / on),
-    rpsPairedPercent: pairedMedianPercent(rounds((p) => p.r.rps), (on, off) => on / off),
-  };
+  return { phases, off: bOff, on: bOn, ratioPercent: Math.round((bOn.rps / bOff.rps) * 1000) / 10, ...pairedRatios(phases) };
 }
 
 /** The per-round table of an on/off run. */
@@ -190,12 +221,10 @@ export function inSituShare(res: OnOffResult, spentUs: number): { cpuUsPerReques
 
 /** Per-round numbers of a toggled run (`toggleOnOff`). */
 export interface ToggleResult {
-  /** `threadsUsPerRequest`: CPU µs per request of each thread group (`main`, named threads, the rest as `other`). */
-  phases: Array<{ mode: 'off' | 'on'; r: LoadResult; cpuUsPerRequest: number; threadsUsPerRequest: Record<string, number> }>;
-  /** As in OnOffResult: req/s and CPU per request of each "on" round against its neighbouring "off" rounds, median ratio. */
+  phases: MeasuredRound[];
+  /** As in OnOffResult: req/s, CPU per request and the main thread's CPU per request of each "on" round against its neighbouring "off" rounds, median ratio. */
   rpsPairedPercent: number;
   cpuRatioPercent: number;
-  /** The same pairing on the main (event-loop) thread's CPU per request alone. */
   mainRatioPercent: number;
   /** Median per mode of each thread group's CPU µs per request. */
   threadsUs: { off: Record<string, number>; on: Record<string, number> };
@@ -233,43 +262,28 @@ export async function toggleOnOff(opts: {
     }
     for (const mode of opts.pattern ?? Array.from({ length: 4 }, () => ['off', 'on', 'on', 'off'] as const).flat()) {
       opts.toggle(g, mode === 'on');
-      const c0 = process.cpuUsage();
-      const t0 = threadCpuNs();
-      const r = await loadBenchGateway(g, opts.connections, opts.durationSec);
-      await opts.endRound?.(g, mode);
-      const c = process.cpuUsage(c0);
-      const t1 = threadCpuNs();
-      const n = Math.max(1, r.requests);
-      const threadsUsPerRequest: Record<string, number> = {};
-      if (t0 && t1) {
-        for (const [k, ns] of threadCpuDelta(t0, t1)) {
-          const group = k === MAIN_THREAD || k.startsWith('pcl-') ? k : 'other';
-          threadsUsPerRequest[group] = (threadsUsPerRequest[group] ?? 0) + ns / 1000 / n;
-        }
-      }
-      phases.push({ mode, r, cpuUsPerRequest: Math.round(((c.user + c.system) / n) * 10) / 10, threadsUsPerRequest });
+      phases.push(
+        await measureRound(mode, async () => {
+          const r = await loadBenchGateway(g, opts.connections, opts.durationSec);
+          await opts.endRound?.(g, mode);
+          return r;
+        }),
+      );
     }
   } finally {
     await g.gw.close();
     await mock.close();
     rmSync(g.dir, { recursive: true, force: true });
   }
-  const rounds = (f: (p: ToggleResult['phases'][number]) => number) => phases.map((p) => ({ mode: p.mode, value: f(p) }));
-  const groups = [...new Set(phases.flatMap((p) => Object.keys(p.threadsUsPerRequest)))];
+  const groups = threadGroups(phases);
   const medians = (m: 'off' | 'on') =>
     Object.fromEntries(groups.map((k) => [k, Math.round(median(phases.filter((p) => p.mode === m).map((p) => p.threadsUsPerRequest[k] ?? 0)) * 10) / 10]));
-  return {
-    phases,
-    rpsPairedPercent: pairedMedianPercent(rounds((p) => p.r.rps), (on, off) => on / off),
-    cpuRatioPercent: pairedMedianPercent(rounds((p) => p.cpuUsPerRequest), (on, off) => off / on),
-    mainRatioPercent: pairedMedianPercent(rounds((p) => p.threadsUsPerRequest[MAIN_THREAD] ?? NaN), (on, off) => off / on),
-    threadsUs: { off: medians('off'), on: medians('on') },
-  };
+  return { phases, ...pairedRatios(phases), threadsUs: { off: medians('off'), on: medians('on') } };
 }
 
 /** The per-round table of a toggled run, with the CPU per request of each thread group. */
 export function toggleTable(res: ToggleResult): string {
-  const groups = [...new Set(res.phases.flatMap((p) => Object.keys(p.threadsUsPerRequest)))].sort((a, b) => (a === MAIN_THREAD ? -1 : b === MAIN_THREAD ? 1 : a.localeCompare(b)));
+  const groups = threadGroups(res.phases);
   return table([
     ['mode', 'rps', 'p50 ms', 'p99 ms', 'errors', 'CPU µs/req', ...groups.map((k) => `${k} µs/req`)],
     ...res.phases.map((p) => [p.mode, fmt(p.r.rps, 0), fmt(p.r.p50), fmt(p.r.p99), p.r.errors, fmt(p.cpuUsPerRequest, 0), ...groups.map((k) => fmt(p.threadsUsPerRequest[k] ?? 0, 1))]),
