@@ -34,7 +34,7 @@ export interface AuditFinding {
   stage?: string;
 }
 
-/** An audit event (the JSON stored in `audit_events.data` and sent to sinks). */
+/** An audit event (sent to sinks as JSON; stored as the `audit_events` columns plus the JSON of the other fields: see rowData). */
 export interface AuditEvent {
   /** Unique, idempotent id (`aud_…` for requests, `adm_<n>` for bridged admin events). */
   id: string;

@@ -22,6 +22,144 @@ export function preparedRow(p: PreparedEvent): unknown[] {
   return p.row ?? unpackRow(p.packed!);
 }
 
+/** Longest values the text columns hold whole (`prepare` cuts longer ones; their JSON keeps them whole). */
+const REQUEST_ID_MAX = 128;
+const MODEL_MAX = 200;
+const ACTION_MAX = 100;
+
+/** An `audit_events` row as read back (PostgreSQL returns bigint columns as strings). */
+export interface StoredEventRow {
+  id: string;
+  ts: number | string;
+  kind: string;
+  tenant_id: string | null;
+  key_id: string | null;
+  request_id: string | null;
+  status: number | string | null;
+  model: string | null;
+  action: string | null;
+  categories: string;
+  tokens_in: number | string;
+  tokens_out: number | string;
+  cost_usd: number | string;
+  data: string;
+}
+
+/** The columns `eventFromRow` reads. */
+export const STORED_EVENT_COLUMNS = ['id', 'ts', 'kind', 'tenant_id', 'key_id', 'request_id', 'status', 'model', 'action', 'categories', 'tokens_in', 'tokens_out', 'cost_usd', 'data'] as const;
+
+type Blankable = { -readonly [K in keyof AuditEvent]?: AuditEvent[K] };
+
+/**
+ * The `data` column of an event: its JSON without the fields the row's columns hold exactly (id,
+ * ts, kind, request id, tenant, key, model, status, guard or admin action, finding categories, and
+ * non-zero tokens and cost), which `eventFromRow` puts back. A fifth to a third of the bytes of a
+ * request event, which the event loop no longer serializes, nor the writer thread writes into the
+ * table's pages and the WAL. A field is left in when its column would not give it back as it is
+ * (a value longer than the column keeps, a category containing `|`, a zero count the column also
+ * holds for "absent", a fractional token count).
+ *
+ * The fields are set to `undefined` for `JSON.stringify` (which leaves them out) and put back
+ * before returning: the event keeps its shape, and no copy of it is made.
+ */
+export function rowData(e: AuditEvent): string {
+  const m = e as Blankable;
+  const { id, ts, kind, requestId, tenantId, keyId, model, status, tokensIn, tokensOut, costUsd, categories } = e;
+  const admin = kind === 'admin';
+  const action = admin ? e.action : e.guardAction;
+  const dId = typeof id === 'string';
+  const dTs = Number.isSafeInteger(ts);
+  const dKind = typeof kind === 'string';
+  const dReq = typeof requestId === 'string' && requestId.length <= REQUEST_ID_MAX;
+  const dTenant = typeof tenantId === 'string';
+  const dKey = typeof keyId === 'string';
+  const dModel = typeof model === 'string' && model.length <= MODEL_MAX;
+  const dStatus = Number.isSafeInteger(status);
+  const dAction = typeof action === 'string' && action.length <= ACTION_MAX;
+  const dIn = tokensIn !== 0 && Number.isSafeInteger(tokensIn);
+  const dOut = tokensOut !== 0 && Number.isSafeInteger(tokensOut);
+  const dCost = typeof costUsd === 'number' && costUsd !== 0 && Number.isFinite(costUsd);
+  const dCats = categories !== undefined && categoriesRoundTrip(categories);
+  if (dId) m.id = undefined;
+  if (dTs) m.ts = undefined;
+  if (dKind) m.kind = undefined;
+  if (dReq) m.requestId = undefined;
+  if (dTenant) m.tenantId = undefined;
+  if (dKey) m.keyId = undefined;
+  if (dModel) m.model = undefined;
+  if (dStatus) m.status = undefined;
+  if (dAction) {
+    if (admin) m.action = undefined;
+    else m.guardAction = undefined;
+  }
+  if (dIn) m.tokensIn = undefined;
+  if (dOut) m.tokensOut = undefined;
+  if (dCost) m.costUsd = undefined;
+  if (dCats) m.categories = undefined;
+  try {
+    return JSON.stringify(e);
+  } finally {
+    if (dId) m.id = id;
+    if (dTs) m.ts = ts;
+    if (dKind) m.kind = kind;
+    if (dReq) m.requestId = requestId;
+    if (dTenant) m.tenantId = tenantId;
+    if (dKey) m.keyId = keyId;
+    if (dModel) m.model = model;
+    if (dStatus) m.status = status;
+    if (dAction) {
+      if (admin) m.action = action;
+      else m.guardAction = action;
+    }
+    if (dIn) m.tokensIn = tokensIn;
+    if (dOut) m.tokensOut = tokensOut;
+    if (dCost) m.costUsd = costUsd;
+    if (dCats) m.categories = categories;
+  }
+}
+
+/** Categories the `|a|b|` column gives back as they are: non-empty strings without `|`, at least one. */
+function categoriesRoundTrip(c: unknown): boolean {
+  if (!Array.isArray(c) || c.length === 0) return false;
+  for (const x of c) if (typeof x !== 'string' || x === '' || x.includes('|')) return false;
+  return true;
+}
+
+/**
+ * The event of a stored row: the columns, then the fields of its JSON (`rowData`) over them. Rows
+ * written before the JSON was trimmed hold every field in it; those equal the columns' or, cut
+ * there, are whole in the JSON, so either kind of row reads back as the event that was stored.
+ */
+export function eventFromRow(r: StoredEventRow): AuditEvent {
+  const e = { id: r.id, ts: Number(r.ts), kind: r.kind } as AuditEvent;
+  if (r.request_id !== null) e.requestId = r.request_id;
+  if (r.tenant_id !== null) e.tenantId = r.tenant_id;
+  if (r.key_id !== null) e.keyId = r.key_id;
+  if (r.model !== null) e.model = r.model;
+  if (r.status !== null) e.status = Number(r.status);
+  const tokensIn = Number(r.tokens_in);
+  if (tokensIn) e.tokensIn = tokensIn;
+  const tokensOut = Number(r.tokens_out);
+  if (tokensOut) e.tokensOut = tokensOut;
+  const cost = Number(r.cost_usd);
+  if (cost) e.costUsd = cost;
+  if (r.action !== null) {
+    if (r.kind === 'admin') e.action = r.action;
+    else e.guardAction = r.action;
+  }
+  if (r.categories && r.categories !== NO_CATEGORIES) e.categories = r.categories.slice(1, -1).split('|');
+  return Object.assign(e, JSON.parse(r.data) as Partial<AuditEvent>);
+}
+
+/** A row in EVENT_COLUMNS order (values, as `prepare` makes them) as the columns `eventFromRow` reads. */
+export function eventFromRowValues(row: readonly unknown[]): AuditEvent {
+  const o: Record<string, unknown> = {};
+  EVENT_COLUMNS.forEach((c, i) => (o[c] = row[i]));
+  const data = o.data;
+  o.data = typeof data === 'string' ? data : Buffer.from(data as Uint8Array).toString('utf8');
+  return eventFromRow(o as unknown as StoredEventRow);
+}
+
 /** What the writer needs from a store. */
 export interface AuditSink {
   /** Inserts a batch; events whose id already exists are skipped (idempotent). */
@@ -265,15 +403,15 @@ export class AuditStore implements AuditSink {
       e.kind,
       e.tenantId ?? null,
       e.keyId ?? null,
-      e.requestId?.slice(0, 128) ?? null,
+      e.requestId?.slice(0, REQUEST_ID_MAX) ?? null,
       e.status ?? null,
-      e.model?.slice(0, 200) ?? null,
-      (e.kind === 'admin' ? e.action : e.guardAction)?.slice(0, 100) ?? null,
+      e.model?.slice(0, MODEL_MAX) ?? null,
+      (e.kind === 'admin' ? e.action : e.guardAction)?.slice(0, ACTION_MAX) ?? null,
       e.categories?.length ? `|${e.categories.join('|')}|` : NO_CATEGORIES,
       e.tokensIn ?? 0,
       e.tokensOut ?? 0,
       e.costUsd ?? 0,
-      JSON.stringify(e),
+      rowData(e),
     ];
     const packed = this.packer && !this.workerFailed ? this.packer.pack(row) : undefined;
     const p: PreparedEvent = packed ? { packed } : { row };
@@ -385,7 +523,7 @@ export class AuditStore implements AuditSink {
 
   /** Events matching the query, newest first, paginated by cursor. */
   async search(q: AuditQuery): Promise<AuditPage> {
-    let s = this.db.selectFrom('audit_events').select(['id', 'ts', 'data']);
+    let s = this.db.selectFrom('audit_events').select([...STORED_EVENT_COLUMNS]);
     if (q.tenantIds) s = q.tenantIds.length ? s.where('tenant_id', 'in', [...q.tenantIds]) : s.where(sql<boolean>`1 = 0`);
     if (q.keyId) s = s.where('key_id', '=', q.keyId);
     if (q.since !== undefined) s = s.where('ts', '>=', q.since);
@@ -410,7 +548,7 @@ export class AuditStore implements AuditSink {
     const more = rows.length > q.limit;
     const page = rows.slice(0, q.limit);
     const last = page[page.length - 1];
-    return { data: page.map((r) => JSON.parse(r.data) as AuditEvent), nextCursor: more && last ? enc(Number(last.ts), last.id) : null };
+    return { data: page.map((r) => eventFromRow(r)), nextCursor: more && last ? enc(Number(last.ts), last.id) : null };
   }
 
   /** Requests, tokens and cost grouped by day/tenant/key/model (request events only). */
@@ -447,8 +585,8 @@ export class AuditStore implements AuditSink {
 
   /** The stored event by id, or undefined. */
   async get(id: string): Promise<AuditEvent | undefined> {
-    const [r] = await this.read(this.db.selectFrom('audit_events').select('data').where('id', '=', id));
-    return r ? (JSON.parse(r.data) as AuditEvent) : undefined;
+    const [r] = await this.read(this.db.selectFrom('audit_events').select([...STORED_EVENT_COLUMNS]).where('id', '=', id));
+    return r ? eventFromRow(r) : undefined;
   }
 
   /** The encrypted payload of an event, or undefined. */

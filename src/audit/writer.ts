@@ -7,7 +7,7 @@ import { appendFileSync, createReadStream, existsSync, mkdirSync, readdirSync, r
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import type { QueuedEvent } from './event.js';
-import { preparedRow, type AuditSink, type PreparedEvent } from './store.js';
+import { eventFromRowValues, preparedRow, type AuditSink, type PreparedEvent } from './store.js';
 
 /** Writer options. */
 export interface WriterOptions {
@@ -39,11 +39,14 @@ const SEG_RE = /^seg-\d+-\d+-\d+\.jsonl$/;
 type Item = QueuedEvent | PreparedEvent;
 const isPrepared = (x: Item): x is PreparedEvent => !('event' in x);
 
-/** The spill line of an item: `JSON.stringify` of its QueuedEvent (a prepared row holds the event's JSON last). */
+/**
+ * The spill line of an item: `JSON.stringify` of its QueuedEvent. A prepared row's JSON leaves out
+ * what its columns hold (see rowData), so the event is put back together from the row first.
+ */
 function spillLine(x: Item): string {
   if (!isPrepared(x)) return JSON.stringify(x);
-  const row = preparedRow(x);
-  return `{"event":${row[row.length - 1] as string}${x.payload ? `,"payload":${JSON.stringify(x.payload)}` : ''}}`;
+  const event = eventFromRowValues(preparedRow(x));
+  return JSON.stringify(x.payload ? { event, payload: x.payload } : { event });
 }
 
 /** The audit writer. */
