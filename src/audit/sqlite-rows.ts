@@ -223,6 +223,32 @@ export class RowPacker {
     return r.len;
   }
 
+  /**
+   * Copies the records back to back into `out` from `at` (a batch for the writer thread); returns
+   * the bytes copied. Records packed one after another sit one after another in their chunk, so a
+   * run of them is copied at once: a batch of 500 took one `Buffer.copy` per record (~0.5 µs each
+   * with its native call, measured here), now one copy per run (a few per batch).
+   */
+  copyAll(rows: readonly PackedRow[], out: Buffer, at = 0): number {
+    const from = at;
+    for (let i = 0; i < rows.length; ) {
+      const first = rows[i]!;
+      check(first);
+      let end = first.at + first.len;
+      let j = i + 1;
+      for (; j < rows.length; j++) {
+        const r = rows[j]!;
+        if (r.chunk !== first.chunk || r.at !== end) break;
+        check(r);
+        end += r.len;
+      }
+      out.set(first.chunk.buf.subarray(first.at, end), at);
+      at += end - first.at;
+      i = j;
+    }
+    return at - from;
+  }
+
   /** Empty chunks kept for reuse (tests). */
   get freeChunks(): number {
     return this.free.length;

@@ -461,8 +461,7 @@ export class AuditStore implements AuditSink {
           for (const x of batch) length += x.packed!.len;
           const ab = this.sendBuffer(length);
           const out = Buffer.from(ab, 0, length);
-          let at = 0;
-          for (const x of batch) at += packer.copy(x.packed!, out, at);
+          packer.copyAll(batch.map((x) => x.packed!), out);
           rows = ab;
           transfer.push(ab);
         } else rows = batch.map(preparedRow);

@@ -41,6 +41,28 @@ test('packed rows unpack to the same values: strings of any script, empty ones, 
   assert.ok(Buffer.isBuffer(asBytes[0]![14]) && (asBytes[0]![14] as Buffer).buffer === ab, 'a view of the batch, not a copy');
 });
 
+test('copyAll copies records back to back as one copy per record would: runs within a chunk, across chunks, gaps and any order; a released record is refused', () => {
+  const p = new RowPacker(1024); // a few records per chunk
+  const packed = Array.from({ length: 40 }, (_, i) => p.pack(['aud_' + i, i, 'x'.repeat(i * 7), null, i % 3 ? 'é' : 'e']));
+  const one = (list: PackedRow[]) => {
+    const out = Buffer.alloc(list.reduce((a, r) => a + r.len, 0));
+    let at = 0;
+    for (const r of list) at += p.copy(r, out, at);
+    return out;
+  };
+  const picks = [packed, packed.filter((_, i) => i % 3 !== 1), [...packed].reverse(), [packed[5]!, packed[6]!, packed[30]!, packed[7]!, packed[8]!, packed[9]!]];
+  for (const list of picks) {
+    const out = Buffer.alloc(one(list).length + 8, 0xee);
+    assert.equal(p.copyAll(list, out, 4), out.length - 8);
+    assert.deepEqual(out.subarray(4, out.length - 4), one(list));
+    assert.ok(out.subarray(0, 4).every((b) => b === 0xee) && out.subarray(out.length - 4).every((b) => b === 0xee), 'nothing written outside its range');
+    assert.deepEqual(unpackRows(out.subarray(4, out.length - 4), 5), list.map((r) => unpackRow(r, 5)));
+  }
+  p.release(packed[7]!);
+  assert.throws(() => p.copyAll(packed.slice(5, 10), Buffer.alloc(1 << 16)), /reused/, 'a released record inside a run');
+  assert.throws(() => p.copyAll([packed[7]!], Buffer.alloc(1 << 16)), /reused/, 'a released record starting a run');
+});
+
 test('chunks are reused once every row in them is released, and only then', () => {
   const p = new RowPacker(4096, 8);
   const row = (i: number) => [`aud_${i}`, i, '2026-11-28', 'request', `ten_${i % 7}`, `key_${i % 13}`, null, 200, 'm', null, '||', i, i * 2, i / 3, JSON.stringify({ i, s: 'ß'.repeat(i % 40) })];
