@@ -122,7 +122,7 @@ export interface ApprovalsTable {
   used_request_id: string | null;
 }
 
-/** Audit events (migration 007): indexed columns, and in `data` the event's JSON without the fields the columns hold (see rowData in src/audit/store.ts; rows written before 29 Nov hold the whole event). */
+/** Audit events (migration 007): indexed columns, and in `data` the event's JSON without the fields the columns hold (see rowData in src/audit/store.ts; rows written by earlier versions hold the whole event). */
 export interface AuditEventsTable {
   id: string;
   ts: Millis;
