@@ -60,7 +60,9 @@ type Blankable = { -readonly [K in keyof AuditEvent]?: AuditEvent[K] };
  * holds for "absent", a fractional token count).
  *
  * The fields are set to `undefined` for `JSON.stringify` (which leaves them out) and put back
- * before returning: the event keeps its shape, and no copy of it is made.
+ * before returning: the event keeps its shape, and no copy of it is made. The put-back mirrors the
+ * blanking field by field on purpose: setting the values aside in an object and putting them back
+ * with one `Object.assign` took as long as the whole trimming saves (measured interleaved).
  */
 export function rowData(e: AuditEvent): string {
   const m = e as Blankable;
