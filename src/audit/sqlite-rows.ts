@@ -216,13 +216,6 @@ export class RowPacker {
     if (--c.live === 0 && c.retired) this.recycle(c);
   }
 
-  /** Copies the record into `out` at `at` (for the writer thread); returns its length. */
-  copy(r: PackedRow, out: Buffer, at: number): number {
-    check(r);
-    r.chunk.buf.copy(out, at, r.at, r.at + r.len);
-    return r.len;
-  }
-
   /**
    * Copies the records back to back into `out` from `at` (a batch for the writer thread); returns
    * the bytes copied. Records packed one after another sit one after another in their chunk, so a
@@ -310,7 +303,7 @@ export function unpackRow(r: PackedRow, cols: number = EVENT_COLUMNS.length): un
 }
 
 /**
- * The rows of packed records copied back to back (`RowPacker.copy`), each with `cols` columns.
+ * The rows of packed records copied back to back (`RowPacker.copyAll`), each with `cols` columns.
  * With `lastAsBytes`, a last column holding a string (the event's JSON) comes back as its UTF-8
  * bytes, not decoded: a view of `b`, valid while `b` is (bound through `CAST(? AS TEXT)`: see
  * insertStatements).

@@ -45,8 +45,8 @@ export interface StoredEventRow {
   data: string;
 }
 
-/** The columns `eventFromRow` reads. */
-export const STORED_EVENT_COLUMNS = ['id', 'ts', 'kind', 'tenant_id', 'key_id', 'request_id', 'status', 'model', 'action', 'categories', 'tokens_in', 'tokens_out', 'cost_usd', 'data'] as const;
+/** The columns `eventFromRow` reads: every event column but `day` (derived from `ts`). */
+export const STORED_EVENT_COLUMNS = EVENT_COLUMNS.filter((c): c is Exclude<(typeof EVENT_COLUMNS)[number], 'day'> => c !== 'day');
 
 type Blankable = { -readonly [K in keyof AuditEvent]?: AuditEvent[K] };
 
@@ -153,12 +153,10 @@ export function eventFromRow(r: StoredEventRow): AuditEvent {
   return Object.assign(e, JSON.parse(r.data) as Partial<AuditEvent>);
 }
 
-/** A row in EVENT_COLUMNS order (values, as `prepare` makes them) as the columns `eventFromRow` reads. */
+/** A row in EVENT_COLUMNS order (values, as `prepare` makes them and `preparedRow` gives back) as the columns `eventFromRow` reads. */
 export function eventFromRowValues(row: readonly unknown[]): AuditEvent {
   const o: Record<string, unknown> = {};
   EVENT_COLUMNS.forEach((c, i) => (o[c] = row[i]));
-  const data = o.data;
-  o.data = typeof data === 'string' ? data : Buffer.from(data as Uint8Array).toString('utf8');
   return eventFromRow(o as unknown as StoredEventRow);
 }
 
