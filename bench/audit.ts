@@ -7,7 +7,8 @@
  * off), measured three ways: by the on/off comparison of two gateways, by switching both on and
  * off inside one gateway between rounds (toggled: no second instance of every module to differ
  * by), and in situ (the audit and metrics work timed inside a loaded gateway, the writer thread's
- * CPU time read from /proc, against the gateway's CPU per request).
+ * CPU time read from /proc, against the gateway's CPU per request). The toggled comparison runs
+ * twice: with the short request every on/off bench uses and with a 2.2 KB one (CHAT_BODY_2K).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import os, { tmpdir, userInfo } from 'node:os';
@@ -24,7 +25,7 @@ import type * as AuditEventModule from '../src/audit/event.js';
 import { importBuilt } from './lib/built.js';
 import { threadCpuNs } from './lib/threads.js';
 import type { MetricsModule } from '../src/metrics/module.js';
-import { compareOnOff, IN_SITU_ROUNDS, inSituShare, onOffTable, timed, toggleOnOff, toggleTable, type BenchGateway, type ToggleResult } from './lib/on-off.js';
+import { CHAT_BODY_2K, compareOnOff, IN_SITU_ROUNDS, inSituShare, onOffTable, timed, toggleOnOff, toggleTable, type BenchGateway, type ToggleResult } from './lib/on-off.js';
 
 const DURATION = Number(process.env.PCL_BENCH_AUDIT_SECONDS ?? 5);
 const CONNECTIONS = Number(process.env.PCL_BENCH_AUDIT_CONNECTIONS ?? 32);
@@ -191,7 +192,7 @@ async function inSitu(): Promise<AuditInSitu> {
  * tap object, ~0.2 µs per request) and an idle writer thread. Each "on" round ends with a flush,
  * so the writer thread's work for that round's events is counted in it.
  */
-async function toggled(): Promise<ToggleResult> {
+async function toggled(body?: string): Promise<ToggleResult> {
   const noop = () => undefined;
   let real: { audit: NonNullable<AuditModule['steps']>['done']; metrics: NonNullable<MetricsModule['steps']>['done'] } | undefined;
   return toggleOnOff({
@@ -200,6 +201,7 @@ async function toggled(): Promise<ToggleResult> {
     durationSec: 2,
     warmupSec: 1,
     prefix: 'pcl-bench-audit-toggle-',
+    ...(body ? { body } : {}),
     toggle(g, on) {
       const audit = g.gw.modules.get('audit') as AuditModule;
       const metrics = g.gw.modules.get('metrics') as MetricsModule;
@@ -268,6 +270,8 @@ export async function run(): Promise<object> {
   });
   const situ = await inSitu();
   const tog = await toggled();
+  // The same with a 2.2 KB request: the canonical prompt and its hash grow with the prompt.
+  const tog2k = await toggled(CHAT_BODY_2K);
   const loadAverage = os.loadavg().map((x) => Math.round(x * 10) / 10);
   const { phases, on: bOn, off: bOff, ratioPercent: ratio } = res;
   const served = phases.filter((p) => p.mode === 'on').reduce((a, p) => a + p.r.requests - p.r.errors, 0);
@@ -277,6 +281,7 @@ export async function run(): Promise<object> {
       `\naudit on: ${ratio} % of off (target ≥ 90 %); ${stored} events stored for ${served} requests completed in the audit-on phases (plus warm-up and in-flight ones)\n` +
       `audit + metrics:\n${onOffTable(both)}\naudit + metrics on: ${both.ratioPercent} % of off by best req/s, ${both.rpsPairedPercent} % by req/s of paired rounds, ${both.cpuRatioPercent} % by CPU per request (paired rounds) (target ≥ 90 %)\n` +
       `audit + metrics toggled in one gateway:\n${toggleTable(tog)}\ntoggled: on ${tog.rpsPairedPercent} % of off by req/s of paired rounds, ${tog.cpuRatioPercent} % by CPU per request, ${tog.mainRatioPercent} % by the event loop's CPU per request (target ≥ 90 %); medians µs per request off → on: ${Object.keys(tog.threadsUs.on).map((k) => `${k} ${tog.threadsUs.off[k] ?? 0} → ${tog.threadsUs.on[k]}`).join(', ')}\n` +
+      `audit + metrics toggled, 2.2 KB requests (CHAT_BODY_2K):\n${toggleTable(tog2k)}\ntoggled, 2.2 KB requests: on ${tog2k.rpsPairedPercent} % of off by req/s of paired rounds, ${tog2k.cpuRatioPercent} % by CPU per request, ${tog2k.mainRatioPercent} % by the event loop's CPU per request; medians µs per request off → on: ${Object.keys(tog2k.threadsUs.on).map((k) => `${k} ${tog2k.threadsUs.off[k] ?? 0} → ${tog2k.threadsUs.on[k]}`).join(', ')}\n` +
       `in situ (audit + metrics on): audit done ${situ.auditDoneUs} µs + metrics done ${situ.metricsDoneUs} µs + batch hand-off ${situ.batchUs} µs + output tap ${situ.tapUs} µs per request on the event loop, writer thread ${situ.writerThreadUs ?? 'n/a'} µs CPU per event; of ${situ.cpuUsPerRequest} µs CPU per request = ${situ.sharePercent} %, i.e. on ≈ ${situ.impliedOnOffPercent} % of off (the same run's on/off by CPU: ${situ.cpuRatioPercent} %)\n` +
       `writer: SQLite ${sqlite.eventsPerSec} events/s, PostgreSQL ${pgLine} (${EVENTS} events, batches of 500); load average ${loadAverage.join(' ')} on ${os.cpus().length} CPUs\n`,
   );
@@ -293,6 +298,7 @@ export async function run(): Promise<object> {
       cpuRatioPercent: both.cpuRatioPercent,
       inSitu: situ,
       toggled: { rpsPairedPercent: tog.rpsPairedPercent, cpuRatioPercent: tog.cpuRatioPercent, mainRatioPercent: tog.mainRatioPercent, threadsUs: tog.threadsUs },
+      toggled2k: { rpsPairedPercent: tog2k.rpsPairedPercent, cpuRatioPercent: tog2k.cpuRatioPercent, mainRatioPercent: tog2k.mainRatioPercent, threadsUs: tog2k.threadsUs },
     },
     eventsStored: stored,
     requestsWithAuditOn: served,
