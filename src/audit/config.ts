@@ -55,6 +55,10 @@ export const auditConfigSchema = z
     flushIntervalMs: z.number().int().min(1).max(60_000).default(250),
     /** How often a down store is retried (and the spill file replayed). */
     retryIntervalMs: z.number().int().min(10).max(600_000).default(2_000),
+    /** Longest wait for one batch write; past it the batch is spilled and the store taken as down. */
+    writeTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
+    /** Longest wait of shutdown for the store; past it what is left is spilled. */
+    closeTimeoutMs: z.number().int().min(10).max(600_000).default(1_000),
     /** Directory of the append-only spill files (default `<dataDir>/audit-spill`). */
     spillDir: z.string().optional(),
     /** How often admin events are bridged into the audit trail. */

@@ -3,7 +3,7 @@
  * writes each in one transaction on its own connection to the same database file, so the
  * B-tree and WAL work of the audit trail runs beside the event loop instead of on it.
  * Messages: `{ id, rows, length, payloads }` (rows packed in a transferred buffer, or as arrays) →
- * `{ id, buffer }` or `{ id, buffer, error }` (the buffer handed back for reuse).
+ * `{ id, buffer }` or `{ id, buffer, error, code? }` (the buffer handed back for reuse; `code`: SQLite's error code).
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import SqliteDatabase from 'better-sqlite3';
@@ -52,7 +52,9 @@ parentPort!.on('message', (m: { id: number; rows: unknown[][] | ArrayBuffer; len
     write(packed ? unpackRows(new Uint8Array(packed, 0, m.length), EVENT_COLUMNS.length, true) : (m.rows as unknown[][]), m.payloads);
     parentPort!.postMessage({ id: m.id, buffer: packed }, back);
   } catch (e) {
-    parentPort!.postMessage({ id: m.id, buffer: packed, error: (e as Error)?.message ?? String(e) }, back);
+    // The SQLite error code (SQLITE_CONSTRAINT_…) tells the writer a refused row from an unavailable database.
+    const code = (e as { code?: unknown })?.code;
+    parentPort!.postMessage({ id: m.id, buffer: packed, error: (e as Error)?.message ?? String(e), ...(typeof code === 'string' ? { code } : {}) }, back);
   }
 });
 parentPort!.once('close', () => db.close());

@@ -1,5 +1,5 @@
 /** The audit store over Kysely (SQLite or PostgreSQL): idempotent batch inserts, search, usage, purge. */
-import { sql, type Insertable, type Kysely } from 'kysely';
+import { PostgresAdapter, sql, type Insertable, type Kysely } from 'kysely';
 import type { Worker } from 'node:worker_threads';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { siblingWorker } from '../util/worker.js';
@@ -26,6 +26,63 @@ export function preparedRow(p: PreparedEvent): unknown[] {
 const REQUEST_ID_MAX = 128;
 const MODEL_MAX = 200;
 const ACTION_MAX = 100;
+const KIND_MAX = 16;
+const PRINCIPAL_MAX = 64;
+/** Range of the `status` column (PostgreSQL `integer`). */
+const INT32_MIN = -(2 ** 31);
+const INT32_MAX = 2 ** 31 - 1;
+/** Range of `ts` (the instants a Date holds: the `day` column is derived from it). */
+const TS_MAX = 8.64e15;
+
+/**
+ * A value a store refused for its data (not because it is unavailable): the writer stores the rest
+ * of the batch and moves the refused event to its dead-letter file instead of retrying it forever.
+ */
+export class AuditDataError extends Error {
+  readonly code = 'PCL_AUDIT_DATA';
+}
+
+/**
+ * Whether a failed write was refused for the data it carried: PostgreSQL SQLSTATE class 22 (data
+ * exception: a NUL byte, a number out of range, a value too long…) or 23 (integrity constraint
+ * violation), SQLite constraint, type-mismatch and too-big errors, or an AuditDataError. Anything
+ * else (connection refused or lost, timeouts, a busy or read-only database, a full disk) means the
+ * store is unavailable.
+ */
+export function isDataError(e: unknown): boolean {
+  if (e instanceof AuditDataError) return true;
+  const code = (e as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string') return false;
+  return /^2[23][0-9A-Z]{3}$/.test(code) || code.startsWith('SQLITE_CONSTRAINT') || code === 'SQLITE_MISMATCH' || code === 'SQLITE_TOOBIG';
+}
+
+const NUL = /\0/g;
+const wellFormed = (s: string) => (s as unknown as { isWellFormed(): boolean }).isWellFormed();
+
+/**
+ * A text column's value: NUL characters removed (PostgreSQL's text types refuse them; SQLite is
+ * given the same value), cut to `max` UTF-16 code units; null for anything but a string.
+ */
+function textColumn(v: unknown, max: number): string | null {
+  if (typeof v !== 'string') return null;
+  const s = v.includes('\0') ? v.replace(NUL, '') : v;
+  return s.length > max ? s.slice(0, max) : s;
+}
+
+/** Whether a text column gives `v` back as it is: a well-formed string of at most `max` code units without NUL. */
+function textExact(v: unknown, max: number): boolean {
+  return typeof v === 'string' && v.length <= max && !v.includes('\0') && wellFormed(v);
+}
+
+/** An integer column's value: rounded and clamped to [min, max]; `dflt` for anything but a finite number. */
+function intColumn<D extends number | null>(v: unknown, min: number, max: number, dflt: D): number | D {
+  if (typeof v !== 'number' || !Number.isFinite(v)) return dflt;
+  const n = Math.round(v);
+  return n < min ? min : n > max ? max : n === 0 ? 0 : n; // no -0
+}
+
+const tsExact = (v: unknown): v is number => Number.isSafeInteger(v) && Math.abs(v as number) <= TS_MAX;
+const statusExact = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= INT32_MIN && (v as number) <= INT32_MAX;
 
 /** An `audit_events` row as read back (PostgreSQL returns bigint columns as strings). */
 export interface StoredEventRow {
@@ -57,7 +114,8 @@ type Blankable = { -readonly [K in keyof AuditEvent]?: AuditEvent[K] };
  * request event, which the event loop no longer serializes, nor the writer thread writes into the
  * table's pages and the WAL. A field is left in when its column would not give it back as it is
  * (a value longer than the column keeps, a category containing `|`, a zero count the column also
- * holds for "absent", a fractional token count).
+ * holds for "absent", a fractional or unsafe token count, text with a NUL character or a lone
+ * surrogate, a number out of its column's range: see `prepare`).
  *
  * The fields are set to `undefined` for `JSON.stringify` (which leaves them out) and put back
  * before returning: the event keeps its shape, and no copy of it is made. The put-back mirrors the
@@ -70,14 +128,14 @@ export function rowData(e: AuditEvent): string {
   const admin = kind === 'admin';
   const action = admin ? e.action : e.guardAction;
   const dId = typeof id === 'string';
-  const dTs = Number.isSafeInteger(ts);
-  const dKind = typeof kind === 'string';
-  const dReq = typeof requestId === 'string' && requestId.length <= REQUEST_ID_MAX;
-  const dTenant = typeof tenantId === 'string';
-  const dKey = typeof keyId === 'string';
-  const dModel = typeof model === 'string' && model.length <= MODEL_MAX;
-  const dStatus = Number.isSafeInteger(status);
-  const dAction = typeof action === 'string' && action.length <= ACTION_MAX;
+  const dTs = tsExact(ts);
+  const dKind = textExact(kind, KIND_MAX);
+  const dReq = textExact(requestId, REQUEST_ID_MAX);
+  const dTenant = textExact(tenantId, PRINCIPAL_MAX);
+  const dKey = textExact(keyId, PRINCIPAL_MAX);
+  const dModel = textExact(model, MODEL_MAX);
+  const dStatus = statusExact(status);
+  const dAction = textExact(action, ACTION_MAX);
   const dIn = tokensIn !== 0 && Number.isSafeInteger(tokensIn);
   const dOut = tokensOut !== 0 && Number.isSafeInteger(tokensOut);
   const dCost = typeof costUsd === 'number' && costUsd !== 0 && Number.isFinite(costUsd);
@@ -120,10 +178,10 @@ export function rowData(e: AuditEvent): string {
   }
 }
 
-/** Categories the `|a|b|` column gives back as they are: non-empty strings without `|`, at least one. */
+/** Categories the `|a|b|` column gives back as they are: non-empty strings without `|` (nor NUL, nor lone surrogates), at least one. */
 function categoriesRoundTrip(c: unknown): boolean {
   if (!Array.isArray(c) || c.length === 0) return false;
-  for (const x of c) if (typeof x !== 'string' || x === '' || x.includes('|')) return false;
+  for (const x of c) if (typeof x !== 'string' || x === '' || x.includes('|') || !textExact(x, Infinity)) return false;
   return true;
 }
 
@@ -274,6 +332,8 @@ export class AuditStore implements AuditSink {
   private readonly reader?: SqliteReader;
   /** This connection's `wal_autocheckpoint` while the writer thread checkpoints instead (see handOverCheckpoints). */
   private mainAutocheckpoint: number | undefined;
+  /** Whether the store is PostgreSQL (else SQLite). */
+  private readonly postgres: boolean;
   constructor(
     readonly db: Kysely<Database>,
     /** Time zone of the `day` column (the limits time zone). */
@@ -285,8 +345,14 @@ export class AuditStore implements AuditSink {
      * start), else on this thread.
      */
     private readonly sqlite?: SqliteDatabase.Database,
-    private readonly opts: { thread?: boolean; reader?: boolean } = {},
+    private readonly opts: {
+      thread?: boolean;
+      reader?: boolean;
+      /** PostgreSQL: `statement_timeout` and `idle_in_transaction_session_timeout` of a batch's transaction (ms; 0 = none). */
+      writeTimeoutMs?: number;
+    } = {},
   ) {
+    this.postgres = db.getExecutor().adapter instanceof PostgresAdapter;
     if (!isUtcZone(timeZone)) this.dayFmt = new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' });
     if (sqlite) this.rawInsert = insertStatements(sqlite);
     if (sqlite && !sqlite.memory && opts.thread !== false) this.packer = new RowPacker();
@@ -303,13 +369,13 @@ export class AuditStore implements AuditSink {
       const resourceLimits = { maxYoungGenerationSizeMb: WRITER_YOUNG_MB };
       const w = siblingWorker(import.meta.url, 'sqlite-worker', { workerData, resourceLimits });
       w.unref();
-      w.on('message', (m: { id: number; error?: string; buffer?: ArrayBuffer }) => {
+      w.on('message', (m: { id: number; error?: string; code?: string; buffer?: ArrayBuffer }) => {
         if (m.buffer && m.buffer.byteLength <= SEND_BUFFER_KEEP && this.sendBuffers.length < SEND_BUFFERS) this.sendBuffers.push(m.buffer);
         const p = this.pending.get(m.id);
         if (!p) return;
         this.pending.delete(m.id);
         if (this.pending.size === 0) w.unref();
-        if (m.error) p.reject(new Error(m.error));
+        if (m.error) p.reject(Object.assign(new Error(m.error), m.code ? { code: m.code } : {}));
         else {
           this.release(p.batch);
           p.resolve();
@@ -393,24 +459,40 @@ export class AuditStore implements AuditSink {
     return this.dayName;
   }
 
-  /** The event's row in EVENT_COLUMNS order (its JSON last), packed when it waits for the writer thread, with its payload. */
+  /**
+   * The event's row in EVENT_COLUMNS order (its JSON last), packed when it waits for the writer
+   * thread, with its payload. Every value fits its column on both stores, whatever the event holds
+   * (the model comes from the client, token counts from the upstream): NUL characters are removed
+   * from text and text is cut to the column's length, integers are rounded and clamped (tokens to
+   * safe integers, status to PostgreSQL's `integer`, ts to a Date's range), a cost that is not a
+   * finite number is 0, a value of the wrong type is null (0 for counts). A value so changed stays
+   * in the row's JSON as it was (see rowData), so the event reads back unchanged.
+   */
   prepare(q: QueuedEvent): PreparedEvent {
     const e = q.event;
+    if (typeof e?.id !== 'string') throw new AuditDataError('audit event without an id');
+    const ts = tsExact(e.ts) ? e.ts : intColumn(e.ts, -TS_MAX, TS_MAX, 0);
+    const cats = e.categories;
+    let categories = NO_CATEGORIES;
+    if (Array.isArray(cats) && cats.length) {
+      categories = `|${cats.join('|')}|`;
+      if (categories.includes('\0')) categories = categories.replace(NUL, '');
+    }
     const row: unknown[] = [
       e.id,
-      e.ts,
-      this.dayOf(e.ts),
-      e.kind,
-      e.tenantId ?? null,
-      e.keyId ?? null,
-      e.requestId?.slice(0, REQUEST_ID_MAX) ?? null,
-      e.status ?? null,
-      e.model?.slice(0, MODEL_MAX) ?? null,
-      (e.kind === 'admin' ? e.action : e.guardAction)?.slice(0, ACTION_MAX) ?? null,
-      e.categories?.length ? `|${e.categories.join('|')}|` : NO_CATEGORIES,
-      e.tokensIn ?? 0,
-      e.tokensOut ?? 0,
-      e.costUsd ?? 0,
+      ts,
+      this.dayOf(ts),
+      textColumn(e.kind, KIND_MAX) ?? '',
+      textColumn(e.tenantId, PRINCIPAL_MAX),
+      textColumn(e.keyId, PRINCIPAL_MAX),
+      textColumn(e.requestId, REQUEST_ID_MAX),
+      statusExact(e.status) ? e.status : intColumn(e.status, INT32_MIN, INT32_MAX, null),
+      textColumn(e.model, MODEL_MAX),
+      textColumn(e.kind === 'admin' ? e.action : e.guardAction, ACTION_MAX),
+      categories,
+      Number.isSafeInteger(e.tokensIn) ? e.tokensIn : intColumn(e.tokensIn, Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER, 0),
+      Number.isSafeInteger(e.tokensOut) ? e.tokensOut : intColumn(e.tokensOut, Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER, 0),
+      typeof e.costUsd === 'number' && Number.isFinite(e.costUsd) ? e.costUsd : 0,
       rowData(e),
     ];
     const packed = this.packer && !this.workerFailed ? this.packer.pack(row) : undefined;
@@ -420,7 +502,13 @@ export class AuditStore implements AuditSink {
   }
 
   async insert(batch: readonly QueuedEvent[]): Promise<void> {
-    const prepared = batch.map((q) => this.prepare(q));
+    const prepared: PreparedEvent[] = [];
+    try {
+      for (const q of batch) prepared.push(this.prepare(q));
+    } catch (e) {
+      this.release(prepared);
+      throw e instanceof AuditDataError ? e : new AuditDataError(`audit event cannot be stored: ${(e as Error)?.message ?? String(e)}`);
+    }
     try {
       await this.insertPrepared(prepared);
     } finally {
@@ -445,7 +533,9 @@ export class AuditStore implements AuditSink {
       const p = x.payload;
       if (!p) continue;
       const row = preparedRow(x);
-      payloadArrays.push([row[0], p.tenantId, row[1], p.expiresAt, p.request, p.response]);
+      // Sealed bodies are base64 and the tenant a gateway id: these only change when a spill line was edited.
+      const body = (v: unknown) => textColumn(v, Infinity);
+      payloadArrays.push([row[0], textColumn(p.tenantId, PRINCIPAL_MAX) ?? '', row[1], intColumn(p.expiresAt, 0, Number.MAX_SAFE_INTEGER, 0), body(p.request), body(p.response)]);
     }
     const packer = this.packer;
     if (this.rawInsert) {
@@ -485,6 +575,14 @@ export class AuditStore implements AuditSink {
     const rows = rowArrays.map((r) => Object.fromEntries(EVENT_COLUMNS.map((c, i) => [c, r[i]]))) as unknown as Array<Insertable<Database['audit_events']>>;
     const payloads = payloadArrays.map((r) => Object.fromEntries(PAYLOAD_COLUMNS.map((c, i) => [c, r[i]]))) as unknown as Array<Insertable<Database['audit_payloads']>>;
     await this.db.transaction().execute(async (tx) => {
+      // PostgreSQL: the server cancels a statement of this transaction that runs past the write
+      // deadline (a lock wait behind a stalled transaction inserting the same ids, an overloaded
+      // server), and ends this transaction if its client stalls in the middle of it (its locks
+      // would hold up the replay of the same events); for this transaction only, not the pool's other users.
+      if (this.postgres && this.opts.writeTimeoutMs) {
+        const ms = String(this.opts.writeTimeoutMs);
+        await sql`select set_config('statement_timeout', ${ms}, true), set_config('idle_in_transaction_session_timeout', ${ms}, true)`.execute(tx);
+      }
       // Chunks keep each statement under SQLite's bound-parameter limit.
       for (let i = 0; i < rows.length; i += 500) {
         await tx.insertInto('audit_events').values(rows.slice(i, i + 500)).onConflict((oc) => oc.column('id').doNothing()).execute();
@@ -530,7 +628,7 @@ export class AuditStore implements AuditSink {
     if (q.kind) s = s.where('kind', '=', q.kind);
     if (q.requestId) s = s.where('request_id', '=', q.requestId);
     if (q.action) s = s.where('action', '=', q.action);
-    if (q.category) s = s.where('categories', 'like', `%|${q.category.replace(/[%_|\\]/g, '')}|%`);
+    if (q.category) s = s.where(this.categoryMatch(q.category));
     if (q.status) {
       const st = q.status.toLowerCase();
       if (/^\d{3}$/.test(st)) s = s.where('status', '=', Number(st));
@@ -548,6 +646,20 @@ export class AuditStore implements AuditSink {
     const page = rows.slice(0, q.limit);
     const last = page[page.length - 1];
     return { data: page.map((r) => eventFromRow(r)), nextCursor: more && last ? enc(Number(last.ts), last.id) : null };
+  }
+
+  /**
+   * Events holding the finding category `c`, as a whole and in the same case on both stores: the
+   * column is `|a|b|`, matched with `LIKE '%|c|%' ESCAPE '\'` (`%`, `_` and `\` in `c` escaped);
+   * SQLite's LIKE ignores ASCII case, so there `instr` (which does not) must find it too. A term
+   * containing `|` matches nothing (no single category in the column holds one); NUL characters
+   * are left out of the term as they are out of the column.
+   */
+  private categoryMatch(c: string) {
+    if (c.includes('|')) return sql<boolean>`1 = 0`;
+    if (c.includes('\0')) c = c.replace(NUL, ''); // as the column holds it (and PostgreSQL refuses NUL)
+    const like = sql<boolean>`categories like ${`%|${c.replace(/[\\%_]/g, '\\$&')}|%`} escape '\\'`;
+    return this.postgres ? like : sql<boolean>`(${like} and instr(categories, ${`|${c}|`}) > 0)`;
   }
 
   /** Requests, tokens and cost grouped by day/tenant/key/model (request events only). */

@@ -55,6 +55,12 @@ export async function openDb(opts: OpenDbOptions): Promise<Db> {
       connectionString: opts.postgresUrl,
       max: opts.poolSize ?? 10,
       connectionTimeoutMillis: 5000,
+      // TCP keepalive: an idle pooled connection to a server or host that went away fails (and
+      // leaves the pool) instead of stalling the next query on it. No pool-wide query or statement
+      // timeout: migrations and large usage reports may run long; the audit writer sets its own
+      // per transaction (AuditStore) and gives up on a stalled write at its deadline.
+      keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
       ...(schema ? { options: `-c search_path=${schema}` } : {}),
     });
     pool.on('error', () => {}); // idle client errors surface on the next query instead of crashing
