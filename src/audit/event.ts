@@ -156,6 +156,21 @@ export function keyedHash(key: Buffer, text: string): string {
 
 const round = (n: number) => Math.round(n * 100) / 100;
 
+const utf8 = new TextEncoder();
+
+/**
+ * The longest prefix of `s` whose UTF-8 encoding takes at most `maxBytes` bytes. Cut between
+ * characters: never inside a multi-byte character or a surrogate pair (`encodeInto` writes only
+ * whole characters and reports the UTF-16 units it consumed).
+ */
+export function utf8Head(s: string, maxBytes: number): string {
+  if (maxBytes <= 0) return '';
+  // Each UTF-16 unit takes at least one byte: a string of at most maxBytes units may fit whole.
+  if (s.length <= maxBytes && Buffer.byteLength(s, 'utf8') <= maxBytes) return s;
+  const { read } = utf8.encodeInto(s, new Uint8Array(maxBytes));
+  return s.slice(0, read);
+}
+
 /**
  * Collects the output text of a response for hashing (and the captured body, when wanted): the
  * proxy calls `body` with the JSON body sent, or `event` with each SSE event sent.
@@ -188,16 +203,18 @@ export class OutputTap {
     }
     if (this.captureBytes > 0) this.keep(`data: ${data}\n\n`);
   }
+  /** Keeps `s` for the capture, counting UTF-8 bytes; the part beyond `captureBytes` is cut on a character boundary. */
   private keep(s: string): void {
     if (this.captureBytes <= 0 || this.truncated) return;
-    if (this.rawBytes + s.length > this.captureBytes) {
-      this.raw.push(s.slice(0, this.captureBytes - this.rawBytes));
+    const bytes = Buffer.byteLength(s, 'utf8');
+    if (this.rawBytes + bytes > this.captureBytes) {
+      this.raw.push(utf8Head(s, this.captureBytes - this.rawBytes));
       this.truncated = true;
       this.rawBytes = this.captureBytes;
       return;
     }
     this.raw.push(s);
-    this.rawBytes += s.length;
+    this.rawBytes += bytes;
   }
   /** The output text seen so far. */
   outputText(): string {

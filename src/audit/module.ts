@@ -1,5 +1,6 @@
 /**
- * The `audit` gateway module (listed last, so it sees what every other module recorded): one
+ * The `audit` gateway module (listed after every module whose state it records; only `tracing`
+ * comes after it, in src/index.ts, so its steps see what the others recorded): one
  * event per proxied request from `done`, admin actions bridged from `admin_events`, durable
  * batched writes with spill and replay, optional encrypted payload capture, export sinks, and
  * the audit/usage admin API.
@@ -9,7 +10,7 @@ import type { FastifyRequest } from 'fastify';
 import type { RequestContext } from '../server/context.js';
 import type { GatewayModule, ModuleFactory } from '../server/modules.js';
 import { loadHashKey, loadMasterKey, seal, TenantKeys } from './crypto.js';
-import { adminEvent, OutputTap, requestEvent, type AuditEvent, type AuditRequestState, type QueuedEvent } from './event.js';
+import { adminEvent, OutputTap, requestEvent, utf8Head, type AuditEvent, type AuditRequestState, type QueuedEvent } from './event.js';
 import { AUDIT_ROUTES, runAuditRoute, type AuditApiDeps } from './routes.js';
 import { createSinks, type EventSink } from './sinks.js';
 import { AuditStore } from './store.js';
@@ -30,6 +31,47 @@ export interface AuditModule extends GatewayModule {
 }
 
 const CURSOR_KEY = 'audit.admin_cursor';
+/** Rows per admin-bridge query, and queries of new rows per poll (the rest waits for the next poll). */
+const BRIDGE_PAGE = 1000;
+const BRIDGE_PAGES = 10;
+/** How long a hole in the `admin_events` ids is watched for a row committed late. */
+const GAP_WAIT_MS = 120_000;
+/** Holes watched at most. */
+const MAX_GAPS = 100;
+
+type AdminEventRow = Parameters<typeof adminEvent>[0];
+
+/** A range of `admin_events` ids not seen yet below the cursor, and when it was first seen. */
+interface IdGap {
+  lo: number;
+  hi: number;
+  since: number;
+}
+
+/** State of the admin-event bridge. */
+interface BridgeState {
+  /** Highest row id read (-1 before the saved cursor is loaded). */
+  cursor: number;
+  /** Holes below `cursor` still watched, by `lo`. */
+  gaps: IdGap[];
+  /** The cursor saved in `kv_meta`: every row up to it is in the trail. */
+  saved: number;
+  /** Events pushed to the writer that it has not confirmed as stored or spilled. */
+  unconfirmed: AuditEvent[];
+}
+
+/** The holes without `id` (a late row arrived in one of them). */
+function fillGap(gaps: readonly IdGap[], id: number): IdGap[] {
+  const out: IdGap[] = [];
+  for (const g of gaps) {
+    if (id < g.lo || id > g.hi) out.push(g);
+    else {
+      if (g.lo < id) out.push({ lo: g.lo, hi: id - 1, since: g.since });
+      if (id < g.hi) out.push({ lo: id + 1, hi: g.hi, since: g.since });
+    }
+  }
+  return out;
+}
 
 /** Creates the audit module from `config.audit`. */
 export const auditModule: ModuleFactory = async ({ config, db, logger, identity, env, afterResponse }) => {
@@ -40,7 +82,7 @@ export const auditModule: ModuleFactory = async ({ config, db, logger, identity,
     throw new Error(`audit.payloads.enabled needs a master key: set ${c.payloads.masterKeyEnv} (32 bytes as 64 hex characters or base64) or audit.payloads.masterKeyFile`);
   }
   const keys = master ? new TenantKeys(db.kysely, master) : undefined;
-  const store = new AuditStore(db.kysely, config.limits.timeZone, db.sqlite);
+  const store = new AuditStore(db.kysely, config.limits.timeZone, db.sqlite, { writeTimeoutMs: c.writeTimeoutMs });
   const writer = new AuditWriter({
     store,
     spillDir: c.spillDir ?? join(config.dataDir, 'audit-spill'),
@@ -48,6 +90,8 @@ export const auditModule: ModuleFactory = async ({ config, db, logger, identity,
     batchSize: c.batchSize,
     flushIntervalMs: c.flushIntervalMs,
     retryIntervalMs: c.retryIntervalMs,
+    writeTimeoutMs: c.writeTimeoutMs,
+    closeTimeoutMs: c.closeTimeoutMs,
     log: logger,
   });
   const sinks = c.enabled ? createSinks(c.sinks, env, logger) : [];
@@ -61,25 +105,74 @@ export const auditModule: ModuleFactory = async ({ config, db, logger, identity,
   }
 
   // Admin actions: every writer of `admin_events` (lifecycle, approvals, this module) is bridged
-  // into the trail with id `adm_<row id>`, so a row bridged twice is stored once.
-  let cursor: number | undefined;
+  // into the trail with id `adm_<row id>`, so a row bridged twice is stored once (the store inserts
+  // with ON CONFLICT (id) DO NOTHING).
+  //
+  // The ids come from a sequence (PostgreSQL `serial`) handed out before commit: two concurrent
+  // admin writes can commit out of id order, so a row with a lower id can appear after a higher
+  // one was bridged. Every hole in the ids seen is watched for GAP_WAIT_MS (a late row in it is
+  // bridged then; a hole left by a rolled-back insert is given up), and the cursor saved in
+  // `kv_meta` stays below the oldest hole still watched. The saved cursor only moves once the
+  // writer has stored or spilled the bridged events, so a crash re-reads them instead of losing them.
+  const bridge: BridgeState = { cursor: -1, gaps: [], saved: -1, unconfirmed: [] };
   let polling: Promise<number> | undefined;
   async function pollOnce(): Promise<number> {
-    if (cursor === undefined) {
+    if (bridge.cursor < 0) {
       const r = await db.kysely.selectFrom('kv_meta').select('v').where('k', '=', CURSOR_KEY).executeTakeFirst();
-      cursor = r ? Number(r.v) : 0;
+      bridge.cursor = bridge.saved = r ? Number(r.v) : 0;
     }
-    let n = 0;
-    for (;;) {
-      const rows = await db.kysely.selectFrom('admin_events').selectAll().where('id', '>', cursor).orderBy('id').limit(1000).execute();
-      if (rows.length === 0) break;
-      for (const r of rows) emit({ event: adminEvent(r as any) });
-      cursor = Number(rows[rows.length - 1]!.id);
-      n += rows.length;
-      await db.kysely.insertInto('kv_meta').values({ k: CURSOR_KEY, v: String(cursor) }).onConflict((oc) => oc.column('k').doUpdateSet({ v: String(cursor) })).execute();
-      if (rows.length < 1000) break;
+    const now = Date.now();
+    bridge.gaps = bridge.gaps.filter((g) => now - g.since < GAP_WAIT_MS);
+    const fresh: AuditEvent[] = [];
+    // Events the writer has not confirmed yet hold the cursor back; new rows wait while there are many.
+    if (bridge.unconfirmed.length < BRIDGE_PAGE * BRIDGE_PAGES) {
+      if (bridge.gaps.length > 0) {
+        const gaps = bridge.gaps;
+        const late = await db.kysely
+          .selectFrom('admin_events')
+          .selectAll()
+          .where((eb) => eb.or(gaps.map((g) => eb.between('id', g.lo, g.hi))))
+          .orderBy('id')
+          .limit(BRIDGE_PAGE)
+          .execute();
+        for (const r of late) {
+          bridge.gaps = fillGap(bridge.gaps, Number(r.id));
+          fresh.push(adminEvent(r as AdminEventRow));
+        }
+      }
+      for (let page = 0; page < BRIDGE_PAGES; page++) {
+        const rows = await db.kysely.selectFrom('admin_events').selectAll().where('id', '>', bridge.cursor).orderBy('id').limit(BRIDGE_PAGE).execute();
+        for (const r of rows) {
+          const id = Number(r.id);
+          if (id > bridge.cursor + 1) bridge.gaps.push({ lo: bridge.cursor + 1, hi: id - 1, since: now });
+          bridge.cursor = id;
+          fresh.push(adminEvent(r as AdminEventRow));
+        }
+        if (rows.length < BRIDGE_PAGE) break;
+      }
+      // Watch the newest holes when there are too many (the oldest ones have waited longest).
+      if (bridge.gaps.length > MAX_GAPS) bridge.gaps = bridge.gaps.slice(bridge.gaps.length - MAX_GAPS);
     }
-    return n;
+    for (const ev of fresh) for (const s of sinks) s.push(ev);
+    // Events not confirmed last time go to the writer again (they may have been dropped; ids are idempotent).
+    const pending = bridge.unconfirmed.concat(fresh);
+    const safe = bridge.gaps.length > 0 ? Math.min(bridge.cursor, bridge.gaps[0]!.lo - 1) : bridge.cursor;
+    if (pending.length === 0 && safe === bridge.saved) return 0;
+    const dropped = writer.stats.dropped;
+    for (const ev of pending) writer.push({ event: ev });
+    await writer.flush();
+    // Stored or spilled unless the writer still holds events in memory (neither the store nor the
+    // spill file took them) or dropped some: then the cursor stays and they are pushed again next time.
+    if (writer.stats.queued > 0 || writer.stats.dropped !== dropped) {
+      bridge.unconfirmed = pending;
+      return fresh.length;
+    }
+    bridge.unconfirmed = [];
+    if (safe !== bridge.saved) {
+      await db.kysely.insertInto('kv_meta').values({ k: CURSOR_KEY, v: String(safe) }).onConflict((oc) => oc.column('k').doUpdateSet({ v: String(safe) })).execute();
+      bridge.saved = safe;
+    }
+    return fresh.length;
   }
   const pollAdminEvents = () => (polling ??= pollOnce().finally(() => (polling = undefined)));
   const timers: NodeJS.Timeout[] = [];
@@ -110,7 +203,9 @@ export const auditModule: ModuleFactory = async ({ config, db, logger, identity,
     try {
       const k = await keys.keyFor(tenantId);
       const reqText = JSON.stringify(st.clientBody ?? ctx.body);
-      const cut = reqText.length > c.payloads.maxBytes ? reqText.slice(0, c.payloads.maxBytes) + '\n[truncated]' : reqText;
+      // maxBytes counts UTF-8 bytes, cut between characters.
+      const head = utf8Head(reqText, c.payloads.maxBytes);
+      const cut = head.length < reqText.length ? head + '\n[truncated]' : reqText;
       const res = st.tap?.captured() ?? null;
       payload = {
         tenantId,
@@ -145,7 +240,10 @@ export const auditModule: ModuleFactory = async ({ config, db, logger, identity,
           steps: {
             authorize(ctx: RequestContext) {
               const capture = captures(ctx);
-              const st: AuditRequestState = { clientBody: ctx.body, tap: new OutputTap(capture ? c.payloads.maxBytes : 0), capture };
+              // The body as the client sent it: recorded before the policy step (response-guards
+              // module), which may strip tools, and before other authorize steps rewrite it.
+              const clientBody = (ctx.state.clientBody as Record<string, unknown> | undefined) ?? ctx.body;
+              const st: AuditRequestState = { clientBody, tap: new OutputTap(capture ? c.payloads.maxBytes : 0), capture };
               ctx.state.audit = st;
             },
             done,

@@ -97,7 +97,10 @@ test('one event per request: success, stream, auth failure, upstream error, guar
   const e1 = await eventOf(ok.id);
   assert.equal(e1.kind, 'request');
   assert.equal(e1.status, 200);
-  assert.equal(e1.tenantId, g.gw.bootstrapKey!.tenant === 'default' ? e1.tenantId : e1.tenantId);
+  // The caller is the bootstrap key of tenant `default`: the event names that tenant's id and that key.
+  const caller = await g.gw.db.kysely.selectFrom('tenants').select('id').where('name', '=', g.gw.bootstrapKey!.tenant).executeTakeFirstOrThrow();
+  assert.equal(e1.tenantId, caller.id);
+  assert.equal(e1.keyId, g.gw.bootstrapKey!.id);
   assert.ok(e1.keyId && e1.tenantId && e1.clientIp && e1.route === '/v1/chat/completions');
   assert.equal(e1.model, 'mock-1');
   assert.equal(e1.provider, 'mock');
