@@ -21,6 +21,8 @@ export const limitSetSchema = z
     monthlyTokens: count.optional(),
     dailyCostUsd: money.optional(),
     monthlyCostUsd: money.optional(),
+    dailyRequests: count.optional(),
+    monthlyRequests: count.optional(),
     maxInputTokens: count.optional(),
     maxOutputTokens: z.number().int().positive().optional(),
     maxMessages: z.number().int().positive().optional(),

@@ -1,5 +1,5 @@
 /**
- * The limits engine: rate limits, concurrency, token and money budgets, pricing and token
+ * The limits engine: rate limits, concurrency, token, money and request budgets, pricing and token
  * estimation, over memory, IPC (node:cluster) and Redis counter stores.
  */
 import cluster from 'node:cluster';

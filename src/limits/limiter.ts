@@ -16,6 +16,7 @@ import type {
   AdmitOutcome,
   AdmitPlan,
   AdmitRequest,
+  BudgetKind,
   BudgetOp,
   CounterStore,
   LimiterStats,
@@ -60,6 +61,7 @@ export function limitsFallbackAdmissions(): number {
 const enc = (s: string) => encodeURIComponent(s);
 
 const SCOPE_WORD: Record<Scope, string> = { key: 'key', tenant: 'tenant', user: 'user' };
+const BUDGET_WORD: Record<BudgetKind, string> = { tokens: 'token', cost: 'spending', requests: 'request' };
 
 /** What a rate operation of the plan is, for headers and refusal messages. */
 interface RateDesc {
@@ -72,10 +74,10 @@ interface RateDesc {
 /** What a budget operation of the plan is. */
 interface BudgetDesc {
   key: string;
-  kind: 'tokens' | 'cost';
+  kind: BudgetKind;
   period: 'day' | 'month';
   scope: Scope;
-  /** In counter units (tokens or nano-dollars). */
+  /** In counter units (tokens, nano-dollars or requests). */
   limit: number;
   /** End of the calendar period (epoch ms). */
   resetAt: number;
@@ -256,9 +258,9 @@ export function createLimiter(opts: CreateLimiterOptions): Limiter {
       c.tpmDesc = { kind: 'tokens', scope, limitText: String(set.tokensPerMinute) };
     }
     if (set.concurrency !== undefined) c.conc = { key: keys.conc, limit: set.concurrency };
-    const budget = (kind: 'tokens' | 'cost', period: 'day' | 'month', limit: number) =>
+    const budget = (kind: BudgetKind, period: 'day' | 'month', limit: number) =>
       c!.budgets.push({
-        key: kind === 'tokens' ? (period === 'day' ? keys.btd : keys.btm) : period === 'day' ? keys.bcd : keys.bcm,
+        key: kind === 'tokens' ? (period === 'day' ? keys.btd : keys.btm) : kind === 'cost' ? (period === 'day' ? keys.bcd : keys.bcm) : period === 'day' ? keys.brd : keys.brm,
         kind,
         period,
         scope,
@@ -269,6 +271,8 @@ export function createLimiter(opts: CreateLimiterOptions): Limiter {
     if (set.monthlyTokens !== undefined) budget('tokens', 'month', set.monthlyTokens);
     if (set.dailyCostUsd !== undefined) budget('cost', 'day', set.dailyCostUsd);
     if (set.monthlyCostUsd !== undefined) budget('cost', 'month', set.monthlyCostUsd);
+    if (set.dailyRequests !== undefined) budget('requests', 'day', set.dailyRequests);
+    if (set.monthlyRequests !== undefined) budget('requests', 'month', set.monthlyRequests);
     keys.compiled = c;
     return c;
   }
@@ -390,7 +394,7 @@ export function createLimiter(opts: CreateLimiterOptions): Limiter {
         slotScopes[sl++] = scope;
       }
       for (const b of c.budgets) {
-        budgets[bi] = { key: b.key, limit: b.limit, amount: b.kind === 'tokens' ? reserveTokens : reserveNano, ttlMs: Math.max(1000, b.resetAt - now + BUDGET_GRACE_MS) };
+        budgets[bi] = { key: b.key, limit: b.limit, amount: b.kind === 'tokens' ? reserveTokens : b.kind === 'cost' ? reserveNano : 1, ttlMs: Math.max(1000, b.resetAt - now + BUDGET_GRACE_MS) };
         budgetDescs[bi++] = b;
       }
     }
@@ -425,9 +429,10 @@ export function createLimiter(opts: CreateLimiterOptions): Limiter {
       }
       const m = x.budgetDescs[f.index]!;
       const used = outcome.budgets[f.index]!;
-      const what = `${m.period === 'day' ? 'daily' : 'monthly'} ${m.kind === 'tokens' ? 'token' : 'spending'} budget of this ${SCOPE_WORD[m.scope]}`;
+      const what = `${m.period === 'day' ? 'daily' : 'monthly'} ${BUDGET_WORD[m.kind]} budget of this ${SCOPE_WORD[m.scope]}`;
+      // A request budget reserves 1, so it refuses only when used up (or lowered below its use).
       const message =
-        used >= m.limit
+        used >= m.limit || m.kind === 'requests'
           ? `The ${what} is exhausted.`
           : `This request's reservation (${m.kind === 'tokens' ? `${x.reserveTokens} tokens` : `$${(x.reserveNano / NANO_PER_USD).toFixed(6)}`}) does not fit in the remaining ${what}; lower max_tokens or the input.`;
       return {
@@ -533,11 +538,11 @@ export function createLimiter(opts: CreateLimiterOptions): Limiter {
       if (t.rateKinds[i] === 'tokens' && tokens !== r.cost) rates[j++] = { key: r.key, limit: r.limit, periodMs: r.periodMs, delta: tokens - r.cost };
     }
     let nB = 0;
-    for (let i = 0; i < t.budgets.length; i++) if ((t.budgetKinds[i] === 'tokens' ? tokens : cost) !== t.budgets[i]!.amount) nB++;
+    for (let i = 0; i < t.budgets.length; i++) if (settledAmount(t.budgetKinds[i]!, t.budgets[i]!.amount, tokens, cost) !== t.budgets[i]!.amount) nB++;
     const budgets = new Array<SettlePlan['budgets'][number]>(nB);
     for (let i = 0, j = 0; j < nB; i++) {
       const b = t.budgets[i]!;
-      const delta = (t.budgetKinds[i] === 'tokens' ? tokens : cost) - b.amount;
+      const delta = settledAmount(t.budgetKinds[i]!, b.amount, tokens, cost) - b.amount;
       if (delta !== 0) budgets[j++] = { key: b.key, ttlMs: b.ttlMs, delta };
     }
     const pending = apply(ticket, { now: clock(), rates, slots: t.slots, budgets });
@@ -585,6 +590,11 @@ export function createLimiter(opts: CreateLimiterOptions): Limiter {
 
 const SCOPE_ORDER: readonly Scope[] = ['key', 'tenant', 'user'];
 
+/** What a budget finally counts for a settled request: its tokens, its cost, or (request budgets) the 1 reserved. */
+function settledAmount(kind: BudgetKind, reserved: number, tokens: number, nanoCost: number): number {
+  return kind === 'tokens' ? tokens : kind === 'cost' ? nanoCost : reserved;
+}
+
 /** Keys entries of one tenant, per scope. */
 interface TenantKeys {
   key: Map<string, ScopeKeys>;
@@ -602,6 +612,8 @@ interface ScopeKeys {
   btm: string;
   bcd: string;
   bcm: string;
+  brd: string;
+  brm: string;
   /** The scope's operations for the limit set last used with these keys. */
   compiled?: CompiledScope;
 }
@@ -618,6 +630,8 @@ function buildKeys(tenantId: string, scope: Scope, id: string, p: Periods): Scop
     btm: `${t}:bt:${p.month}:${sid}`,
     bcd: `${t}:bc:${p.day}:${sid}`,
     bcm: `${t}:bc:${p.month}:${sid}`,
+    brd: `${t}:br:${p.day}:${sid}`,
+    brm: `${t}:br:${p.month}:${sid}`,
   };
 }
 

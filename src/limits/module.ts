@@ -1,6 +1,6 @@
 /**
  * The limits gateway module: admission before the upstream call (rate limits, concurrency,
- * token and money budgets, size limits) and settlement after it with the provider's usage.
+ * token, money and request budgets, size limits) and settlement after it with the provider's usage.
  */
 import type { GatewayModule, ModuleFactory } from '../server/modules.js';
 import type { RequestContext } from '../server/context.js';

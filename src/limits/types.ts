@@ -20,6 +20,10 @@ export interface LimitSet {
   dailyCostUsd?: number;
   /** US dollars per calendar month. */
   monthlyCostUsd?: number;
+  /** Admitted requests per calendar day in the configured time zone (a query budget). */
+  dailyRequests?: number;
+  /** Admitted requests per calendar month in the configured time zone (a query budget). */
+  monthlyRequests?: number;
   /** Largest input (estimated tokens) one request may carry. */
   maxInputTokens?: number;
   /** Largest output cap one request may ask for; also lowers the default cap. */
@@ -69,6 +73,9 @@ export interface Ticket {
   readonly plan: TicketPlan;
 }
 
+/** What a budget counts: tokens, nano-dollars, or admitted requests. */
+export type BudgetKind = 'tokens' | 'cost' | 'requests';
+
 /** Internal part of a ticket: the counters touched at admission (the admission's own operations, not copies). */
 export interface TicketPlan {
   tenantId: string;
@@ -78,7 +85,7 @@ export interface TicketPlan {
   slots: SlotOp[];
   /** Budget operations as reserved (`amount`), and the kind of each. */
   budgets: BudgetOp[];
-  budgetKinds: ('tokens' | 'cost')[];
+  budgetKinds: BudgetKind[];
   /** Set once settled or released, so a second call is a no-op. */
   done: boolean;
 }
@@ -115,7 +122,7 @@ export interface Limiter {
   admit(req: AdmitRequest): Promise<Admission>;
   /** Replaces the reservation by actual usage and frees the concurrency slot; returns the request's cost. Idempotent. */
   settle(ticket: Ticket, usage: Usage): Promise<{ costUsd: number }>;
-  /** Gives everything back (slot, token and budget reservations); the request still counts towards requests/min. Idempotent. */
+  /** Gives everything back (slot, token, money and request-budget reservations); the request still counts towards requests/min. Idempotent. */
   release(ticket: Ticket): Promise<void>;
   /**
    * The same as admit, settle and release, answered without a promise when the store decides in
