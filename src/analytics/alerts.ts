@@ -17,12 +17,18 @@ export interface Alert {
   /** z-score (anomaly) or extraction score. */
   score: number;
   reasons: string[];
-  /** The automatic action taken, if any. */
+  /**
+   * What the gateway did: `throttle` or `suspend` (applied to the key), `alert` (the policy is to
+   * alert only, and tenant anomalies), `none` (the policy asked for an action that was skipped).
+   */
   action: 'alert' | 'throttle' | 'suspend' | 'none';
+  /** Why the action was skipped (with `action: none`). */
+  skipped?: 'cooldown' | 'already_throttled' | 'already_suspended' | 'in_progress' | 'alert_only';
 }
 
 /** Options of the alerter. */
 export interface AlerterOptions {
+  /** Receives every alert, signed with `webhookSecret` (required with it). */
   webhookUrl?: string;
   webhookSecret?: string;
   timeoutMs: number;
@@ -43,7 +49,9 @@ export class Alerter {
   private readonly pending = new Set<Promise<void>>();
   /** Webhook deliveries that failed. */
   failures = 0;
-  constructor(private readonly o: AlerterOptions) {}
+  constructor(private readonly o: AlerterOptions) {
+    if (o.webhookUrl && !o.webhookSecret) throw new Error('Alerter: a webhookUrl needs a webhookSecret (alerts are never sent unsigned)');
+  }
 
   /** Emits an alert unless the same one was emitted within the dedup period; returns it or null. */
   emit(a: Omit<Alert, 'id'>): Alert | null {
@@ -76,8 +84,7 @@ export class Alerter {
   private async deliver(alert: Alert): Promise<void> {
     const body = JSON.stringify({ type: 'portcullis.alert', alert });
     const ts = String(Math.floor(Date.now() / 1000));
-    const headers: Record<string, string> = { 'content-type': 'application/json', 'x-portcullis-timestamp': ts };
-    if (this.o.webhookSecret) headers['x-portcullis-signature'] = signWebhook(this.o.webhookSecret, ts, body);
+    const headers: Record<string, string> = { 'content-type': 'application/json', 'x-portcullis-timestamp': ts, 'x-portcullis-signature': signWebhook(this.o.webhookSecret!, ts, body) };
     try {
       const res = await fetch(this.o.webhookUrl!, { method: 'POST', headers, body, signal: AbortSignal.timeout(this.o.timeoutMs), redirect: 'error' });
       await res.arrayBuffer().catch(() => undefined);

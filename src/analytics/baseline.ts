@@ -1,8 +1,11 @@
 /**
  * Behaviour baselines per entity (a key or a tenant): traffic is folded into fixed time buckets;
- * when a bucket closes, each signal (request rate, tokens, prompt length, error rate, guard block
- * rate, distinct models) is compared with its EWMA mean and variance (z-score), then folded in.
- * Alerts need a warm-up (buckets seen) and a minimum volume in the bucket, so new or quiet keys
+ * when a bucket with traffic closes, each signal (requests, tokens, prompt length, error rate,
+ * guard block rate, distinct models in the bucket) is compared with its EWMA mean and variance
+ * (z-score), then folded in. Idle buckets are not folded in: the baseline is the key's traffic
+ * per active minute, so nights, weekends and hourly jobs do not drag it towards zero (where
+ * every morning, or every run of the job, would look like a burst). Alerts need a warm-up of
+ * buckets with traffic and a minimum volume in the bucket, so new, quiet or long-dormant keys
  * never page anyone.
  */
 import type { LRUCache } from 'lru-cache';
@@ -22,7 +25,7 @@ export interface BaselineOptions {
   alpha: number;
   /** z-score above which a signal alerts. */
   zThreshold: number;
-  /** Buckets an entity must have seen before it can alert. */
+  /** Buckets with traffic (idle ones do not count) an entity needs before it can alert. */
   warmupBuckets: number;
   /** Requests a bucket needs before it can alert. */
   minRequests: number;
@@ -32,11 +35,14 @@ export interface BaselineOptions {
   minStd: Record<Signal, number>;
   /** Most entities kept in memory (least recently seen are dropped). */
   maxEntities: number;
-  /** Idle buckets folded in as zero traffic when an entity comes back (bounded). */
-  maxGapBuckets: number;
+  /**
+   * Idle buckets after which an entity's history is stale: it starts over (new baseline, warm-up
+   * again). Longer than a weekend, so business-hours keys keep their baseline.
+   */
+  dormantBuckets: number;
 }
 
-/** Defaults: one-minute buckets, ~1 h half-life, z ≥ 6, 2 h warm-up, ≥ 20 requests. */
+/** Defaults: one-minute buckets, ~1 h half-life, z ≥ 6, 2 h of active warm-up, ≥ 20 requests, stale after 7 idle days. */
 export const DEFAULT_BASELINE: BaselineOptions = {
   bucketMs: 60_000,
   alpha: 0.01,
@@ -46,7 +52,7 @@ export const DEFAULT_BASELINE: BaselineOptions = {
   minStdRatio: 0.25,
   minStd: { request_rate: 2, tokens: 200, prompt_length: 50, error_rate: 0.05, block_rate: 0.05, distinct_models: 1 },
   maxEntities: 100_000,
-  maxGapBuckets: 240,
+  dormantBuckets: 7 * 1440,
 };
 
 /** One observed request. */
@@ -86,13 +92,16 @@ interface EntityState {
   errors: number;
   blocks: number;
   models: Set<string>;
+  /** Buckets with traffic folded in: the real history the warm-up counts. */
   seen: number;
+  /** Start of the last bucket that had traffic. */
+  lastActive: number;
   stats: Record<Signal, Ewma>;
 }
 
 function fresh(bucket: number): EntityState {
   const e = (): Ewma => ({ mean: 0, variance: 0 });
-  return { bucket, requests: 0, tokens: 0, prompt: 0, errors: 0, blocks: 0, models: new Set(), seen: 0, stats: { request_rate: e(), tokens: e(), prompt_length: e(), error_rate: e(), block_rate: e(), distinct_models: e() } };
+  return { bucket, requests: 0, tokens: 0, prompt: 0, errors: 0, blocks: 0, models: new Set(), seen: 0, lastActive: bucket, stats: { request_rate: e(), tokens: e(), prompt_length: e(), error_rate: e(), block_rate: e(), distinct_models: e() } };
 }
 
 /** Per-entity EWMA baselines with z-score alerts. */
@@ -108,11 +117,17 @@ export class BaselineDetector {
   observe(entity: string, o: Observation): AnomalyAlert[] {
     const b = Math.floor(o.at / this.opts.bucketMs) * this.opts.bucketMs;
     let st = this.entities.get(entity);
+    let alerts: AnomalyAlert[] = [];
+    if (st && b > st.bucket) {
+      alerts = this.roll(entity, st, b);
+      // Idle for longer than `dormantBuckets`: the old baseline says little about today's traffic,
+      // so the entity starts over and warms up again on real traffic.
+      if ((b - st.lastActive) / this.opts.bucketMs > this.opts.dormantBuckets) st = undefined;
+    }
     if (!st) {
       st = fresh(b);
       this.entities.set(entity, st);
     }
-    const alerts = b > st.bucket ? this.roll(entity, st, b) : [];
     st.requests++;
     st.tokens += o.tokens;
     st.prompt += o.promptTokens;
@@ -149,6 +164,8 @@ export class BaselineDetector {
         block_rate: st.blocks / st.requests,
         distinct_models: st.models.size,
       };
+      // Only buckets with traffic are history: one request followed by hours of silence does not
+      // make a key "established".
       const canAlert = st.seen >= this.opts.warmupBuckets && st.requests >= this.opts.minRequests;
       for (const s of SIGNALS) {
         const e = st.stats[s];
@@ -156,17 +173,10 @@ export class BaselineDetector {
         const std = Math.max(Math.sqrt(e.variance), this.opts.minStdRatio * Math.abs(e.mean), this.opts.minStd[s]);
         const z = (x - e.mean) / std;
         if (canAlert && z >= this.opts.zThreshold) alerts.push({ entity, signal: s, value: x, mean: e.mean, std, z, bucket: st.bucket, requests: st.requests });
-        // Per-request signals only learn from buckets with traffic; rates also learn from idle ones (below).
         this.fold(e, x, st.seen === 0);
       }
       st.seen++;
-    }
-    // Idle buckets between the closed one and the new one count as zero traffic for the volume signals.
-    const gap = Math.min(Math.max(0, Math.round((newBucket - st.bucket) / this.opts.bucketMs) - 1), this.opts.maxGapBuckets);
-    for (let i = 0; i < gap; i++) {
-      this.fold(st.stats.request_rate, 0, false);
-      this.fold(st.stats.tokens, 0, false);
-      st.seen++;
+      st.lastActive = st.bucket;
     }
     st.bucket = newBucket;
     st.requests = st.tokens = st.prompt = st.errors = st.blocks = 0;

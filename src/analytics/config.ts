@@ -13,7 +13,10 @@ export const analyticsConfigSchema = z
         bucketMs: z.number().int().min(1000).max(3_600_000).default(60_000),
         alpha: z.number().gt(0).lt(1).default(0.01),
         zThreshold: z.number().positive().default(6),
+        /** Buckets with traffic (idle ones do not count) before a key or tenant can alert. */
         warmupBuckets: z.number().int().min(0).default(120),
+        /** Idle buckets after which an entity's baseline is dropped and it warms up again (default 7 days). */
+        dormantBuckets: z.number().int().min(1).default(7 * 1440),
         minRequests: z.number().int().min(1).default(20),
         minStdRatio: z.number().min(0).default(0.25),
         maxEntities: z.number().int().min(1).default(100_000),
@@ -48,7 +51,10 @@ export const analyticsConfigSchema = z
     response: z
       .object({
         onAnomaly: action.default('alert'),
-        onExtraction: action.default('throttle'),
+        // Alert only by default: templated apps with short, ever-new fillers ("status of order N")
+        // score like an extraction campaign (README: Behaviour analytics), and throttling them by
+        // default would take legitimate pipelines down. Enforcement is the operator's choice.
+        onExtraction: action.default('alert'),
         /** Requests per minute a throttled key keeps. */
         throttleRpm: z.number().int().min(0).default(10),
         throttleMs: z.number().int().min(1000).default(3_600_000),
@@ -58,6 +64,15 @@ export const analyticsConfigSchema = z
         cooldownMs: z.number().int().min(0).default(3_600_000),
         /** How often other instances' (and the CLI's) actions are re-read from the store. */
         refreshMs: z.number().int().min(100).default(5000),
+        /**
+         * Keys (ids) and tenants (names or ids) that are only alerted on, never throttled or
+         * suspended automatically: batch pipelines and templated apps the extraction detector
+         * cannot tell from a campaign (see the README's measured false-positive rates).
+         */
+        alertOnly: z
+          .object({ keys: z.array(z.string().min(1)).default([]), tenants: z.array(z.string().min(1)).default([]) })
+          .strict()
+          .default({}),
       })
       .strict()
       .default({}),

@@ -28,7 +28,7 @@ export interface ExtractionOptions {
   maxKeys: number;
 }
 
-/** Defaults, measured in test/analytics (see docs/sections/observability.md). */
+/** Defaults, measured in test/analytics (README.md, "Observability: metrics, traces, behaviour analytics and incident response" → "Behaviour analytics"). */
 export const DEFAULT_EXTRACTION: ExtractionOptions = {
   window: 200,
   windowMs: 3_600_000,

@@ -11,21 +11,32 @@ export interface IncidentResult {
   /** Admin events of the tenant in the last 24 h, by action. */
   adminEvents: Record<string, number>;
   usage: UsageSummary | null;
+  /** Why the audit-trail summary could not be read (then `usage` is the fallback, or null). */
+  usageError?: string;
 }
 
 /**
  * Revokes all non-revoked keys of a tenant and (unless `reissue` is false) creates one
  * replacement per active key with the same name, owner, scopes, tier and expiry; `usage`
- * supplies the 24-hour summary (audit trail first, in-memory analytics as fallback).
+ * supplies the 24-hour summary (the audit trail) and `fallbackUsage` the one used when it has no
+ * events or fails (in-memory analytics). A failing summary never loses the new keys: its error is
+ * returned in `usageError`.
  */
 export async function revokeTenant(
   lifecycle: Lifecycle,
   actor: Actor,
   tenantRef: string,
-  opts: { reason?: string; reissue?: boolean; usage?: (tenantId: string) => UsageSummary | null | Promise<UsageSummary | null> } = {},
+  opts: { reason?: string; reissue?: boolean; usage?: (tenantId: string) => UsageSummary | null | Promise<UsageSummary | null>; fallbackUsage?: (tenantId: string) => UsageSummary | null } = {},
 ): Promise<IncidentResult> {
   const t = await lifecycle.mustTenant(tenantRef);
-  const before = (await lifecycle.listKeys({ tenantId: t.id, limit: 10_000 })).data;
+  // Every key of the tenant, page by page (a tenant may have any number of keys).
+  const before: Awaited<ReturnType<Lifecycle['listKeys']>>['data'] = [];
+  for (let cursor: string | undefined; ; ) {
+    const page = await lifecycle.listKeys({ tenantId: t.id, limit: 1000, ...(cursor ? { cursor } : {}) });
+    before.push(...page.data);
+    if (!page.nextCursor) break;
+    cursor = page.nextCursor;
+  }
   const reissuable = before.filter((k) => k.status === 'active' || k.status === 'grace');
   const r = await lifecycle.revokeTenantKeys(actor, t.id, opts.reason ?? 'incident: credential leak');
   const reissued: IncidentResult['reissued'] = [];
@@ -59,5 +70,13 @@ export async function revokeTenant(
     if (old || !page.nextCursor) break;
     cursor = page.nextCursor;
   }
-  return { tenant: { id: t.id, name: t.name }, revoked: r.keyIds, reissued, adminEvents, usage: (await opts.usage?.(t.id)) ?? null };
+  let usage: UsageSummary | null = null;
+  let usageError: string | undefined;
+  try {
+    usage = (await opts.usage?.(t.id)) ?? null;
+  } catch (e) {
+    usageError = `the audit trail could not be read: ${(e as Error)?.message ?? String(e)}`;
+  }
+  usage ??= opts.fallbackUsage?.(t.id) ?? null;
+  return { tenant: { id: t.id, name: t.name }, revoked: r.keyIds, reissued, adminEvents, usage, ...(usageError ? { usageError } : {}) };
 }

@@ -5,6 +5,7 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { ConfigError } from '../config/load.js';
 import { GatewayError } from '../errors.js';
 import { loadPepper } from '../identity/keys.js';
 import { Lifecycle, type Actor } from '../identity/lifecycle.js';
@@ -92,6 +93,11 @@ const P = '/admin/v1';
 export async function createAnalyticsModule(mctx: ModuleContext): Promise<AnalyticsModule> {
   const cfg = (mctx.config as { analytics?: AnalyticsConfig }).analytics;
   const { db, logger, identity, env, modules } = mctx;
+  // Receivers authenticate alerts by their signature: never send them unsigned.
+  const webhookSecret = cfg?.alerts.webhookUrl ? env[cfg.alerts.webhookSecretEnv] : undefined;
+  if (cfg?.alerts.webhookUrl && !webhookSecret) {
+    throw new ConfigError(`analytics.alerts.webhookUrl is set but the environment variable ${cfg.alerts.webhookSecretEnv} (analytics.alerts.webhookSecretEnv), which holds the webhook's signing secret, is ${cfg.alerts.webhookSecretEnv in env ? 'empty' : 'not set'}: set it, or remove webhookUrl`);
+  }
   const lifecycle = new Lifecycle(db, loadPepper(mctx.config.dataDir, env), (ids) => ids.forEach((id) => identity.invalidate(id)));
   const baselines = new BaselineDetector(cfg?.anomaly ?? {});
   const extraction = new ExtractionDetector(cfg?.extraction ?? {});
@@ -101,8 +107,7 @@ export async function createAnalyticsModule(mctx: ModuleContext): Promise<Analyt
   /** Token ids as text for a model with a known BPE (limits.tokenizers); undefined otherwise or for ids outside it. */
   const decodeIds = (model: string, ids: number[]): string | undefined => tokenCodecFor(model, mctx.config.limits)?.decode(ids);
   const alerter = new Alerter({
-    ...(cfg?.alerts.webhookUrl ? { webhookUrl: cfg.alerts.webhookUrl } : {}),
-    ...(cfg?.alerts.webhookUrl && env[cfg.alerts.webhookSecretEnv] ? { webhookSecret: env[cfg.alerts.webhookSecretEnv]! } : {}),
+    ...(cfg?.alerts.webhookUrl && webhookSecret ? { webhookUrl: cfg.alerts.webhookUrl, webhookSecret } : {}),
     timeoutMs: cfg?.alerts.timeoutMs ?? 5000,
     dedupMs: cfg?.alerts.dedupMs ?? 3_600_000,
     keep: cfg?.alerts.keep ?? 1000,
@@ -127,53 +132,66 @@ export async function createAnalyticsModule(mctx: ModuleContext): Promise<Analyt
 
   /** Keys with an action being applied: concurrent alerts on one key apply one action, not several. */
   const applying = new Set<string>();
+  const alertOnlyKeys = new Set(cfg?.response.alertOnly.keys ?? []);
+  /** `response.alertOnly.tenants` as given (names or ids), and the ids of those seen in traffic. */
+  const alertOnlyTenants = new Set(cfg?.response.alertOnly.tenants ?? []);
+  const alertOnlyTenantIds = new Set<string>();
 
-  async function respond(kind: 'anomaly' | 'extraction', keyId: string | null, tenantId: string | null, policy: 'alert' | 'throttle' | 'suspend', reason: string, detail: Record<string, unknown>): Promise<void> {
-    if (policy === 'alert' || !keyId || !cfg) return;
-    if (applying.has(keyId)) return;
-    applying.add(keyId);
-    try {
-      await respondOnce(kind, keyId, tenantId, policy, reason, detail);
-    } finally {
-      applying.delete(keyId);
-    }
-  }
-
-  async function respondOnce(kind: 'anomaly' | 'extraction', keyId: string, tenantId: string | null, policy: 'throttle' | 'suspend', reason: string, detail: Record<string, unknown>): Promise<void> {
-    if (!cfg) return;
+  /**
+   * What an alert on `keyId` actually does under `policy`: the action, or `none` with the reason
+   * it is skipped (an operator cleared the key within `cooldownMs`, an action already in force,
+   * one being applied). Decided synchronously, so the alert reports it.
+   */
+  function decide(keyId: string | null, tenantId: string | null, policy: 'alert' | 'throttle' | 'suspend'): { action: Alert['action']; skipped?: NonNullable<Alert['skipped']> } {
+    if (policy === 'alert' || !keyId || !cfg) return { action: 'alert' };
+    if (alertOnlyKeys.has(keyId) || (tenantId !== null && alertOnlyTenantIds.has(tenantId))) return { action: 'none', skipped: 'alert_only' };
+    if (applying.has(keyId)) return { action: 'none', skipped: 'in_progress' };
     const now = Date.now();
     const last = actions.latest(keyId);
     const cleared = Math.max(clearedAt.get(keyId) ?? 0, last?.kind === 'clear' ? last.at : 0);
-    if (cleared && now - cleared < cfg.response.cooldownMs) return;
+    if (cleared && now - cleared < cfg.response.cooldownMs) return { action: 'none', skipped: 'cooldown' };
     const cur = actions.active(keyId, now);
-    if (cur && (cur.kind === 'suspend' || policy === 'throttle')) return;
-    const until = policy === 'throttle' ? now + cfg.response.throttleMs : cfg.response.suspendMs !== undefined ? now + cfg.response.suspendMs : null;
-    await actions.apply(SYSTEM_ACTOR, { keyId, tenantId, kind: policy, until, ...(policy === 'throttle' ? { rpm: cfg.response.throttleRpm } : {}), reason: `${kind}: ${reason}`.slice(0, 500), detail });
-    actionCounter?.inc({ action: policy });
+    if (cur?.kind === 'suspend') return { action: 'none', skipped: 'already_suspended' };
+    if (cur && policy === 'throttle') return { action: 'none', skipped: 'already_throttled' };
+    return { action: policy };
+  }
+
+  /** Applies a decided throttle or suspension (at most one at a time per key). */
+  function act(kind: 'anomaly' | 'extraction', keyId: string, tenantId: string | null, action: Alert['action'], reason: string, detail: Record<string, unknown>): void {
+    if (!cfg || (action !== 'throttle' && action !== 'suspend')) return;
+    const now = Date.now();
+    const until = action === 'throttle' ? now + cfg.response.throttleMs : cfg.response.suspendMs !== undefined ? now + cfg.response.suspendMs : null;
+    applying.add(keyId);
+    track(
+      actions
+        .apply(SYSTEM_ACTOR, { keyId, tenantId, kind: action, until, ...(action === 'throttle' ? { rpm: cfg.response.throttleRpm } : {}), reason: `${kind}: ${reason}`.slice(0, 500), detail })
+        .then(() => actionCounter?.inc({ action }))
+        .finally(() => applying.delete(keyId)),
+    );
   }
 
   function anomaly(a: AnomalyAlert, tenantId: string | null): void {
     const isKey = a.entity.startsWith('key:');
     const keyId = isKey ? a.entity.slice(4) : null;
-    const policy = cfg!.response.onAnomaly;
-    const al = alerter.emit({ at: Date.now(), kind: 'anomaly', entity: a.entity, tenantId, keyId, signal: a.signal, value: a.value, score: Math.round(a.z * 100) / 100, reasons: [`${a.signal} ${round(a.value)} vs baseline ${round(a.mean)} ± ${round(a.std)} (z ${round(a.z)})`], action: isKey ? policy : 'alert' });
+    const d = decide(keyId, tenantId, isKey ? cfg!.response.onAnomaly : 'alert');
+    const al = alerter.emit({ at: Date.now(), kind: 'anomaly', entity: a.entity, tenantId, keyId, signal: a.signal, value: a.value, score: Math.round(a.z * 100) / 100, reasons: [`${a.signal} ${round(a.value)} vs baseline ${round(a.mean)} ± ${round(a.std)} (z ${round(a.z)})`], action: d.action, ...(d.skipped ? { skipped: d.skipped } : {}) });
     if (!al) return;
     alertCounter?.inc({ kind: 'anomaly', signal: a.signal });
     track(recordAlert(al));
-    if (isKey) track(respond('anomaly', keyId, tenantId, policy, al.reasons[0]!, { alertId: al.id }));
+    if (keyId) act('anomaly', keyId, tenantId, d.action, al.reasons[0]!, { alertId: al.id });
   }
 
   async function recordAlert(al: Alert): Promise<void> {
-    await lifecycle.record(SYSTEM_ACTOR, 'analytics.alert', { type: al.keyId ? 'api_key' : 'tenant', id: al.keyId ?? al.tenantId ?? al.entity, tenantId: al.tenantId }, { id: al.id, kind: al.kind, signal: al.signal, value: al.value, score: al.score, reasons: al.reasons, action: al.action });
+    await lifecycle.record(SYSTEM_ACTOR, 'analytics.alert', { type: al.keyId ? 'api_key' : 'tenant', id: al.keyId ?? al.tenantId ?? al.entity, tenantId: al.tenantId }, { id: al.id, kind: al.kind, signal: al.signal, value: al.value, score: al.score, reasons: al.reasons, action: al.action, ...(al.skipped ? { skipped: al.skipped } : {}) });
   }
 
   function extractionFlag(s: ExtractionScore, keyId: string, tenantId: string): void {
-    const policy = cfg!.response.onExtraction;
-    const al = alerter.emit({ at: Date.now(), kind: 'extraction', entity: `key:${keyId}`, tenantId, keyId, signal: 'score', value: s.requests, score: s.score, reasons: s.reasons, action: policy });
+    const d = decide(keyId, tenantId, cfg!.response.onExtraction);
+    const al = alerter.emit({ at: Date.now(), kind: 'extraction', entity: `key:${keyId}`, tenantId, keyId, signal: 'score', value: s.requests, score: s.score, reasons: s.reasons, action: d.action, ...(d.skipped ? { skipped: d.skipped } : {}) });
     if (!al) return;
     alertCounter?.inc({ kind: 'extraction', signal: 'score' });
     track(recordAlert(al));
-    track(respond('extraction', keyId, tenantId, policy, s.reasons.join('; ') || `score ${s.score}`, { alertId: al.id, score: s.score, signals: s.signals }));
+    act('extraction', keyId, tenantId, d.action, s.reasons.join('; ') || `score ${s.score}`, { alertId: al.id, score: s.score, signals: s.signals });
   }
 
   const tickTimer = enabled && cfg!.anomaly.enabled ? setInterval(() => {
@@ -244,6 +262,7 @@ export async function createAnalyticsModule(mctx: ModuleContext): Promise<Analyt
           const lim = ctx.state.limits as { estimatedInputTokens?: number; costUsd?: number } | undefined;
           const inTok = ctx.usage?.inputTokens ?? lim?.estimatedInputTokens ?? 0;
           const outTok = ctx.usage?.outputTokens ?? 0;
+          if (alertOnlyTenants.size && (alertOnlyTenants.has(p.tenantName) || alertOnlyTenants.has(p.tenantId))) alertOnlyTenantIds.add(p.tenantId);
           if (p.keyId && keyTenant.get(p.keyId) !== p.tenantId) {
             if (keyTenant.size > 200_000) keyTenant.clear();
             keyTenant.set(p.keyId, p.tenantId);
@@ -335,7 +354,7 @@ export async function createAnalyticsModule(mctx: ModuleContext): Promise<Analyt
       handler: async (c) => {
         const t = await lifecycle.tenant(c.params.tenant!);
         if (!t || (c.admin.tenants !== null && !c.admin.tenants.includes(t.id))) throw new GatewayError('PCL_NOT_FOUND', { message: `tenant ${JSON.stringify(c.params.tenant!.slice(0, 100))} not found` });
-        return revokeTenant(lifecycle, c.actor, t.id, { reissue: c.body.reissue, ...(c.body.reason ? { reason: c.body.reason } : {}), usage: async (id) => (await auditUsageSummary(db.kysely, id, Date.now(), auditReader())) ?? usage.summary(id) });
+        return revokeTenant(lifecycle, c.actor, t.id, { reissue: c.body.reissue, ...(c.body.reason ? { reason: c.body.reason } : {}), usage: (id) => auditUsageSummary(db.kysely, id, Date.now(), auditReader()), fallbackUsage: (id) => usage.summary(id) });
       },
     },
   ];

@@ -94,42 +94,39 @@ export type ReadRows = <R>(q: ReadQuery<R>) => Promise<R[]>;
 const onConnection: ReadRows = (q) => q.execute();
 
 /**
- * The last 24 hours of a tenant from the audit trail (`audit_events`), or null when the table
- * does not exist or holds nothing for the tenant (then the in-memory rollup is used). Every query
- * aggregates in the database; `read` runs them (the gateway passes the audit store's reader, so a
- * busy tenant's day of events is not scanned on the event loop during an incident).
+ * The last 24 hours of a tenant from the audit trail (`audit_events`), or null when it holds
+ * nothing for the tenant (then the in-memory rollup is used); a database error is thrown, never
+ * taken for "no events". Every query aggregates in the database; `read` runs them (the gateway
+ * passes the audit store's reader, so a busy tenant's day of events is not scanned on the event
+ * loop during an incident).
  */
 export async function auditUsageSummary(db: Kysely<Database>, tenantId: string, now = Date.now(), read: ReadRows = onConnection): Promise<UsageSummary | null> {
   const since = now - 24 * 3_600_000;
-  try {
-    const base = () => db.selectFrom('audit_events').where('kind', '=', 'request').where('tenant_id', '=', tenantId).where('ts', '>=', since);
-    const rows = await read(
-      base()
-        .select((eb) => ['key_id', 'model', eb.fn.countAll<number>().as('n'), eb.fn.sum<number>('tokens_in').as('tin'), eb.fn.sum<number>('tokens_out').as('tout'), eb.fn.sum<number>('cost_usd').as('cost')])
-        .groupBy(['key_id', 'model']),
-    );
-    if (rows.length === 0) return null;
-    const [errors] = await read(base().where('status', '>=', 400).where((eb) => eb.or([eb('action', 'is', null), eb('action', '!=', 'block')])).select((eb) => eb.fn.countAll<number>().as('n')));
-    const [blocked] = await read(base().where('action', '=', 'block').select((eb) => eb.fn.countAll<number>().as('n')));
-    // Integer division on both stores (ts is an integer column).
-    const hourOf = sql<number>`ts / 3600000`;
-    const hours = await read(base().select((eb) => [hourOf.as('h'), eb.fn.countAll<number>().as('n')]).groupBy(hourOf).orderBy(hourOf));
-    const s: UsageSummary = { source: 'audit trail (audit_events)', since, requests: 0, errors: Number(errors?.n ?? 0), blocked: Number(blocked?.n ?? 0), inputTokens: 0, outputTokens: 0, costUsd: 0, models: [], keys: {}, distinctClientAddresses: -1, hourly: [] };
-    const models = new Set<string>();
-    for (const r of rows) {
-      const n = Number(r.n);
-      s.requests += n;
-      s.inputTokens += Number(r.tin ?? 0);
-      s.outputTokens += Number(r.tout ?? 0);
-      s.costUsd += Number(r.cost ?? 0);
-      if (r.model) models.add(r.model);
-      if (r.key_id) s.keys[r.key_id] = (s.keys[r.key_id] ?? 0) + n;
-    }
-    s.models = [...models];
-    s.costUsd = Math.round(s.costUsd * 1e6) / 1e6;
-    s.hourly = hours.map((h) => ({ hour: Number(h.h) * 3_600_000, requests: Number(h.n) }));
-    return s;
-  } catch {
-    return null;
+  const base = () => db.selectFrom('audit_events').where('kind', '=', 'request').where('tenant_id', '=', tenantId).where('ts', '>=', since);
+  const rows = await read(
+    base()
+      .select((eb) => ['key_id', 'model', eb.fn.countAll<number>().as('n'), eb.fn.sum<number>('tokens_in').as('tin'), eb.fn.sum<number>('tokens_out').as('tout'), eb.fn.sum<number>('cost_usd').as('cost')])
+      .groupBy(['key_id', 'model']),
+  );
+  if (rows.length === 0) return null;
+  const [errors] = await read(base().where('status', '>=', 400).where((eb) => eb.or([eb('action', 'is', null), eb('action', '!=', 'block')])).select((eb) => eb.fn.countAll<number>().as('n')));
+  const [blocked] = await read(base().where('action', '=', 'block').select((eb) => eb.fn.countAll<number>().as('n')));
+  // Integer division on both stores (ts is an integer column).
+  const hourOf = sql<number>`ts / 3600000`;
+  const hours = await read(base().select((eb) => [hourOf.as('h'), eb.fn.countAll<number>().as('n')]).groupBy(hourOf).orderBy(hourOf));
+  const s: UsageSummary = { source: 'audit trail (audit_events)', since, requests: 0, errors: Number(errors?.n ?? 0), blocked: Number(blocked?.n ?? 0), inputTokens: 0, outputTokens: 0, costUsd: 0, models: [], keys: {}, distinctClientAddresses: -1, hourly: [] };
+  const models = new Set<string>();
+  for (const r of rows) {
+    const n = Number(r.n);
+    s.requests += n;
+    s.inputTokens += Number(r.tin ?? 0);
+    s.outputTokens += Number(r.tout ?? 0);
+    s.costUsd += Number(r.cost ?? 0);
+    if (r.model) models.add(r.model);
+    if (r.key_id) s.keys[r.key_id] = (s.keys[r.key_id] ?? 0) + n;
   }
+  s.models = [...models];
+  s.costUsd = Math.round(s.costUsd * 1e6) / 1e6;
+  s.hourly = hours.map((h) => ({ hour: Number(h.h) * 3_600_000, requests: Number(h.n) }));
+  return s;
 }

@@ -29,21 +29,30 @@ function http(o: AdminCliOptions) {
   return httpAdminClient(o.url!, key);
 }
 
-/** Prints an incident result: new keys once, then the summary. */
+/**
+ * Prints an incident result: new keys once, then the summary. When the audit trail could not be
+ * read, says so on stderr and sets a non-zero exit code (the keys are revoked and the new ones
+ * printed all the same).
+ */
 export function printIncident(r: IncidentResult, json = false): void {
+  if (r.usageError) {
+    process.stderr.write(`portcullis: incident summary incomplete: ${r.usageError}\n`);
+    process.exitCode = 1;
+  }
   if (json) return void process.stdout.write(JSON.stringify(r) + '\n');
   const out: string[] = [];
   out.push(`tenant ${r.tenant.name} (${r.tenant.id}): revoked ${r.revoked.length} key(s), issued ${r.reissued.length} replacement(s)`);
   if (r.reissued.length) out.push('', 'New keys (shown once — hand them to their owners now):');
   for (const k of r.reissued) out.push(`  ${k.name}  ${k.id}  (replaces ${k.oldKeyId})  ${k.key}`);
   out.push('', 'Last 24 h:');
+  if (r.usageError) out.push(`  usage: ERROR — ${r.usageError}${r.usage ? ' (showing the fallback below)' : ''}`);
   if (r.usage) {
     const u = r.usage;
     out.push(`  source: ${u.source}`);
     out.push(`  requests ${u.requests}, errors ${u.errors}, blocked ${u.blocked}, tokens in ${u.inputTokens} / out ${u.outputTokens}, cost $${u.costUsd}`);
     out.push(`  models: ${u.models.join(', ') || '-'}${u.distinctClientAddresses >= 0 ? `; distinct client addresses: ${u.distinctClientAddresses}` : ''}`);
     for (const [k, n] of Object.entries(u.keys)) out.push(`  key ${k}: ${n} requests`);
-  } else {
+  } else if (!r.usageError) {
     out.push('  usage: no audit events for this tenant in the last 24 h (run with --url against the gateway for its in-memory summary)');
   }
   const ev = Object.entries(r.adminEvents);

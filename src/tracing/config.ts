@@ -16,7 +16,7 @@ export const tracingConfigSchema = z
     headers: z.record(z.string()).default({}),
     /** `service.name` resource attribute. */
     serviceName: z.string().min(1).default('portcullis'),
-    /** Fraction of requests traced (0–1); a sampled incoming `traceparent` is always followed. */
+    /** Fraction of requests without an incoming `traceparent` traced (0–1); with one, its sampled flag decides. */
     sampleRatio: z.number().min(0).max(1).default(1),
     /** Flush a batch every this many ms, or when `maxBatch` spans are queued. */
     flushIntervalMs: z.number().int().min(10).max(60_000).default(2000),

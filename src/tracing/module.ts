@@ -121,7 +121,9 @@ export function createTracingModule(cfg: TracingConfig | undefined, opts: { expo
       app.addHook('onRequest', (req, reply, done) => {
         const ctx = req.pcl;
         const p = ctx ? parentFromTraceparent(req.headers.traceparent) : undefined;
-        if (ctx && (p?.sampled || Math.random() < cfg.sampleRatio)) {
+        // Parent-based sampling: a caller's decision (the traceparent's sampled flag) is followed
+        // either way, so a trace is never half recorded; only root requests are sampled by ratio.
+        if (ctx && (p ? p.sampled : Math.random() < cfg.sampleRatio)) {
           if (p) ctx.state.traceParent = p.ctx;
           ctx.state.timings = [];
           methods.set(ctx, req.method);

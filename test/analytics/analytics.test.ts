@@ -38,10 +38,85 @@ test('anomaly: a normal key does not alert over a simulated week; a burst does',
   for (let m = 0; m < 3; m++) for (let i = 0; i < 150; i++) burst.push(...d.observe('key:normal', { at: t + m * 60_000 + i, tokens: 400, promptTokens: 250, error: false, blocked: false, model: 'demo' }));
   burst.push(...d.tick(t + 4 * 60_000));
   assert.ok(burst.some((a) => a.signal === 'request_rate'), `burst alerts: ${JSON.stringify(burst.map((a) => a.signal))}`);
-  // A new key never alerts during warm-up, however bursty.
+  // A new key never alerts during warm-up, however bursty: the 500-request minute is closed by the
+  // timer's tick and compared with the key's hour of history, but that is not enough history.
   let fresh = 0;
   for (let m = 0; m < 60; m++) for (let i = 0; i < (m === 59 ? 500 : 3); i++) fresh += d.observe('key:new', { at: t + m * 60_000 + i, tokens: 10, promptTokens: 5, error: false, blocked: false }).length;
-  assert.equal(fresh, 0);
+  const closed = d.tick(t + 61 * 60_000).filter((a) => a.entity === 'key:new');
+  assert.equal(fresh + closed.length, 0, `alerts during warm-up: ${JSON.stringify(closed.map((a) => a.signal))}`);
+  assert.equal(d.baseline('key:new')!.seen, 60, 'the burst minute was closed and folded in');
+});
+
+const req = (at: number) => ({ at, tokens: 400, promptTokens: 250, error: false, blocked: false, model: 'demo' });
+
+test('anomaly: idle minutes do not count as warm-up — one request, hours of silence, then a burst does not alert', () => {
+  const d = new BaselineDetector();
+  const t0 = Date.UTC(2026, 0, 5, 8);
+  const alerts = d.observe('key:new', req(t0));
+  const t1 = t0 + 3 * 3_600_000;
+  for (let m = 0; m < 10; m++) for (let i = 0; i < 30; i++) alerts.push(...d.observe('key:new', req(t1 + m * 60_000 + i)));
+  alerts.push(...d.tick(t1 + 11 * 60_000));
+  assert.deepEqual(alerts.map((a) => `${a.signal} z=${a.z.toFixed(1)}`), [], 'no alerts without real history');
+  assert.equal(d.baseline('key:new')!.seen, 11, 'only the minutes with traffic count');
+});
+
+test('anomaly: a long-dormant key warms up again; an established key still alerts on a burst after an idle night', () => {
+  const d = new BaselineDetector();
+  const t0 = Date.UTC(2026, 0, 5, 8);
+  const alerts = [];
+  for (let m = 0; m < 180; m++) for (let i = 0; i < 10; i++) alerts.push(...d.observe('key:old', req(t0 + m * 60_000 + i)));
+  assert.equal(alerts.length, 0);
+  assert.equal(d.baseline('key:old')!.seen, 179);
+  // Eight idle days (longer than dormantBuckets, 7 days), then 100 req/min: the old baseline is dropped.
+  const t1 = t0 + 8 * 86_400_000;
+  for (let m = 0; m < 30; m++) for (let i = 0; i < 100; i++) alerts.push(...d.observe('key:old', req(t1 + m * 60_000 + i)));
+  alerts.push(...d.tick(t1 + 31 * 60_000));
+  assert.deepEqual(alerts.map((a) => a.signal), [], 'no alerts while the returning key warms up again');
+  assert.equal(d.baseline('key:old')!.seen, 30);
+  // The same key used for 3 hours, idle for a night (16 h, within dormantBuckets), then a burst: alerts.
+  const d2 = new BaselineDetector();
+  for (let m = 0; m < 180; m++) for (let i = 0; i < 10; i++) d2.observe('key:est', req(t0 + m * 60_000 + i));
+  const t2 = t0 + 180 * 60_000 + 16 * 3_600_000;
+  const burst = [];
+  for (let m = 0; m < 3; m++) for (let i = 0; i < 200; i++) burst.push(...d2.observe('key:est', req(t2 + m * 60_000 + i)));
+  burst.push(...d2.tick(t2 + 4 * 60_000));
+  assert.ok(burst.some((a) => a.signal === 'request_rate'), `burst after a night: ${JSON.stringify(burst.map((a) => a.signal))}`);
+});
+
+test('anomaly: an hourly job (one busy minute an hour) does not alert on each run; ten times its size does', () => {
+  const d = new BaselineDetector();
+  const t0 = Date.UTC(2026, 0, 5);
+  const alerts = [];
+  for (let h = 0; h < 7 * 24; h++) for (let i = 0; i < 40; i++) alerts.push(...d.observe('key:cron', req(t0 + h * 3_600_000 + i * 1000)));
+  assert.deepEqual(alerts.map((a) => a.signal), []);
+  const t = t0 + 7 * 24 * 3_600_000;
+  for (let i = 0; i < 400; i++) alerts.push(...d.observe('key:cron', req(t + i * 100)));
+  alerts.push(...d.tick(t + 120_000));
+  assert.ok(alerts.some((a) => a.signal === 'request_rate'), JSON.stringify(alerts.map((a) => a.signal)));
+});
+
+test('anomaly: a business-hours key (idle nights and weekends) does not alert over two weeks; a burst on a workday does', () => {
+  const r = rng(21);
+  for (const rate of [3, 10, 30]) {
+    const d = new BaselineDetector();
+    const start = Date.UTC(2026, 0, 5); // a Monday
+    const alerts: string[] = [];
+    for (let m = 0; m < 14 * 1440; m++) {
+      const hour = (m / 60) % 24;
+      const day = Math.floor(m / 1440) % 7;
+      if (day >= 5 || hour < 9 || hour >= 17) continue; // nights and weekends idle
+      const lambda = rate * (hour < 12 || hour >= 13 ? 1 : 0.5) * (0.8 + 0.4 * r()); // quieter at lunch, day-to-day noise
+      const n = poisson(r, lambda);
+      for (let i = 0; i < n; i++) for (const a of d.observe('key:biz', { at: start + m * 60_000 + i, tokens: 300 + Math.floor(r() * 300), promptTokens: 200 + Math.floor(r() * 100), error: r() < 0.01, blocked: r() < 0.005, model: r() < 0.9 ? 'demo' : 'demo-2' })) alerts.push(`${new Date(a.bucket).toISOString()} ${a.signal} z=${a.z.toFixed(1)}`);
+    }
+    assert.deepEqual(alerts, [], `business hours at ${rate} req/min`);
+    // Monday of week three, 10:00: ten times the usual rate.
+    const t = start + 14 * 86_400_000 + 10 * 3_600_000;
+    const burst = [];
+    for (let m = 0; m < 3; m++) for (let i = 0; i < Math.max(60, rate * 10); i++) burst.push(...d.observe('key:biz', req(t + m * 60_000 + i)));
+    burst.push(...d.tick(t + 4 * 60_000));
+    assert.ok(burst.some((a) => a.signal === 'request_rate'), `burst at ${rate} req/min: ${JSON.stringify(burst.map((a) => a.signal))}`);
+  }
 });
 
 const benign: string[] = ['self_instruct_user_oriented', 'wizardlm_testset'].flatMap((n) =>
@@ -83,6 +158,47 @@ test('extraction: scripted campaigns detected within a bounded number of request
   }
   console.log(`extraction: campaigns detected after ${JSON.stringify(results)} requests; normal keys flagged ${flaggedKeys}/${keys}`);
   assert.equal(flaggedKeys, 0);
+});
+
+const CITIES = ['Paris', 'London', 'Berlin', 'Madrid', 'Rome', 'Vienna', 'Prague', 'Oslo', 'Dublin', 'Lisbon', 'Athens', 'Warsaw', 'Budapest', 'Zurich', 'Brussels', 'Amsterdam', 'Stockholm', 'Helsinki', 'Copenhagen', 'Riga', 'Tallinn', 'Vilnius', 'Sofia', 'Bucharest', 'Zagreb', 'Ljubljana', 'Bratislava', 'Luxembourg', 'Valletta', 'Nicosia'];
+const TICKERS = ['AAPL', 'MSFT', 'GOOG', 'AMZN', 'NVDA', 'META', 'TSLA', 'BRK.B', 'JPM', 'V', 'UNH', 'XOM', 'JNJ', 'WMT', 'MA', 'PG', 'HD', 'CVX', 'KO', 'PEP', 'ABBV', 'MRK', 'COST', 'AVGO', 'ORCL', 'ADBE', 'CRM', 'NFLX', 'AMD', 'INTC'];
+const LETTERS = 'ABCDEFGHJKLMNPQRSTUVWXYZ';
+/**
+ * Benign apps filling one template with short values (no logprobs): the case the extraction
+ * detector cannot tell from a no-logprobs template sweep when every value is new. Measured rates
+ * (20 keys × 300 requests, one every 5 s), reported in the README.
+ */
+const SHORT_FILLER_APPS: Array<{ name: string; gen: (r: () => number, i: number) => string; flagged: number }> = [
+  { name: 'order status, random 6-digit order numbers', gen: (r) => `Please give me the current status of order number ${100000 + Math.floor(r() * 900000)} for my account.`, flagged: 20 },
+  { name: 'support summary, increasing customer ids', gen: (r, i) => `Summarise the open support tickets of customer ${20000 + i * 3 + Math.floor(r() * 3)}.`, flagged: 20 },
+  { name: 'stock summary, 30 tickers', gen: (r) => `Give me a one-line summary of today's price movement for ${TICKERS[Math.floor(r() * TICKERS.length)]}.`, flagged: 0 },
+  { name: 'weather, 30 cities', gen: (r) => `What is the weather in ${CITIES[Math.floor(r() * CITIES.length)]} today?`, flagged: 0 },
+  { name: 'flight status, random flight numbers', gen: (r) => `Is flight ${LETTERS[Math.floor(r() * 24)]}${LETTERS[Math.floor(r() * 24)]} ${100 + Math.floor(r() * 9000)} on time today?`, flagged: 0 },
+];
+
+test('extraction: benign templated apps with short fillers — measured false-positive rates (documented, not hidden)', () => {
+  const rows: string[] = [];
+  const got: number[] = [];
+  for (const [n, app] of SHORT_FILLER_APPS.entries()) {
+    const r = rng(100 + n);
+    let flaggedKeys = 0;
+    let max = 0;
+    for (let k = 0; k < 20; k++) {
+      const d = new ExtractionDetector();
+      let flagged = false;
+      for (let i = 0; i < 300; i++) {
+        const s = d.observe('k', { at: 1_000_000 + i * 5000, text: app.gen(r, i), logprobs: 0 });
+        max = Math.max(max, s.score);
+        if (s.flagged) flagged = true;
+      }
+      if (flagged) flaggedKeys++;
+    }
+    got.push(flaggedKeys);
+    rows.push(`${app.name}: ${flaggedKeys}/20 keys flagged, max score ${max}`);
+  }
+  console.log(`extraction, benign short-filler templated apps (default threshold 0.5):\n  ${rows.join('\n  ')}`);
+  // The README's table states these numbers: a change to the detector must update both.
+  assert.deepEqual(got, SHORT_FILLER_APPS.map((a) => a.flagged), rows.join('; '));
 });
 
 test('extraction: prompts sent as token ids or prompt arrays are compared too (lastUserText)', () => {

@@ -41,3 +41,30 @@ test('a request-rate burst on a warmed-up key suspends it automatically; clear r
     await t.close();
   }
 });
+
+test('a key with one request and then idle buckets is not warmed up: its first burst neither alerts nor suspends it', async () => {
+  const t = await startGateway({ analytics: { anomaly: { bucketMs: 1000, warmupBuckets: 3, minRequests: 5, zThreshold: 4 }, response: { onAnomaly: 'suspend', refreshMs: 200 } } });
+  try {
+    const key = await t.newKey('idle', 'svc');
+    const keyId = key.split('_')[1]!;
+    const send = async (content: string) => {
+      const res = await fetch(`${t.url}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: JSON.stringify({ model: 'demo', messages: [{ role: 'user', content }] }) });
+      await res.text();
+      return res.status;
+    };
+    const mod = t.gw.modules.get('analytics') as AnalyticsModule;
+    assert.equal(await send('first'), 200);
+    await new Promise((r) => setTimeout(r, 5000)); // five idle buckets: more than warmupBuckets, but not history
+    const burst = await Promise.all(Array.from({ length: 40 }, (_, i) => send(`burst ${i}`)));
+    assert.ok(burst.every((s) => s === 200), `burst statuses ${burst.join(',')}`);
+    await new Promise((r) => setTimeout(r, 1200));
+    assert.equal(await send('after the burst'), 200); // closes the burst's bucket
+    await mod.settle();
+    assert.equal(mod.actions.active(keyId), undefined, 'not suspended');
+    assert.deepEqual(mod.alerter.list().filter((a) => a.keyId === keyId).map((a) => a.signal), [], 'no alerts');
+    assert.equal((await fetch(`${t.url}/admin/v1/analytics/keys/${keyId}`)).status, 401);
+    assert.ok(mod.baselines.baseline(`key:${keyId}`)!.seen <= 3, 'only the buckets with traffic are history');
+  } finally {
+    await t.close();
+  }
+});

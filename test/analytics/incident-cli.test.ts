@@ -5,6 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { sql } from 'kysely';
 import { openDb } from '../../src/store/db.js';
 import { createKey, loadPepper } from '../../src/identity/keys.js';
 
@@ -42,4 +43,48 @@ test('incident revoke-tenant revokes and reissues; clear-key/suspend-key record 
   assert.match(txt.stdout, /New keys \(shown once/);
   const bad = run('incident', 'revoke-tenant', 'nope');
   assert.notEqual(bad.status, 0);
+});
+
+test('incident revoke-tenant reissues every key of a tenant with more than 10 000 keys', async () => {
+  const big = mkdtempSync(join(tmpdir(), 'pcl-incident-big-'));
+  after(() => rmSync(big, { recursive: true, force: true }));
+  const env = { ...process.env } as Record<string, string | undefined>;
+  delete env.PORTCULLIS_PEPPER;
+  const db = await openDb({ dataDir: big });
+  const pepper = loadPepper(big, env);
+  const n = 10_010;
+  await db.kysely.transaction().execute(async (trx) => {
+    for (let i = 0; i < n; i++) await createKey(trx, pepper, { tenant: 'huge', name: `svc-${i}` });
+  });
+  await db.close();
+  const r = spawnSync(process.execPath, [...CLI, 'incident', 'revoke-tenant', 'huge', '--json', '--data-dir', big], { encoding: 'utf8', env: env as NodeJS.ProcessEnv, timeout: 120_000, maxBuffer: 64 * 1024 * 1024 });
+  assert.equal(r.status, 0, r.stderr);
+  const out = JSON.parse(r.stdout);
+  assert.equal(out.revoked.length, n);
+  assert.equal(out.reissued.length, n, 'one replacement per revoked key, past the first 10 000');
+  assert.equal(new Set(out.reissued.map((k: { oldKeyId: string }) => k.oldKeyId)).size, n);
+});
+
+test('incident revoke-tenant reports an unreadable audit trail as an error (exit 1), after printing the new keys', async () => {
+  const broken = mkdtempSync(join(tmpdir(), 'pcl-incident-broken-'));
+  after(() => rmSync(broken, { recursive: true, force: true }));
+  const env = { ...process.env } as Record<string, string | undefined>;
+  delete env.PORTCULLIS_PEPPER;
+  const db = await openDb({ dataDir: broken });
+  const pepper = loadPepper(broken, env);
+  await createKey(db.kysely, pepper, { tenant: 'leaky', name: 'svc-a' });
+  await sql`DROP TABLE audit_events`.execute(db.kysely); // the store fails the summary's queries
+  await db.close();
+  const run = (...args: string[]) => spawnSync(process.execPath, [...CLI, ...args, '--data-dir', broken], { encoding: 'utf8', env: env as NodeJS.ProcessEnv, timeout: 60_000 });
+  const j = run('incident', 'revoke-tenant', 'leaky', '--json');
+  assert.equal(j.status, 1, j.stderr);
+  assert.match(j.stderr, /portcullis: incident summary incomplete: the audit trail could not be read: .*audit_events/);
+  const out = JSON.parse(j.stdout);
+  assert.equal(out.reissued.length, 1, 'the new key is printed all the same');
+  assert.equal(out.usage, null);
+  assert.match(out.usageError, /audit_events/);
+  const txt = run('incident', 'revoke-tenant', 'leaky');
+  assert.equal(txt.status, 1);
+  assert.match(txt.stdout, /usage: ERROR — the audit trail could not be read/);
+  assert.doesNotMatch(txt.stdout, /no audit events/);
 });

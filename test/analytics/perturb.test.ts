@@ -77,3 +77,83 @@ test('with guards off, rounding still reaches the client (the upstream text is f
     await mock.close();
   }
 });
+
+/** Responses API log-probabilities (output_text content parts carry them, with their alternatives). */
+const RLP = [{ token: 'Hi', logprob: -0.123456, bytes: [72, 105], top_logprobs: [{ token: 'Hi', logprob: -0.123456, bytes: [72, 105] }, { token: 'Hey', logprob: -2.987654, bytes: [72, 101, 121] }] }];
+
+function responsesMock() {
+  return startMockUpstream((req, res) => {
+    const item = { id: 'msg_1', type: 'message', status: 'completed', role: 'assistant', content: [{ type: 'output_text', text: 'Hi', annotations: [], logprobs: RLP }] };
+    const full = { id: 'resp_1', object: 'response', created_at: 1, status: 'completed', model: 'm', output: [item], usage: { input_tokens: 3, output_tokens: 1, total_tokens: 4 } };
+    if (!req.body?.stream) {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(full));
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    let seq = 0;
+    const ev = (type: string, data: object) => res.write(`event: ${type}\ndata: ${JSON.stringify({ type, sequence_number: seq++, ...data })}\n\n`);
+    ev('response.created', { response: { ...full, status: 'in_progress', output: [], usage: null } });
+    ev('response.output_item.added', { output_index: 0, item: { ...item, status: 'in_progress', content: [] } });
+    ev('response.content_part.added', { item_id: 'msg_1', output_index: 0, content_index: 0, part: { type: 'output_text', text: '', annotations: [], logprobs: [] } });
+    ev('response.output_text.delta', { item_id: 'msg_1', output_index: 0, content_index: 0, delta: 'Hi', logprobs: RLP });
+    ev('response.output_text.done', { item_id: 'msg_1', output_index: 0, content_index: 0, text: 'Hi', logprobs: RLP });
+    ev('response.content_part.done', { item_id: 'msg_1', output_index: 0, content_index: 0, part: item.content[0] });
+    ev('response.output_item.done', { output_index: 0, item });
+    ev('response.completed', { response: full });
+    res.end();
+  });
+}
+
+test('perturbation covers the Responses API: include/top_logprobs capped or stripped upstream, output logprobs rounded in bodies and stream events', async () => {
+  const mock = await responsesMock();
+  const base = { providers: { mock: { type: 'openai', baseUrl: mock.url + '/v1' } }, routes: [{ model: '*', provider: 'mock' }] };
+  const post = (url: string, key: string, body: object) => fetch(`${url}/v1/responses`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const ask = { model: 'm', input: 'hi', include: ['message.output_text.logprobs'], top_logprobs: 20 };
+  try {
+    for (const guards of [true, false]) {
+      const t = await startGateway({ ...base, guards: { enabled: guards }, analytics: { perturb: { logprobs: 'cap', maxTopLogprobs: 3, roundDecimals: 1 } } });
+      try {
+        const res = await post(t.url, t.key, ask);
+        assert.equal(res.status, 200);
+        const j = (await res.json()) as any;
+        const sent = mock.requests.at(-1)!.body;
+        assert.equal(sent.top_logprobs, 3, 'capped upstream');
+        assert.deepEqual(sent.include, ['message.output_text.logprobs']);
+        const lp = j.output[0].content[0].logprobs[0];
+        assert.equal(lp.logprob, -0.1, `guards ${guards}`);
+        assert.deepEqual(lp.top_logprobs.map((x: { logprob: number }) => x.logprob), [-0.1, -3]);
+        assert.deepEqual(lp.bytes, [72, 105]);
+        // Streamed: every event that carries logprobs (delta, done, content part, item, completed) is rounded.
+        const s = await post(t.url, t.key, { ...ask, stream: true });
+        assert.equal(s.status, 200);
+        const text = await s.text();
+        assert.ok(!text.includes('-0.123456') && !text.includes('-2.987654'), text);
+        const events = text.split('\n').filter((l) => l.startsWith('data: ')).map((l) => JSON.parse(l.slice(6)));
+        const delta = events.find((e) => e.type === 'response.output_text.delta');
+        assert.equal(delta.logprobs[0].logprob, -0.1, `guards ${guards}: ${text}`);
+        assert.equal(delta.logprobs[0].top_logprobs[1].logprob, -3);
+        const done = events.find((e) => e.type === 'response.completed');
+        assert.equal(done.response.output[0].content[0].logprobs[0].logprob, -0.1);
+        // Asking only through `include` (no top_logprobs) still counts as asking for logprobs: the stream is rounded.
+        const s2 = await post(t.url, t.key, { model: 'm', input: 'hi', include: ['message.output_text.logprobs'], stream: true });
+        const text2 = await s2.text();
+        assert.ok(text2.includes('"logprob":-0.1') && !text2.includes('-0.123456'), text2);
+      } finally {
+        await t.close();
+      }
+    }
+    const t2 = await startGateway({ ...base, analytics: { perturb: { logprobs: 'strip' } } });
+    try {
+      const res = await post(t2.url, t2.key, { ...ask, include: ['reasoning.encrypted_content', 'message.output_text.logprobs'] });
+      assert.equal(res.status, 200);
+      await res.text();
+      const sent = mock.requests.at(-1)!.body;
+      assert.equal(sent.top_logprobs, undefined);
+      assert.deepEqual(sent.include, ['reasoning.encrypted_content'], 'the logprobs include is removed, others kept');
+    } finally {
+      await t2.close();
+    }
+  } finally {
+    await mock.close();
+  }
+});
