@@ -153,6 +153,7 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
     log: logger,
     registrars,
     afterResponse,
+    keyGate: (ctx) => byName.get('analytics')?.steps?.admit?.(ctx),
     ready: async () => (await db.ping()) && (await Promise.all(mods.map((m) => (m.ready ? m.ready() : true)))).every(Boolean),
   });
 

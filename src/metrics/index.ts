@@ -14,6 +14,14 @@ export { metricsConfigSchema, type MetricsConfig } from './config.js';
 
 /** Label value used once a label has seen `maxLabelValues` distinct values. */
 export const OVERFLOW_LABEL = 'other';
+/**
+ * `model` label of a request whose model did not resolve to a configured route (unknown model,
+ * refused before routing, object routes), or that a glob route matched but the upstream did not
+ * accept: such names come from clients and never take a label slot.
+ */
+export const UNKNOWN_MODEL_LABEL = 'unknown';
+/** `route` label of a request whose URL no route matches (the raw path is the client's choice). */
+export const UNMATCHED_ROUTE_LABEL = 'unmatched';
 
 /** The distinct values of one label, up to a cap. */
 export class LabelValues {
@@ -27,6 +35,11 @@ export class LabelValues {
     if (this.seen.size >= this.max) return OVERFLOW_LABEL;
     this.seen.add(s);
     return s;
+  }
+  /** The value when it already holds a slot, else undefined (never takes a slot). */
+  known(v: string): string | undefined {
+    const s = v.length > 120 ? v.slice(0, 120) : v;
+    return this.seen.has(s) ? s : undefined;
   }
 }
 
@@ -52,6 +65,12 @@ export interface MetricSources {
   authFailures?(): { byReason: Record<string, number> };
   /** Limiter store counters (monotonic). */
   limiter?(): { fallbackAdmissions: number; unavailableRefusals: number; storeErrors: number };
+  /**
+   * Whether a model is one the configuration names (a route without a glob, or a demo model):
+   * such a model always gets its own `model` label; one only a glob route matched gets it once the
+   * upstream accepted it. Unset: every routed model counts as configured.
+   */
+  configuredModel?(model: string): boolean;
 }
 
 /** Guard evaluation as the metrics read it from `ctx.state.guards`. */
@@ -122,8 +141,8 @@ export function createMetrics(config: MetricsConfig, sources: MetricSources = {}
   const requests = counter('portcullis_requests_total', 'Proxied requests by route, status, model and tenant', perKey ? ['route', 'status', 'model', 'tenant', 'key'] : ['route', 'status', 'model', 'tenant']);
   const duration = histogram('portcullis_request_duration_seconds', 'Total request latency as the client sees it', ['route', 'model'], buckets);
   const overhead = histogram('portcullis_gateway_overhead_seconds', 'Time spent in the gateway (total minus upstream)', ['route'], buckets);
-  const upstream = histogram('portcullis_upstream_duration_seconds', 'Time waiting on the upstream (whole body, or whole stream)', ['provider', 'model', 'stream'], buckets);
-  const ttfb = histogram('portcullis_upstream_ttfb_seconds', 'Time to the upstream response headers (first byte of streams)', ['provider', 'model', 'stream'], buckets);
+  const upstream = histogram('portcullis_upstream_duration_seconds', 'Time waiting on the upstream (whole body, whole stream, or until its error, timeout or abort)', ['provider', 'model', 'stream'], buckets);
+  const ttfb = histogram('portcullis_upstream_ttfb_seconds', 'Time from the upstream call to the response headers (non-stream) or to the first SSE event sent to the client (streams)', ['provider', 'model', 'stream'], buckets);
   const tokens = counter('portcullis_tokens_total', 'Tokens reported by the provider, by direction (input/output)', perKey ? ['tenant', 'model', 'direction', 'key'] : ['tenant', 'model', 'direction']);
   const cost = counter('portcullis_cost_usd_total', 'Cost in US dollars by tenant and model', ['tenant', 'model']);
   const prompt = histogram('portcullis_prompt_tokens', 'Input tokens per request (provider usage, else the admission estimate)', ['model'], PROMPT_BUCKETS);
@@ -180,17 +199,32 @@ export function createMetrics(config: MetricsConfig, sources: MetricSources = {}
     },
   });
 
-  const routeCap = labels.of('route');
   const modelCap = labels.of('model');
   const tenantCap = labels.of('tenant');
   const keyCap = labels.of('key');
   const guardCap = labels.of('guard');
   const categoryCap = labels.of('category');
 
+  const configured = sources.configuredModel ?? (() => true);
+
+  /** The `model` label: a slot only for models routed to a configured route (see UNKNOWN_MODEL_LABEL). */
+  function modelLabel(ctx: RequestContext): string {
+    const m = ctx.model;
+    if (m === undefined || m === '') return 'none';
+    if (ctx.upstreamModel === undefined) return UNKNOWN_MODEL_LABEL; // never routed
+    if (configured(m)) return modelCap.value(m);
+    // Matched by a glob only: any name does, so a slot only once the upstream accepted it.
+    if (ctx.status !== undefined && ctx.status < 400) return modelCap.value(m);
+    return modelCap.known(m) ?? UNKNOWN_MODEL_LABEL;
+  }
+
   function observe(ctx: RequestContext): void {
-    const route = routeCap.value(ctx.route);
+    // Route labels are route templates (`/v1/files/:id`) or `unmatched` for URLs no route matches
+    // (server/app.ts): a fixed, small set, so they take no capped slots and a flood of junk URLs
+    // cannot push real routes out.
+    const route = ctx.state.unmatched === true ? UNMATCHED_ROUTE_LABEL : ctx.route;
     const status = statusLabel((ctx.state.httpStatus as number | undefined) ?? ctx.status ?? (ctx.aborted ? 499 : 0));
-    const model = modelCap.value(ctx.model);
+    const model = modelLabel(ctx);
     const tenant = tenantCap.value(ctx.principal?.tenantName);
     const key = perKey ? keyCap.value(ctx.principal?.keyId) : undefined;
     requests.inc(1, route, status, model, tenant, key);
@@ -201,7 +235,8 @@ export function createMetrics(config: MetricsConfig, sources: MetricSources = {}
     const provider = ctx.provider?.name ?? 'none';
     const stream = ctx.stream ? 'true' : 'false';
     if (ctx.upstreamMs !== undefined) upstream.observe(upS, provider, model, stream);
-    if (ctx.ttfbMs !== undefined) ttfb.observe(ctx.ttfbMs / 1000, provider, model, stream);
+    // A relayed stream's TTFB is its first event to the client; none when no event went out.
+    if (ctx.ttfbMs !== undefined && ctx.state.streamTtfb !== 'pending') ttfb.observe(ctx.ttfbMs / 1000, provider, model, stream);
     const u = ctx.usage;
     if (u) {
       if (u.inputTokens > 0) tokens.inc(u.inputTokens, tenant, model, 'input', key);

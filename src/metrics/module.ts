@@ -1,7 +1,8 @@
 /**
  * The `metrics` gateway module: records every finished request into the private registry and
  * serves the exposition at `metrics.path` — on the gateway port behind a bearer token, or on a
- * separate port bound to loopback.
+ * separate port (loopback by default; with the token when one is set, and a start-up warning when
+ * it is bound elsewhere without one).
  */
 import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
@@ -30,6 +31,12 @@ export function metricsToken(cfg: MetricsConfig, env: Record<string, string | un
   return t && t.trim() ? t.trim() : undefined;
 }
 
+/** Whether a bind address only accepts local connections (127.0.0.0/8, ::1, localhost). */
+export function isLoopback(host: string): boolean {
+  const h = host.trim().toLowerCase().replace(/^\[|\]$/g, '');
+  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) || /^::ffff:127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
 /** Whether an Authorization header carries the token (constant time). */
 function tokenOk(header: string | undefined, token: string): boolean {
   const m = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
@@ -37,15 +44,18 @@ function tokenOk(header: string | undefined, token: string): boolean {
 }
 
 /** Module factory: must be listed before modules that register metrics of their own. */
-export const metricsModule: ModuleFactory = ({ config, env, identity, modules, logger, afterResponse }) => {
+export const metricsModule: ModuleFactory = ({ config, env, identity, router, modules, logger, afterResponse }) => {
   const cfg = (config as { metrics?: MetricsConfig }).metrics;
   const enabled = cfg?.enabled ?? false;
+  /** Models the routes name without a glob (and the demo models): always their own `model` label. */
+  const configuredModels: ReadonlySet<string> = new Set(router.listModels());
   const metrics = createMetrics(
     cfg ?? ({ enabled: false, maxLabelValues: 1, perKeyLabels: false, latencyBuckets: [1], processMetrics: false } as unknown as MetricsConfig),
     {
       authFailures: () => identity.failureCounts(),
       // The limits module comes later in the list: look it up at scrape time.
       limiter: () => (modules.get('limits') as LimitsModule | undefined)?.limiter.stats() ?? { fallbackAdmissions: 0, unavailableRefusals: 0, storeErrors: 0 },
+      configuredModel: (m) => configuredModels.has(m),
     },
   );
   const token = cfg ? metricsToken(cfg, env) : undefined;
@@ -100,6 +110,12 @@ export const metricsModule: ModuleFactory = ({ config, env, identity, modules, l
           server!.once('error', reject);
           server!.listen(cfg.port, cfg.host, () => resolve());
         });
+        if (!token && !isLoopback(cfg.host)) {
+          logger.warn(
+            { host: cfg.host, port: mod.address()?.port, path: cfg.path },
+            'metrics: the separate metrics port is bound to a non-loopback address without a scrape token (metrics.tokenEnv / tokenFile): anyone who can reach it reads the metrics (tenant names, models, traffic)',
+          );
+        }
         return;
       }
       if (!token && !cfg.public) {

@@ -28,6 +28,11 @@ export interface AppDeps extends ProxyDeps {
   registrars?: RouteRegistrar[];
   /** Where the request log line and the post-response steps wait (see after-response.ts). */
   afterResponse: AfterResponse;
+  /**
+   * Refuses a suspended key and counts a throttled one's call (the analytics module's admission
+   * step), for the key-authenticated routes that are not proxied (`/v1/models`).
+   */
+  keyGate?(ctx: RequestContext): void | Promise<void>;
 }
 
 const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -77,7 +82,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.decorateRequest('pcl', null as unknown as RequestContext);
   const proxyPaths = new Set(PROXY_ROUTES.map(([p]) => p));
   app.addHook('onRequest', (req, reply, done) => {
-    const route = req.routeOptions.url ?? req.url.split('?')[0]!.slice(0, 200);
+    const matched = req.routeOptions.url;
+    const route = matched ?? req.url.split('?')[0]!.slice(0, 200);
     // Metrics, audit queries, admin calls: what earlier responses left to record is recorded first.
     // Not health probes: they must answer even while a store is down.
     const recorded = proxyPaths.has(route) || route === '/healthz' || route === '/readyz' ? undefined : deps.afterResponse.drain(100);
@@ -92,6 +98,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       responseHeaders: {},
       state: {},
     };
+    // No route matched (a 404): `route` is then the raw path, which anyone can choose, so the
+    // metrics label such requests `unmatched` instead (metrics/index.ts) and spend no label slot.
+    if (matched === undefined) ctx.state.unmatched = true;
     req.pcl = ctx;
     reply.header('x-request-id', ctx.requestId);
     reply.raw.once('close', () => {
@@ -131,6 +140,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   app.get('/v1/models', async (req) => {
     req.pcl.principal = await identify(deps, req);
+    await deps.keyGate?.(req.pcl);
     const created = 1_700_000_000;
     return {
       object: 'list',

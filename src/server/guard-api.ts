@@ -247,6 +247,9 @@ export function createGuardsModule(mctx: ModuleContext, engine: GuardEngine): Gu
       },
     },
     routes(app: FastifyInstance) {
+      // A suspended key is refused here too, and a throttled one's calls count against its rate:
+      // the analytics module's admission step, as on the proxied and object routes.
+      const keyGate = (ctx: RequestContext): void | Promise<void> => mctx.modules.get('analytics')?.steps?.admit?.(ctx);
       app.addHook('onRequest', (req: FastifyRequest, _reply, done) => {
         const h = req.headers[CONVERSATION_HEADER];
         if (typeof h === 'string' && CONVERSATION_RE.test(h) && req.pcl) req.pcl.state.conversationId = h;
@@ -257,6 +260,7 @@ export function createGuardsModule(mctx: ModuleContext, engine: GuardEngine): Gu
         req.pcl.principal = principal;
         // Scoped like a moderation call: keys whose scopes exclude `moderations` get 403.
         (mctx.modules.get('policy') as (GatewayModule & { enforce?(ctx: RequestContext, operation: string): void }) | undefined)?.enforce?.(req.pcl, 'moderations');
+        await keyGate(req.pcl);
         const { input, stage, detectors } = parseCheckBody(req.body);
         try {
           return await check(input, { stage, engine, tenant: principal.tenantName, ...(principal.tier !== undefined ? { tier: principal.tier } : {}), ...(principal.keyId !== undefined ? { keyId: principal.keyId } : {}), ...(detectors ? { detectors } : {}) });
@@ -269,6 +273,7 @@ export function createGuardsModule(mctx: ModuleContext, engine: GuardEngine): Gu
       app.get('/v1/guard/shadow', async (req) => {
         const principal = await identify({ identity: mctx.identity }, req);
         req.pcl.principal = principal;
+        await keyGate(req.pcl);
         const q = req.query as Record<string, string | undefined>;
         const since = q.since !== undefined ? Number(q.since) : Date.now() - 7 * 86_400_000;
         const limit = q.limit !== undefined ? Number(q.limit) : 20;

@@ -18,6 +18,8 @@ import type { GatewayModule, ModuleFactory } from './modules.js';
 import { identify } from './proxy.js';
 import { UpstreamAbort } from '../util/abort.js';
 import { readBounded, upstreamStatusError } from './upstream-errors.js';
+import { roundLogprobs } from '../analytics/perturb.js';
+import type { AnalyticsConfig } from '../analytics/config.js';
 
 /** What one object route does. */
 type Action = 'create' | 'list' | 'get' | 'content' | 'delete' | 'cancel';
@@ -127,6 +129,16 @@ export const objectsModule: ModuleFactory = ({ config, db, identity, router, mod
     return p;
   };
   const provider = (): Provider | undefined => [...router.providers.values()].find((p) => typeof p.request === 'function');
+  const analyticsCfg = (config as { analytics?: AnalyticsConfig }).analytics;
+  /** Decimals stored responses' log-probabilities are rounded to (analytics.perturb.roundDecimals), when analytics is on. */
+  const roundDecimals = analyticsCfg?.enabled ? analyticsCfg.perturb.roundDecimals : undefined;
+  /**
+   * The analytics module's admission step: refuses a suspended key (403) and counts the request
+   * against a throttled key's rate (429 past it), as on the inference routes. The same step, not
+   * a copy; the object context carries no body, so it perturbs nothing. Looked up per request:
+   * it is absent when analytics is off.
+   */
+  const keyGate = (ctx: RequestContext): void | Promise<void> => modules.get('analytics')?.steps?.admit?.(ctx);
 
   async function checkOwned(ctx: RequestContext, kind: ObjectKind, id: string): Promise<void> {
     if (!ID_RE.test(id) || !(await owners.owns(kind, id, ctx.principal!.tenantId))) throw objectNotFound(kind, id);
@@ -224,6 +236,8 @@ export const objectsModule: ModuleFactory = ({ config, db, identity, router, mod
     const model = spec.kind === 'fine_tuning' && typeof json?.model === 'string' ? json.model : undefined;
     if (model !== undefined) ctx.model = model;
     policy().enforce(ctx, spec.kind, model);
+    const gated = keyGate(ctx);
+    if (gated) await gated;
     const id = (req.params as { id?: string } | undefined)?.id;
     ctx.state.objects = { kind: spec.kind, action: spec.action, ...(id ? { id: id.slice(0, 200) } : {}) };
     if (id !== undefined) await checkOwned(ctx, spec.kind, id);
@@ -275,7 +289,9 @@ export const objectsModule: ModuleFactory = ({ config, db, identity, router, mod
         if (typeof len === 'string' && /^\d+$/.test(len)) reply.header('content-length', len);
         return reply.send(Readable.from(res.body));
       }
-      const obj = await readJson(res, p);
+      let obj = await readJson(res, p);
+      // A stored response carries the log-probabilities it was created with: rounded like a live one.
+      if (spec.kind === 'responses' && spec.action === 'get' && roundDecimals !== undefined) obj = roundLogprobs(obj, roundDecimals);
       const pr = ctx.principal!;
       if (spec.action === 'create') {
         if (typeof obj.id !== 'string' || !ID_RE.test(obj.id)) throw new GatewayError('PCL_UPSTREAM_BAD_RESPONSE', { internal: 'created object without a usable id' });

@@ -140,6 +140,8 @@ export async function handleProxy(deps: ProxyDeps, api: Api, req: FastifyRequest
     if (!ctx.stream) deps.afterResponse?.kick();
     res = await sent;
   } catch (e) {
+    // Transport error, timeout or client abort: the wait was the upstream's, not the gateway's.
+    ctx.upstreamMs = performance.now() - t0;
     clearTimeout(total);
     throw mapTransportError(e, route.provider.name);
   }
@@ -147,12 +149,16 @@ export async function handleProxy(deps: ProxyDeps, api: Api, req: FastifyRequest
 
   if (res.status >= 400) {
     clearTimeout(total);
-    throw await upstreamStatusError(res);
+    try {
+      throw await upstreamStatusError(res);
+    } finally {
+      ctx.upstreamMs = performance.now() - t0; // the error body's read included
+    }
   }
 
   const ctype = String(res.headers['content-type'] ?? '');
   if (ctx.stream && ctype.includes('text/event-stream')) {
-    return relayStream(deps, ctx, res, reply, ac, total, clientWantsUsage, upstreamBody);
+    return relayStream(deps, ctx, res, reply, ac, total, clientWantsUsage, upstreamBody, t0);
   }
 
   let buf: Buffer;
@@ -162,8 +168,8 @@ export async function handleProxy(deps: ProxyDeps, api: Api, req: FastifyRequest
     throw mapTransportError(e, route.provider.name);
   } finally {
     clearTimeout(total);
+    ctx.upstreamMs = performance.now() - t0;
   }
-  ctx.upstreamMs = performance.now() - t0;
   let parsed: Record<string, unknown>;
   const raw = buf.toString('utf8');
   try {
@@ -195,6 +201,7 @@ async function relayStream(
   total: NodeJS.Timeout,
   clientWantsUsage: boolean,
   upstreamBody: Record<string, unknown>,
+  t0: number,
 ): Promise<unknown> {
   const api = ctx.api;
   let transform = deps.steps.streamGuards?.(ctx);
@@ -209,7 +216,10 @@ async function relayStream(
   for (const [k, v] of Object.entries(reply.getHeaders())) if (v !== undefined) headers[k] = v;
   out.writeHead(200, { ...headers, ...ctx.responseHeaders, 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' });
 
-  const t0 = performance.now() - (ctx.ttfbMs ?? 0);
+  // TTFB of a stream is the time to its first event written to the client (after stream guards),
+  // not to the upstream's headers: until then `ctx.ttfbMs` keeps the headers' time (the limits
+  // read it as "the upstream was reached"), and `streamTtfb` tells the metrics it is not a TTFB yet.
+  ctx.state.streamTtfb = 'pending';
   let pending: Array<{ ev: SseEvent; parsed: unknown }> = [];
   let terminal = false;
   const parser = createParser({
@@ -237,7 +247,11 @@ async function relayStream(
     const tap = (ctx.state.audit as AuditRequestState | undefined)?.tap; // output hash for the audit trail
     if (tap) for (let i = 0; i < evs.length; i++) tap.event(evs[i]!.data, parsed?.[i]);
     const ok = out.write(evs.map(formatSse).join(''));
-    if (first) deps.afterResponse?.kick(); // the first byte is out: the gaps between events are idle
+    if (first) {
+      ctx.ttfbMs = performance.now() - t0;
+      ctx.state.streamTtfb = 'first_event';
+      deps.afterResponse?.kick(); // the first byte is out: the gaps between events are idle
+    }
     if (!ok && !out.destroyed) await Promise.race([once(out, 'drain'), once(out, 'close')]);
   };
 

@@ -46,6 +46,7 @@ test('metrics after known traffic: names, values, token access, dashboard names 
     assert.ok(value(text, 'portcullis_guard_verdicts_total', {}) >= 4, 'guard verdicts recorded');
     assert.ok(value(text, 'portcullis_guard_duration_seconds_count', {}) >= 4);
     assert.ok(!text.includes(t.key.slice(4)), 'no key material in metrics');
+    assert.ok(!text.includes('key="'), 'no per-key label by default');
     // Every metric the dashboard references exists in the exposition.
     const dash = JSON.parse(readFileSync(new URL('../../dashboards/grafana-portcullis.json', import.meta.url), 'utf8'));
     const exprs: string[] = dash.panels.flatMap((p: any) => p.targets.map((x: any) => x.expr));
