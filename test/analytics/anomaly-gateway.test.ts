@@ -5,17 +5,21 @@ import type { AnalyticsModule } from '../../src/analytics/module.js';
 import type { AdminModule } from '../../src/server/admin/module.js';
 import { startGateway } from '../helpers/gateway.js';
 
-test('a request-rate burst on a warmed-up key suspends it automatically; clear restores it', async () => {
+/** A gateway whose anomaly buckets last 1 s and whose anomalies suspend the key; a key of tenant `tenant` and a chat sender for it. */
+async function suspendingGateway(tenant: string) {
   const t = await startGateway({ analytics: { anomaly: { bucketMs: 1000, warmupBuckets: 3, minRequests: 5, zThreshold: 4 }, response: { onAnomaly: 'suspend', refreshMs: 200 } } });
+  const key = await t.newKey(tenant, 'svc');
+  const send = async (content: string) => {
+    const res = await fetch(`${t.url}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: JSON.stringify({ model: 'demo', messages: [{ role: 'user', content }] }) });
+    await res.text();
+    return res.status;
+  };
+  return { t, key, keyId: key.split('_')[1]!, send, mod: t.gw.modules.get('analytics') as AnalyticsModule };
+}
+
+test('a request-rate burst on a warmed-up key suspends it automatically; clear restores it', async () => {
+  const { t, keyId, send, mod } = await suspendingGateway('burst');
   try {
-    const key = await t.newKey('burst', 'svc');
-    const keyId = key.split('_')[1]!;
-    const send = async (content: string) => {
-      const res = await fetch(`${t.url}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: JSON.stringify({ model: 'demo', messages: [{ role: 'user', content }] }) });
-      await res.text();
-      return res.status;
-    };
-    const mod = t.gw.modules.get('analytics') as AnalyticsModule;
     for (let i = 0; i < 5; i++) {
       assert.equal(await send(`steady ${i}`), 200);
       await new Promise((r) => setTimeout(r, 1000));
@@ -43,16 +47,8 @@ test('a request-rate burst on a warmed-up key suspends it automatically; clear r
 });
 
 test('a key with one request and then idle buckets is not warmed up: its first burst neither alerts nor suspends it', async () => {
-  const t = await startGateway({ analytics: { anomaly: { bucketMs: 1000, warmupBuckets: 3, minRequests: 5, zThreshold: 4 }, response: { onAnomaly: 'suspend', refreshMs: 200 } } });
+  const { t, keyId, send, mod } = await suspendingGateway('idle');
   try {
-    const key = await t.newKey('idle', 'svc');
-    const keyId = key.split('_')[1]!;
-    const send = async (content: string) => {
-      const res = await fetch(`${t.url}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: JSON.stringify({ model: 'demo', messages: [{ role: 'user', content }] }) });
-      await res.text();
-      return res.status;
-    };
-    const mod = t.gw.modules.get('analytics') as AnalyticsModule;
     assert.equal(await send('first'), 200);
     await new Promise((r) => setTimeout(r, 5000)); // five idle buckets: more than warmupBuckets, but not history
     const burst = await Promise.all(Array.from({ length: 40 }, (_, i) => send(`burst ${i}`)));

@@ -9,7 +9,6 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -17,6 +16,7 @@ import { openDb } from '../../src/store/db.js';
 import { AuditStore } from '../../src/audit/store.js';
 import { AuditWriter } from '../../src/audit/writer.js';
 import { newEventId, type QueuedEvent } from '../../src/audit/event.js';
+import { freePort } from '../helpers/services.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 after(async () => {
@@ -33,17 +33,6 @@ function pgBin(): string | undefined {
     .filter((v) => existsSync(join(root, v, 'bin', 'initdb')))
     .sort((a, b) => Number(b) - Number(a));
   return versions.length ? join(root, versions[0]!, 'bin') : undefined;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
 }
 
 /** A private PostgreSQL server in a temporary directory (run as `postgres` when this is root: initdb refuses root). */
