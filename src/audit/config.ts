@@ -63,6 +63,11 @@ export const auditConfigSchema = z
     spillDir: z.string().optional(),
     /** How often admin events are bridged into the audit trail. */
     adminPollMs: z.number().int().min(10).max(600_000).default(1_000),
+    /**
+     * Record reads of the trail (admin API and CLI: searches, single events, usage) as admin events
+     * (`audit.search`, `audit.read`, `audit.usage`, with the filters used, never the results).
+     */
+    recordReads: z.boolean().default(true),
     /** Delete events older than this many days (0 = keep forever). */
     retentionDays: z.number().int().min(0).max(36_500).default(0),
     /** Keyed hashes of prompts and outputs: env variable or file with the HMAC key (else generated in the data dir). */

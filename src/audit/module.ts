@@ -220,7 +220,7 @@ export const auditModule: ModuleFactory = async ({ config, db, logger, identity,
     emit(payload ? { event: ev, payload } : { event: ev });
   }
 
-  const apiDeps: AuditApiDeps = { store, db: db.kysely, ...(keys ? { keys } : {}), maxPageSize: config.admin.maxPageSize, retentionDays: c.retentionDays };
+  const apiDeps: AuditApiDeps = { store, db: db.kysely, ...(keys ? { keys } : {}), maxPageSize: config.admin.maxPageSize, retentionDays: c.retentionDays, recordReads: c.recordReads };
 
   const authenticate = (req: FastifyRequest) => authenticateAdminRequest(identity, req);
 

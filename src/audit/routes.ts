@@ -20,7 +20,21 @@ export interface AuditApiDeps {
   maxPageSize: number;
   /** Event retention in days (0 = forever), used by purge. */
   retentionDays: number;
+  /** Record searches, reads and usage queries as admin events (audit.recordReads; default true). */
+  recordReads?: boolean;
 }
+
+/**
+ * Records a read of the trail before its answer is returned: who looked, at what (filters or event
+ * id), how much came back — never the results. A read that cannot be recorded is not answered.
+ */
+async function recordRead(deps: AuditApiDeps, actor: AuditActor, action: string, target: { type: string; id: string; tenantId?: string | null }, detail: Record<string, unknown>): Promise<void> {
+  if (deps.recordReads === false) return;
+  await recordAdminEvent(deps.db, actor, action, target, detail);
+}
+
+/** The filters of a query as recorded (defined ones only). */
+const filters = (q: Record<string, unknown>): Record<string, unknown> => Object.fromEntries(Object.entries(q).filter(([, v]) => v !== undefined));
 
 /** Who calls (admin key id, role, source address, request id). */
 export interface AuditActor {
@@ -137,7 +151,7 @@ export const AUDIT_ROUTES: readonly AuditRoute[] = [
     path: `${P}/audit`,
     summary: 'Search audit events (newest first, paginated): tenant, key, since, until, category, status, kind, requestId, action',
     roles: ALL,
-    async handler(deps, admin, _actor, _params, rawQuery) {
+    async handler(deps, admin, actor, _params, rawQuery) {
       const r = searchQuery.safeParse(rawQuery);
       if (!r.success) throw zodFail(r.error);
       const q = r.data;
@@ -156,6 +170,8 @@ export const AUDIT_ROUTES: readonly AuditRoute[] = [
           ...(q.cursor ? { cursor: q.cursor } : {}),
           limit: Math.min(q.limit ?? 100, deps.maxPageSize),
         });
+        const { cursor, ...rest } = q;
+        await recordRead(deps, actor, 'audit.search', { type: 'audit', id: 'search', tenantId: tenantIds?.length === 1 ? tenantIds[0] : null }, { filters: filters(rest), page: cursor ? 'next' : 'first', returned: page.data.length });
         return { object: 'list', data: page.data, nextCursor: page.nextCursor };
       } catch (e) {
         if (e instanceof Error && /cursor|status:/.test(e.message)) throw new GatewayError('PCL_INVALID_REQUEST', { message: e.message });
@@ -169,7 +185,11 @@ export const AUDIT_ROUTES: readonly AuditRoute[] = [
     path: `${P}/audit/:id`,
     summary: 'One audit event',
     roles: ALL,
-    handler: async (deps, admin, _a, params) => visibleEvent(deps, admin, params.id!),
+    async handler(deps, admin, actor, params) {
+      const ev = await visibleEvent(deps, admin, params.id!);
+      await recordRead(deps, actor, 'audit.read', { type: 'audit_event', id: ev.id, tenantId: ev.tenantId ?? null }, { kind: ev.kind });
+      return ev;
+    },
   },
   {
     id: 'decryptAuditPayload',
@@ -208,7 +228,7 @@ export const AUDIT_ROUTES: readonly AuditRoute[] = [
     path: `${P}/usage`,
     summary: 'Requests, tokens and cost per day/tenant/key/model (groupBy=day,key,model,tenant)',
     roles: ALL,
-    async handler(deps, admin, _a, _p, rawQuery) {
+    async handler(deps, admin, actor, _p, rawQuery) {
       const r = usageQuery.safeParse(rawQuery);
       if (!r.success) throw zodFail(r.error);
       const q = r.data;
@@ -223,6 +243,7 @@ export const AUDIT_ROUTES: readonly AuditRoute[] = [
         groupBy,
       });
       const total = rows.reduce((a, x) => ({ requests: a.requests + x.requests, tokensIn: a.tokensIn + x.tokensIn, tokensOut: a.tokensOut + x.tokensOut, costUsd: Math.round((a.costUsd + x.costUsd) * 1e6) / 1e6 }), { requests: 0, tokensIn: 0, tokensOut: 0, costUsd: 0 });
+      await recordRead(deps, actor, 'audit.usage', { type: 'audit', id: 'usage', tenantId: tenantIds?.length === 1 ? tenantIds[0] : null }, { filters: filters(q), rows: rows.length });
       return { object: 'usage', timeZone: deps.store.timeZone, groupBy, data: rows, total };
     },
   },

@@ -31,7 +31,7 @@ export async function auditClientFor(o: AdminCliOptions): Promise<AuditClient> {
   const config = configFromOptions(o);
   const db = await openDb(config.store.kind === 'cluster' ? { postgresUrl: config.store.postgresUrl! } : { dataDir: config.dataDir });
   const master = loadMasterKey({ env: process.env, envName: config.audit.payloads.masterKeyEnv, ...(config.audit.payloads.masterKeyFile ? { file: config.audit.payloads.masterKeyFile } : {}) });
-  const deps: AuditApiDeps = { store: new AuditStore(db.kysely, config.limits.timeZone), db: db.kysely, ...(master ? { keys: new TenantKeys(db.kysely, master) } : {}), maxPageSize: 10_000, retentionDays: config.audit.retentionDays };
+  const deps: AuditApiDeps = { store: new AuditStore(db.kysely, config.limits.timeZone), db: db.kysely, ...(master ? { keys: new TenantKeys(db.kysely, master) } : {}), maxPageSize: 10_000, retentionDays: config.audit.retentionDays, recordReads: config.audit.recordReads };
   const admin = CLI_ADMIN;
   const actor = cliActor();
   const call = async (method: 'GET' | 'POST', path: string, query: Record<string, string | undefined> = {}) => {
