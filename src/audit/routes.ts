@@ -55,18 +55,36 @@ export interface AuditRoute {
 }
 
 const REL = /^(\d+)\s*(s|m|h|d|w)$/;
-/** Parses a time: epoch ms, ISO date/time, or a relative age such as `24h`, `7d`. */
-export function parseTime(v: string, now = Date.now()): number {
+const UNIT_MS = { s: 1e3, m: 6e4, h: 36e5, d: 864e5, w: 6048e5 } as const;
+/** Largest distance from the epoch a time may have (that of a JavaScript Date: ±100 000 000 days). */
+export const TIME_MAX_MS = 8.64e15;
+/**
+ * Parses a time: epoch milliseconds (digits only, any number of them), an age such as `90s`,
+ * `15m`, `24h`, `7d`, `2w` (now minus that), or an ISO 8601 date/time. Anything else, and a time
+ * more than TIME_MAX_MS from the epoch (`999999999999d`), is a 400 naming `param`.
+ */
+export function parseTime(v: string, now = Date.now(), param = 'time'): number {
   const s = v.trim();
   const r = REL.exec(s);
-  if (r) return now - Number(r[1]) * { s: 1e3, m: 6e4, h: 36e5, d: 864e5, w: 6048e5 }[r[2] as 's']!;
-  if (/^\d{10,16}$/.test(s)) return Number(s);
-  const t = Date.parse(s);
-  if (!Number.isFinite(t)) throw new GatewayError('PCL_INVALID_REQUEST', { message: `invalid time ${JSON.stringify(s.slice(0, 50))}: expected ISO 8601, epoch milliseconds or an age like 24h or 7d` });
+  const t = r ? now - Number(r[1]) * UNIT_MS[r[2] as keyof typeof UNIT_MS] : /^\d+$/.test(s) ? Number(s) : Date.parse(s);
+  if (!Number.isFinite(t)) throw new GatewayError('PCL_INVALID_REQUEST', { param, message: `${param}: invalid time ${JSON.stringify(s.slice(0, 50))}: expected ISO 8601, epoch milliseconds or an age like 24h or 7d` });
+  if (Math.abs(t) > TIME_MAX_MS) throw new GatewayError('PCL_INVALID_REQUEST', { param, message: `${param}: time ${JSON.stringify(s.slice(0, 50))} is out of range (at most ${TIME_MAX_MS} ms from 1970-01-01)` });
   return t;
 }
 
-const str = z.string().min(1).max(200);
+/** The `since`/`until` of a query as epoch milliseconds; 400 when `since` is later than `until`. */
+function timeRange(q: { since?: string | undefined; until?: string | undefined }, now = Date.now()): { since?: number; until?: number } {
+  const out: { since?: number; until?: number } = {};
+  if (q.since) out.since = parseTime(q.since, now, 'since');
+  if (q.until) out.until = parseTime(q.until, now, 'until');
+  if (out.since !== undefined && out.until !== undefined && out.since > out.until) {
+    throw new GatewayError('PCL_INVALID_REQUEST', { param: 'since', message: `since (${new Date(out.since).toISOString()}) is later than until (${new Date(out.until).toISOString()})` });
+  }
+  return out;
+}
+
+/** A text filter: 1–200 characters, no NUL (PostgreSQL's text types cannot hold one: it would be a 500 there). */
+const str = z.string().min(1).max(200).refine((s) => !s.includes('\0'), 'must not contain a NUL character');
 const searchQuery = z
   .object({
     tenant: str.optional(),
@@ -79,7 +97,8 @@ const searchQuery = z
     requestId: str.optional(),
     action: str.optional(),
     cursor: z.string().max(500).optional(),
-    limit: z.coerce.number().int().min(1).max(10_000).optional(),
+    // Decimal digits only: `0x10`, `1e3` or ` 5` are refused rather than read as numbers.
+    limit: z.string().regex(/^\d{1,6}$/, 'expected a decimal integer from 1 to 10000').pipe(z.coerce.number().int().min(1).max(10_000)).optional(),
   })
   .strict();
 const usageQuery = z
@@ -97,7 +116,8 @@ const usageQuery = z
   .strict();
 
 function zodFail(e: z.ZodError): GatewayError {
-  return new GatewayError('PCL_INVALID_REQUEST', { message: e.issues.map((i) => `${i.path.join('.') || '(query)'}: ${i.message}`).join('; ').slice(0, 500) });
+  const param = e.issues[0]?.path.join('.');
+  return new GatewayError('PCL_INVALID_REQUEST', { ...(param ? { param } : {}), message: e.issues.map((i) => `${i.path.join('.') || '(query)'}: ${i.message}`).join('; ').slice(0, 500) });
 }
 
 async function tenantId(deps: AuditApiDeps, ref: string): Promise<string | undefined> {
@@ -135,7 +155,8 @@ export async function recordAdminEvent(db: Kysely<Database>, actor: AuditActor, 
 }
 
 async function visibleEvent(deps: AuditApiDeps, admin: AdminPrincipal, id: string) {
-  const ev = await deps.store.get(id);
+  // No event id holds a NUL (and PostgreSQL refuses one in a query: a 500 there).
+  const ev = id.includes('\0') ? undefined : await deps.store.get(id);
   if (!ev || (admin.tenants && (!ev.tenantId || !admin.tenants.includes(ev.tenantId)))) throw new GatewayError('PCL_NOT_FOUND', { message: 'audit event not found' });
   return ev;
 }
@@ -155,13 +176,13 @@ export const AUDIT_ROUTES: readonly AuditRoute[] = [
       const r = searchQuery.safeParse(rawQuery);
       if (!r.success) throw zodFail(r.error);
       const q = r.data;
+      const range = timeRange(q);
       const tenantIds = await scope(deps, admin, q.tenant);
       try {
         const page = await deps.store.search({
           ...(tenantIds ? { tenantIds } : {}),
           ...(q.key ? { keyId: q.key } : {}),
-          ...(q.since ? { since: parseTime(q.since) } : {}),
-          ...(q.until ? { until: parseTime(q.until) } : {}),
+          ...range,
           ...(q.category ? { category: q.category } : {}),
           ...(q.status ? { status: q.status } : {}),
           ...(q.kind ? { kind: q.kind } : {}),
@@ -174,7 +195,7 @@ export const AUDIT_ROUTES: readonly AuditRoute[] = [
         await recordRead(deps, actor, 'audit.search', { type: 'audit', id: 'search', tenantId: tenantIds?.length === 1 ? tenantIds[0] : null }, { filters: filters(rest), page: cursor ? 'next' : 'first', returned: page.data.length });
         return { object: 'list', data: page.data, nextCursor: page.nextCursor };
       } catch (e) {
-        if (e instanceof Error && /cursor|status:/.test(e.message)) throw new GatewayError('PCL_INVALID_REQUEST', { message: e.message });
+        if (e instanceof Error && /cursor|status:/.test(e.message)) throw new GatewayError('PCL_INVALID_REQUEST', { param: /cursor/.test(e.message) ? 'cursor' : 'status', message: e.message });
         throw e;
       }
     },
@@ -232,14 +253,14 @@ export const AUDIT_ROUTES: readonly AuditRoute[] = [
       const r = usageQuery.safeParse(rawQuery);
       if (!r.success) throw zodFail(r.error);
       const q = r.data;
+      const range = timeRange(q);
       const tenantIds = await scope(deps, admin, q.tenant);
       const groupBy = (q.groupBy ?? 'day').split(',') as Array<'day' | 'tenant' | 'key' | 'model'>;
       const rows = await deps.store.usage({
         ...(tenantIds ? { tenantIds } : {}),
         ...(q.key ? { keyId: q.key } : {}),
         ...(q.model ? { model: q.model } : {}),
-        ...(q.since ? { since: parseTime(q.since) } : {}),
-        ...(q.until ? { until: parseTime(q.until) } : {}),
+        ...range,
         groupBy,
       });
       const total = rows.reduce((a, x) => ({ requests: a.requests + x.requests, tokensIn: a.tokensIn + x.tokensIn, tokensOut: a.tokensOut + x.tokensOut, costUsd: Math.round((a.costUsd + x.costUsd) * 1e6) / 1e6 }), { requests: 0, tokensIn: 0, tokensOut: 0, costUsd: 0 });

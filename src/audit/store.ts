@@ -281,12 +281,32 @@ export interface UsageRow {
 }
 
 const enc = (ts: number, id: string) => Buffer.from(`${ts}:${id}`, 'utf8').toString('base64url');
+/** The id part of a cursor: an event id as the `varchar(64)` column holds one (no control character: PostgreSQL refuses a NUL). */
+const CURSOR_ID = /^[^\x00-\x1f\x7f]{1,64}$/;
+/**
+ * A cursor's position: `<ts>:<id>` (base64url) with `ts` an integer of at most TS_MAX in size
+ * (`1e300`, `1.5` or `99e18` would make PostgreSQL fail the query on its bigint column) and a
+ * well-formed id; anything else is an `invalid cursor`.
+ */
 function dec(c: string): { ts: number; id: string } {
   const s = Buffer.from(c, 'base64url').toString('utf8');
   const i = s.indexOf(':');
-  const ts = Number(s.slice(0, i));
-  if (i <= 0 || !Number.isFinite(ts)) throw new Error('invalid cursor');
-  return { ts, id: s.slice(i + 1) };
+  const t = s.slice(0, i);
+  const id = s.slice(i + 1);
+  const ts = Number(t);
+  if (i <= 0 || !/^-?\d{1,16}$/.test(t) || !tsExact(ts) || !CURSOR_ID.test(id)) throw new Error('invalid cursor');
+  return { ts, id };
+}
+
+/**
+ * A `since`/`until` bound as the bigint `ts` column can compare it: rounded up (`ts >= 1.5` and
+ * `ts < 1.5` select what `2` does) and clamped to ±TS_MAX (no event lies beyond; a larger value
+ * made PostgreSQL fail the query: bigint out of range).
+ */
+function timeBound(v: number, name: string): number {
+  if (typeof v !== 'number' || Number.isNaN(v)) throw new Error(`${name}: invalid time bound`);
+  const n = Math.ceil(v);
+  return n < -TS_MAX ? -TS_MAX : n > TS_MAX ? TS_MAX : n;
 }
 
 /** Calendar day (YYYY-MM-DD) of an instant in a time zone. */
@@ -623,8 +643,8 @@ export class AuditStore implements AuditSink {
     let s = this.db.selectFrom('audit_events').select([...STORED_EVENT_COLUMNS]);
     if (q.tenantIds) s = q.tenantIds.length ? s.where('tenant_id', 'in', [...q.tenantIds]) : s.where(sql<boolean>`1 = 0`);
     if (q.keyId) s = s.where('key_id', '=', q.keyId);
-    if (q.since !== undefined) s = s.where('ts', '>=', q.since);
-    if (q.until !== undefined) s = s.where('ts', '<', q.until);
+    if (q.since !== undefined) s = s.where('ts', '>=', timeBound(q.since, 'since'));
+    if (q.until !== undefined) s = s.where('ts', '<', timeBound(q.until, 'until'));
     if (q.kind) s = s.where('kind', '=', q.kind);
     if (q.requestId) s = s.where('request_id', '=', q.requestId);
     if (q.action) s = s.where('action', '=', q.action);
@@ -670,8 +690,8 @@ export class AuditStore implements AuditSink {
     if (q.tenantIds) s = q.tenantIds.length ? s.where('tenant_id', 'in', [...q.tenantIds]) : s.where(sql<boolean>`1 = 0`);
     if (q.keyId) s = s.where('key_id', '=', q.keyId);
     if (q.model) s = s.where('model', '=', q.model);
-    if (q.since !== undefined) s = s.where('ts', '>=', q.since);
-    if (q.until !== undefined) s = s.where('ts', '<', q.until);
+    if (q.since !== undefined) s = s.where('ts', '>=', timeBound(q.since, 'since'));
+    if (q.until !== undefined) s = s.where('ts', '<', timeBound(q.until, 'until'));
     const sel = s.select((eb) => [
       ...groups.map((g) => eb.ref(g).as(g)),
       eb.fn.countAll<number>().as('requests'),
