@@ -1,6 +1,18 @@
 /** The `audit:` configuration section: queue, spill, hashing, payload capture, retention and sinks. */
 import { z } from 'zod';
 
+/** Largest UDP payload over IPv4 (65 535 − 8 bytes UDP header − 20 bytes IP header). */
+export const MAX_UDP_PAYLOAD = 65_507;
+
+/** `queueBytes` of a sink: default 64 MiB. */
+const queueBytes = () =>
+  z
+    .number()
+    .int()
+    .min(1024)
+    .max(2 ** 32)
+    .default(64 * 1024 * 1024);
+
 const webhookSink = z
   .object({
     /** Receiver URL (http or https). */
@@ -13,11 +25,14 @@ const webhookSink = z
     batchSize: z.number().int().min(1).max(1000).default(100),
     /** Delivery attempts per batch before it is dropped (counted). */
     maxAttempts: z.number().int().min(1).max(20).default(5),
-    /** First retry delay; doubles on every attempt (with jitter). */
+    /** First retry delay; doubles on every retry (with jitter), capped at 5 minutes. */
     backoffMs: z.number().int().min(1).max(600_000).default(500),
+    /** Deadline of one POST (connect, request and response). */
     timeoutMs: z.number().int().min(100).max(120_000).default(5_000),
     /** Events held for this sink; the oldest are dropped (counted) beyond it. */
     queueSize: z.number().int().min(1).max(1_000_000).default(10_000),
+    /** Bytes (serialized event length) held for this sink; the oldest are dropped (counted) beyond it. */
+    queueBytes: queueBytes(),
   })
   .strict();
 
@@ -30,15 +45,38 @@ const syslogSink = z
     format: z.enum(['syslog', 'json']).default('syslog'),
     /** Syslog facility number (16 = local0). */
     facility: z.number().int().min(0).max(23).default(16),
+    /**
+     * Largest message (framed line, UTF-8 bytes); a bigger event is sent as a small stub marked
+     * `truncated: true` (counted). Default 8192 over UDP (at most 65 507), 1 MiB over TCP.
+     */
+    maxMessageBytes: z
+      .number()
+      .int()
+      .min(512)
+      .max(64 * 1024 * 1024)
+      .optional(),
+    /** TCP: deadline of a connect and of one batch write reaching the kernel; past it the connection is dropped and the batch retried. */
+    timeoutMs: z.number().int().min(100).max(600_000).default(10_000),
+    /** Events held for this sink; the oldest are dropped (counted) beyond it. */
     queueSize: z.number().int().min(1).max(1_000_000).default(10_000),
+    /** Bytes (serialized event length) held for this sink; the oldest are dropped (counted) beyond it. */
+    queueBytes: queueBytes(),
   })
-  .strict();
+  .strict()
+  .superRefine((s, ctx) => {
+    if (s.protocol === 'udp' && s.maxMessageBytes !== undefined && s.maxMessageBytes > MAX_UDP_PAYLOAD) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['maxMessageBytes'], message: `expected at most ${MAX_UDP_PAYLOAD} over UDP (the largest UDP payload)` });
+    }
+  });
 
 const fileSink = z
   .object({
     /** JSON-lines file appended for log shippers (Filebeat, Vector, Fluent Bit…). */
     path: z.string().min(1),
+    /** Events held for this sink; the oldest are dropped (counted) beyond it. */
     queueSize: z.number().int().min(1).max(1_000_000).default(10_000),
+    /** Bytes (serialized event length) held for this sink; the oldest are dropped (counted) beyond it. */
+    queueBytes: queueBytes(),
   })
   .strict();
 

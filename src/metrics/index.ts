@@ -71,6 +71,22 @@ export interface MetricSources {
    * upstream accepted it. Unset: every routed model counts as configured.
    */
   configuredModel?(model: string): boolean;
+  /** Counters of the audit export sinks (all monotonic but `queued`). */
+  auditSinks?(): ReadonlyArray<{ name: string; stats(): { delivered: number; dropped: number; truncated: number; queued: number } }>;
+  /** Counters of the audit writer (all monotonic but `queued` and `storeDown`). */
+  auditWriter?(): AuditWriterCounts | undefined;
+}
+
+/** The audit writer's counters as the metrics read them. */
+export interface AuditWriterCounts {
+  written: number;
+  spilled: number;
+  replayed: number;
+  deadLettered: number;
+  dropped: number;
+  timeouts: number;
+  queued: number;
+  storeDown: boolean;
 }
 
 /** Guard evaluation as the metrics read it from `ctx.state.guards`. */
@@ -176,6 +192,77 @@ export function createMetrics(config: MetricsConfig, sources: MetricSources = {}
       syncCounter(this as Counter<string>, limLast, { event: 'fallback' }, s.fallbackAdmissions);
       syncCounter(this as Counter<string>, limLast, { event: 'unavailable' }, s.unavailableRefusals);
       syncCounter(this as Counter<string>, limLast, { event: 'error' }, s.storeErrors);
+    },
+  });
+
+  // Audit export sinks and writer, read at scrape time (no work on the request path). Sinks that
+  // share a name (two webhooks on one host) are summed.
+  const sinkLast = new Map<string, number>();
+  new Counter({
+    name: 'portcullis_audit_sink_events_total',
+    help: 'Audit events by export sink and outcome: delivered, dropped (queue overflow, failed delivery, left at shutdown), truncated (sent as a stub over maxMessageBytes)',
+    labelNames: ['sink', 'outcome'],
+    registers: [registry],
+    collect() {
+      const sum = new Map<string, { delivered: number; dropped: number; truncated: number }>();
+      for (const s of sources.auditSinks?.() ?? []) {
+        const st = s.stats();
+        const a = sum.get(s.name) ?? { delivered: 0, dropped: 0, truncated: 0 };
+        a.delivered += st.delivered;
+        a.dropped += st.dropped;
+        a.truncated += st.truncated;
+        sum.set(s.name, a);
+      }
+      for (const [sink, a] of sum) for (const outcome of ['delivered', 'dropped', 'truncated'] as const) syncCounter(this as Counter<string>, sinkLast, { sink, outcome }, a[outcome]);
+    },
+  });
+  new Gauge({
+    name: 'portcullis_audit_sink_queued',
+    help: 'Audit events waiting in each export sink queue',
+    labelNames: ['sink'],
+    registers: [registry],
+    aggregator: 'sum',
+    collect() {
+      this.reset();
+      for (const s of sources.auditSinks?.() ?? []) this.inc({ sink: s.name }, s.stats().queued);
+    },
+  });
+  const writerCounters: Array<[keyof AuditWriterCounts, string, string]> = [
+    ['written', 'portcullis_audit_writer_written_total', 'Audit events written to the store'],
+    ['spilled', 'portcullis_audit_writer_spilled_total', 'Audit events spilled to the local file while the store was down or slow'],
+    ['replayed', 'portcullis_audit_writer_replayed_total', 'Spilled audit events replayed into the store'],
+    ['deadLettered', 'portcullis_audit_writer_dead_lettered_total', 'Audit events the store refused for their data, moved to the dead-letter file'],
+    ['dropped', 'portcullis_audit_writer_dropped_total', 'Audit events lost: neither the store nor the spill file took them and the queue was full'],
+    ['timeouts', 'portcullis_audit_writer_timeouts_total', 'Audit batch writes that outlasted writeTimeoutMs'],
+  ];
+  for (const [field, name, help] of writerCounters) {
+    const last = new Map<string, number>();
+    new Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        const w = sources.auditWriter?.();
+        if (w) syncCounter(this as Counter<string>, last, {}, w[field] as number);
+      },
+    });
+  }
+  new Gauge({
+    name: 'portcullis_audit_writer_queued',
+    help: 'Audit events held in memory by the writer',
+    registers: [registry],
+    aggregator: 'sum',
+    collect() {
+      this.set(sources.auditWriter?.()?.queued ?? 0);
+    },
+  });
+  new Gauge({
+    name: 'portcullis_audit_writer_store_down',
+    help: '1 while the audit store is taken as down (events spill to the local file)',
+    registers: [registry],
+    aggregator: 'max',
+    collect() {
+      this.set(sources.auditWriter?.()?.storeDown ? 1 : 0);
     },
   });
 

@@ -11,6 +11,7 @@ import { timingSafeEqual, createHash } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { GatewayModule, ModuleFactory } from '../server/modules.js';
 import type { LimitsModule } from '../limits/module.js';
+import type { AuditModule } from '../audit/module.js';
 import { createMetrics, type GatewayMetrics } from './index.js';
 import { joinMetricsCluster, type WorkerMetricsLink } from './cluster.js';
 import type { MetricsConfig } from './config.js';
@@ -56,6 +57,9 @@ export const metricsModule: ModuleFactory = ({ config, env, identity, router, mo
       // The limits module comes later in the list: look it up at scrape time.
       limiter: () => (modules.get('limits') as LimitsModule | undefined)?.limiter.stats() ?? { fallbackAdmissions: 0, unavailableRefusals: 0, storeErrors: 0 },
       configuredModel: (m) => configuredModels.has(m),
+      // The audit module comes later in the list too.
+      auditSinks: () => (modules.get('audit') as AuditModule | undefined)?.sinks ?? [],
+      auditWriter: () => (modules.get('audit') as AuditModule | undefined)?.writer.stats,
     },
   );
   const token = cfg ? metricsToken(cfg, env) : undefined;
