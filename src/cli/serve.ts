@@ -27,6 +27,9 @@ async function bootstrapOnce(config: Config): Promise<void> {
   }
 }
 
+/** Longest a graceful shutdown may take before the process exits anyway (ms). */
+const SHUTDOWN_DEADLINE_MS = 15_000;
+
 async function runWorker(config: Config, skipBootstrap: boolean): Promise<void> {
   const logger = createLogger(config.log.level);
   const growth = applyHeapGrowth(config.server.heapGrowthPercent);
@@ -43,6 +46,12 @@ async function runWorker(config: Config, skipBootstrap: boolean): Promise<void> 
     if (stopping) return;
     stopping = true;
     trimmer?.stop();
+    // Every part of close() has its own deadline (audit writer and sinks spill or drop and count
+    // what the store or a collector did not take); this one only guards against a part without.
+    setTimeout(() => {
+      logger.error({ afterMs: SHUTDOWN_DEADLINE_MS }, 'shutdown did not finish: exiting anyway');
+      process.exit(1);
+    }, SHUTDOWN_DEADLINE_MS).unref();
     await gw.close().catch(() => {});
     process.exit(0);
   };
@@ -70,9 +79,20 @@ export async function serve(config: Config): Promise<void> {
       cluster.fork();
     });
     const stop = () => {
+      if (stopping) return;
       stopping = true;
-      for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGTERM');
-      setTimeout(() => process.exit(0), 2000).unref();
+      const workers = Object.values(cluster.workers ?? {}).filter((w) => w !== undefined);
+      // Wait for the workers' own shutdown (they flush the audit trail and sinks, each within its
+      // deadline), not a fixed 2 s that cut the longer ones short; past the deadline, exit anyway.
+      let left = workers.length;
+      if (left === 0) process.exit(0);
+      for (const w of workers) {
+        w.once('exit', () => {
+          if (--left === 0) process.exit(0);
+        });
+        w.process.kill('SIGTERM');
+      }
+      setTimeout(() => process.exit(0), SHUTDOWN_DEADLINE_MS + 1000).unref();
     };
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
