@@ -95,7 +95,8 @@ export async function createAnalyticsModule(mctx: ModuleContext): Promise<Analyt
   const { db, logger, identity, env, modules } = mctx;
   // Receivers authenticate alerts by their signature: never send them unsigned.
   const webhookSecret = cfg?.alerts.webhookUrl ? env[cfg.alerts.webhookSecretEnv] : undefined;
-  if (cfg?.alerts.webhookUrl && !webhookSecret) {
+  // (Only when analytics runs: a webhookUrl left in a config with analytics off sends nothing.)
+  if (cfg?.enabled && cfg.alerts.webhookUrl && !webhookSecret) {
     throw new ConfigError(`analytics.alerts.webhookUrl is set but the environment variable ${cfg.alerts.webhookSecretEnv} (analytics.alerts.webhookSecretEnv), which holds the webhook's signing secret, is ${cfg.alerts.webhookSecretEnv in env ? 'empty' : 'not set'}: set it, or remove webhookUrl`);
   }
   const lifecycle = new Lifecycle(db, loadPepper(mctx.config.dataDir, env), (ids) => ids.forEach((id) => identity.invalidate(id)));

@@ -126,32 +126,39 @@ export const auditModule: ModuleFactory = async ({ config, db, logger, identity,
     const fresh: AuditEvent[] = [];
     // Events the writer has not confirmed yet hold the cursor back; new rows wait while there are many.
     if (bridge.unconfirmed.length < BRIDGE_PAGE * BRIDGE_PAGES) {
-      if (bridge.gaps.length > 0) {
-        const gaps = bridge.gaps;
+      // The cursor and the holes move on local copies, taken over only once every query of this
+      // poll has answered: a query failing half-way leaves the bridge where it was, so the rows read
+      // before it are read again next time instead of being skipped.
+      let cursor = bridge.cursor;
+      let gaps = bridge.gaps;
+      if (gaps.length > 0) {
+        const watched = gaps;
         const late = await db.kysely
           .selectFrom('admin_events')
           .selectAll()
-          .where((eb) => eb.or(gaps.map((g) => eb.between('id', g.lo, g.hi))))
+          .where((eb) => eb.or(watched.map((g) => eb.between('id', g.lo, g.hi))))
           .orderBy('id')
           .limit(BRIDGE_PAGE)
           .execute();
         for (const r of late) {
-          bridge.gaps = fillGap(bridge.gaps, Number(r.id));
+          gaps = fillGap(gaps, Number(r.id));
           fresh.push(adminEvent(r as AdminEventRow));
         }
       }
       for (let page = 0; page < BRIDGE_PAGES; page++) {
-        const rows = await db.kysely.selectFrom('admin_events').selectAll().where('id', '>', bridge.cursor).orderBy('id').limit(BRIDGE_PAGE).execute();
+        const rows = await db.kysely.selectFrom('admin_events').selectAll().where('id', '>', cursor).orderBy('id').limit(BRIDGE_PAGE).execute();
         for (const r of rows) {
           const id = Number(r.id);
-          if (id > bridge.cursor + 1) bridge.gaps.push({ lo: bridge.cursor + 1, hi: id - 1, since: now });
-          bridge.cursor = id;
+          if (id > cursor + 1) gaps = [...gaps, { lo: cursor + 1, hi: id - 1, since: now }];
+          cursor = id;
           fresh.push(adminEvent(r as AdminEventRow));
         }
         if (rows.length < BRIDGE_PAGE) break;
       }
       // Watch the newest holes when there are too many (the oldest ones have waited longest).
-      if (bridge.gaps.length > MAX_GAPS) bridge.gaps = bridge.gaps.slice(bridge.gaps.length - MAX_GAPS);
+      if (gaps.length > MAX_GAPS) gaps = gaps.slice(gaps.length - MAX_GAPS);
+      bridge.cursor = cursor;
+      bridge.gaps = gaps;
     }
     for (const ev of fresh) for (const s of sinks) s.push(ev);
     // Events not confirmed last time go to the writer again (they may have been dropped; ids are idempotent).
@@ -267,10 +274,16 @@ export const auditModule: ModuleFactory = async ({ config, db, logger, identity,
     },
     async close() {
       for (const t of timers) clearInterval(t);
-      if (c.enabled) await pollAdminEvents().catch(() => 0);
-      await writer.close();
-      await store.close();
-      await Promise.all(sinks.map((s) => s.close()));
+      // A last bridge of admin events, for at most closeTimeoutMs: a poll stuck on a stalled store
+      // (or its flush) must not hold the shutdown. What it did not bridge, it bridges at the next
+      // start (the saved cursor only moves past stored or spilled events).
+      if (c.enabled) {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([pollAdminEvents().catch(() => 0), new Promise<void>((r) => (timer = setTimeout(r, c.closeTimeoutMs)))]);
+        clearTimeout(timer);
+      }
+      // The writer (then its store) and the sinks close side by side, each within its own deadline.
+      await Promise.all([writer.close().then(() => store.close()), ...sinks.map((s) => s.close())]);
     },
   };
   return mod;

@@ -494,13 +494,21 @@ export class SyslogSink extends QueuedSink<SyslogMeta> {
     const s = connect({ host: this.c.host, port: this.c.port });
     try {
       await new Promise<void>((res, rej) => {
-        const t = setTimeout(() => rej(new Error(`connect timed out after ${this.timeoutMs} ms`)), this.timeoutMs);
-        const onAbort = () => rej(new Error('sink closed'));
-        this.stop.signal.addEventListener('abort', onAbort, { once: true });
+        // Every way out clears both the timer and the abort listener (a timed-out connect used to
+        // leave its listener, and the socket it holds, on the sink's signal for good).
         const done = () => {
           clearTimeout(t);
           this.stop.signal.removeEventListener('abort', onAbort);
         };
+        const t = setTimeout(() => {
+          done();
+          rej(new Error(`connect timed out after ${this.timeoutMs} ms`));
+        }, this.timeoutMs);
+        const onAbort = () => {
+          done();
+          rej(new Error('sink closed'));
+        };
+        this.stop.signal.addEventListener('abort', onAbort, { once: true });
         s.once('connect', () => {
           done();
           res();

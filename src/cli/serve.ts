@@ -84,15 +84,18 @@ export async function serve(config: Config): Promise<void> {
       const workers = Object.values(cluster.workers ?? {}).filter((w) => w !== undefined);
       // Wait for the workers' own shutdown (they flush the audit trail and sinks, each within its
       // deadline), not a fixed 2 s that cut the longer ones short; past the deadline, exit anyway.
+      // The primary's exit status is the worst of its workers' (1 when one hit its deadline).
       let left = workers.length;
+      let status = 0;
       if (left === 0) process.exit(0);
       for (const w of workers) {
-        w.once('exit', () => {
-          if (--left === 0) process.exit(0);
+        w.once('exit', (code) => {
+          if (typeof code === 'number' && code > status) status = code;
+          if (--left === 0) process.exit(status);
         });
         w.process.kill('SIGTERM');
       }
-      setTimeout(() => process.exit(0), SHUTDOWN_DEADLINE_MS + 1000).unref();
+      setTimeout(() => process.exit(1), SHUTDOWN_DEADLINE_MS + 1000).unref();
     };
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);

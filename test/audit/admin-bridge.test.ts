@@ -132,3 +132,44 @@ test('the cursor is saved only once the bridged events are stored or spilled', a
     return (await stored(id)) && (await savedCursor())! >= id;
   }, 5000);
 });
+
+test('a poll whose second page query fails bridges nothing of it and skips nothing: the next poll reads those rows again', async (t) => {
+  if (skip) return t.skip(skip);
+  await bridge();
+  // A fresh instance watches no holes yet, so its first poll's queries are the pages of new rows.
+  const fresh = await startInstance(store, { audit: { adminPollMs: 600_000, flushIntervalMs: 20, retryIntervalMs: 50 } });
+  extra.push(fresh);
+  const freshAudit = fresh.gw.modules.get('audit') as AuditModule;
+  // Two pages of new rows (a page is 1 000 rows), after the explicit ids of the tests above.
+  await sqlc.query(`SELECT setval(pg_get_serial_sequence('admin_events', 'id'), (SELECT max(id) FROM admin_events))`);
+  const r = await sqlc.query(
+    `INSERT INTO admin_events (ts, actor, actor_role, action, target_type, target_id, tenant_id, source, request_id, detail)
+     SELECT $1, 'test', 'owner', 'test.pages', 'tenant', 't' || g, NULL, 'test', NULL, NULL FROM generate_series(1, 1500) g RETURNING id`,
+    [Date.now()],
+  );
+  const ids = r.rows.map((x: { id: string }) => Number(x.id));
+  // The gateway's database handle fails its second query of admin_events in the next poll.
+  const db = fresh.gw.db as { kysely: unknown };
+  const real = db.kysely as { selectFrom(t: string): unknown };
+  let calls = 0;
+  db.kysely = new Proxy(real, {
+    get(target, prop, recv) {
+      if (prop !== 'selectFrom') return Reflect.get(target, prop, recv);
+      return (table: string) => {
+        if (table === 'admin_events' && ++calls === 2) throw new Error('connection reset (test)');
+        return target.selectFrom(table);
+      };
+    },
+  });
+  try {
+    await assert.rejects(freshAudit.pollAdminEvents(), /connection reset/);
+  } finally {
+    db.kysely = real;
+  }
+  assert.equal(calls, 2, 'the first page was read before the failure');
+  await bridge(freshAudit);
+  await bridge(freshAudit);
+  const missing: number[] = [];
+  for (const id of ids) if (!(await stored(id))) missing.push(id);
+  assert.deepEqual(missing, [], `${missing.length} of ${ids.length} rows never bridged`);
+});
