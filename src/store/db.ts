@@ -143,9 +143,22 @@ export async function migrate(db: Db, pgSchema?: string): Promise<void> {
     // Keep the bookkeeping tables inside the schema in use, so schemas never see each other's.
     ...(db.dialect === 'postgres' ? { migrationTableSchema: pgSchema ?? 'public' } : {}),
   });
-  const { error, results } = await migrator.migrateToLatest();
-  if (error) {
+  for (let attempt = 1; ; attempt++) {
+    const { error, results } = await migrator.migrateToLatest();
+    if (!error) return;
+    // Kysely looks for its bookkeeping tables in every schema of the server (`has_schema_privilege`
+    // on each schema name): a schema another client drops meanwhile fails that catalog query with
+    // SQLSTATE 3F000 naming *that* schema. Nothing of ours was touched: look again.
+    if (attempt < 10 && otherSchemaVanished(error, pgSchema ?? 'public')) continue;
     const failed = results?.find((r) => r.status === 'Error');
     throw new Error(`database migration ${failed?.migrationName ?? ''} failed: ${(error as Error).message ?? String(error)}`);
   }
+}
+
+/** Whether a migration failed only because some other schema than `own` was dropped while it ran. */
+function otherSchemaVanished(error: unknown, own: string): boolean {
+  const e = error as { code?: unknown; message?: unknown };
+  if (e?.code !== '3F000' || typeof e.message !== 'string') return false;
+  const m = /schema "([^"]+)" does not exist/.exec(e.message);
+  return !!m && m[1] !== own;
 }
