@@ -18,6 +18,9 @@ test('a webhookUrl without its signing secret refuses to start, naming the varia
   // The Alerter itself never sends unsigned either.
   const { Alerter } = await import('../../src/analytics/alerts.js');
   assert.throws(() => new Alerter({ webhookUrl: 'http://127.0.0.1:9/hook', timeoutMs: 100, dedupMs: 0, keep: 1, log: { warn() {} } }), /never sent unsigned/);
+  // With analytics off nothing is ever sent, so a leftover webhookUrl does not stop the gateway.
+  const off = await startGateway({ analytics: { enabled: false, alerts } }, { env: {} });
+  await off.close();
 });
 
 function campaign(i: number): string {
