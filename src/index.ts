@@ -16,7 +16,7 @@ import { objectsModule } from './server/objects.js';
 import { createRouter, type Router } from './providers/router.js';
 import { buildApp, type RouteRegistrar } from './server/app.js';
 import { createAfterResponse } from './server/after-response.js';
-import { composeSteps, type GatewayModule, type ModuleFactory } from './server/modules.js';
+import { composeSteps, keyGate, type GatewayModule, type ModuleFactory } from './server/modules.js';
 import { guardsModule } from './server/guard-api.js';
 import { identityModule } from './identity/module.js';
 import { limitsModule } from './limits/module.js';
@@ -153,7 +153,7 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
     log: logger,
     registrars,
     afterResponse,
-    keyGate: (ctx) => byName.get('analytics')?.steps?.admit?.(ctx),
+    keyGate: keyGate(byName),
     ready: async () => (await db.ping()) && (await Promise.all(mods.map((m) => (m.ready ? m.ready() : true)))).every(Boolean),
   });
 

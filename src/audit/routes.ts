@@ -8,7 +8,7 @@ import { GatewayError } from '../errors.js';
 import type { AdminPrincipal, AdminRole } from '../identity/types.js';
 import type { Database } from '../store/schema.js';
 import { open, type TenantKeys } from './crypto.js';
-import type { AuditStore } from './store.js';
+import { TS_MAX, type AuditStore } from './store.js';
 import { matchRoute } from '../server/admin/routes.js';
 
 /** What the handlers need. */
@@ -56,19 +56,17 @@ export interface AuditRoute {
 
 const REL = /^(\d+)\s*(s|m|h|d|w)$/;
 const UNIT_MS = { s: 1e3, m: 6e4, h: 36e5, d: 864e5, w: 6048e5 } as const;
-/** Largest distance from the epoch a time may have (that of a JavaScript Date: ±100 000 000 days). */
-export const TIME_MAX_MS = 8.64e15;
 /**
  * Parses a time: epoch milliseconds (digits only, any number of them), an age such as `90s`,
  * `15m`, `24h`, `7d`, `2w` (now minus that), or an ISO 8601 date/time. Anything else, and a time
- * more than TIME_MAX_MS from the epoch (`999999999999d`), is a 400 naming `param`.
+ * more than TS_MAX from the epoch (`999999999999d`), is a 400 naming `param`.
  */
 export function parseTime(v: string, now = Date.now(), param = 'time'): number {
   const s = v.trim();
   const r = REL.exec(s);
   const t = r ? now - Number(r[1]) * UNIT_MS[r[2] as keyof typeof UNIT_MS] : /^\d+$/.test(s) ? Number(s) : Date.parse(s);
   if (!Number.isFinite(t)) throw new GatewayError('PCL_INVALID_REQUEST', { param, message: `${param}: invalid time ${JSON.stringify(s.slice(0, 50))}: expected ISO 8601, epoch milliseconds or an age like 24h or 7d` });
-  if (Math.abs(t) > TIME_MAX_MS) throw new GatewayError('PCL_INVALID_REQUEST', { param, message: `${param}: time ${JSON.stringify(s.slice(0, 50))} is out of range (at most ${TIME_MAX_MS} ms from 1970-01-01)` });
+  if (Math.abs(t) > TS_MAX) throw new GatewayError('PCL_INVALID_REQUEST', { param, message: `${param}: time ${JSON.stringify(s.slice(0, 50))} is out of range (at most ${TS_MAX} ms from 1970-01-01)` });
   return t;
 }
 

@@ -31,8 +31,8 @@ const PRINCIPAL_MAX = 64;
 /** Range of the `status` column (PostgreSQL `integer`). */
 const INT32_MIN = -(2 ** 31);
 const INT32_MAX = 2 ** 31 - 1;
-/** Range of `ts` (the instants a Date holds: the `day` column is derived from it). */
-const TS_MAX = 8.64e15;
+/** Range of `ts` (the instants a Date holds: the `day` column is derived from it); also the range of the API's times. */
+export const TS_MAX = 8.64e15;
 
 /**
  * A value a store refused for its data (not because it is unavailable): the writer stores the rest

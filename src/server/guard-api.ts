@@ -15,7 +15,7 @@ import { createRestoreTransform, restoreBody } from '../guards/restore.js';
 import type { GuardRecord, PipelineOutcome } from '../guards/types.js';
 import type { Database } from '../store/schema.js';
 import type { RequestContext } from './context.js';
-import type { GatewayModule, ModuleContext } from './modules.js';
+import { keyGate, type GatewayModule, type ModuleContext } from './modules.js';
 import { identify } from './proxy.js';
 import { deleteInChunks } from '../store/chunked.js';
 import { tokenCodecFor } from '../limits/tokens.js';
@@ -247,9 +247,8 @@ export function createGuardsModule(mctx: ModuleContext, engine: GuardEngine): Gu
       },
     },
     routes(app: FastifyInstance) {
-      // A suspended key is refused here too, and a throttled one's calls count against its rate:
-      // the analytics module's admission step, as on the proxied and object routes.
-      const keyGate = (ctx: RequestContext): void | Promise<void> => mctx.modules.get('analytics')?.steps?.admit?.(ctx);
+      // A suspended key is refused here too, and a throttled one's calls count against its rate.
+      const gate = keyGate(mctx.modules);
       app.addHook('onRequest', (req: FastifyRequest, _reply, done) => {
         const h = req.headers[CONVERSATION_HEADER];
         if (typeof h === 'string' && CONVERSATION_RE.test(h) && req.pcl) req.pcl.state.conversationId = h;
@@ -260,7 +259,7 @@ export function createGuardsModule(mctx: ModuleContext, engine: GuardEngine): Gu
         req.pcl.principal = principal;
         // Scoped like a moderation call: keys whose scopes exclude `moderations` get 403.
         (mctx.modules.get('policy') as (GatewayModule & { enforce?(ctx: RequestContext, operation: string): void }) | undefined)?.enforce?.(req.pcl, 'moderations');
-        await keyGate(req.pcl);
+        await gate(req.pcl);
         const { input, stage, detectors } = parseCheckBody(req.body);
         try {
           return await check(input, { stage, engine, tenant: principal.tenantName, ...(principal.tier !== undefined ? { tier: principal.tier } : {}), ...(principal.keyId !== undefined ? { keyId: principal.keyId } : {}), ...(detectors ? { detectors } : {}) });
@@ -273,7 +272,7 @@ export function createGuardsModule(mctx: ModuleContext, engine: GuardEngine): Gu
       app.get('/v1/guard/shadow', async (req) => {
         const principal = await identify({ identity: mctx.identity }, req);
         req.pcl.principal = principal;
-        await keyGate(req.pcl);
+        await gate(req.pcl);
         const q = req.query as Record<string, string | undefined>;
         const since = q.since !== undefined ? Number(q.since) : Date.now() - 7 * 86_400_000;
         const limit = q.limit !== undefined ? Number(q.limit) : 20;

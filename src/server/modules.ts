@@ -45,6 +45,16 @@ export interface GatewayModule {
 /** A module factory. */
 export type ModuleFactory = (ctx: ModuleContext) => GatewayModule | Promise<GatewayModule>;
 
+/**
+ * The key gate of the routes outside the proxy (object routes, `/v1/models`, the guard API): the
+ * analytics module's admission step, which refuses a suspended key (403) and counts a throttled
+ * one's call against its rate (429 past it), as on the proxied routes. Looked up per call, so a
+ * module created later is found; nothing when analytics is off.
+ */
+export function keyGate(modules: ReadonlyMap<string, GatewayModule>): (ctx: RequestContext) => void | Promise<void> {
+  return (ctx) => modules.get('analytics')?.steps?.admit?.(ctx);
+}
+
 function chainTransforms(ts: StreamTransform[]): StreamTransform {
   return {
     async onEvent(ev, parsed) {

@@ -14,7 +14,7 @@ import type { PolicyModule } from '../policy/module.js';
 import { mapTransportError } from '../providers/http.js';
 import type { Provider, RawUpstreamRequest, UpstreamResponse } from '../providers/types.js';
 import type { RequestContext, SseEvent } from './context.js';
-import type { GatewayModule, ModuleFactory } from './modules.js';
+import { keyGate, type GatewayModule, type ModuleFactory } from './modules.js';
 import { identify } from './proxy.js';
 import { UpstreamAbort } from '../util/abort.js';
 import { readBounded, upstreamStatusError } from './upstream-errors.js';
@@ -132,13 +132,8 @@ export const objectsModule: ModuleFactory = ({ config, db, identity, router, mod
   const analyticsCfg = (config as { analytics?: AnalyticsConfig }).analytics;
   /** Decimals stored responses' log-probabilities are rounded to (analytics.perturb.roundDecimals), when analytics is on. */
   const roundDecimals = analyticsCfg?.enabled ? analyticsCfg.perturb.roundDecimals : undefined;
-  /**
-   * The analytics module's admission step: refuses a suspended key (403) and counts the request
-   * against a throttled key's rate (429 past it), as on the inference routes. The same step, not
-   * a copy; the object context carries no body, so it perturbs nothing. Looked up per request:
-   * it is absent when analytics is off.
-   */
-  const keyGate = (ctx: RequestContext): void | Promise<void> => modules.get('analytics')?.steps?.admit?.(ctx);
+  /** Suspended and throttled keys (see keyGate); the object context carries no body, so it perturbs nothing. */
+  const gate = keyGate(modules);
 
   async function checkOwned(ctx: RequestContext, kind: ObjectKind, id: string): Promise<void> {
     if (!ID_RE.test(id) || !(await owners.owns(kind, id, ctx.principal!.tenantId))) throw objectNotFound(kind, id);
@@ -236,7 +231,7 @@ export const objectsModule: ModuleFactory = ({ config, db, identity, router, mod
     const model = spec.kind === 'fine_tuning' && typeof json?.model === 'string' ? json.model : undefined;
     if (model !== undefined) ctx.model = model;
     policy().enforce(ctx, spec.kind, model);
-    const gated = keyGate(ctx);
+    const gated = gate(ctx);
     if (gated) await gated;
     const id = (req.params as { id?: string } | undefined)?.id;
     ctx.state.objects = { kind: spec.kind, action: spec.action, ...(id ? { id: id.slice(0, 200) } : {}) };
