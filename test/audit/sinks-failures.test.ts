@@ -24,6 +24,17 @@ after(async () => {
 const ev = (i: number, extra: Partial<AuditEvent> = {}): AuditEvent => ({ id: newEventId(), ts: Date.now(), kind: 'request', requestId: `r${i}`, tenantId: 't', keyId: 'k', status: 200, ...extra });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** A TCP collector's connection: each newline-terminated line received goes to `lines`. */
+function collectLines(c: Socket, lines: string[]): void {
+  let buf = '';
+  c.on('data', (d) => {
+    buf += d;
+    const parts = buf.split('\n');
+    buf = parts.pop()!;
+    lines.push(...parts);
+  });
+}
+
 /** A logger that keeps what it is given. */
 function logs() {
   const warn: Array<[string, Record<string, unknown>]> = [];
@@ -69,15 +80,7 @@ test('syslog: an event over maxMessageBytes goes as a valid JSON stub (truncated
 
   // TCP: a larger limit by default (1 MiB), configurable; the stub keeps the line framing.
   const lines: string[] = [];
-  const srv = createTcpServer((c) => {
-    let buf = '';
-    c.on('data', (d) => {
-      buf += d;
-      const parts = buf.split('\n');
-      buf = parts.pop()!;
-      lines.push(...parts);
-    });
-  });
+  const srv = createTcpServer((c) => collectLines(c, lines));
   await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
   cleanups.push(() => new Promise<void>((r) => srv.close(() => r())));
   const port = (srv.address() as { port: number }).port;
@@ -185,13 +188,7 @@ test('syslog TCP: events survive a collector restart (held and retried with back
     new Promise<Server>((r) => {
       const srv = createTcpServer((c) => {
         conns.add(c);
-        let buf = '';
-        c.on('data', (d) => {
-          buf += d;
-          const parts = buf.split('\n');
-          buf = parts.pop()!;
-          lines.push(...parts);
-        });
+        collectLines(c, lines);
         c.on('error', () => {});
       });
       srv.listen(port, '127.0.0.1', () => r(srv));
