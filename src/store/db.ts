@@ -149,7 +149,10 @@ export async function migrate(db: Db, pgSchema?: string): Promise<void> {
     // Kysely looks for its bookkeeping tables in every schema of the server (`has_schema_privilege`
     // on each schema name): a schema another client drops meanwhile fails that catalog query with
     // SQLSTATE 3F000 naming *that* schema. Nothing of ours was touched: look again.
-    if (attempt < 10 && otherSchemaVanished(error, pgSchema ?? 'public')) continue;
+    if (attempt < 10 && otherSchemaVanished(error, pgSchema ?? 'public')) {
+      await new Promise((r) => setTimeout(r, 10 * attempt)); // a little later, past the other client's drop
+      continue;
+    }
     const failed = results?.find((r) => r.status === 'Error');
     throw new Error(`database migration ${failed?.migrationName ?? ''} failed: ${(error as Error).message ?? String(error)}`);
   }
