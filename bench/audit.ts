@@ -71,7 +71,7 @@ async function writeThroughput(db: Db): Promise<{ eventsPerSec: number; events: 
   const dir = mkdtempSync(join(tmpdir(), 'pcl-bench-audit-'));
   try {
     const store = new AuditStore(db.kysely);
-    const w = new AuditWriter({ store, spillDir: join(dir, 'spill'), queueSize: EVENTS + 1, batchSize: 500, flushIntervalMs: 50, retryIntervalMs: 1000 });
+    const w = new AuditWriter({ store, spillDir: join(dir, 'spill'), queueSize: EVENTS + 1, batchSize: 500, flushIntervalMs: 50, retryIntervalMs: 1000, closeTimeoutMs: 120_000 });
     const events = Array.from({ length: EVENTS }, (_, i) => sample(i));
     const t0 = performance.now();
     for (const e of events) w.push(e);
