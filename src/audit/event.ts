@@ -6,6 +6,7 @@ import { randomFillSync } from 'node:crypto';
 import { keyedSha256For } from '../util/hmac.js';
 import type { ResponseFindingRecord } from '../guards/response/session.js';
 import type { RequestContext } from '../server/context.js';
+import { deltaText, outputText } from '../server/usage.js';
 
 /** One guard evaluation as audited. */
 export interface AuditGuardVerdict {
@@ -75,7 +76,7 @@ export interface AuditEvent {
   /** Union of finding categories (searchable). */
   categories?: string[];
   /** Limits: admission decision, estimated input tokens, settlement. */
-  limits?: { decision?: string; estimatedInputTokens?: number; settled?: string };
+  limits?: { decision?: string; estimatedInputTokens?: number; settled?: string; estimatedOutputTokens?: number };
   /** Policy: operation, decision, denial layer and reason. */
   policy?: { operation?: string; decision?: string; reason?: string; layer?: string };
   /** Approval tickets requested/used/denied. */
@@ -237,26 +238,6 @@ export class OutputTap {
   }
 }
 
-function outputText(o: any): string {
-  let s = '';
-  if (Array.isArray(o?.choices)) for (const c of o.choices) s += String(c?.message?.content ?? c?.text ?? '') + (c?.message?.tool_calls ? JSON.stringify(c.message.tool_calls) : '');
-  if (Array.isArray(o?.content)) for (const c of o.content) s += c?.type === 'text' ? String(c.text ?? '') : c?.type === 'tool_use' ? JSON.stringify(c.input ?? {}) : '';
-  if (Array.isArray(o?.output)) for (const it of o.output) if (Array.isArray(it?.content)) for (const c of it.content) s += String(c?.text ?? '');
-  if (Array.isArray(o?.data) && o?.object === 'list') s += `[${o.data.length} embeddings]`;
-  return s;
-}
-
-function deltaText(o: any): string {
-  if (Array.isArray(o?.choices)) {
-    let s = '';
-    for (const c of o.choices) s += String(c?.delta?.content ?? c?.text ?? '') + (c?.delta?.tool_calls ? JSON.stringify(c.delta.tool_calls.map((t: any) => t?.function?.arguments ?? '')) : '');
-    return s;
-  }
-  if (o?.type === 'content_block_delta') return String(o.delta?.text ?? o.delta?.partial_json ?? '');
-  if (o?.type === 'response.output_text.delta') return String(o.delta ?? '');
-  return '';
-}
-
 /** Audit state a request carries in `ctx.state.audit`. */
 export interface AuditRequestState {
   /** The body as the client sent it (before request-stage transforms). */
@@ -367,12 +348,13 @@ function buildRequestEvent(ctx: RequestContext, hashKey: Buffer, now: number): A
     ev.tokensOut = ctx.usage.outputTokens;
     if (ctx.usage.cachedInputTokens) ev.cachedTokensIn = ctx.usage.cachedInputTokens;
   }
-  const lim = ctx.state.limits as { decision?: string; estimatedInputTokens?: number; settled?: string; costUsd?: number } | undefined;
+  const lim = ctx.state.limits as { decision?: string; estimatedInputTokens?: number; settled?: string; estimatedOutputTokens?: number; costUsd?: number } | undefined;
   if (lim) {
     const l: NonNullable<AuditEvent['limits']> = {};
     if (lim.decision) l.decision = lim.decision;
     if (lim.estimatedInputTokens !== undefined) l.estimatedInputTokens = lim.estimatedInputTokens;
     if (lim.settled) l.settled = lim.settled;
+    if (lim.estimatedOutputTokens !== undefined) l.estimatedOutputTokens = lim.estimatedOutputTokens;
     ev.limits = l;
     if (typeof lim.costUsd === 'number') ev.costUsd = lim.costUsd;
   }

@@ -21,7 +21,10 @@ export interface LimitsState {
   /** Decision: admitted, or the refusal code. */
   decision: 'admitted' | string;
   costUsd?: number;
-  settled?: 'settled' | 'released';
+  /** `estimated`: settled on an estimate (no final usage from the upstream; see `done`). */
+  settled?: 'settled' | 'estimated' | 'released';
+  /** The output tokens charged on an estimate (set with `settled: 'estimated'`). */
+  estimatedOutputTokens?: number;
 }
 
 /**
@@ -147,32 +150,47 @@ function buildModule(config: LimitsConfig, log?: { warn(o: object, m: string): v
     admitted(ctx, state, requested, adm);
   };
 
-  const settled = (state: LimitsState, r: { costUsd: number }): void => {
+  const settled = (state: LimitsState, r: { costUsd: number }, estimated: boolean): void => {
     state.costUsd = r.costUsd;
-    state.settled = 'settled';
+    state.settled = estimated ? 'estimated' : 'settled';
   };
 
+  /** Providers already named in the log for answering without usage (once each per process). */
+  const warnedNoUsage = new Set<string>();
   const done = (ctx: RequestContext): void | Promise<void> => {
     const state = ctx.state.limits as LimitsState | undefined;
     const ticket = state?.ticket;
     if (!state || !ticket) return;
     const reachedUpstream = ctx.ttfbMs !== undefined;
     const ok = ctx.status !== undefined && ctx.status < 400;
+    // Nothing reached the upstream, or it answered with an error: the reservation goes back.
+    if (!reachedUpstream || (!ok && !ctx.aborted)) {
+      const r = limiter.releaseNow(ticket);
+      state.settled = 'released';
+      state.costUsd = ctx.usage && ctx.model ? costUsd(ctx.model, ctx.usage, config) : 0;
+      return r;
+    }
+    // The upstream produced (part of) an answer: it is charged. On the usage it reported when that
+    // is final; otherwise on an estimate — the input estimate of the admission and the output the
+    // upstream sent, counted (OutputMeter) — so an upstream that reports no usage, or a client that
+    // goes away before the usage chunk, does not make the request free.
     let usage = ctx.usage;
-    if (!(usage && (ok || ctx.aborted))) {
-      if (reachedUpstream && ctx.aborted) {
-        // The upstream was reached but no usage arrived (client went away): charge the input estimate.
-        usage = { inputTokens: state.estimatedInputTokens, outputTokens: 0 };
-      } else {
-        const r = limiter.releaseNow(ticket);
-        state.settled = 'released';
-        state.costUsd = ctx.usage && ctx.model ? costUsd(ctx.model, ctx.usage, config) : 0;
-        return r;
+    const final = usage !== undefined && (ctx.outputComplete || (ok && !ctx.stream));
+    if (!final) {
+      const out = ctx.outputMeter?.tokens() ?? 0;
+      if (!usage || out > usage.outputTokens) {
+        usage = { inputTokens: usage?.inputTokens || state.estimatedInputTokens, outputTokens: Math.max(out, usage?.outputTokens ?? 0), cachedInputTokens: usage?.cachedInputTokens ?? 0 };
+        state.estimatedOutputTokens = usage.outputTokens;
+        if (!ctx.usage && !ctx.aborted && ctx.provider && !warnedNoUsage.has(ctx.provider.name)) {
+          warnedNoUsage.add(ctx.provider.name);
+          log?.warn({ provider: ctx.provider.name, model: ctx.model }, 'upstream answered without token usage: limits and budgets are settled on estimates for its requests (audit: limits.settled = estimated)');
+        }
       }
     }
-    const r = limiter.settleNow(ticket, usage);
-    if (r instanceof Promise) return r.then((x) => settled(state, x));
-    settled(state, r);
+    const estimated = state.estimatedOutputTokens !== undefined;
+    const r = limiter.settleNow(ticket, usage!);
+    if (r instanceof Promise) return r.then((x) => settled(state, x, estimated));
+    settled(state, r, estimated);
   };
 
   return {

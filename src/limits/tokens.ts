@@ -6,6 +6,7 @@ import { createRequire } from 'node:module';
 import { DEFAULT_TOKENIZERS, type LimitsConfig, type TokenizerSpec } from './config.js';
 import { globTable, type GlobTable } from './glob.js';
 import type { TokenCodec } from '../guards/types.js';
+import { OutputMeter } from '../server/usage.js';
 
 type CountFn = (text: string, opts?: { disallowedSpecial?: Set<string> }) => number;
 
@@ -126,15 +127,9 @@ export function tokenizerFor(model: string, config: LimitsConfig): TokenizerSpec
  * one token (conservative for CJK and emoji, which BPE vocabularies split finely).
  */
 export function approxTokens(text: string, charsPerToken = 3.5): number {
-  let ascii = 0;
-  let other = 0;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c < 0x80) ascii++;
-    else if (c >= 0xdc00 && c <= 0xdfff) continue; // low surrogate: counted with its high half
-    else other++;
-  }
-  return Math.ceil(ascii / charsPerToken) + other;
+  const m = new OutputMeter();
+  m.add(text);
+  return m.tokens(charsPerToken);
 }
 
 /**

@@ -1,6 +1,7 @@
 /** The typed context one proxied request carries through identify → … → settle. */
 import type { Principal } from '../identity/types.js';
 import type { Api, Provider, UpstreamResponse, UpstreamSignal } from '../providers/types.js';
+import type { OutputMeter } from './usage.js';
 
 /** Token usage reported by the provider. */
 export interface TokenUsage {
@@ -58,6 +59,14 @@ export interface RequestContext {
   upstreamMs?: number;
   ttfbMs?: number;
   usage?: TokenUsage;
+  /**
+   * What the upstream produced, counted for an output-token estimate: every event of a stream, or a
+   * whole body that came without `usage`. The limits settle on it when no usage arrived, or when a
+   * stream stopped before its usage did (`outputComplete` unset).
+   */
+  outputMeter?: OutputMeter;
+  /** Set when a stream reached its terminal event (its usage, if any, is final). */
+  outputComplete?: boolean;
   status?: number;
   /** Error code when the request failed. */
   errorCode?: string;

@@ -17,7 +17,7 @@ import type { Config } from '../config/schema.js';
 import type { AuditRequestState } from '../audit/event.js';
 import type { ProxySteps, RequestContext, SseEvent, StreamReask, TokenUsage } from './context.js';
 import { readBounded, upstreamStatusError } from './upstream-errors.js';
-import { isTerminalEvent, usageFromBody, usageFromEvent } from './usage.js';
+import { isTerminalEvent, OutputMeter, usageFromBody, usageFromEvent } from './usage.js';
 import { validateBody } from './validate.js';
 import { phase } from '../tracing/phases.js';
 import { UpstreamAbort } from '../util/abort.js';
@@ -179,6 +179,7 @@ export async function handleProxy(deps: ProxyDeps, api: Api, req: FastifyRequest
     throw new GatewayError('PCL_UPSTREAM_BAD_RESPONSE', { internal: { upstreamStatus: res.status, bodyPrefix: buf.subarray(0, 200).toString('utf8') } });
   }
   ctx.usage = usageFromBody(api, parsed);
+  if (!ctx.usage) (ctx.outputMeter = new OutputMeter()).body(parsed); // settled on an estimate (limits)
   const checked = deps.steps.responseGuards?.(ctx, parsed);
   const out = checked === undefined ? parsed : checked instanceof Promise ? await checked : checked;
   ctx.status = res.status;
@@ -236,6 +237,8 @@ async function relayStream(
     },
   });
 
+  // Everything the upstream sends is counted, what guards hold back included: it was generated.
+  const meter = (ctx.outputMeter = new OutputMeter());
   let wrote = false;
   /** Tokens of a first upstream call that was blocked and re-asked (added to the second's). */
   let carried: TokenUsage | undefined;
@@ -270,6 +273,7 @@ async function relayStream(
         const outParsed: unknown[] | undefined = transform ? undefined : [];
         for (const { ev, parsed } of batch) {
           ctx.usage = usageFromEvent(api, parsed, ctx.usage);
+          meter.event(parsed);
           if (isTerminalEvent(api, ev.data, parsed)) terminal = true;
           // Usage-only chunk the gateway asked for on the client's behalf: keep it to ourselves.
           if (!clientWantsUsage && (parsed as any)?.usage && Array.isArray((parsed as any).choices) && (parsed as any).choices.length === 0) continue;
@@ -306,6 +310,7 @@ async function relayStream(
       parser.reset({ consume: false });
       transform = deps.steps.streamGuards?.(ctx);
     }
+    if (terminal) ctx.outputComplete = true;
     if (!terminal && !ctx.aborted) throw new GatewayError('PCL_UPSTREAM_BAD_RESPONSE', { message: 'The upstream stream ended early.', internal: 'truncated stream' });
     if (transform) await write(await transform.end());
   } catch (e) {

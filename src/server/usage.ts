@@ -44,3 +44,83 @@ export function isTerminalEvent(api: Api, data: string, parsed: any): boolean {
   if (api === 'responses') return parsed?.type === 'response.completed' || parsed?.type === 'response.incomplete' || parsed?.type === 'response.failed';
   return false;
 }
+
+/** The output text of a whole response body, as the audit trail hashes it (tool-call arguments included). */
+export function outputText(o: any): string {
+  let s = '';
+  if (Array.isArray(o?.choices)) for (const c of o.choices) s += String(c?.message?.content ?? c?.text ?? '') + (c?.message?.tool_calls ? JSON.stringify(c.message.tool_calls) : '');
+  if (Array.isArray(o?.content)) for (const c of o.content) s += c?.type === 'text' ? String(c.text ?? '') : c?.type === 'tool_use' ? JSON.stringify(c.input ?? {}) : '';
+  if (Array.isArray(o?.output)) for (const it of o.output) if (Array.isArray(it?.content)) for (const c of it.content) s += String(c?.text ?? '');
+  if (Array.isArray(o?.data) && o?.object === 'list') s += `[${o.data.length} embeddings]`;
+  return s;
+}
+
+/** The output text one stream event adds, as the audit trail hashes it: content and tool-call argument deltas. */
+export function deltaText(o: any): string {
+  if (Array.isArray(o?.choices)) {
+    let s = '';
+    for (const c of o.choices) s += String(c?.delta?.content ?? c?.text ?? '') + (c?.delta?.tool_calls ? JSON.stringify(c.delta.tool_calls.map((t: any) => t?.function?.arguments ?? '')) : '');
+    return s;
+  }
+  if (o?.type === 'content_block_delta') return String(o.delta?.text ?? o.delta?.partial_json ?? '');
+  if (o?.type === 'response.output_text.delta') return String(o.delta ?? '');
+  return '';
+}
+
+/**
+ * Counts the output an upstream produced, for an estimate of its output tokens when the upstream
+ * reports no usage (a server that ignores `stream_options.include_usage`, a body without `usage`)
+ * or when a stream stopped before its usage arrived (the client went away, the upstream failed).
+ * The estimate is the limits' cheap one (`approxTokens`): ASCII characters at 3.5 a token, any
+ * other character one token. Counted: what `deltaText` / the body's text carry, plus the billed
+ * text the audit hash leaves out (reasoning and thinking deltas, Responses function-call arguments).
+ */
+export class OutputMeter {
+  ascii = 0;
+  other = 0;
+  /** Counts the characters of `text`. */
+  add(text: string): void {
+    let ascii = 0;
+    let other = 0;
+    for (let i = 0; i < text.length; i++) {
+      const c = text.charCodeAt(i);
+      if (c < 0x80) ascii++;
+      else if (c >= 0xdc00 && c <= 0xdfff) continue; // low surrogate: counted with its high half
+      else other++;
+    }
+    this.ascii += ascii;
+    this.other += other;
+  }
+  /** One stream event's output. */
+  event(parsed: any): void {
+    if (!parsed || typeof parsed !== 'object') return;
+    const t = deltaText(parsed);
+    if (t) this.add(t);
+    const extra = billedExtraDelta(parsed);
+    if (extra) this.add(extra);
+  }
+  /** A whole response body's output. */
+  body(o: any): void {
+    if (Array.isArray(o?.data) && o?.object === 'list') return; // embeddings: no output tokens
+    this.add(outputText(o));
+    if (Array.isArray(o?.choices)) for (const c of o.choices) if (typeof c?.message?.reasoning_content === 'string') this.add(c.message.reasoning_content);
+    if (Array.isArray(o?.content)) for (const c of o.content) if (c?.type === 'thinking' && typeof c.thinking === 'string') this.add(c.thinking);
+    if (Array.isArray(o?.output)) for (const it of o.output) if (it?.type === 'function_call' && typeof it.arguments === 'string') this.add(it.arguments);
+  }
+  /** Estimated tokens of what was counted. */
+  tokens(charsPerToken = 3.5): number {
+    return Math.ceil(this.ascii / charsPerToken) + this.other;
+  }
+}
+
+/** Billed output of a stream event that `deltaText` leaves out. */
+function billedExtraDelta(o: any): string {
+  if (Array.isArray(o.choices)) {
+    let s = '';
+    for (const c of o.choices) if (typeof c?.delta?.reasoning_content === 'string') s += c.delta.reasoning_content;
+    return s;
+  }
+  if (o.type === 'content_block_delta' && typeof o.delta?.thinking === 'string') return o.delta.thinking;
+  if (o.type === 'response.function_call_arguments.delta' && typeof o.delta === 'string') return o.delta;
+  return '';
+}
