@@ -40,14 +40,17 @@ export function emitRequestSpans(tracer: Tracer, ctx: RequestContext, method: st
   const finishedAt = (ctx.state.finishedAt as number | undefined) ?? now;
   const parent = (ctx.state.traceParent as Context | undefined) ?? ROOT_CONTEXT;
   const status = (ctx.state.httpStatus as number | undefined) ?? ctx.status;
+  // A URL no route matched is named by its method alone and has no `http.route` (OpenTelemetry's
+  // HTTP conventions): span names from raw paths are unbounded, one per probed URL in a backend.
+  const matched = ctx.state.unmatched !== true;
   const root = tracer.startSpan(
-    `${method} ${ctx.route}`,
+    matched ? `${method} ${ctx.route}` : method,
     {
       kind: SpanKind.SERVER,
       startTime: epochMs(ctx.startedAt),
       attributes: {
         'http.request.method': method,
-        'http.route': ctx.route,
+        ...(matched ? { 'http.route': ctx.route } : { 'url.path': ctx.route }),
         'portcullis.request_id': ctx.requestId,
         ...(status !== undefined ? { 'http.response.status_code': status } : {}),
         ...(ctx.principal ? { 'portcullis.tenant': ctx.principal.tenantName, ...(ctx.principal.keyId ? { 'portcullis.key_id': ctx.principal.keyId } : {}) } : {}),
