@@ -13,6 +13,7 @@ import { dirname } from 'node:path';
 import { connect, type Socket } from 'node:net';
 import type { AuditEvent } from './event.js';
 import type { FileSinkConfig, SyslogSinkConfig, WebhookSinkConfig } from './config.js';
+import { retryAfterMs } from '../util/retry-after.js';
 
 /** Counters of one sink. */
 export interface SinkStats {
@@ -327,15 +328,6 @@ abstract class QueuedSink<M = undefined> implements EventSink {
     this.q.clear();
     this.bytes = 0;
   }
-}
-
-/** Milliseconds a `Retry-After` header asks for (seconds or an HTTP date), undefined when absent or invalid. */
-function retryAfterMs(v: string | null, now = Date.now()): number | undefined {
-  if (!v) return undefined;
-  const t = v.trim();
-  if (/^\d{1,10}$/.test(t)) return Number(t) * 1000;
-  const d = Date.parse(t);
-  return Number.isFinite(d) ? Math.max(0, d - now) : undefined;
 }
 
 /** POSTs batches of events as JSON `{events:[…]}` with `x-portcullis-signature`. */

@@ -3,6 +3,7 @@
  * with exponential backoff on 429/5xx honouring `Retry-After`, and a shared rate limiter.
  */
 import { request } from 'undici';
+import { retryAfterMs } from '../../util/retry-after.js';
 
 /** Retry and timeout settings. */
 export interface TransportOptions {
@@ -61,14 +62,9 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
-/** Parses `Retry-After` (seconds or HTTP date) into milliseconds, or null. */
+/** Parses `Retry-After` (seconds or HTTP date) into milliseconds, or null (`retryAfterMs`). */
 export function parseRetryAfter(value: string | undefined, now = Date.now()): number | null {
-  if (!value) return null;
-  const v = value.trim();
-  if (/^\d+(?:\.\d+)?$/.test(v)) return Math.round(Number(v) * 1000);
-  const t = Date.parse(v);
-  if (Number.isNaN(t)) return null;
-  return Math.max(0, t - now);
+  return retryAfterMs(value, now) ?? null;
 }
 
 /** Whether a status is worth retrying. */
