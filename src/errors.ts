@@ -52,6 +52,7 @@ export const ERROR_CODES = {
   PCL_APPROVAL_REQUIRED: { status: 403, type: 'permission_error', publicCode: 'approval_required', message: 'The response proposes a tool call that needs a human approval. Retry the same request with the header x-portcullis-approval once the ticket is approved.' },
   PCL_APPROVAL_DENIED: { status: 403, type: 'permission_error', publicCode: 'approval_denied', message: 'The tool call was denied by a reviewer.' },
   PCL_GUARD_FAILED: { status: 503, type: 'api_error', publicCode: 'guard_unavailable', message: 'A required safety check could not be completed.' },
+  PCL_CLIENT_CLOSED: { status: 499, type: 'invalid_request_error', publicCode: 'client_aborted', message: 'The client closed the connection before the request was sent upstream.' },
   PCL_INTERNAL: { status: 500, type: 'api_error', publicCode: 'internal_error', message: 'Internal gateway error.' },
 } as const satisfies Record<string, CodeSpec>;
 

@@ -91,6 +91,8 @@ export async function postJson(
       headers: res.headers,
       body: res.body,
       dump: () => {
+        // Destroyed before its end, the body emits an 'error'; without a listener it is uncaught.
+        res.body.on('error', () => {});
         res.body.destroy();
       },
     };

@@ -42,7 +42,7 @@ export function createOpenAiProvider(name: string, cfg: OpenAiConfig, timeouts: 
       if (req.contentType) headers['content-type'] = req.contentType;
       try {
         const res = await agent.request({ origin: base.origin, path: base.basePath + path, method: req.method, headers: { accept: 'application/json', ...headers }, body: req.body ?? null, signal: req.signal as AbortSignal });
-        return { status: res.statusCode, headers: res.headers, body: res.body, dump: () => res.body.destroy() };
+        return { status: res.statusCode, headers: res.headers, body: res.body, dump: () => void res.body.on('error', () => {}).destroy() }; // no listener: undici's abort error would be uncaught
       } catch (e) {
         throw mapTransportError(e, name);
       }

@@ -65,6 +65,8 @@ export interface RequestContext {
    * stream stopped before its usage did (`outputComplete` unset).
    */
   outputMeter?: OutputMeter;
+  /** Set right before the upstream call is made: from then on the provider may be doing (billed) work. */
+  upstreamSent?: boolean;
   /** Set when a stream reached its terminal event (its usage, if any, is final). */
   outputComplete?: boolean;
   status?: number;

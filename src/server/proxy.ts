@@ -19,6 +19,7 @@ import type { ProxySteps, RequestContext, SseEvent, StreamReask, TokenUsage } fr
 import { readBounded, upstreamStatusError } from './upstream-errors.js';
 import { isTerminalEvent, OutputMeter, usageFromBody, usageFromEvent } from './usage.js';
 import { validateBody } from './validate.js';
+import { jsonDepthExceeds } from './body.js';
 import { phase } from '../tracing/phases.js';
 import { UpstreamAbort } from '../util/abort.js';
 import type { AfterResponse } from './after-response.js';
@@ -98,7 +99,9 @@ export async function handleProxy(deps: ProxyDeps, api: Api, req: FastifyRequest
   ctx.upstreamModel = route.upstreamModel;
   ctx.stream = body.stream === true;
   ctx.body = body;
-  if (ctx.principal && typeof body.user === 'string') ctx.principal = { ...ctx.principal, user: body.user.slice(0, 256) };
+  // The body's `user` names the end user only when the credential does not: a user from a verified
+  // JWT (or bound to the key) is never replaced by what the client writes (per-user limits, audit).
+  if (ctx.principal && ctx.principal.user === undefined && typeof body.user === 'string') ctx.principal = { ...ctx.principal, user: body.user.slice(0, 256) };
 
   let step = phase(ctx, 'authorize', () => deps.steps.authorize?.(ctx));
   if (step) await step;
@@ -106,6 +109,9 @@ export async function handleProxy(deps: ProxyDeps, api: Api, req: FastifyRequest
   if (step) await step;
   step = phase(ctx, 'request_guards', () => deps.steps.requestGuards?.(ctx));
   if (step) await step;
+  // A client that left while the steps ran (a slow guard or judge, an async admission) gets no
+  // upstream call: its settlement already ran at the close and released what was reserved.
+  if (ctx.aborted) throw new GatewayError('PCL_CLIENT_CLOSED');
 
   const upstreamBody: Record<string, unknown> = { ...ctx.body, model: route.upstreamModel };
   let clientWantsUsage = true;
@@ -134,6 +140,7 @@ export async function handleProxy(deps: ProxyDeps, api: Api, req: FastifyRequest
     const onHeaders = () => {
       ctx.ttfbMs = performance.now() - t0;
     };
+    ctx.upstreamSent = true;
     const sent = phase(ctx, 'upstream', () => route.provider.send({ api, body: upstreamBody, stream: ctx.stream, signal: ac, requestId: ctx.requestId, onHeaders }));
     // Earlier requests' bookkeeping overlaps this wait; a stream's runs after its first event is
     // out instead (relayStream), so it never delays a first byte.
@@ -173,8 +180,12 @@ export async function handleProxy(deps: ProxyDeps, api: Api, req: FastifyRequest
   let parsed: Record<string, unknown>;
   const raw = buf.toString('utf8');
   try {
+    // Nesting deeper than any API answer has is refused before parsing: the guards' copy and the
+    // re-serialisation of such a body overflowed the stack (a 500, as if the gateway had failed).
+    if (jsonDepthExceeds(buf, UPSTREAM_MAX_JSON_DEPTH)) throw new Error('nested too deep');
     parsed = JSON.parse(raw);
-    if (!parsed || typeof parsed !== 'object') throw new Error('not an object');
+    // An object, as every API answers: an array or a scalar is no answer (it was relayed as a 200).
+    if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('not an object');
   } catch {
     throw new GatewayError('PCL_UPSTREAM_BAD_RESPONSE', { internal: { upstreamStatus: res.status, bodyPrefix: buf.subarray(0, 200).toString('utf8') } });
   }
@@ -235,7 +246,15 @@ async function relayStream(
       }
       pending.push({ ev: msg.event ? { event: msg.event, data: msg.data } : { data: msg.data }, parsed });
     },
+    // One event (or an unterminated line) may hold at most what a whole non-stream body may: without
+    // a bound, an upstream that never ended a `data:` line was buffered until the timeouts (~0.5 GB
+    // from one request). Other parse errors (unknown fields) are ignored, as before.
+    onError(err) {
+      if (err.type === 'max-buffer-size-exceeded') overflow = true;
+    },
+    maxBufferSize: deps.config.upstream.maxResponseBytes,
   });
+  let overflow = false;
 
   // Everything the upstream sends is counted, what guards hold back included: it was generated.
   const meter = (ctx.outputMeter = new OutputMeter());
@@ -265,6 +284,7 @@ async function relayStream(
       let reask: StreamReask | undefined;
       for await (const chunk of res.body) {
         parser.feed(decoder.decode(chunk, { stream: true }));
+        if (overflow) throw new GatewayError('PCL_UPSTREAM_BAD_RESPONSE', { internal: `a stream event over upstream.maxResponseBytes (${deps.config.upstream.maxResponseBytes})` });
         const batch = pending;
         pending = [];
         // Everything parsed from one upstream chunk goes out in one socket write (no added delay).
@@ -314,7 +334,9 @@ async function relayStream(
     if (!terminal && !ctx.aborted) throw new GatewayError('PCL_UPSTREAM_BAD_RESPONSE', { message: 'The upstream stream ended early.', internal: 'truncated stream' });
     if (transform) await write(await transform.end());
   } catch (e) {
-    failure = e instanceof GatewayError ? e : mapTransportError(e, ctx.provider?.name ?? 'upstream');
+    // An exception of the gateway's own code on what the upstream sent (a field of the wrong type)
+    // is a malformed response, not an unreachable upstream.
+    failure = e instanceof GatewayError ? e : isDataError(e) ? new GatewayError('PCL_UPSTREAM_BAD_RESPONSE', { internal: { error: String((e as Error).stack ?? e) } }) : mapTransportError(e, ctx.provider?.name ?? 'upstream');
     if (ctx.aborted) {
       ctx.errorCode = 'client_aborted';
     } else {
@@ -334,4 +356,12 @@ async function relayStream(
     if (!ac.aborted && failure) ac.abort();
   }
   return reply;
+}
+
+/** Deepest nesting accepted in an upstream JSON body (API answers nest a few levels; tool arguments are strings). */
+const UPSTREAM_MAX_JSON_DEPTH = 512;
+
+/** Errors JavaScript raises on data of an unexpected shape (not transport failures). */
+function isDataError(e: unknown): boolean {
+  return e instanceof TypeError || e instanceof RangeError || e instanceof SyntaxError;
 }

@@ -40,6 +40,10 @@ function readStream(body: Readable, max: number): Promise<Buffer> {
       n += chunk.length;
       if (n > max) {
         cleanup();
+        // Destroyed before its end, an undici body emits an 'error' (RequestAbortedError): with no
+        // listener left that was an uncaught exception, and the process went down (a streamed
+        // request whose upstream sent an error page or a body over the limit was enough).
+        body.on('error', () => {});
         body.destroy();
         reject(bodyOverLimit(max));
         return;

@@ -24,7 +24,13 @@ export function usageFromEvent(api: Api, parsed: any, prev: TokenUsage | undefin
       return { inputTokens: num(u.input_tokens) + num(u.cache_read_input_tokens) + num(u.cache_creation_input_tokens), outputTokens: num(u.output_tokens), cachedInputTokens: num(u.cache_read_input_tokens) };
     }
     if (parsed.type === 'message_delta' && parsed.usage) {
-      return { inputTokens: prev?.inputTokens ?? num(parsed.usage.input_tokens), outputTokens: num(parsed.usage.output_tokens), cachedInputTokens: prev?.cachedInputTokens ?? 0 };
+      // message_delta's usage is cumulative; its input fields, when present, include what server
+      // tools (web search, fetch) added during the turn, which message_start could not know.
+      const u = parsed.usage;
+      const hasInput = u.input_tokens !== undefined || u.cache_read_input_tokens !== undefined || u.cache_creation_input_tokens !== undefined;
+      const input = num(u.input_tokens) + num(u.cache_read_input_tokens) + num(u.cache_creation_input_tokens);
+      const cached = u.cache_read_input_tokens !== undefined ? num(u.cache_read_input_tokens) : (prev?.cachedInputTokens ?? 0);
+      return { inputTokens: hasInput ? Math.max(prev?.inputTokens ?? 0, input) : (prev?.inputTokens ?? 0), outputTokens: num(u.output_tokens), cachedInputTokens: hasInput ? Math.max(prev?.cachedInputTokens ?? 0, cached) : (prev?.cachedInputTokens ?? 0) };
     }
     return prev;
   }
@@ -59,7 +65,7 @@ export function outputText(o: any): string {
 export function deltaText(o: any): string {
   if (Array.isArray(o?.choices)) {
     let s = '';
-    for (const c of o.choices) s += String(c?.delta?.content ?? c?.text ?? '') + (c?.delta?.tool_calls ? JSON.stringify(c.delta.tool_calls.map((t: any) => t?.function?.arguments ?? '')) : '');
+    for (const c of o.choices) s += String(c?.delta?.content ?? c?.text ?? '') + (Array.isArray(c?.delta?.tool_calls) ? JSON.stringify(c.delta.tool_calls.map((t: any) => t?.function?.arguments ?? '')) : '');
     return s;
   }
   if (o?.type === 'content_block_delta') return String(o.delta?.text ?? o.delta?.partial_json ?? '');

@@ -67,6 +67,7 @@ async function postJson(agent: Agent, url: string, body: unknown, timeoutMs: num
     for await (const c of res.body) {
       n += (c as Buffer).length;
       if (n > MAX_REPLY) {
+        res.body.on('error', () => {}); // uncaught otherwise (undici's abort error)
         res.body.destroy();
         throw new Error('judge reply too large');
       }
