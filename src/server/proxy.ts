@@ -261,6 +261,8 @@ async function relayStream(
   let wrote = false;
   /** Tokens of a first upstream call that was blocked and re-asked (added to the second's). */
   let carried: TokenUsage | undefined;
+  /** Whether a re-asked second upstream call was made (its usage, if any, is then in `ctx.usage`). */
+  let secondCall = false;
   /** Sends events; `parsed[i]`, when given, is JSON.parse(evs[i].data) (events relayed unchanged). */
   const write = async (evs: SseEvent[], parsed?: unknown[]) => {
     if (evs.length === 0 || out.destroyed) return;
@@ -324,6 +326,7 @@ async function relayStream(
         break;
       }
       res = next;
+      secondCall = true;
       ctx.usage = undefined;
       terminal = false;
       pending = [];
@@ -348,8 +351,16 @@ async function relayStream(
   } finally {
     clearTimeout(total);
     if (carried) {
-      const u = ctx.usage;
-      ctx.usage = u && u !== carried ? { inputTokens: carried.inputTokens + u.inputTokens, outputTokens: carried.outputTokens + u.outputTokens, cachedInputTokens: (carried.cachedInputTokens ?? 0) + (u.cachedInputTokens ?? 0) } : carried;
+      // `carried` holds the first call's usage (reported or estimated). Without a second call that is
+      // all; with one, its reported usage is added — or, when it reported none, its input estimate,
+      // and its output is left to the meter (both calls' output counted): the settlement estimates.
+      const u = secondCall ? ctx.usage : undefined;
+      if (u) ctx.usage = { inputTokens: carried.inputTokens + u.inputTokens, outputTokens: carried.outputTokens + u.outputTokens, cachedInputTokens: (carried.cachedInputTokens ?? 0) + (u.cachedInputTokens ?? 0) };
+      else if (secondCall) {
+        const estimatedIn = (ctx.state.limits as { estimatedInputTokens?: number } | undefined)?.estimatedInputTokens ?? Math.ceil(JSON.stringify(upstreamBody).length / 4);
+        ctx.usage = { inputTokens: carried.inputTokens + estimatedIn, outputTokens: carried.outputTokens, cachedInputTokens: carried.cachedInputTokens ?? 0 };
+        ctx.outputComplete = undefined;
+      } else ctx.usage = carried;
     }
     ctx.upstreamMs = performance.now() - t0;
     if (!out.destroyed) out.end();
