@@ -86,6 +86,9 @@ export class LifecycleError extends Error {
   }
 }
 
+/** An admin-event cursor: an event id, decimal digits below 2^53. */
+const EVENT_CURSOR = /^\d{1,15}$/;
+
 const num = (v: unknown): number | null => (v == null ? null : Number(v));
 const json = (v: string | null): unknown | null => (v ? JSON.parse(v) : null);
 
@@ -221,6 +224,8 @@ export class Lifecycle {
 
   /** Finds a tenant by id or name. */
   async tenant(ref: string): Promise<TenantView | null> {
+    // No tenant id or name holds a NUL, and PostgreSQL refuses one in a query (a 500 there).
+    if (ref.includes('\0')) return null;
     const r = await this.k.selectFrom('tenants').selectAll().where((eb) => eb.or([eb('id', '=', ref), eb('name', '=', ref)])).executeTakeFirst();
     return r ? tenantView(r) : null;
   }
@@ -295,6 +300,7 @@ export class Lifecycle {
 
   /** One key, or null. */
   async key(id: string): Promise<KeyView | null> {
+    if (id.includes('\0')) return null; // as in `tenant`
     const r = await keyQuery(this.k).where('api_keys.id', '=', id).executeTakeFirst();
     return r ? keyView(r as KeyRow) : null;
   }
@@ -464,7 +470,12 @@ export class Lifecycle {
   async events(f: { tenantIds?: string[]; tenantId?: string; action?: string; targetId?: string; limit?: number; cursor?: string } = {}): Promise<Page<AdminEventView>> {
     const limit = f.limit ?? 100;
     let q = this.k.selectFrom('admin_events').selectAll().orderBy('id', 'desc').limit(limit + 1);
-    if (f.cursor) q = q.where('id', '<', Number(f.cursor));
+    if (f.cursor) {
+      // An event id from `nextCursor`: decimal digits within 2^53 (anything else would be NaN or
+      // out of bigint range in the query: an empty page on SQLite, a 500 on PostgreSQL).
+      if (!EVENT_CURSOR.test(f.cursor)) throw new LifecycleError('invalid', 'cursor: expected the nextCursor of a previous page');
+      q = q.where('id', '<', Number(f.cursor));
+    }
     if (f.tenantId) q = q.where('tenant_id', '=', f.tenantId);
     if (f.tenantIds) q = q.where('tenant_id', 'in', f.tenantIds.length ? f.tenantIds : ['']);
     if (f.action) q = q.where('action', '=', f.action);

@@ -182,7 +182,8 @@ function embeddings(body: Record<string, any>): UpstreamResponse {
 
 function responses(body: Record<string, any>, req: UpstreamRequest, id: string, created: number): UpstreamResponse {
   const model = requireModel(body);
-  const tools: DemoTool[] = Array.isArray(body.tools) ? body.tools.filter((t: any) => t?.type === 'function').map((t: any) => ({ name: t.name, description: t.description, parameters: t.parameters })) : [];
+  // A tool without a string name is ignored, as in chat and messages (the proxy forwards tools unchecked).
+  const tools: DemoTool[] = Array.isArray(body.tools) ? body.tools.filter((t: any) => t?.type === 'function' && typeof t.name === 'string').map((t: any) => ({ name: t.name, description: t.description, parameters: t.parameters })) : [];
   const r: DemoReply = runDemoModel(model, responsesTurns(body), tools);
   const msgId = 'msg_' + id.slice(5);
   const output: any[] = [];

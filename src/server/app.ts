@@ -1,6 +1,6 @@
 /** The fastify application: body parsing, request context, routes, error mapping, request logs. */
 import { randomUUID } from 'node:crypto';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { GatewayError } from '../errors.js';
 import type { Api } from '../providers/types.js';
@@ -62,6 +62,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // so no Ajv or fast-json-stringify (loading them kept ~1.5 MB of heap in every gateway). A
     // route that declared a schema would fail at start, not go unchecked.
     schemaController: { compilersFactory: { buildValidator: noRouteSchemas, buildSerializer: noRouteSchemas } },
+    // A malformed %-escape or an over-long path parameter fails in the router, before any hook:
+    // answered here in the error envelope with a request id (frameworkError below).
+    frameworkErrors: frameworkError,
     genReqId(req) {
       const h = req.headers['x-request-id'];
       return typeof h === 'string' && REQUEST_ID_RE.test(h) ? h : 'req_' + randomUUID().replace(/-/g, '');
@@ -210,6 +213,23 @@ function finish(deps: AppDeps, method: string, ctx: RequestContext, status: numb
 
 function round(n: number): number {
   return Math.round(n * 100) / 100;
+}
+
+/**
+ * The answer to a request the router refused before routing (fastify's `frameworkErrors`): the
+ * gateway's error envelope and an x-request-id, not fastify's own body. No hook has run (no request
+ * context), so the request is not in the request log or the audit trail; a 5xx is logged here.
+ */
+function frameworkError(err: FastifyError, req: FastifyRequest, reply: FastifyReply): void {
+  const ge =
+    err.code === 'FST_ERR_BAD_URL'
+      ? new GatewayError('PCL_INVALID_REQUEST', { message: 'The request URL is malformed (an invalid %-escape).' })
+      : err.code === 'FST_ERR_MAX_PARAM_LENGTH'
+        ? new GatewayError('PCL_INVALID_REQUEST', { status: 414, message: 'A path segment of the request URL is too long.' })
+        : toGatewayError(err);
+  if (ge.status >= 500) req.log.error({ reqId: req.id, code: ge.code, detail: err.message }, 'request failed');
+  reply.code(ge.status).header('x-request-id', String(req.id)).header('content-type', 'application/json; charset=utf-8');
+  reply.send(JSON.stringify(errorEnvelope(ge, String(req.id))));
 }
 
 /** Compiler factory of fastify route schemas, which Portcullis does not use (see createApp). */

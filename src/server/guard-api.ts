@@ -17,6 +17,7 @@ import type { Database } from '../store/schema.js';
 import type { RequestContext } from './context.js';
 import { keyGate, type GatewayModule, type ModuleContext } from './modules.js';
 import { identify } from './proxy.js';
+import { validateBody } from './validate.js';
 import { deleteInChunks } from '../store/chunked.js';
 import { tokenCodecFor } from '../limits/tokens.js';
 
@@ -130,6 +131,7 @@ function parseCheckBody(body: unknown): { input: string | CheckMessage[]; stage:
   if (typeof input !== 'string' && !(Array.isArray(input) && input.every((m) => m && typeof m === 'object' && typeof (m as any).role === 'string'))) {
     throw new GatewayError('PCL_INVALID_REQUEST', { message: "'input' must be a string or an array of messages with a role.", param: 'input' });
   }
+  if (Array.isArray(input)) checkMessages(input);
   const stage = (b.stage ?? 'request') as CheckStage;
   if (!['request', 'untrusted', 'response'].includes(stage)) throw new GatewayError('PCL_INVALID_REQUEST', { message: "'stage' must be request, untrusted or response.", param: 'stage' });
   let detectors: string[] | undefined;
@@ -138,6 +140,24 @@ function parseCheckBody(body: unknown): { input: string | CheckMessage[]; stage:
     detectors = b.detectors as string[];
   }
   return { input: input as string | CheckMessage[], stage, ...(detectors ? { detectors } : {}) };
+}
+
+/**
+ * Message content the guards can read, checked as the proxy checks a chat request (validate.ts):
+ * content the check cannot read (an object, a number) is a 400 naming it, not an `allow` verdict
+ * on text nobody looked at.
+ */
+function checkMessages(input: unknown[]): void {
+  if (input.length === 0) return;
+  try {
+    validateBody('chat', { model: 'guard-check', messages: input });
+  } catch (e) {
+    // The proxy names the field `messages[i]…`; here it is `input[i]…`.
+    if (e instanceof GatewayError && e.param?.startsWith('messages')) {
+      throw new GatewayError('PCL_INVALID_REQUEST', { message: e.message.replaceAll("'messages", "'input"), param: e.param.replace(/^messages/, 'input') });
+    }
+    throw e;
+  }
 }
 
 function limitError(e: GuardLimitError): GatewayError {

@@ -377,19 +377,61 @@ export const ADMIN_ROUTES: readonly AdminRoute[] = [
   },
 ];
 
-/** Maps lifecycle and validation errors to GatewayErrors. */
+/**
+ * Messages of the plain Errors that key and admin-key creation throw for bad input
+ * (src/identity/keys.ts, admin-keys.ts): the only plain-Error texts a client may see. Anything
+ * else (a database error above all: its text names types, encodings and values) is a 500 whose
+ * detail goes to the server log only.
+ */
+const INPUT_ERRORS = new Set(['tenant must be 1-200 characters', 'name must be 1-200 characters', 'an operator admin key needs at least one tenant', 'only operator admin keys are limited to tenants']);
+
+/** Maps lifecycle and validation errors to GatewayErrors; anything else is left to become a 500. */
 export function toAdminError(e: unknown): unknown {
   if (e instanceof LifecycleError) {
     const code = e.kind === 'not_found' ? 'PCL_NOT_FOUND' : e.kind === 'conflict' ? 'PCL_CONFLICT' : e.kind === 'forbidden' ? 'PCL_FORBIDDEN' : 'PCL_INVALID_REQUEST';
     return new GatewayError(code, { message: e.message });
   }
   if (e instanceof z.ZodError) {
-    return new GatewayError('PCL_INVALID_REQUEST', { message: e.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; ').slice(0, 1000) });
+    const param = e.issues[0]?.path.join('.');
+    return new GatewayError('PCL_INVALID_REQUEST', { ...(param ? { param } : {}), message: e.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; ').slice(0, 1000) });
   }
-  if (e instanceof Error && /^(tenant|name) must be|needs at least one tenant|only operator admin keys|invalid|scopes\./.test(e.message)) {
+  if (e instanceof Error && e.constructor === Error && INPUT_ERRORS.has(e.message)) {
     return new GatewayError('PCL_INVALID_REQUEST', { message: e.message });
   }
   return e;
+}
+
+/**
+ * The path of the first string (or object key) holding a NUL character in an admin input, or
+ * null. PostgreSQL's text types cannot hold U+0000 (SQLite would store it): refused up front so
+ * both stores answer the same 400 and no database error is ever the answer to client input.
+ */
+function nulAt(v: unknown, path: string, depth = 0): string | null {
+  if (typeof v === 'string') return v.includes('\0') ? path : null;
+  // Deeper than any admin schema goes: zod refuses such a value before it reaches the database.
+  if (!v || typeof v !== 'object' || depth > 64) return null;
+  const at = (k: string) => (path ? `${path}.${k}` : k);
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) {
+      const p = nulAt(v[i], at(String(i)), depth + 1);
+      if (p) return p;
+    }
+    return null;
+  }
+  for (const [k, x] of Object.entries(v)) {
+    if (k.includes('\0')) return at(k.replace(/\0/g, '\\u0000').slice(0, 100));
+    const p = nulAt(x, at(k), depth + 1);
+    if (p) return p;
+  }
+  return null;
+}
+
+/** Refuses a NUL character anywhere in a route's params, query or body (400 naming the parameter). */
+function refuseNul(input: { params?: Record<string, string>; query?: unknown; body?: unknown }): void {
+  const at = nulAt(input.params ?? {}, '') ?? nulAt(input.query ?? {}, '') ?? nulAt(input.body ?? {}, '');
+  if (at === null) return;
+  const param = (at || '(body)').slice(0, 200);
+  throw new GatewayError('PCL_INVALID_REQUEST', { param, message: `${param}: must not contain a NUL character` });
 }
 
 /** Runs one route for an admin: role check, validation, handler. Throws GatewayError. */
@@ -398,6 +440,7 @@ export async function runAdminRoute(route: AdminRoute, deps: AdminDeps, admin: A
     await deps.lifecycle.record(actor, 'admin.denied', { type: 'route', id: route.id }, { role: admin.role }).catch(() => {});
     throw new GatewayError('PCL_FORBIDDEN', { message: `The ${admin.role} role may not ${route.summary.charAt(0).toLowerCase()}${route.summary.slice(1)}.` });
   }
+  refuseNul(input);
   try {
     const query = route.query ? route.query.parse(input.query ?? {}) : {};
     const body = route.body ? route.body.parse(input.body ?? {}) : {};

@@ -4,8 +4,15 @@ import { scopesSchema } from '../../policy/scopes.js';
 
 const name = z.string().trim().min(1).max(200);
 const tierName = z.string().min(1).max(100);
-/** Epoch milliseconds or an ISO-8601 date-time. */
-const instant = z.union([z.number().int().nonnegative(), z.string().datetime({ offset: true })]).transform((v) => (typeof v === 'number' ? v : Date.parse(v)));
+/** The largest instant a JavaScript Date holds (±8.64e15 ms): later ones are no dates (and overflow a bigint column). */
+export const MAX_INSTANT_MS = 8.64e15;
+/** Epoch milliseconds or an ISO-8601 date-time, within a JavaScript Date's range. */
+const instant = z
+  .union([z.number().int().nonnegative().max(MAX_INSTANT_MS), z.string().datetime({ offset: true })])
+  .transform((v) => (typeof v === 'number' ? v : Date.parse(v)))
+  .refine((v) => Number.isFinite(v) && Math.abs(v) <= MAX_INSTANT_MS, 'expected a date within a JavaScript Date range (at most 8.64e15 ms from 1970)');
+/** An admin-event id as a page cursor (the `nextCursor` of /admin/v1/events): decimal digits, within 2^53. */
+const eventCursor = z.string().regex(/^\d{1,15}$/, 'expected the nextCursor of a previous page');
 
 /** Paging query. */
 export const pageQuery = z
@@ -49,7 +56,7 @@ export const policyCheckBody = z
   })
   .strict();
 
-export const eventsQuery = pageQuery.extend({ tenant: z.string().max(200).optional(), action: z.string().max(100).optional(), target: z.string().max(200).optional() }).strict();
+export const eventsQuery = pageQuery.extend({ cursor: eventCursor.optional(), tenant: z.string().max(200).optional(), action: z.string().max(100).optional(), target: z.string().max(200).optional() }).strict();
 
 export const adminKeyCreateBody = z
   .object({ name, role: z.enum(['owner', 'operator', 'auditor']), tenants: z.array(z.string().min(1).max(200)).max(1000).optional(), expiresAt: instant.optional() })
