@@ -114,6 +114,7 @@ interface Pending {
   reserveTokens: number;
   reserveNano: number;
   outputCap: number;
+  outputCount: number;
 }
 
 /** Creates a Limiter over a CounterStore. */
@@ -331,7 +332,8 @@ export function createLimiter(opts: CreateLimiterOptions): Limiter {
       }
     }
     let outputCap: number;
-    if (req.requestedOutputTokens !== undefined && req.requestedOutputTokens >= 0) outputCap = Math.floor(req.requestedOutputTokens);
+    if (req.noOutput) outputCap = 0;
+    else if (req.requestedOutputTokens !== undefined && req.requestedOutputTokens >= 0) outputCap = Math.floor(req.requestedOutputTokens);
     else {
       outputCap = outputCaps.get(req.model) ?? 4096;
       for (let i = 0; i < 3; i++) {
@@ -339,8 +341,12 @@ export function createLimiter(opts: CreateLimiterOptions): Limiter {
         if (set && present[i] && set.maxOutputTokens !== undefined) outputCap = Math.min(outputCap, set.maxOutputTokens);
       }
     }
-    const reserveTokens = Math.max(0, Math.ceil(req.inputTokens)) + outputCap;
-    const reserveNano = nanoCost(price, req.inputTokens, outputCap);
+    if (req.outputCapLimit !== undefined && req.outputCapLimit >= 0) outputCap = Math.min(outputCap, Math.floor(req.outputCapLimit));
+    // Every answer the upstream generates (chat `n`, completions `best_of`) may reach the cap.
+    const outputCount = req.outputCount !== undefined && req.outputCount > 1 ? Math.floor(req.outputCount) : 1;
+    const reserveOutput = outputCap * outputCount;
+    const reserveTokens = Math.max(0, Math.ceil(req.inputTokens)) + reserveOutput;
+    const reserveNano = nanoCost(price, req.inputTokens, reserveOutput);
     const leaseId = leasePrefix + (++leaseSeq).toString(36);
 
     // The scopes' compiled operations first, and the plan's size, so that the plan's arrays are
@@ -381,7 +387,7 @@ export function createLimiter(opts: CreateLimiterOptions): Limiter {
       if (c.tpm) {
         if (reserveTokens > c.tpm.limit)
           return refuse(
-            `This request needs up to ${reserveTokens} tokens (input plus output cap), more than the tokens-per-minute limit of ${c.tpm.limit} for this ${SCOPE_WORD[scope]}; lower max_tokens or the input.`,
+            `This request needs up to ${reserveTokens} tokens (input plus output cap${outputCount > 1 ? ` × ${outputCount} answers` : ''}), more than the tokens-per-minute limit of ${c.tpm.limit} for this ${SCOPE_WORD[scope]}; lower max_tokens or the input.`,
           );
         if (reserveTokens > 0) {
           rates[r] = { key: c.tpm.key, limit: c.tpm.limit, periodMs: MINUTE, cost: reserveTokens };
@@ -398,7 +404,7 @@ export function createLimiter(opts: CreateLimiterOptions): Limiter {
         budgetDescs[bi++] = b;
       }
     }
-    return { req, now, plan: { now, rates, slots, budgets }, rateDescs, slotScopes, budgetDescs, leaseId, reserveTokens, reserveNano, outputCap };
+    return { req, now, plan: { now, rates, slots, budgets }, rateDescs, slotScopes, budgetDescs, leaseId, reserveTokens, reserveNano, outputCap, outputCount };
   }
 
   /** The admission for the store's outcome. */
@@ -454,6 +460,7 @@ export function createLimiter(opts: CreateLimiterOptions): Limiter {
       reservedTokens: x.reserveTokens,
       reservedCostUsd: x.reserveNano / NANO_PER_USD,
       maxOutputTokens: x.outputCap,
+      outputCount: x.outputCount,
       fallback,
       plan: { tenantId: x.req.tenantId, rates, rateKinds, slots, budgets, budgetKinds, done: false },
     };

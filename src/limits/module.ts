@@ -8,6 +8,8 @@ import { approxTokens, createCounterStoreFromConfig, createLimiter, estimateInpu
 import type { LimitsConfig } from './config.js';
 import { isTextField, isTokenArray } from '../guards/inspect.js';
 import type { Admission, AdmitRequest, Limiter, Ticket } from './types.js';
+import { GatewayError } from '../errors.js';
+import type { PolicyState } from '../policy/module.js';
 
 /** The limits module, with its limiter for metrics and tests. */
 export interface LimitsModule extends GatewayModule {
@@ -21,7 +23,12 @@ export interface LimitsState {
   /** Decision: admitted, or the refusal code. */
   decision: 'admitted' | string;
   costUsd?: number;
-  /** `estimated`: settled on an estimate (no final usage from the upstream; see `done`). */
+  /**
+   * `estimated`: settled on an estimate (no final usage from the upstream, a request the upstream
+   * had when the client left or the gateway timed out, a background Responses job; see `done`).
+   * `released`: given back (never reached the upstream, an upstream error status, or the client
+   * left before the admission completed). Set once: a ticket is never both.
+   */
   settled?: 'settled' | 'estimated' | 'released';
   /** The output tokens charged on an estimate (set with `settled: 'estimated'`). */
   estimatedOutputTokens?: number;
@@ -85,13 +92,56 @@ export function requestTexts(body: Record<string, unknown>): { texts: string[]; 
   return { texts, messages: Math.max(messages, 1), tokenIds: ids };
 }
 
-function requestedOutput(body: Record<string, unknown>): number | undefined {
-  for (const k of ['max_completion_tokens', 'max_tokens', 'max_output_tokens']) {
+/** The output-cap fields of the request APIs. */
+const CAP_FIELDS = ['max_completion_tokens', 'max_tokens', 'max_output_tokens'] as const;
+/**
+ * The cap fields each API honours (as the policy's `maxOutputOf` reads them). Chat has two, and
+ * which one an upstream reads when both are sent differs between servers: the larger counts.
+ * A cap in a field the API does not define is not a cap (the upstream ignores it).
+ */
+const HONOURED_CAP_FIELDS: Partial<Record<string, readonly string[]>> = {
+  chat: ['max_completion_tokens', 'max_tokens'],
+  completions: ['max_tokens'],
+  messages: ['max_tokens'],
+  responses: ['max_output_tokens'],
+};
+
+/** The output cap the request asks for, in the field(s) its API honours (undefined: none, or not a positive number). */
+export function requestedOutput(api: string, body: Record<string, unknown>): number | undefined {
+  const fields = HONOURED_CAP_FIELDS[api];
+  if (!fields) return undefined;
+  let cap: number | undefined;
+  for (const k of fields) {
     const v = body[k];
-    if (typeof v === 'number' && Number.isFinite(v) && v > 0) return Math.floor(v);
+    if (typeof v === 'number' && Number.isFinite(v) && v > 0) cap = Math.max(cap ?? 0, Math.ceil(v));
   }
-  return undefined;
+  return cap;
 }
+
+/** Most answers one request may ask for (`n`, `best_of`). */
+const MAX_ANSWERS = 128;
+
+/** One answer-count parameter: absent/null is 1, else an integer 1..128 (a 400 naming it otherwise). */
+function answerParam(body: Record<string, unknown>, k: 'n' | 'best_of'): number {
+  const v = body[k];
+  if (v === undefined || v === null) return 1;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > MAX_ANSWERS)
+    throw new GatewayError('PCL_INVALID_REQUEST', { message: `Invalid value for '${k}': expected an integer from 1 to ${MAX_ANSWERS}.`, param: k });
+  return v;
+}
+
+/**
+ * Answers the upstream generates for one request, each up to the output cap: chat `n`,
+ * completions `max(n, best_of)` (best_of candidates are generated, and billed, server-side).
+ */
+export function answersOf(api: string, body: Record<string, unknown>): number {
+  if (api === 'chat') return answerParam(body, 'n');
+  if (api === 'completions') return Math.max(answerParam(body, 'n'), answerParam(body, 'best_of'));
+  return 1;
+}
+
+/** APIs whose answers have no output tokens: nothing is reserved for output. */
+const NO_OUTPUT_APIS = new Set<string>(['embeddings']);
 
 const TOKEN_FIELDS = ['tokensPerMinute', 'dailyTokens', 'monthlyTokens', 'dailyCostUsd', 'monthlyCostUsd', 'maxInputTokens'] as const;
 
@@ -105,27 +155,60 @@ function needsTokens(sets: ReturnType<typeof resolveLimitSets>): boolean {
 
 const OUTPUT_FIELD: Record<string, string> = { chat: 'max_tokens', completions: 'max_tokens', messages: 'max_tokens', responses: 'max_output_tokens' };
 
+/** True for a Responses request the upstream runs after answering the POST (`background: true`). */
+function isBackground(ctx: RequestContext): boolean {
+  return ctx.api === 'responses' && ctx.body.background === true;
+}
+
 /** Builds the limits module from the `limits:` config section. */
 function buildModule(config: LimitsConfig, log?: { warn(o: object, m: string): void }): LimitsModule {
   const store = createCounterStoreFromConfig(config);
   const limiter = createLimiter({ config, store, ...(log ? { log } : {}) });
 
   /** Applies an admission to the request (or throws its refusal). */
-  const admitted = (ctx: RequestContext, state: LimitsState, requested: number | undefined, adm: Admission): void => {
+  const admitted = (ctx: RequestContext, state: LimitsState, requested: number | undefined, adm: Admission): void | Promise<void> => {
     if (!adm.ok) {
       state.decision = adm.error.publicCode;
       throw adm.error;
     }
     state.ticket = adm.ticket;
+    // The client left before the admission completed: its settlement ran at the close, when there
+    // was no ticket yet, and would never run again (the lease renewed for good). Released here,
+    // and no upstream call is made for it.
+    if (ctx.aborted) {
+      state.settled = 'released';
+      state.costUsd = 0;
+      const r = limiter.releaseNow(adm.ticket);
+      const gone = () => {
+        throw new GatewayError('PCL_CLIENT_CLOSED', { internal: 'client closed the connection before admission completed' });
+      };
+      if (r instanceof Promise) return r.then(gone);
+      return gone();
+    }
     const h = adm.headers;
     for (const k in h) ctx.responseHeaders[k] = h[k]!;
     // Enforce the output cap the reservation assumes, so budgets cannot be overrun by a long answer.
     const field = OUTPUT_FIELD[ctx.api];
-    if (field && (requested === undefined || requested > adm.ticket.maxOutputTokens)) {
-      const usesCompletionField = ctx.api === 'chat' && (ctx.body.max_completion_tokens !== undefined || /^(o\d|gpt-5)/.test(ctx.model!));
-      ctx.body = { ...ctx.body, [usesCompletionField ? 'max_completion_tokens' : field]: adm.ticket.maxOutputTokens };
-      if (usesCompletionField) delete (ctx.body as Record<string, unknown>).max_tokens;
+    if (!field) return;
+    const cap = adm.ticket.maxOutputTokens;
+    let body = ctx.body;
+    const set = (k: string, v: number) => {
+      if (body === ctx.body) body = { ...body };
+      body[k] = v;
+    };
+    // Every cap field above the reserved cap is lowered to it, those the API does not define too
+    // (an upstream that reads one anyway cannot overrun the reservation).
+    for (const k of CAP_FIELDS) {
+      const v = body[k];
+      if (typeof v === 'number' && v > cap) set(k, cap);
     }
+    if (requested === undefined) {
+      // No cap in a field the API honours: the reserved one is sent in the field it reads.
+      const usesCompletionField = ctx.api === 'chat' && (body.max_completion_tokens !== undefined || /^(o\d|gpt-5)/.test(ctx.model!));
+      set(usesCompletionField ? 'max_completion_tokens' : field, cap);
+      if (usesCompletionField && body.max_tokens !== undefined) delete body.max_tokens;
+    }
+    if (body !== ctx.body) ctx.body = body;
   };
 
   // Both steps return no promise when the store answers in this process (memory), so they cost
@@ -133,6 +216,7 @@ function buildModule(config: LimitsConfig, log?: { warn(o: object, m: string): v
   const admit = (ctx: RequestContext): void | Promise<void> => {
     const p = ctx.principal;
     if (!p || !ctx.model) return;
+    const answers = answersOf(ctx.api, ctx.body);
     const { texts, messages, tokenIds: ids } = requestTexts(ctx.body);
     const tier = p.tier && config.tiers[p.tier] ? p.tier : undefined;
     const sets = resolveLimitSets(config, tier);
@@ -140,14 +224,20 @@ function buildModule(config: LimitsConfig, log?: { warn(o: object, m: string): v
     const inputTokens = (needsTokens(sets) ? estimateInputTokens(ctx.model, texts, config) : approxTokens(texts.join('\n'))) + ids;
     const state: LimitsState = { estimatedInputTokens: inputTokens, decision: 'admitted' };
     ctx.state.limits = state;
-    const requested = requestedOutput(ctx.body);
+    const noOutput = NO_OUTPUT_APIS.has(ctx.api);
+    const requested = noOutput ? undefined : requestedOutput(ctx.api, ctx.body);
     const req: AdmitRequest = { tenantId: p.tenantId, model: ctx.model, inputTokens, messages, limits: sets };
     if (p.keyId) req.keyId = p.keyId;
     if (p.user) req.userId = p.user;
+    if (noOutput) req.noOutput = true;
     if (requested !== undefined) req.requestedOutputTokens = requested;
+    if (answers > 1) req.outputCount = answers;
+    // The policy's output cap (scopes, tiers: the smallest over its layers) bounds the reserved and forwarded cap.
+    const policyCap = (ctx.state.policy as Pick<PolicyState, 'maxOutputTokens'> | undefined)?.maxOutputTokens;
+    if (typeof policyCap === 'number' && policyCap >= 0) req.outputCapLimit = policyCap;
     const adm = limiter.admitNow(req);
     if (adm instanceof Promise) return adm.then((a) => admitted(ctx, state, requested, a));
-    admitted(ctx, state, requested, adm);
+    return admitted(ctx, state, requested, adm);
   };
 
   const settled = (state: LimitsState, r: { costUsd: number }, estimated: boolean): void => {
@@ -160,34 +250,48 @@ function buildModule(config: LimitsConfig, log?: { warn(o: object, m: string): v
   const done = (ctx: RequestContext): void | Promise<void> => {
     const state = ctx.state.limits as LimitsState | undefined;
     const ticket = state?.ticket;
-    if (!state || !ticket) return;
-    const reachedUpstream = ctx.ttfbMs !== undefined;
+    // No ticket yet (a client that left before its admission completed: the admission releases
+    // it), or already settled or released: nothing to do, so no ticket is both.
+    if (!state || !ticket || state.settled) return;
+    const answered = ctx.ttfbMs !== undefined;
+    const sent = answered || ctx.upstreamSent === true;
     const ok = ctx.status !== undefined && ctx.status < 400;
-    // Nothing reached the upstream, or it answered with an error: the reservation goes back.
-    if (!reachedUpstream || (!ok && !ctx.aborted)) {
-      const r = limiter.releaseNow(ticket);
+    const internal = (ctx.state.error as { internal?: { upstreamStatus?: unknown; code?: unknown } } | undefined)?.internal;
+    // A timeout that is no wait on a request the upstream has: its own error status (504), or no connection made.
+    const notWorking = (typeof internal?.upstreamStatus === 'number' && internal.upstreamStatus >= 400) || internal?.code === 'UND_ERR_CONNECT_TIMEOUT';
+    // The request was sent and the upstream may be working on it (billed), though no answer came:
+    // the client left, or the gateway gave up waiting (its timeout, not an upstream error status).
+    const unanswered = sent && !ok && (ctx.aborted === true || (ctx.errorCode === 'upstream_timeout' && !notWorking));
+    // Nothing reached the upstream, or it answered with an error (or was unreachable): the reservation goes back.
+    if (!sent || (!ok && !unanswered)) {
       state.settled = 'released';
+      const r = limiter.releaseNow(ticket);
       state.costUsd = ctx.usage && ctx.model ? costUsd(ctx.model, ctx.usage, config) : 0;
       return r;
     }
-    // The upstream produced (part of) an answer: it is charged. On the usage it reported when that
-    // is final; otherwise on an estimate — the input estimate of the admission and the output the
-    // upstream sent, counted (OutputMeter) — so an upstream that reports no usage, or a client that
-    // goes away before the usage chunk, does not make the request free.
+    // The upstream produced (part of) an answer, or was left working on the request: it is charged.
+    // On the usage it reported when that is final; otherwise on an estimate — the input estimate of
+    // the admission and the output the upstream sent, counted (OutputMeter) — so an upstream that
+    // reports no usage, or a client that goes away before the usage chunk (or before any answer),
+    // does not make the request free.
     let usage = ctx.usage;
     const final = usage !== undefined && (ctx.outputComplete || (ok && !ctx.stream));
     if (!final) {
-      const out = ctx.outputMeter?.tokens() ?? 0;
+      let out = ctx.outputMeter?.tokens() ?? 0;
+      // A background response is generated after the POST answered (queued, no usage): the whole
+      // reserved output stays charged, as the work the upstream goes on to do may reach it.
+      if (isBackground(ctx)) out = Math.max(out, ticket.maxOutputTokens * ticket.outputCount);
       if (!usage || out > usage.outputTokens) {
         usage = { inputTokens: usage?.inputTokens || state.estimatedInputTokens, outputTokens: Math.max(out, usage?.outputTokens ?? 0), cachedInputTokens: usage?.cachedInputTokens ?? 0 };
         state.estimatedOutputTokens = usage.outputTokens;
-        if (!ctx.usage && !ctx.aborted && ctx.provider && !warnedNoUsage.has(ctx.provider.name)) {
+        if (!ctx.usage && ok && !ctx.aborted && !isBackground(ctx) && ctx.provider && !warnedNoUsage.has(ctx.provider.name)) {
           warnedNoUsage.add(ctx.provider.name);
           log?.warn({ provider: ctx.provider.name, model: ctx.model }, 'upstream answered without token usage: limits and budgets are settled on estimates for its requests (audit: limits.settled = estimated)');
         }
       }
     }
     const estimated = state.estimatedOutputTokens !== undefined;
+    state.settled = estimated ? 'estimated' : 'settled';
     const r = limiter.settleNow(ticket, usage!);
     if (r instanceof Promise) return r.then((x) => settled(state, x, estimated));
     settled(state, r, estimated);

@@ -47,8 +47,17 @@ export interface AdmitRequest {
   model: string;
   /** Estimated input tokens (see estimateInputTokens). */
   inputTokens: number;
-  /** The client's output cap (max_tokens / max_completion_tokens / max_output_tokens), if any. */
+  /** The client's output cap (the field its API honours: max_tokens / max_completion_tokens / max_output_tokens), if any. */
   requestedOutputTokens?: number;
+  /**
+   * An upper bound on the output cap set outside the limits (the policy's `maxOutputTokens`): the
+   * cap reserved (and forwarded) is at most this, whether the client sent one or not.
+   */
+  outputCapLimit?: number;
+  /** Answers the upstream generates per request (chat `n`, completions `max(n, best_of)`); each may reach the output cap. Default 1. */
+  outputCount?: number;
+  /** True for an API without output tokens (embeddings): the reservation is the input alone. */
+  noOutput?: boolean;
   /** Number of messages in the request. */
   messages: number;
   /** Limits per scope; merged field by field over `config.defaults`. */
@@ -61,12 +70,14 @@ export interface Ticket {
   readonly id: string;
   /** Model the reservation was priced for. */
   readonly model: string;
-  /** Tokens reserved (input estimate + output cap). */
+  /** Tokens reserved (input estimate + output cap × answers). */
   readonly reservedTokens: number;
   /** Dollars reserved against money budgets. */
   readonly reservedCostUsd: number;
-  /** The output cap the reservation assumes; forward it upstream as max_tokens when the client sent none. */
+  /** The output cap per answer the reservation assumes; forward it upstream as max_tokens when the client sent none (0 for an API without output). */
   readonly maxOutputTokens: number;
+  /** Answers reserved for (`outputCount`): the reservation's output is `maxOutputTokens × outputCount`. */
+  readonly outputCount: number;
   /** True when this admission was decided by the local fallback limiter (store outage, fail-open). */
   readonly fallback: boolean;
   /** Internal: what to undo or adjust. */
