@@ -27,6 +27,7 @@ import { after, test } from 'node:test';
 import type { AuditModule } from '../../src/audit/module.js';
 import { approxTokens } from '../../src/limits/tokens.js';
 import { auditEventOf } from '../helpers/audit.js';
+import { auditOf, gatewayOverMock } from '../helpers/mock-gateway.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { startMockUpstream, type MockUpstream, type Recorded } from '../helpers/mock-upstream.js';
 import { postJson, postSse, scriptedChat } from '../guards/response/helpers.js';
@@ -39,19 +40,8 @@ after(async () => {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A gateway in front of a mock: OpenAI-compatible for `mock-*`/`gpt-*`/`text-embedding-*`, Anthropic for `claude-*`. */
-async function gateway(raw: Record<string, any>): Promise<{ g: TestGateway; mock: MockUpstream }> {
-  const mock = await startMockUpstream();
-  const g = await startGateway({
-    providers: { mock: { type: 'openai', baseUrl: `${mock.url}/v1` }, claude: { type: 'anthropic', baseUrl: mock.url } },
-    routes: [{ model: 'claude-*', provider: 'claude' }, { model: '*', provider: 'mock' }],
-    guards: { enabled: false },
-    audit: { flushIntervalMs: 20 },
-    ...raw,
-  });
-  cleanups.push(() => g.close(), () => mock.close());
-  return { g, mock };
-}
-const audit = (g: TestGateway) => g.gw.modules.get('audit') as AuditModule;
+const gateway = (raw: Record<string, any>) => gatewayOverMock(raw, cleanups, { anthropic: true });
+const audit = auditOf;
 
 /** A non-stream answer of `api` with `outTokens` output tokens reported (and about that much text per choice). */
 function answer(req: Recorded, res: ServerResponse, api: 'chat' | 'completions' | 'responses' | 'messages', outTokens: number, inTokens = 10): void {

@@ -15,6 +15,7 @@ import { answersOf, limitsModule, requestedOutput, type LimitsModule, type Limit
 import type { RequestContext } from '../../src/server/context.js';
 import type { ModuleContext } from '../../src/server/modules.js';
 import { auditEventOf } from '../helpers/audit.js';
+import { auditOf, gatewayOverMock } from '../helpers/mock-gateway.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { redisReachable } from '../helpers/services.js';
 import { startMockUpstream, type MockUpstream, type Recorded } from '../helpers/mock-upstream.js';
@@ -170,19 +171,8 @@ for (const store of ['memory', 'redis'] as const) {
 // A real gateway.
 // ---------------------------------------------------------------------------------------------
 
-async function gateway(raw: Record<string, any>): Promise<{ g: TestGateway; mock: MockUpstream }> {
-  const mock = await startMockUpstream();
-  const g = await startGateway({
-    providers: { mock: { type: 'openai', baseUrl: `${mock.url}/v1` } },
-    routes: [{ model: '*', provider: 'mock' }],
-    guards: { enabled: false },
-    audit: { flushIntervalMs: 20 },
-    ...raw,
-  });
-  cleanups.push(() => g.close(), () => mock.close());
-  return { g, mock };
-}
-const audit = (g: TestGateway) => g.gw.modules.get('audit') as AuditModule;
+const gateway = (raw: Record<string, any>) => gatewayOverMock(raw, cleanups);
+const audit = auditOf;
 
 function chatAnswer(req: Recorded, res: ServerResponse, out = 5): void {
   res.writeHead(200, { 'content-type': 'application/json' });

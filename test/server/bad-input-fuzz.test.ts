@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import type { ServerResponse } from 'node:http';
 import { request } from 'undici';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
-import { startMockUpstream, defaultChat, type MockUpstream, type Recorded } from '../helpers/mock-upstream.js';
+import { startMockUpstream, defaultChat, type MockHandler, type MockUpstream, type Recorded } from '../helpers/mock-upstream.js';
 import { serveWorkers } from '../helpers/serve.js';
 import { auditEventOf } from '../helpers/audit.js';
 import { adminKey, dropStore, newStore, pgSkipReason, startInstance } from '../identity/util.js';
@@ -104,71 +104,66 @@ async function survives(url: string): Promise<boolean> {
   );
 }
 
+/**
+ * A `portcullis serve` process over a mock answering with `handler`: `request` gets the envelope
+ * `status`/`code`, and the process still answers its health check afterwards.
+ */
+async function answersAndLives(handler: MockHandler, request: { method: string; path: string; body?: unknown }, status: number, code: string): Promise<void> {
+  const mock = await startMockUpstream(handler);
+  const s = await servedOver(mock);
+  try {
+    let r: Reply | undefined;
+    try {
+      r = await call(s.url, request.method, request.path, { key: s.key, ...(request.body === undefined ? {} : { body: J(request.body) }) });
+    } catch (e) {
+      assert.fail(`no answer (${(e as Error).message}); gateway output: ${s.output().slice(-600)}`);
+    }
+    assertEnvelope(r, status, code);
+    assert.ok(await survives(s.url), `the gateway died: ${s.output().slice(-600)}`);
+  } finally {
+    await s.stop();
+    await mock.close();
+  }
+}
+
 test('a streamed request whose upstream 400 echoes a long invalid value (over 64 KiB) gets the 400, and the gateway lives (it crashed until 29 Nov)', async () => {
   // Modelled on OpenAI's validation errors, which quote the offending value ("'…' is not one of
   // ['system', 'assistant', 'user', 'tool', 'function'] - 'messages.0.role'"). The gateway accepts
-  // any string role (validateBody), so one request with any key reaches the crash.
-  const mock = await startMockUpstream((req, res) => {
-    res.writeHead(400, { 'content-type': 'application/json' });
-    const role = String(req.body?.messages?.[0]?.role);
-    res.end(J({ error: { message: `'${role}' is not one of ['system', 'assistant', 'user', 'tool', 'function'] - 'messages.0.role'`, type: 'invalid_request_error', param: null, code: null } }));
-  });
-  const s = await servedOver(mock);
-  try {
-    let r: Reply | undefined;
-    try {
-      r = await call(s.url, 'POST', '/v1/chat/completions', { key: s.key, body: J({ model: 'gpt-4o', stream: true, messages: [{ role: 'x'.repeat(70_000), content: 'hi' }] }) });
-    } catch (e) {
-      assert.fail(`no answer (${(e as Error).message}); gateway output: ${s.output().slice(-600)}`);
-    }
-    assertEnvelope(r, 400, 'invalid_request');
-    assert.ok(await survives(s.url), `the gateway died: ${s.output().slice(-600)}`);
-  } finally {
-    await s.stop();
-    await mock.close();
-  }
+  // any string role (validateBody), so one request with any key reached the crash.
+  await answersAndLives(
+    (req, res) => {
+      res.writeHead(400, { 'content-type': 'application/json' });
+      const role = String(req.body?.messages?.[0]?.role);
+      res.end(J({ error: { message: `'${role}' is not one of ['system', 'assistant', 'user', 'tool', 'function'] - 'messages.0.role'`, type: 'invalid_request_error', param: null, code: null } }));
+    },
+    { method: 'POST', path: '/v1/chat/completions', body: { model: 'gpt-4o', stream: true, messages: [{ role: 'x'.repeat(70_000), content: 'hi' }] } },
+    400,
+    'invalid_request',
+  );
 });
 
 test('a streamed request answered with a non-SSE JSON body over upstream.maxResponseBytes gets 502, and the gateway lives (it crashed until 29 Nov)', async () => {
-  const mock = await startMockUpstream((_req, res) => {
-    res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(J({ id: 'x', object: 'chat.completion', pad: 'a'.repeat(2 * 1024 * 1024), choices: [] }));
-  });
-  const s = await servedOver(mock);
-  try {
-    let r: Reply | undefined;
-    try {
-      r = await call(s.url, 'POST', '/v1/chat/completions', { key: s.key, body: J({ model: 'gpt-4o', stream: true, messages: [{ role: 'user', content: 'hi' }] }) });
-    } catch (e) {
-      assert.fail(`no answer (${(e as Error).message}); gateway output: ${s.output().slice(-600)}`);
-    }
-    assertEnvelope(r, 502, 'upstream_bad_response');
-    assert.ok(await survives(s.url), `the gateway died: ${s.output().slice(-600)}`);
-  } finally {
-    await s.stop();
-    await mock.close();
-  }
+  await answersAndLives(
+    (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(J({ id: 'x', object: 'chat.completion', pad: 'a'.repeat(2 * 1024 * 1024), choices: [] }));
+    },
+    { method: 'POST', path: '/v1/chat/completions', body: { model: 'gpt-4o', stream: true, messages: [{ role: 'user', content: 'hi' }] } },
+    502,
+    'upstream_bad_response',
+  );
 });
 
 test('GET /v1/files whose upstream answers a 502 page over 64 KiB gets 502, and the gateway lives (it crashed until 29 Nov)', async () => {
-  const mock = await startMockUpstream((_req, res) => {
-    res.writeHead(502, { 'content-type': 'text/html' });
-    res.end('<html>' + 'bad gateway '.repeat(10_000) + '</html>');
-  });
-  const s = await servedOver(mock);
-  try {
-    let r: Reply | undefined;
-    try {
-      r = await call(s.url, 'GET', '/v1/files', { key: s.key });
-    } catch (e) {
-      assert.fail(`no answer (${(e as Error).message}); gateway output: ${s.output().slice(-600)}`);
-    }
-    assertEnvelope(r, 502, 'upstream_error');
-    assert.ok(await survives(s.url), `the gateway died: ${s.output().slice(-600)}`);
-  } finally {
-    await s.stop();
-    await mock.close();
-  }
+  await answersAndLives(
+    (_req, res) => {
+      res.writeHead(502, { 'content-type': 'text/html' });
+      res.end('<html>' + 'bad gateway '.repeat(10_000) + '</html>');
+    },
+    { method: 'GET', path: '/v1/files' },
+    502,
+    'upstream_error',
+  );
 });
 
 // ─── in-process gateway over a scripted upstream ──────────────────────────────────────────────
