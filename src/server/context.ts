@@ -2,6 +2,7 @@
 import type { Principal } from '../identity/types.js';
 import type { Api, Provider, UpstreamResponse, UpstreamSignal } from '../providers/types.js';
 import type { OutputMeter } from './usage.js';
+import type { UpstreamAbort } from '../util/abort.js';
 
 /** Token usage reported by the provider. */
 export interface TokenUsage {
@@ -65,6 +66,8 @@ export interface RequestContext {
    * stream stopped before its usage did (`outputComplete` unset).
    */
   outputMeter?: OutputMeter;
+  /** The request's upstream abort (the client left, the total timeout): later upstream calls of the request (a re-ask) follow it. */
+  upstreamAbort?: UpstreamAbort;
   /** Set right before the upstream call is made: from then on the provider may be doing (billed) work. */
   upstreamSent?: boolean;
   /** Set when a stream reached its terminal event (its usage, if any, is final). */

@@ -122,6 +122,7 @@ export async function handleProxy(deps: ProxyDeps, api: Api, req: FastifyRequest
   }
 
   const ac = new UpstreamAbort();
+  ctx.upstreamAbort = ac;
   const onClose = () => {
     if (!reply.raw.writableFinished) {
       ctx.aborted = true;

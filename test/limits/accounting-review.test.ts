@@ -17,8 +17,8 @@
  *     guards), or its concurrency lease leaked for good (before admission completes);
  * 12. the policy's maxOutputTokens never reaches the forwarded cap when the client sends none;
  * 13. Responses `background: true` work settled on an empty answer.
- * Fixed on 29 Nov, these now pin the fixes — except five marked `todo` (3, 4, 8 and the non-stream
- * re-ask of 9), still open: they run, and are reported as todo instead of failing the suite.
+ * Fixed on 29 Nov, these now pin the fixes — except four marked `todo` (3, 4, 8, and the uncharged
+ * non-stream re-ask of 9), still open: they run, and are reported as todo instead of failing the suite.
  */
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
@@ -300,7 +300,7 @@ test('non-stream re-ask from an upstream without usage: the re-asked call is cha
   assert.ok((ev.limits?.estimatedOutputTokens ?? 0) >= approxTokens(LONG), `the re-asked answer (~${approxTokens(LONG)} tokens) is charged: ${JSON.stringify(ev.limits)}`);
 });
 
-test('non-stream re-ask: a client that leaves during the re-asked call does not free its concurrency slot while that call still runs upstream', { todo: "open: the non-stream re-ask has its own timeout signal, not the request's abort", timeout: 20_000 }, async () => {
+test('non-stream re-ask: a client that leaves during the re-asked call does not free its concurrency slot while that call still runs upstream', { timeout: 20_000 }, async () => {
   const { g, mock } = await gateway({ guards: reaskGuards, limits: { defaults: { key: { concurrency: 1 } } } });
   let reaskStarted!: () => void;
   const started = new Promise<void>((r) => (reaskStarted = r));

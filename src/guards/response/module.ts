@@ -255,12 +255,27 @@ export function createResponseGuardsModule(mctx: ModuleContext): GatewayModule {
     const base: Record<string, unknown> = { ...ctx.body, model: ctx.upstreamModel, stream: false };
     delete base.stream_options;
     const body = writeBack(inspect(ctx.api, base), base, [], new Set(), [note]);
-    const res = await ctx.provider.send({ api: ctx.api, body, stream: false, signal: AbortSignal.timeout(mctx.config.upstream.totalTimeoutMs), requestId: ctx.requestId });
-    if (res.status >= 400) {
-      res.dump();
-      return undefined;
+    // Its own timeout, and the request's abort: a client that leaves stops the re-ask too (it used
+    // to run on upstream after the client's settlement had freed its concurrency slot).
+    const c = new AbortController();
+    const timer = setTimeout(() => c.abort(new GatewayError('PCL_UPSTREAM_TIMEOUT', { internal: 're-ask total timeout' })), mctx.config.upstream.totalTimeoutMs);
+    const req = ctx.upstreamAbort;
+    const onAbort = () => c.abort(req?.reason);
+    if (req?.aborted) onAbort();
+    else req?.once('abort', onAbort);
+    let buf: Buffer;
+    let res: UpstreamResponse;
+    try {
+      res = await ctx.provider.send({ api: ctx.api, body, stream: false, signal: c.signal, requestId: ctx.requestId });
+      if (res.status >= 400) {
+        res.dump();
+        return undefined;
+      }
+      buf = await readBounded(res.body, mctx.config.upstream.maxResponseBytes);
+    } finally {
+      clearTimeout(timer);
+      req?.removeListener('abort', onAbort);
     }
-    const buf = await readBounded(res.body, mctx.config.upstream.maxResponseBytes);
     const parsed = JSON.parse(buf.toString('utf8')) as Record<string, any>;
     const u = parsed?.usage;
     if (u && ctx.usage) {
