@@ -240,9 +240,8 @@ function buildModule(config: LimitsConfig, log?: { warn(o: object, m: string): v
     return admitted(ctx, state, requested, adm);
   };
 
-  const settled = (state: LimitsState, r: { costUsd: number }, estimated: boolean): void => {
+  const settled = (state: LimitsState, r: { costUsd: number }): void => {
     state.costUsd = r.costUsd;
-    state.settled = estimated ? 'estimated' : 'settled';
   };
 
   /** Providers already named in the log for answering without usage (once each per process). */
@@ -290,11 +289,10 @@ function buildModule(config: LimitsConfig, log?: { warn(o: object, m: string): v
         }
       }
     }
-    const estimated = state.estimatedOutputTokens !== undefined;
-    state.settled = estimated ? 'estimated' : 'settled';
+    state.settled = state.estimatedOutputTokens !== undefined ? 'estimated' : 'settled';
     const r = limiter.settleNow(ticket, usage!);
-    if (r instanceof Promise) return r.then((x) => settled(state, x, estimated));
-    settled(state, r, estimated);
+    if (r instanceof Promise) return r.then((x) => settled(state, x));
+    settled(state, r);
   };
 
   return {

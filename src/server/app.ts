@@ -125,13 +125,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     }
     if (ge.status >= 500) req.log.error({ reqId: req.id, code: ge.code, detail: ge.internal ?? (err as Error)?.message }, 'request failed');
     if (reply.sent || reply.raw.headersSent) return;
-    reply.code(ge.status).headers({ ...(ctx?.responseHeaders ?? {}), ...ge.headers }).header('content-type', 'application/json; charset=utf-8');
-    reply.send(JSON.stringify(errorEnvelope(ge, String(req.id))));
+    sendError(reply, ge, String(req.id), { ...(ctx?.responseHeaders ?? {}), ...ge.headers });
   });
 
   app.setNotFoundHandler((req, reply) => {
     const ge = new GatewayError('PCL_ROUTE_NOT_FOUND', { message: `Unknown request URL: ${req.method} ${req.url.split('?')[0]!.slice(0, 100)}.` });
-    reply.code(404).header('content-type', 'application/json; charset=utf-8').send(JSON.stringify(errorEnvelope(ge, String(req.id))));
+    sendError(reply, ge, String(req.id));
   });
 
   app.get('/healthz', async () => ({ status: 'ok' }));
@@ -228,8 +227,12 @@ function frameworkError(err: FastifyError, req: FastifyRequest, reply: FastifyRe
         ? new GatewayError('PCL_INVALID_REQUEST', { status: 414, message: 'A path segment of the request URL is too long.' })
         : toGatewayError(err);
   if (ge.status >= 500) req.log.error({ reqId: req.id, code: ge.code, detail: err.message }, 'request failed');
-  reply.code(ge.status).header('x-request-id', String(req.id)).header('content-type', 'application/json; charset=utf-8');
-  reply.send(JSON.stringify(errorEnvelope(ge, String(req.id))));
+  sendError(reply, ge, String(req.id), { 'x-request-id': String(req.id) });
+}
+
+/** Sends `ge` in the gateway's error envelope, with its status and the given headers. */
+function sendError(reply: FastifyReply, ge: GatewayError, requestId: string, headers: Record<string, string | number | string[]> = {}): void {
+  reply.code(ge.status).headers(headers).header('content-type', 'application/json; charset=utf-8').send(JSON.stringify(errorEnvelope(ge, requestId)));
 }
 
 /** Compiler factory of fastify route schemas, which Portcullis does not use (see createApp). */

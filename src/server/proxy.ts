@@ -264,6 +264,8 @@ async function relayStream(
   let carried: TokenUsage | undefined;
   /** Whether a re-asked second upstream call was made (its usage, if any, is then in `ctx.usage`). */
   let secondCall = false;
+  /** Input tokens of one upstream call that reported none: the admission's estimate, else the body's length / 4. */
+  const inputEstimate = () => (ctx.state.limits as { estimatedInputTokens?: number } | undefined)?.estimatedInputTokens ?? Math.ceil(JSON.stringify(upstreamBody).length / 4);
   /** Sends events; `parsed[i]`, when given, is JSON.parse(evs[i].data) (events relayed unchanged). */
   const write = async (evs: SseEvent[], parsed?: unknown[]) => {
     if (evs.length === 0 || out.destroyed) return;
@@ -319,7 +321,7 @@ async function relayStream(
       await transform!.end();
       transform = undefined;
       const u = ctx.usage;
-      carried = terminal && u ? u : { inputTokens: u?.inputTokens || ((ctx.state.limits as { estimatedInputTokens?: number } | undefined)?.estimatedInputTokens ?? Math.ceil(JSON.stringify(upstreamBody).length / 4)), outputTokens: Math.max(u?.outputTokens ?? 0, Math.ceil(reask.outputChars / 4)), cachedInputTokens: u?.cachedInputTokens ?? 0 };
+      carried = terminal && u ? u : { inputTokens: u?.inputTokens || inputEstimate(), outputTokens: Math.max(u?.outputTokens ?? 0, Math.ceil(reask.outputChars / 4)), cachedInputTokens: u?.cachedInputTokens ?? 0 };
       const next = !wrote && !ctx.aborted && deps.steps.reaskStream ? await deps.steps.reaskStream(ctx, upstreamBody, ac) : undefined;
       if (!next) {
         await write(reask.events);
@@ -358,8 +360,7 @@ async function relayStream(
       const u = secondCall ? ctx.usage : undefined;
       if (u) ctx.usage = { inputTokens: carried.inputTokens + u.inputTokens, outputTokens: carried.outputTokens + u.outputTokens, cachedInputTokens: (carried.cachedInputTokens ?? 0) + (u.cachedInputTokens ?? 0) };
       else if (secondCall) {
-        const estimatedIn = (ctx.state.limits as { estimatedInputTokens?: number } | undefined)?.estimatedInputTokens ?? Math.ceil(JSON.stringify(upstreamBody).length / 4);
-        ctx.usage = { inputTokens: carried.inputTokens + estimatedIn, outputTokens: carried.outputTokens, cachedInputTokens: carried.cachedInputTokens ?? 0 };
+        ctx.usage = { inputTokens: carried.inputTokens + inputEstimate(), outputTokens: carried.outputTokens, cachedInputTokens: carried.cachedInputTokens ?? 0 };
         ctx.outputComplete = undefined;
       } else ctx.usage = carried;
     }
