@@ -3,34 +3,22 @@
  * it returns, no loss and no duplicates — on SQLite (a failing writer) and on real PostgreSQL
  * cut off mid-load by a TCP proxy in the test (the shared server itself is never stopped).
  */
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFileSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { openDb, type Db } from '../../src/store/db.js';
-import { openPgSchema } from './util.js';
+import { fileCleanups, openPgSchema, writerEvent } from './util.js';
+import type { QueuedEvent } from '../../src/audit/event.js';
 import { AuditStore } from '../../src/audit/store.js';
 import { AuditWriter } from '../../src/audit/writer.js';
-import { newEventId, type QueuedEvent } from '../../src/audit/event.js';
 import { PG_URL, dropSchema, pgSkipReason, uniqueSchema } from '../identity/util.js';
 
-const cleanups: Array<() => Promise<void> | void> = [];
-after(async () => {
-  for (const c of cleanups.reverse()) await c();
-});
-
-function tmp(): string {
-  const d = mkdtempSync(join(tmpdir(), 'pcl-audit-'));
-  cleanups.push(() => rmSync(d, { recursive: true, force: true }));
-  return d;
-}
-
-function ev(i: number, tenant = 'ten_a'): QueuedEvent {
-  return { event: { id: newEventId(), ts: Date.now(), kind: 'request', requestId: `r${i}`, tenantId: tenant, keyId: 'k1', model: 'm', status: 200, tokensIn: 10, tokensOut: 5, costUsd: 0.001 } };
-}
+const { cleanups, tmp: tmpDir } = fileCleanups();
+const tmp = () => tmpDir('pcl-audit-');
+const ev = writerEvent;
 
 /** A store wrapper that fails while `down` is set (the writer cannot tell it from a real outage). */
 function flaky(store: AuditStore) {

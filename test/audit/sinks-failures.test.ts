@@ -3,23 +3,20 @@
  * collector that stops reading or restarts, a dead sink with a full queue, webhook redirects,
  * Retry-After and the backoff cap.
  */
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer as createHttpServer } from 'node:http';
 import { createSocket } from 'node:dgram';
 import { createServer as createTcpServer, type Server, type Socket } from 'node:net';
-import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, renameSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { FileSink, SyslogSink, WebhookSink, verifyWebhook } from '../../src/audit/sinks.js';
 import { auditConfigSchema } from '../../src/audit/config.js';
 import { newEventId, type AuditEvent } from '../../src/audit/event.js';
 import { waitFor } from '../identity/util.js';
+import { fileCleanups } from './util.js';
 
-const cleanups: Array<() => Promise<void> | void> = [];
-after(async () => {
-  for (const c of cleanups.reverse()) await c();
-});
+const { cleanups, tmp: tmpDir } = fileCleanups();
 
 const ev = (i: number, extra: Partial<AuditEvent> = {}): AuditEvent => ({ id: newEventId(), ts: Date.now(), kind: 'request', requestId: `r${i}`, tenantId: 't', keyId: 'k', status: 200, ...extra });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -42,11 +39,7 @@ function logs() {
   return { warn, info, log: { warn: (o: object, m: string) => warn.push([m, o as Record<string, unknown>]), info: (o: object, m: string) => info.push([m, o as Record<string, unknown>]) } };
 }
 
-function tmp(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'pcl-sinkfail-'));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
+const tmp = () => tmpDir('pcl-sinkfail-');
 
 test('syslog: an event over maxMessageBytes goes as a valid JSON stub (truncated, counted, warned once), never cut mid-character', async () => {
   const udp = createSocket('udp4');

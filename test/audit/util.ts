@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { migrate, openDb, type Db } from '../../src/store/db.js';
 import { dropSchema, PG_URL, pgSkipReason, uniqueSchema } from '../identity/util.js';
 import type { Database } from '../../src/store/schema.js';
+import { newEventId, type QueuedEvent } from '../../src/audit/event.js';
 
 /**
  * Opens PostgreSQL in its own schema with the migration tables pinned to that schema (Kysely's
@@ -55,4 +56,28 @@ export function onBothStores(title: string, tag: string, check: (db: Db, defer: 
     defer(() => db.close());
     await check(db, defer);
   });
+}
+
+/**
+ * A file's cleanups, run in reverse order after its tests, and `tmp(prefix)`: a fresh temporary
+ * directory removed with them.
+ */
+export function fileCleanups(): { cleanups: Array<() => Promise<void> | void>; tmp(prefix: string): string } {
+  const cleanups: Array<() => Promise<void> | void> = [];
+  after(async () => {
+    for (const c of cleanups.reverse()) await c();
+  });
+  return {
+    cleanups,
+    tmp(prefix) {
+      const d = mkdtempSync(join(tmpdir(), prefix));
+      cleanups.push(() => rmSync(d, { recursive: true, force: true }));
+      return d;
+    },
+  };
+}
+
+/** A small request event for writer tests (request id `r<i>`, tenant `tenant`, key k1). */
+export function writerEvent(i: number, tenant = 'ten_a'): QueuedEvent {
+  return { event: { id: newEventId(), ts: Date.now(), kind: 'request', requestId: `r${i}`, tenantId: tenant, keyId: 'k1', model: 'm', status: 200, tokensIn: 10, tokensOut: 5, costUsd: 0.001 } };
 }

@@ -5,36 +5,23 @@
  * queue spilled, and once the store answers again every event is stored exactly once (a write
  * that commits late is harmless: ids are idempotent).
  */
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { openDb } from '../../src/store/db.js';
-import { openPgSchema } from './util.js';
+import { fileCleanups, openPgSchema, writerEvent } from './util.js';
+import type { QueuedEvent } from '../../src/audit/event.js';
 import { AuditStore } from '../../src/audit/store.js';
 import { AuditWriter } from '../../src/audit/writer.js';
-import { newEventId, type QueuedEvent } from '../../src/audit/event.js';
 import { PG_URL, dropSchema, pgSkipReason, uniqueSchema } from '../identity/util.js';
 
-const cleanups: Array<() => Promise<void> | void> = [];
-after(async () => {
-  for (const c of cleanups.reverse()) await c();
-});
-
-function tmp(): string {
-  const d = mkdtempSync(join(tmpdir(), 'pcl-audit-dl-'));
-  cleanups.push(() => rmSync(d, { recursive: true, force: true }));
-  return d;
-}
-
+const { cleanups, tmp: tmpDir } = fileCleanups();
+const tmp = () => tmpDir('pcl-audit-dl-');
 let seq = 0;
-function ev(): QueuedEvent {
-  seq++;
-  return { event: { id: newEventId(), ts: Date.now(), kind: 'request', requestId: `r${seq}`, tenantId: 'ten_a', keyId: 'k1', model: 'm', status: 200, tokensIn: 10, tokensOut: 5, costUsd: 0.001 } };
-}
+const ev = () => writerEvent(++seq);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
