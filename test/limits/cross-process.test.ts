@@ -10,10 +10,10 @@ import { redisReachable as redisReachableAt, deleteKeys } from '../helpers/servi
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
-import { createIpcCounterStore, createMemoryCounterStore, startCounterHost, type CounterHost, type IpcPeer, type MemoryCounterStore } from '../../src/limits/index.js';
+import { createIpcCounterStore, type IpcPeer } from '../../src/limits/index.js';
 import { Redis } from 'ioredis';
 import { createLimiter, createRedisCounterStore, limitsFallbackAdmissions, parseLimitsConfig, type Limiter } from '../../src/limits/index.js';
-import { forkWorkers, killWorkers, runJob } from './fixtures/workers.js';
+import { forkWorkers, ipcCounterHost, killWorkers, runJob } from './fixtures/workers.js';
 
 const URL = process.env.PCL_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const PREFIX = `pcl:test:${process.pid}:${Date.now()}`;
@@ -184,19 +184,8 @@ describe('limits on Redis', { skip, timeout: 20_000 }, () => {
 });
 
 describe('limits over IPC across worker processes', { timeout: 20_000 }, () => {
-  let host: CounterHost;
-  let store: MemoryCounterStore;
+  const served = ipcCounterHost(() => kids);
   const ipc = { kind: 'ipc' as const };
-
-  before(async () => {
-    store = createMemoryCounterStore();
-    host = startCounterHost(store, { cluster: false });
-    for (const k of kids) host.attach(k as unknown as IpcPeer);
-  });
-  after(async () => {
-    host.close();
-    await store.close();
-  });
 
   test('60 concurrent admissions from 3 workers against requestsPerMinute=25 admit exactly 25', async () => {
     const startAt = Date.now() + 300;
@@ -218,7 +207,7 @@ describe('limits over IPC across worker processes', { timeout: 20_000 }, () => {
     assert.ok(actual <= budget, `spent ${actual} > ${budget}`);
     assert.ok(actual > budget - 200);
     const day = new Date().toISOString().slice(0, 10);
-    assert.equal(store.budgetValue(`{t:budget}:bt:${day}:tenant:budget`, Date.now()), actual);
+    assert.equal(served.store.budgetValue(`{t:budget}:bt:${day}:tenant:budget`, Date.now()), actual);
   });
 
   test('concurrency limit holds across workers and every slot comes back', async () => {
@@ -235,7 +224,7 @@ describe('limits over IPC across worker processes', { timeout: 20_000 }, () => {
     let max = 0;
     for (const [, d] of events) max = Math.max(max, (cur += d));
     assert.ok(max <= 3 && max >= 2, `max in flight ${max}`);
-    assert.equal(store.slotCount('{t:conc}:conc:key:k1', Date.now()), 0);
+    assert.equal(served.store.slotCount('{t:conc}:conc:key:k1', Date.now()), 0);
   });
 
   test('a worker whose primary does not answer times out instead of hanging', async () => {

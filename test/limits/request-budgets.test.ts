@@ -14,20 +14,16 @@ import {
   createMemoryCounterStore,
   createRedisCounterStore,
   parseLimitsConfig,
-  startCounterHost,
   type AdmitRequest,
-  type CounterHost,
   type CounterStore,
-  type IpcPeer,
   type Limiter,
   type LimitSet,
-  type MemoryCounterStore,
 } from '../../src/limits/index.js';
 import { validateConfig } from '../../src/config/load.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { defaultChat, startMockUpstream } from '../helpers/mock-upstream.js';
 import { deleteKeys, redisReachable } from '../helpers/services.js';
-import { forkWorkers, killWorkers, runJob } from './fixtures/workers.js';
+import { forkWorkers, ipcCounterHost, killWorkers, runJob } from './fixtures/workers.js';
 
 const URL = process.env.PCL_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const PREFIX = `pcl:test-rb:${process.pid}:${Date.now()}`;
@@ -233,24 +229,14 @@ describe('request budgets across 3 processes on Redis', { skip: redisSkip, timeo
 });
 
 describe('request budgets across 3 workers over IPC', { timeout: 20_000 }, () => {
-  let host: CounterHost;
-  let store: MemoryCounterStore;
-  before(() => {
-    store = createMemoryCounterStore();
-    host = startCounterHost(store, { cluster: false });
-    for (const k of kids) host.attach(k as unknown as IpcPeer);
-  });
-  after(async () => {
-    host.close();
-    await store.close();
-  });
+  const served = ipcCounterHost(() => kids);
 
   test('60 concurrent admissions against a key dailyRequests=25 admit exactly 25', async () => {
     const startAt = Date.now() + 300;
     const res = await Promise.all(kids.map((k) => runJob<{ admitted: number }>(k, { kind: 'burst', store: { kind: 'ipc' }, tenantId: 'ipc-rb', limits: { key: { dailyRequests: 25 } }, startAt, n: 20 })));
     assert.equal(res.reduce((s, r) => s + r.admitted, 0), 25);
     const day = new Date().toISOString().slice(0, 10);
-    assert.equal(store.budgetValue(`{t:ipc-rb}:br:${day}:key:k1`, Date.now()), 25);
+    assert.equal(served.store.budgetValue(`{t:ipc-rb}:br:${day}:key:k1`, Date.now()), 25);
   });
 });
 
