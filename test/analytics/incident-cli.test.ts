@@ -10,18 +10,30 @@ import { openDb } from '../../src/store/db.js';
 import { createKey, loadPepper } from '../../src/identity/keys.js';
 
 const CLI = ['--import', 'tsx', join(import.meta.dirname, '../../src/cli/index.ts')];
-const dir = mkdtempSync(join(tmpdir(), 'pcl-incident-'));
-after(() => rmSync(dir, { recursive: true, force: true }));
 
-test('incident revoke-tenant revokes and reissues; clear-key/suspend-key record reversible actions', async () => {
-  const env = { ...process.env, PORTCULLIS_PEPPER: undefined } as Record<string, string | undefined>;
+/**
+ * A fresh data dir (removed after the file's tests) with its database open, its pepper, and an
+ * environment without PORTCULLIS_PEPPER (the CLI then reads the dir's pepper file, as the test does).
+ */
+async function dataDir(prefix: string) {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const env = { ...process.env } as Record<string, string | undefined>;
   delete env.PORTCULLIS_PEPPER;
   const db = await openDb({ dataDir: dir });
-  const pepper = loadPepper(dir, env);
+  return { dir, env, db, pepper: loadPepper(dir, env) };
+}
+
+/** Runs the CLI on `dir` with `env`. */
+const cli = (dir: string, env: Record<string, string | undefined>, timeout: number, ...args: string[]) =>
+  spawnSync(process.execPath, [...CLI, ...args, '--data-dir', dir], { encoding: 'utf8', env: env as NodeJS.ProcessEnv, timeout, maxBuffer: 64 * 1024 * 1024 });
+
+test('incident revoke-tenant revokes and reissues; clear-key/suspend-key record reversible actions', async () => {
+  const { dir, env, db, pepper } = await dataDir('pcl-incident-');
   const a = await createKey(db.kysely, pepper, { tenant: 'leaky', name: 'svc-a' });
   await createKey(db.kysely, pepper, { tenant: 'leaky', name: 'svc-b' });
   await db.close();
-  const run = (...args: string[]) => spawnSync(process.execPath, [...CLI, ...args, '--data-dir', dir], { encoding: 'utf8', env: env as NodeJS.ProcessEnv, timeout: 60_000 });
+  const run = (...args: string[]) => cli(dir, env, 60_000, ...args);
   const sus = run('incident', 'suspend-key', a.id, '--reason', 'test');
   assert.equal(sus.status, 0, sus.stderr);
   assert.match(sus.stdout, new RegExp(`key ${a.id}: suspend`));
@@ -46,18 +58,13 @@ test('incident revoke-tenant revokes and reissues; clear-key/suspend-key record 
 });
 
 test('incident revoke-tenant reissues every key of a tenant with more than 10 000 keys', async () => {
-  const big = mkdtempSync(join(tmpdir(), 'pcl-incident-big-'));
-  after(() => rmSync(big, { recursive: true, force: true }));
-  const env = { ...process.env } as Record<string, string | undefined>;
-  delete env.PORTCULLIS_PEPPER;
-  const db = await openDb({ dataDir: big });
-  const pepper = loadPepper(big, env);
+  const { dir: big, env, db, pepper } = await dataDir('pcl-incident-big-');
   const n = 10_010;
   await db.kysely.transaction().execute(async (trx) => {
     for (let i = 0; i < n; i++) await createKey(trx, pepper, { tenant: 'huge', name: `svc-${i}` });
   });
   await db.close();
-  const r = spawnSync(process.execPath, [...CLI, 'incident', 'revoke-tenant', 'huge', '--json', '--data-dir', big], { encoding: 'utf8', env: env as NodeJS.ProcessEnv, timeout: 120_000, maxBuffer: 64 * 1024 * 1024 });
+  const r = cli(big, env, 120_000, 'incident', 'revoke-tenant', 'huge', '--json');
   assert.equal(r.status, 0, r.stderr);
   const out = JSON.parse(r.stdout);
   assert.equal(out.revoked.length, n);
@@ -66,16 +73,11 @@ test('incident revoke-tenant reissues every key of a tenant with more than 10 00
 });
 
 test('incident revoke-tenant reports an unreadable audit trail as an error (exit 1), after printing the new keys', async () => {
-  const broken = mkdtempSync(join(tmpdir(), 'pcl-incident-broken-'));
-  after(() => rmSync(broken, { recursive: true, force: true }));
-  const env = { ...process.env } as Record<string, string | undefined>;
-  delete env.PORTCULLIS_PEPPER;
-  const db = await openDb({ dataDir: broken });
-  const pepper = loadPepper(broken, env);
+  const { dir: broken, env, db, pepper } = await dataDir('pcl-incident-broken-');
   await createKey(db.kysely, pepper, { tenant: 'leaky', name: 'svc-a' });
   await sql`DROP TABLE audit_events`.execute(db.kysely); // the store fails the summary's queries
   await db.close();
-  const run = (...args: string[]) => spawnSync(process.execPath, [...CLI, ...args, '--data-dir', broken], { encoding: 'utf8', env: env as NodeJS.ProcessEnv, timeout: 60_000 });
+  const run = (...args: string[]) => cli(broken, env, 60_000, ...args);
   const j = run('incident', 'revoke-tenant', 'leaky', '--json');
   assert.equal(j.status, 1, j.stderr);
   assert.match(j.stderr, /portcullis: incident summary incomplete: the audit trail could not be read: .*audit_events/);
