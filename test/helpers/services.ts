@@ -16,6 +16,18 @@ export async function redisReachable(url: string): Promise<boolean> {
 }
 
 /**
+ * The skip reason of tests that need Redis at `url`: false when it answers; else the reason (and a
+ * `# skipping the <what>` line) — or, with CI=true, an error: in CI those tests must run.
+ */
+export async function redisSkipReason(url: string, what: string): Promise<false | string> {
+  if (await redisReachable(url)) return false;
+  if (process.env.CI === 'true') throw new Error(`Redis at ${url} is unreachable and CI=true: the ${what} must run`);
+  const reason = `Redis at ${url} unreachable (set CI=true to make this a failure)`;
+  console.log(`# skipping the ${what}: ${reason}`);
+  return reason;
+}
+
+/**
  * A TCP port on 127.0.0.1 that was free a moment ago (the OS picks it; the listener is closed
  * before returning). For tests that must pass a concrete port to a child process.
  */

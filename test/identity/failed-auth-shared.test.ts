@@ -8,15 +8,12 @@ import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import { FailureBuckets, SharedFailureBuckets, type FailureLimiter } from '../../src/identity/auth-limiter.js';
 import { createMemoryCounterStore, createRedisCounterStore } from '../../src/limits/index.js';
-import { redisReachable, deleteKeys } from '../helpers/services.js';
+import { deleteKeys, redisSkipReason } from '../helpers/services.js';
 import { serveWorkers } from '../helpers/serve.js';
 import { adminApi, adminKey, chat, dropStore, newStore, startInstance, type Instance, type StoreSpec } from './util.js';
 
 const REDIS_URL = process.env.PORTCULLIS_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
-const reachable = await redisReachable(REDIS_URL);
-if (!reachable && process.env.CI === 'true') throw new Error(`Redis at ${REDIS_URL} is unreachable and CI=true: the shared failed-auth tests must run`);
-const skipRedis = reachable ? false : `Redis at ${REDIS_URL} unreachable (set CI=true to make this a failure)`;
-if (skipRedis) console.log(`# skipping Redis failed-auth tests: ${skipRedis}`);
+const skipRedis = await redisSkipReason(REDIS_URL, 'shared failed-auth tests');
 
 const tick = () => new Promise((r) => setImmediate(r));
 

@@ -6,7 +6,7 @@
  * - over IPC (`serve --workers N` without Redis): counters held by the primary (this test
  *   process) stay exact across the workers.
  */
-import { redisReachable as redisReachableAt, deleteKeys } from '../helpers/services.js';
+import { deleteKeys, redisSkipReason } from '../helpers/services.js';
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
@@ -18,12 +18,8 @@ import { forkWorkers, ipcCounterHost, killWorkers, runJob } from './fixtures/wor
 const URL = process.env.PCL_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const PREFIX = `pcl:test:${process.pid}:${Date.now()}`;
 
-const redisReachable = (): Promise<boolean> => redisReachableAt(URL);
 
-const reachable = await redisReachable();
-if (!reachable && process.env.CI === 'true') throw new Error(`Redis at ${URL} is unreachable and CI=true: the Redis limits tests must run`);
-const skip = reachable ? false : `Redis at ${URL} unreachable (set CI=true to make this a failure)`;
-if (skip) console.log(`# skipping Redis limits tests: ${skip}`);
+const skip = await redisSkipReason(URL, 'Redis limits tests');
 
 let kids: ChildProcess[] = [];
 before(async () => {

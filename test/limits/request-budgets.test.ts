@@ -22,15 +22,13 @@ import {
 import { validateConfig } from '../../src/config/load.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { defaultChat, startMockUpstream } from '../helpers/mock-upstream.js';
-import { deleteKeys, redisReachable } from '../helpers/services.js';
+import { deleteKeys, redisSkipReason } from '../helpers/services.js';
 import { forkWorkers, ipcCounterHost, killWorkers, runJob } from './fixtures/workers.js';
 
 const URL = process.env.PCL_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const PREFIX = `pcl:test-rb:${process.pid}:${Date.now()}`;
-const reachable = await redisReachable(URL);
-if (!reachable && process.env.CI === 'true') throw new Error(`Redis at ${URL} is unreachable and CI=true: the Redis request-budget tests must run`);
-const redisSkip = reachable ? false : `Redis at ${URL} unreachable (set CI=true to make this a failure)`;
-if (redisSkip) console.log(`# skipping the Redis request-budget tests: ${redisSkip}`);
+const redisSkip = await redisSkipReason(URL, 'Redis request-budget tests');
+const reachable = redisSkip === false;
 
 after(async () => {
   if (!reachable) return;
