@@ -10,11 +10,11 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import pg from 'pg';
 import { openDb, type Db } from '../../src/store/db.js';
-import { fileCleanups, openPgSchema, writerEvent } from './util.js';
+import { fileCleanups, openPgSchemaVia, writerEvent } from './util.js';
 import type { QueuedEvent } from '../../src/audit/event.js';
 import { AuditStore } from '../../src/audit/store.js';
 import { AuditWriter } from '../../src/audit/writer.js';
-import { PG_URL, dropSchema, pgSkipReason, uniqueSchema } from '../identity/util.js';
+import { PG_URL, pgSkipReason } from '../identity/util.js';
 
 const { cleanups, tmp: tmpDir } = fileCleanups();
 const tmp = () => tmpDir('pcl-audit-');
@@ -275,13 +275,7 @@ test('PostgreSQL cut off mid-load (TCP proxy): no event lost, none duplicated', 
   const u = new URL(PG_URL);
   const proxy = await pgProxy({ host: u.hostname || '127.0.0.1', port: Number(u.port || 5432) });
   cleanups.push(() => proxy.close());
-  const schema = uniqueSchema('audit');
-  cleanups.push(() => dropSchema(schema));
-  const viaProxy = new URL(PG_URL);
-  viaProxy.hostname = '127.0.0.1';
-  viaProxy.port = String(proxy.port);
-  const db = await openPgSchema(viaProxy.toString(), schema);
-  cleanups.push(() => db.close());
+  const { db, schema } = await openPgSchemaVia(proxy.port, 'audit', (fn) => cleanups.push(fn));
   const dir = tmp();
   const w = new AuditWriter({ store: new AuditStore(db.kysely), spillDir: join(dir, 'spill'), queueSize: 1000, batchSize: 100, flushIntervalMs: 10, retryIntervalMs: 100 });
   const want: string[] = [];

@@ -81,3 +81,18 @@ export function fileCleanups(): { cleanups: Array<() => Promise<void> | void>; t
 export function writerEvent(i: number, tenant = 'ten_a'): QueuedEvent {
   return { event: { id: newEventId(), ts: Date.now(), kind: 'request', requestId: `r${i}`, tenantId: tenant, keyId: 'k1', model: 'm', status: 200, tokensIn: 10, tokensOut: 5, costUsd: 0.001 } };
 }
+
+/**
+ * PostgreSQL through a local TCP proxy on `port` (the test's way to cut or pause the server), in a
+ * schema of its own tagged `tag`; `defer` gets the schema's drop and the database's close.
+ */
+export async function openPgSchemaVia(port: number, tag: string, defer: (fn: () => Promise<void> | void) => void): Promise<{ db: Db; schema: string }> {
+  const schema = uniqueSchema(tag);
+  defer(() => dropSchema(schema));
+  const url = new URL(PG_URL);
+  url.hostname = '127.0.0.1';
+  url.port = String(port);
+  const db = await openPgSchema(url.toString(), schema);
+  defer(() => db.close());
+  return { db, schema };
+}

@@ -12,11 +12,11 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import pg from 'pg';
 import { openDb } from '../../src/store/db.js';
-import { fileCleanups, openPgSchema, writerEvent } from './util.js';
+import { fileCleanups, openPgSchemaVia, writerEvent } from './util.js';
 import type { QueuedEvent } from '../../src/audit/event.js';
 import { AuditStore } from '../../src/audit/store.js';
 import { AuditWriter } from '../../src/audit/writer.js';
-import { PG_URL, dropSchema, pgSkipReason, uniqueSchema } from '../identity/util.js';
+import { PG_URL, pgSkipReason } from '../identity/util.js';
 
 const { cleanups, tmp: tmpDir } = fileCleanups();
 const tmp = () => tmpDir('pcl-audit-dl-');
@@ -107,13 +107,7 @@ test('PostgreSQL stops answering (paused behind a TCP proxy): batches are spille
   const proxy = await pausableProxy({ host: u.hostname || '127.0.0.1', port: Number(u.port || 5432) });
   cleanups.push(() => proxy.close());
   cleanups.push(() => proxy.resume()); // whatever happens, let stalled queries finish before the pool closes
-  const schema = uniqueSchema('auditdl');
-  cleanups.push(() => dropSchema(schema));
-  const viaProxy = new URL(PG_URL);
-  viaProxy.hostname = '127.0.0.1';
-  viaProxy.port = String(proxy.port);
-  const db = await openPgSchema(viaProxy.toString(), schema);
-  cleanups.push(() => db.close());
+  const { db, schema } = await openPgSchemaVia(proxy.port, 'auditdl', (fn) => cleanups.push(fn));
   const spill = join(tmp(), 'spill');
   const store = new AuditStore(db.kysely, 'UTC', undefined, { writeTimeoutMs: 300 });
   const opts = { store, spillDir: spill, queueSize: 10_000, batchSize: 50, flushIntervalMs: 10, retryIntervalMs: 100, writeTimeoutMs: 300, closeTimeoutMs: 400 };
