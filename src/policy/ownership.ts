@@ -16,10 +16,22 @@ export interface ObjectOwner {
   subject?: string | undefined;
 }
 
+/**
+ * What the response guards made of a stored response when it was created: `passed` (the gateway
+ * scanned the whole output in enforce mode and released it unchanged), `withheld` (the guards
+ * blocked or changed it), `unscanned` (the gateway did not see the whole output: background, a
+ * stream cut short, guards off).
+ */
+export type OutputCheck = 'passed' | 'withheld' | 'unscanned';
+
 /** The ownership store. */
 export interface OwnershipStore {
-  /** Records the creator of an object; an id already owned keeps its first owner. */
-  record(kind: ObjectKind, id: string, owner: ObjectOwner): Promise<void>;
+  /** Records the creator of an object; an id already owned keeps its first owner (and its output check). */
+  record(kind: ObjectKind, id: string, owner: ObjectOwner, outputCheck?: OutputCheck): Promise<void>;
+  /** Sets the output check of an object the store holds. */
+  setOutputCheck(kind: ObjectKind, id: string, check: OutputCheck): Promise<void>;
+  /** The owner and output check (null when never recorded, or made before the check existed), or null when the gateway never saw the object. */
+  lookup(kind: ObjectKind, id: string): Promise<{ tenantId: string; outputCheck: OutputCheck | null } | null>;
   /** The owning tenant id, or null when the gateway never saw the object. */
   ownerOf(kind: ObjectKind, id: string): Promise<string | null>;
   /** True when `tenantId` owns the object. */
@@ -33,12 +45,21 @@ export interface OwnershipStore {
 /** Creates the ownership store over the gateway database. */
 export function createOwnershipStore(db: Kysely<Database>, now: () => number = Date.now): OwnershipStore {
   return {
-    async record(kind, id, owner) {
+    async record(kind, id, owner, outputCheck) {
       await db
         .insertInto('object_owners')
-        .values({ kind, object_id: id, tenant_id: owner.tenantId, key_id: owner.keyId ?? null, subject: owner.subject?.slice(0, 1000) ?? null, created_at: now() })
+        .values({ kind, object_id: id, tenant_id: owner.tenantId, key_id: owner.keyId ?? null, subject: owner.subject?.slice(0, 1000) ?? null, created_at: now(), output_check: outputCheck ?? null })
         .onConflict((oc) => oc.columns(['kind', 'object_id']).doNothing())
         .execute();
+    },
+    async setOutputCheck(kind, id, check) {
+      await db.updateTable('object_owners').set({ output_check: check }).where('kind', '=', kind).where('object_id', '=', id).execute();
+    },
+    async lookup(kind, id) {
+      const row = await db.selectFrom('object_owners').select(['tenant_id', 'output_check']).where('kind', '=', kind).where('object_id', '=', id).executeTakeFirst();
+      if (!row) return null;
+      const c = row.output_check;
+      return { tenantId: row.tenant_id, outputCheck: c === 'passed' || c === 'withheld' || c === 'unscanned' ? c : null };
     },
     async ownerOf(kind, id) {
       const row = await db.selectFrom('object_owners').select('tenant_id').where('kind', '=', kind).where('object_id', '=', id).executeTakeFirst();

@@ -9,7 +9,7 @@
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { GatewayError } from '../errors.js';
-import { createOwnershipStore, type ObjectKind, type OwnershipStore } from '../policy/ownership.js';
+import { createOwnershipStore, type ObjectKind, type OutputCheck, type OwnershipStore } from '../policy/ownership.js';
 import type { PolicyModule } from '../policy/module.js';
 import { mapTransportError } from '../providers/http.js';
 import type { Provider, RawUpstreamRequest, UpstreamResponse } from '../providers/types.js';
@@ -20,6 +20,7 @@ import { UpstreamAbort } from '../util/abort.js';
 import { readBounded, upstreamStatusError } from './upstream-errors.js';
 import { roundLogprobs } from '../analytics/perturb.js';
 import type { AnalyticsConfig } from '../analytics/config.js';
+import type { ResponseGuardsModule } from '../guards/response/module.js';
 
 /** What one object route does. */
 type Action = 'create' | 'list' | 'get' | 'content' | 'delete' | 'cancel';
@@ -62,6 +63,29 @@ export const OBJECT_ROUTES: readonly RouteSpec[] = [
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$/;
 /** Upstream pages scanned at most per list call while collecting the caller's objects. */
 const MAX_LIST_PAGES = 20;
+
+/** The refusal of a stored response the response guards blocked or changed when it was made. */
+export function responseWithheld(id: string, reference = false): GatewayError {
+  return new GatewayError('PCL_CONTENT_POLICY', {
+    message: reference
+      ? `previous_response_id names response ${id}, which the response guards blocked or changed when it was created; it cannot be continued through the gateway.`
+      : `Response ${id} was blocked or changed by the response guards when it was created; the gateway does not return it.`,
+    ...(reference ? { param: 'previous_response_id' } : { param: 'id' }),
+    headers: { 'x-portcullis-guard': 'response:stored', 'x-portcullis-action': 'block' },
+    internal: { withheld: id },
+  });
+}
+
+/**
+ * The output check of a stored response answered without a stream: what the response guards
+ * decided (`ctx.state.outputGuarded`/`outputWithheld`, set by the response-guards module), and
+ * whether the body holds the whole output (a background or unfinished response does not).
+ */
+function bodyOutputCheck(ctx: RequestContext, body: Record<string, unknown>): OutputCheck {
+  if (ctx.state.outputWithheld === true) return 'withheld';
+  const unfinished = ctx.body.background === true || body.status === 'queued' || body.status === 'in_progress';
+  return ctx.state.outputGuarded === true && !unfinished ? 'passed' : 'unscanned';
+}
 
 /** The 404 for an object that does not exist or belongs to another tenant (same answer for both). */
 export function objectNotFound(kind: ObjectKind, id: string): GatewayError {
@@ -135,8 +159,22 @@ export const objectsModule: ModuleFactory = ({ config, db, identity, router, mod
   /** Suspended and throttled keys (see keyGate); the object context carries no body, so it perturbs nothing. */
   const gate = keyGate(modules);
 
-  async function checkOwned(ctx: RequestContext, kind: ObjectKind, id: string): Promise<void> {
-    if (!ID_RE.test(id) || !(await owners.owns(kind, id, ctx.principal!.tenantId))) throw objectNotFound(kind, id);
+  async function checkOwned(ctx: RequestContext, kind: ObjectKind, id: string): Promise<OutputCheck | null> {
+    const row = ID_RE.test(id) ? await owners.lookup(kind, id) : null;
+    if (!row || row.tenantId !== ctx.principal!.tenantId) throw objectNotFound(kind, id);
+    return row.outputCheck;
+  }
+
+  /**
+   * A stored response read back: a withheld one is refused, one the guards passed whole is
+   * returned, and any other (background, cut short, made before the check existed or with the
+   * guards off) goes through the response guards' read-time check.
+   */
+  async function guardStored(ctx: RequestContext, id: string, check: OutputCheck | null, obj: Record<string, unknown>): Promise<Record<string, unknown>> {
+    if (check === 'withheld') throw responseWithheld(id);
+    if (check === 'passed') return obj;
+    const rg = modules.get('response-guards') as Partial<ResponseGuardsModule> | undefined;
+    return rg?.scanStored ? rg.scanStored(ctx, obj) : obj;
   }
 
   async function call(req: FastifyRequest, reply: FastifyReply, up: Omit<RawUpstreamRequest, 'signal' | 'requestId'>, p: Provider): Promise<UpstreamResponse> {
@@ -235,7 +273,9 @@ export const objectsModule: ModuleFactory = ({ config, db, identity, router, mod
     if (gated) await gated;
     const id = (req.params as { id?: string } | undefined)?.id;
     ctx.state.objects = { kind: spec.kind, action: spec.action, ...(id ? { id: id.slice(0, 200) } : {}) };
-    if (id !== undefined) await checkOwned(ctx, spec.kind, id);
+    const check = id !== undefined ? await checkOwned(ctx, spec.kind, id) : null;
+    // Refused before the upstream is asked: the gateway never returns a withheld response.
+    if (spec.kind === 'responses' && spec.action === 'get' && check === 'withheld') throw responseWithheld(id!);
 
     // Objects named inside a create request must be the caller's as well.
     if (json) {
@@ -285,8 +325,11 @@ export const objectsModule: ModuleFactory = ({ config, db, identity, router, mod
         return reply.send(Readable.from(res.body));
       }
       let obj = await readJson(res, p);
-      // A stored response carries the log-probabilities it was created with: rounded like a live one.
-      if (spec.kind === 'responses' && spec.action === 'get' && roundDecimals !== undefined) obj = roundLogprobs(obj, roundDecimals);
+      if (spec.kind === 'responses' && spec.action === 'get') {
+        obj = await guardStored(ctx, id!, check, obj);
+        // A stored response carries the log-probabilities it was created with: rounded like a live one.
+        if (roundDecimals !== undefined) obj = roundLogprobs(obj, roundDecimals);
+      }
       const pr = ctx.principal!;
       if (spec.action === 'create') {
         if (typeof obj.id !== 'string' || !ID_RE.test(obj.id)) throw new GatewayError('PCL_UPSTREAM_BAD_RESPONSE', { internal: 'created object without a usable id' });
@@ -307,30 +350,52 @@ export const objectsModule: ModuleFactory = ({ config, db, identity, router, mod
       /** `previous_response_id`, `file_id`s and `vector_store_ids` in chat/responses requests must be the caller's. */
       async authorize(ctx) {
         if (ctx.api !== 'responses' && ctx.api !== 'chat') return;
-        for (const [kind, id] of referencedObjects(ctx.body)) await checkOwned(ctx, kind, id);
+        for (const [kind, id] of referencedObjects(ctx.body)) {
+          const check = await checkOwned(ctx, kind, id);
+          // Continuing a withheld response would hand its output back to the model as context.
+          if (kind === 'responses' && check === 'withheld') throw responseWithheld(id, true);
+        }
       },
-      /** Stored responses created through the proxy belong to the caller. */
+      /** Stored responses created through the proxy belong to the caller, with what the response guards made of them. */
       responseGuards(ctx, body) {
         if (ctx.api === 'responses' && ctx.principal && typeof body.id === 'string' && ID_RE.test(body.id) && ctx.body.store !== false) {
-          return owners.record('responses', body.id, { tenantId: ctx.principal.tenantId, keyId: ctx.principal.keyId, subject: ctx.principal.subject }).then(() => body);
+          return owners.record('responses', body.id, { tenantId: ctx.principal.tenantId, keyId: ctx.principal.keyId, subject: ctx.principal.subject }, bodyOutputCheck(ctx, body)).then(() => body);
         }
         return body; // not a stored response: nothing to wait for
       },
+      /**
+       * A streamed stored response is recorded `unscanned` at its first event that names it (a
+       * read while it streams is checked at read time), then settled at the end of the stream,
+       * before its last events reach the client: `withheld` when the guards blocked or changed
+       * what was released, `passed` when they checked it to its terminal event.
+       */
       streamGuards(ctx) {
         if (ctx.api !== 'responses' || !ctx.principal || ctx.body.store === false) return undefined;
         const pr = ctx.principal;
-        let recorded = false;
+        let recorded: string | undefined;
         return {
           async onEvent(ev: SseEvent, parsed: unknown) {
             const r = (parsed as { type?: string; response?: { id?: unknown } } | undefined)?.response;
-            if (!recorded && r && typeof r.id === 'string' && ID_RE.test(r.id)) {
-              recorded = true;
-              await owners.record('responses', r.id, { tenantId: pr.tenantId, keyId: pr.keyId, subject: pr.subject });
+            if (recorded === undefined && r && typeof r.id === 'string' && ID_RE.test(r.id)) {
+              recorded = r.id;
+              ctx.state.streamedResponseId = r.id;
+              await owners.record('responses', r.id, { tenantId: pr.tenantId, keyId: pr.keyId, subject: pr.subject }, 'unscanned');
             }
             return [ev];
           },
-          end: () => [],
+          async end() {
+            if (recorded === undefined) return [];
+            const check: OutputCheck = ctx.state.outputWithheld === true ? 'withheld' : ctx.state.outputGuarded === true && ctx.outputComplete === true ? 'passed' : 'unscanned';
+            if (check !== 'unscanned') await owners.setOutputCheck('responses', recorded, check);
+            return [];
+          },
         };
+      },
+      /** A stream that failed after the guards withheld part of it (an approval hold, an upstream error) never reached `end`. */
+      done(ctx) {
+        const id = ctx.state.streamedResponseId;
+        if (typeof id === 'string' && ctx.state.outputWithheld === true) return owners.setOutputCheck('responses', id, 'withheld');
+        return undefined;
       },
     },
     routes(app: FastifyInstance) {

@@ -174,6 +174,8 @@ export interface ObjectOwnersTable {
   /** Key name, JWT subject or SPIFFE id of the creator. */
   subject: string | null;
   created_at: Millis;
+  /** Stored responses: `passed`, `withheld` or `unscanned` by the response guards (migration 011); NULL otherwise. */
+  output_check: string | null;
 }
 
 /** All tables. Later migrations add their tables here. */

@@ -34,6 +34,15 @@ async function exercise(db: Kysely<Database>): Promise<void> {
   assert.equal((await s.ownedAmong('vector_stores', [], 'ten_a')).size, 0);
   await s.forget('files', 'file-1');
   assert.equal(await s.ownerOf('files', 'file-1'), null);
+  // The output check of stored responses: set with the record, changed later, kept by a second claim.
+  await s.record('responses', 'resp_1', { tenantId: 'ten_a' }, 'unscanned');
+  await s.record('responses', 'resp_2', { tenantId: 'ten_a' });
+  assert.deepEqual(await s.lookup('responses', 'resp_1'), { tenantId: 'ten_a', outputCheck: 'unscanned' });
+  assert.deepEqual(await s.lookup('responses', 'resp_2'), { tenantId: 'ten_a', outputCheck: null });
+  await s.setOutputCheck('responses', 'resp_1', 'withheld');
+  await s.record('responses', 'resp_1', { tenantId: 'ten_b' }, 'passed');
+  assert.deepEqual(await s.lookup('responses', 'resp_1'), { tenantId: 'ten_a', outputCheck: 'withheld' });
+  assert.equal(await s.lookup('responses', 'resp_3'), null);
 }
 
 describe('ownership store', () => {

@@ -130,6 +130,8 @@ export interface BodyOutcome {
   block?: BlockInfo;
   /** True when some text or call was rewritten or dropped. */
   changed: boolean;
+  /** Set when the output was blocked, re-asked, and the second answer passed unchanged (it is sent as the upstream made it). */
+  reaskPassed?: boolean;
 }
 
 /**
@@ -186,7 +188,7 @@ export async function guardBody(s: ResponseSession, api: string, original: Recor
     const again = await opts.reask();
     if (again) {
       const second = await guardBody(s, api, again, { allowReask: false });
-      if (!second.block) return { body: second.body, changed: true, block };
+      if (!second.block) return { body: second.body, changed: true, block, ...(second.changed ? {} : { reaskPassed: true }) };
       return { body: blockedBody(api, again, 'error', r.fallbackMessage), changed: true, block: second.block };
     }
   }

@@ -42,6 +42,12 @@ export interface ResponseGuardState {
   stripped: Array<{ name: string; reason: 'not_allowed' | 'tool_poisoning' }>;
 }
 
+/** The response-guards module, as other modules see it. */
+export interface ResponseGuardsModule extends GatewayModule {
+  /** Checks a stored response read back through the gateway (see `scanStored` below). */
+  scanStored(ctx: RequestContext, body: Record<string, unknown>): Promise<Record<string, unknown>>;
+}
+
 /** The audit summary of approvals in `ctx.state.approvals`. */
 export interface ApprovalAudit {
   event: 'requested' | 'used' | 'denied';
@@ -95,7 +101,7 @@ function addCanary(api: string, body: Record<string, unknown>, note: string): Re
 }
 
 /** Creates the response-guards module (needs the guards module; uses the policy module when present). */
-export function createResponseGuardsModule(mctx: ModuleContext): GatewayModule {
+export function createResponseGuardsModule(mctx: ModuleContext): ResponseGuardsModule {
   const guards = mctx.modules.get('guards') as GuardsModule | undefined;
   if (!guards) throw new Error('the response-guards module needs the guards module');
   const engine = guards.engine;
@@ -247,7 +253,38 @@ export function createResponseGuardsModule(mctx: ModuleContext): GatewayModule {
       stage,
     });
     ctx.state.responseSession = s;
+    // The output is checked in enforce mode: a stored response that passes is marked so (objects module).
+    if (!s.shadow && cfg.response.enabled) ctx.state.outputGuarded = true;
     return s;
+  }
+
+  /**
+   * Read-time check of a stored response the gateway did not see whole (`GET /v1/responses/{id}`
+   * of a background or cut-short response): the output checks of the caller's policy, without the
+   * creating request's context (no canary, no system prompt to compare, no offered tools, no
+   * approvals). Returns the body to send: unchanged, rewritten, or in its blocked form.
+   */
+  async function scanStored(ctx: RequestContext, body: Record<string, unknown>): Promise<Record<string, unknown>> {
+    const cfg = engine.configFor(scopeOf(ctx));
+    if (!cfg.enabled || !cfg.response.enabled) return body;
+    const checker = createOutputChecker(cfg, { trustedUrls: [] }, hashKey);
+    const judge = cfg.response.unsafe.judge ? engine.judges.get('llama-guard') : undefined;
+    const s = new ResponseSession({ cfg, checker, ...(judge ? { judge } : {}), state: ctx.state, stage: 'response' });
+    let out;
+    let recs: GuardRecord[] = [];
+    try {
+      out = await guardBody(s, 'responses', body, { allowReask: false });
+    } finally {
+      recs = s.finish();
+    }
+    if (out.block && !s.shadow) {
+      ctx.responseHeaders['x-portcullis-guard'] = out.block.guard;
+      ctx.responseHeaders['x-portcullis-action'] = cfg.response.onBlock === 'fallback' ? 'fallback' : 'block';
+    } else if (out.changed) {
+      ctx.responseHeaders['x-portcullis-guard'] = recs.find((r) => r.action === 'transform' && r.applied)?.guard ?? 'response';
+      ctx.responseHeaders['x-portcullis-action'] = 'transform';
+    }
+    return out.body;
   }
 
   async function reask(ctx: RequestContext, note: string): Promise<Record<string, unknown> | undefined> {
@@ -310,13 +347,15 @@ export function createResponseGuardsModule(mctx: ModuleContext): GatewayModule {
       return undefined;
     }
     ctx.state.reasked = true;
+    ctx.state.outputWithheld = false; // what the client gets now is the re-asked stream, checked afresh
     // In the guard records (audit event, guard verdict log): the stream was re-asked after this block.
     ((ctx.state.guards ??= []) as GuardRecord[]).push({ guard: 'response:reask', stage: 'stream', mode: 'enforce', action: 'transform', categories: blocked?.categories ?? [], findings: 0, latencyMs: Math.round((performance.now() - t0) * 1000) / 1000, applied: true });
     return res;
   }
 
-  return {
+  const mod: ResponseGuardsModule = {
     name: 'response-guards',
+    scanStored,
     steps: {
       requestGuards(ctx) {
         requestSide(ctx);
@@ -333,6 +372,9 @@ export function createResponseGuardsModule(mctx: ModuleContext): GatewayModule {
           // Records go to ctx.state.guards before the guards module's done step reads them.
           recs = s.finish();
         }
+        // Whether the body sent differs from the response the upstream stored under its id (a
+        // re-asked answer that passed unchanged is stored as sent).
+        ctx.state.outputWithheld = out.reaskPassed ? false : out.block ? !s.shadow : out.changed;
         if (out.block && !s.shadow) {
           ctx.responseHeaders['x-portcullis-guard'] = out.block.guard;
           ctx.responseHeaders['x-portcullis-action'] = ctx.state.reasked ? 'reask' : s.cfg.response.onBlock === 'fallback' ? 'fallback' : 'block';
@@ -363,6 +405,7 @@ export function createResponseGuardsModule(mctx: ModuleContext): GatewayModule {
       registerApprovalRoutes(app, { db, identity: mctx.identity, enabled: mctx.config.admin.enabled });
     },
   };
+  return mod;
 }
 
 /** The module factory listed in the composition root (after the guards module). */

@@ -92,6 +92,8 @@ export class ResponseSession {
       this.agg.set(guard, a);
     }
     if (RANK[act] > RANK[a.act]) a.act = act;
+    // The released output differs from what the upstream stored (stored responses must not be returned raw).
+    if ((act === 'block' || act === 'transform') && !this.isShadow(guard)) this.o.state.outputWithheld = true;
     for (const c of categories) a.categories.add(c);
     a.findings += findings;
     a.latencyMs += latencyMs;
@@ -211,12 +213,17 @@ export class ResponseSession {
     });
   }
 
+  /** True when the guard only records (tool guards follow `guards.tools.mode`, the rest `guards.response.mode`). */
+  private isShadow(guard: string): boolean {
+    return guard === 'response:tools' || guard === 'response:approvals' ? this.o.tools?.cfg.mode === 'shadow' : this.shadow;
+  }
+
   /** Writes the aggregated records to `state.guards` (call once at the end). */
   finish(): GuardRecord[] {
     const sink = ((this.o.state.guards ??= []) as GuardRecord[]);
     const out: GuardRecord[] = [];
     for (const [guard, a] of this.agg) {
-      const shadow = guard === 'response:tools' || guard === 'response:approvals' ? this.o.tools?.cfg.mode === 'shadow' : this.shadow;
+      const shadow = this.isShadow(guard);
       const rec: GuardRecord = {
         guard,
         stage: a.stage,

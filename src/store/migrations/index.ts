@@ -13,6 +13,7 @@ import { m006 } from './006-approvals.js';
 import { m008 } from './008-audit-day-index.js';
 import { m009 } from './009-guard-shadow-created.js';
 import { m010 } from './010-admin-events-action.js';
+import { m011 } from './011-object-output-check.js';
 
 /** One migration; `dialect` lets a step use engine-specific column types. */
 export interface DbMigration {
@@ -31,4 +32,5 @@ export const migrations: Record<string, DbMigration> = {
   '008-audit-day-index': m008,
   '009-guard-shadow-created': m009,
   '010-admin-events-action': m010,
+  '011-object-output-check': m011,
 };
