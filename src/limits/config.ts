@@ -35,7 +35,16 @@ const scopedLimitsSchema = z
 
 /** Price of one model in US dollars per million tokens. */
 export const modelPriceSchema = z
-  .object({ inputPerMTok: money, outputPerMTok: money, cachedInputPerMTok: money.optional() })
+  .object({
+    inputPerMTok: money,
+    outputPerMTok: money,
+    /** Input read from the provider's prompt cache (default: the input price). */
+    cachedInputPerMTok: money.optional(),
+    /** Input written to the prompt cache (Anthropic 5-minute writes; default: the input price). */
+    cacheWritePerMTok: money.optional(),
+    /** Input written to the prompt cache for an hour (Anthropic `ttl: 1h`; default: `cacheWritePerMTok`). */
+    cacheWrite1hPerMTok: money.optional(),
+  })
   .strict();
 export type ModelPrice = z.infer<typeof modelPriceSchema>;
 
@@ -83,16 +92,16 @@ export const DEFAULT_PRICING: Record<string, ModelPrice> = {
   'text-embedding-3-small': { inputPerMTok: 0.02, outputPerMTok: 0 },
   'text-embedding-3-large': { inputPerMTok: 0.13, outputPerMTok: 0 },
   'text-embedding-ada-002': { inputPerMTok: 0.1, outputPerMTok: 0 },
-  // Anthropic (cachedInputPerMTok = cache reads)
-  'claude-opus-4*': { inputPerMTok: 15, outputPerMTok: 75, cachedInputPerMTok: 1.5 },
-  'claude-opus-4-5*': { inputPerMTok: 5, outputPerMTok: 25, cachedInputPerMTok: 0.5 },
-  'claude-sonnet-4*': { inputPerMTok: 3, outputPerMTok: 15, cachedInputPerMTok: 0.3 },
-  'claude-3-7-sonnet*': { inputPerMTok: 3, outputPerMTok: 15, cachedInputPerMTok: 0.3 },
-  'claude-3-5-sonnet*': { inputPerMTok: 3, outputPerMTok: 15, cachedInputPerMTok: 0.3 },
-  'claude-haiku-4*': { inputPerMTok: 1, outputPerMTok: 5, cachedInputPerMTok: 0.1 },
-  'claude-3-5-haiku*': { inputPerMTok: 0.8, outputPerMTok: 4, cachedInputPerMTok: 0.08 },
-  'claude-3-haiku*': { inputPerMTok: 0.25, outputPerMTok: 1.25, cachedInputPerMTok: 0.03 },
-  'claude-3-opus*': { inputPerMTok: 15, outputPerMTok: 75, cachedInputPerMTok: 1.5 },
+  // Anthropic (cachedInputPerMTok = cache reads; cache writes 1.25× input for 5 minutes, 2× for an hour)
+  'claude-opus-4*': { inputPerMTok: 15, outputPerMTok: 75, cachedInputPerMTok: 1.5, cacheWritePerMTok: 18.75, cacheWrite1hPerMTok: 30 },
+  'claude-opus-4-5*': { inputPerMTok: 5, outputPerMTok: 25, cachedInputPerMTok: 0.5, cacheWritePerMTok: 6.25, cacheWrite1hPerMTok: 10 },
+  'claude-sonnet-4*': { inputPerMTok: 3, outputPerMTok: 15, cachedInputPerMTok: 0.3, cacheWritePerMTok: 3.75, cacheWrite1hPerMTok: 6 },
+  'claude-3-7-sonnet*': { inputPerMTok: 3, outputPerMTok: 15, cachedInputPerMTok: 0.3, cacheWritePerMTok: 3.75, cacheWrite1hPerMTok: 6 },
+  'claude-3-5-sonnet*': { inputPerMTok: 3, outputPerMTok: 15, cachedInputPerMTok: 0.3, cacheWritePerMTok: 3.75, cacheWrite1hPerMTok: 6 },
+  'claude-haiku-4*': { inputPerMTok: 1, outputPerMTok: 5, cachedInputPerMTok: 0.1, cacheWritePerMTok: 1.25, cacheWrite1hPerMTok: 2 },
+  'claude-3-5-haiku*': { inputPerMTok: 0.8, outputPerMTok: 4, cachedInputPerMTok: 0.08, cacheWritePerMTok: 1, cacheWrite1hPerMTok: 1.6 },
+  'claude-3-haiku*': { inputPerMTok: 0.25, outputPerMTok: 1.25, cachedInputPerMTok: 0.03, cacheWritePerMTok: 0.3125, cacheWrite1hPerMTok: 0.5 },
+  'claude-3-opus*': { inputPerMTok: 15, outputPerMTok: 75, cachedInputPerMTok: 1.5, cacheWritePerMTok: 18.75, cacheWrite1hPerMTok: 30 },
   // The built-in demo provider: small but nonzero, so money budgets can be demonstrated.
   'demo*': { inputPerMTok: 1, outputPerMTok: 2, cachedInputPerMTok: 0.5 },
 };

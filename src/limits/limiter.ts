@@ -9,7 +9,7 @@ import { DEFAULT_MAX_OUTPUT_TOKENS, mergeLimitSets, type LimitsConfig } from './
 import { globTable } from './glob.js';
 import { formatResetDuration, retryAfterSeconds } from './headers.js';
 import { periodCache, type Periods } from './periods.js';
-import { nanoCost, NANO_PER_USD, priceFor } from './pricing.js';
+import { nanoCost, NANO_PER_USD, priceFor, usageNanoCost } from './pricing.js';
 import { createMemoryCounterStore, type MemoryCounterStore } from './store/memory.js';
 import type {
   Admission,
@@ -530,7 +530,7 @@ export function createLimiter(opts: CreateLimiterOptions): Limiter {
 
   function settleNow(ticket: Ticket, usage: Usage): { costUsd: number } | Promise<{ costUsd: number }> {
     const t = ticket.plan;
-    const cost = nanoCost(priceFor(ticket.model, config), usage.inputTokens, usage.outputTokens, usage.cachedInputTokens ?? 0);
+    const cost = usageNanoCost(priceFor(ticket.model, config), usage);
     const result = { costUsd: cost / NANO_PER_USD };
     if (t.done) return result;
     t.done = true;

@@ -274,13 +274,13 @@ function buildModule(config: LimitsConfig, log?: { warn(o: object, m: string): v
     // reports no usage, or a client that goes away before the usage chunk (or before any answer),
     // does not make the request free.
     let usage = ctx.usage;
-    const final = usage !== undefined && (ctx.outputComplete || (ok && !ctx.stream));
+    const final = usage !== undefined && !ctx.usageEstimated && (ctx.outputComplete || (ok && !ctx.stream));
     if (!final) {
       let out = ctx.outputMeter?.tokens() ?? 0;
       // A background response is generated after the POST answered (queued, no usage): the whole
       // reserved output stays charged, as the work the upstream goes on to do may reach it.
       if (isBackground(ctx)) out = Math.max(out, ticket.maxOutputTokens * ticket.outputCount);
-      if (!usage || out > usage.outputTokens) {
+      if (!usage || out > usage.outputTokens || ctx.usageEstimated) {
         usage = { inputTokens: usage?.inputTokens || state.estimatedInputTokens, outputTokens: Math.max(out, usage?.outputTokens ?? 0), cachedInputTokens: usage?.cachedInputTokens ?? 0 };
         state.estimatedOutputTokens = usage.outputTokens;
         if (!ctx.usage && ok && !ctx.aborted && !isBackground(ctx) && ctx.provider && !warnedNoUsage.has(ctx.provider.name)) {

@@ -111,6 +111,10 @@ export interface Usage {
   inputTokens: number;
   outputTokens: number;
   cachedInputTokens?: number;
+  /** The part of `inputTokens` written to the prompt cache (Anthropic `cache_creation_input_tokens`). */
+  cacheWriteInputTokens?: number;
+  /** Of `cacheWriteInputTokens`, the part written for an hour (Anthropic `cache_creation.ephemeral_1h_input_tokens`). */
+  cacheWrite1hInputTokens?: number;
 }
 
 /** Counters of a limiter, for metrics. */

@@ -9,6 +9,9 @@ export interface TokenUsage {
   inputTokens: number;
   outputTokens: number;
   cachedInputTokens?: number;
+  /** The part of `inputTokens` written to the prompt cache (Anthropic), and of it, written for an hour. */
+  cacheWriteInputTokens?: number;
+  cacheWrite1hInputTokens?: number;
 }
 
 /** An SSE event as relayed to the client. */
@@ -72,6 +75,8 @@ export interface RequestContext {
   upstreamSent?: boolean;
   /** Set when a stream reached its terminal event (its usage, if any, is final). */
   outputComplete?: boolean;
+  /** Set when `usage` holds estimated parts (a re-asked call that reported none): the limits settle it as an estimate. */
+  usageEstimated?: boolean;
   status?: number;
   /** Error code when the request failed. */
   errorCode?: string;

@@ -17,7 +17,7 @@ import type { Config } from '../config/schema.js';
 import type { AuditRequestState } from '../audit/event.js';
 import type { ProxySteps, RequestContext, SseEvent, StreamReask, TokenUsage } from './context.js';
 import { readBounded, upstreamStatusError } from './upstream-errors.js';
-import { isTerminalEvent, OutputMeter, usageFromBody, usageFromEvent } from './usage.js';
+import { addUsage, isTerminalEvent, OutputMeter, usageFromBody, usageFromEvent } from './usage.js';
 import { validateBody } from './validate.js';
 import { jsonDepthExceeds } from './body.js';
 import { phase } from '../tracing/phases.js';
@@ -358,7 +358,7 @@ async function relayStream(
       // all; with one, its reported usage is added — or, when it reported none, its input estimate,
       // and its output is left to the meter (both calls' output counted): the settlement estimates.
       const u = secondCall ? ctx.usage : undefined;
-      if (u) ctx.usage = { inputTokens: carried.inputTokens + u.inputTokens, outputTokens: carried.outputTokens + u.outputTokens, cachedInputTokens: (carried.cachedInputTokens ?? 0) + (u.cachedInputTokens ?? 0) };
+      if (u) ctx.usage = addUsage(carried, u);
       else if (secondCall) {
         ctx.usage = { inputTokens: carried.inputTokens + inputEstimate(), outputTokens: carried.outputTokens, cachedInputTokens: carried.cachedInputTokens ?? 0 };
         ctx.outputComplete = undefined;

@@ -4,13 +4,33 @@ import type { TokenUsage } from './context.js';
 
 const num = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : 0);
 
+/** Anthropic usage: input is fresh + cache reads + cache writes, with the reads and writes kept apart for pricing. */
+function anthropicUsage(u: any): TokenUsage {
+  const out: TokenUsage = { inputTokens: num(u.input_tokens) + num(u.cache_read_input_tokens) + num(u.cache_creation_input_tokens), outputTokens: num(u.output_tokens), cachedInputTokens: num(u.cache_read_input_tokens) };
+  const w = num(u.cache_creation_input_tokens);
+  if (w > 0) {
+    out.cacheWriteInputTokens = w;
+    const w1h = num(u.cache_creation?.ephemeral_1h_input_tokens);
+    if (w1h > 0) out.cacheWrite1hInputTokens = Math.min(w1h, w);
+  }
+  return out;
+}
+
+/** The usage of two upstream calls together (a re-ask). */
+export function addUsage(a: TokenUsage, b: TokenUsage): TokenUsage {
+  const out: TokenUsage = { inputTokens: a.inputTokens + b.inputTokens, outputTokens: a.outputTokens + b.outputTokens, cachedInputTokens: (a.cachedInputTokens ?? 0) + (b.cachedInputTokens ?? 0) };
+  const w = (a.cacheWriteInputTokens ?? 0) + (b.cacheWriteInputTokens ?? 0);
+  const w1h = (a.cacheWrite1hInputTokens ?? 0) + (b.cacheWrite1hInputTokens ?? 0);
+  if (w > 0) out.cacheWriteInputTokens = w;
+  if (w1h > 0) out.cacheWrite1hInputTokens = w1h;
+  return out;
+}
+
 /** Usage of a non-streamed response body, or undefined. */
 export function usageFromBody(api: Api, body: any): TokenUsage | undefined {
   const u = body?.usage;
   if (!u || typeof u !== 'object') return undefined;
-  if (api === 'messages') {
-    return { inputTokens: num(u.input_tokens) + num(u.cache_read_input_tokens) + num(u.cache_creation_input_tokens), outputTokens: num(u.output_tokens), cachedInputTokens: num(u.cache_read_input_tokens) };
-  }
+  if (api === 'messages') return anthropicUsage(u);
   if (api === 'responses') return { inputTokens: num(u.input_tokens), outputTokens: num(u.output_tokens), cachedInputTokens: num(u.input_tokens_details?.cached_tokens) };
   return { inputTokens: num(u.prompt_tokens), outputTokens: num(u.completion_tokens), cachedInputTokens: num(u.prompt_tokens_details?.cached_tokens) };
 }
@@ -19,10 +39,7 @@ export function usageFromBody(api: Api, body: any): TokenUsage | undefined {
 export function usageFromEvent(api: Api, parsed: any, prev: TokenUsage | undefined): TokenUsage | undefined {
   if (!parsed || typeof parsed !== 'object') return prev;
   if (api === 'messages') {
-    if (parsed.type === 'message_start' && parsed.message?.usage) {
-      const u = parsed.message.usage;
-      return { inputTokens: num(u.input_tokens) + num(u.cache_read_input_tokens) + num(u.cache_creation_input_tokens), outputTokens: num(u.output_tokens), cachedInputTokens: num(u.cache_read_input_tokens) };
-    }
+    if (parsed.type === 'message_start' && parsed.message?.usage) return anthropicUsage(parsed.message.usage);
     if (parsed.type === 'message_delta' && parsed.usage) {
       // message_delta's usage is cumulative; its input fields, when present, include what server
       // tools (web search, fetch) added during the turn, which message_start could not know.
@@ -30,7 +47,12 @@ export function usageFromEvent(api: Api, parsed: any, prev: TokenUsage | undefin
       const hasInput = u.input_tokens !== undefined || u.cache_read_input_tokens !== undefined || u.cache_creation_input_tokens !== undefined;
       const input = num(u.input_tokens) + num(u.cache_read_input_tokens) + num(u.cache_creation_input_tokens);
       const cached = u.cache_read_input_tokens !== undefined ? num(u.cache_read_input_tokens) : (prev?.cachedInputTokens ?? 0);
-      return { inputTokens: hasInput ? Math.max(prev?.inputTokens ?? 0, input) : (prev?.inputTokens ?? 0), outputTokens: num(u.output_tokens), cachedInputTokens: hasInput ? Math.max(prev?.cachedInputTokens ?? 0, cached) : (prev?.cachedInputTokens ?? 0) };
+      const out: TokenUsage = { inputTokens: hasInput ? Math.max(prev?.inputTokens ?? 0, input) : (prev?.inputTokens ?? 0), outputTokens: num(u.output_tokens), cachedInputTokens: hasInput ? Math.max(prev?.cachedInputTokens ?? 0, cached) : (prev?.cachedInputTokens ?? 0) };
+      const w = Math.max(prev?.cacheWriteInputTokens ?? 0, num(u.cache_creation_input_tokens));
+      const w1h = Math.max(prev?.cacheWrite1hInputTokens ?? 0, num(u.cache_creation?.ephemeral_1h_input_tokens));
+      if (w > 0) out.cacheWriteInputTokens = w;
+      if (w1h > 0) out.cacheWrite1hInputTokens = w1h;
+      return out;
     }
     return prev;
   }

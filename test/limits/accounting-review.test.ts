@@ -17,8 +17,9 @@
  *     guards), or its concurrency lease leaked for good (before admission completes);
  * 12. the policy's maxOutputTokens never reaches the forwarded cap when the client sends none;
  * 13. Responses `background: true` work settled on an empty answer.
- * Fixed on 29 Nov, these now pin the fixes — except four marked `todo` (3, 4, 8, and the uncharged
- * non-stream re-ask of 9), still open: they run, and are reported as todo instead of failing the suite.
+ * Fixed on 29 Nov, these now pin the fixes (4 and the uncharged non-stream re-ask of 9 on the second
+ * pass) — except those marked `todo` (3, 8), still open: they run, and are reported as todo instead of
+ * failing the suite.
  */
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
@@ -143,7 +144,7 @@ test('input estimate: images, legacy functions, response_format schemas and prom
 // 4. Pricing: Anthropic cache writes are billed above the base input rate.
 // ---------------------------------------------------------------------------------------------
 
-test('cost: Anthropic cache_creation_input_tokens are priced at the cache-write rate (1.25× input), not the base rate', { todo: 'open: the price table has no cache-write rate (cache writes are priced at the base input rate)' }, async () => {
+test('cost: Anthropic cache_creation_input_tokens are priced at the cache-write rate (1.25× input), not the base rate', async () => {
   const { g, mock } = await gateway({ limits: { defaults: { key: { dailyCostUsd: 100 } } } });
   mock.handler = (req, res) => {
     res.writeHead(200, { 'content-type': 'application/json' });
@@ -154,6 +155,23 @@ test('cost: Anthropic cache_creation_input_tokens are priced at the cache-write 
   const ev = await auditEventOf(audit(g), r.headers.get('x-request-id')!);
   // Sonnet 4: $3/MTok input; a 5-minute cache write is billed at $3.75/MTok (1-hour: $6).
   assert.ok((ev.costUsd ?? 0) >= 3.75 - 1e-9, `1 M cache-write tokens charged $${ev.costUsd} (Anthropic bills at least $3.75)`);
+
+  // Streamed, with half the writes for an hour (the cumulative message_delta carries them): 0.5 × 3.75 + 0.5 × 6.
+  mock.handler = (req, res) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    const ev = (type: string, o: Record<string, unknown>) => res.write(`event: ${type}\ndata: ${JSON.stringify({ type, ...o })}\n\n`);
+    ev('message_start', { message: { id: 'msg_2', type: 'message', role: 'assistant', model: req.body.model, content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: 0, cache_creation_input_tokens: 1_000_000, cache_read_input_tokens: 0, cache_creation: { ephemeral_5m_input_tokens: 500_000, ephemeral_1h_input_tokens: 500_000 }, output_tokens: 1 } } });
+    ev('content_block_start', { index: 0, content_block: { type: 'text', text: '' } });
+    ev('content_block_delta', { index: 0, delta: { type: 'text_delta', text: 'ok' } });
+    ev('content_block_stop', { index: 0 });
+    ev('message_delta', { delta: { stop_reason: 'end_turn', stop_sequence: null }, usage: { input_tokens: 0, cache_creation_input_tokens: 1_000_000, cache_read_input_tokens: 0, output_tokens: 0 } });
+    ev('message_stop', {});
+    res.end();
+  };
+  const s = await postSse(`${g.url}/v1/messages`, g.key, { model: 'claude-sonnet-4', max_tokens: 10, stream: true, system: [{ type: 'text', text: 'A long shared context.', cache_control: { type: 'ephemeral', ttl: '1h' } }], messages: [{ role: 'user', content: 'hi' }] });
+  assert.equal(s.status, 200);
+  const sev = await auditEventOf(audit(g), s.headers.get('x-request-id')!);
+  assert.ok(Math.abs((sev.costUsd ?? 0) - (0.5 * 3.75 + 0.5 * 6)) < 1e-6, `streamed: 500k 5-minute + 500k 1-hour writes charged $${sev.costUsd}`);
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -286,7 +304,7 @@ test('stream re-ask from an upstream without usage: the re-asked call is charged
   assert.ok((ev.limits?.estimatedOutputTokens ?? 0) >= approxTokens(LONG), `the re-asked answer (~${approxTokens(LONG)} tokens) is charged: ${JSON.stringify(ev.limits)}`);
 });
 
-test('non-stream re-ask from an upstream without usage: the re-asked call is charged too', { todo: 'open: a non-stream re-ask without usage is not charged (src/guards/response/module.ts reask)' }, async () => {
+test('non-stream re-ask from an upstream without usage: the re-asked call is charged too', async () => {
   const { g, mock } = await gateway({ guards: reaskGuards, limits: { defaults: { key: { dailyTokens: 100_000 } } } });
   mock.handler = (req, res) => {
     const text = isReask(req) ? LONG : `Sure. Confidential marker: ${canaryOf(req)}.`;

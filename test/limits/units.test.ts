@@ -111,6 +111,18 @@ describe('pricing', () => {
     assert.equal(costUsd('gpt-4o-mini', { inputTokens: 1_000_000, outputTokens: 0 }, c2), 0.15);
     assert.equal(costUsd('unknown', { inputTokens: 5, outputTokens: 5 }, c), 0);
   });
+  test('Anthropic prompt-cache writes: 1.25× input for 5 minutes, 2× for an hour; reads at the cached rate', () => {
+    const near = (a: number, b: number) => assert.ok(Math.abs(a - b) < 1e-6, `${a} ≈ ${b}`);
+    // claude-sonnet-4: $3 in, $0.30 cache reads, $3.75 5-minute writes, $6 1-hour writes, $15 out.
+    // 1M input: 100k fresh, 300k read, 600k written (200k of them for an hour); 10k output.
+    near(costUsd('claude-sonnet-4-5', { inputTokens: 1_000_000, cachedInputTokens: 300_000, cacheWriteInputTokens: 600_000, cacheWrite1hInputTokens: 200_000, outputTokens: 10_000 }, c), 0.1 * 3 + 0.3 * 0.3 + 0.4 * 3.75 + 0.2 * 6 + 0.01 * 15);
+    // Parts never exceed the input: writes beyond what is left after reads count only up to it.
+    near(costUsd('claude-sonnet-4', { inputTokens: 100, cachedInputTokens: 60, cacheWriteInputTokens: 90, outputTokens: 0 }, c), (60 * 0.3 + 40 * 3.75) / 1e6);
+    // A price without write rates bills writes at the input price; a configured 5-minute rate also serves 1-hour writes.
+    const c3 = parseLimitsConfig({ pricing: { 'my-model': { inputPerMTok: 2, outputPerMTok: 4 }, 'my-cached': { inputPerMTok: 2, outputPerMTok: 4, cacheWritePerMTok: 3 } } });
+    near(costUsd('my-model', { inputTokens: 1_000_000, cacheWriteInputTokens: 1_000_000, cacheWrite1hInputTokens: 500_000, outputTokens: 0 }, c3), 2);
+    near(costUsd('my-cached', { inputTokens: 1_000_000, cacheWriteInputTokens: 1_000_000, cacheWrite1hInputTokens: 500_000, outputTokens: 0 }, c3), 3);
+  });
 });
 
 describe('periods and headers', () => {

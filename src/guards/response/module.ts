@@ -14,6 +14,7 @@ import type { GuardsModule } from '../../server/guard-api.js';
 import type { RequestContext } from '../../server/context.js';
 import type { GatewayModule, ModuleContext } from '../../server/modules.js';
 import { readBounded } from '../../server/upstream-errors.js';
+import { addUsage, OutputMeter, usageFromBody } from '../../server/usage.js';
 import { inspect, writeBack } from '../inspect.js';
 import type { GuardsConfig, PolicyScope } from '../config.js';
 import type { GuardRecord } from '../types.js';
@@ -40,6 +41,16 @@ export interface ResponseGuardState {
   tainted: string[];
   /** Tools removed from the request (strip mode) and why. */
   stripped: Array<{ name: string; reason: 'not_allowed' | 'tool_poisoning' }>;
+}
+
+/** Characters of a request body as sent (for an input estimate when the limits made none). */
+const bodyLength = (b: Record<string, unknown>): number => JSON.stringify(b).length;
+
+/** Estimated output tokens of a whole response body. */
+function meterOf(body: unknown): number {
+  const m = new OutputMeter();
+  m.body(body);
+  return m.tokens();
 }
 
 /** The response-guards module, as other modules see it. */
@@ -314,10 +325,14 @@ export function createResponseGuardsModule(mctx: ModuleContext): ResponseGuardsM
       req?.removeListener('abort', onAbort);
     }
     const parsed = JSON.parse(buf.toString('utf8')) as Record<string, any>;
-    const u = parsed?.usage;
-    if (u && ctx.usage) {
-      ctx.usage = { ...ctx.usage, inputTokens: ctx.usage.inputTokens + Number(u.prompt_tokens ?? u.input_tokens ?? 0), outputTokens: ctx.usage.outputTokens + Number(u.completion_tokens ?? u.output_tokens ?? 0) };
-    }
+    // Both calls are charged. A call that reported no usage counts on an estimate: the admission's
+    // input estimate (the re-ask sends the input again) and its output, counted.
+    const reported = usageFromBody(ctx.api, parsed);
+    const inputEstimate = (ctx.state.limits as { estimatedInputTokens?: number } | undefined)?.estimatedInputTokens ?? Math.ceil(bodyLength(body) / 4);
+    const second = reported ?? { inputTokens: inputEstimate, outputTokens: meterOf(parsed) };
+    const first = ctx.usage ?? { inputTokens: inputEstimate, outputTokens: ctx.outputMeter?.tokens() ?? 0 };
+    if (!reported || !ctx.usage) ctx.usageEstimated = true;
+    ctx.usage = addUsage(first, second);
     ctx.state.reasked = true;
     return parsed && typeof parsed === 'object' ? parsed : undefined;
   }
