@@ -4,7 +4,7 @@
  */
 import type { GatewayModule, ModuleFactory } from '../server/modules.js';
 import type { RequestContext } from '../server/context.js';
-import { approxTokens, createCounterStoreFromConfig, createLimiter, estimateInputTokens, resolveLimitSets, costUsd } from './index.js';
+import { approxTokens, createCounterStoreFromConfig, createLimiter, estimateInputTokens, resolveLimitSets, costUsd, priceFor } from './index.js';
 import type { LimitsConfig } from './config.js';
 import { isTextField, isTokenArray } from '../guards/inspect.js';
 import type { Admission, AdmitRequest, Limiter, Ticket } from './types.js';
@@ -204,12 +204,19 @@ function buildModule(config: LimitsConfig, log?: { warn(o: object, m: string): v
     }
     if (requested === undefined) {
       // No cap in a field the API honours: the reserved one is sent in the field it reads.
-      const usesCompletionField = ctx.api === 'chat' && (body.max_completion_tokens !== undefined || /^(o\d|gpt-5)/.test(ctx.model!));
+      const usesCompletionField = ctx.api === 'chat' && (body.max_completion_tokens !== undefined || /^(o\d|gpt-5)/.test(ctx.upstreamModel ?? ctx.model!));
       set(usesCompletionField ? 'max_completion_tokens' : field, cap);
       if (usesCompletionField && body.max_tokens !== undefined) delete body.max_tokens;
     }
     if (body !== ctx.body) ctx.body = body;
   };
+
+  /**
+   * The model a request is priced, tokenized and capped as: the upstream model its route pins (a
+   * client must not pick a cheaper name under a glob route), unless the price table does not know
+   * that name (a deployment name): then the requested one.
+   */
+  const billedModel = (requested: string, upstream: string | undefined): string => (upstream && upstream !== requested && priceFor(upstream, config) ? upstream : requested);
 
   // Both steps return no promise when the store answers in this process (memory), so they cost
   // no microtask hop there; with Redis or IPC they return the store's promise.
@@ -221,12 +228,13 @@ function buildModule(config: LimitsConfig, log?: { warn(o: object, m: string): v
     const tier = p.tier && config.tiers[p.tier] ? p.tier : undefined;
     const sets = resolveLimitSets(config, tier);
     // The real tokenizer only where a limit counts tokens or money; otherwise a cheap estimate.
-    const inputTokens = (needsTokens(sets) ? estimateInputTokens(ctx.model, texts, config) : approxTokens(texts.join('\n'))) + ids;
+    const model = billedModel(ctx.model, ctx.upstreamModel);
+    const inputTokens = (needsTokens(sets) ? estimateInputTokens(model, texts, config) : approxTokens(texts.join('\n'))) + ids;
     const state: LimitsState = { estimatedInputTokens: inputTokens, decision: 'admitted' };
     ctx.state.limits = state;
     const noOutput = NO_OUTPUT_APIS.has(ctx.api);
     const requested = noOutput ? undefined : requestedOutput(ctx.api, ctx.body);
-    const req: AdmitRequest = { tenantId: p.tenantId, model: ctx.model, inputTokens, messages, limits: sets };
+    const req: AdmitRequest = { tenantId: p.tenantId, model, inputTokens, messages, limits: sets };
     if (p.keyId) req.keyId = p.keyId;
     if (p.user) req.userId = p.user;
     if (noOutput) req.noOutput = true;
@@ -265,7 +273,7 @@ function buildModule(config: LimitsConfig, log?: { warn(o: object, m: string): v
     if (!sent || (!ok && !unanswered)) {
       state.settled = 'released';
       const r = limiter.releaseNow(ticket);
-      state.costUsd = ctx.usage && ctx.model ? costUsd(ctx.model, ctx.usage, config) : 0;
+      state.costUsd = ctx.usage ? costUsd(ticket.model, ctx.usage, config) : 0;
       return r;
     }
     // The upstream produced (part of) an answer, or was left working on the request: it is charged.

@@ -17,8 +17,8 @@
  *     guards), or its concurrency lease leaked for good (before admission completes);
  * 12. the policy's maxOutputTokens never reaches the forwarded cap when the client sends none;
  * 13. Responses `background: true` work settled on an empty answer.
- * Fixed on 29 Nov, these now pin the fixes (4 and the uncharged non-stream re-ask of 9 on the second
- * pass) — except those marked `todo` (3, 8), still open: they run, and are reported as todo instead of
+ * Fixed on 29 Nov, these now pin the fixes (4, 8 and the uncharged non-stream re-ask of 9 on the
+ * second pass) — except the one marked `todo` (3), still open: they run, and are reported as todo instead of
  * failing the suite.
  */
 import assert from 'node:assert/strict';
@@ -266,10 +266,10 @@ test('embeddings reserve no output tokens: a 2-token input fits a 3 000 tokens-p
 //    an upstream model, the caller picks which price (and which money reservation) applies.
 // ---------------------------------------------------------------------------------------------
 
-test('cost: a routed request is priced as the upstream model it runs on, not as the name the client chose', { todo: "open: pricing, tokenizer and default cap use the requested model name, not the route's upstream model" }, async () => {
+test('cost: a routed request is priced as the upstream model it runs on, not as the name the client chose', async () => {
   const mock = await startMockUpstream();
   // A pinned snapshot behind a family glob (an ordinary route): every gpt-4o* name runs gpt-4o-2024-08-06.
-  const g = await startGateway({ providers: { mock: { type: 'openai', baseUrl: `${mock.url}/v1` } }, routes: [{ model: 'gpt-4o*', provider: 'mock', upstreamModel: 'gpt-4o-2024-08-06' }], guards: { enabled: false }, audit: { flushIntervalMs: 20 }, limits: { defaults: { key: { dailyCostUsd: 100 } } } });
+  const g = await startGateway({ providers: { mock: { type: 'openai', baseUrl: `${mock.url}/v1` } }, routes: [{ model: 'gpt-4o*', provider: 'mock', upstreamModel: 'gpt-4o-2024-08-06' }, { model: 'gpt-4.1', provider: 'mock', upstreamModel: 'prod-deployment-7' }], guards: { enabled: false }, audit: { flushIntervalMs: 20 }, limits: { defaults: { key: { dailyCostUsd: 100 } } } });
   cleanups.push(() => g.close(), () => mock.close());
   mock.handler = (req, res) => answer(req, res, 'chat', 0, 1_000_000);
   const r = await postJson(`${g.url}/v1/chat/completions`, g.key, { model: 'gpt-4o-mini', max_tokens: 5, messages: [{ role: 'user', content: 'hi' }] });
@@ -277,6 +277,12 @@ test('cost: a routed request is priced as the upstream model it runs on, not as 
   assert.equal(mock.requests[0]!.body.model, 'gpt-4o-2024-08-06', 'the upstream ran gpt-4o');
   const ev = await auditEventOf(audit(g), r.headers.get('x-request-id')!);
   assert.ok((ev.costUsd ?? 0) >= 2.5 - 1e-9, `1 M input tokens of gpt-4o charged $${ev.costUsd} (gpt-4o: $2.50; gpt-4o-mini: $0.15)`);
+  // An upstream name the price table does not know (a deployment name) is priced as the requested model.
+  const d = await postJson(`${g.url}/v1/chat/completions`, g.key, { model: 'gpt-4.1', max_tokens: 5, messages: [{ role: 'user', content: 'hi' }] });
+  assert.equal(d.status, 200);
+  assert.equal(mock.requests[1]!.body.model, 'prod-deployment-7');
+  const dev = await auditEventOf(audit(g), d.headers.get('x-request-id')!);
+  assert.ok(Math.abs((dev.costUsd ?? 0) - 2) < 1e-6, `1 M input tokens on a deployment of gpt-4.1 charged $${dev.costUsd} (gpt-4.1: $2.00)`);
 });
 
 // ---------------------------------------------------------------------------------------------

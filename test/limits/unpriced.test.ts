@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createLimiter, createMemoryCounterStore, parseLimitsConfig, type AdmitRequest } from '../../src/limits/index.js';
 import { startGateway } from '../helpers/gateway.js';
+import { startMockUpstream } from '../helpers/mock-upstream.js';
 
 const req = (model: string, limits: AdmitRequest['limits']): AdmitRequest => ({ tenantId: 't1', keyId: 'k1', model, inputTokens: 10, messages: 1, limits });
 
@@ -31,7 +32,9 @@ test('a money budget on an unpriced model refuses (403) by default; allow admits
 test('through the gateway: 403 with a clear message; a pricing entry makes the model usable', async () => {
   const common = { limits: { defaults: { tenant: { dailyCostUsd: 1 } } }, guards: { enabled: false } };
   for (const [extra, status] of [[{}, 403], [{ pricing: { 'unpriced-*': { inputPerMTok: 1, outputPerMTok: 2 } } }, 200]] as const) {
-    const t = await startGateway({ ...common, limits: { ...common.limits, ...extra }, providers: { demo: { type: 'demo' } }, routes: [{ model: 'unpriced-*', provider: 'demo', upstreamModel: 'demo' }] });
+    // An upstream (deployment) name the price table does not know either: nothing prices the request.
+    const mock = await startMockUpstream();
+    const t = await startGateway({ ...common, limits: { ...common.limits, ...extra }, providers: { mock: { type: 'openai', baseUrl: `${mock.url}/v1` } }, routes: [{ model: 'unpriced-*', provider: 'mock', upstreamModel: 'unpriced-deployment' }] });
     try {
       const key = await t.newKey('acme', 'svc');
       const res = await fetch(`${t.url}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: JSON.stringify({ model: 'unpriced-llm', messages: [{ role: 'user', content: 'hello there' }] }) });
@@ -43,6 +46,7 @@ test('through the gateway: 403 with a clear message; a pricing entry makes the m
       }
     } finally {
       await t.close();
+      await mock.close();
     }
   }
 });
