@@ -39,29 +39,50 @@ export interface LimitsState {
  * parts and blocks of any type (the guards' rule, `isTextField`: binary data, links and ids left
  * out), so a document's text source or a server tool's result counts at admission too.
  */
-function partsText(content: unknown, out: string[], depth = 0): void {
+function partsText(content: unknown, out: string[], media: { tokens: number }, depth = 0): void {
   if (depth > 8) return;
   if (typeof content === 'string') out.push(content);
-  else if (Array.isArray(content)) for (const p of content) partsText(p, out, depth + 1);
+  else if (Array.isArray(content)) for (const p of content) partsText(p, out, media, depth + 1);
   else if (content && typeof content === 'object') {
     const o = content as Record<string, unknown>;
-    for (const k of Object.keys(o)) if (isTextField(o, k)) partsText(o[k], out, depth + 1);
+    media.tokens += imageTokens(o);
+    for (const k of Object.keys(o)) if (isTextField(o, k)) partsText(o[k], out, media, depth + 1);
   }
 }
 
 /**
- * The texts of a request that count as input tokens, its message count, and the input already
- * given as token ids (completions `prompt`, embeddings `input`), which count one token per id.
+ * Input tokens of an image part, estimated without fetching or decoding it: OpenAI's `detail: low`
+ * is 85 tokens; any other detail is counted as one 1024×1024 tile set (765 tokens); an Anthropic
+ * `image` block as its largest unresized image (about 1 600 tokens). The upstream's reported
+ * usage settles the real count.
+ */
+function imageTokens(o: Record<string, unknown>): number {
+  const t = o.type;
+  if (t === 'image_url' || t === 'input_image') {
+    const detail = t === 'image_url' ? (o.image_url as { detail?: unknown } | undefined)?.detail : o.detail;
+    return detail === 'low' ? IMAGE_TOKENS_LOW : IMAGE_TOKENS;
+  }
+  return t === 'image' ? IMAGE_TOKENS_ANTHROPIC : 0;
+}
+const IMAGE_TOKENS_LOW = 85;
+const IMAGE_TOKENS = 765;
+const IMAGE_TOKENS_ANTHROPIC = 1600;
+
+/**
+ * The texts of a request that count as input tokens, its message count, and the tokens counted
+ * without text (`tokenIds`): input already given as token ids (completions `prompt`, embeddings
+ * `input`), one token per id, and the estimated tokens of image parts.
  */
 export function requestTexts(body: Record<string, unknown>): { texts: string[]; messages: number; tokenIds: number } {
   const texts: string[] = [];
   let messages = 0;
   let ids = 0;
+  const media = { tokens: 0 };
   // Entries of a prompt or input array: token-id arrays, texts, input items.
   const entries = (v: readonly unknown[]) => {
     for (const x of v) {
       if (isTokenArray(x)) ids += x.length;
-      else partsText(x, texts);
+      else partsText(x, texts, media);
     }
   };
   if (Array.isArray(body.messages)) {
@@ -69,15 +90,20 @@ export function requestTexts(body: Record<string, unknown>): { texts: string[]; 
     for (const m of body.messages) {
       if (!m || typeof m !== 'object') continue;
       const o = m as Record<string, unknown>;
-      partsText(o.content, texts);
+      partsText(o.content, texts, media);
       if (Array.isArray(o.tool_calls)) texts.push(JSON.stringify(o.tool_calls));
     }
   }
-  partsText(body.system, texts);
+  partsText(body.system, texts, media);
   if (typeof body.instructions === 'string') texts.push(body.instructions);
   if (typeof body.prompt === 'string') texts.push(body.prompt);
   else if (isTokenArray(body.prompt)) ids += body.prompt.length;
   else if (Array.isArray(body.prompt)) entries(body.prompt);
+  else if (body.prompt && typeof body.prompt === 'object') {
+    // A Responses prompt template: its variables (texts, or input items such as images) are input.
+    const vars = (body.prompt as { variables?: unknown }).variables;
+    if (vars && typeof vars === 'object' && !Array.isArray(vars)) for (const v of Object.values(vars)) partsText(v, texts, media);
+  }
   if (typeof body.suffix === 'string') texts.push(body.suffix);
   if (typeof body.input === 'string' || isTokenArray(body.input)) {
     if (typeof body.input === 'string') texts.push(body.input);
@@ -89,7 +115,13 @@ export function requestTexts(body: Record<string, unknown>): { texts: string[]; 
     entries(body.input);
   }
   if (Array.isArray(body.tools) && body.tools.length > 0) texts.push(JSON.stringify(body.tools));
-  return { texts, messages: Math.max(messages, 1), tokenIds: ids };
+  // Legacy chat `functions`, and structured-output schemas (chat `response_format`, Responses `text.format`): the model reads them as input.
+  if (Array.isArray(body.functions) && body.functions.length > 0) texts.push(JSON.stringify(body.functions));
+  const rf = body.response_format as { type?: unknown; json_schema?: unknown } | undefined;
+  if (rf && typeof rf === 'object' && rf.json_schema !== undefined) texts.push(JSON.stringify(rf.json_schema));
+  const tf = (body.text as { format?: { type?: unknown } } | undefined)?.format;
+  if (tf && typeof tf === 'object' && tf.type === 'json_schema') texts.push(JSON.stringify(tf));
+  return { texts, messages: Math.max(messages, 1), tokenIds: ids + media.tokens };
 }
 
 /** The output-cap fields of the request APIs. */

@@ -17,9 +17,8 @@
  *     guards), or its concurrency lease leaked for good (before admission completes);
  * 12. the policy's maxOutputTokens never reaches the forwarded cap when the client sends none;
  * 13. Responses `background: true` work settled on an empty answer.
- * Fixed on 29 Nov, these now pin the fixes (4, 8 and the uncharged non-stream re-ask of 9 on the
- * second pass) — except the one marked `todo` (3), still open: they run, and are reported as todo instead of
- * failing the suite.
+ * Fixed on 29 Nov, these now pin the fixes (3, 4, 8 and the uncharged non-stream re-ask of 9 on
+ * the second pass).
  */
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
@@ -121,7 +120,7 @@ test('n > 1 (chat) and best_of (completions) reserve every answer they generate:
 //    `response_format` schemas, Responses prompt-template variables) gets past `maxInputTokens`.
 // ---------------------------------------------------------------------------------------------
 
-test('input estimate: images, legacy functions, response_format schemas and prompt variables count against maxInputTokens', { todo: 'open: the input estimate does not count images, legacy functions, response_format schemas or prompt variables' }, async () => {
+test('input estimate: images, legacy functions, response_format schemas and prompt variables count against maxInputTokens', async () => {
   const { g, mock } = await gateway({ limits: { defaults: { key: { maxInputTokens: 1000 } } } });
   mock.handler = (req, res) => answer(req, res, req.url.includes('/responses') ? 'responses' : 'chat', 5, 5000);
   const big = 'lorem ipsum dolor sit amet consectetur '.repeat(400); // ~16 000 characters: ~3 000+ tokens
@@ -131,6 +130,9 @@ test('input estimate: images, legacy functions, response_format schemas and prom
     ['legacy functions', '/v1/chat/completions', { model: 'gpt-4o', max_tokens: 10, messages: [{ role: 'user', content: 'hi' }], functions: [{ name: 'f', description: big, parameters: { type: 'object', properties: {} } }] }],
     ['response_format schema', '/v1/chat/completions', { model: 'gpt-4o', max_tokens: 10, messages: [{ role: 'user', content: 'hi' }], response_format: { type: 'json_schema', json_schema: { name: 's', schema: { type: 'object', description: big, properties: {} } } } }],
     ['Responses prompt variables', '/v1/responses', { model: 'gpt-4o', max_output_tokens: 10, input: 'hi', prompt: { id: 'pmpt_1', variables: { doc: big } } }],
+    ['Responses text.format schema', '/v1/responses', { model: 'gpt-4o', max_output_tokens: 10, input: 'hi', text: { format: { type: 'json_schema', name: 's', schema: { type: 'object', description: big, properties: {} } } } }],
+    ['Responses high-detail images', '/v1/responses', { model: 'gpt-4o', max_output_tokens: 10, input: [{ role: 'user', content: [{ type: 'input_text', text: 'Compare.' }, { type: 'input_image', image_url: 'https://img.example.com/a.png', detail: 'high' }, { type: 'input_image', image_url: 'https://img.example.com/b.png' }] }] }],
+    ['an Anthropic image', '/v1/messages', { model: 'claude-sonnet-4', max_tokens: 10, messages: [{ role: 'user', content: [{ type: 'image', source: { type: 'url', url: 'https://img.example.com/a.png' } }, { type: 'text', text: 'Describe.' }] }] }],
   ];
   const admitted: string[] = [];
   for (const [name, path, body] of cases) {
@@ -138,6 +140,9 @@ test('input estimate: images, legacy functions, response_format schemas and prom
     if (r.status === 200) admitted.push(name);
   }
   assert.deepEqual(admitted, [], 'each carries more than 1 000 billed input tokens: 413 expected');
+  // Within the limit: one low-detail image (85 tokens) and a short question are admitted.
+  const ok = await postJson(`${g.url}/v1/chat/completions`, g.key, { model: 'gpt-4o', max_tokens: 10, messages: [{ role: 'user', content: [{ type: 'text', text: 'What is this?' }, { type: 'image_url', image_url: { url: 'https://img.example.com/x.png', detail: 'low' } }] }] });
+  assert.equal(ok.status, 200);
 });
 
 // ---------------------------------------------------------------------------------------------
