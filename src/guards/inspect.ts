@@ -247,6 +247,15 @@ export function inspect(api: string, body: Record<string, unknown>, opts: Inspec
     }
     case 'responses': {
       b.add('system', body.instructions, ['instructions']);
+      // A stored prompt template's variables: texts (or input items) the caller fills into it.
+      const vars = (body.prompt as { variables?: unknown } | undefined)?.variables;
+      if (body.prompt && typeof body.prompt === 'object' && vars && typeof vars === 'object' && !Array.isArray(vars)) {
+        for (const k of Object.keys(vars)) {
+          const v = (vars as Record<string, unknown>)[k];
+          if (typeof v === 'string') b.add('user', v, ['prompt', 'variables', k]);
+          else if (v && typeof v === 'object') b.strings('user', v as Record<string, unknown>, ['prompt', 'variables', k], 0);
+        }
+      }
       if (typeof body.input === 'string') b.add('user', body.input, ['input']);
       else if (Array.isArray(body.input)) {
         body.input.forEach((it: any, i: number) => {

@@ -189,6 +189,12 @@ test('inspect: unfamiliar parts are read by their text fields, binary and ids ar
     ['assistant', 'q'], ['retrieved', 'a.txt'], ['retrieved', 'doc text'], ['tool', 'shell out'], ['tool', 'unknown item'],
   ]);
   assert.deepEqual(inspect('chat', { messages: [{ role: 'user', content: 'q' }], prediction: { type: 'content', content: [{ type: 'text', text: 'draft' }] } }).segments.map((s) => s.path.join('.')), ['messages.0.content', 'prediction.content.0.text']);
+  // Responses prompt-template variables: texts and input items are user input; images and file ids are not text.
+  const pv = { prompt: { id: 'pmpt_1', variables: { name: 'Ada', doc: { type: 'input_text', text: 'the doc' }, pic: { type: 'input_image', image_url: 'https://img.example/a.png' } } }, input: 'hi' };
+  const pr = inspect('responses', pv);
+  assert.deepEqual(pr.segments.map((s) => [s.role, s.path.join('.'), s.text]), [['user', 'prompt.variables.name', 'Ada'], ['user', 'prompt.variables.doc.text', 'the doc'], ['user', 'input', 'hi']]);
+  const pw = writeBack(pr, pv, pr.segments.map((s) => (s.text === 'Ada' ? { ...s, text: '[NAME]' } : s)), new Set([pr.segments[0]!.id])) as any;
+  assert.equal(pw.prompt.variables.name, '[NAME]', 'a redacted variable is written back in place');
 });
 
 test('engine: undecodable token ids are refused by default and forwarded unscanned with limits.undecodableTokens: pass', async () => {
