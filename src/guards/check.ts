@@ -9,6 +9,8 @@
 import type { GuardsConfigInput, PolicyScope } from './config.js';
 import type { GuardEngine } from './engine-core.js';
 import { inspect } from './inspect.js';
+import { GatewayError } from '../errors.js';
+import { validateBody } from '../server/validate.js';
 import type { Segment, Stage, VerdictAction } from './types.js';
 
 /** The stage a text is checked as: a user prompt, untrusted content (tool output, documents), or a model response. */
@@ -99,6 +101,21 @@ export function guardNamesFor(engine: GuardEngine, detectors: readonly string[] 
   return out;
 }
 
+/**
+ * Messages the detectors can read, checked as the proxy checks a chat request: content the check
+ * cannot read (an object, a number) is an error naming it, not an `allow` verdict on text nobody
+ * looked at.
+ */
+function readableMessages(input: readonly unknown[]): void {
+  if (input.length === 0) return;
+  try {
+    validateBody('chat', { model: 'guard-check', messages: input });
+  } catch (e) {
+    if (e instanceof GatewayError) throw new CheckInputError(e.message.replaceAll("'messages", "'input"));
+    throw e;
+  }
+}
+
 /** Checks a text or a list of messages with the same detectors and policy as the gateway. */
 export async function check(input: string | readonly CheckMessage[], opts: CheckOptions = {}): Promise<CheckResult> {
   const stage = opts.stage ?? 'request';
@@ -109,6 +126,7 @@ export async function check(input: string | readonly CheckMessage[], opts: Check
   if (typeof input === 'string') {
     inspected = inspect('text', { text: input });
   } else if (Array.isArray(input)) {
+    readableMessages(input);
     inspected = inspect('chat', { messages: input as unknown[] });
   } else throw new CheckInputError('input must be a string or an array of messages');
   segments = inspected.segments;
