@@ -21,6 +21,15 @@ import { readBounded, upstreamStatusError } from './upstream-errors.js';
 import { roundLogprobs } from '../analytics/perturb.js';
 import type { AnalyticsConfig } from '../analytics/config.js';
 import type { ResponseGuardsModule } from '../guards/response/module.js';
+import { randomBytes } from 'node:crypto';
+import type { Api } from '../providers/types.js';
+import type { GuardsModule } from './guard-api.js';
+import type { GuardRecord } from '../guards/types.js';
+import { blockError } from '../guards/pipeline.js';
+import { GuardInputError, GuardLimitError } from '../guards/engine-core.js';
+import { maxOutputOf, operationOf, toolsOf } from '../policy/engine.js';
+import { guardBatchInput } from './batch-input.js';
+import { validateBody } from './validate.js';
 
 /** What one object route does. */
 type Action = 'create' | 'list' | 'get' | 'content' | 'delete' | 'cancel';
@@ -213,6 +222,75 @@ export const objectsModule: ModuleFactory = ({ config, db, identity, router, mod
     }
   }
 
+  /** Policy and request guards over one batch line's body, as a live request of `api` gets them. */
+  async function checkBatchLine(ctx: RequestContext, api: Api, body: Record<string, unknown>): Promise<Record<string, unknown>> {
+    const pr = ctx.principal!;
+    // The shape the proxy requires of a live request: content the guards cannot read is refused.
+    validateBody(api, body);
+    const pol = modules.get('policy') as PolicyModule | undefined;
+    if (pol) {
+      const tools = toolsOf(api, body);
+      const maxOut = maxOutputOf(api, body);
+      const d = pol.engine.authorize(pr, {
+        operation: operationOf(api),
+        ...(typeof body.model === 'string' ? { model: body.model } : {}),
+        ...(tools ? { tools } : {}),
+        ...(maxOut !== undefined ? { maxOutputTokens: maxOut } : {}),
+        context: { stream: false },
+      });
+      if (!d.allow) throw new GatewayError('PCL_FORBIDDEN', { internal: { reason: d.reason, layer: d.layer, detail: d.detail } });
+    }
+    const engine = (modules.get('guards') as GuardsModule | undefined)?.engine;
+    const scope = { ...(pr.tenantName !== undefined ? { tenantName: pr.tenantName } : {}), ...(pr.tier !== undefined ? { tier: pr.tier } : {}), ...(pr.keyId !== undefined ? { keyId: pr.keyId } : {}) };
+    if (!engine || !engine.hasRequestGuards(scope)) return body;
+    let run;
+    try {
+      run = await engine.runRequest(api, body, { ...scope, tenant: `${pr.tenantId}/${pr.keyId ?? pr.subject}`, requestId: ctx.requestId });
+    } catch (e) {
+      if (e instanceof GuardLimitError) throw new GatewayError('PCL_BODY_TOO_LARGE', { message: `The input is larger than the guards accept (${e.limit}: over ${e.max}).` });
+      if (e instanceof GuardInputError) throw new GatewayError('PCL_INVALID_REQUEST', { message: 'Token-id input cannot be inspected by the guards: send the text instead of token ids.' });
+      throw e instanceof GatewayError ? e : new GatewayError('PCL_GUARD_FAILED', { internal: (e as Error)?.message ?? String(e) });
+    }
+    const { outcome } = run;
+    // The verdicts that acted or would have, for the audit event (bounded).
+    const recs = ((ctx.state.guards ??= []) as GuardRecord[]);
+    for (const r of outcome.records) if ((r.action !== 'allow' || r.error) && recs.length < 200) recs.push(r);
+    if (outcome.action === 'block') {
+      const err = blockError(outcome);
+      throw new GatewayError(err.code, { ...(err.details ? { details: err.details } : {}), headers: { 'x-portcullis-guard': outcome.decidedBy ?? 'guards', 'x-portcullis-action': 'block' }, internal: err.internal });
+    }
+    return run.body;
+  }
+
+  /**
+   * The input file a batch may run: its lines checked (checkBatchLine). Unchanged, the caller's
+   * file; with lines the guards rewrote, a new file of the rewritten lines, uploaded and owned by
+   * the caller. Files over `server.bodyLimit` (the largest upload the gateway takes) are refused.
+   */
+  async function guardedBatchFile(req: FastifyRequest, reply: FastifyReply, ctx: RequestContext, fileId: string, p: Provider): Promise<string> {
+    const res = await call(req, reply, { method: 'GET', path: `/files/${fileId}/content` }, p);
+    let buf: Buffer;
+    try {
+      buf = await readBounded(res.body, config.server.bodyLimit);
+    } catch (e) {
+      if (e instanceof GatewayError && e.code === 'PCL_UPSTREAM_BAD_RESPONSE') throw new GatewayError('PCL_BODY_TOO_LARGE', { message: `Batch input file ${fileId} is larger than the gateway checks (server.bodyLimit).`, param: 'input_file_id' });
+      throw mapTransportError(e, p.name);
+    }
+    const text = new TextDecoder('utf-8', { fatal: false }).decode(buf);
+    const g = await guardBatchInput(text, fileId, (api, body) => checkBatchLine(ctx, api, body));
+    if (!g.changed) return fileId;
+    const boundary = `portcullis-${randomBytes(12).toString('hex')}`;
+    const head = `--${boundary}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nbatch\r\n--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="guarded-${fileId}.jsonl"\r\nContent-Type: application/jsonl\r\n\r\n`;
+    const body = Buffer.concat([Buffer.from(head), Buffer.from(g.text), Buffer.from(`\r\n--${boundary}--\r\n`)]);
+    const up = await readJson(await call(req, reply, { method: 'POST', path: '/files', contentType: `multipart/form-data; boundary=${boundary}`, body }, p), p);
+    if (typeof up.id !== 'string' || !ID_RE.test(up.id)) throw new GatewayError('PCL_UPSTREAM_BAD_RESPONSE', { internal: 'guarded batch file without a usable id' });
+    const pr = ctx.principal!;
+    await owners.record('files', up.id, { tenantId: pr.tenantId, keyId: pr.keyId, subject: pr.subject });
+    ctx.responseHeaders['x-portcullis-action'] = 'transform';
+    ctx.responseHeaders['x-portcullis-batch-input-file'] = up.id;
+    return up.id;
+  }
+
   /** Records objects the upstream made on the caller's behalf (batch output files, fine-tuning result files). */
   async function adoptDerived(kind: ObjectKind, obj: Record<string, unknown>, ctx: RequestContext): Promise<void> {
     const p = ctx.principal!;
@@ -291,6 +369,11 @@ export const objectsModule: ModuleFactory = ({ config, db, identity, router, mod
     ctx.provider = p;
     const t0 = performance.now();
     try {
+      // A batch runs every line of its input file as a request: each is checked like a live one.
+      if (spec.kind === 'batches' && spec.action === 'create' && json && typeof json.input_file_id === 'string') {
+        const fileId = await guardedBatchFile(req, reply, ctx, json.input_file_id, p);
+        if (fileId !== json.input_file_id) req.body = { ...json, input_file_id: fileId };
+      }
       if (spec.action === 'list') return reply.code(200).headers(ctx.responseHeaders).send(await list(req, reply, spec, p));
 
       let up: Omit<RawUpstreamRequest, 'signal' | 'requestId'>;
@@ -303,7 +386,8 @@ export const objectsModule: ModuleFactory = ({ config, db, identity, router, mod
         body.on('error', (e) => limiter!.destroy(e));
         up = { method: 'POST', path: spec.path(), contentType: String(req.headers['content-type']), body: body.pipe(limiter) };
       } else {
-        up = { method: spec.method, path: spec.path(id), ...(json ? { contentType: 'application/json', body: Buffer.from(JSON.stringify(json)) } : {}) };
+        const sent = json ? (req.body as Record<string, unknown>) : undefined; // the batch's guarded input file, when it changed
+        up = { method: spec.method, path: spec.path(id), ...(sent ? { contentType: 'application/json', body: Buffer.from(JSON.stringify(sent)) } : {}) };
       }
       let res: UpstreamResponse;
       try {

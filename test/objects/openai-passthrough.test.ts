@@ -18,6 +18,9 @@ function send(res: ServerResponse, status: number, body: unknown, type = 'applic
   res.end(typeof body === 'string' ? body : JSON.stringify(body));
 }
 
+/** The batch input file `file-up1` (one request: the gateway checks it before a batch runs it). */
+const UP1 = JSON.stringify({ custom_id: 'r1', method: 'POST', url: '/v1/chat/completions', body: { model: 'gpt-4o', messages: [{ role: 'user', content: 'hello' }] } }) + '\n';
+
 /** A scripted OpenAI: a few fixed objects plus one the gateway never saw (`file-foreign`). */
 function fakeOpenAi(req: Recorded, res: ServerResponse): void {
   const [path] = req.url.split('?');
@@ -25,7 +28,7 @@ function fakeOpenAi(req: Recorded, res: ServerResponse): void {
   const batch = (status: string) => ({ id: 'batch_up1', object: 'batch', endpoint: '/v1/chat/completions', input_file_id: 'file-up1', completion_window: '24h', status, created_at: 1, output_file_id: status === 'completed' ? 'file-out1' : null, error_file_id: null });
   if (req.method === 'POST' && path === '/v1/files') return send(res, 200, file('file-up1'));
   if (req.method === 'GET' && path === '/v1/files') return send(res, 200, { object: 'list', data: [file('file-foreign'), file('file-up1'), file('file-out1')], has_more: false });
-  if (req.method === 'GET' && path === '/v1/files/file-up1/content') return send(res, 200, 'hello', 'application/octet-stream');
+  if (req.method === 'GET' && path === '/v1/files/file-up1/content') return send(res, 200, UP1, 'application/octet-stream');
   if (req.method === 'GET' && path === '/v1/files/file-out1/content') return send(res, 200, '{"ok":true}\n', 'application/octet-stream');
   if (req.method === 'DELETE' && path === '/v1/files/file-up1') return send(res, 200, { id: 'file-up1', object: 'file', deleted: true });
   if (req.method === 'POST' && path === '/v1/batches') return send(res, 200, batch('validating'));
@@ -106,7 +109,7 @@ describe('object endpoints through the OpenAI adapter', () => {
       assert.equal(r.status, 404, id);
     }
     assert.equal(mock.requests.length, n);
-    assert.equal(await (await a.files.content('file-up1')).text(), 'hello');
+    assert.equal(await (await a.files.content('file-up1')).text(), UP1);
     assert.equal((await a.files.delete('file-up1')).deleted, true);
     const n2 = mock.requests.length;
     await assert.rejects(a.files.retrieve('file-up1'), (e: { status?: number }) => e.status === 404);
