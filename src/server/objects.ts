@@ -20,7 +20,7 @@ import { UpstreamAbort } from '../util/abort.js';
 import { readBounded, upstreamStatusError } from './upstream-errors.js';
 import { roundLogprobs } from '../analytics/perturb.js';
 import type { AnalyticsConfig } from '../analytics/config.js';
-import type { ResponseGuardsModule } from '../guards/response/module.js';
+import type { ResponseGuardsModule, StoredScan } from '../guards/response/module.js';
 import { randomBytes } from 'node:crypto';
 import type { Api } from '../providers/types.js';
 import type { GuardsModule } from './guard-api.js';
@@ -67,6 +67,9 @@ export const OBJECT_ROUTES: readonly RouteSpec[] = [
   { method: 'GET', url: '/v1/responses/:id', kind: 'responses', action: 'get', path: (id) => `/responses/${id}` },
   { method: 'DELETE', url: '/v1/responses/:id', kind: 'responses', action: 'delete', path: (id) => `/responses/${id}` },
 ];
+
+/** The API of an answer in a batch output line, by its `object`. */
+const OUTPUT_APIS: Record<string, string> = { 'chat.completion': 'chat', text_completion: 'completions', response: 'responses' };
 
 /** Object ids: provider ids such as `file-abc`, `batch_abc`, `vs_abc` (never `.`/`..`, never a path). */
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$/;
@@ -182,8 +185,61 @@ export const objectsModule: ModuleFactory = ({ config, db, identity, router, mod
   async function guardStored(ctx: RequestContext, id: string, check: OutputCheck | null, obj: Record<string, unknown>): Promise<Record<string, unknown>> {
     if (check === 'withheld') throw responseWithheld(id);
     if (check === 'passed') return obj;
+    const r = await scanStored(ctx, obj, 'responses');
+    if (r.action !== 'allow') {
+      ctx.responseHeaders['x-portcullis-guard'] = r.guard ?? 'response';
+      ctx.responseHeaders['x-portcullis-action'] = r.action;
+    }
+    return r.body;
+  }
+
+  /** The response guards' read-time check (none when the module is not loaded or guards are off). */
+  function scanStored(ctx: RequestContext, body: Record<string, unknown>, api: string): Promise<StoredScan> | StoredScan {
     const rg = modules.get('response-guards') as Partial<ResponseGuardsModule> | undefined;
-    return rg?.scanStored ? rg.scanStored(ctx, obj) : obj;
+    return rg?.scanStored ? rg.scanStored(ctx, body, api) : { body, action: 'allow' };
+  }
+
+  /**
+   * A batch output file read back: each line's response body (chat, completions, Responses)
+   * through the read-time check. Lines that are not such an answer (errors, embeddings) pass as
+   * they are. Read whole, up to `upstream.maxResponseBytes`.
+   */
+  async function guardedOutputFile(ctx: RequestContext, res: UpstreamResponse, p: Provider): Promise<Buffer> {
+    let buf: Buffer;
+    try {
+      buf = await readBounded(res.body, config.upstream.maxResponseBytes);
+    } catch (e) {
+      throw mapTransportError(e, p.name);
+    }
+    const lines = buf.toString('utf8').split('\n');
+    let blocked = 0;
+    let changed = 0;
+    let guard: string | undefined;
+    for (let i = 0; i < lines.length; i++) {
+      if (lines[i]!.trim() === '') continue;
+      let line: { response?: { body?: unknown } };
+      try {
+        line = JSON.parse(lines[i]!);
+      } catch {
+        continue; // not a result line: nothing the model wrote is readable in it as JSON
+      }
+      const body = line?.response?.body as Record<string, unknown> | undefined;
+      const api = body && typeof body === 'object' ? OUTPUT_APIS[String(body.object)] : undefined;
+      if (!api) continue;
+      const r = await scanStored(ctx, body!, api);
+      if (r.action === 'allow') continue;
+      if (r.action === 'block') blocked++;
+      else changed++;
+      guard ??= r.guard;
+      lines[i] = JSON.stringify({ ...line, response: { ...line.response, body: r.body } });
+    }
+    if (blocked + changed > 0) {
+      ctx.responseHeaders['x-portcullis-guard'] = guard ?? 'response';
+      ctx.responseHeaders['x-portcullis-action'] = blocked > 0 ? 'block' : 'transform';
+      ctx.state.objects = { ...(ctx.state.objects as object), linesBlocked: blocked, linesChanged: changed };
+      return Buffer.from(lines.join('\n'));
+    }
+    return buf;
   }
 
   async function call(req: FastifyRequest, reply: FastifyReply, up: Omit<RawUpstreamRequest, 'signal' | 'requestId'>, p: Provider): Promise<UpstreamResponse> {
@@ -298,7 +354,8 @@ export const objectsModule: ModuleFactory = ({ config, db, identity, router, mod
     const ids: string[] = [];
     if (kind === 'batches') for (const k of ['output_file_id', 'error_file_id']) if (typeof obj[k] === 'string') ids.push(obj[k] as string);
     if (kind === 'fine_tuning' && Array.isArray(obj.result_files)) for (const f of obj.result_files) if (typeof f === 'string') ids.push(f);
-    for (const id of ids) if (ID_RE.test(id)) await owners.record('files', id, owner);
+    // A batch's output holds what the model wrote, unseen by the gateway: checked when it is read.
+    for (const id of ids) if (ID_RE.test(id)) await owners.record('files', id, owner, kind === 'batches' ? 'unscanned' : undefined);
   }
 
   async function list(req: FastifyRequest, reply: FastifyReply, spec: RouteSpec, p: Provider): Promise<Record<string, unknown>> {
@@ -403,6 +460,10 @@ export const objectsModule: ModuleFactory = ({ config, db, identity, router, mod
       ctx.status = res.status;
       if (spec.action === 'content') {
         const ct = res.headers['content-type'];
+        if (check === 'unscanned') {
+          const out = await guardedOutputFile(ctx, res, p);
+          return reply.code(res.status).headers(ctx.responseHeaders).header('content-type', typeof ct === 'string' ? ct : 'application/octet-stream').send(out);
+        }
         const len = res.headers['content-length'];
         reply.code(res.status).headers(ctx.responseHeaders).header('content-type', typeof ct === 'string' ? ct : 'application/octet-stream');
         if (typeof len === 'string' && /^\d+$/.test(len)) reply.header('content-length', len);

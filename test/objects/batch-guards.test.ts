@@ -17,7 +17,14 @@ describe('batches under the request guards and the policy', () => {
   let a: OpenAI;
   let b: OpenAI;
   before(async () => {
-    g = await startGateway({ guards: { pii: { action: 'redact', entities: ['EMAIL'] } }, policy: { defaults: { models: { deny: ['forbidden-*'] } } } });
+    g = await startGateway({
+      guards: {
+        pii: { action: 'redact', entities: ['EMAIL'] },
+        // This tenant's inputs only flag what its outputs must not carry: the batch output is checked when read.
+        tenants: { outscan: { pii: { action: 'flag' }, secrets: { action: 'flag' }, response: { pii: { action: 'redact' }, secrets: { action: 'block' } } } },
+      },
+      policy: { defaults: { models: { deny: ['forbidden-*'] } } },
+    });
     a = new OpenAI({ apiKey: g.key, baseURL: `${g.url}/v1`, maxRetries: 0 });
     b = new OpenAI({ apiKey: await g.newKey('tenant-b'), baseURL: `${g.url}/v1`, maxRetries: 0 });
   });
@@ -62,6 +69,24 @@ describe('batches under the request guards and the policy', () => {
     const rc = await create(clean.id).withResponse();
     assert.equal(rc.data.input_file_id, clean.id);
     assert.equal(rc.response.headers.get('x-portcullis-action'), null);
+  });
+
+  test('a batch output file is checked line by line when read: redacted, blocked, or returned as made', async () => {
+    const o = new OpenAI({ apiKey: await g.newKey('outscan'), baseURL: `${g.url}/v1`, maxRetries: 0 });
+    const gh = 'gh' + 'p_' + 'aB3dE6gH9jK2mN5pQ8sT1vW4yZ7bC0eF3hJ6';
+    const f = await o.files.create({ file: await toFile(jsonl(line('pii-1', `Write to ${EMAIL} today.`), line('tok-2', `My token is ${gh} ok`), line('ok-3', 'Hello there.')), 'in.jsonl'), purpose: 'batch' });
+    const batch = await o.batches.create({ input_file_id: f.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
+    assert.equal(batch.input_file_id, f.id, 'flagged only: the input ran as sent');
+    const res = await fetch(`${g.url}/v1/files/${batch.output_file_id}/content`, { headers: { authorization: `Bearer ${o.apiKey}` } });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('x-portcullis-action'), 'block');
+    const text = await res.text();
+    assert.doesNotMatch(text, /jane\.roe/, 'the address is redacted');
+    assert.doesNotMatch(text, /ghp_/, 'the token line is blocked');
+    const byId = new Map(text.trim().split('\n').map((l) => JSON.parse(l)).map((l) => [l.custom_id, l.response.body.choices[0]]));
+    assert.equal(byId.get('tok-2').finish_reason, 'content_filter');
+    assert.match(byId.get('pii-1').message.content, /Write to \S+ today/);
+    assert.match(byId.get('ok-3').message.content, /Hello there\./, 'a clean line is returned as made');
   });
 
   test('the policy applies per line (a denied model is 403 naming the line); lines the gateway cannot check are 400', async () => {

@@ -53,10 +53,19 @@ function meterOf(body: unknown): number {
   return m.tokens();
 }
 
+/** What the read-time check made of a stored output. */
+export interface StoredScan {
+  body: Record<string, unknown>;
+  /** `block`: the body is in its blocked form; `transform`: rewritten; `allow`: unchanged. */
+  action: 'allow' | 'transform' | 'block';
+  /** The guard that blocked, or the first that rewrote. */
+  guard?: string;
+}
+
 /** The response-guards module, as other modules see it. */
 export interface ResponseGuardsModule extends GatewayModule {
-  /** Checks a stored response read back through the gateway (see `scanStored` below). */
-  scanStored(ctx: RequestContext, body: Record<string, unknown>): Promise<Record<string, unknown>>;
+  /** Checks a stored output read back through the gateway (see `scanStored` below). */
+  scanStored(ctx: RequestContext, body: Record<string, unknown>, api?: string): Promise<StoredScan>;
 }
 
 /** The audit summary of approvals in `ctx.state.approvals`. */
@@ -270,32 +279,28 @@ export function createResponseGuardsModule(mctx: ModuleContext): ResponseGuardsM
   }
 
   /**
-   * Read-time check of a stored response the gateway did not see whole (`GET /v1/responses/{id}`
-   * of a background or cut-short response): the output checks of the caller's policy, without the
-   * creating request's context (no canary, no system prompt to compare, no offered tools, no
-   * approvals). Returns the body to send: unchanged, rewritten, or in its blocked form.
+   * Read-time check of a stored output the gateway did not see whole (`GET /v1/responses/{id}` of
+   * a background or cut-short response, the lines of a batch's output file): the output checks of
+   * the caller's policy, without the creating request's context (no canary, no system prompt to
+   * compare, no offered tools, no approvals). Returns the body to send: unchanged, rewritten, or in
+   * its blocked form (`onBlock: fallback` gives the fallback message, any other the emptied form).
    */
-  async function scanStored(ctx: RequestContext, body: Record<string, unknown>): Promise<Record<string, unknown>> {
+  async function scanStored(ctx: RequestContext, body: Record<string, unknown>, api = 'responses'): Promise<StoredScan> {
     const cfg = engine.configFor(scopeOf(ctx));
-    if (!cfg.enabled || !cfg.response.enabled) return body;
+    if (!cfg.enabled || !cfg.response.enabled) return { body, action: 'allow' };
     const checker = createOutputChecker(cfg, { trustedUrls: [] }, hashKey);
     const judge = cfg.response.unsafe.judge ? engine.judges.get('llama-guard') : undefined;
     const s = new ResponseSession({ cfg, checker, ...(judge ? { judge } : {}), state: ctx.state, stage: 'response' });
     let out;
     let recs: GuardRecord[] = [];
     try {
-      out = await guardBody(s, 'responses', body, { allowReask: false });
+      out = await guardBody(s, api, body, { allowReask: false });
     } finally {
       recs = s.finish();
     }
-    if (out.block && !s.shadow) {
-      ctx.responseHeaders['x-portcullis-guard'] = out.block.guard;
-      ctx.responseHeaders['x-portcullis-action'] = cfg.response.onBlock === 'fallback' ? 'fallback' : 'block';
-    } else if (out.changed) {
-      ctx.responseHeaders['x-portcullis-guard'] = recs.find((r) => r.action === 'transform' && r.applied)?.guard ?? 'response';
-      ctx.responseHeaders['x-portcullis-action'] = 'transform';
-    }
-    return out.body;
+    if (out.block && !s.shadow) return { body: out.body, action: 'block', guard: out.block.guard };
+    if (out.changed) return { body: out.body, action: 'transform', guard: recs.find((r) => r.action === 'transform' && r.applied)?.guard ?? 'response' };
+    return { body: out.body, action: 'allow' };
   }
 
   async function reask(ctx: RequestContext, note: string): Promise<Record<string, unknown> | undefined> {
