@@ -64,7 +64,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     schemaController: { compilersFactory: { buildValidator: noRouteSchemas, buildSerializer: noRouteSchemas } },
     // A malformed %-escape or an over-long path parameter fails in the router, before any hook:
     // answered here in the error envelope with a request id (frameworkError below).
-    frameworkErrors: frameworkError,
+    frameworkErrors: (err, req, reply) => frameworkError(deps, err, req, reply),
     genReqId(req) {
       const h = req.headers['x-request-id'];
       return typeof h === 'string' && REQUEST_ID_RE.test(h) ? h : 'req_' + randomUUID().replace(/-/g, '');
@@ -216,10 +216,12 @@ function round(n: number): number {
 
 /**
  * The answer to a request the router refused before routing (fastify's `frameworkErrors`): the
- * gateway's error envelope and an x-request-id, not fastify's own body. No hook has run (no request
- * context), so the request is not in the request log or the audit trail; a 5xx is logged here.
+ * gateway's error envelope and an x-request-id, not fastify's own body. No hook has run, so the
+ * request context is made here, and the request goes to the request log, the audit trail and the
+ * metrics like any other refused request (unauthenticated, its route the raw path, `unmatched`
+ * in the metrics); a 5xx is logged here.
  */
-function frameworkError(err: FastifyError, req: FastifyRequest, reply: FastifyReply): void {
+function frameworkError(deps: AppDeps, err: FastifyError, req: FastifyRequest, reply: FastifyReply): void {
   const ge =
     err.code === 'FST_ERR_BAD_URL'
       ? new GatewayError('PCL_INVALID_REQUEST', { message: 'The request URL is malformed (an invalid %-escape).' })
@@ -227,7 +229,21 @@ function frameworkError(err: FastifyError, req: FastifyRequest, reply: FastifyRe
         ? new GatewayError('PCL_INVALID_REQUEST', { status: 414, message: 'A path segment of the request URL is too long.' })
         : toGatewayError(err);
   if (ge.status >= 500) req.log.error({ reqId: req.id, code: ge.code, detail: err.message }, 'request failed');
-  sendError(reply, ge, String(req.id), { 'x-request-id': String(req.id) });
+  const ctx: RequestContext = {
+    requestId: String(req.id),
+    api: 'chat',
+    route: req.url.split('?')[0]!.slice(0, 200),
+    startedAt: performance.now(),
+    clientIp: req.ip,
+    stream: false,
+    body: {},
+    responseHeaders: {},
+    state: { unmatched: true, error: { code: ge.code } },
+    status: ge.status,
+    errorCode: ge.publicCode,
+  };
+  sendError(reply, ge, ctx.requestId, { 'x-request-id': ctx.requestId });
+  finish(deps, req.method, ctx, ge.status, false);
 }
 
 /** Sends `ge` in the gateway's error envelope, with its status and the given headers. */

@@ -2,15 +2,19 @@
  * Requests the router refuses before any route or hook runs (fastify's framework errors): a
  * malformed %-escape in a parametric path, a path parameter over the router's limit. They get the
  * gateway's error envelope and an x-request-id, not fastify's own body; the gateway keeps serving.
+ * They are recorded like any other refused request: the request log, the audit trail, the metrics.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'undici';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
+import { auditEventOf } from '../helpers/audit.js';
+import { auditOf } from '../helpers/mock-gateway.js';
+import { metricValue } from '../helpers/metrics.js';
 
 let g: TestGateway;
 before(async () => {
-  g = await startGateway({});
+  g = await startGateway({ audit: { flushIntervalMs: 20 } }, { env: { PORTCULLIS_METRICS_TOKEN: 'metrics-token' } });
 });
 after(async () => {
   await g?.close();
@@ -58,4 +62,18 @@ test('a valid client x-request-id is kept on a framework error, and the gateway 
   const ok = await request(`${g.url}/healthz`);
   assert.equal(ok.statusCode, 200);
   await ok.body.text();
+});
+
+test('a request refused before routing is in the audit trail and the metrics (unmatched), without its query', async () => {
+  const r = await get('/v1/files/%zz/content?api_key=sk-should-not-be-kept', { 'x-request-id': 'bad-url-audit-1' });
+  assert.equal(r.status, 400);
+  const ev = await auditEventOf(auditOf(g), 'bad-url-audit-1');
+  assert.equal(ev.status, 400);
+  assert.equal(ev.route, '/v1/files/%zz/content');
+  assert.equal(ev.errorCode, 'invalid_request');
+  assert.equal(ev.tenantId, undefined, 'not authenticated');
+  assert.doesNotMatch(JSON.stringify(ev), /sk-should-not-be-kept/);
+  const m = await request(`${g.url}/metrics`, { headers: { authorization: 'Bearer metrics-token' } });
+  const text = await m.body.text();
+  assert.ok(metricValue(text, 'portcullis_requests_total', { route: 'unmatched', status: '400' }) >= 1, 'counted under the unmatched route label');
 });
