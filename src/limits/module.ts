@@ -321,7 +321,8 @@ function buildModule(config: LimitsConfig, log?: { warn(o: object, m: string): v
       // reserved output stays charged, as the work the upstream goes on to do may reach it.
       if (isBackground(ctx)) out = Math.max(out, ticket.maxOutputTokens * ticket.outputCount);
       if (!usage || out > usage.outputTokens || ctx.usageEstimated) {
-        usage = { inputTokens: usage?.inputTokens || state.estimatedInputTokens, outputTokens: Math.max(out, usage?.outputTokens ?? 0), cachedInputTokens: usage?.cachedInputTokens ?? 0 };
+        // What the usage reported is kept (cache reads and writes priced at their rates).
+        usage = { ...usage, inputTokens: usage?.inputTokens || state.estimatedInputTokens, outputTokens: Math.max(out, usage?.outputTokens ?? 0), cachedInputTokens: usage?.cachedInputTokens ?? 0 };
         state.estimatedOutputTokens = usage.outputTokens;
         if (!ctx.usage && ok && !ctx.aborted && !isBackground(ctx) && ctx.provider && !warnedNoUsage.has(ctx.provider.name)) {
           warnedNoUsage.add(ctx.provider.name);

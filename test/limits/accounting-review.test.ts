@@ -179,6 +179,29 @@ test('cost: Anthropic cache_creation_input_tokens are priced at the cache-write 
   assert.ok(Math.abs((sev.costUsd ?? 0) - (0.5 * 3.75 + 0.5 * 6)) < 1e-6, `streamed: 500k 5-minute + 500k 1-hour writes charged $${sev.costUsd}`);
 });
 
+test('cost: a Messages stream the client leaves keeps its cache writes at the cache-write rate on the estimated settlement', async () => {
+  const { g, mock } = await gateway({ limits: { defaults: { key: { dailyCostUsd: 100 } } } });
+  mock.handler = async (req, res) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    const ev = (type: string, o: Record<string, unknown>) => res.write(`event: ${type}\ndata: ${JSON.stringify({ type, ...o })}\n\n`);
+    ev('message_start', { message: { id: 'msg_1', type: 'message', role: 'assistant', model: req.body.model, content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: 0, cache_creation_input_tokens: 1_000_000, cache_read_input_tokens: 0, cache_creation: { ephemeral_5m_input_tokens: 0, ephemeral_1h_input_tokens: 1_000_000 }, output_tokens: 1 } } });
+    ev('content_block_start', { index: 0, content_block: { type: 'text', text: '' } });
+    ev('content_block_delta', { index: 0, delta: { type: 'text_delta', text: 'Hello' } });
+    await new Promise((r) => res.on('close', r)); // until the client leaves
+  };
+  const ac = new AbortController();
+  const r = await fetch(`${g.url}/v1/messages`, { method: 'POST', signal: ac.signal, headers: { authorization: `Bearer ${g.key}`, 'content-type': 'application/json' }, body: JSON.stringify({ model: 'claude-sonnet-4', max_tokens: 10, stream: true, system: [{ type: 'text', text: 'A long shared context.', cache_control: { type: 'ephemeral', ttl: '1h' } }], messages: [{ role: 'user', content: 'hi' }] }) });
+  const rid = r.headers.get('x-request-id')!;
+  const reader = r.body!.getReader();
+  let seen = '';
+  while (!seen.includes('text_delta')) seen += new TextDecoder().decode((await reader.read()).value);
+  ac.abort();
+  const ev = await auditEventOf(audit(g), rid);
+  assert.equal(ev.limits?.settled, 'estimated');
+  // Sonnet 4 bills 1 M one-hour cache writes at $6.
+  assert.ok((ev.costUsd ?? 0) >= 6 - 1e-9, `charged $${ev.costUsd}, expected at least $6`);
+});
+
 // ---------------------------------------------------------------------------------------------
 // 5. Non-stream requests the upstream was working on when the client left (or the gateway gave
 //    up) are released: free against every budget, though the provider processed (and bills) them.
