@@ -6,8 +6,11 @@
 import type { Kysely } from 'kysely';
 import type { Database } from '../store/schema.js';
 
-/** Kinds of objects the gateway tracks (also the policy operation that guards them). */
-export type ObjectKind = 'files' | 'batches' | 'fine_tuning' | 'vector_stores' | 'responses';
+/**
+ * Kinds of objects the gateway tracks (also the policy operation that guards them), and the output
+ * items of stored responses (`response_items`: what a Responses `item_reference` names).
+ */
+export type ObjectKind = 'files' | 'batches' | 'fine_tuning' | 'vector_stores' | 'responses' | 'response_items';
 
 /** Who created an object. */
 export interface ObjectOwner {
@@ -28,8 +31,12 @@ export type OutputCheck = 'passed' | 'withheld' | 'unscanned';
 export interface OwnershipStore {
   /** Records the creator of an object; an id already owned keeps its first owner (and its output check). */
   record(kind: ObjectKind, id: string, owner: ObjectOwner, outputCheck?: OutputCheck): Promise<void>;
-  /** Sets the output check of an object the store holds. */
-  setOutputCheck(kind: ObjectKind, id: string, check: OutputCheck): Promise<void>;
+  /** Records several objects of one owner at once (as `record` does each). */
+  recordMany(kind: ObjectKind, ids: readonly string[], owner: ObjectOwner, outputCheck?: OutputCheck): Promise<void>;
+  /** Sets the output check of objects the store holds. */
+  setOutputCheck(kind: ObjectKind, id: string | readonly string[], check: OutputCheck): Promise<void>;
+  /** Sets the output check of an object the store holds when it has none (a row made before the check existed). */
+  fillOutputCheck(kind: ObjectKind, id: string, check: OutputCheck): Promise<void>;
   /** The owner and output check (null when never recorded, or made before the check existed), or null when the gateway never saw the object. */
   lookup(kind: ObjectKind, id: string): Promise<{ tenantId: string; outputCheck: OutputCheck | null } | null>;
   /** The owning tenant id, or null when the gateway never saw the object. */
@@ -52,8 +59,28 @@ export function createOwnershipStore(db: Kysely<Database>, now: () => number = D
         .onConflict((oc) => oc.columns(['kind', 'object_id']).doNothing())
         .execute();
     },
+    async recordMany(kind, ids, owner, outputCheck) {
+      const at = now();
+      for (let i = 0; i < ids.length; i += 200) {
+        const chunk = ids.slice(i, i + 200);
+        if (chunk.length === 0) continue;
+        await db
+          .insertInto('object_owners')
+          .values(chunk.map((id) => ({ kind, object_id: id, tenant_id: owner.tenantId, key_id: owner.keyId ?? null, subject: owner.subject?.slice(0, 1000) ?? null, created_at: at, output_check: outputCheck ?? null })))
+          .onConflict((oc) => oc.columns(['kind', 'object_id']).doNothing())
+          .execute();
+      }
+    },
     async setOutputCheck(kind, id, check) {
-      await db.updateTable('object_owners').set({ output_check: check }).where('kind', '=', kind).where('object_id', '=', id).execute();
+      const ids = typeof id === 'string' ? [id] : id;
+      for (let i = 0; i < ids.length; i += 200) {
+        const chunk = ids.slice(i, i + 200);
+        if (chunk.length === 0) continue;
+        await db.updateTable('object_owners').set({ output_check: check }).where('kind', '=', kind).where('object_id', 'in', chunk).execute();
+      }
+    },
+    async fillOutputCheck(kind, id, check) {
+      await db.updateTable('object_owners').set({ output_check: check }).where('kind', '=', kind).where('object_id', '=', id).where('output_check', 'is', null).execute();
     },
     async lookup(kind, id) {
       const row = await db.selectFrom('object_owners').select(['tenant_id', 'output_check']).where('kind', '=', kind).where('object_id', '=', id).executeTakeFirst();

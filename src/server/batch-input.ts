@@ -6,6 +6,7 @@
  */
 import { GatewayError } from '../errors.js';
 import type { Api } from '../providers/types.js';
+import { parseJsonBody } from './body.js';
 
 /** Batch line URLs and the API each one is. */
 const BATCH_APIS: Record<string, Api> = {
@@ -39,22 +40,31 @@ function lineName(n: number, customId: unknown): string {
  * refuses the whole batch with the same status the live request would get and a message naming
  * the line (never its content).
  */
-export async function guardBatchInput(text: string, fileId: string, check: BatchLineCheck): Promise<GuardedBatch> {
-  const lines = text.split('\n');
+export async function guardBatchInput(file: Buffer, fileId: string, maxDepth: number, check: BatchLineCheck): Promise<GuardedBatch> {
+  const lines: string[] = [];
   let changed = false;
   let count = 0;
-  for (let i = 0; i < lines.length; i++) {
-    const raw = lines[i]!.replace(/\r$/, '');
+  for (let at = 0, i = 0; at <= file.length; i++) {
+    let end = file.indexOf(0x0a, at);
+    if (end < 0) end = file.length;
+    let bytes = file.subarray(at, end);
+    at = end + 1;
+    if (bytes.length > 0 && bytes[bytes.length - 1] === 0x0d) bytes = bytes.subarray(0, bytes.length - 1);
+    const raw = bytes.toString('utf8');
+    lines.push(raw);
     if (raw.trim() === '') continue;
     count++;
     const n = i + 1;
     let line: Record<string, unknown>;
     try {
-      line = JSON.parse(raw);
-    } catch {
-      throw new GatewayError('PCL_INVALID_REQUEST', { message: `Line ${n} of batch input file ${fileId} is not JSON.`, param: 'input_file_id' });
+      // As a live request body is parsed (valid UTF-8, an object, nested no deeper than the body
+      // limit allows: one level more for the line around the body).
+      line = parseJsonBody(bytes, maxDepth + 1);
+    } catch (e) {
+      const why = e instanceof GatewayError ? e.message.replace(/^The request body/, 'It').replace(/\.$/, '') : 'It is not JSON';
+      throw new GatewayError('PCL_INVALID_REQUEST', { message: `Line ${n} of batch input file ${fileId} is not a JSON request object (${why}).`, param: 'input_file_id' });
     }
-    if (!line || typeof line !== 'object' || Array.isArray(line) || !line.body || typeof line.body !== 'object' || Array.isArray(line.body)) {
+    if (!line.body || typeof line.body !== 'object' || Array.isArray(line.body)) {
       throw new GatewayError('PCL_INVALID_REQUEST', { message: `Line ${n} of batch input file ${fileId} is not a request object with a JSON body.`, param: 'input_file_id' });
     }
     const api = typeof line.url === 'string' ? BATCH_APIS[line.url] : undefined;

@@ -43,7 +43,7 @@ interface RouteSpec {
   path(id?: string): string;
 }
 
-const LABEL: Record<ObjectKind, string> = { files: 'File', batches: 'batch', fine_tuning: 'fine-tuning job', vector_stores: 'vector store', responses: 'response' };
+const LABEL: Record<ObjectKind, string> = { files: 'File', batches: 'batch', fine_tuning: 'fine-tuning job', vector_stores: 'vector store', responses: 'response', response_items: 'response item' };
 
 /** The object routes the gateway serves. */
 export const OBJECT_ROUTES: readonly RouteSpec[] = [
@@ -68,6 +68,32 @@ export const OBJECT_ROUTES: readonly RouteSpec[] = [
   { method: 'DELETE', url: '/v1/responses/:id', kind: 'responses', action: 'delete', path: (id) => `/responses/${id}` },
 ];
 
+const ACTION_RANK: Record<GuardRecord['action'], number> = { allow: 0, flag: 1, transform: 2, block: 3 };
+
+/** Moves the guard records `scratch` collected into `into`, one per guard and mode (counts summed, the strongest action kept). */
+function mergeRecords(into: Map<string, GuardRecord>, scratch: Record<string, unknown>): void {
+  const recs = scratch.guards as GuardRecord[] | undefined;
+  scratch.guards = undefined;
+  scratch.responseFindings = undefined;
+  if (!recs) return;
+  for (const r of recs) {
+    const k = `${r.guard}\u0000${r.mode}`;
+    const m = into.get(k);
+    if (!m) {
+      into.set(k, { ...r, categories: [...r.categories] });
+      continue;
+    }
+    if (ACTION_RANK[r.action] > ACTION_RANK[m.action]) m.action = r.action;
+    for (const c of r.categories) if (!m.categories.includes(c) && m.categories.length < 50) m.categories.push(c);
+    m.findings += r.findings;
+    m.latencyMs = Math.round((m.latencyMs + r.latencyMs) * 1000) / 1000;
+    m.applied ||= r.applied;
+    if (r.error) m.error = r.error;
+  }
+}
+
+const NEWLINE = Buffer.from('\n');
+
 /** The API of an answer in a batch output line, by its `object`. */
 const OUTPUT_APIS: Record<string, string> = { 'chat.completion': 'chat', text_completion: 'completions', response: 'responses' };
 
@@ -77,12 +103,12 @@ const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$/;
 const MAX_LIST_PAGES = 20;
 
 /** The refusal of a stored response the response guards blocked or changed when it was made. */
-export function responseWithheld(id: string, reference = false): GatewayError {
+export function responseWithheld(id: string, reference?: 'previous_response_id' | 'item_reference'): GatewayError {
   return new GatewayError('PCL_CONTENT_POLICY', {
     message: reference
-      ? `previous_response_id names response ${id}, which the response guards blocked or changed when it was created; it cannot be continued through the gateway.`
+      ? `${reference} names ${reference === 'item_reference' ? 'an output item of a response' : 'response'} ${id}, which the response guards blocked or changed when it was created; it cannot be continued through the gateway.`
       : `Response ${id} was blocked or changed by the response guards when it was created; the gateway does not return it.`,
-    ...(reference ? { param: 'previous_response_id' } : { param: 'id' }),
+    param: reference ?? 'id',
     headers: { 'x-portcullis-guard': 'response:stored', 'x-portcullis-action': 'block' },
     internal: { withheld: id },
   });
@@ -105,7 +131,11 @@ export function objectNotFound(kind: ObjectKind, id: string): GatewayError {
   return new GatewayError('PCL_NOT_FOUND', { message: `No such ${LABEL[kind]}: ${shown}`, param: 'id', internal: { bola: kind } });
 }
 
-/** Object ids a chat/responses request body refers to: `file_id`s, `vector_store_ids`, `previous_response_id`. */
+/**
+ * Object ids a chat/responses request body refers to: `file_id`s, `vector_store_ids`,
+ * `previous_response_id`, and the output items Responses `item_reference`s name (in the input,
+ * the tools and prompt-template variables alike).
+ */
 export function referencedObjects(body: Record<string, unknown>): Array<[ObjectKind, string]> {
   const out: Array<[ObjectKind, string]> = [];
   if (typeof body.previous_response_id === 'string') out.push(['responses', body.previous_response_id]);
@@ -116,6 +146,8 @@ export function referencedObjects(body: Record<string, unknown>): Array<[ObjectK
       for (const x of v) walk(x, depth + 1);
       return;
     }
+    const o = v as Record<string, unknown>;
+    if (o.type === 'item_reference') out.push(['response_items', typeof o.id === 'string' ? o.id : String(o.id)]);
     for (const [k, x] of Object.entries(v)) {
       if (k === 'file_id' && typeof x === 'string') {
         out.push(['files', x]);
@@ -130,7 +162,18 @@ export function referencedObjects(body: Record<string, unknown>): Array<[ObjectK
   walk(body.messages, 0);
   walk(body.tools, 0);
   walk(body.tool_resources, 0);
+  const prompt = body.prompt as { variables?: unknown } | undefined;
+  if (prompt && typeof prompt === 'object') walk(prompt.variables, 0);
   return out;
+}
+
+/** Output item ids of a Responses body (`output[].id`), at most 1 000. */
+function outputItemIds(response: unknown): string[] {
+  const output = (response as { output?: unknown } | undefined)?.output;
+  if (!Array.isArray(output)) return [];
+  const ids: string[] = [];
+  for (const it of output) if (it && typeof it === 'object' && typeof (it as { id?: unknown }).id === 'string' && ID_RE.test((it as { id: string }).id) && ids.length < 1000) ids.push((it as { id: string }).id);
+  return ids;
 }
 
 /** Counts bytes of a streamed upload and fails once it exceeds the limit (nothing is buffered). */
@@ -178,6 +221,23 @@ export const objectsModule: ModuleFactory = ({ config, db, identity, router, mod
   }
 
   /**
+   * The objects a chat/responses body names must be the caller's, and a withheld response (or one
+   * of its output items) cannot be continued: handing it back to the model as context would return
+   * what the guards withheld. A Responses `conversation` is refused: the gateway does not route the
+   * Conversations API, so it cannot know who owns one.
+   */
+  async function checkReferences(ctx: RequestContext, api: string, body: Record<string, unknown>): Promise<void> {
+    if (api !== 'responses' && api !== 'chat') return;
+    if (api === 'responses' && body.conversation !== undefined && body.conversation !== null) {
+      throw new GatewayError('PCL_INVALID_REQUEST', { message: 'Responses `conversation` is not supported through this gateway (it cannot check who owns a conversation): continue with previous_response_id.', param: 'conversation' });
+    }
+    for (const [kind, id] of referencedObjects(body)) {
+      const check = await checkOwned(ctx, kind, id);
+      if ((kind === 'responses' || kind === 'response_items') && check === 'withheld') throw responseWithheld(id, kind === 'responses' ? 'previous_response_id' : 'item_reference');
+    }
+  }
+
+  /**
    * A stored response read back: a withheld one is refused, one the guards passed whole is
    * returned, and any other (background, cut short, made before the check existed or with the
    * guards off) goes through the response guards' read-time check.
@@ -194,52 +254,58 @@ export const objectsModule: ModuleFactory = ({ config, db, identity, router, mod
   }
 
   /** The response guards' read-time check (none when the module is not loaded or guards are off). */
-  function scanStored(ctx: RequestContext, body: Record<string, unknown>, api: string): Promise<StoredScan> | StoredScan {
+  function scanStored(ctx: RequestContext, body: Record<string, unknown>, api: string, state?: Record<string, unknown>): Promise<StoredScan> | StoredScan {
     const rg = modules.get('response-guards') as Partial<ResponseGuardsModule> | undefined;
-    return rg?.scanStored ? rg.scanStored(ctx, body, api) : { body, action: 'allow' };
+    return rg?.scanStored ? rg.scanStored(ctx, body, api, state) : { body, action: 'allow' };
   }
 
   /**
    * A batch output file read back: each line's response body (chat, completions, Responses)
-   * through the read-time check. Lines that are not such an answer (errors, embeddings) pass as
-   * they are. Read whole, up to `upstream.maxResponseBytes`.
+   * through the read-time check, streamed line by line (a line over `upstream.maxResponseBytes`
+   * ends the download). Lines that are not such an answer (errors, embeddings) pass as they are.
+   * The verdicts go to the audit event, one record per guard for the whole file.
    */
-  async function guardedOutputFile(ctx: RequestContext, res: UpstreamResponse, p: Provider): Promise<Buffer> {
-    let buf: Buffer;
-    try {
-      buf = await readBounded(res.body, config.upstream.maxResponseBytes);
-    } catch (e) {
-      throw mapTransportError(e, p.name);
-    }
-    const lines = buf.toString('utf8').split('\n');
-    let blocked = 0;
-    let changed = 0;
-    let guard: string | undefined;
-    for (let i = 0; i < lines.length; i++) {
-      if (lines[i]!.trim() === '') continue;
+  async function* guardedOutputFile(ctx: RequestContext, src: AsyncIterable<Uint8Array>): AsyncGenerator<Buffer> {
+    const scratch: Record<string, unknown> = {};
+    const merged = new Map<string, GuardRecord>();
+    const max = config.upstream.maxResponseBytes;
+    const guardLine = async (bytes: Buffer): Promise<Buffer> => {
       let line: { response?: { body?: unknown } };
       try {
-        line = JSON.parse(lines[i]!);
+        line = JSON.parse(bytes.toString('utf8'));
       } catch {
-        continue; // not a result line: nothing the model wrote is readable in it as JSON
+        return bytes; // not a result line: nothing the model wrote is readable in it as JSON
       }
       const body = line?.response?.body as Record<string, unknown> | undefined;
       const api = body && typeof body === 'object' ? OUTPUT_APIS[String(body.object)] : undefined;
-      if (!api) continue;
-      const r = await scanStored(ctx, body!, api);
-      if (r.action === 'allow') continue;
-      if (r.action === 'block') blocked++;
-      else changed++;
-      guard ??= r.guard;
-      lines[i] = JSON.stringify({ ...line, response: { ...line.response, body: r.body } });
+      if (!api) return bytes;
+      const r = await scanStored(ctx, body!, api, scratch);
+      mergeRecords(merged, scratch);
+      return r.action === 'allow' ? bytes : Buffer.from(JSON.stringify({ ...line, response: { ...line.response, body: r.body } }));
+    };
+    let parts: Buffer[] = [];
+    let pending = 0;
+    try {
+      for await (const c of src) {
+        let chunk = Buffer.from(c.buffer, c.byteOffset, c.byteLength);
+        for (let nl = chunk.indexOf(0x0a); nl >= 0; nl = chunk.indexOf(0x0a)) {
+          parts.push(chunk.subarray(0, nl));
+          const line = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+          parts = [];
+          pending = 0;
+          yield Buffer.concat([await guardLine(line), NEWLINE]);
+          chunk = chunk.subarray(nl + 1);
+        }
+        if (chunk.length > 0) {
+          parts.push(chunk);
+          pending += chunk.length;
+          if (pending > max) throw new GatewayError('PCL_UPSTREAM_BAD_RESPONSE', { internal: `a batch output line over ${max} bytes` });
+        }
+      }
+      if (pending > 0) yield await guardLine(Buffer.concat(parts));
+    } finally {
+      if (merged.size > 0) ((ctx.state.guards ??= []) as GuardRecord[]).push(...merged.values());
     }
-    if (blocked + changed > 0) {
-      ctx.responseHeaders['x-portcullis-guard'] = guard ?? 'response';
-      ctx.responseHeaders['x-portcullis-action'] = blocked > 0 ? 'block' : 'transform';
-      ctx.state.objects = { ...(ctx.state.objects as object), linesBlocked: blocked, linesChanged: changed };
-      return Buffer.from(lines.join('\n'));
-    }
-    return buf;
   }
 
   async function call(req: FastifyRequest, reply: FastifyReply, up: Omit<RawUpstreamRequest, 'signal' | 'requestId'>, p: Provider): Promise<UpstreamResponse> {
@@ -283,6 +349,16 @@ export const objectsModule: ModuleFactory = ({ config, db, identity, router, mod
     const pr = ctx.principal!;
     // The shape the proxy requires of a live request: content the guards cannot read is refused.
     validateBody(api, body);
+    // The objects it names must be the caller's (and not withheld), as for a live request.
+    await checkReferences(ctx, api, body);
+    const engine = (modules.get('guards') as GuardsModule | undefined)?.engine;
+    const scope = { ...(pr.tenantName !== undefined ? { tenantName: pr.tenantName } : {}), ...(pr.tier !== undefined ? { tier: pr.tier } : {}), ...(pr.keyId !== undefined ? { keyId: pr.keyId } : {}) };
+    // The tool guards check a model's proposed calls in its answer (allow-list, arguments, SQL,
+    // approvals), which a batch's output file cannot give them: no tools while they are enforced.
+    const gcfg = engine?.configFor(scope);
+    if (gcfg?.enabled && gcfg.tools.enabled && gcfg.tools.mode === 'enforce' && ((Array.isArray(body.tools) && body.tools.length > 0) || (Array.isArray(body.functions) && body.functions.length > 0))) {
+      throw new GatewayError('PCL_INVALID_REQUEST', { message: 'Lines that offer tools cannot run in a batch while the tool guards are enforced (they check each proposed call when it is answered).', param: 'tools' });
+    }
     const pol = modules.get('policy') as PolicyModule | undefined;
     if (pol) {
       const tools = toolsOf(api, body);
@@ -296,8 +372,6 @@ export const objectsModule: ModuleFactory = ({ config, db, identity, router, mod
       });
       if (!d.allow) throw new GatewayError('PCL_FORBIDDEN', { internal: { reason: d.reason, layer: d.layer, detail: d.detail } });
     }
-    const engine = (modules.get('guards') as GuardsModule | undefined)?.engine;
-    const scope = { ...(pr.tenantName !== undefined ? { tenantName: pr.tenantName } : {}), ...(pr.tier !== undefined ? { tier: pr.tier } : {}), ...(pr.keyId !== undefined ? { keyId: pr.keyId } : {}) };
     if (!engine || !engine.hasRequestGuards(scope)) return body;
     let run;
     try {
@@ -332,8 +406,7 @@ export const objectsModule: ModuleFactory = ({ config, db, identity, router, mod
       if (e instanceof GatewayError && e.code === 'PCL_UPSTREAM_BAD_RESPONSE') throw new GatewayError('PCL_BODY_TOO_LARGE', { message: `Batch input file ${fileId} is larger than the gateway checks (server.bodyLimit).`, param: 'input_file_id' });
       throw mapTransportError(e, p.name);
     }
-    const text = new TextDecoder('utf-8', { fatal: false }).decode(buf);
-    const g = await guardBatchInput(text, fileId, (api, body) => checkBatchLine(ctx, api, body));
+    const g = await guardBatchInput(buf, fileId, config.server.maxJsonDepth, (api, body) => checkBatchLine(ctx, api, body));
     if (!g.changed) return fileId;
     const boundary = `portcullis-${randomBytes(12).toString('hex')}`;
     const head = `--${boundary}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nbatch\r\n--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="guarded-${fileId}.jsonl"\r\nContent-Type: application/jsonl\r\n\r\n`;
@@ -355,7 +428,12 @@ export const objectsModule: ModuleFactory = ({ config, db, identity, router, mod
     if (kind === 'batches') for (const k of ['output_file_id', 'error_file_id']) if (typeof obj[k] === 'string') ids.push(obj[k] as string);
     if (kind === 'fine_tuning' && Array.isArray(obj.result_files)) for (const f of obj.result_files) if (typeof f === 'string') ids.push(f);
     // A batch's output holds what the model wrote, unseen by the gateway: checked when it is read.
-    for (const id of ids) if (ID_RE.test(id)) await owners.record('files', id, owner, kind === 'batches' ? 'unscanned' : undefined);
+    for (const id of ids) {
+      if (!ID_RE.test(id)) continue;
+      await owners.record('files', id, owner, kind === 'batches' ? 'unscanned' : undefined);
+      // An output file adopted before the check existed gets it now.
+      if (kind === 'batches') await owners.fillOutputCheck('files', id, 'unscanned');
+    }
   }
 
   async function list(req: FastifyRequest, reply: FastifyReply, spec: RouteSpec, p: Provider): Promise<Record<string, unknown>> {
@@ -461,8 +539,10 @@ export const objectsModule: ModuleFactory = ({ config, db, identity, router, mod
       if (spec.action === 'content') {
         const ct = res.headers['content-type'];
         if (check === 'unscanned') {
-          const out = await guardedOutputFile(ctx, res, p);
-          return reply.code(res.status).headers(ctx.responseHeaders).header('content-type', typeof ct === 'string' ? ct : 'application/octet-stream').send(out);
+          // An error of the upstream body after the download began ends it (the client sees a cut
+          // body); it must not go unhandled.
+          (res.body as Partial<Readable>).on?.('error', () => {});
+          return reply.code(res.status).headers(ctx.responseHeaders).header('content-type', typeof ct === 'string' ? ct : 'application/octet-stream').send(Readable.from(guardedOutputFile(ctx, res.body)));
         }
         const len = res.headers['content-length'];
         reply.code(res.status).headers(ctx.responseHeaders).header('content-type', typeof ct === 'string' ? ct : 'application/octet-stream');
@@ -493,18 +573,20 @@ export const objectsModule: ModuleFactory = ({ config, db, identity, router, mod
     owners,
     steps: {
       /** `previous_response_id`, `file_id`s and `vector_store_ids` in chat/responses requests must be the caller's. */
-      async authorize(ctx) {
-        if (ctx.api !== 'responses' && ctx.api !== 'chat') return;
-        for (const [kind, id] of referencedObjects(ctx.body)) {
-          const check = await checkOwned(ctx, kind, id);
-          // Continuing a withheld response would hand its output back to the model as context.
-          if (kind === 'responses' && check === 'withheld') throw responseWithheld(id, true);
-        }
+      authorize(ctx) {
+        if (ctx.api !== 'responses' && ctx.api !== 'chat') return undefined;
+        return checkReferences(ctx, ctx.api, ctx.body);
       },
       /** Stored responses created through the proxy belong to the caller, with what the response guards made of them. */
       responseGuards(ctx, body) {
         if (ctx.api === 'responses' && ctx.principal && typeof body.id === 'string' && ID_RE.test(body.id) && ctx.body.store !== false) {
-          return owners.record('responses', body.id, { tenantId: ctx.principal.tenantId, keyId: ctx.principal.keyId, subject: ctx.principal.subject }, bodyOutputCheck(ctx, body)).then(() => body);
+          const owner = { tenantId: ctx.principal.tenantId, keyId: ctx.principal.keyId, subject: ctx.principal.subject };
+          const check = bodyOutputCheck(ctx, body);
+          const items = outputItemIds(body);
+          return owners
+            .record('responses', body.id, owner, check)
+            .then(() => (items.length > 0 ? owners.recordMany('response_items', items, owner, check) : undefined))
+            .then(() => body);
         }
         return body; // not a stored response: nothing to wait for
       },
@@ -517,21 +599,29 @@ export const objectsModule: ModuleFactory = ({ config, db, identity, router, mod
       streamGuards(ctx) {
         if (ctx.api !== 'responses' || !ctx.principal || ctx.body.store === false) return undefined;
         const pr = ctx.principal;
+        const owner = { tenantId: pr.tenantId, keyId: pr.keyId, subject: pr.subject };
         let recorded: string | undefined;
+        // Output item ids seen (what a later `item_reference` may name), recorded with the final check.
+        const items = new Set<string>();
         return {
           async onEvent(ev: SseEvent, parsed: unknown) {
-            const r = (parsed as { type?: string; response?: { id?: unknown } } | undefined)?.response;
+            const p = parsed as { type?: string; response?: { id?: unknown }; item?: { id?: unknown } } | undefined;
+            const r = p?.response;
             if (recorded === undefined && r && typeof r.id === 'string' && ID_RE.test(r.id)) {
               recorded = r.id;
               ctx.state.streamedResponseId = r.id;
-              await owners.record('responses', r.id, { tenantId: pr.tenantId, keyId: pr.keyId, subject: pr.subject }, 'unscanned');
+              await owners.record('responses', r.id, owner, 'unscanned');
             }
+            const itemId = p?.item?.id;
+            if (typeof itemId === 'string' && ID_RE.test(itemId) && items.size < 1000) items.add(itemId);
+            if (r && p?.type === 'response.completed') for (const id of outputItemIds(r)) if (items.size < 1000) items.add(id);
             return [ev];
           },
           async end() {
             if (recorded === undefined) return [];
             const check: OutputCheck = ctx.state.outputWithheld === true ? 'withheld' : ctx.state.outputGuarded === true && ctx.outputComplete === true ? 'passed' : 'unscanned';
             if (check !== 'unscanned') await owners.setOutputCheck('responses', recorded, check);
+            if (items.size > 0) await owners.recordMany('response_items', [...items], owner, check);
             return [];
           },
         };

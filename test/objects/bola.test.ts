@@ -164,6 +164,21 @@ describe('object ownership (BOLA) with the demo upstream', () => {
     const fa = await a.files.create({ file: await toFile(Buffer.from('%PDF-1.4'), 'x.pdf'), purpose: 'user_data' });
     const chat = await raw('POST', '/v1/chat/completions', keyB, { model: 'demo', messages: [{ role: 'user', content: [{ type: 'file', file: { file_id: fa.id } }] }] });
     assert.equal(chat.status, 404);
+    // … and inside a prompt template's variables.
+    const vars = await raw('POST', '/v1/responses', keyB, { model: 'demo', input: 'Summarise the document.', prompt: { id: 'pmpt_1', variables: { doc: { type: 'input_file', file_id: fa.id } } } });
+    assert.equal(vars.status, 404);
+    // An output item of a stored response (what `item_reference` names) is its owner's alone.
+    const withItem = await a.responses.create({ model: 'demo', input: 'Tell me a fact.' });
+    const itemId = withItem.output[0]!.id!;
+    assert.ok(itemId);
+    const refBody = { model: 'demo', input: [{ type: 'item_reference', id: itemId }, { role: 'user', content: 'And another?' }] };
+    assert.equal((await raw('POST', '/v1/responses', keyB, refBody)).status, 404, 'B references A item');
+    assert.equal((await raw('POST', '/v1/responses', keyB, { ...refBody, input: [{ type: 'item_reference', id: 'msg_never_seen' }] })).status, 404, 'an item the gateway never saw');
+    assert.equal((await raw('POST', '/v1/responses', g.key, refBody)).status, 200, 'the owner may');
+    // Conversations are not routed, so their owners are unknown: refused.
+    const conv = await raw('POST', '/v1/responses', g.key, { model: 'demo', input: 'hi', conversation: 'conv_abc' });
+    assert.equal(conv.status, 400);
+    assert.match(((await conv.json()) as { error: { message: string } }).error.message, /conversation/);
     const vs = await a.vectorStores.create({ name: 'kb' });
     await notFound(b.responses.create({ model: 'demo', input: 'What is the capital of France?', tools: [{ type: 'file_search', vector_store_ids: [vs.id] }] }), 'B searches A store');
   });

@@ -129,6 +129,10 @@ describe('stored responses under the response guards', () => {
     await withheld(c.responses.retrieve(red.id), 'GET of a redacted response');
     assert.equal(mock.requests.length, before, 'refused without asking the upstream');
     await withheld(c.responses.create({ model: 'gpt-4o', input: 'repeat that', previous_response_id: red.id }), 'previous_response_id of a redacted response');
+    // Its output items are withheld as well (an `item_reference` hands them back to the model).
+    const item = red.output[0]!.id!;
+    await withheld(c.responses.create({ model: 'gpt-4o', input: [{ type: 'item_reference', id: item }, { role: 'user', content: 'repeat that' }] }), 'item_reference to a redacted response item');
+    await c.responses.create({ model: 'gpt-4o', input: [{ type: 'item_reference', id: ok.output[0]!.id! }, { role: 'user', content: 'go on' }] }); // a passed one's may
     await c.responses.create({ model: 'gpt-4o', input: 'go on', previous_response_id: ok.id }); // a passed one may be continued
     // The owner may still delete it.
     await c.responses.delete(red.id);
@@ -147,6 +151,7 @@ describe('stored responses under the response guards', () => {
     assert.ok(id && text.length > 0);
     assert.doesNotMatch(text, /ghp_/);
     await withheld(c.responses.retrieve(id), 'GET of a redacted stream');
+    await withheld(c.responses.create({ model: 'gpt-4o', input: [{ type: 'item_reference', id: stored.get(id)!.output[0].id }] }), 'item_reference to a redacted stream item');
 
     let cleanId = '';
     for await (const ev of await c.responses.create({ model: 'gpt-4o', input: 'clean, streamed', stream: true })) if (ev.type === 'response.created') cleanId = ev.response.id;

@@ -65,7 +65,7 @@ export interface StoredScan {
 /** The response-guards module, as other modules see it. */
 export interface ResponseGuardsModule extends GatewayModule {
   /** Checks a stored output read back through the gateway (see `scanStored` below). */
-  scanStored(ctx: RequestContext, body: Record<string, unknown>, api?: string): Promise<StoredScan>;
+  scanStored(ctx: RequestContext, body: Record<string, unknown>, api?: string, state?: Record<string, unknown>): Promise<StoredScan>;
 }
 
 /** The audit summary of approvals in `ctx.state.approvals`. */
@@ -284,13 +284,15 @@ export function createResponseGuardsModule(mctx: ModuleContext): ResponseGuardsM
    * the caller's policy, without the creating request's context (no canary, no system prompt to
    * compare, no offered tools, no approvals). Returns the body to send: unchanged, rewritten, or in
    * its blocked form (`onBlock: fallback` gives the fallback message, any other the emptied form).
+   * Its guard records go to `state` (the request's by default; a caller scanning many outputs in
+   * one request passes its own and merges them).
    */
-  async function scanStored(ctx: RequestContext, body: Record<string, unknown>, api = 'responses'): Promise<StoredScan> {
+  async function scanStored(ctx: RequestContext, body: Record<string, unknown>, api = 'responses', state: Record<string, unknown> = ctx.state): Promise<StoredScan> {
     const cfg = engine.configFor(scopeOf(ctx));
     if (!cfg.enabled || !cfg.response.enabled) return { body, action: 'allow' };
     const checker = createOutputChecker(cfg, { trustedUrls: [] }, hashKey);
     const judge = cfg.response.unsafe.judge ? engine.judges.get('llama-guard') : undefined;
-    const s = new ResponseSession({ cfg, checker, ...(judge ? { judge } : {}), state: ctx.state, stage: 'response' });
+    const s = new ResponseSession({ cfg, checker, ...(judge ? { judge } : {}), state, stage: 'response' });
     let out;
     let recs: GuardRecord[] = [];
     try {
