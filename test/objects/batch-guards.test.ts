@@ -97,6 +97,17 @@ describe('batches under the request guards and the policy', () => {
     assert.match(byId.get('ok-3').message.content, /Hello there\./, 'a clean line is returned as made');
   });
 
+  test('an output file adopted before the check existed (no output_check) gets it when its batch is read', async () => {
+    const o = new OpenAI({ apiKey: await g.newKey('outscan'), baseURL: `${g.url}/v1`, maxRetries: 0 });
+    const f = await o.files.create({ file: await toFile(jsonl(line('pii-1', `Write to ${EMAIL} today.`)), 'in.jsonl'), purpose: 'batch' });
+    const batch = await o.batches.create({ input_file_id: f.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
+    const rows = () => g.gw.db.kysely.updateTable('object_owners').set({ output_check: null }).where('kind', '=', 'files').where('object_id', '=', batch.output_file_id!);
+    await rows().execute(); // as a gateway before migration 011 left it
+    await o.batches.retrieve(batch.id);
+    const text = await (await o.files.content(batch.output_file_id!)).text();
+    assert.doesNotMatch(text, /jane\.roe/);
+  });
+
   test('an output file larger than upstream.maxResponseBytes streams through the check, every line of it', async () => {
     const o = new OpenAI({ apiKey: await g.newKey('outscan'), baseURL: `${g.url}/v1`, maxRetries: 0 });
     const filler = 'lorem ipsum dolor sit amet '.repeat(15);
