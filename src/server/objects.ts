@@ -139,9 +139,24 @@ export function objectNotFound(kind: ObjectKind, id: string): GatewayError {
 export function referencedObjects(body: Record<string, unknown>): Array<[ObjectKind, string]> {
   const out: Array<[ObjectKind, string]> = [];
   if (typeof body.previous_response_id === 'string') out.push(['responses', body.previous_response_id]);
-  let budget = 10_000;
+  // Responses input items the upstream fills in from storage by their id: an `item_reference`
+  // (typed below; its `type` is optional), and a reasoning item sent without its content.
+  if (Array.isArray(body.input)) {
+    for (const it of body.input) {
+      if (!it || typeof it !== 'object' || Array.isArray(it)) continue;
+      const o = it as Record<string, unknown>;
+      if (o.id === undefined || o.id === null) continue;
+      const ref = ((o.type === undefined || o.type === null) && o.role === undefined) || (o.type === 'reasoning' && o.encrypted_content == null && o.summary == null);
+      if (ref) out.push(['response_items', typeof o.id === 'string' ? o.id : String(o.id)]);
+    }
+  }
+  // Every value is visited; a body with more than the walk checks is refused, not half-checked.
+  let budget = MAX_REFERENCE_WALK;
   const walk = (v: unknown, depth: number): void => {
-    if (depth > 32 || --budget < 0 || !v || typeof v !== 'object') return;
+    if (!v || typeof v !== 'object') return;
+    if (depth > MAX_REFERENCE_DEPTH || --budget < 0) {
+      throw new GatewayError('PCL_INVALID_REQUEST', { message: `The request has more parts (or deeper ones) than the gateway checks for object references (${MAX_REFERENCE_WALK} values, ${MAX_REFERENCE_DEPTH} levels).` });
+    }
     if (Array.isArray(v)) {
       for (const x of v) walk(x, depth + 1);
       return;
@@ -166,6 +181,24 @@ export function referencedObjects(body: Record<string, unknown>): Array<[ObjectK
   if (prompt && typeof prompt === 'object') walk(prompt.variables, 0);
   return out;
 }
+
+/**
+ * Whether a body offers tools whose calls the client runs (function and custom tools, legacy
+ * `functions`), which the tool guards check in each answer; the provider's own tools (web and
+ * file search, code interpreter) run upstream and are not among them.
+ */
+function offersFunctionTools(body: Record<string, unknown>): boolean {
+  if (Array.isArray(body.functions) && body.functions.length > 0) return true;
+  if (!Array.isArray(body.tools)) return false;
+  return body.tools.some((t) => {
+    const type = t && typeof t === 'object' ? (t as { type?: unknown }).type : undefined;
+    return type === undefined || type === 'function' || type === 'custom';
+  });
+}
+
+/** Values and nesting levels `referencedObjects` walks at most (a body beyond them is refused). */
+const MAX_REFERENCE_WALK = 200_000;
+const MAX_REFERENCE_DEPTH = 128;
 
 /** Output item ids of a Responses body (`output[].id`), at most 1 000. */
 function outputItemIds(response: unknown): string[] {
@@ -356,8 +389,8 @@ export const objectsModule: ModuleFactory = ({ config, db, identity, router, mod
     // The tool guards check a model's proposed calls in its answer (allow-list, arguments, SQL,
     // approvals), which a batch's output file cannot give them: no tools while they are enforced.
     const gcfg = engine?.configFor(scope);
-    if (gcfg?.enabled && gcfg.tools.enabled && gcfg.tools.mode === 'enforce' && ((Array.isArray(body.tools) && body.tools.length > 0) || (Array.isArray(body.functions) && body.functions.length > 0))) {
-      throw new GatewayError('PCL_INVALID_REQUEST', { message: 'Lines that offer tools cannot run in a batch while the tool guards are enforced (they check each proposed call when it is answered).', param: 'tools' });
+    if (gcfg?.enabled && gcfg.tools.enabled && gcfg.tools.mode === 'enforce' && offersFunctionTools(body)) {
+      throw new GatewayError('PCL_INVALID_REQUEST', { message: 'Lines that offer function tools cannot run in a batch while the tool guards are enforced (they check each proposed call when it is answered).', param: 'tools' });
     }
     const pol = modules.get('policy') as PolicyModule | undefined;
     if (pol) {
@@ -538,10 +571,14 @@ export const objectsModule: ModuleFactory = ({ config, db, identity, router, mod
       ctx.status = res.status;
       if (spec.action === 'content') {
         const ct = res.headers['content-type'];
+        // An error of the upstream body after the download began ends it (the client sees a cut
+        // body); it must not go unhandled. A client that leaves releases the upstream body at once.
+        const upstream = res.body as Partial<Readable>;
+        upstream.on?.('error', () => {});
+        reply.raw.once('close', () => {
+          if (!reply.raw.writableFinished) upstream.destroy?.();
+        });
         if (check === 'unscanned') {
-          // An error of the upstream body after the download began ends it (the client sees a cut
-          // body); it must not go unhandled.
-          (res.body as Partial<Readable>).on?.('error', () => {});
           return reply.code(res.status).headers(ctx.responseHeaders).header('content-type', typeof ct === 'string' ? ct : 'application/octet-stream').send(Readable.from(guardedOutputFile(ctx, res.body)));
         }
         const len = res.headers['content-length'];
@@ -551,6 +588,13 @@ export const objectsModule: ModuleFactory = ({ config, db, identity, router, mod
       }
       let obj = await readJson(res, p);
       if (spec.kind === 'responses' && spec.action === 'get') {
+        // Its output items, when it was not seen whole (background, a stream cut short): an
+        // `item_reference` to them is its owner's, as for one it saw (the check the response has).
+        const items = outputItemIds(obj);
+        if (items.length > 0 && check !== 'passed') {
+          const pr = ctx.principal!;
+          await owners.recordMany('response_items', items, { tenantId: pr.tenantId, keyId: pr.keyId, subject: pr.subject }, check ?? 'unscanned');
+        }
         obj = await guardStored(ctx, id!, check, obj);
         // A stored response carries the log-probabilities it was created with: rounded like a live one.
         if (roundDecimals !== undefined) obj = roundLogprobs(obj, roundDecimals);

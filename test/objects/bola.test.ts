@@ -175,6 +175,11 @@ describe('object ownership (BOLA) with the demo upstream', () => {
     assert.equal((await raw('POST', '/v1/responses', keyB, refBody)).status, 404, 'B references A item');
     assert.equal((await raw('POST', '/v1/responses', keyB, { ...refBody, input: [{ type: 'item_reference', id: 'msg_never_seen' }] })).status, 404, 'an item the gateway never saw');
     assert.equal((await raw('POST', '/v1/responses', g.key, refBody)).status, 200, 'the owner may');
+    // The item reference's `type` is optional in the API: without it (or null) it is checked all the same.
+    for (const ref of [{ id: itemId }, { type: null, id: itemId }]) assert.equal((await raw('POST', '/v1/responses', keyB, { ...refBody, input: [ref, { role: 'user', content: 'And another?' }] })).status, 404, JSON.stringify(ref));
+    // A body with more parts than the reference walk checks is refused, not half-checked.
+    const padded = await raw('POST', '/v1/responses', keyB, { model: 'demo', input: [{ role: 'user', content: Array.from({ length: 200_001 }, () => ({})) }], tools: [{ type: 'file_search', vector_store_ids: ['vs_x'] }] });
+    assert.equal(padded.status, 400);
     // Conversations are not routed, so their owners are unknown: refused.
     const conv = await raw('POST', '/v1/responses', g.key, { model: 'demo', input: 'hi', conversation: 'conv_abc' });
     assert.equal(conv.status, 400);

@@ -188,6 +188,9 @@ describe('stored responses under the response guards', () => {
     assert.equal(await ownerRow(q.id), 'unscanned');
     const got = await c.responses.retrieve(q.id);
     assert.match(textOf(got), /^Your key is \[[a-z_]+\]\. Keep it\.$/);
+    // Its output items, first seen on that read, are the owner's to reference.
+    const ref = await fetch(`${g.url}/v1/responses`, { method: 'POST', headers: { authorization: `Bearer ${g.key}`, 'content-type': 'application/json' }, body: JSON.stringify({ model: 'gpt-4o', input: [{ type: 'item_reference', id: got.output[0]!.id }, { role: 'user', content: 'clean, go on' }] }) });
+    assert.equal(ref.status, 200);
     const clean = await c.responses.create({ model: 'gpt-4o', input: 'clean, later', background: true });
     const raw = await fetch(`${g.url}/v1/responses/${clean.id}`, { headers: { authorization: `Bearer ${g.key}` } });
     assert.equal(raw.headers.get('x-portcullis-action'), null);
