@@ -463,9 +463,12 @@ export const objectsModule: ModuleFactory = ({ config, db, identity, router, mod
     // A batch's output holds what the model wrote, unseen by the gateway: checked when it is read.
     for (const id of ids) {
       if (!ID_RE.test(id)) continue;
-      await owners.record('files', id, owner, kind === 'batches' ? 'unscanned' : undefined);
+      // A batch is polled: a file already recorded (with its check) costs one read, no write.
+      const row = await owners.lookup('files', id);
+      if (row && (kind !== 'batches' || row.outputCheck !== null)) continue;
+      if (!row) await owners.record('files', id, owner, kind === 'batches' ? 'unscanned' : undefined);
       // An output file adopted before the check existed gets it now.
-      if (kind === 'batches') await owners.fillOutputCheck('files', id, 'unscanned');
+      else await owners.fillOutputCheck('files', id, 'unscanned');
     }
   }
 
