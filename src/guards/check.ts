@@ -65,9 +65,12 @@ export interface CheckResult {
 
 /** Thrown for bad `check` arguments (unknown detector, bad stage). */
 export class CheckInputError extends Error {
-  constructor(message: string) {
+  /** The input field at fault (`input[0].content`, `detectors` …), when one is. */
+  readonly param: string | undefined;
+  constructor(message: string, param?: string) {
     super(message);
     this.name = 'CheckInputError';
+    this.param = param;
   }
 }
 
@@ -93,7 +96,7 @@ export function guardNamesFor(engine: GuardEngine, detectors: readonly string[] 
   const all = engine.pipelineFor(scope).byStage.get(stage) ?? [];
   const out = new Set<string>();
   for (const d of detectors) {
-    if (!(CHECK_DETECTORS as readonly string[]).includes(d)) throw new CheckInputError(`unknown detector '${d}' (expected one of ${CHECK_DETECTORS.join(', ')})`);
+    if (!(CHECK_DETECTORS as readonly string[]).includes(d)) throw new CheckInputError(`unknown detector '${d}' (expected one of ${CHECK_DETECTORS.join(', ')})`, 'detectors');
     for (const g of all) {
       if (g.name === d || (d === 'regex' && g.name.startsWith('regex:')) || g.name === `judge:${d}` || (d === 'injection' && g.name === 'spotlight')) out.add(g.name);
     }
@@ -111,7 +114,8 @@ function readableMessages(input: readonly unknown[]): void {
   try {
     validateBody('chat', { model: 'guard-check', messages: input });
   } catch (e) {
-    if (e instanceof GatewayError) throw new CheckInputError(e.message.replaceAll("'messages", "'input"));
+    // The proxy names the field `messages[i]…`; here it is `input[i]…`.
+    if (e instanceof GatewayError) throw new CheckInputError(e.message.replaceAll("'messages", "'input"), e.param?.replace(/^messages/, 'input'));
     throw e;
   }
 }

@@ -38,7 +38,8 @@ export interface Pipeline {
   run(stage: Stage, segments: readonly Segment[], opts: RunOptions): Promise<PipelineOutcome>;
 }
 
-const RANK: Record<VerdictAction, number> = { allow: 0, flag: 1, transform: 2, block: 3 };
+/** Verdict actions by strength: block > transform > flag > allow. */
+export const ACTION_RANK: Readonly<Record<VerdictAction, number>> = { allow: 0, flag: 1, transform: 2, block: 3 };
 const COST_RANK = new Map<string, number>(COSTS.map((c, i) => [c, i]));
 
 /** Thrown when a guard is registered for a stage that does not exist or is malformed. */
@@ -150,7 +151,7 @@ function checkWithTimeout(g: Guard, input: GuardCall): Verdict | Promise<Verdict
 }
 
 function assertVerdict(g: Guard, v: Verdict): void {
-  if (!v || typeof v !== 'object' || !(v.action in RANK)) throw new Error(`guard ${g.name} returned an invalid verdict`);
+  if (!v || typeof v !== 'object' || !(v.action in ACTION_RANK)) throw new Error(`guard ${g.name} returned an invalid verdict`);
 }
 
 /** Builds a pipeline from guards; throws GuardRegistrationError for unknown stages or duplicate names. */
@@ -224,7 +225,7 @@ export function createPipeline(guards: readonly Guard[]): Pipeline {
         rec.applied = true;
         for (const c of verdict.categories) cats.add(c);
         outcome.findings.push(...(verdict.findings as SegmentFinding[]));
-        if (RANK[verdict.action] >= RANK[outcome.action]) {
+        if (ACTION_RANK[verdict.action] >= ACTION_RANK[outcome.action]) {
           outcome.action = verdict.action;
           outcome.decidedBy = g.name;
         }

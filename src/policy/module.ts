@@ -5,6 +5,7 @@
  */
 import { GatewayError } from '../errors.js';
 import type { RequestContext } from '../server/context.js';
+import type { Principal } from '../identity/types.js';
 import type { GatewayModule, ModuleFactory } from '../server/modules.js';
 import { loadCedarFiles } from './cedar.js';
 import { createPolicyEngine, maxOutputOf, operationOf, toolsOf, type Decision, type PolicyEngine } from './engine.js';
@@ -29,13 +30,31 @@ export interface PolicyModule extends GatewayModule {
   enforce(ctx: RequestContext, operation: string, model?: string): void;
 }
 
+/** The decision on a request body of `api` (operation, model, tools, output cap), as the `authorize` step takes it. */
+export function requestDecision(engine: PolicyEngine, principal: Principal, api: string, body: Record<string, unknown>, model: string | undefined, stream: boolean): Decision {
+  const tools = toolsOf(api, body);
+  const maxOut = maxOutputOf(api, body);
+  return engine.authorize(principal, {
+    operation: operationOf(api),
+    ...(model !== undefined ? { model } : {}),
+    ...(tools ? { tools } : {}),
+    ...(maxOut !== undefined ? { maxOutputTokens: maxOut } : {}),
+    context: { stream },
+  });
+}
+
+/** The 403 of a denial (its reason kept for the log and audit, never sent). */
+export function denialError(d: Extract<Decision, { allow: false }>): GatewayError {
+  return new GatewayError('PCL_FORBIDDEN', { internal: { reason: d.reason, layer: d.layer, detail: d.detail } });
+}
+
 /** Records a decision in the context and throws 403 on deny. */
 function apply(ctx: RequestContext, operation: string, d: Decision): void {
   const st: PolicyState = d.allow
     ? { operation, decision: 'allow', ...(d.maxOutputTokens !== undefined ? { maxOutputTokens: d.maxOutputTokens } : {}), ...(d.dataBoundary !== undefined ? { dataBoundary: d.dataBoundary } : {}) }
     : { operation, decision: 'deny', reason: d.reason, layer: d.layer, detail: d.detail };
   ctx.state.policy = st;
-  if (!d.allow) throw new GatewayError('PCL_FORBIDDEN', { internal: { reason: d.reason, layer: d.layer, detail: d.detail } });
+  if (!d.allow) throw denialError(d);
 }
 
 /** Creates the policy module. */
@@ -52,17 +71,7 @@ export const policyModule: ModuleFactory = ({ config }) => {
     steps: {
       authorize(ctx) {
         if (!ctx.principal) throw new GatewayError('PCL_UNAUTHENTICATED');
-        const operation = operationOf(ctx.api);
-        const tools = toolsOf(ctx.api, ctx.body);
-        const maxOut = maxOutputOf(ctx.api, ctx.body);
-        const d = engine.authorize(ctx.principal, {
-          operation,
-          ...(ctx.model !== undefined ? { model: ctx.model } : {}),
-          ...(tools ? { tools } : {}),
-          ...(maxOut !== undefined ? { maxOutputTokens: maxOut } : {}),
-          context: { stream: ctx.stream },
-        });
-        apply(ctx, operation, d);
+        apply(ctx, operationOf(ctx.api), requestDecision(engine, ctx.principal, ctx.api, ctx.body, ctx.model, ctx.stream));
       },
     },
     routes(app) {

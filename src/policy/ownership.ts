@@ -52,12 +52,8 @@ export interface OwnershipStore {
 /** Creates the ownership store over the gateway database. */
 export function createOwnershipStore(db: Kysely<Database>, now: () => number = Date.now): OwnershipStore {
   return {
-    async record(kind, id, owner, outputCheck) {
-      await db
-        .insertInto('object_owners')
-        .values({ kind, object_id: id, tenant_id: owner.tenantId, key_id: owner.keyId ?? null, subject: owner.subject?.slice(0, 1000) ?? null, created_at: now(), output_check: outputCheck ?? null })
-        .onConflict((oc) => oc.columns(['kind', 'object_id']).doNothing())
-        .execute();
+    record(kind, id, owner, outputCheck) {
+      return this.recordMany(kind, [id], owner, outputCheck);
     },
     async recordMany(kind, ids, owner, outputCheck) {
       const at = now();

@@ -17,7 +17,8 @@ import type { Database } from '../store/schema.js';
 import type { RequestContext } from './context.js';
 import { keyGate, type GatewayModule, type ModuleContext } from './modules.js';
 import { identify } from './proxy.js';
-import { validateBody } from './validate.js';
+import type { Principal } from '../identity/types.js';
+import type { PolicyScope } from '../guards/config.js';
 import { deleteInChunks } from '../store/chunked.js';
 import { tokenCodecFor } from '../limits/tokens.js';
 
@@ -131,7 +132,6 @@ function parseCheckBody(body: unknown): { input: string | CheckMessage[]; stage:
   if (typeof input !== 'string' && !(Array.isArray(input) && input.every((m) => m && typeof m === 'object' && typeof (m as any).role === 'string'))) {
     throw new GatewayError('PCL_INVALID_REQUEST', { message: "'input' must be a string or an array of messages with a role.", param: 'input' });
   }
-  if (Array.isArray(input)) checkMessages(input);
   const stage = (b.stage ?? 'request') as CheckStage;
   if (!['request', 'untrusted', 'response'].includes(stage)) throw new GatewayError('PCL_INVALID_REQUEST', { message: "'stage' must be request, untrusted or response.", param: 'stage' });
   let detectors: string[] | undefined;
@@ -142,27 +142,33 @@ function parseCheckBody(body: unknown): { input: string | CheckMessage[]; stage:
   return { input: input as string | CheckMessage[], stage, ...(detectors ? { detectors } : {}) };
 }
 
-/**
- * Message content the guards can read, checked as the proxy checks a chat request (validate.ts):
- * content the check cannot read (an object, a number) is a 400 naming it, not an `allow` verdict
- * on text nobody looked at.
- */
-function checkMessages(input: unknown[]): void {
-  if (input.length === 0) return;
-  try {
-    validateBody('chat', { model: 'guard-check', messages: input });
-  } catch (e) {
-    // The proxy names the field `messages[i]…`; here it is `input[i]…`.
-    if (e instanceof GatewayError && e.param?.startsWith('messages')) {
-      throw new GatewayError('PCL_INVALID_REQUEST', { message: e.message.replaceAll("'messages", "'input"), param: e.param.replace(/^messages/, 'input') });
-    }
-    throw e;
-  }
-}
-
 function limitError(e: GuardLimitError): GatewayError {
   const what = e.limit === 'segments' ? `over ${e.max} text parts` : `${e.limit === 'segment' ? 'one text part' : 'total text'} over ${e.max} characters`;
   return new GatewayError('PCL_BODY_TOO_LARGE', { message: `The input is larger than the guards accept (${what}).` });
+}
+
+/** The guard policy scope of a caller: its tenant name, tier and key id. */
+export function guardScope(p: Principal | undefined): PolicyScope {
+  return { ...(p?.tenantName !== undefined ? { tenantName: p.tenantName } : {}), ...(p?.tier !== undefined ? { tier: p.tier } : {}), ...(p?.keyId !== undefined ? { keyId: p.keyId } : {}) };
+}
+
+/** The client's refusal for a request-stage run that failed (`engine.runRequest` threw). */
+export function requestRunError(e: unknown): GatewayError {
+  if (e instanceof GuardLimitError) return limitError(e);
+  if (e instanceof GuardInputError) {
+    return new GatewayError('PCL_INVALID_REQUEST', {
+      message: `Token-id input cannot be inspected by this gateway's guards${e.model ? ` for model '${e.model}'` : ''}: send the text instead of token ids.`,
+      param: e.path.join('.'),
+    });
+  }
+  // Anything else (e.g. the shared vault unreachable) fails closed: nothing is forwarded unchecked.
+  return e instanceof GatewayError ? e : new GatewayError('PCL_GUARD_FAILED', { internal: (e as Error)?.message ?? String(e) });
+}
+
+/** The client's refusal for a request-stage run that blocked, naming the deciding guard in its headers. */
+export function requestBlockError(outcome: PipelineOutcome): GatewayError {
+  const err = blockError(outcome);
+  return new GatewayError(err.code, { ...(err.details ? { details: err.details } : {}), headers: { 'x-portcullis-guard': outcome.decidedBy ?? 'guards', 'x-portcullis-action': 'block' }, internal: err.internal });
 }
 
 /** The guards module; later modules (response guards, admin API) reach the engine through it. */
@@ -205,33 +211,23 @@ export function createGuardsModule(mctx: ModuleContext, engine: GuardEngine): Gu
     engine,
     steps: {
       async requestGuards(ctx) {
-        const tenantName = ctx.principal?.tenantName;
+        const scope = guardScope(ctx.principal);
         // Guards switched off for this caller (globally or by override): nothing to inspect or record.
-        if (!engine.hasRequestGuards({ ...(tenantName !== undefined ? { tenantName } : {}), ...(ctx.principal?.tier !== undefined ? { tier: ctx.principal.tier } : {}), ...(ctx.principal?.keyId !== undefined ? { keyId: ctx.principal.keyId } : {}) })) return;
+        if (!engine.hasRequestGuards(scope)) return;
         const conversationId = ctx.state.conversationId as string | undefined;
         // The vault is scoped to tenant and key: another key guessing a conversation id gets nothing back.
         const vaultScope = ctx.principal ? `${ctx.principal.tenantId}/${ctx.principal.keyId ?? ctx.principal.subject}` : undefined;
         let run;
         try {
           run = await engine.runRequest(ctx.api, ctx.body, {
-            ...(tenantName !== undefined ? { tenantName } : {}),
-            ...(ctx.principal?.tier !== undefined ? { tier: ctx.principal.tier } : {}),
-            ...(ctx.principal?.keyId !== undefined ? { keyId: ctx.principal.keyId } : {}),
+            ...scope,
             ...(vaultScope ? { tenant: vaultScope } : {}),
             ...(conversationId ? { conversationId } : {}),
             requestId: ctx.requestId,
             state: ctx.state,
           });
         } catch (e) {
-          if (e instanceof GuardLimitError) throw limitError(e);
-          if (e instanceof GuardInputError) {
-            throw new GatewayError('PCL_INVALID_REQUEST', {
-              message: `Token-id input cannot be inspected by this gateway's guards${e.model ? ` for model '${e.model}'` : ''}: send the text instead of token ids.`,
-              param: e.path.join('.'),
-            });
-          }
-          // Anything else (e.g. the shared vault unreachable) fails closed: nothing is forwarded unchecked.
-          throw e instanceof GatewayError ? e : new GatewayError('PCL_GUARD_FAILED', { internal: (e as Error)?.message ?? String(e) });
+          throw requestRunError(e);
         }
         const { outcome } = run;
         // In a conversation the model may refer to placeholders of earlier turns (e.g. Responses
@@ -241,9 +237,8 @@ export function createGuardsModule(mctx: ModuleContext, engine: GuardEngine): Gu
         ctx.state.guardRun = { outcome, pseudonyms } satisfies GuardRunState;
         decisionHeaders(ctx, outcome);
         if (outcome.action === 'block') {
-          const err = blockError(outcome);
           if (outcome.failed) log.warn({ reqId: ctx.requestId, guard: outcome.decidedBy, records: outcome.records.filter((r) => r.error) }, 'guard failed closed');
-          throw new GatewayError(err.code, { ...(err.details ? { details: err.details } : {}), headers: { 'x-portcullis-guard': outcome.decidedBy ?? 'guards', 'x-portcullis-action': 'block' }, internal: err.internal });
+          throw requestBlockError(outcome);
         }
         ctx.body = run.body;
       },
@@ -285,7 +280,7 @@ export function createGuardsModule(mctx: ModuleContext, engine: GuardEngine): Gu
           return await check(input, { stage, engine, tenant: principal.tenantName, ...(principal.tier !== undefined ? { tier: principal.tier } : {}), ...(principal.keyId !== undefined ? { keyId: principal.keyId } : {}), ...(detectors ? { detectors } : {}) });
         } catch (e) {
           if (e instanceof GuardLimitError) throw limitError(e);
-          if (e instanceof CheckInputError) throw new GatewayError('PCL_INVALID_REQUEST', { message: e.message, param: 'detectors' });
+          if (e instanceof CheckInputError) throw new GatewayError('PCL_INVALID_REQUEST', { message: e.message, ...(e.param ? { param: e.param } : {}) });
           throw e;
         }
       });

@@ -10,7 +10,8 @@ import { Readable, Transform, type TransformCallback } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { GatewayError } from '../errors.js';
 import { createOwnershipStore, type ObjectKind, type OutputCheck, type OwnershipStore } from '../policy/ownership.js';
-import type { PolicyModule } from '../policy/module.js';
+import { denialError, requestDecision, type PolicyModule } from '../policy/module.js';
+import { ACTION_RANK } from '../guards/pipeline.js';
 import { mapTransportError } from '../providers/http.js';
 import type { Provider, RawUpstreamRequest, UpstreamResponse } from '../providers/types.js';
 import type { RequestContext, SseEvent } from './context.js';
@@ -23,11 +24,8 @@ import type { AnalyticsConfig } from '../analytics/config.js';
 import type { ResponseGuardsModule, StoredScan } from '../guards/response/module.js';
 import { randomBytes } from 'node:crypto';
 import type { Api } from '../providers/types.js';
-import type { GuardsModule } from './guard-api.js';
+import { guardScope, requestBlockError, requestRunError, type GuardsModule } from './guard-api.js';
 import type { GuardRecord } from '../guards/types.js';
-import { blockError } from '../guards/pipeline.js';
-import { GuardInputError, GuardLimitError } from '../guards/engine-core.js';
-import { maxOutputOf, operationOf, toolsOf } from '../policy/engine.js';
 import { guardBatchInput } from './batch-input.js';
 import { validateBody } from './validate.js';
 
@@ -67,8 +65,6 @@ export const OBJECT_ROUTES: readonly RouteSpec[] = [
   { method: 'GET', url: '/v1/responses/:id', kind: 'responses', action: 'get', path: (id) => `/responses/${id}` },
   { method: 'DELETE', url: '/v1/responses/:id', kind: 'responses', action: 'delete', path: (id) => `/responses/${id}` },
 ];
-
-const ACTION_RANK: Record<GuardRecord['action'], number> = { allow: 0, flag: 1, transform: 2, block: 3 };
 
 /** Moves the guard records `scratch` collected into `into`, one per guard and mode (counts summed, the strongest action kept). */
 function mergeRecords(into: Map<string, GuardRecord>, scratch: Record<string, unknown>): void {
@@ -120,9 +116,13 @@ export function responseWithheld(id: string, reference?: 'previous_response_id' 
  * whether the body holds the whole output (a background or unfinished response does not).
  */
 function bodyOutputCheck(ctx: RequestContext, body: Record<string, unknown>): OutputCheck {
+  return outputCheck(ctx, ctx.body.background !== true && body.status !== 'queued' && body.status !== 'in_progress');
+}
+
+/** What the response guards made of the output sent: withheld, passed (checked in enforce mode, and `whole`), or unscanned. */
+function outputCheck(ctx: RequestContext, whole: boolean): OutputCheck {
   if (ctx.state.outputWithheld === true) return 'withheld';
-  const unfinished = ctx.body.background === true || body.status === 'queued' || body.status === 'in_progress';
-  return ctx.state.outputGuarded === true && !unfinished ? 'passed' : 'unscanned';
+  return ctx.state.outputGuarded === true && whole ? 'passed' : 'unscanned';
 }
 
 /** The 404 for an object that does not exist or belongs to another tenant (same answer for both). */
@@ -385,7 +385,7 @@ export const objectsModule: ModuleFactory = ({ config, db, identity, router, mod
     // The objects it names must be the caller's (and not withheld), as for a live request.
     await checkReferences(ctx, api, body);
     const engine = (modules.get('guards') as GuardsModule | undefined)?.engine;
-    const scope = { ...(pr.tenantName !== undefined ? { tenantName: pr.tenantName } : {}), ...(pr.tier !== undefined ? { tier: pr.tier } : {}), ...(pr.keyId !== undefined ? { keyId: pr.keyId } : {}) };
+    const scope = guardScope(pr);
     // The tool guards check a model's proposed calls in its answer (allow-list, arguments, SQL,
     // approvals), which a batch's output file cannot give them: no tools while they are enforced.
     const gcfg = engine?.configFor(scope);
@@ -394,34 +394,21 @@ export const objectsModule: ModuleFactory = ({ config, db, identity, router, mod
     }
     const pol = modules.get('policy') as PolicyModule | undefined;
     if (pol) {
-      const tools = toolsOf(api, body);
-      const maxOut = maxOutputOf(api, body);
-      const d = pol.engine.authorize(pr, {
-        operation: operationOf(api),
-        ...(typeof body.model === 'string' ? { model: body.model } : {}),
-        ...(tools ? { tools } : {}),
-        ...(maxOut !== undefined ? { maxOutputTokens: maxOut } : {}),
-        context: { stream: false },
-      });
-      if (!d.allow) throw new GatewayError('PCL_FORBIDDEN', { internal: { reason: d.reason, layer: d.layer, detail: d.detail } });
+      const d = requestDecision(pol.engine, pr, api, body, typeof body.model === 'string' ? body.model : undefined, false);
+      if (!d.allow) throw denialError(d);
     }
     if (!engine || !engine.hasRequestGuards(scope)) return body;
     let run;
     try {
       run = await engine.runRequest(api, body, { ...scope, tenant: `${pr.tenantId}/${pr.keyId ?? pr.subject}`, requestId: ctx.requestId });
     } catch (e) {
-      if (e instanceof GuardLimitError) throw new GatewayError('PCL_BODY_TOO_LARGE', { message: `The input is larger than the guards accept (${e.limit}: over ${e.max}).` });
-      if (e instanceof GuardInputError) throw new GatewayError('PCL_INVALID_REQUEST', { message: 'Token-id input cannot be inspected by the guards: send the text instead of token ids.' });
-      throw e instanceof GatewayError ? e : new GatewayError('PCL_GUARD_FAILED', { internal: (e as Error)?.message ?? String(e) });
+      throw requestRunError(e);
     }
     const { outcome } = run;
     // The verdicts that acted or would have, for the audit event (bounded).
     const recs = ((ctx.state.guards ??= []) as GuardRecord[]);
     for (const r of outcome.records) if ((r.action !== 'allow' || r.error) && recs.length < 200) recs.push(r);
-    if (outcome.action === 'block') {
-      const err = blockError(outcome);
-      throw new GatewayError(err.code, { ...(err.details ? { details: err.details } : {}), headers: { 'x-portcullis-guard': outcome.decidedBy ?? 'guards', 'x-portcullis-action': 'block' }, internal: err.internal });
-    }
+    if (outcome.action === 'block') throw requestBlockError(outcome);
     return run.body;
   }
 
@@ -666,7 +653,7 @@ export const objectsModule: ModuleFactory = ({ config, db, identity, router, mod
           },
           async end() {
             if (recorded === undefined) return [];
-            const check: OutputCheck = ctx.state.outputWithheld === true ? 'withheld' : ctx.state.outputGuarded === true && ctx.outputComplete === true ? 'passed' : 'unscanned';
+            const check = outputCheck(ctx, ctx.outputComplete === true);
             if (check !== 'unscanned') await owners.setOutputCheck('responses', recorded, check);
             if (items.size > 0) await owners.recordMany('response_items', [...items], owner, check);
             return [];

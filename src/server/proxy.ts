@@ -17,7 +17,7 @@ import type { Config } from '../config/schema.js';
 import type { AuditRequestState } from '../audit/event.js';
 import type { ProxySteps, RequestContext, SseEvent, StreamReask, TokenUsage } from './context.js';
 import { readBounded, upstreamStatusError } from './upstream-errors.js';
-import { addUsage, isTerminalEvent, OutputMeter, usageFromBody, usageFromEvent } from './usage.js';
+import { addUsage, inputEstimate, isTerminalEvent, OutputMeter, usageFromBody, usageFromEvent } from './usage.js';
 import { validateBody } from './validate.js';
 import { jsonDepthExceeds } from './body.js';
 import { phase } from '../tracing/phases.js';
@@ -265,7 +265,7 @@ async function relayStream(
   /** Whether a re-asked second upstream call was made (its usage, if any, is then in `ctx.usage`). */
   let secondCall = false;
   /** Input tokens of one upstream call that reported none: the admission's estimate, else the body's length / 4. */
-  const inputEstimate = () => (ctx.state.limits as { estimatedInputTokens?: number } | undefined)?.estimatedInputTokens ?? Math.ceil(JSON.stringify(upstreamBody).length / 4);
+
   /** Sends events; `parsed[i]`, when given, is JSON.parse(evs[i].data) (events relayed unchanged). */
   const write = async (evs: SseEvent[], parsed?: unknown[]) => {
     if (evs.length === 0 || out.destroyed) return;
@@ -321,7 +321,7 @@ async function relayStream(
       await transform!.end();
       transform = undefined;
       const u = ctx.usage;
-      carried = terminal && u ? u : { inputTokens: u?.inputTokens || inputEstimate(), outputTokens: Math.max(u?.outputTokens ?? 0, Math.ceil(reask.outputChars / 4)), cachedInputTokens: u?.cachedInputTokens ?? 0 };
+      carried = terminal && u ? u : { inputTokens: u?.inputTokens || inputEstimate(ctx, upstreamBody), outputTokens: Math.max(u?.outputTokens ?? 0, Math.ceil(reask.outputChars / 4)), cachedInputTokens: u?.cachedInputTokens ?? 0 };
       const next = !wrote && !ctx.aborted && deps.steps.reaskStream ? await deps.steps.reaskStream(ctx, upstreamBody, ac) : undefined;
       if (!next) {
         await write(reask.events);
@@ -360,7 +360,7 @@ async function relayStream(
       const u = secondCall ? ctx.usage : undefined;
       if (u) ctx.usage = addUsage(carried, u);
       else if (secondCall) {
-        ctx.usage = { inputTokens: carried.inputTokens + inputEstimate(), outputTokens: carried.outputTokens, cachedInputTokens: carried.cachedInputTokens ?? 0 };
+        ctx.usage = { inputTokens: carried.inputTokens + inputEstimate(ctx, upstreamBody), outputTokens: carried.outputTokens, cachedInputTokens: carried.cachedInputTokens ?? 0 };
         ctx.outputComplete = undefined;
       } else ctx.usage = carried;
     }

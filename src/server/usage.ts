@@ -1,6 +1,6 @@
 /** Extracts token usage from provider responses (whole bodies and stream events). */
 import type { Api } from '../providers/types.js';
-import type { TokenUsage } from './context.js';
+import type { RequestContext, TokenUsage } from './context.js';
 
 const num = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : 0);
 
@@ -14,6 +14,14 @@ function anthropicUsage(u: any): TokenUsage {
     if (w1h > 0) out.cacheWrite1hInputTokens = Math.min(w1h, w);
   }
   return out;
+}
+
+/**
+ * The input tokens of one upstream call of the request, when the upstream reported none: the
+ * limits' admission estimate, or about one token per four characters of the body sent.
+ */
+export function inputEstimate(ctx: RequestContext, sent: Record<string, unknown>): number {
+  return (ctx.state.limits as { estimatedInputTokens?: number } | undefined)?.estimatedInputTokens ?? Math.ceil(JSON.stringify(sent).length / 4);
 }
 
 /** The usage of two upstream calls together (a re-ask). */

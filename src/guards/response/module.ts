@@ -10,11 +10,11 @@ import { GatewayError } from '../../errors.js';
 import { newCanary } from '../../detect/leakage/random.js';
 import { toolAllowed } from '../../detect/tools/index.js';
 import type { PolicyModule } from '../../policy/module.js';
-import type { GuardsModule } from '../../server/guard-api.js';
+import { guardScope, type GuardsModule } from '../../server/guard-api.js';
 import type { RequestContext } from '../../server/context.js';
 import type { GatewayModule, ModuleContext } from '../../server/modules.js';
 import { readBounded } from '../../server/upstream-errors.js';
-import { addUsage, OutputMeter, usageFromBody } from '../../server/usage.js';
+import { addUsage, inputEstimate, OutputMeter, usageFromBody } from '../../server/usage.js';
 import { inspect, writeBack } from '../inspect.js';
 import type { GuardsConfig, PolicyScope } from '../config.js';
 import type { GuardRecord } from '../types.js';
@@ -42,9 +42,6 @@ export interface ResponseGuardState {
   /** Tools removed from the request (strip mode) and why. */
   stripped: Array<{ name: string; reason: 'not_allowed' | 'tool_poisoning' }>;
 }
-
-/** Characters of a request body as sent (for an input estimate when the limits made none). */
-const bodyLength = (b: Record<string, unknown>): number => JSON.stringify(b).length;
 
 /** Estimated output tokens of a whole response body. */
 function meterOf(body: unknown): number {
@@ -76,8 +73,7 @@ export interface ApprovalAudit {
 }
 
 function scopeOf(ctx: RequestContext): PolicyScope {
-  const p = ctx.principal;
-  return { ...(p?.tenantName !== undefined ? { tenantName: p.tenantName } : {}), ...(p?.tier !== undefined ? { tier: p.tier } : {}), ...(p?.keyId !== undefined ? { keyId: p.keyId } : {}) };
+  return guardScope(ctx.principal);
 }
 
 /** Removes tools by index from a request body (and a `tool_choice` that names one of them). */
@@ -335,9 +331,9 @@ export function createResponseGuardsModule(mctx: ModuleContext): ResponseGuardsM
     // Both calls are charged. A call that reported no usage counts on an estimate: the admission's
     // input estimate (the re-ask sends the input again) and its output, counted.
     const reported = usageFromBody(ctx.api, parsed);
-    const inputEstimate = (ctx.state.limits as { estimatedInputTokens?: number } | undefined)?.estimatedInputTokens ?? Math.ceil(bodyLength(body) / 4);
-    const second = reported ?? { inputTokens: inputEstimate, outputTokens: meterOf(parsed) };
-    const first = ctx.usage ?? { inputTokens: inputEstimate, outputTokens: ctx.outputMeter?.tokens() ?? 0 };
+    const input = inputEstimate(ctx, body);
+    const second = reported ?? { inputTokens: input, outputTokens: meterOf(parsed) };
+    const first = ctx.usage ?? { inputTokens: input, outputTokens: ctx.outputMeter?.tokens() ?? 0 };
     if (!reported || !ctx.usage) ctx.usageEstimated = true;
     ctx.usage = addUsage(first, second);
     ctx.state.reasked = true;

@@ -2,6 +2,7 @@
  * The response-guard session of one request: the output checker, the judge, the tool-call
  * checks with approvals, and the verdict records. Bodies and streams both go through it.
  */
+import { ACTION_RANK } from '../pipeline.js';
 import { GatewayError } from '../../errors.js';
 import type { GuardsConfig } from '../config.js';
 import type { Judge } from '../judges/index.js';
@@ -53,7 +54,6 @@ interface Agg {
   stage: Stage;
 }
 
-const RANK: Record<VerdictAction, number> = { allow: 0, flag: 1, transform: 2, block: 3 };
 
 /** One output-side finding as the audit trail records it: never the value, only its span length. */
 export interface ResponseFindingRecord {
@@ -91,7 +91,7 @@ export class ResponseSession {
       a = { act: 'allow', categories: new Set(), findings: 0, latencyMs: 0, stage };
       this.agg.set(guard, a);
     }
-    if (RANK[act] > RANK[a.act]) a.act = act;
+    if (ACTION_RANK[act] > ACTION_RANK[a.act]) a.act = act;
     // The released output differs from what the upstream stored (stored responses must not be returned raw).
     if ((act === 'block' || act === 'transform') && !this.isShadow(guard)) this.o.state.outputWithheld = true;
     for (const c of categories) a.categories.add(c);
